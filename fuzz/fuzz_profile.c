@@ -1,0 +1,37 @@
+/*
+ * The profile loader end to end: UCL text -> profile -> rule checks -> every
+ * renderer. The catalog is the built-in one, parsed once.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "msp/framework.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static msp_fw_catalog_t *cat;
+    if (cat == NULL && msp_fw_catalog_builtin(&cat, NULL) != MSP_OK) {
+        abort();
+    }
+    msp_fw_profile_t *p;
+    if (msp_fw_profile_parse(cat, "fuzz", (const char *)data, size, &p, NULL) != MSP_OK) {
+        return 0;
+    }
+    msp_fw_check(p);
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 24);
+    msp_fw_render_findings(p, &b);
+    if (p->name != NULL) {
+        for (int f = MSP_FW_TEXT; f <= MSP_FW_HTML; f++) {
+            msp_fw_render_report(p, (msp_fw_format_t)f, &b);
+            const msp_fw_profile_t *one[1] = {p};
+            msp_fw_render_compare(one, 1, (msp_fw_format_t)f, &b);
+            b.len = 0;
+        }
+    }
+    msp_buf_free(&b);
+    msp_fw_profile_free(p);
+    return 0;
+}

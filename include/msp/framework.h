@@ -1,0 +1,218 @@
+/*
+ * The MSP Framework of ETSI TS 103 523-1 (Part 1): the catalog of MSP
+ * Template Requirements (clause 6, Tables 6.2-6.5), profiles that record a
+ * Selection Process and Conformance Analysis (clause 6.1), the rules a
+ * profile is checked against, and the renderers for its tables.
+ *
+ * Ownership: a catalog and a profile each own everything they point to
+ * (strings point into their parsed UCL document); free them with their
+ * _free function. A profile keeps a pointer to its catalog, which must
+ * outlive it.
+ */
+#ifndef MSP_FRAMEWORK_H
+#define MSP_FRAMEWORK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msp/buf.h"
+#include "msp/error.h"
+#include "msp/ucl.h"
+
+/* ---- catalog ---------------------------------------------------------- */
+
+typedef enum msp_fw_principle {
+    MSP_FW_DP, /* Data Protection (Table 6.2) */
+    MSP_FW_T,  /* Transparency (Table 6.3) */
+    MSP_FW_AC, /* Access Control (Table 6.4) */
+    MSP_FW_GC, /* Good Citizen (Table 6.5) */
+    MSP_FW_PRINCIPLES
+} msp_fw_principle_t;
+
+typedef struct msp_fw_template {
+    const char *ref;  /* "E.DP.3.1" */
+    const char *text; /* normative text as printed */
+    int parent;       /* catalog index of the parent, -1 for a top-level requirement */
+    msp_fw_principle_t principle;
+    int middlebox; /* 0: an endpoint requirement (E.), 1: a middlebox one (M.) */
+    int mandatory; /* 1: Mandatory, 0: Optional (Table 6.1) */
+} msp_fw_template_t;
+
+typedef struct msp_fw_catalog {
+    msp_fw_template_t *reqs; /* in table order */
+    size_t count;
+    msp_ucl_doc_t *doc;
+} msp_fw_catalog_t;
+
+/** Parses a catalog (data/framework/catalog.ucl). err->where is "LINE" or a ref. */
+int msp_fw_catalog_parse(const char *text, size_t len, msp_fw_catalog_t **out, msp_error_t *err);
+
+/** The catalog compiled into msp. */
+int msp_fw_catalog_builtin(msp_fw_catalog_t **out, msp_error_t *err);
+
+void msp_fw_catalog_free(msp_fw_catalog_t *cat);
+
+/** Index of ref in the catalog, or -1. */
+int msp_fw_catalog_find(const msp_fw_catalog_t *cat, const char *ref);
+
+/** "Data Protection", "Transparency", ... */
+const char *msp_fw_principle_name(msp_fw_principle_t p);
+/** "DP", "T", "AC", "GC" */
+const char *msp_fw_principle_code(msp_fw_principle_t p);
+
+/* ---- profiles --------------------------------------------------------- */
+
+typedef enum msp_fw_label {
+    MSP_FW_NONE = 0, /* not given (yet) */
+    MSP_FW_MM,       /* MSP-Mandatory */
+    MSP_FW_PM,       /* Profile-Mandatory */
+    MSP_FW_PO,       /* Profile-Optional */
+    MSP_FW_PNA,      /* Profile-Not-Applicable */
+    MSP_FW_PR,       /* Profile-Rejected */
+} msp_fw_label_t;
+
+/** "MM", ...; "" for MSP_FW_NONE. */
+const char *msp_fw_label_code(msp_fw_label_t l);
+/** "MSP-Mandatory", ... */
+const char *msp_fw_label_name(msp_fw_label_t l);
+
+/** One row of a profile: the values as printed, and the correction if any. */
+typedef struct msp_fw_row {
+    int present;               /* the profile has a block for this requirement */
+    uint32_t line;             /* where that block starts */
+    msp_fw_label_t label;      /* as printed */
+    int met;                   /* as printed; -1 when not given */
+    const char *text;          /* as printed; NULL when not given */
+    const char *justification; /* NULL when not given */
+    int has_erratum;
+    msp_fw_label_t fix_label; /* MSP_FW_NONE: label not corrected */
+    int fix_met;              /* -1: met not corrected */
+    const char *fix_text;     /* NULL: text not corrected */
+    const char *why;
+} msp_fw_row_t;
+
+/** The label, met and text after errata. */
+msp_fw_label_t msp_fw_row_label(const msp_fw_row_t *r);
+int msp_fw_row_met(const msp_fw_row_t *r);
+const char *msp_fw_row_text(const msp_fw_row_t *r);
+
+/** An erratum in the analysis prose, recorded against its clause. */
+typedef struct msp_fw_clause_erratum {
+    const char *clause;
+    const char *printed;
+    const char *should_be;
+    const char *why;
+    uint32_t line;
+} msp_fw_clause_erratum_t;
+
+typedef enum msp_fw_severity {
+    MSP_FW_ERROR,
+    MSP_FW_WARNING,
+    MSP_FW_ERRATUM,
+} msp_fw_severity_t;
+
+#define MSP_FW_MAX_FINDINGS 1000
+
+typedef struct msp_fw_finding {
+    char ref[32]; /* a requirement ref, a clause, or "profile" */
+    msp_fw_severity_t severity;
+    char message[1024];
+} msp_fw_finding_t;
+
+typedef struct msp_fw_profile {
+    const msp_fw_catalog_t *cat;
+    char source_name[128]; /* what the user named it by: a path or a shipped name */
+    const char *name;      /* profile.name */
+    const char *title;
+    const char *source;
+    msp_fw_row_t *rows; /* cat->count rows, indexed like the catalog */
+    msp_fw_clause_erratum_t *errata;
+    size_t nerrata;
+    msp_fw_finding_t *findings;
+    size_t nfindings;
+    size_t dropped_findings; /* past MSP_FW_MAX_FINDINGS */
+    msp_ucl_doc_t *doc;
+} msp_fw_profile_t;
+
+/**
+ * Reads a profile. Structural problems (unknown ref, duplicate, missing
+ * field, wrong type, unknown key) become error findings and the call still
+ * succeeds, so that one run reports all of them. Only input that cannot be
+ * read as UCL at all fails: MSP_ERR_SYNTAX / MSP_ERR_LIMIT with err->where
+ * the line number. source_name prefixes the findings.
+ */
+int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, const char *text, size_t len,
+                         msp_fw_profile_t **out, msp_error_t *err);
+
+/**
+ * Loads a profile by what a user typed: a path (anything with a '/' or
+ * ending in ".ucl", or an existing file), else a shipped profile name.
+ */
+int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **out, msp_error_t *err);
+
+void msp_fw_profile_free(msp_fw_profile_t *p);
+
+/** The name of the i-th shipped profile (0-based), or NULL past the last. */
+const char *msp_fw_shipped_name(size_t i);
+
+/** Applies the Selection Process and Conformance Analysis rules; adds findings. */
+void msp_fw_check(msp_fw_profile_t *p);
+
+/** Adds a finding (the message is printf-formatted). */
+void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Number of findings of this severity. */
+size_t msp_fw_count(const msp_fw_profile_t *p, msp_fw_severity_t sev);
+
+/** 1 when every MM requirement is met after errata (the profile may be in the MSP series). */
+int msp_fw_in_series(const msp_fw_profile_t *p);
+
+/* ---- text rules --------------------------------------------------------- */
+
+/**
+ * Compares a profile text with its template text word by word. *changed
+ * (may be NULL) receives a bitmap of the profile's words that differ, for
+ * emphasis, up to 256 words. Returns the kind of change:
+ */
+typedef enum msp_fw_textdiff {
+    MSP_FW_TEXT_SAME,       /* identical (whitespace aside) */
+    MSP_FW_TEXT_MAY_SHALL,  /* only "may" -> "shall" */
+    MSP_FW_TEXT_MAY_SHOULD, /* only "may" -> "should" */
+    MSP_FW_TEXT_OTHER,      /* anything else */
+} msp_fw_textdiff_t;
+
+typedef struct msp_fw_wordmap {
+    uint64_t bits[4];
+} msp_fw_wordmap_t;
+
+msp_fw_textdiff_t msp_fw_text_diff(const char *tmpl, const char *text, msp_fw_wordmap_t *changed, char *where,
+                                   size_t where_len);
+
+/* ---- rendering ---------------------------------------------------------- */
+
+typedef enum msp_fw_format {
+    MSP_FW_TEXT,
+    MSP_FW_MD,
+    MSP_FW_JSON,
+    MSP_FW_HTML,
+} msp_fw_format_t;
+
+/** Parses "text", "md", "json", "html"; -1 otherwise. */
+int msp_fw_format_parse(const char *s);
+
+/** The verdict as one sentence: "may be part of the MSP series: ..." or "not part of ...: REFS." */
+void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *out);
+
+/** Findings as lines "SOURCE:REF: severity: message\n". */
+int msp_fw_render_findings(const msp_fw_profile_t *p, msp_buf_t *out);
+/** The four tables, verdict, errata and findings (clause 6.1.3, Annex B/C shape). */
+int msp_fw_render_report(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *out);
+/** The template requirements (Tables 6.2-6.5). */
+int msp_fw_render_catalog(const msp_fw_catalog_t *cat, msp_fw_format_t fmt, msp_buf_t *out);
+/** One matrix, a column per profile. */
+int msp_fw_render_compare(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *out);
+/** A profile skeleton with every requirement and its template text, labels to fill in. */
+int msp_fw_render_new(const msp_fw_catalog_t *cat, const char *name, msp_buf_t *out);
+
+#endif

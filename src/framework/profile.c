@@ -1,0 +1,413 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "embedded.h"
+#include "fw.h"
+
+static const char *const label_codes[] = {"", "MM", "PM", "PO", "PNA", "PR"};
+static const char *const label_names[] = {
+    "", "MSP-Mandatory", "Profile-Mandatory", "Profile-Optional", "Profile-Not-Applicable", "Profile-Rejected"};
+
+const char *msp_fw_label_code(msp_fw_label_t l)
+{
+    return (unsigned)l <= MSP_FW_PR ? label_codes[l] : "?";
+}
+
+const char *msp_fw_label_name(msp_fw_label_t l)
+{
+    return (unsigned)l <= MSP_FW_PR ? label_names[l] : "?";
+}
+
+msp_fw_label_t msp_fw_row_label(const msp_fw_row_t *r)
+{
+    return r->fix_label != MSP_FW_NONE ? r->fix_label : r->label;
+}
+
+int msp_fw_row_met(const msp_fw_row_t *r)
+{
+    return r->fix_met >= 0 ? r->fix_met : r->met;
+}
+
+const char *msp_fw_row_text(const msp_fw_row_t *r)
+{
+    return r->fix_text != NULL ? r->fix_text : r->text;
+}
+
+void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+{
+    if (p->nfindings >= MSP_FW_MAX_FINDINGS) {
+        p->dropped_findings++;
+        return;
+    }
+    msp_fw_finding_t *f = &p->findings[p->nfindings++];
+    snprintf(f->ref, sizeof(f->ref), "%s", ref);
+    f->severity = sev;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof(f->message), fmt, ap);
+    va_end(ap);
+}
+
+size_t msp_fw_count(const msp_fw_profile_t *p, msp_fw_severity_t sev)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nfindings; i++) {
+        n += p->findings[i].severity == sev;
+    }
+    /* Dropped findings are counted as errors: the report is incomplete. */
+    return n + (sev == MSP_FW_ERROR ? p->dropped_findings : 0);
+}
+
+/* ---- field readers: each reports its own problem as a finding ---- */
+
+static int field_once(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const msp_ucl_t *v)
+{
+    if (msp_ucl_count_key(obj, v->key) > 1) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' given more than once (line %u)", v->key, (unsigned)v->line);
+        return 0;
+    }
+    return 1;
+}
+
+static const char *get_string(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const char *key)
+{
+    const msp_ucl_t *v = msp_ucl_lookup(obj, key);
+    if (v == NULL || !field_once(p, ref, obj, v)) {
+        return NULL;
+    }
+    if (v->type != MSP_UCL_STRING) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' must be a string, not %s (line %u)", key,
+                           fw_type_article(v->type), (unsigned)v->line);
+        return NULL;
+    }
+    if (strlen(v->v.str.s) != v->v.str.len) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' contains a NUL character (line %u)", key, (unsigned)v->line);
+        return NULL;
+    }
+    return v->v.str.s;
+}
+
+/* -1: absent or wrong (wrong is reported), else 0/1. */
+static int get_bool(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const char *key)
+{
+    const msp_ucl_t *v = msp_ucl_lookup(obj, key);
+    if (v == NULL || !field_once(p, ref, obj, v)) {
+        return -1;
+    }
+    if (v->type != MSP_UCL_BOOL) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' must be true or false, not %s (line %u)", key,
+                           fw_type_article(v->type), (unsigned)v->line);
+        return -1;
+    }
+    return v->v.b != 0;
+}
+
+static msp_fw_label_t get_label(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const char *key)
+{
+    const char *s = get_string(p, ref, obj, key);
+    if (s == NULL || s[0] == '\0') {
+        return MSP_FW_NONE;
+    }
+    for (int l = MSP_FW_MM; l <= MSP_FW_PR; l++) {
+        if (strcmp(s, label_codes[l]) == 0) {
+            return (msp_fw_label_t)l;
+        }
+    }
+    msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' is \"%s\"; it must be one of MM, PM, PO, PNA, PR (line %u)", key, s,
+                       (unsigned)msp_ucl_lookup(obj, key)->line);
+    return MSP_FW_NONE;
+}
+
+/* Reports every key of obj that is not in allowed (a NULL-terminated list). */
+static void only_keys(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const char *const *allowed)
+{
+    for (const msp_ucl_t *f = obj->v.kids.first; f != NULL; f = f->next) {
+        size_t i = 0;
+        while (allowed[i] != NULL && strcmp(allowed[i], f->key) != 0) {
+            i++;
+        }
+        if (allowed[i] == NULL) {
+            msp_fw_add_finding(p, ref, MSP_FW_ERROR, "unknown key '%s' (line %u)", f->key, (unsigned)f->line);
+        }
+    }
+}
+
+static int want_object(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *v)
+{
+    if (v->type != MSP_UCL_OBJECT) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' must be a block { ... }, not %s (line %u)", v->key,
+                           fw_type_article(v->type), (unsigned)v->line);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- the blocks ---- */
+
+static void read_erratum(msp_fw_profile_t *p, msp_fw_row_t *row, const char *ref, const msp_ucl_t *e)
+{
+    static const char *const keys[] = {"label", "met", "text", "why", NULL};
+    if (!want_object(p, ref, e)) {
+        return;
+    }
+    only_keys(p, ref, e, keys);
+    row->has_erratum = 1;
+    row->fix_label = get_label(p, ref, e, "label");
+    row->fix_met = get_bool(p, ref, e, "met");
+    row->fix_text = get_string(p, ref, e, "text");
+    row->why = get_string(p, ref, e, "why");
+    if (row->why == NULL || row->why[0] == '\0') {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "erratum without 'why' (line %u)", (unsigned)e->line);
+    }
+    if (row->fix_label == MSP_FW_NONE && row->fix_met < 0 && row->fix_text == NULL) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "erratum corrects nothing: give label, met or text (line %u)",
+                           (unsigned)e->line);
+    }
+}
+
+static void read_requirement(msp_fw_profile_t *p, const msp_ucl_t *r)
+{
+    static const char *const keys[] = {"label", "met", "text", "justification", "erratum", NULL};
+    int i = msp_fw_catalog_find(p->cat, r->key);
+    if (i < 0) {
+        msp_fw_add_finding(p, r->key, MSP_FW_ERROR, "unknown requirement: not in Tables 6.2-6.5 (line %u)",
+                           (unsigned)r->line);
+        return;
+    }
+    msp_fw_row_t *row = &p->rows[i];
+    if (row->present) {
+        msp_fw_add_finding(p, r->key, MSP_FW_ERROR,
+                           "labelled twice (lines %u and %u); the Selection Process labels each once (clause 6.1.2)",
+                           (unsigned)row->line, (unsigned)r->line);
+        return;
+    }
+    row->present = 1;
+    row->line = r->line;
+    if (!want_object(p, r->key, r)) {
+        return;
+    }
+    only_keys(p, r->key, r, keys);
+    row->label = get_label(p, r->key, r, "label");
+    row->met = get_bool(p, r->key, r, "met");
+    row->text = get_string(p, r->key, r, "text");
+    row->justification = get_string(p, r->key, r, "justification");
+    const msp_ucl_t *e = msp_ucl_lookup(r, "erratum");
+    if (e != NULL && field_once(p, r->key, r, e)) {
+        read_erratum(p, row, r->key, e);
+    }
+}
+
+static void read_clause_erratum(msp_fw_profile_t *p, const msp_ucl_t *e)
+{
+    static const char *const keys[] = {"printed", "should_be", "why", NULL};
+    if (!want_object(p, e->key, e)) {
+        return;
+    }
+    only_keys(p, e->key, e, keys);
+    msp_fw_clause_erratum_t *c = &p->errata[p->nerrata++];
+    c->clause = e->key;
+    c->line = e->line;
+    c->printed = get_string(p, e->key, e, "printed");
+    c->should_be = get_string(p, e->key, e, "should_be");
+    c->why = get_string(p, e->key, e, "why");
+    if (c->printed == NULL || c->should_be == NULL || c->why == NULL) {
+        msp_fw_add_finding(p, e->key, MSP_FW_ERROR, "a clause erratum needs printed, should_be and why (line %u)",
+                           (unsigned)e->line);
+    }
+}
+
+static void read_header(msp_fw_profile_t *p, const msp_ucl_t *h)
+{
+    static const char *const keys[] = {"name", "title", "source", NULL};
+    if (!want_object(p, "profile", h)) {
+        return;
+    }
+    only_keys(p, "profile", h, keys);
+    p->name = get_string(p, "profile", h, "name");
+    p->title = get_string(p, "profile", h, "title");
+    p->source = get_string(p, "profile", h, "source");
+    if (p->name == NULL || p->name[0] == '\0' ||
+        strspn(p->name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(p->name)) {
+        msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "name must be given, in [a-z0-9-] (line %u)", (unsigned)h->line);
+        p->name = NULL;
+    }
+}
+
+/* Top-level blocks appear once each as a key (repeated sections merge), but a
+ * repeated non-block key is an implicit array: visit every child. */
+static void read_top(msp_fw_profile_t *p, const msp_ucl_t *root)
+{
+    for (const msp_ucl_t *t = root->v.kids.first; t != NULL; t = t->next) {
+        if (strcmp(t->key, "requirement") == 0 || strcmp(t->key, "erratum") == 0) {
+            if (!want_object(p, "profile", t)) {
+                continue;
+            }
+            for (const msp_ucl_t *c = t->v.kids.first; c != NULL; c = c->next) {
+                if (t->key[0] == 'r') {
+                    read_requirement(p, c);
+                } else if (p->nerrata < MSP_FW_MAX_FINDINGS) {
+                    read_clause_erratum(p, c);
+                }
+            }
+        } else if (strcmp(t->key, "profile") == 0) {
+            if (field_once(p, "profile", root, t)) {
+                read_header(p, t);
+            }
+        } else {
+            msp_fw_add_finding(p, "profile", MSP_FW_ERROR,
+                               "unknown top-level key '%s' (line %u); expected profile, requirement or erratum", t->key,
+                               (unsigned)t->line);
+        }
+    }
+}
+
+static void require_all(msp_fw_profile_t *p)
+{
+    if (p->name == NULL && msp_fw_count(p, MSP_FW_ERROR) == 0) {
+        msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "no profile { name = ...; } block");
+    }
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (!p->rows[i].present) {
+            msp_fw_add_finding(p, p->cat->reqs[i].ref, MSP_FW_ERROR,
+                               "missing: the Selection Process labels every template requirement (clause 6.1.2)");
+        }
+    }
+}
+
+int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, const char *text, size_t len,
+                         msp_fw_profile_t **out, msp_error_t *err)
+{
+    *out = NULL;
+    if (len > FW_MAX_INPUT) {
+        return msp_error_set(err, MSP_ERR_LIMIT, "1", "a profile is at most %u bytes", FW_MAX_INPUT);
+    }
+    msp_fw_profile_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "profile");
+    }
+    snprintf(p->source_name, sizeof(p->source_name), "%s", source_name);
+    p->cat = cat;
+    int ret = msp_ucl_parse(text, len, NULL, &p->doc, err);
+    if (ret != MSP_OK) {
+        msp_fw_profile_free(p);
+        return ret;
+    }
+    p->rows = calloc(cat->count, sizeof(*p->rows));
+    p->findings = calloc(MSP_FW_MAX_FINDINGS, sizeof(*p->findings));
+    p->errata = calloc(MSP_FW_MAX_FINDINGS, sizeof(*p->errata));
+    if (p->rows == NULL || p->findings == NULL || p->errata == NULL) {
+        msp_fw_profile_free(p);
+        return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "profile");
+    }
+    for (size_t i = 0; i < cat->count; i++) {
+        p->rows[i].met = -1;
+        p->rows[i].fix_met = -1;
+    }
+    const msp_ucl_t *root = msp_ucl_root(p->doc);
+    if (root->type != MSP_UCL_OBJECT) {
+        msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "the file must hold profile, requirement and erratum blocks");
+    } else {
+        read_top(p, root);
+    }
+    require_all(p);
+    *out = p;
+    return MSP_OK;
+}
+
+void msp_fw_profile_free(msp_fw_profile_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free(p->rows);
+    free(p->findings);
+    free(p->errata);
+    msp_ucl_free(p->doc);
+    free(p);
+}
+
+/* ---- loading by name or path ---- */
+
+const char *msp_fw_shipped_name(size_t i)
+{
+    for (size_t n = 0; msp_fw_profile_data[n].name != NULL; n++) {
+        if (n == i) {
+            return msp_fw_profile_data[n].name;
+        }
+    }
+    return NULL;
+}
+
+static int read_file(const char *path, char **text, size_t *len, msp_error_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return msp_error_set(err, MSP_ERR_IO, path, "cannot open: %s", strerror(errno));
+    }
+    char *buf = malloc(FW_MAX_INPUT + 1);
+    size_t n = buf != NULL ? fread(buf, 1, FW_MAX_INPUT + 1, f) : 0;
+    int bad = buf == NULL || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return msp_error_set(err, buf == NULL ? MSP_ERR_NO_MEMORY : MSP_ERR_IO, path, "cannot read");
+    }
+    if (n > FW_MAX_INPUT) {
+        free(buf);
+        return msp_error_set(err, MSP_ERR_LIMIT, path, "larger than %u bytes", FW_MAX_INPUT);
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return MSP_OK;
+}
+
+static const msp_embedded_t *shipped(const char *name)
+{
+    for (const msp_embedded_t *e = msp_fw_profile_data; e->name != NULL; e++) {
+        if (strcmp(e->name, name) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* A parse error's where is the line; prefix it with the source for one line of output. */
+static int parse_named(const msp_fw_catalog_t *cat, const char *name, const char *text, size_t len,
+                       msp_fw_profile_t **out, msp_error_t *err)
+{
+    int ret = msp_fw_profile_parse(cat, name, text, len, out, err);
+    if (ret != MSP_OK && err != NULL) {
+        char line[sizeof(err->where)];
+        snprintf(line, sizeof(line), "%s", err->where);
+        snprintf(err->where, sizeof(err->where), "%.100s:%.40s", name, line);
+    }
+    return ret;
+}
+
+int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **out, msp_error_t *err)
+{
+    struct stat st;
+    size_t alen = strlen(arg);
+    int is_path = strchr(arg, '/') != NULL || (alen > 4 && strcmp(arg + alen - 4, ".ucl") == 0) || stat(arg, &st) == 0;
+    const msp_embedded_t *e = is_path ? NULL : shipped(arg);
+    if (e != NULL) {
+        return parse_named(cat, arg, e->data, e->len, out, err);
+    }
+    if (!is_path) {
+        return msp_error_set(err, MSP_ERR_NOT_FOUND, arg,
+                             "no such file, and not a shipped profile (see 'msp framework list')");
+    }
+    char *text;
+    size_t len;
+    int ret = read_file(arg, &text, &len, err);
+    if (ret == MSP_OK) {
+        ret = parse_named(cat, arg, text, len, out, err);
+        free(text);
+    }
+    return ret;
+}

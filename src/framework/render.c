@@ -1,0 +1,187 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "fw.h"
+
+int msp_fw_format_parse(const char *s)
+{
+    static const char *const names[] = {"text", "md", "json", "html"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *fw_yn(int met)
+{
+    return met > 0 ? "Y" : "N";
+}
+
+const char *fw_severity_name(msp_fw_severity_t s)
+{
+    static const char *const names[] = {"error", "warning", "erratum"};
+    return (unsigned)s <= MSP_FW_ERRATUM ? names[s] : "?";
+}
+
+void fw_describe_erratum(const msp_fw_row_t *r, char *out, size_t n)
+{
+    msp_buf_t b;
+    msp_buf_init_fixed(&b, out, n);
+    if (r->fix_label != MSP_FW_NONE) {
+        msp_buf_printf(&b, "label printed %s, should be %s; ", msp_fw_label_code(r->label),
+                       msp_fw_label_code(r->fix_label));
+    }
+    if (r->fix_met >= 0) {
+        msp_buf_printf(&b, "Met printed %s, should be %s; ", fw_yn(r->met), fw_yn(r->fix_met));
+    }
+    if (r->fix_text != NULL) {
+        msp_buf_printf(&b, "text printed \"%s\", should be \"%s\"; ", r->text != NULL ? r->text : "", r->fix_text);
+    }
+    msp_buf_puts(&b, r->why != NULL ? r->why : "");
+    /* A fixed buffer that overflowed keeps what fitted; end it there. */
+    size_t end = b.len < n ? b.len : n - 1;
+    if (b.err != MSP_OK && n > 4) {
+        end = n - 4;
+        memcpy(out + end, "...", 3);
+        end += 3;
+    }
+    out[end] = '\0';
+}
+
+int msp_fw_render_findings(const msp_fw_profile_t *p, msp_buf_t *out)
+{
+    for (size_t i = 0; i < p->nfindings; i++) {
+        const msp_fw_finding_t *f = &p->findings[i];
+        msp_buf_printf(out, "%s:%s: %s: %s\n", p->source_name, f->ref, fw_severity_name(f->severity), f->message);
+    }
+    if (p->dropped_findings > 0) {
+        msp_buf_printf(out, "%s:profile: error: %zu more findings not shown\n", p->source_name, p->dropped_findings);
+    }
+    return msp_buf_error(out);
+}
+
+void fw_put_html(msp_buf_t *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        switch (*s) {
+        case '&':
+            msp_buf_puts(b, "&amp;");
+            break;
+        case '<':
+            msp_buf_puts(b, "&lt;");
+            break;
+        case '>':
+            msp_buf_puts(b, "&gt;");
+            break;
+        case '"':
+            msp_buf_puts(b, "&quot;");
+            break;
+        case '\'':
+            msp_buf_puts(b, "&#39;");
+            break;
+        default:
+            msp_buf_put_u8(b, (uint8_t)*s);
+        }
+    }
+}
+
+void fw_put_md(msp_buf_t *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (strchr("|\\*_`<>[]", *s) != NULL) {
+            msp_buf_put_u8(b, '\\');
+        }
+        /* A newline would end the table row. */
+        msp_buf_put_u8(b, *s == '\n' || *s == '\r' ? ' ' : (uint8_t)*s);
+    }
+}
+
+static void put_word(msp_buf_t *b, msp_fw_format_t fmt, const char *w, size_t n, int emphasise)
+{
+    static const char *const open[] = {"*", "**", "", "<b>"};
+    static const char *const close[] = {"*", "**", "", "</b>"};
+    char word[256];
+    snprintf(word, sizeof(word), "%.*s", (int)n, w);
+    if (emphasise) {
+        msp_buf_puts(b, open[fmt]);
+    }
+    if (fmt == MSP_FW_HTML) {
+        fw_put_html(b, word);
+    } else if (fmt == MSP_FW_MD) {
+        fw_put_md(b, word);
+    } else {
+        msp_buf_puts(b, word);
+    }
+    if (emphasise) {
+        msp_buf_puts(b, close[fmt]);
+    }
+}
+
+void fw_put_emphasised(msp_buf_t *b, msp_fw_format_t fmt, const char *tmpl, const char *text)
+{
+    if (text == NULL) {
+        return;
+    }
+    msp_fw_wordmap_t changed;
+    msp_fw_textdiff_t d = msp_fw_text_diff(tmpl, text, &changed, NULL, 0);
+    const char *s = text;
+    for (size_t i = 0;; i++) {
+        s += strspn(s, " \t\r\n");
+        if (*s == '\0') {
+            break;
+        }
+        size_t n = strcspn(s, " \t\r\n");
+        int emph = d != MSP_FW_TEXT_OTHER && i < 256 && (changed.bits[i / 64] >> (i % 64) & 1);
+        if (i > 0) {
+            msp_buf_put_u8(b, ' ');
+        }
+        put_word(b, fmt, s, n, emph && fmt != MSP_FW_JSON);
+        s += n;
+    }
+}
+
+void fw_put_wrapped(msp_buf_t *b, const char *s, size_t indent, size_t width)
+{
+    size_t col = indent;
+    int first = 1;
+    for (;;) {
+        s += strspn(s, " \t\r\n");
+        if (*s == '\0') {
+            return;
+        }
+        size_t n = strcspn(s, " \t\r\n");
+        if (!first && col + 1 + n > width) {
+            msp_buf_printf(b, "\n%*s", (int)indent, "");
+            col = indent;
+        } else if (!first) {
+            msp_buf_put_u8(b, ' ');
+            col++;
+        }
+        msp_buf_put(b, s, n);
+        col += n;
+        first = 0;
+        s += n;
+    }
+}
+
+void fw_html_begin(msp_buf_t *b, const char *title)
+{
+    msp_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
+    fw_put_html(b, title);
+    msp_buf_puts(b, "</title>\n<style>\n"
+                    "body{font-family:sans-serif;margin:2em;max-width:75em}\n"
+                    "table{border-collapse:collapse;margin-bottom:1.5em}\n"
+                    "th,td{border:1px solid #999;padding:.3em .5em;vertical-align:top;text-align:left}\n"
+                    "th{background:#eee}\n"
+                    "td.unmet{background:#f8d0d0;font-weight:bold}\n"
+                    "td.erratum{background:#fff3c0}\n"
+                    ".verdict-yes{color:#060}.verdict-no{color:#a00}\n"
+                    "</style>\n</head>\n<body>\n");
+}
+
+void fw_html_end(msp_buf_t *b)
+{
+    msp_buf_puts(b, "</body>\n</html>\n");
+}

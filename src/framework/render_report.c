@@ -1,0 +1,390 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "fw.h"
+
+#define TEXT_WIDTH 100
+#define COL_TEXT 11  /* where the requirement text starts */
+#define COL_LABEL 75 /* where the label starts; Met follows */
+
+/* "PR" or "PR->PO": the printed label, and the correction when there is one. */
+static void label_cell(const msp_fw_row_t *r, const char *arrow, char *out, size_t n)
+{
+    if (r->fix_label != MSP_FW_NONE) {
+        snprintf(out, n, "%s%s%s", msp_fw_label_code(r->label), arrow, msp_fw_label_code(r->fix_label));
+    } else {
+        snprintf(out, n, "%s", msp_fw_label_code(r->label));
+    }
+}
+
+static void met_cell(const msp_fw_row_t *r, const char *arrow, char *out, size_t n)
+{
+    if (r->fix_met >= 0) {
+        snprintf(out, n, "%s%s%s", fw_yn(r->met), arrow, fw_yn(r->fix_met));
+    } else {
+        snprintf(out, n, "%s", fw_yn(r->met));
+    }
+}
+
+static void unmet_list(const msp_fw_profile_t *p, msp_buf_t *b, const char *sep)
+{
+    int first = 1;
+    for (size_t i = 0; i < p->cat->count; i++) {
+        const msp_fw_row_t *r = &p->rows[i];
+        if (p->cat->reqs[i].mandatory && msp_fw_row_met(r) != 1) {
+            msp_buf_printf(b, "%s%s", first ? "" : sep, p->cat->reqs[i].ref);
+            first = 0;
+        }
+    }
+}
+
+static size_t unmet_count(const msp_fw_profile_t *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->cat->count; i++) {
+        n += p->cat->reqs[i].mandatory && msp_fw_row_met(&p->rows[i]) != 1;
+    }
+    return n;
+}
+
+void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    if (msp_fw_in_series(p)) {
+        msp_buf_puts(b, "may be part of the MSP series: every MSP-Mandatory requirement is met (clause 6.1.1).");
+        return;
+    }
+    msp_buf_printf(b, "not part of the MSP series: %zu MSP-Mandatory requirement%s not met (clause 6.1.1): ",
+                   unmet_count(p), unmet_count(p) == 1 ? " is" : "s are");
+    unmet_list(p, b, ", ");
+    msp_buf_puts(b, ".");
+}
+
+static size_t erratum_count(const msp_fw_profile_t *p)
+{
+    size_t n = p->nerrata;
+    for (size_t i = 0; i < p->cat->count; i++) {
+        n += p->rows[i].has_erratum;
+    }
+    return n;
+}
+
+/*
+ * The k-th erratum of the profile, rows first (in table order), then the
+ * clause errata: its ref or clause and what it says. 0 past the last.
+ */
+static int erratum_at(const msp_fw_profile_t *p, size_t k, const char **ref, char *what, size_t n)
+{
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->rows[i].has_erratum && k-- == 0) {
+            *ref = p->cat->reqs[i].ref;
+            fw_describe_erratum(&p->rows[i], what, n);
+            return 1;
+        }
+    }
+    if (k >= p->nerrata) {
+        return 0;
+    }
+    const msp_fw_clause_erratum_t *c = &p->errata[k];
+    *ref = c->clause;
+    snprintf(what, n, "printed \"%s\", should be \"%s\"; %s", c->printed, c->should_be, c->why);
+    return 1;
+}
+
+/* ---- text ---- */
+
+static void text_row(const msp_fw_profile_t *p, size_t i, msp_buf_t *b)
+{
+    const msp_fw_template_t *t = &p->cat->reqs[i];
+    const msp_fw_row_t *r = &p->rows[i];
+    char label[16], met[16];
+    label_cell(r, "->", label, sizeof(label));
+    met_cell(r, "->", met, sizeof(met));
+    msp_buf_t tb;
+    msp_buf_init(&tb, 1 << 16);
+    fw_put_emphasised(&tb, MSP_FW_TEXT, t->text, msp_fw_row_text(r));
+    if (r->fix_text != NULL) {
+        msp_buf_puts(&tb, " [text corrected]");
+    }
+    msp_buf_t wb;
+    msp_buf_init(&wb, 1 << 16);
+    fw_put_wrapped(&wb, msp_buf_cstr(&tb) != NULL ? (const char *)tb.base : "", COL_TEXT, COL_LABEL - 2);
+    const char *wrapped = msp_buf_cstr(&wb) != NULL ? (const char *)wb.base : "";
+    /* The label and Met go on the first line of the wrapped text. */
+    size_t first = strcspn(wrapped, "\n");
+    msp_buf_printf(b, "%-*s%-*.*s  %-8s %s\n", COL_TEXT, t->ref, COL_LABEL - COL_TEXT - 2, (int)first, wrapped, label,
+                   met);
+    if (wrapped[first] == '\n') {
+        msp_buf_printf(b, "%s\n", wrapped + first + 1);
+    }
+    msp_buf_free(&tb);
+    msp_buf_free(&wb);
+}
+
+static void text_errata(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    if (erratum_count(p) == 0) {
+        return;
+    }
+    msp_buf_printf(b, "\nErrata (the printed value stays in the tables; the correction decides the verdict)\n");
+    const char *ref;
+    char what[1024];
+    for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
+        msp_buf_printf(b, "  %-10s ", ref);
+        fw_put_wrapped(b, what, 13, TEXT_WIDTH);
+        msp_buf_puts(b, "\n");
+    }
+}
+
+static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    msp_buf_printf(b, "Profile %s: %s\nSource: %s\n", p->name, p->title ? p->title : "", p->source ? p->source : "");
+    for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
+        msp_buf_printf(b, "\n%s\n%-*s%-*s  %-8s %s\n", msp_fw_principle_name((msp_fw_principle_t)pr), COL_TEXT, "Ref",
+                       COL_LABEL - COL_TEXT - 2, "Profile Requirement", "Label", "Met");
+        for (size_t i = 0; i < p->cat->count; i++) {
+            if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
+                text_row(p, i, b);
+            }
+        }
+    }
+    msp_buf_puts(b, "\nVerdict: ");
+    msp_fw_render_verdict(p, b);
+    msp_buf_puts(b, "\n");
+    text_errata(p, b);
+}
+
+/* ---- markdown ---- */
+
+static void render_md(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    msp_buf_puts(b, "# Profile ");
+    fw_put_md(b, p->name);
+    msp_buf_puts(b, ": ");
+    fw_put_md(b, p->title ? p->title : "");
+    msp_buf_puts(b, "\n\nSource: ");
+    fw_put_md(b, p->source ? p->source : "");
+    msp_buf_puts(b, "\n\n**Verdict:** ");
+    msp_fw_render_verdict(p, b);
+    msp_buf_puts(b, "\n");
+    for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
+        const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
+        msp_buf_printf(b,
+                       "\n## %s\n\n| Ref | %s Profile Requirement | MM / PM / PO / PNA / PR | Met? |\n"
+                       "|---|---|---|---|\n",
+                       name, name);
+        for (size_t i = 0; i < p->cat->count; i++) {
+            const msp_fw_row_t *r = &p->rows[i];
+            if (p->cat->reqs[i].principle != (msp_fw_principle_t)pr || !r->present) {
+                continue;
+            }
+            char label[16], met[16];
+            label_cell(r, " → ", label, sizeof(label));
+            met_cell(r, " → ", met, sizeof(met));
+            msp_buf_printf(b, "| %s | ", p->cat->reqs[i].ref);
+            fw_put_emphasised(b, MSP_FW_MD, p->cat->reqs[i].text, msp_fw_row_text(r));
+            msp_buf_printf(b, "%s | %s | %s |\n", r->fix_text != NULL ? " (text corrected)" : "", label, met);
+        }
+    }
+    if (erratum_count(p) > 0) {
+        msp_buf_puts(b,
+                     "\n## Errata\n\nThe printed value stays in the tables; the correction decides the verdict.\n\n");
+        const char *ref;
+        char what[1024];
+        for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
+            msp_buf_puts(b, "- **");
+            fw_put_md(b, ref);
+            msp_buf_puts(b, "**: ");
+            fw_put_md(b, what);
+            msp_buf_puts(b, "\n");
+        }
+    }
+}
+
+/* ---- html ---- */
+
+static void html_row(const msp_fw_profile_t *p, size_t i, msp_buf_t *b)
+{
+    const msp_fw_template_t *t = &p->cat->reqs[i];
+    const msp_fw_row_t *r = &p->rows[i];
+    char label[16], met[16];
+    label_cell(r, " → ", label, sizeof(label));
+    met_cell(r, " → ", met, sizeof(met));
+    int unmet = msp_fw_row_label(r) == MSP_FW_MM && msp_fw_row_met(r) != 1;
+    msp_buf_printf(b, "<tr id=\"%s\"><td>%s</td><td>", t->ref, t->ref);
+    fw_put_emphasised(b, MSP_FW_HTML, t->text, msp_fw_row_text(r));
+    msp_buf_printf(b, "%s</td><td%s>%s</td><td%s>%s</td></tr>\n", r->fix_text != NULL ? " (text corrected)" : "",
+                   r->fix_label != MSP_FW_NONE ? " class=\"erratum\"" : "", label,
+                   unmet             ? " class=\"unmet\""
+                   : r->fix_met >= 0 ? " class=\"erratum\""
+                                     : "",
+                   met);
+}
+
+static void render_html(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    char title[256];
+    snprintf(title, sizeof(title), "MSP profile %s", p->name);
+    fw_html_begin(b, title);
+    msp_buf_puts(b, "<h1>Profile ");
+    fw_put_html(b, p->name);
+    msp_buf_puts(b, ": ");
+    fw_put_html(b, p->title ? p->title : "");
+    msp_buf_puts(b, "</h1>\n<p>Source: ");
+    fw_put_html(b, p->source ? p->source : "");
+    msp_buf_printf(b, "</p>\n<p class=\"verdict-%s\"><b>Verdict:</b> ", msp_fw_in_series(p) ? "yes" : "no");
+    msp_fw_render_verdict(p, b);
+    msp_buf_puts(b, "</p>\n");
+    for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
+        const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
+        msp_buf_printf(b,
+                       "<h2>%s</h2>\n<table>\n<tr><th>Ref</th><th>%s Profile Requirement</th>"
+                       "<th>MM / PM / PO / PNA / PR</th><th>Met?</th></tr>\n",
+                       name, name);
+        for (size_t i = 0; i < p->cat->count; i++) {
+            if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
+                html_row(p, i, b);
+            }
+        }
+        msp_buf_puts(b, "</table>\n");
+    }
+    if (erratum_count(p) > 0) {
+        msp_buf_puts(b, "<h2>Errata</h2>\n<p>The printed value stays in the tables; the correction decides the "
+                        "verdict.</p>\n<ul>\n");
+        const char *ref;
+        char what[1024];
+        for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
+            msp_buf_puts(b, "<li><b>");
+            fw_put_html(b, ref);
+            msp_buf_puts(b, "</b>: ");
+            fw_put_html(b, what);
+            msp_buf_puts(b, "</li>\n");
+        }
+        msp_buf_puts(b, "</ul>\n");
+    }
+    fw_html_end(b);
+}
+
+/* ---- json ---- */
+
+static void json_row(const msp_fw_profile_t *p, size_t i, msp_json_t *j)
+{
+    const msp_fw_template_t *t = &p->cat->reqs[i];
+    const msp_fw_row_t *r = &p->rows[i];
+    msp_json_object_begin(j);
+    msp_json_key(j, "ref");
+    msp_json_string(j, t->ref);
+    msp_json_key(j, "principle");
+    msp_json_string(j, msp_fw_principle_code(t->principle));
+    msp_json_key(j, "role");
+    msp_json_string(j, t->middlebox ? "middlebox" : "endpoint");
+    msp_json_key(j, "template");
+    msp_json_string(j, t->mandatory ? "M" : "O");
+    msp_json_key(j, "label");
+    msp_json_string(j, msp_fw_label_code(r->label));
+    msp_json_key(j, "text");
+    msp_json_string(j, r->text);
+    msp_json_key(j, "met");
+    msp_json_bool(j, msp_fw_row_met(r) == 1);
+    msp_json_key(j, "met_as_printed");
+    msp_json_bool(j, r->met == 1);
+    msp_json_key(j, "justification");
+    msp_json_string(j, r->justification);
+    msp_json_key(j, "erratum");
+    if (r->has_erratum) {
+        char what[1024];
+        fw_describe_erratum(r, what, sizeof(what));
+        msp_json_string(j, what);
+    } else {
+        msp_json_null(j);
+    }
+    msp_json_key(j, "label_corrected");
+    msp_json_string(j, msp_fw_label_code(msp_fw_row_label(r)));
+    msp_json_key(j, "text_corrected");
+    msp_json_string(j, msp_fw_row_text(r));
+    msp_json_object_end(j);
+}
+
+static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    msp_json_t j;
+    msp_json_init(&j, b, 1);
+    msp_json_object_begin(&j);
+    msp_json_key(&j, "profile");
+    msp_json_string(&j, p->name);
+    msp_json_key(&j, "title");
+    msp_json_string(&j, p->title);
+    msp_json_key(&j, "source");
+    msp_json_string(&j, p->source);
+    msp_json_key(&j, "verdict");
+    msp_json_object_begin(&j);
+    msp_json_key(&j, "msp_series");
+    msp_json_bool(&j, msp_fw_in_series(p));
+    msp_json_key(&j, "unmet_mandatory");
+    msp_json_array_begin(&j);
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->cat->reqs[i].mandatory && msp_fw_row_met(&p->rows[i]) != 1) {
+            msp_json_string(&j, p->cat->reqs[i].ref);
+        }
+    }
+    msp_json_array_end(&j);
+    msp_json_object_end(&j);
+    msp_json_key(&j, "requirements");
+    msp_json_array_begin(&j);
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->rows[i].present) {
+            json_row(p, i, &j);
+        }
+    }
+    msp_json_array_end(&j);
+    msp_json_key(&j, "clause_errata");
+    msp_json_array_begin(&j);
+    for (size_t e = 0; e < p->nerrata; e++) {
+        msp_json_object_begin(&j);
+        msp_json_key(&j, "clause");
+        msp_json_string(&j, p->errata[e].clause);
+        msp_json_key(&j, "printed");
+        msp_json_string(&j, p->errata[e].printed);
+        msp_json_key(&j, "should_be");
+        msp_json_string(&j, p->errata[e].should_be);
+        msp_json_key(&j, "why");
+        msp_json_string(&j, p->errata[e].why);
+        msp_json_object_end(&j);
+    }
+    msp_json_array_end(&j);
+    msp_json_key(&j, "findings");
+    msp_json_array_begin(&j);
+    for (size_t i = 0; i < p->nfindings; i++) {
+        msp_json_object_begin(&j);
+        msp_json_key(&j, "ref");
+        msp_json_string(&j, p->findings[i].ref);
+        msp_json_key(&j, "severity");
+        msp_json_string(&j, fw_severity_name(p->findings[i].severity));
+        msp_json_key(&j, "message");
+        msp_json_string(&j, p->findings[i].message);
+        msp_json_object_end(&j);
+    }
+    msp_json_array_end(&j);
+    msp_json_object_end(&j);
+    msp_json_finish(&j);
+}
+
+int msp_fw_render_report(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *out)
+{
+    switch (fmt) {
+    case MSP_FW_TEXT:
+        render_text(p, out);
+        break;
+    case MSP_FW_MD:
+        render_md(p, out);
+        break;
+    case MSP_FW_JSON:
+        render_json(p, out);
+        break;
+    case MSP_FW_HTML:
+        render_html(p, out);
+        break;
+    default:
+        return MSP_ERR_ARGUMENT;
+    }
+    return msp_buf_error(out);
+}

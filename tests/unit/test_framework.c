@@ -1,0 +1,481 @@
+/* The Selection Process and Conformance Analysis rules, on the shipped profiles and on broken ones. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "embedded.h"
+#include "msp/framework.h"
+
+static msp_fw_catalog_t *cat;
+
+static int setup(void **state)
+{
+    (void)state;
+    return msp_fw_catalog_builtin(&cat, NULL) == MSP_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    msp_fw_catalog_free(cat);
+    return 0;
+}
+
+static const char *shipped_text(const char *name)
+{
+    for (const msp_embedded_t *e = msp_fw_profile_data; e->name != NULL; e++) {
+        if (strcmp(e->name, name) == 0) {
+            return e->data;
+        }
+    }
+    fail_msg("no shipped profile %s", name);
+    return NULL;
+}
+
+static msp_fw_profile_t *checked(const char *text)
+{
+    msp_fw_profile_t *p;
+    msp_error_t err;
+    if (msp_fw_profile_parse(cat, "t.ucl", text, strlen(text), &p, &err) != MSP_OK) {
+        fail_msg("parse failed: %s: %s", err.where, err.detail);
+    }
+    msp_fw_check(p);
+    return p;
+}
+
+/* The finding for ref with this severity whose message contains part, or NULL. */
+static const msp_fw_finding_t *finding(const msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev,
+                                       const char *part)
+{
+    for (size_t i = 0; i < p->nfindings; i++) {
+        const msp_fw_finding_t *f = &p->findings[i];
+        if (strcmp(f->ref, ref) == 0 && f->severity == sev && strstr(f->message, part) != NULL) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static void dump(const msp_fw_profile_t *p)
+{
+    for (size_t i = 0; i < p->nfindings; i++) {
+        fprintf(stderr, "  finding %s %d %s\n", p->findings[i].ref, p->findings[i].severity, p->findings[i].message);
+    }
+}
+
+static void expect_finding(const msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *part)
+{
+    if (finding(p, ref, sev, part) == NULL) {
+        dump(p);
+        fail_msg("no finding %s (%d) containing \"%s\"", ref, sev, part);
+    }
+}
+
+/* ---- text editing helpers for making broken profiles ---- */
+
+static char *dup_text(const char *s)
+{
+    char *d = strdup(s);
+    assert_non_null(d);
+    return d;
+}
+
+/* Replaces the first occurrence of from, which must exist, after the start of the ref's block (or anywhere). */
+static char *replace_in(char *text, const char *ref, const char *from, const char *to)
+{
+    char head[64];
+    snprintf(head, sizeof(head), "requirement \"%s\" {", ref);
+    char *start = ref != NULL ? strstr(text, head) : text;
+    assert_non_null(start);
+    char *at = strstr(start, from);
+    assert_non_null(at);
+    size_t pre = (size_t)(at - text), fl = strlen(from), tl = strlen(to), rest = strlen(at + fl);
+    char *out = malloc(pre + tl + rest + 1);
+    assert_non_null(out);
+    memcpy(out, text, pre);
+    memcpy(out + pre, to, tl);
+    memcpy(out + pre + tl, at + fl, rest + 1);
+    free(text);
+    return out;
+}
+
+/* Removes the whole block of ref. */
+static char *remove_block(char *text, const char *ref)
+{
+    char head[64];
+    snprintf(head, sizeof(head), "requirement \"%s\" {", ref);
+    char *start = strstr(text, head);
+    assert_non_null(start);
+    char *end = strstr(start, "\n}\n");
+    assert_non_null(end);
+    memmove(start, end + 3, strlen(end + 3) + 1);
+    return text;
+}
+
+/* Drops every erratum { ... } block inside requirements, leaving the printed values alone. */
+static char *remove_row_errata(char *text)
+{
+    char *e;
+    while ((e = strstr(text, "    erratum {")) != NULL) {
+        char *end = strstr(e, "\n    }\n");
+        assert_non_null(end);
+        memmove(e, end + 7, strlen(end + 7) + 1);
+    }
+    return text;
+}
+
+static char *appended(char *text, const char *more)
+{
+    size_t a = strlen(text), b = strlen(more);
+    char *out = realloc(text, a + b + 1);
+    assert_non_null(out);
+    memcpy(out + a, more, b + 1);
+    return out;
+}
+
+/* ---- the word rule ---- */
+
+static void test_text_diff(void **state)
+{
+    (void)state;
+    char where[200];
+    msp_fw_wordmap_t m;
+    assert_int_equal(msp_fw_text_diff("A may b.", "A  may b.", &m, where, sizeof(where)), MSP_FW_TEXT_SAME);
+    assert_int_equal(m.bits[0], 0);
+    assert_int_equal(msp_fw_text_diff("A may b.", "A shall b.", &m, where, sizeof(where)), MSP_FW_TEXT_MAY_SHALL);
+    assert_int_equal(m.bits[0], 2);
+    assert_int_equal(msp_fw_text_diff("A may b.", "A should b.", &m, NULL, 0), MSP_FW_TEXT_MAY_SHOULD);
+    assert_int_equal(msp_fw_text_diff("A may b may.", "A shall b should.", NULL, where, sizeof(where)),
+                     MSP_FW_TEXT_OTHER);
+    assert_int_equal(msp_fw_text_diff("A may b may c", "A shall b should c", NULL, where, sizeof(where)),
+                     MSP_FW_TEXT_OTHER);
+    assert_string_equal(where, "at word 4 the template has \"may\", the profile \"should\"");
+    assert_int_equal(msp_fw_text_diff("A may b.", "A may b", NULL, where, sizeof(where)), MSP_FW_TEXT_OTHER);
+    assert_string_equal(where, "at word 3 the template has \"b.\", the profile \"b\"");
+    assert_int_equal(msp_fw_text_diff("A may b.", "A may b. c", NULL, where, sizeof(where)), MSP_FW_TEXT_OTHER);
+    assert_string_equal(where, "at word 4 the template has \"(end)\", the profile \"c\"");
+    assert_int_equal(msp_fw_text_diff("A must b.", "A shall b.", NULL, where, sizeof(where)), MSP_FW_TEXT_OTHER);
+}
+
+/* ---- the shipped profiles ---- */
+
+static void test_ets_checks_clean(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = checked(shipped_text("ets"));
+    if (msp_fw_count(p, MSP_FW_ERROR) + msp_fw_count(p, MSP_FW_WARNING) != 0) {
+        dump(p);
+        fail_msg("ets has errors or warnings");
+    }
+    expect_finding(p, "M.AC.1", MSP_FW_ERRATUM, "Met printed N, should be Y");
+    expect_finding(p, "M.AC.3", MSP_FW_ERRATUM, "Met printed Y, should be N");
+    expect_finding(p, "B.3.4", MSP_FW_ERRATUM, "printed");
+    assert_true(msp_fw_in_series(p));
+    assert_string_equal(p->name, "ets");
+    msp_fw_profile_free(p);
+}
+
+/* Without its errata, the printed Annex B breaks the rules where the errata say it does. */
+static void test_ets_as_printed_breaks_rules(void **state)
+{
+    (void)state;
+    char *text = remove_row_errata(dup_text(shipped_text("ets")));
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "M.AC.3", MSP_FW_ERROR, "PNA is not claimed as met");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    assert_false(msp_fw_in_series(p)); /* M.AC.1 printed N */
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_split_proxy_checks_clean(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = checked(shipped_text("split-proxy"));
+    if (msp_fw_count(p, MSP_FW_ERROR) + msp_fw_count(p, MSP_FW_WARNING) != 0) {
+        dump(p);
+        fail_msg("split-proxy has errors or warnings");
+    }
+    expect_finding(p, "E.DP.2", MSP_FW_ERRATUM, "Met printed Y, should be N");
+    expect_finding(p, "M.AC.2.1", MSP_FW_ERRATUM, "text printed");
+    assert_false(msp_fw_in_series(p));
+    msp_fw_profile_free(p);
+}
+
+static void test_split_proxy_as_printed_breaks_rules(void **state)
+{
+    (void)state;
+    char *text = remove_row_errata(dup_text(shipped_text("split-proxy")));
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.2", MSP_FW_ERROR, "PR is never met");
+    expect_finding(p, "M.AC.2.1", MSP_FW_ERROR, "PO text is the template text");
+    expect_finding(p, "M.AC.2.3", MSP_FW_ERROR, "PM text may differ");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/* ---- broken profiles: each gets its one-line error ---- */
+
+static void test_unknown_ref(void **state)
+{
+    (void)state;
+    char *text = appended(dup_text(shipped_text("ets")),
+                          "requirement \"E.DP.9\" { label = \"PR\"; met = false; text = \"x\"; }\n");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.9", MSP_FW_ERROR, "unknown requirement: not in Tables 6.2-6.5");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_missing_row(void **state)
+{
+    (void)state;
+    char *text = remove_block(dup_text(shipped_text("ets")), "E.T.3");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.T.3", MSP_FW_ERROR, "missing");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    assert_false(msp_fw_in_series(p));
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_duplicate_row(void **state)
+{
+    (void)state;
+    char *text = appended(dup_text(shipped_text("ets")),
+                          "requirement \"E.DP.1\" {\n label = \"MM\"; met = true; text = \"x\"; }\n");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.1", MSP_FW_ERROR, "labelled twice");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_mandatory_not_mm(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.DP.1", "label = \"MM\"", "label = \"PM\"");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.1", MSP_FW_ERROR, "Mandatory template requirement: it must be MM");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_optional_as_mm(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.DP.2", "label = \"PR\"", "label = \"MM\"");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.2", MSP_FW_ERROR, "Optional template requirement");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_pm_text_changed(void **state)
+{
+    (void)state;
+    /* E.T.4.1 is PM in Annex B: "may" -> "shall" is fine, anything more is not. */
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.T.4.1", "the identity of the responder",
+                            "the name of the responder");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.T.4.1", MSP_FW_ERROR, "PM text may differ from the template only by");
+    expect_finding(p, "E.T.4.1", MSP_FW_ERROR, "\"identity\", the profile \"name\"");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_pm_keeps_may(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.T.4.1", "endpoint shall authenticate",
+                            "endpoint may authenticate");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.T.4.1", MSP_FW_ERROR, "keeps \"may\"");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_mm_text_changed(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.DP.1", "shall protect", "should protect");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.1", MSP_FW_ERROR, "MM text is copied without changes");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_met_rules(void **state)
+{
+    (void)state;
+    char *text = dup_text(shipped_text("ets"));
+    text = replace_in(text, "E.DP.2", "met = false", "met = true");   /* PR */
+    text = replace_in(text, "E.T.1.2", "met = false", "met = true");  /* PNA */
+    text = replace_in(text, "E.T.4.1", "met = true", "met = false");  /* PM */
+    text = replace_in(text, "E.DP.3.3", "met = true", "met = false"); /* PO */
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.2", MSP_FW_ERROR, "PR is never met");
+    expect_finding(p, "E.T.1.2", MSP_FW_ERROR, "PNA is not claimed as met");
+    expect_finding(p, "E.T.4.1", MSP_FW_ERROR, "PM is always met");
+    expect_finding(p, "E.DP.3.3", MSP_FW_ERROR, "PO is provided by the profile");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 4);
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_branch_rule(void **state)
+{
+    (void)state;
+    /* E.AC.1's Mandatory children (1.1, 1.2, 1.5) are met in Annex B, so E.AC.1 cannot be unmet. */
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.AC.1", "met = true", "met = false");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.AC.1", MSP_FW_ERROR, "all its Mandatory children are met");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    assert_false(msp_fw_in_series(p));
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_branch_rule_optional_children(void **state)
+{
+    (void)state;
+    /* E.T.4 has only Optional children, all met in Annex B: it must be met too. */
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.T.4", "met = true", "met = false");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.T.4", MSP_FW_ERROR, "all its children are met");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_missing_justification(void **state)
+{
+    (void)state;
+    char *text = dup_text(shipped_text("ets"));
+    char *j = strstr(strstr(text, "requirement \"E.DP.3.1\" {"), "justification = \"");
+    assert_non_null(j);
+    memcpy(j, "comment      ", 13); /* becomes an unknown key... */
+    text = replace_in(text, "E.DP.3.1", "comment      ", "#");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.3.1", MSP_FW_ERROR, "no justification");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_types_and_keys(void **state)
+{
+    (void)state;
+    char *text = dup_text(shipped_text("ets"));
+    text = replace_in(text, "E.DP.1", "met = true", "met = \"yes\"");
+    text = replace_in(text, "E.DP.3", "label = \"MM\"", "label = \"MMM\"");
+    text = replace_in(text, "E.DP.4", "met = true", "met = true; colour = \"red\"");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.1", MSP_FW_ERROR, "'met' must be true or false, not a string");
+    expect_finding(p, "E.DP.3", MSP_FW_ERROR, "it must be one of MM, PM, PO, PNA, PR");
+    expect_finding(p, "E.DP.4", MSP_FW_ERROR, "unknown key 'colour'");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_erratum_rules(void **state)
+{
+    (void)state;
+    char *text = appended(remove_block(dup_text(shipped_text("ets")), "E.DP.2"),
+                          "requirement \"E.DP.2\" {\n label = \"PR\"; met = false;\n"
+                          " text = \"Endpoints may add protection to externally visible characteristics of application "
+                          "data to protect confidentiality of sensitive information about application activity. (This "
+                          "is commonly referred to as Traffic Analysis Protection).\";\n"
+                          " erratum { met = false; }\n}\n");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.2", MSP_FW_ERROR, "erratum without 'why'");
+    expect_finding(p, "E.DP.2", MSP_FW_ERROR, "repeats a printed value");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+static void test_syntax_error_has_line(void **state)
+{
+    (void)state;
+    const char *text = "profile {\n  name = \"x\";\n}\nrequirement \"E.DP.1\" {\n  label = \"MM;\n";
+    msp_fw_profile_t *p = NULL;
+    msp_error_t err;
+    assert_int_equal(msp_fw_profile_parse(cat, "t.ucl", text, strlen(text), &p, &err), MSP_ERR_SYNTAX);
+    assert_null(p);
+    assert_string_equal(err.where, "5");
+    assert_true(err.detail[0] != '\0');
+}
+
+static void test_load_by_name_and_path(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = NULL;
+    msp_error_t err;
+    assert_int_equal(msp_fw_profile_load(cat, "split-proxy", &p, &err), MSP_OK);
+    assert_string_equal(p->source_name, "split-proxy");
+    msp_fw_profile_free(p);
+    assert_int_equal(msp_fw_profile_load(cat, "no-such-profile", &p, &err), MSP_ERR_NOT_FOUND);
+    assert_string_equal(err.where, "no-such-profile");
+    assert_int_equal(msp_fw_profile_load(cat, "/nonexistent/x.ucl", &p, &err), MSP_ERR_IO);
+    assert_string_equal(err.where, "/nonexistent/x.ucl");
+    assert_int_equal(msp_fw_profile_load(cat, MSP_SOURCE_DIR "/data/framework/profiles/ets.ucl", &p, &err), MSP_OK);
+    msp_fw_profile_free(p);
+    assert_string_equal(msp_fw_shipped_name(0), "ets");
+    assert_string_equal(msp_fw_shipped_name(1), "split-proxy");
+    assert_null(msp_fw_shipped_name(2));
+}
+
+/* The skeleton from 'new' parses, lists every requirement, and check says what is missing. */
+static void test_new_skeleton(void **state)
+{
+    (void)state;
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 20);
+    assert_int_equal(msp_fw_render_new(cat, "mine", &b), MSP_OK);
+    msp_fw_profile_t *p = checked(msp_buf_cstr(&b));
+    assert_string_equal(p->name, "mine");
+    for (size_t i = 0; i < cat->count; i++) {
+        assert_true(p->rows[i].present);
+        assert_string_equal(p->rows[i].text, cat->reqs[i].text);
+        expect_finding(p, cat->reqs[i].ref, MSP_FW_ERROR, "no label");
+        expect_finding(p, cat->reqs[i].ref, MSP_FW_ERROR, "no 'met'");
+    }
+    assert_null(finding(p, "E.DP.1", MSP_FW_ERROR, "missing"));
+    msp_fw_profile_free(p);
+    msp_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_diff),
+        cmocka_unit_test(test_ets_checks_clean),
+        cmocka_unit_test(test_ets_as_printed_breaks_rules),
+        cmocka_unit_test(test_split_proxy_checks_clean),
+        cmocka_unit_test(test_split_proxy_as_printed_breaks_rules),
+        cmocka_unit_test(test_unknown_ref),
+        cmocka_unit_test(test_missing_row),
+        cmocka_unit_test(test_duplicate_row),
+        cmocka_unit_test(test_mandatory_not_mm),
+        cmocka_unit_test(test_optional_as_mm),
+        cmocka_unit_test(test_pm_text_changed),
+        cmocka_unit_test(test_pm_keeps_may),
+        cmocka_unit_test(test_mm_text_changed),
+        cmocka_unit_test(test_met_rules),
+        cmocka_unit_test(test_branch_rule),
+        cmocka_unit_test(test_branch_rule_optional_children),
+        cmocka_unit_test(test_missing_justification),
+        cmocka_unit_test(test_types_and_keys),
+        cmocka_unit_test(test_erratum_rules),
+        cmocka_unit_test(test_syntax_error_has_line),
+        cmocka_unit_test(test_load_by_name_and_path),
+        cmocka_unit_test(test_new_skeleton),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

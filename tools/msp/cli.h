@@ -1,0 +1,35 @@
+/* What every msp command shares: output in one piece, one-line errors. */
+#ifndef MSP_CLI_H
+#define MSP_CLI_H
+
+#include "msp/buf.h"
+#include "msp/error.h"
+
+/* Exit statuses, the same for every command. */
+enum {
+    CLI_OK = 0,
+    CLI_FAIL = 1,  /* the input was read and found wanting */
+    CLI_USAGE = 2, /* bad arguments, or input that could not be read at all */
+};
+
+#define CLI_OUTPUT_LIMIT (64u << 20)
+
+/** Prints "msp CMD: message" on stderr as one line. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Prints an msp_error_t as "WHERE: error: DETAIL" (or "CMD: error: ..." without a place). */
+void cli_print_error(const char *cmd, const msp_error_t *err);
+
+/**
+ * Writes the buffer to stdout in one piece. Output is only ever written
+ * whole, after it has been rendered completely, so a failure never leaves
+ * half a report behind. Returns CLI_OK or CLI_FAIL (with a message).
+ */
+int cli_write_stdout(const char *cmd, msp_buf_t *b);
+
+/** True when argv holds -h or --help before any "--". */
+int cli_wants_help(int argc, char **argv);
+
+int cmd_framework(int argc, char **argv);
+
+#endif

@@ -12,6 +12,10 @@ if ! clang-format --dry-run --Werror "${sources[@]}"; then
     exit 1
 fi
 
+# The optimised build (what scripts/demo.sh makes) sees warnings -O0 does not.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMSP_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1

@@ -450,7 +450,7 @@ int msp_uclp_parse_top(ucl_parser_t *ps)
     if (rc != MSP_OK) {
         return rc;
     }
-    msp_ucl_t *root;
+    msp_ucl_t *root = NULL;
     const char *at = ps->p;
     bool brace = at < ps->end && (*at == '{' || *at == '[');
     rc = new_node(ps, NULL, NULL, brace ? at : ps->text, &root);

@@ -402,8 +402,8 @@ int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_pro
         return msp_error_set(err, MSP_ERR_NOT_FOUND, arg,
                              "no such file, and not a shipped profile (see 'msp framework list')");
     }
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int ret = read_file(arg, &text, &len, err);
     if (ret == MSP_OK) {
         ret = parse_named(cat, arg, text, len, out, err);

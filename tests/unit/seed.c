@@ -21,6 +21,17 @@ static void strip_bold(char *s)
     }
 }
 
+/* Copies src into dst of n bytes; 0 if it does not fit (then the row is not one of ours). */
+static int put(char *dst, size_t n, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= n) {
+        return 0;
+    }
+    memcpy(dst, src, len + 1);
+    return 1;
+}
+
 /* Splits "ref\ttext\tcol3[\tcol4]" into a row; 0 if the shape is wrong. */
 static int split_row(char *line, seed_row_t *r)
 {
@@ -37,10 +48,10 @@ static int split_row(char *line, seed_row_t *r)
         return 0;
     }
     memset(r, 0, sizeof(*r));
-    snprintf(r->ref, sizeof(r->ref), "%s", f[0]);
-    snprintf(r->text, sizeof(r->text), "%s", f[1]);
-    snprintf(r->col3, sizeof(r->col3), "%s", f[2]);
-    snprintf(r->col4, sizeof(r->col4), "%s", n > 3 ? f[3] : "");
+    if (!put(r->ref, sizeof(r->ref), f[0]) || !put(r->text, sizeof(r->text), f[1]) ||
+        !put(r->col3, sizeof(r->col3), f[2]) || !put(r->col4, sizeof(r->col4), n > 3 ? f[3] : "")) {
+        return 0;
+    }
     strip_bold(r->text);
     return 1;
 }

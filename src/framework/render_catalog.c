@@ -95,22 +95,12 @@ static void render_json(const msp_fw_catalog_t *cat, msp_buf_t *b)
 
 int msp_fw_render_catalog(const msp_fw_catalog_t *cat, msp_fw_format_t fmt, msp_buf_t *out)
 {
-    switch (fmt) {
-    case MSP_FW_TEXT:
-        render_text(cat, out);
-        break;
-    case MSP_FW_MD:
-        render_md(cat, out);
-        break;
-    case MSP_FW_JSON:
-        render_json(cat, out);
-        break;
-    case MSP_FW_HTML:
-        render_html(cat, out);
-        break;
-    default:
+    static void (*const render[])(const msp_fw_catalog_t *, msp_buf_t *) = {render_text, render_md, render_json,
+                                                                            render_html};
+    if ((unsigned)fmt >= sizeof(render) / sizeof(render[0])) {
         return MSP_ERR_ARGUMENT;
     }
+    render[fmt](cat, out);
     return msp_buf_error(out);
 }
 

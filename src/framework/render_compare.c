@@ -166,21 +166,11 @@ int msp_fw_render_compare(const msp_fw_profile_t *const *ps, size_t n, msp_fw_fo
     if (n == 0) {
         return MSP_ERR_ARGUMENT;
     }
-    switch (fmt) {
-    case MSP_FW_TEXT:
-        render_text(ps, n, out);
-        break;
-    case MSP_FW_MD:
-        render_md(ps, n, out);
-        break;
-    case MSP_FW_JSON:
-        render_json(ps, n, out);
-        break;
-    case MSP_FW_HTML:
-        render_html(ps, n, out);
-        break;
-    default:
+    static void (*const render[])(const msp_fw_profile_t *const *, size_t, msp_buf_t *) = {render_text, render_md,
+                                                                                           render_json, render_html};
+    if ((unsigned)fmt >= sizeof(render) / sizeof(render[0])) {
         return MSP_ERR_ARGUMENT;
     }
+    render[fmt](ps, n, out);
     return msp_buf_error(out);
 }

@@ -370,21 +370,11 @@ static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
 
 int msp_fw_render_report(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *out)
 {
-    switch (fmt) {
-    case MSP_FW_TEXT:
-        render_text(p, out);
-        break;
-    case MSP_FW_MD:
-        render_md(p, out);
-        break;
-    case MSP_FW_JSON:
-        render_json(p, out);
-        break;
-    case MSP_FW_HTML:
-        render_html(p, out);
-        break;
-    default:
+    static void (*const render[])(const msp_fw_profile_t *, msp_buf_t *) = {render_text, render_md, render_json,
+                                                                            render_html};
+    if ((unsigned)fmt >= sizeof(render) / sizeof(render[0])) {
         return MSP_ERR_ARGUMENT;
     }
+    render[fmt](p, out);
     return msp_buf_error(out);
 }

@@ -67,7 +67,7 @@ static const char *find_value(const char *from, const char *label, size_t *len)
         const char *equals = strstr(s + n, " = ");
         const char *sep = colon;
         size_t skip = 2;
-        if (sep == NULL || sep > eol || (equals != NULL && equals < sep)) {
+        if (sep == NULL || sep > eol) {
             sep = equals;
             skip = 3;
         }

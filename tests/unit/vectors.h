@@ -1,5 +1,5 @@
 /*
- * Reads the known-answer files of ../shared/spec/*-verify/ ("label: hex"
+ * Reads the known-answer files of ../shared/spec/ (the -verify folders) ("label: hex"
  * lines, optionally grouped under "### " headings), so that tests take the
  * reference's values from the files themselves instead of pasting them.
  */
@@ -27,7 +27,7 @@ const char *vec_section(const vec_file_t *f, const char *heading);
 /**
  * Finds, from `from` up to the next "### " heading, the first line that
  * (after leading spaces) starts with label, and decodes the hex digits that
- * follow the first ": " or " = " after the label (spaces inside the hex are
+ * follow the first ": " after the label (or, on a line without one, the first " = ") (spaces inside the hex are
  * not allowed; decoding stops at the first non-hex character). Returns the
  * number of bytes written to out, or -1 if the label is missing, the hex is
  * odd-length or longer than max.

@@ -1,0 +1,400 @@
+/*
+ * The TLMSP key schedule against the reference's 1-middlebox session
+ * (../shared/spec/tlmsp-handshake-verify/vectors-1mbox.txt): from the
+ * ephemeral private keys and the public values on the wire, recompute
+ * every premaster and master secret, every pairwise key block, open every
+ * MiddleboxKeyMaterial / KeyConfirmation with the key our block gives, and
+ * derive every context key from the contributions inside them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/x509.h>
+
+#include "msp/error.h"
+#include "msp/tlmsp_kdf.h"
+#include "vectors.h"
+
+#define VEC_FILE "tlmsp-handshake-verify/vectors-1mbox.txt"
+#define MBOX_HELLO_LEN 71
+
+typedef struct session {
+    vec_file_t f;
+    uint8_t client_random[32], server_random[32], idlist[32];
+    uint8_t m_to_client[1][32], m_to_server[1][32];
+    EVP_PKEY *client, *server, *m_to_client_key, *m_to_server_key;
+    uint8_t client_pub[32], server_pub[32];
+    uint8_t ms_cs[48], ms_cm[48], ms_sm[48];
+    msp_tlmsp_key_block_t kb_cs, kb_cm, kb_sm;
+} session_t;
+
+static void hex(const char *from, const char *label, uint8_t *out, size_t len)
+{
+    if (from == NULL || vec_hex(from, label, out, len) != (long)len) {
+        fail_msg("vector '%s' missing or not %zu bytes", label, len);
+    }
+}
+
+static EVP_PKEY *der_key(const session_t *s, const char *label)
+{
+    uint8_t der[256];
+    long n = vec_hex(s->f.text, label, der, sizeof(der));
+    assert_true(n > 0);
+    const uint8_t *p = der;
+    EVP_PKEY *k = d2i_AutoPrivateKey(NULL, &p, n);
+    assert_non_null(k);
+    return k;
+}
+
+static void load(session_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(vec_load(&s->f, VEC_FILE), 0);
+    const char *t = s->f.text;
+    hex(t, "client_random", s->client_random, 32);
+    hex(t, "server_random", s->server_random, 32);
+    hex(t, "idlist_hash", s->idlist, 32);
+    /* MiddleboxHello (tlmsp-handshake.md 5.1): id | version | to_client_random | to_server_random | ... */
+    uint8_t hello[MBOX_HELLO_LEN];
+    hex(t, "MiddleboxHello(51) body", hello, sizeof(hello));
+    assert_int_equal(hello[0], 51);
+    memcpy(s->m_to_client[0], hello + 3, 32);
+    memcpy(s->m_to_server[0], hello + 35, 32);
+    s->client = der_key(s, "client ephemeral private (DER)");
+    s->server = der_key(s, "server ephemeral private (DER)");
+    s->m_to_client_key = der_key(s, "mbox 51 to_client private (DER)");
+    s->m_to_server_key = der_key(s, "mbox 51 to_server private (DER)");
+    hex(t, "client CKE public", s->client_pub, 32);
+    hex(t, "server SKE public", s->server_pub, 32);
+}
+
+static void unload(session_t *s)
+{
+    EVP_PKEY_free(s->client);
+    EVP_PKEY_free(s->server);
+    EVP_PKEY_free(s->m_to_client_key);
+    EVP_PKEY_free(s->m_to_server_key);
+    vec_free(&s->f);
+}
+
+static void raw_public(EVP_PKEY *k, uint8_t out[32])
+{
+    size_t n = 32;
+    assert_int_equal(EVP_PKEY_get_raw_public_key(k, out, &n), 1);
+    assert_int_equal(n, 32);
+}
+
+/* premaster(own, peer) computed from both sides must agree. */
+static size_t premaster_both(EVP_PKEY *a, const uint8_t a_pub[32], EVP_PKEY *b, const uint8_t b_pub[32],
+                             uint8_t out[64])
+{
+    uint8_t other[64];
+    size_t n1 = 0, n2 = 0;
+    assert_int_equal(msp_tlmsp_premaster(a, b_pub, 32, out, &n1), MSP_OK);
+    assert_int_equal(msp_tlmsp_premaster(b, a_pub, 32, other, &n2), MSP_OK);
+    assert_int_equal(n1, 32);
+    assert_int_equal(n2, 32);
+    assert_memory_equal(out, other, 32);
+    return n1;
+}
+
+static void derive_all(session_t *s)
+{
+    uint8_t pm[64], m_c_pub[32], m_s_pub[32];
+    raw_public(s->m_to_client_key, m_c_pub);
+    raw_public(s->m_to_server_key, m_s_pub);
+    size_t n = premaster_both(s->client, s->client_pub, s->server, s->server_pub, pm);
+    assert_int_equal(msp_tlmsp_master_secret(pm, n, s->idlist, s->client_random, s->server_random, s->ms_cs), MSP_OK);
+    n = premaster_both(s->client, s->client_pub, s->m_to_client_key, m_c_pub, pm);
+    assert_int_equal(msp_tlmsp_master_secret(pm, n, s->idlist, s->client_random, s->m_to_client[0], s->ms_cm), MSP_OK);
+    n = premaster_both(s->server, s->server_pub, s->m_to_server_key, m_s_pub, pm);
+    assert_int_equal(msp_tlmsp_master_secret(pm, n, s->idlist, s->server_random, s->m_to_server[0], s->ms_sm), MSP_OK);
+    assert_int_equal(msp_tlmsp_key_block(s->ms_cs, s->client_random, s->server_random, &s->kb_cs), MSP_OK);
+    assert_int_equal(msp_tlmsp_key_block(s->ms_cm, s->client_random, s->m_to_client[0], &s->kb_cm), MSP_OK);
+    assert_int_equal(msp_tlmsp_key_block(s->ms_sm, s->server_random, s->m_to_server[0], &s->kb_sm), MSP_OK);
+}
+
+static void test_premaster_and_master_secrets(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    uint8_t pm[64], want[48];
+    size_t n = premaster_both(s.client, s.client_pub, s.server, s.server_pub, pm);
+    hex(s.f.text, "premaster client-server", want, 32);
+    assert_memory_equal(pm, want, n);
+    derive_all(&s);
+    hex(s.f.text, "master secret (1, 254)", want, 48);
+    assert_memory_equal(s.ms_cs, want, 48);
+    hex(s.f.text, "master secret (1, 51)", want, 48);
+    assert_memory_equal(s.ms_cm, want, 48);
+    hex(s.f.text, "master secret (254, 51)", want, 48);
+    assert_memory_equal(s.ms_sm, want, 48);
+    unload(&s);
+}
+
+static void test_key_blocks(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    static const char *const labels[] = {"key block (1, 254)", "key block (1, 51)", "key block (254, 51)"};
+    const msp_tlmsp_key_block_t *kbs[] = {&s.kb_cs, &s.kb_cm, &s.kb_sm};
+    for (int i = 0; i < 3; i++) {
+        uint8_t want[64];
+        hex(s.f.text, labels[i], want, 64);
+        assert_memory_equal(kbs[i]->b_to_a_mac, want, 16);
+        assert_memory_equal(kbs[i]->a_to_b_mac, want + 16, 16);
+        assert_memory_equal(kbs[i]->b_to_a_enc, want + 32, 16);
+        assert_memory_equal(kbs[i]->a_to_b_enc, want + 48, 16);
+    }
+    unload(&s);
+}
+
+/* AES-128-GCM open of a KeyMaterial/KeyConfirmation body (5.5): id | nonce(12) | ct | tag(16), AAD = id | nonce. */
+static size_t gcm_open(const uint8_t key[16], const uint8_t *body, size_t len, uint8_t *out)
+{
+    assert_true(len > 13 + 16);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, m = 0;
+    size_t ct = len - 13 - 16;
+    assert_int_equal(EVP_DecryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, body + 1), 1);
+    assert_int_equal(EVP_DecryptUpdate(c, NULL, &n, body, 13), 1);
+    assert_int_equal(EVP_DecryptUpdate(c, out, &n, body + 13, (int)ct), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, (void *)(body + len - 16)), 1);
+    int ok = EVP_DecryptFinal_ex(c, out + n, &m);
+    EVP_CIPHER_CTX_free(c);
+    assert_int_equal(ok, 1);
+    return ct;
+}
+
+/* Every key-material message opens with the key our block gives for its direction (6.5 table). */
+static void test_key_material_keys_for_all_directions(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    static const struct {
+        const char *msg;
+        int block; /* 0 (C,S), 1 (C,m), 2 (S,m) */
+        int a_to_b;
+    } cases[] = {
+        {"MiddleboxKeyMaterial 1->51", 1, 1},       {"MiddleboxKeyMaterial 1->254", 0, 1},
+        {"MiddleboxKeyMaterial 254->51", 2, 1},     {"MiddleboxKeyMaterial 254->1", 0, 0},
+        {"MiddleboxKeyConfirmation 51->254", 2, 0}, {"MiddleboxKeyConfirmation 51->1", 1, 0},
+    };
+    const msp_tlmsp_key_block_t *kbs[] = {&s.kb_cs, &s.kb_cm, &s.kb_sm};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *sec = vec_section(&s.f, cases[i].msg);
+        assert_non_null(sec);
+        const uint8_t *key = cases[i].a_to_b ? kbs[cases[i].block]->a_to_b_enc : kbs[cases[i].block]->b_to_a_enc;
+        uint8_t want_key[16], body[512], plain[512], want_plain[512];
+        hex(sec, "key", want_key, 16);
+        assert_memory_equal(key, want_key, 16);
+        long blen = vec_hex(sec, cases[i].msg, body, sizeof(body));
+        long plen = vec_hex(sec, "plaintext", want_plain, sizeof(want_plain));
+        assert_true(blen > 0 && plen > 0);
+        assert_int_equal(gcm_open(key, body, (size_t)blen, plain), (size_t)plen);
+        assert_memory_equal(plain, want_plain, (size_t)plen);
+    }
+    unload(&s);
+}
+
+/* Contributions (5.5): c | [synch(16) if c == 0] | v8<reader> | v8<writer>, contexts ascending. */
+typedef struct contrib {
+    uint8_t synch[16];
+    uint8_t reader[256][16], writer[256][16];
+    int present[256];
+} contrib_t;
+
+static void parse_contrib(const uint8_t *p, size_t n, contrib_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    size_t i = 0;
+    while (i < n) {
+        uint8_t id = p[i++];
+        c->present[id] = 1;
+        if (id == 0) {
+            assert_true(i + 16 <= n);
+            memcpy(c->synch, p + i, 16);
+            i += 16;
+        }
+        for (int k = 0; k < 2; k++) {
+            assert_true(i < n);
+            uint8_t len = p[i++];
+            assert_true(len == 16 && i + 16 <= n); /* endpoints get every contribution */
+            memcpy(k == 0 ? c->reader[id] : c->writer[id], p + i, 16);
+            i += 16;
+        }
+    }
+}
+
+static void contributions(session_t *s, const char *msg, contrib_t *c)
+{
+    static uint8_t plain[1024];
+    const char *sec = vec_section(&s->f, msg);
+    assert_non_null(sec);
+    long n = vec_hex(sec, "plaintext", plain, sizeof(plain));
+    assert_true(n > 0);
+    parse_contrib(plain, (size_t)n, c);
+}
+
+static void test_context_and_synch_keys(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    static contrib_t cc, sc;
+    contributions(&s, "MiddleboxKeyMaterial 1->254", &cc); /* the client's, sent to the server */
+    contributions(&s, "MiddleboxKeyMaterial 254->1", &sc);
+    msp_tlmsp_randoms_t r = {s.client_random, s.server_random, s.m_to_server, s.m_to_client, 1};
+    int checked = 0;
+    for (int id = 0; id < 256; id++) {
+        if (!cc.present[id]) {
+            continue;
+        }
+        assert_true(sc.present[id]);
+        msp_tlmsp_context_keys_t k;
+        assert_int_equal(
+            msp_tlmsp_context_keys((uint8_t)id, sc.reader[id], cc.reader[id], sc.writer[id], cc.writer[id], &r, &k),
+            MSP_OK);
+        char label[64];
+        uint8_t want[64];
+        snprintf(label, sizeof(label), "context %d reader block", id);
+        hex(s.f.text, label, want, 64);
+        assert_memory_equal(k.client_reader_mac, want, 16);
+        assert_memory_equal(k.client_reader_enc, want + 16, 16);
+        assert_memory_equal(k.server_reader_mac, want + 32, 16);
+        assert_memory_equal(k.server_reader_enc, want + 48, 16);
+        snprintf(label, sizeof(label), "context %d writer block", id);
+        hex(s.f.text, label, want, 32);
+        assert_memory_equal(k.client_writer_mac, want, 16);
+        assert_memory_equal(k.server_writer_mac, want + 16, 16);
+        checked++;
+    }
+    assert_int_equal(checked, 3); /* contexts 0, 1 and 2 of this session */
+    uint8_t cs[16], ss[16], want[32];
+    assert_int_equal(msp_tlmsp_synch_keys(sc.synch, cc.synch, &r, cs, ss), MSP_OK);
+    hex(s.f.text, "synch block", want, 32);
+    assert_memory_equal(cs, want, 16);
+    assert_memory_equal(ss, want + 16, 16);
+    unload(&s);
+}
+
+static void test_client_finished(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    uint8_t th[32], want[12], got[12];
+    hex(s.f.text, "endpoint transcript hash for client Finished", th, 32);
+    hex(s.f.text, "client verify_data", want, 12);
+    assert_int_equal(msp_tlmsp_verify_data(s.ms_cs, "client finished", th, got), MSP_OK);
+    assert_memory_equal(got, want, 12);
+    unload(&s);
+}
+
+/*
+ * tlmsp-handshake.md 2: the first 32 bytes equal the TLS 1.2 PRF (OpenSSL's
+ * own, as an independent reference), every later byte differs.
+ */
+static void test_prf_against_tls12_prf(void **state)
+{
+    (void)state;
+    static const uint8_t secret[48] = {1, 2, 3, 4, 5};
+    static const uint8_t seed[64] = {9, 8, 7};
+    uint8_t ours[96], tls[96];
+    msp_iov_t pieces[] = {{seed, 20}, {seed + 20, 44}};
+    assert_int_equal(msp_tlmsp_prf(secret, sizeof(secret), "key expansion", pieces, 2, ours, sizeof(ours)), MSP_OK);
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    char label_seed[13 + 64];
+    memcpy(label_seed, "key expansion", 13);
+    memcpy(label_seed + 13, seed, 64);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, (void *)secret, sizeof(secret)),
+                           OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, label_seed, sizeof(label_seed)),
+                           OSSL_PARAM_construct_end()};
+    assert_int_equal(EVP_KDF_derive(ctx, tls, sizeof(tls), params), 1);
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    assert_memory_equal(ours, tls, 32);
+    for (int i = 32; i < 96; i += 32) {
+        assert_memory_not_equal(ours + i, tls + i, 32);
+    }
+    /* A prefix of a longer output is the shorter output. */
+    uint8_t shorter[40];
+    assert_int_equal(msp_tlmsp_prf(secret, sizeof(secret), "key expansion", pieces, 2, shorter, sizeof(shorter)),
+                     MSP_OK);
+    assert_memory_equal(shorter, ours, sizeof(shorter));
+    assert_int_equal(msp_tlmsp_prf(secret, 1, "x", pieces, MSP_TLMSP_MAX_PRF_PIECES + 1, ours, 1), MSP_ERR_ARGUMENT);
+}
+
+static void test_bad_peer_values(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    uint8_t out[64];
+    size_t n = 0;
+    uint8_t zero[32] = {0};
+    /* The all-zero X25519 point gives an all-zero secret, which OpenSSL refuses (RFC 7748 6.1). */
+    assert_int_equal(msp_tlmsp_premaster(s.client, zero, sizeof(zero), out, &n), MSP_ALERT_ILLEGAL_PARAMETER);
+    assert_int_equal(msp_tlmsp_premaster(s.client, s.server_pub, 31, out, &n), MSP_ALERT_ILLEGAL_PARAMETER);
+    unload(&s);
+    /* P-256: a point that is not on the curve. */
+    EVP_PKEY *ec = EVP_EC_gen("P-256");
+    assert_non_null(ec);
+    uint8_t bad[65] = {4, 1, 2, 3};
+    assert_int_equal(msp_tlmsp_premaster(ec, bad, sizeof(bad), out, &n), MSP_ALERT_ILLEGAL_PARAMETER);
+    /* and one that is: our own public key gives a 32-byte x coordinate. */
+    uint8_t pub[65];
+    size_t plen = 0;
+    assert_int_equal(EVP_PKEY_get_octet_string_param(ec, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &plen), 1);
+    assert_int_equal(msp_tlmsp_premaster(ec, pub, plen, out, &n), MSP_OK);
+    assert_int_equal(n, 32);
+    EVP_PKEY_free(ec);
+}
+
+static void test_idlist_hash(void **state)
+{
+    (void)state;
+    static const uint8_t a[] = "first certificate", b[] = "second";
+    msp_iov_t two[] = {{a, sizeof(a) - 1}, {b, sizeof(b) - 1}};
+    uint8_t h1[32], h2[32], joined[64];
+    memcpy(joined, a, sizeof(a) - 1);
+    memcpy(joined + sizeof(a) - 1, b, sizeof(b) - 1);
+    msp_iov_t one[] = {{joined, sizeof(a) + sizeof(b) - 2}};
+    assert_int_equal(msp_tlmsp_idlist_hash(two, 2, h1), MSP_OK);
+    assert_int_equal(msp_tlmsp_idlist_hash(one, 1, h2), MSP_OK);
+    assert_memory_equal(h1, h2, 32);
+    uint8_t direct[32];
+    unsigned int dn = 0;
+    assert_int_equal(EVP_Digest(joined, one[0].len, direct, &dn, EVP_sha256(), NULL), 1);
+    assert_memory_equal(h1, direct, 32);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_premaster_and_master_secrets),
+        cmocka_unit_test(test_key_blocks),
+        cmocka_unit_test(test_key_material_keys_for_all_directions),
+        cmocka_unit_test(test_context_and_synch_keys),
+        cmocka_unit_test(test_client_finished),
+        cmocka_unit_test(test_prf_against_tls12_prf),
+        cmocka_unit_test(test_bad_peer_values),
+        cmocka_unit_test(test_idlist_hash),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

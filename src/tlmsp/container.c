@@ -1,0 +1,322 @@
+#include "msp/tlmsp_container.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "msp/error.h"
+
+/* ---- parsing (tlmsp-records.md 4) ---- */
+
+/* M_INFO (4.3): m_id | n | n x (source_ID | delete_count(2)), kept verbatim for the MAC inputs. */
+static int parse_m_info(msp_reader_t *r, msp_tlmsp_container_t *c)
+{
+    msp_reader_t start = *r;
+    uint8_t m_id, n;
+    const uint8_t *entries;
+    int ret = msp_read_u8(r, &m_id);
+    if (ret == MSP_OK) {
+        ret = msp_read_u8(r, &n);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_bytes(r, (size_t)n * 3, &entries);
+    }
+    if (ret == MSP_OK) {
+        c->m_info = start.pos;
+        c->m_info_len = (size_t)(r->pos - start.pos);
+    }
+    return ret;
+}
+
+static int parse_fmac(msp_reader_t *r, msp_tlmsp_fmac_t *fm)
+{
+    int ret = msp_read_u8(r, &fm->id);
+    if (ret == MSP_OK) {
+        ret = msp_read_u8(r, &fm->order);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_u8(r, &fm->flags);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_bytes(r, MSP_TLMSP_MAC_LEN, &fm->reader_check);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_bytes(r, MSP_TLMSP_GCM_NONCE_LEN, &fm->nonce);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_bytes(r, MSP_TLMSP_MAC_LEN, &fm->check);
+    }
+    return ret;
+}
+
+/* The mandatory forwarding MAC, then nAF more iff the container is audited (flag 0x1000, 4.1). */
+static int parse_fmacs(msp_reader_t *r, msp_tlmsp_container_t *c)
+{
+    int ret = parse_fmac(r, &c->fmacs[0]);
+    c->nfmacs = 1;
+    if (ret != MSP_OK || !(c->flags & MSP_TLMSP_CF_ADDITIONAL_FORWARDING_MACS)) {
+        return ret;
+    }
+    uint8_t naf;
+    ret = msp_read_u8(r, &naf);
+    for (size_t i = 0; ret == MSP_OK && i < naf; i++) {
+        ret = parse_fmac(r, &c->fmacs[c->nfmacs++]);
+    }
+    return ret;
+}
+
+int msp_tlmsp_container_parse(msp_reader_t *r, int protected_, msp_tlmsp_container_t *c)
+{
+    msp_reader_t save = *r;
+    memset(c, 0, offsetof(msp_tlmsp_container_t, fmacs));
+    msp_reader_t frag;
+    int ret = msp_read_u8(r, &c->context);
+    if (ret == MSP_OK) {
+        ret = msp_read_u16(r, &c->flags);
+    }
+    if (ret == MSP_OK && (c->flags & (MSP_TLMSP_CF_INSERTED | MSP_TLMSP_CF_DELETED))) {
+        ret = parse_m_info(r, c);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_block(r, 2, &frag);
+    }
+    if (ret == MSP_OK) {
+        c->fragment = frag.pos;
+        c->fragment_len = msp_reader_left(&frag);
+        /* A protected fragment holds at least its nonce and tag; an unprotected one is a 2-byte alert. */
+        if (protected_ ? c->fragment_len < MSP_TLMSP_FRAGMENT_OVERHEAD : c->fragment_len != 2) {
+            ret = MSP_ALERT_DECODE_ERROR;
+        }
+    }
+    if (ret == MSP_OK && protected_) {
+        ret = msp_read_bytes(r, MSP_TLMSP_MAC_LEN, &c->writer_mac);
+    }
+    if (ret == MSP_OK && protected_) {
+        ret = parse_fmacs(r, c);
+    }
+    if (ret != MSP_OK) {
+        *r = save;
+    }
+    return ret;
+}
+
+/* ---- the GCM engine ---- */
+
+int msp_tlmsp_gcm_init(msp_tlmsp_gcm_t *g)
+{
+    g->ctx = EVP_CIPHER_CTX_new();
+    g->md = EVP_MD_CTX_new();
+    /* Bind the cipher once; every later call passes only key and IV. */
+    if (g->ctx == NULL || g->md == NULL || !EVP_EncryptInit_ex(g->ctx, EVP_aes_128_gcm(), NULL, NULL, NULL)) {
+        msp_tlmsp_gcm_free(g);
+        return MSP_ERR_NO_MEMORY;
+    }
+    return MSP_OK;
+}
+
+void msp_tlmsp_gcm_free(msp_tlmsp_gcm_t *g)
+{
+    EVP_CIPHER_CTX_free(g->ctx);
+    EVP_MD_CTX_free(g->md);
+    g->ctx = NULL;
+    g->md = NULL;
+}
+
+/* The fixed head of every container MAC input (5.4): type | 0303 | sid | seq | flags | M_INFO. */
+static size_t mac_head(const msp_tlmsp_mac_in_t *in, uint8_t out[17])
+{
+    out[0] = in->type;
+    out[1] = 0x03;
+    out[2] = 0x03;
+    for (int i = 0; i < 4; i++) {
+        out[3 + i] = (uint8_t)(in->sid >> (24 - 8 * i));
+    }
+    for (int i = 0; i < 8; i++) {
+        out[7 + i] = (uint8_t)(in->seq >> (56 - 8 * i));
+    }
+    out[15] = (uint8_t)(in->flags >> 8);
+    out[16] = (uint8_t)in->flags;
+    return 17;
+}
+
+typedef struct piece {
+    const uint8_t *p;
+    size_t n;
+} piece_t;
+
+/* mac_input(in, L, frag) as pieces, so the fragment is fed in place (5.4). */
+static size_t mac_input(const msp_tlmsp_mac_in_t *in, size_t L, const uint8_t *frag, size_t frag_len, uint8_t head[17],
+                        uint8_t len[2], piece_t out[4])
+{
+    len[0] = (uint8_t)(L >> 8);
+    len[1] = (uint8_t)L;
+    out[0] = (piece_t){head, mac_head(in, head)};
+    out[1] = (piece_t){in->m_info, in->m_info != NULL ? in->m_info_len : 0};
+    out[2] = (piece_t){len, 2};
+    out[3] = (piece_t){frag, frag != NULL ? frag_len : 0};
+    return 4;
+}
+
+static int aad(msp_tlmsp_gcm_t *g, const piece_t *pieces, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int outl;
+        if (pieces[i].n > 0 && !EVP_CipherUpdate(g->ctx, NULL, &outl, pieces[i].p, (int)pieces[i].n)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* AES-128-GCM with the 12 explicit nonce bytes as the whole IV (3: no implicit part, no XOR). */
+static int gcm(msp_tlmsp_gcm_t *g, int enc, const uint8_t key[16], const uint8_t nonce[12], const piece_t *pieces,
+               size_t npieces, const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16])
+{
+    int outl = 0, fin = 0;
+    uint8_t none[1];
+    if (out == NULL) {
+        out = none; /* GMAC writes no output; keep the pointer arithmetic below defined */
+    }
+    if (len > INT32_MAX || !EVP_CipherInit_ex(g->ctx, NULL, NULL, key, nonce, enc) || !aad(g, pieces, npieces) ||
+        (len > 0 && !EVP_CipherUpdate(g->ctx, out, &outl, in, (int)len))) {
+        return MSP_ALERT_INTERNAL_ERROR;
+    }
+    if (!enc && !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, 16, tag)) {
+        return MSP_ALERT_INTERNAL_ERROR;
+    }
+    if (!EVP_CipherFinal_ex(g->ctx, out + outl, &fin)) {
+        return enc ? MSP_ALERT_INTERNAL_ERROR : MSP_ALERT_BAD_RECORD_MAC;
+    }
+    if (enc && !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)) {
+        return MSP_ALERT_INTERNAL_ERROR;
+    }
+    return MSP_OK;
+}
+
+/* ---- the container MACs (5.5-5.8) ---- */
+
+int msp_tlmsp_fragment_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tlmsp_mac_in_t *in,
+                            const uint8_t nonce[12], const uint8_t *plain, size_t len, uint8_t *out)
+{
+    if (len + MSP_TLMSP_FRAGMENT_OVERHEAD > MSP_TLMSP_MAX_CONTAINER_PLAINTEXT) {
+        return MSP_ERR_LIMIT;
+    }
+    uint8_t head[17], l[2];
+    piece_t p[4];
+    size_t np = mac_input(in, len, NULL, 0, head, l, p);
+    memcpy(out, nonce, MSP_TLMSP_GCM_NONCE_LEN);
+    return gcm(g, 1, key, nonce, p, np, plain, len, out + MSP_TLMSP_GCM_NONCE_LEN, out + MSP_TLMSP_GCM_NONCE_LEN + len);
+}
+
+int msp_tlmsp_fragment_open(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tlmsp_mac_in_t *in,
+                            const uint8_t *fragment, size_t fragment_len, uint8_t *plain)
+{
+    if (fragment_len < MSP_TLMSP_FRAGMENT_OVERHEAD) {
+        return MSP_ALERT_DECODE_ERROR;
+    }
+    size_t len = fragment_len - MSP_TLMSP_FRAGMENT_OVERHEAD;
+    uint8_t head[17], l[2], tag[16];
+    piece_t p[4];
+    size_t np = mac_input(in, len, NULL, 0, head, l, p);
+    memcpy(tag, fragment + fragment_len - 16, 16);
+    return gcm(g, 0, key, fragment, p, np, fragment + MSP_TLMSP_GCM_NONCE_LEN, len, plain, tag);
+}
+
+/* GMAC = AES-128-GCM over an empty message, the input as AAD (5.6). */
+static int gmac(msp_tlmsp_gcm_t *g, const uint8_t key[16], const uint8_t nonce[12], const piece_t *p, size_t np,
+                uint8_t out[16])
+{
+    return gcm(g, 1, key, nonce, p, np, NULL, 0, NULL, out);
+}
+
+int msp_tlmsp_writer_mac(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tlmsp_mac_in_t *in,
+                         const uint8_t *fragment, size_t fragment_len, uint8_t out[16])
+{
+    uint8_t head[17], l[2];
+    piece_t p[4];
+    size_t np = mac_input(in, fragment_len, fragment, fragment_len, head, l, p);
+    return gmac(g, key, fragment, p, np, out);
+}
+
+int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const msp_tlmsp_mac_in_t *in,
+                               const uint8_t *fragment, size_t fragment_len, const uint8_t nonce[12], uint8_t out[16])
+{
+    uint8_t head[17], l[2], h[32];
+    piece_t p[4];
+    size_t np = mac_input(in, fragment_len, fragment, fragment_len, head, l, p);
+    int ok = EVP_DigestInit_ex(g->md, EVP_sha256(), NULL);
+    for (size_t i = 0; ok && i < np; i++) {
+        ok = p[i].n == 0 || EVP_DigestUpdate(g->md, p[i].p, p[i].n);
+    }
+    if (!ok || !EVP_DigestFinal_ex(g->md, h, NULL)) {
+        return MSP_ALERT_INTERNAL_ERROR;
+    }
+    piece_t hp = {h, sizeof(h)};
+    return gmac(g, synch_key, nonce, &hp, 1, out);
+}
+
+int msp_tlmsp_check_mac(msp_tlmsp_gcm_t *g, const uint8_t ab_key[16], const msp_tlmsp_mac_in_t *in,
+                        const msp_tlmsp_fmac_t *fm, const uint8_t *inbound, uint8_t out[16])
+{
+    if ((fm->order != 0) != (inbound != NULL)) {
+        return MSP_ERR_ARGUMENT;
+    }
+    uint8_t head[17], tail[4] = {(uint8_t)(inbound != NULL ? 35 : 19), fm->id, fm->order, fm->flags};
+    piece_t p[] = {{head, mac_head(in, head)},
+                   {in->m_info, in->m_info != NULL ? in->m_info_len : 0},
+                   {tail, sizeof(tail)},
+                   {inbound, inbound != NULL ? MSP_TLMSP_MAC_LEN : 0},
+                   {fm->reader_check, MSP_TLMSP_MAC_LEN}};
+    return gmac(g, ab_key, fm->nonce, p, sizeof(p) / sizeof(p[0]), out);
+}
+
+int msp_tlmsp_mac_verify(const uint8_t got[16], const uint8_t want[16], int fail_alert)
+{
+    return CRYPTO_memcmp(got, want, MSP_TLMSP_MAC_LEN) == 0 ? MSP_OK : fail_alert;
+}
+
+/* ---- context-0 records (3) ---- */
+
+/* seq(8) | type | 0x0303 | len(2) | sid(4): sequence first and sid last, unlike the container inputs. */
+static void record0_aad(uint64_t seq, uint8_t type, uint32_t sid, size_t len, uint8_t out[17])
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(seq >> (56 - 8 * i));
+    }
+    out[8] = type;
+    out[9] = 0x03;
+    out[10] = 0x03;
+    out[11] = (uint8_t)(len >> 8);
+    out[12] = (uint8_t)len;
+    for (int i = 0; i < 4; i++) {
+        out[13 + i] = (uint8_t)(sid >> (24 - 8 * i));
+    }
+}
+
+int msp_tlmsp_record0_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint64_t seq, uint8_t type, uint32_t sid,
+                           const uint8_t nonce[12], const uint8_t *plain, size_t len, uint8_t *out)
+{
+    if (len > MSP_TLMSP_MAX_RECORD_PAYLOAD) {
+        return MSP_ERR_LIMIT;
+    }
+    uint8_t a[17];
+    record0_aad(seq, type, sid, len, a);
+    piece_t p = {a, sizeof(a)};
+    memcpy(out, nonce, MSP_TLMSP_GCM_NONCE_LEN);
+    return gcm(g, 1, key, nonce, &p, 1, plain, len, out + MSP_TLMSP_GCM_NONCE_LEN, out + MSP_TLMSP_GCM_NONCE_LEN + len);
+}
+
+int msp_tlmsp_record0_open(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint64_t seq, uint8_t type, uint32_t sid,
+                           const uint8_t *payload, size_t len, uint8_t *plain)
+{
+    if (len < MSP_TLMSP_FRAGMENT_OVERHEAD) {
+        return MSP_ALERT_DECODE_ERROR;
+    }
+    size_t n = len - MSP_TLMSP_FRAGMENT_OVERHEAD;
+    uint8_t a[17], tag[16];
+    record0_aad(seq, type, sid, n, a);
+    piece_t p = {a, sizeof(a)};
+    memcpy(tag, payload + len - 16, 16);
+    return gcm(g, 0, key, payload, &p, 1, payload + MSP_TLMSP_GCM_NONCE_LEN, n, plain, tag);
+}

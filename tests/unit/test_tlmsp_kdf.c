@@ -20,6 +20,7 @@
 
 #include "msp/error.h"
 #include "msp/tlmsp_kdf.h"
+#include "msp/tlmsp_keymat.h"
 #include "vectors.h"
 
 #define VEC_FILE "tlmsp-handshake-verify/vectors-1mbox.txt"
@@ -384,6 +385,145 @@ static void test_idlist_hash(void **state)
     assert_memory_equal(h1, direct, 32);
 }
 
+/* The messages of the session and the key each direction uses (6.5 table). */
+static const struct {
+    const char *msg;
+    int block; /* 0 (C,S), 1 (C,m), 2 (S,m) */
+    int a_to_b;
+} km_cases[] = {
+    {"MiddleboxKeyMaterial 1->51", 1, 1},       {"MiddleboxKeyMaterial 1->254", 0, 1},
+    {"MiddleboxKeyMaterial 254->51", 2, 1},     {"MiddleboxKeyMaterial 254->1", 0, 0},
+    {"MiddleboxKeyConfirmation 51->254", 2, 0}, {"MiddleboxKeyConfirmation 51->1", 1, 0},
+};
+
+static const uint8_t *km_key(const session_t *s, size_t i)
+{
+    const msp_tlmsp_key_block_t *kbs[] = {&s->kb_cs, &s->kb_cm, &s->kb_sm};
+    return km_cases[i].a_to_b ? kbs[km_cases[i].block]->a_to_b_enc : kbs[km_cases[i].block]->b_to_a_enc;
+}
+
+/* Open each body with our code, decode and re-encode its contributions, and re-seal it byte-identically. */
+static void test_key_material_messages(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    msp_tlmsp_gcm_t g;
+    assert_int_equal(msp_tlmsp_gcm_init(&g), MSP_OK);
+    static msp_tlmsp_contrib_t c;
+    for (size_t i = 0; i < sizeof(km_cases) / sizeof(km_cases[0]); i++) {
+        const char *sec = vec_section(&s.f, km_cases[i].msg);
+        uint8_t body[512], plain[512], want[512], id;
+        size_t n = 0;
+        long blen = vec_hex(sec, km_cases[i].msg, body, sizeof(body));
+        long wlen = vec_hex(sec, "plaintext", want, sizeof(want));
+        assert_true(blen > 0 && wlen > 0);
+        assert_int_equal(msp_tlmsp_keymat_open(&g, km_key(&s, i), body, (size_t)blen, &id, plain, &n), MSP_OK);
+        assert_int_equal(n, (size_t)wlen);
+        assert_memory_equal(plain, want, n);
+        assert_int_equal(id, body[0]);
+        assert_int_equal(msp_tlmsp_contrib_decode(plain, n, &c), MSP_OK);
+        uint8_t access[256] = {0};
+        for (int k = 0; k < 256; k++) {
+            access[k] =
+                (uint8_t)((c.has_reader[k] ? MSP_TLMSP_CAN_READ : 0) | (c.has_writer[k] ? MSP_TLMSP_CAN_WRITE : 0));
+        }
+        msp_buf_t b;
+        msp_buf_init(&b, 4096);
+        assert_int_equal(msp_tlmsp_contrib_encode(&c, access, &b), MSP_OK);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.base, plain, n);
+        b.len = 0;
+        assert_int_equal(msp_tlmsp_keymat_seal(&g, km_key(&s, i), body[0], body + 1, plain, n, &b), MSP_OK);
+        assert_int_equal(b.len, (size_t)blen);
+        assert_memory_equal(b.base, body, b.len);
+        msp_buf_free(&b);
+        /* The wrong direction's key does not open it. */
+        const uint8_t *other = km_cases[i].a_to_b ? (&s.kb_cs)->b_to_a_enc : (&s.kb_cs)->a_to_b_enc;
+        assert_int_equal(msp_tlmsp_keymat_open(&g, other, body, (size_t)blen, &id, plain, &n), MSP_ALERT_DECRYPT_ERROR);
+        assert_int_equal(msp_tlmsp_keymat_open(&g, km_key(&s, i), body, 29, &id, plain, &n), MSP_ALERT_DECODE_ERROR);
+    }
+    msp_tlmsp_gcm_free(&g);
+    unload(&s);
+}
+
+static void open_contrib(session_t *s, msp_tlmsp_gcm_t *g, size_t i, msp_tlmsp_contrib_t *c)
+{
+    const char *sec = vec_section(&s->f, km_cases[i].msg);
+    uint8_t body[512], plain[512], id;
+    size_t n = 0;
+    long blen = vec_hex(sec, km_cases[i].msg, body, sizeof(body));
+    assert_int_equal(msp_tlmsp_keymat_open(g, km_key(s, i), body, (size_t)blen, &id, plain, &n), MSP_OK);
+    assert_int_equal(msp_tlmsp_contrib_decode(plain, n, c), MSP_OK);
+}
+
+/* 6.7 as the server runs it: the middlebox's confirmation must echo the client's contributions. */
+static void test_confirmation_check(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    msp_tlmsp_gcm_t g;
+    assert_int_equal(msp_tlmsp_gcm_init(&g), MSP_OK);
+    static msp_tlmsp_contrib_t client, to_mbox, conf;
+    open_contrib(&s, &g, 1, &client);  /* 1->254: everything the client contributes */
+    open_contrib(&s, &g, 0, &to_mbox); /* 1->51: what the client gave the middlebox */
+    open_contrib(&s, &g, 4, &conf);    /* 51->254: what the middlebox echoes to the server */
+    uint8_t access[1][256] = {{0}};
+    for (int k = 0; k < 256; k++) {
+        access[0][k] = (uint8_t)((to_mbox.has_reader[k] ? MSP_TLMSP_CAN_READ : 0) |
+                                 (to_mbox.has_writer[k] ? MSP_TLMSP_CAN_WRITE : 0));
+    }
+    const msp_tlmsp_contrib_t *confs[] = {&conf};
+    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1), MSP_OK);
+    conf.synch[3] ^= 1;
+    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1),
+                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+    conf.synch[3] ^= 1;
+    conf.present[1] = 0;
+    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1),
+                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+    conf.present[1] = 1;
+    /* Claiming write access the middlebox was not echoed for fails too. */
+    int readable = -1;
+    for (int k = 1; k < 256 && readable < 0; k++) {
+        readable = client.present[k] && !to_mbox.has_writer[k] ? k : -1;
+    }
+    assert_int_equal(readable, 2); /* cfg-1mbox.ucl: mbox1 has rw on context 1, nothing on context 2 */
+    access[0][readable] |= MSP_TLMSP_CAN_WRITE;
+    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1),
+                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+    const msp_tlmsp_contrib_t *none[] = {NULL};
+    assert_int_equal(msp_tlmsp_confirmation_check(&client, none, access, 1), MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+    msp_tlmsp_gcm_free(&g);
+    unload(&s);
+}
+
+static void test_contrib_decode_errors(void **state)
+{
+    (void)state;
+    static msp_tlmsp_contrib_t c;
+    uint8_t ok[1 + 16 + 1 + 16 + 1 + 16];
+    memset(ok, 0, sizeof(ok));
+    ok[17] = 16;
+    ok[34] = 16;
+    assert_int_equal(msp_tlmsp_contrib_decode(ok, sizeof(ok), &c), MSP_OK);
+    assert_true(c.present[0] && c.has_reader[0] && c.has_writer[0]);
+    uint8_t bad[sizeof(ok)];
+    memcpy(bad, ok, sizeof(ok));
+    bad[17] = 15; /* a contribution is 16 bytes or nothing */
+    assert_int_equal(msp_tlmsp_contrib_decode(bad, sizeof(bad), &c), MSP_ALERT_DECODE_ERROR);
+    assert_int_equal(msp_tlmsp_contrib_decode(ok, sizeof(ok) - 1, &c), MSP_ALERT_DECODE_ERROR);
+    uint8_t twice[2 * sizeof(ok)];
+    memcpy(twice, ok, sizeof(ok));
+    memcpy(twice + sizeof(ok), ok, sizeof(ok));
+    assert_int_equal(msp_tlmsp_contrib_decode(twice, sizeof(twice), &c), MSP_ALERT_DECODE_ERROR);
+    static const uint8_t no_ctx0[] = {1, 0, 0};
+    assert_int_equal(msp_tlmsp_contrib_decode(no_ctx0, sizeof(no_ctx0), &c), MSP_ALERT_DECODE_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +535,9 @@ int main(void)
         cmocka_unit_test(test_prf_against_tls12_prf),
         cmocka_unit_test(test_bad_peer_values),
         cmocka_unit_test(test_idlist_hash),
+        cmocka_unit_test(test_key_material_messages),
+        cmocka_unit_test(test_confirmation_check),
+        cmocka_unit_test(test_contrib_decode_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

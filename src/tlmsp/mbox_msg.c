@@ -1,0 +1,222 @@
+#include "msp/tlmsp_mbox_msg.h"
+
+#include <string.h>
+
+#include "msp/error.h"
+#include "msp/reader.h"
+
+#define CURVE_TYPE_NAMED 3
+
+static int read_mbox_id(msp_reader_t *r, uint8_t *id)
+{
+    int ret = msp_read_u8(r, id);
+    if (ret == MSP_OK && (*id < MSP_TLMSP_ID_FIRST_MIDDLEBOX || *id > MSP_TLMSP_ID_LAST_MIDDLEBOX)) {
+        ret = MSP_ALERT_DECODE_ERROR;
+    }
+    return ret;
+}
+
+/* An empty vector of the given prefix length (5.1: session_id, cipher_suites, compression). */
+static int read_empty(msp_reader_t *r, size_t prefix)
+{
+    msp_reader_t v;
+    int ret = msp_read_block(r, prefix, &v);
+    return ret == MSP_OK && msp_reader_left(&v) != 0 ? MSP_ALERT_DECODE_ERROR : ret;
+}
+
+int msp_tlmsp_mbox_hello_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_hello_t *m)
+{
+    msp_reader_t r;
+    uint16_t version;
+    msp_reader_init(&r, p, len);
+    /* The version is written as 0x0303 but not checked on receipt (5.1); we do the same. */
+    int ret = read_mbox_id(&r, &m->id);
+    if (ret == MSP_OK) {
+        ret = msp_read_u16(&r, &version);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_copy(&r, m->to_client_random, 32);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_copy(&r, m->to_server_random, 32);
+    }
+    if (ret == MSP_OK) {
+        ret = read_empty(&r, 1);
+    }
+    if (ret == MSP_OK) {
+        ret = read_empty(&r, 2);
+    }
+    if (ret == MSP_OK) {
+        ret = read_empty(&r, 1);
+    }
+    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+}
+
+int msp_tlmsp_mbox_hello_build(const msp_tlmsp_mbox_hello_t *m, msp_buf_t *out)
+{
+    msp_buf_put_u8(out, m->id);
+    msp_buf_put_u16(out, MSP_TLMSP_WIRE_VERSION);
+    msp_buf_put(out, m->to_client_random, 32);
+    msp_buf_put(out, m->to_server_random, 32);
+    msp_buf_put_u8(out, 0);
+    msp_buf_put_u16(out, 0);
+    msp_buf_put_u8(out, 0);
+    return msp_buf_error(out);
+}
+
+int msp_tlmsp_mbox_cert_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_cert_t *m)
+{
+    msp_reader_t r, list, cert;
+    msp_reader_init(&r, p, len);
+    m->ncerts = 0;
+    int ret = read_mbox_id(&r, &m->id);
+    if (ret == MSP_OK) {
+        ret = msp_read_block(&r, 3, &list);
+    }
+    while (ret == MSP_OK && msp_reader_left(&list) > 0) {
+        ret = m->ncerts < MSP_TLMSP_MAX_CERTS ? msp_read_block(&list, 3, &cert) : MSP_ALERT_DECODE_ERROR;
+        if (ret == MSP_OK && msp_reader_left(&cert) == 0) {
+            ret = MSP_ALERT_DECODE_ERROR;
+        }
+        if (ret == MSP_OK) {
+            m->der[m->ncerts] = cert.pos;
+            m->der_len[m->ncerts++] = msp_reader_left(&cert);
+        }
+    }
+    if (ret == MSP_OK && m->ncerts == 0) {
+        ret = MSP_ALERT_DECODE_ERROR; /* 5.2: the list must be non-empty */
+    }
+    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+}
+
+int msp_tlmsp_mbox_cert_build(const msp_tlmsp_mbox_cert_t *m, msp_buf_t *out)
+{
+    size_t list, cert;
+    msp_buf_put_u8(out, m->id);
+    msp_buf_block_begin(out, 3, &list);
+    for (size_t i = 0; i < m->ncerts; i++) {
+        msp_buf_block_begin(out, 3, &cert);
+        msp_buf_put(out, m->der[i], m->der_len[i]);
+        msp_buf_block_end(out, 3, cert);
+    }
+    msp_buf_block_end(out, 3, list);
+    return msp_buf_error(out);
+}
+
+/* ServerECDHParams | sigalg | v16<signature>: the params bytes are kept whole because they are signed. */
+static int parse_half(msp_reader_t *r, msp_tlmsp_kex_half_t *h)
+{
+    const uint8_t *start = r->pos;
+    uint8_t curve_type;
+    msp_reader_t point, sig;
+    int ret = msp_read_u8(r, &curve_type);
+    if (ret == MSP_OK && curve_type != CURVE_TYPE_NAMED) {
+        ret = MSP_ALERT_DECODE_ERROR;
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_u16(r, &h->group);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_block(r, 1, &point);
+    }
+    if (ret == MSP_OK && msp_reader_left(&point) == 0) {
+        ret = MSP_ALERT_DECODE_ERROR;
+    }
+    if (ret == MSP_OK) {
+        h->params = start;
+        h->params_len = (size_t)(r->pos - start);
+        h->point = point.pos;
+        h->point_len = msp_reader_left(&point);
+        ret = msp_read_u16(r, &h->sigalg);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_read_block(r, 2, &sig);
+    }
+    if (ret == MSP_OK) {
+        h->signature = sig.pos;
+        h->signature_len = msp_reader_left(&sig);
+    }
+    return ret;
+}
+
+int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t *m)
+{
+    msp_reader_t r;
+    msp_reader_init(&r, p, len);
+    int ret = read_mbox_id(&r, &m->id);
+    if (ret == MSP_OK) {
+        ret = parse_half(&r, &m->to_client);
+    }
+    if (ret == MSP_OK) {
+        ret = parse_half(&r, &m->to_server);
+    }
+    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+}
+
+static void put_half(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
+{
+    size_t mark;
+    msp_buf_put_u8(out, CURVE_TYPE_NAMED);
+    msp_buf_put_u16(out, h->group);
+    msp_buf_block_begin(out, 1, &mark);
+    msp_buf_put(out, h->point, h->point_len);
+    msp_buf_block_end(out, 1, mark);
+    msp_buf_put_u16(out, h->sigalg);
+    msp_buf_block_begin(out, 2, &mark);
+    msp_buf_put(out, h->signature, h->signature_len);
+    msp_buf_block_end(out, 2, mark);
+}
+
+int msp_tlmsp_mbox_kex_build(const msp_tlmsp_mbox_kex_t *m, msp_buf_t *out)
+{
+    msp_buf_put_u8(out, m->id);
+    put_half(out, &m->to_client);
+    put_half(out, &m->to_server);
+    return msp_buf_error(out);
+}
+
+int msp_tlmsp_mbox_kex_signed_data(const msp_tlmsp_mbox_hello_t *hello, const msp_tlmsp_kex_half_t *half,
+                                   msp_buf_t *out)
+{
+    /* 5.3: both halves are signed over the same randoms, to_client first. */
+    msp_buf_put(out, hello->to_client_random, 32);
+    msp_buf_put(out, hello->to_server_random, 32);
+    size_t mark;
+    msp_buf_put_u8(out, CURVE_TYPE_NAMED);
+    msp_buf_put_u16(out, half->group);
+    msp_buf_block_begin(out, 1, &mark);
+    msp_buf_put(out, half->point, half->point_len);
+    msp_buf_block_end(out, 1, mark);
+    return msp_buf_error(out);
+}
+
+int msp_tlmsp_mbox_hello_done_parse(const uint8_t *p, size_t len, uint8_t *id)
+{
+    msp_reader_t r;
+    msp_reader_init(&r, p, len);
+    int ret = read_mbox_id(&r, id);
+    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+}
+
+int msp_tlmsp_mbox_hello_done_build(uint8_t id, msp_buf_t *out)
+{
+    return msp_buf_put_u8(out, id);
+}
+
+int msp_tlmsp_mbox_finished_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_finished_t *m)
+{
+    msp_reader_t r;
+    msp_reader_init(&r, p, len);
+    int ret = read_mbox_id(&r, &m->id);
+    if (ret == MSP_OK) {
+        ret = msp_read_copy(&r, m->verify_data, sizeof(m->verify_data));
+    }
+    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+}
+
+int msp_tlmsp_mbox_finished_build(const msp_tlmsp_mbox_finished_t *m, msp_buf_t *out)
+{
+    msp_buf_put_u8(out, m->id);
+    msp_buf_put(out, m->verify_data, sizeof(m->verify_data));
+    return msp_buf_error(out);
+}

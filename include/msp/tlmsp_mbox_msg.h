@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "msp/buf.h"
 #include "msp/tlmsp.h"
 
@@ -82,5 +84,18 @@ int msp_tlmsp_mbox_finished_build(const msp_tlmsp_mbox_finished_t *m, msp_buf_t 
  */
 int msp_tlmsp_mbox_kex_signed_data(const msp_tlmsp_mbox_hello_t *hello, const msp_tlmsp_kex_half_t *half,
                                    msp_buf_t *out);
+
+/**
+ * Signs / verifies one half of a MiddleboxKeyExchange (5.3) with the
+ * middlebox's certificate key and the TLS 1.2 signature algorithm sigalg
+ * (rsa_pkcs1_sha1 0x0201 and ecdsa_sha1 0x0203, which the reference's
+ * middleboxes use, and the SHA-2 PKCS#1, ECDSA and RSA-PSS ones; PSS with
+ * salt = digest length). verify: MSP_ALERT_DECRYPT_ERROR for a bad
+ * signature, MSP_ALERT_ILLEGAL_PARAMETER for an algorithm that does not
+ * fit the key.
+ */
+int msp_tlmsp_mbox_kex_sign(EVP_PKEY *key, uint16_t sigalg, const msp_tlmsp_mbox_hello_t *hello,
+                            const msp_tlmsp_kex_half_t *half, uint8_t *sig, size_t *sig_len);
+int msp_tlmsp_mbox_kex_verify(EVP_PKEY *key, const msp_tlmsp_mbox_hello_t *hello, const msp_tlmsp_kex_half_t *half);
 
 #endif

@@ -8,6 +8,9 @@
 
 #include <pcap/pcap.h>
 
+#include "msp/error.h"
+#include "msp/reader.h"
+
 /* One TCP segment's payload, kept until its stream is assembled. */
 typedef struct seg {
     uint32_t seq;
@@ -189,6 +192,65 @@ const cap_stream_t *cap_find(const cap_file_t *cap, uint16_t sport, uint16_t dpo
     for (size_t i = cap->n; i-- > 0;) {
         if (cap->s[i].sport == sport && cap->s[i].dport == dport && cap->s[i].len > 0) {
             return &cap->s[i];
+        }
+    }
+    return NULL;
+}
+
+static const cap_stream_t *by_port(const cap_file_t *cap, uint16_t port, int source)
+{
+    for (size_t i = cap->n; i-- > 0;) {
+        if ((source ? cap->s[i].sport : cap->s[i].dport) == port && cap->s[i].len > 0) {
+            return &cap->s[i];
+        }
+    }
+    return NULL;
+}
+
+const cap_stream_t *cap_from(const cap_file_t *cap, uint16_t sport)
+{
+    return by_port(cap, sport, 1);
+}
+
+const cap_stream_t *cap_to(const cap_file_t *cap, uint16_t dport)
+{
+    return by_port(cap, dport, 0);
+}
+
+/* Reads "type(1) | version(2) | v16<payload>"; 0 at the end or on a malformed record. */
+static int next_record(msp_reader_t *r, uint8_t *type, msp_reader_t *payload)
+{
+    uint16_t version;
+    return msp_read_u8(r, type) == MSP_OK && msp_read_u16(r, &version) == MSP_OK &&
+           msp_read_block(r, 2, payload) == MSP_OK;
+}
+
+size_t cap_handshake_messages(const cap_stream_t *s, cap_msg_t *out, size_t max)
+{
+    msp_reader_t r, payload, body;
+    msp_reader_init(&r, s != NULL ? s->data : NULL, s != NULL ? s->len : 0);
+    size_t n = 0, records = 0;
+    uint8_t type;
+    while (next_record(&r, &type, &payload) && type != 20) {
+        uint32_t sid;
+        if (records++ > 0 && msp_read_u32(&payload, &sid) != MSP_OK) {
+            break;
+        }
+        while (type == 22 && n < max && msp_read_u8(&payload, &out[n].type) == MSP_OK &&
+               msp_read_block(&payload, 3, &body) == MSP_OK) {
+            out[n].body = body.pos;
+            out[n].len = msp_reader_left(&body);
+            n++;
+        }
+    }
+    return n;
+}
+
+const cap_msg_t *cap_find_msg(const cap_msg_t *m, size_t n, uint8_t type)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].type == type) {
+            return &m[i];
         }
     }
     return NULL;

@@ -30,4 +30,26 @@ void cap_free(cap_file_t *cap);
 /** The last stream from sport to dport (the last connection, as hsverify.py uses), or NULL. */
 const cap_stream_t *cap_find(const cap_file_t *cap, uint16_t sport, uint16_t dport);
 
+/** The stream leaving sport / arriving at dport (any other port), last connection first; NULL if none. */
+const cap_stream_t *cap_from(const cap_file_t *cap, uint16_t sport);
+const cap_stream_t *cap_to(const cap_file_t *cap, uint16_t dport);
+
+/** A TLS handshake message seen in a stream, viewed in place. */
+typedef struct cap_msg {
+    uint8_t type;
+    const uint8_t *body;
+    size_t len;
+} cap_msg_t;
+
+/**
+ * The plaintext handshake messages of one direction of a TLMSP hop, up to
+ * its ChangeCipherSpec. Every record after the direction's first one
+ * carries the 4-byte Sid (tlmsp-records.md 2.2), which is skipped. Returns
+ * the count, at most max.
+ */
+size_t cap_handshake_messages(const cap_stream_t *s, cap_msg_t *out, size_t max);
+
+/** The first message of this type, or NULL. */
+const cap_msg_t *cap_find_msg(const cap_msg_t *m, size_t n, uint8_t type);
+
 #endif

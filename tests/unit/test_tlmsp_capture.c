@@ -45,29 +45,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The stream leaving sport, whatever its destination port; the last connection wins. */
-static const cap_stream_t *from_port(uint16_t sport)
-{
-    for (size_t i = cap.n; i-- > 0;) {
-        if (cap.s[i].sport == sport && cap.s[i].len > 0) {
-            return &cap.s[i];
-        }
-    }
-    fail_msg("no stream from port %u", sport);
-    return NULL;
-}
-
-static const cap_stream_t *to_port(uint16_t dport)
-{
-    for (size_t i = cap.n; i-- > 0;) {
-        if (cap.s[i].dport == dport && cap.s[i].len > 0) {
-            return &cap.s[i];
-        }
-    }
-    fail_msg("no stream to port %u", dport);
-    return NULL;
-}
-
 /* Every record of a stream: a known type, version 0x0303 (the client's first record may say 0x0301), all bytes used. */
 static size_t walk_records(const cap_stream_t *s)
 {
@@ -90,68 +67,16 @@ static size_t walk_records(const cap_stream_t *s)
 static void test_every_record_decodes(void **state)
 {
     (void)state;
-    const cap_stream_t *streams[] = {to_port(MBOX_PORT), from_port(MBOX_PORT), to_port(SERVER_PORT),
-                                     from_port(SERVER_PORT)};
+    const cap_stream_t *streams[] = {cap_to(&cap, MBOX_PORT), cap_from(&cap, MBOX_PORT), cap_to(&cap, SERVER_PORT),
+                                     cap_from(&cap, SERVER_PORT)};
     for (size_t i = 0; i < 4; i++) {
+        assert_non_null(streams[i]);
         assert_true(walk_records(streams[i]) >= 4);
     }
 }
 
-typedef struct msg {
-    uint8_t type;
-    const uint8_t *body;
-    size_t len;
-} msg_t;
-
-/*
- * The plaintext handshake messages of a direction, up to its
- * ChangeCipherSpec. Every record after the first Sid-less one carries the
- * 4-byte Sid (tlmsp-records.md 2.2); the first of the server's direction is
- * the ServerHello.
- */
-static size_t handshake_messages(const cap_stream_t *s, msg_t *out, size_t max)
-{
-    msp_reader_t r, payload;
-    msp_reader_init(&r, s->data, s->len);
-    size_t n = 0, records = 0;
-    while (msp_reader_left(&r) > 0) {
-        uint8_t type;
-        uint16_t version;
-        uint32_t sid;
-        assert_int_equal(msp_read_u8(&r, &type), MSP_OK);
-        assert_int_equal(msp_read_u16(&r, &version), MSP_OK);
-        assert_int_equal(msp_read_block(&r, 2, &payload), MSP_OK);
-        if (type == 20) {
-            break;
-        }
-        if (records++ > 0) {
-            assert_int_equal(msp_read_u32(&payload, &sid), MSP_OK);
-        }
-        while (type == 22 && msp_reader_left(&payload) > 0 && n < max) {
-            msp_reader_t body;
-            assert_int_equal(msp_read_u8(&payload, &out[n].type), MSP_OK);
-            assert_int_equal(msp_read_block(&payload, 3, &body), MSP_OK);
-            out[n].body = body.pos;
-            out[n].len = msp_reader_left(&body);
-            n++;
-        }
-    }
-    return n;
-}
-
-static const msg_t *find(const msg_t *m, size_t n, uint8_t type)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (m[i].type == type) {
-            return &m[i];
-        }
-    }
-    fail_msg("no handshake message %u", type);
-    return NULL;
-}
-
 /* The leaf of a standard Certificate body: v24< v24<DER>* >. */
-static void leaf_of_certificate(const msg_t *m, const uint8_t **der, size_t *len)
+static void leaf_of_certificate(const cap_msg_t *m, const uint8_t **der, size_t *len)
 {
     msp_reader_t r, list, cert;
     msp_reader_init(&r, m->body, m->len);
@@ -164,10 +89,12 @@ static void leaf_of_certificate(const msg_t *m, const uint8_t **der, size_t *len
 static void test_idlist_hash_from_certificates(void **state)
 {
     (void)state;
-    static msg_t msgs[64];
-    size_t n = handshake_messages(from_port(MBOX_PORT), msgs, 64);
-    const msg_t *server_cert = find(msgs, n, MSP_TLMSP_HT_CERTIFICATE);
-    const msg_t *mbox_cert = find(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_CERT);
+    static cap_msg_t msgs[64];
+    size_t n = cap_handshake_messages(cap_from(&cap, MBOX_PORT), msgs, 64);
+    const cap_msg_t *server_cert = cap_find_msg(msgs, n, MSP_TLMSP_HT_CERTIFICATE);
+    const cap_msg_t *mbox_cert = cap_find_msg(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_CERT);
+    assert_non_null(server_cert);
+    assert_non_null(mbox_cert);
     msp_tlmsp_mbox_cert_t mc;
     assert_int_equal(msp_tlmsp_mbox_cert_parse(mbox_cert->body, mbox_cert->len, &mc), MSP_OK);
     assert_int_equal(mc.id, 51);
@@ -188,11 +115,12 @@ static void test_idlist_hash_from_certificates(void **state)
 static void test_key_exchange_signatures(void **state)
 {
     (void)state;
-    static msg_t msgs[64];
-    size_t n = handshake_messages(from_port(MBOX_PORT), msgs, 64);
-    const msg_t *hm = find(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_HELLO);
-    const msg_t *cm = find(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_CERT);
-    const msg_t *km = find(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE);
+    static cap_msg_t msgs[64];
+    size_t n = cap_handshake_messages(cap_from(&cap, MBOX_PORT), msgs, 64);
+    const cap_msg_t *hm = cap_find_msg(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_HELLO);
+    const cap_msg_t *cm = cap_find_msg(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_CERT);
+    const cap_msg_t *km = cap_find_msg(msgs, n, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE);
+    assert_true(hm != NULL && cm != NULL && km != NULL);
     msp_tlmsp_mbox_hello_t hello;
     msp_tlmsp_mbox_cert_t cert;
     msp_tlmsp_mbox_kex_t kex;

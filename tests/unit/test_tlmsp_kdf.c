@@ -21,6 +21,8 @@
 #include "msp/error.h"
 #include "msp/tlmsp_kdf.h"
 #include "msp/tlmsp_keymat.h"
+#include "capture.h"
+#include "msp/reader.h"
 #include "vectors.h"
 
 #define VEC_FILE "tlmsp-handshake-verify/vectors-1mbox.txt"
@@ -210,43 +212,15 @@ static void test_key_material_keys_for_all_directions(void **state)
     unload(&s);
 }
 
-/* Contributions (5.5): c | [synch(16) if c == 0] | v8<reader> | v8<writer>, contexts ascending. */
-typedef struct contrib {
-    uint8_t synch[16];
-    uint8_t reader[256][16], writer[256][16];
-    int present[256];
-} contrib_t;
-
-static void parse_contrib(const uint8_t *p, size_t n, contrib_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    size_t i = 0;
-    while (i < n) {
-        uint8_t id = p[i++];
-        c->present[id] = 1;
-        if (id == 0) {
-            assert_true(i + 16 <= n);
-            memcpy(c->synch, p + i, 16);
-            i += 16;
-        }
-        for (int k = 0; k < 2; k++) {
-            assert_true(i < n);
-            uint8_t len = p[i++];
-            assert_true(len == 16 && i + 16 <= n); /* endpoints get every contribution */
-            memcpy(k == 0 ? c->reader[id] : c->writer[id], p + i, 16);
-            i += 16;
-        }
-    }
-}
-
-static void contributions(session_t *s, const char *msg, contrib_t *c)
+/* The contributions inside a key-material message, as the vectors give its plaintext. */
+static void contributions(session_t *s, const char *msg, msp_tlmsp_contrib_t *c)
 {
     static uint8_t plain[1024];
     const char *sec = vec_section(&s->f, msg);
     assert_non_null(sec);
     long n = vec_hex(sec, "plaintext", plain, sizeof(plain));
     assert_true(n > 0);
-    parse_contrib(plain, (size_t)n, c);
+    assert_int_equal(msp_tlmsp_contrib_decode(plain, (size_t)n, c), MSP_OK);
 }
 
 static void test_context_and_synch_keys(void **state)
@@ -254,7 +228,7 @@ static void test_context_and_synch_keys(void **state)
     (void)state;
     session_t s;
     load(&s);
-    static contrib_t cc, sc;
+    static msp_tlmsp_contrib_t cc, sc;
     contributions(&s, "MiddleboxKeyMaterial 1->254", &cc); /* the client's, sent to the server */
     contributions(&s, "MiddleboxKeyMaterial 254->1", &sc);
     msp_tlmsp_randoms_t r = {s.client_random, s.server_random, s.m_to_server, s.m_to_client, 1};
@@ -524,6 +498,173 @@ static void test_contrib_decode_errors(void **state)
     assert_int_equal(msp_tlmsp_contrib_decode(no_ctx0, sizeof(no_ctx0), &c), MSP_ALERT_DECODE_ERROR);
 }
 
+/* ---- Finished and MiddleboxFinished from the captured transcripts (6.10, 6.11) ---- */
+
+typedef struct transcript {
+    EVP_MD_CTX *md;
+} transcript_t;
+
+static void t_init(transcript_t *t)
+{
+    t->md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestInit_ex(t->md, EVP_sha256(), NULL), 1);
+}
+
+/* A whole handshake message: type | length(3) | body. */
+static void t_msg(transcript_t *t, uint8_t type, const uint8_t *body, size_t len)
+{
+    const uint8_t head[4] = {type, (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+    assert_int_equal(EVP_DigestUpdate(t->md, head, 4), 1);
+    assert_int_equal(EVP_DigestUpdate(t->md, body, len), 1);
+}
+
+static void t_cap(transcript_t *t, const cap_msg_t *m)
+{
+    assert_non_null(m);
+    t_msg(t, m->type, m->body, m->len);
+}
+
+/* The hash so far; the transcript goes on. */
+static void t_hash(transcript_t *t, uint8_t out[32])
+{
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    assert_int_equal(EVP_MD_CTX_copy_ex(copy, t->md), 1);
+    assert_int_equal(EVP_DigestFinal_ex(copy, out, NULL), 1);
+    EVP_MD_CTX_free(copy);
+}
+
+/* The KeyMaterial in msgs addressed to target (5.5: its first body byte). */
+static const cap_msg_t *key_material_to(const cap_msg_t *msgs, size_t n, uint8_t target)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].type == MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL && msgs[i].len > 0 && msgs[i].body[0] == target) {
+            return &msgs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Lcontrib(m) (6.11): per present context, [C_s | S_s for 0], C_r | S_r if m reads, C_w | S_w if m writes. */
+static size_t lcontrib(const msp_tlmsp_contrib_t *cc, const msp_tlmsp_contrib_t *sc, const msp_tlmsp_contrib_t *to_m,
+                       uint8_t *out)
+{
+    size_t n = 0;
+    for (int c = 0; c < 256; c++) {
+        if (!cc->present[c]) {
+            continue;
+        }
+        if (c == 0) {
+            memcpy(out + n, cc->synch, 16);
+            memcpy(out + n + 16, sc->synch, 16);
+            n += 32;
+        }
+        if (to_m->has_reader[c]) {
+            memcpy(out + n, cc->reader[c], 16);
+            memcpy(out + n + 16, sc->reader[c], 16);
+            n += 32;
+        }
+        if (to_m->has_writer[c]) {
+            memcpy(out + n, cc->writer[c], 16);
+            memcpy(out + n + 16, sc->writer[c], 16);
+            n += 32;
+        }
+    }
+    return n;
+}
+
+static void expect_verify(const uint8_t master[48], const char *label, transcript_t *t, session_t *s,
+                          const char *vec_label, uint8_t out[12])
+{
+    uint8_t h[32], want[12];
+    t_hash(t, h);
+    assert_int_equal(msp_tlmsp_verify_data(master, label, h, out), MSP_OK);
+    hex(s->f.text, vec_label, want, 12);
+    assert_memory_equal(out, want, 12);
+}
+
+static void test_finished_from_capture(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    static cap_file_t cap;
+    assert_int_equal(cap_load("tlmsp-handshake-verify/sample-1mbox/cap.pcap", &cap), 0);
+    static cap_msg_t up[64], down[64];
+    size_t nu = cap_handshake_messages(cap_to(&cap, 10481), up, 64);     /* client -> middlebox */
+    size_t nd = cap_handshake_messages(cap_from(&cap, 10481), down, 64); /* middlebox -> client */
+    const cap_msg_t *ch = cap_find_msg(up, nu, MSP_TLMSP_HT_CLIENT_HELLO);
+    const cap_msg_t *cke = cap_find_msg(up, nu, MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE);
+    const cap_msg_t *km_s = key_material_to(up, nu, MSP_TLMSP_ID_SERVER);
+    const cap_msg_t *km_c = key_material_to(down, nd, MSP_TLMSP_ID_CLIENT);
+    static const uint8_t server_side[] = {MSP_TLMSP_HT_SERVER_HELLO, MSP_TLMSP_HT_CERTIFICATE,
+                                          MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, MSP_TLMSP_HT_SERVER_HELLO_DONE};
+    /* 6.10: everything in wire order except KeyConfirmations and KeyMaterial to middleboxes. */
+    transcript_t ep, tm;
+    t_init(&ep);
+    t_init(&tm);
+    t_cap(&ep, ch);
+    t_cap(&tm, ch);
+    for (size_t i = 0; i < sizeof(server_side); i++) {
+        t_cap(&ep, cap_find_msg(down, nd, server_side[i]));
+        t_cap(&tm, cap_find_msg(down, nd, server_side[i]));
+    }
+    static const uint8_t mbox_msgs[] = {MSP_TLMSP_HT_MIDDLEBOX_HELLO, MSP_TLMSP_HT_MIDDLEBOX_CERT,
+                                        MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE};
+    for (size_t i = 0; i < sizeof(mbox_msgs); i++) {
+        t_cap(&ep, cap_find_msg(down, nd, mbox_msgs[i]));
+        /* 6.11: T_m has the middlebox's own messages but not its MiddleboxKeyExchange. */
+        if (mbox_msgs[i] != MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE) {
+            t_cap(&tm, cap_find_msg(down, nd, mbox_msgs[i]));
+        }
+    }
+    const cap_msg_t *tail[] = {cke, km_s, km_c};
+    for (size_t i = 0; i < 3; i++) {
+        t_cap(&ep, tail[i]);
+        t_cap(&tm, tail[i]);
+    }
+    uint8_t h[32], want[32], client_fin[12], server_fin[12], mfin[12];
+    t_hash(&ep, h);
+    hex(s.f.text, "endpoint transcript hash for client Finished", want, 32);
+    assert_memory_equal(h, want, 32);
+    expect_verify(s.ms_cs, "client finished", &ep, &s, "client verify_data", client_fin);
+    t_msg(&ep, MSP_TLMSP_HT_FINISHED, client_fin, 12);
+    t_hash(&ep, h);
+    assert_int_equal(msp_tlmsp_verify_data(s.ms_cs, "server finished", h, server_fin), MSP_OK);
+
+    /* The server-side transcript: T_m | Lcontrib(m) | client Finished, with master(S,m). */
+    static msp_tlmsp_contrib_t cc, sc, to_m;
+    contributions(&s, "MiddleboxKeyMaterial 1->254", &cc);
+    contributions(&s, "MiddleboxKeyMaterial 254->1", &sc);
+    contributions(&s, "MiddleboxKeyMaterial 1->51", &to_m);
+    uint8_t lc[4096], lc_want[4096];
+    size_t lcn = lcontrib(&cc, &sc, &to_m, lc);
+    assert_int_equal(vec_hex(s.f.text, "Lcontrib(m=51)", lc_want, sizeof(lc_want)), (long)lcn);
+    assert_memory_equal(lc, lc_want, lcn);
+    transcript_t ts;
+    ts.md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_MD_CTX_copy_ex(ts.md, tm.md), 1);
+    assert_int_equal(EVP_DigestUpdate(ts.md, lc, lcn), 1);
+    t_msg(&ts, MSP_TLMSP_HT_FINISHED, client_fin, 12);
+    expect_verify(s.ms_sm, "middlebox-server finished", &ts, &s, "MiddleboxFinished m->server (m=51) verify_data",
+                  mfin);
+    expect_verify(s.ms_sm, "server-middlebox finished", &ts, &s, "MiddleboxFinished server->m (m=51) verify_data",
+                  mfin);
+
+    /* The client side: T_m | client Finished, then | server Finished, with master(C,m). */
+    t_msg(&tm, MSP_TLMSP_HT_FINISHED, client_fin, 12);
+    expect_verify(s.ms_cm, "client-middlebox finished", &tm, &s, "MiddleboxFinished client->m (m=51) verify_data",
+                  mfin);
+    t_msg(&tm, MSP_TLMSP_HT_FINISHED, server_fin, 12);
+    expect_verify(s.ms_cm, "middlebox-client finished", &tm, &s, "MiddleboxFinished m->client (m=51) verify_data",
+                  mfin);
+    EVP_MD_CTX_free(ep.md);
+    EVP_MD_CTX_free(tm.md);
+    EVP_MD_CTX_free(ts.md);
+    cap_free(&cap);
+    unload(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_key_material_messages),
         cmocka_unit_test(test_confirmation_check),
         cmocka_unit_test(test_contrib_decode_errors),
+        cmocka_unit_test(test_finished_from_capture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,7 +155,8 @@ int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t 
     return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
 }
 
-static void put_half(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
+/* ServerECDHParams: curve_type | group | v8<point>, the bytes that are also signed. */
+static void put_params(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
 {
     size_t mark;
     msp_buf_put_u8(out, CURVE_TYPE_NAMED);
@@ -163,6 +164,12 @@ static void put_half(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
     msp_buf_block_begin(out, 1, &mark);
     msp_buf_put(out, h->point, h->point_len);
     msp_buf_block_end(out, 1, mark);
+}
+
+static void put_half(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
+{
+    size_t mark;
+    put_params(out, h);
     msp_buf_put_u16(out, h->sigalg);
     msp_buf_block_begin(out, 2, &mark);
     msp_buf_put(out, h->signature, h->signature_len);
@@ -183,12 +190,7 @@ int msp_tlmsp_mbox_kex_signed_data(const msp_tlmsp_mbox_hello_t *hello, const ms
     /* 5.3: both halves are signed over the same randoms, to_client first. */
     msp_buf_put(out, hello->to_client_random, 32);
     msp_buf_put(out, hello->to_server_random, 32);
-    size_t mark;
-    msp_buf_put_u8(out, CURVE_TYPE_NAMED);
-    msp_buf_put_u16(out, half->group);
-    msp_buf_block_begin(out, 1, &mark);
-    msp_buf_put(out, half->point, half->point_len);
-    msp_buf_block_end(out, 1, mark);
+    put_params(out, half);
     return msp_buf_error(out);
 }
 

@@ -19,8 +19,10 @@
 #include <openssl/x509.h>
 
 #include "msp/error.h"
+#include "msp/tlmsp_container.h"
 #include "msp/tlmsp_kdf.h"
 #include "msp/tlmsp_keymat.h"
+#include "msp/tlmsp_seq.h"
 #include "capture.h"
 #include "msp/reader.h"
 #include "vectors.h"
@@ -621,6 +623,152 @@ static void test_finished_from_capture(void **state)
     unload(&s);
 }
 
+/* ---- every post-ChangeCipherSpec record of every hop, decoded and authenticated ---- */
+
+typedef struct keys1 {
+    msp_tlmsp_context_keys_t ctx[256];
+    uint8_t present[256];
+    uint8_t client_synch[16], server_synch[16];
+} keys1_t;
+
+static void session_keys(session_t *s, keys1_t *k)
+{
+    static msp_tlmsp_contrib_t cc, sc;
+    contributions(s, "MiddleboxKeyMaterial 1->254", &cc);
+    contributions(s, "MiddleboxKeyMaterial 254->1", &sc);
+    msp_tlmsp_randoms_t r = {s->client_random, s->server_random, s->m_to_server, s->m_to_client, 1};
+    memset(k, 0, sizeof(*k));
+    for (int c = 0; c < 256; c++) {
+        if (cc.present[c]) {
+            k->present[c] = 1;
+            assert_int_equal(msp_tlmsp_context_keys((uint8_t)c, sc.reader[c], cc.reader[c], sc.writer[c], cc.writer[c],
+                                                    &r, &k->ctx[c]),
+                             MSP_OK);
+        }
+    }
+    assert_int_equal(msp_tlmsp_synch_keys(sc.synch, cc.synch, &r, k->client_synch, k->server_synch), MSP_OK);
+}
+
+typedef struct hop_side {
+    uint16_t port;
+    int from;      /* the stream leaves the port (else arrives at it) */
+    int to_server; /* direction of travel */
+    uint8_t self;  /* the receiver */
+    uint8_t path[2];
+    size_t npath;
+    uint8_t peer; /* the endpoint at the far end */
+} hop_side_t;
+
+/* Decodes one stream's records after its ChangeCipherSpec; returns the number of containers seen. */
+static size_t decode_side(session_t *s, const keys1_t *k, msp_tlmsp_gcm_t *g, const cap_stream_t *st,
+                          const hop_side_t *h, size_t *records0)
+{
+    msp_tlmsp_seq_t seq;
+    assert_int_equal(msp_tlmsp_seq_init(&seq, h->self, h->path, h->npath), MSP_OK);
+    msp_reader_t r, payload;
+    msp_reader_init(&r, st->data, st->len);
+    int keyed = 0;
+    size_t containers = 0;
+    static uint8_t plain[70000];
+    static msp_tlmsp_container_t c;
+    while (msp_reader_left(&r) > 0) {
+        uint8_t type;
+        uint16_t version;
+        uint32_t sid = 0;
+        assert_int_equal(msp_read_u8(&r, &type), MSP_OK);
+        assert_int_equal(msp_read_u16(&r, &version), MSP_OK);
+        assert_int_equal(msp_read_block(&r, 2, &payload), MSP_OK);
+        if (!keyed) {
+            keyed = type == MSP_TLMSP_CT_CHANGE_CIPHER_SPEC;
+            if (keyed) {
+                msp_tlmsp_seq_reset_rx(&seq);
+            }
+            continue;
+        }
+        assert_int_equal(msp_read_u32(&payload, &sid), MSP_OK);
+        if (type == MSP_TLMSP_CT_HANDSHAKE) {
+            /* Context-0 record: re-protected on every hop by the neighbour (3). */
+            msp_tlmsp_seq_rx_record(&seq);
+            uint64_t q;
+            assert_int_equal(msp_tlmsp_seq_of(&seq, payload.pos[0], &q), MSP_OK);
+            const uint8_t *key = h->to_server ? k->ctx[0].client_reader_enc : k->ctx[0].server_reader_enc;
+            size_t len = msp_reader_left(&payload);
+            assert_int_equal(msp_tlmsp_record0_open(g, key, q, type, sid, payload.pos, len, plain), MSP_OK);
+            assert_true(plain[0] == MSP_TLMSP_HT_FINISHED || plain[0] == MSP_TLMSP_HT_MIDDLEBOX_FINISHED);
+            (*records0)++;
+            continue;
+        }
+        assert_true(type == MSP_TLMSP_CT_APPLICATION_DATA || type == MSP_TLMSP_CT_ALERT);
+        while (msp_reader_left(&payload) > 0) {
+            assert_int_equal(msp_tlmsp_container_parse(&payload, 1, &c), MSP_OK);
+            uint8_t origin = (c.flags & (MSP_TLMSP_CF_INSERTED | MSP_TLMSP_CF_DELETED)) ? c.m_info[0] : h->peer;
+            assert_int_equal(msp_tlmsp_seq_rx_container(&seq, origin, c.m_info, c.m_info_len), MSP_OK);
+            assert_true(k->present[c.context]);
+            const msp_tlmsp_context_keys_t *ck = &k->ctx[c.context];
+            msp_tlmsp_mac_in_t in = {type, sid, 0, c.flags, c.m_info, c.m_info_len};
+            assert_int_equal(msp_tlmsp_seq_of(&seq, c.fragment[0], &in.seq), MSP_OK);
+            const uint8_t *rkey = h->to_server ? ck->client_reader_enc : ck->server_reader_enc;
+            const uint8_t *wkey = h->to_server ? ck->client_writer_mac : ck->server_writer_mac;
+            assert_int_equal(msp_tlmsp_fragment_open(g, rkey, &in, c.fragment, c.fragment_len, plain), MSP_OK);
+            uint8_t mac[16];
+            assert_int_equal(msp_tlmsp_writer_mac(g, wkey, &in, c.fragment, c.fragment_len, mac), MSP_OK);
+            assert_int_equal(msp_tlmsp_mac_verify(mac, c.writer_mac, MSP_ALERT_BAD_WRITER_MAC), MSP_OK);
+            const msp_tlmsp_fmac_t *fm = &c.fmacs[0];
+            msp_tlmsp_mac_in_t fin = in;
+            assert_int_equal(msp_tlmsp_seq_of(&seq, fm->id, &fin.seq), MSP_OK);
+            const uint8_t *synch = h->to_server ? k->client_synch : k->server_synch;
+            assert_int_equal(msp_tlmsp_reader_check_mac(g, synch, &fin, c.fragment, c.fragment_len, fm->nonce, mac),
+                             MSP_OK);
+            assert_int_equal(msp_tlmsp_mac_verify(mac, fm->reader_check, MSP_ALERT_BAD_READER_MAC), MSP_OK);
+            if (h->self == MSP_TLMSP_ID_CLIENT || h->self == MSP_TLMSP_ID_SERVER) {
+                /* Only endpoints hold the A-B key the check MAC uses (5.2): generator -> this endpoint. */
+                const uint8_t *ab = fm->id == MSP_TLMSP_ID_CLIENT    ? s->kb_cs.a_to_b_enc
+                                    : fm->id == MSP_TLMSP_ID_SERVER  ? s->kb_cs.b_to_a_enc
+                                    : h->self == MSP_TLMSP_ID_CLIENT ? s->kb_cm.b_to_a_enc
+                                                                     : s->kb_sm.b_to_a_enc;
+                assert_int_equal(msp_tlmsp_check_mac(g, ab, &fin, fm, NULL, mac), MSP_OK);
+                assert_int_equal(msp_tlmsp_mac_verify(mac, fm->check, MSP_ALERT_BAD_RECORD_MAC), MSP_OK);
+            }
+            containers++;
+        }
+    }
+    assert_true(keyed);
+    return containers;
+}
+
+static void test_every_record_authenticates(void **state)
+{
+    (void)state;
+    session_t s;
+    load(&s);
+    derive_all(&s);
+    static keys1_t k;
+    session_keys(&s, &k);
+    static cap_file_t cap;
+    assert_int_equal(cap_load("tlmsp-handshake-verify/sample-1mbox/cap.pcap", &cap), 0);
+    msp_tlmsp_gcm_t g;
+    assert_int_equal(msp_tlmsp_gcm_init(&g), MSP_OK);
+    const hop_side_t sides[] = {
+        {10481, 0, 1, 51, {MSP_TLMSP_ID_CLIENT}, 1, MSP_TLMSP_ID_CLIENT},                      /* client -> mbox */
+        {10481, 1, 0, MSP_TLMSP_ID_CLIENT, {51, MSP_TLMSP_ID_SERVER}, 2, MSP_TLMSP_ID_SERVER}, /* mbox -> client */
+        {10482, 0, 1, MSP_TLMSP_ID_SERVER, {51, MSP_TLMSP_ID_CLIENT}, 2, MSP_TLMSP_ID_CLIENT}, /* mbox -> server */
+        {10482, 1, 0, 51, {MSP_TLMSP_ID_SERVER}, 1, MSP_TLMSP_ID_SERVER},                      /* server -> mbox */
+    };
+    size_t containers = 0, records0 = 0;
+    for (size_t i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+        const cap_stream_t *st = sides[i].from ? cap_from(&cap, sides[i].port) : cap_to(&cap, sides[i].port);
+        assert_non_null(st);
+        containers += decode_side(&s, &k, &g, st, &sides[i], &records0);
+    }
+    /* Finished + one MiddleboxFinished on each of the four hop directions (6.6). */
+    assert_int_equal(records0, 8);
+    /* cfg-1mbox.ucl: "hello-one" from the client, then its shutdown's close_notify, each on both hops. */
+    assert_int_equal(containers, 4);
+    msp_tlmsp_gcm_free(&g);
+    cap_free(&cap);
+    unload(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_confirmation_check),
         cmocka_unit_test(test_contrib_decode_errors),
         cmocka_unit_test(test_finished_from_capture),
+        cmocka_unit_test(test_every_record_authenticates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

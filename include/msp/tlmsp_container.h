@@ -68,6 +68,7 @@ typedef struct msp_tlmsp_mac_in {
 typedef struct msp_tlmsp_gcm {
     EVP_CIPHER_CTX *ctx;
     EVP_MD_CTX *md;
+    EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs more than hashing a small fragment */
 } msp_tlmsp_gcm_t;
 
 int msp_tlmsp_gcm_init(msp_tlmsp_gcm_t *g);

@@ -107,8 +107,13 @@ int msp_tlmsp_gcm_init(msp_tlmsp_gcm_t *g)
 {
     g->ctx = EVP_CIPHER_CTX_new();
     g->md = EVP_MD_CTX_new();
+    g->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_CIPHER *aes = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
     /* Bind the cipher once; every later call passes only key and IV. */
-    if (g->ctx == NULL || g->md == NULL || !EVP_EncryptInit_ex(g->ctx, EVP_aes_128_gcm(), NULL, NULL, NULL)) {
+    int ok = g->ctx != NULL && g->md != NULL && g->sha256 != NULL && aes != NULL &&
+             EVP_EncryptInit_ex(g->ctx, aes, NULL, NULL, NULL);
+    EVP_CIPHER_free(aes); /* the context keeps its own reference */
+    if (!ok) {
         msp_tlmsp_gcm_free(g);
         return MSP_ERR_NO_MEMORY;
     }
@@ -119,8 +124,10 @@ void msp_tlmsp_gcm_free(msp_tlmsp_gcm_t *g)
 {
     EVP_CIPHER_CTX_free(g->ctx);
     EVP_MD_CTX_free(g->md);
+    EVP_MD_free(g->sha256);
     g->ctx = NULL;
     g->md = NULL;
+    g->sha256 = NULL;
 }
 
 /* The fixed head of every container MAC input (5.4): type | 0303 | sid | seq | flags | M_INFO. */
@@ -245,7 +252,7 @@ int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], 
     uint8_t head[17], l[2], h[32];
     piece_t p[4];
     size_t np = mac_input(in, fragment_len, fragment, fragment_len, head, l, p);
-    int ok = EVP_DigestInit_ex(g->md, EVP_sha256(), NULL);
+    int ok = EVP_DigestInit_ex(g->md, g->sha256, NULL);
     for (size_t i = 0; ok && i < np; i++) {
         ok = p[i].n == 0 || EVP_DigestUpdate(g->md, p[i].p, p[i].n);
     }

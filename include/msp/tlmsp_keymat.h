@@ -63,14 +63,4 @@ int msp_tlmsp_keymat_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint8_t id,
 int msp_tlmsp_keymat_open(msp_tlmsp_gcm_t *g, const uint8_t key[16], const uint8_t *body, size_t len, uint8_t *id,
                           uint8_t *plain, size_t *plain_len);
 
-/**
- * The key-confirmation check of an endpoint (6.7): for every context the
- * peer contributed and every middlebox i, confirm[i] must list the context,
- * echo the peer's synch (context 0), and echo the reader / writer
- * contribution wherever access[i][c] grants read / write.
- * MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT otherwise.
- */
-int msp_tlmsp_confirmation_check(const msp_tlmsp_contrib_t *peer, const msp_tlmsp_contrib_t *const *confirm,
-                                 const uint8_t (*access)[256], size_t nmbox);
-
 #endif

@@ -380,59 +380,6 @@ static void test_key_material_messages(void **state)
     unload(&s);
 }
 
-static void open_contrib(session_t *s, msp_tlmsp_gcm_t *g, size_t i, msp_tlmsp_contrib_t *c)
-{
-    const char *sec = vec_section(&s->f, km_cases[i].msg);
-    uint8_t body[512], plain[512], id;
-    size_t n = 0;
-    long blen = vec_hex(sec, km_cases[i].msg, body, sizeof(body));
-    assert_int_equal(msp_tlmsp_keymat_open(g, km_key(s, i), body, (size_t)blen, &id, plain, &n), MSP_OK);
-    assert_int_equal(msp_tlmsp_contrib_decode(plain, n, c), MSP_OK);
-}
-
-/* 6.7 as the server runs it: the middlebox's confirmation must echo the client's contributions. */
-static void test_confirmation_check(void **state)
-{
-    (void)state;
-    session_t s;
-    load(&s);
-    derive_all(&s);
-    msp_tlmsp_gcm_t g;
-    assert_int_equal(msp_tlmsp_gcm_init(&g), MSP_OK);
-    static msp_tlmsp_contrib_t client, to_mbox, conf;
-    open_contrib(&s, &g, 1, &client);  /* 1->254: everything the client contributes */
-    open_contrib(&s, &g, 0, &to_mbox); /* 1->51: what the client gave the middlebox */
-    open_contrib(&s, &g, 4, &conf);    /* 51->254: what the middlebox echoes to the server */
-    uint8_t access[1][256] = {{0}};
-    for (int k = 0; k < 256; k++) {
-        access[0][k] = (uint8_t)((to_mbox.has_reader[k] ? MSP_TLMSP_CAN_READ : 0) |
-                                 (to_mbox.has_writer[k] ? MSP_TLMSP_CAN_WRITE : 0));
-    }
-    const msp_tlmsp_contrib_t *confs[] = {&conf};
-    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1), MSP_OK);
-    conf.synch[3] ^= 1;
-    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1),
-                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
-    conf.synch[3] ^= 1;
-    conf.present[1] = 0;
-    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1),
-                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
-    conf.present[1] = 1;
-    /* Claiming write access the middlebox was not echoed for fails too. */
-    int readable = -1;
-    for (int k = 1; k < 256 && readable < 0; k++) {
-        readable = client.present[k] && !to_mbox.has_writer[k] ? k : -1;
-    }
-    assert_int_equal(readable, 2); /* cfg-1mbox.ucl: mbox1 has rw on context 1, nothing on context 2 */
-    access[0][readable] |= MSP_TLMSP_CAN_WRITE;
-    assert_int_equal(msp_tlmsp_confirmation_check(&client, confs, access, 1),
-                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
-    const msp_tlmsp_contrib_t *none[] = {NULL};
-    assert_int_equal(msp_tlmsp_confirmation_check(&client, none, access, 1), MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
-    msp_tlmsp_gcm_free(&g);
-    unload(&s);
-}
-
 static void test_contrib_decode_errors(void **state)
 {
     (void)state;
@@ -780,7 +727,6 @@ int main(void)
         cmocka_unit_test(test_bad_peer_values),
         cmocka_unit_test(test_idlist_hash),
         cmocka_unit_test(test_key_material_messages),
-        cmocka_unit_test(test_confirmation_check),
         cmocka_unit_test(test_contrib_decode_errors),
         cmocka_unit_test(test_finished_from_capture),
         cmocka_unit_test(test_every_record_authenticates),

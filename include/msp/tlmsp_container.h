@@ -64,9 +64,24 @@ typedef struct msp_tlmsp_mac_in {
     size_t m_info_len;
 } msp_tlmsp_mac_in_t;
 
-/** An AES-128-GCM engine owned by a connection; set up once, reused for every record. */
-typedef struct msp_tlmsp_gcm {
+#define MSP_TLMSP_GCM_KEY_SLOTS 8 /* a container uses 4 keys (reader, writer, synch, A-B); room for both directions */
+
+/*
+ * An AES-128-GCM engine owned by a connection. Each key gets its own
+ * initialised context, kept in a small cache, so a record changes only the
+ * IV: re-expanding the key on every GMAC costs more than a small container's
+ * data (performance.md 2.3).
+ */
+typedef struct msp_tlmsp_gcm_slot {
     EVP_CIPHER_CTX *ctx;
+    uint8_t key[16];
+    int used;
+} msp_tlmsp_gcm_slot_t;
+
+typedef struct msp_tlmsp_gcm {
+    msp_tlmsp_gcm_slot_t slot[MSP_TLMSP_GCM_KEY_SLOTS];
+    unsigned next;       /* the slot a new key replaces (round robin) */
+    EVP_CIPHER_CTX *ctx; /* for callers that set the key themselves (key material) */
     EVP_MD_CTX *md;
     EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs more than hashing a small fragment */
 } msp_tlmsp_gcm_t;

@@ -105,14 +105,19 @@ int msp_tlmsp_container_parse(msp_reader_t *r, int protected_, msp_tlmsp_contain
 
 int msp_tlmsp_gcm_init(msp_tlmsp_gcm_t *g)
 {
+    memset(g, 0, sizeof(*g));
     g->ctx = EVP_CIPHER_CTX_new();
     g->md = EVP_MD_CTX_new();
     g->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     EVP_CIPHER *aes = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
-    /* Bind the cipher once; every later call passes only key and IV. */
+    /* Bind the cipher once per context; later calls pass only the IV (and a key on a cache miss). */
     int ok = g->ctx != NULL && g->md != NULL && g->sha256 != NULL && aes != NULL &&
              EVP_EncryptInit_ex(g->ctx, aes, NULL, NULL, NULL);
-    EVP_CIPHER_free(aes); /* the context keeps its own reference */
+    for (int i = 0; ok && i < MSP_TLMSP_GCM_KEY_SLOTS; i++) {
+        g->slot[i].ctx = EVP_CIPHER_CTX_new();
+        ok = g->slot[i].ctx != NULL && EVP_EncryptInit_ex(g->slot[i].ctx, aes, NULL, NULL, NULL);
+    }
+    EVP_CIPHER_free(aes); /* the contexts keep their own references */
     if (!ok) {
         msp_tlmsp_gcm_free(g);
         return MSP_ERR_NO_MEMORY;
@@ -122,6 +127,12 @@ int msp_tlmsp_gcm_init(msp_tlmsp_gcm_t *g)
 
 void msp_tlmsp_gcm_free(msp_tlmsp_gcm_t *g)
 {
+    for (int i = 0; i < MSP_TLMSP_GCM_KEY_SLOTS; i++) {
+        EVP_CIPHER_CTX_free(g->slot[i].ctx);
+        OPENSSL_cleanse(g->slot[i].key, sizeof(g->slot[i].key));
+        g->slot[i].ctx = NULL;
+        g->slot[i].used = 0;
+    }
     EVP_CIPHER_CTX_free(g->ctx);
     EVP_MD_CTX_free(g->md);
     EVP_MD_free(g->sha256);
@@ -165,15 +176,31 @@ static size_t mac_input(const msp_tlmsp_mac_in_t *in, size_t L, const uint8_t *f
     return 4;
 }
 
-static int aad(msp_tlmsp_gcm_t *g, const piece_t *pieces, size_t n)
+static int aad(EVP_CIPHER_CTX *ctx, const piece_t *pieces, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int outl;
-        if (pieces[i].n > 0 && !EVP_CipherUpdate(g->ctx, NULL, &outl, pieces[i].p, (int)pieces[i].n)) {
+        if (pieces[i].n > 0 && !EVP_CipherUpdate(ctx, NULL, &outl, pieces[i].p, (int)pieces[i].n)) {
             return 0;
         }
     }
     return 1;
+}
+
+/* The context holding key, expanded once; a miss replaces the oldest slot. */
+static EVP_CIPHER_CTX *keyed(msp_tlmsp_gcm_t *g, const uint8_t key[16], const uint8_t nonce[12], int enc)
+{
+    for (int i = 0; i < MSP_TLMSP_GCM_KEY_SLOTS; i++) {
+        msp_tlmsp_gcm_slot_t *s = &g->slot[i];
+        if (s->used && CRYPTO_memcmp(s->key, key, 16) == 0) {
+            return EVP_CipherInit_ex(s->ctx, NULL, NULL, NULL, nonce, enc) ? s->ctx : NULL;
+        }
+    }
+    msp_tlmsp_gcm_slot_t *s = &g->slot[g->next];
+    g->next = (g->next + 1) % MSP_TLMSP_GCM_KEY_SLOTS;
+    memcpy(s->key, key, 16);
+    s->used = 1;
+    return EVP_CipherInit_ex(s->ctx, NULL, NULL, key, nonce, enc) ? s->ctx : NULL;
 }
 
 /* AES-128-GCM with the 12 explicit nonce bytes as the whole IV (3: no implicit part, no XOR). */
@@ -185,17 +212,17 @@ static int gcm(msp_tlmsp_gcm_t *g, int enc, const uint8_t key[16], const uint8_t
     if (out == NULL) {
         out = none; /* GMAC writes no output; keep the pointer arithmetic below defined */
     }
-    if (len > INT32_MAX || !EVP_CipherInit_ex(g->ctx, NULL, NULL, key, nonce, enc) || !aad(g, pieces, npieces) ||
-        (len > 0 && !EVP_CipherUpdate(g->ctx, out, &outl, in, (int)len))) {
+    EVP_CIPHER_CTX *ctx = len <= INT32_MAX ? keyed(g, key, nonce, enc) : NULL;
+    if (ctx == NULL || !aad(ctx, pieces, npieces) || (len > 0 && !EVP_CipherUpdate(ctx, out, &outl, in, (int)len))) {
         return MSP_ALERT_INTERNAL_ERROR;
     }
-    if (!enc && !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, 16, tag)) {
+    if (!enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag)) {
         return MSP_ALERT_INTERNAL_ERROR;
     }
-    if (!EVP_CipherFinal_ex(g->ctx, out + outl, &fin)) {
+    if (!EVP_CipherFinal_ex(ctx, out + outl, &fin)) {
         return enc ? MSP_ALERT_INTERNAL_ERROR : MSP_ALERT_BAD_RECORD_MAC;
     }
-    if (enc && !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)) {
+    if (enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)) {
         return MSP_ALERT_INTERNAL_ERROR;
     }
     return MSP_OK;

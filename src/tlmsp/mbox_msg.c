@@ -4,8 +4,7 @@
 
 #include "msp/error.h"
 #include "msp/reader.h"
-
-#include <openssl/rsa.h>
+#include "sigalg.h"
 
 #define CURVE_TYPE_NAMED 3
 
@@ -225,70 +224,27 @@ int msp_tlmsp_mbox_finished_build(const msp_tlmsp_mbox_finished_t *m, msp_buf_t 
     return msp_buf_error(out);
 }
 
-/* ---- signatures (5.3) ---- */
-
-typedef struct sigalg {
-    uint16_t code;
-    const char *digest;
-    int key_type; /* EVP_PKEY_RSA or EVP_PKEY_EC */
-    int pss;
-} sigalg_t;
-
-static const sigalg_t sigalgs[] = {
-    {0x0201, "SHA1", EVP_PKEY_RSA, 0},   {0x0203, "SHA1", EVP_PKEY_EC, 0},    {0x0401, "SHA256", EVP_PKEY_RSA, 0},
-    {0x0501, "SHA384", EVP_PKEY_RSA, 0}, {0x0601, "SHA512", EVP_PKEY_RSA, 0}, {0x0403, "SHA256", EVP_PKEY_EC, 0},
-    {0x0503, "SHA384", EVP_PKEY_EC, 0},  {0x0603, "SHA512", EVP_PKEY_EC, 0},  {0x0804, "SHA256", EVP_PKEY_RSA, 1},
-    {0x0805, "SHA384", EVP_PKEY_RSA, 1}, {0x0806, "SHA512", EVP_PKEY_RSA, 1},
-};
-
-static const sigalg_t *find_sigalg(uint16_t code, EVP_PKEY *key)
-{
-    for (size_t i = 0; i < sizeof(sigalgs) / sizeof(sigalgs[0]); i++) {
-        if (sigalgs[i].code == code && EVP_PKEY_get_base_id(key) == sigalgs[i].key_type) {
-            return &sigalgs[i];
-        }
-    }
-    return NULL;
-}
-
-/* A digest-sign/verify context for the algorithm; PSS salt = digest length, as TLS 1.2 uses it. */
-static EVP_MD_CTX *sig_ctx(EVP_PKEY *key, const sigalg_t *a, int sign)
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_PKEY_CTX *pctx = NULL;
-    int ok = md != NULL && (sign ? EVP_DigestSignInit_ex(md, &pctx, a->digest, NULL, NULL, key, NULL)
-                                 : EVP_DigestVerifyInit_ex(md, &pctx, a->digest, NULL, NULL, key, NULL)) > 0;
-    if (ok && a->pss) {
-        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
-             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0;
-    }
-    if (!ok) {
-        EVP_MD_CTX_free(md);
-        return NULL;
-    }
-    return md;
-}
+/* ---- signatures (5.3): the shared sigalg table and core ---- */
 
 int msp_tlmsp_mbox_kex_sign(EVP_PKEY *key, uint16_t sigalg, const msp_tlmsp_mbox_hello_t *hello,
                             const msp_tlmsp_kex_half_t *half, uint8_t *sig, size_t *sig_len)
 {
-    const sigalg_t *a = find_sigalg(sigalg, key);
-    if (a == NULL) {
+    if (!msp_sigalg_fits(key, sigalg)) {
         return MSP_ALERT_ILLEGAL_PARAMETER;
     }
     uint8_t tbs[64 + 4 + 256];
     msp_buf_t b;
     msp_buf_init_fixed(&b, tbs, sizeof(tbs));
-    EVP_MD_CTX *md = msp_tlmsp_mbox_kex_signed_data(hello, half, &b) == MSP_OK ? sig_ctx(key, a, 1) : NULL;
-    int ret = md != NULL && EVP_DigestSign(md, sig, sig_len, tbs, b.len) > 0 ? MSP_OK : MSP_ALERT_INTERNAL_ERROR;
-    EVP_MD_CTX_free(md);
-    return ret;
+    if (msp_tlmsp_mbox_kex_signed_data(hello, half, &b) != MSP_OK) {
+        return MSP_ALERT_INTERNAL_ERROR;
+    }
+    const msp_iov_t part = {tbs, b.len};
+    return msp_sigalg_sign(key, sigalg, &part, 1, sig, sig_len);
 }
 
 int msp_tlmsp_mbox_kex_verify(EVP_PKEY *key, const msp_tlmsp_mbox_hello_t *hello, const msp_tlmsp_kex_half_t *half)
 {
-    const sigalg_t *a = find_sigalg(half->sigalg, key);
-    if (a == NULL) {
+    if (!msp_sigalg_fits(key, half->sigalg)) {
         return MSP_ALERT_ILLEGAL_PARAMETER;
     }
     uint8_t tbs[64 + 4 + 256];
@@ -297,11 +253,6 @@ int msp_tlmsp_mbox_kex_verify(EVP_PKEY *key, const msp_tlmsp_mbox_hello_t *hello
     if (msp_tlmsp_mbox_kex_signed_data(hello, half, &b) != MSP_OK) {
         return MSP_ALERT_DECODE_ERROR; /* a point longer than any group's */
     }
-    EVP_MD_CTX *md = sig_ctx(key, a, 0);
-    if (md == NULL) {
-        return MSP_ALERT_INTERNAL_ERROR;
-    }
-    int ok = EVP_DigestVerify(md, half->signature, half->signature_len, tbs, b.len) == 1;
-    EVP_MD_CTX_free(md);
-    return ok ? MSP_OK : MSP_ALERT_DECRYPT_ERROR;
+    const msp_iov_t part = {tbs, b.len};
+    return msp_sigalg_verify(key, half->sigalg, &part, 1, half->signature, half->signature_len);
 }

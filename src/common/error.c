@@ -28,6 +28,25 @@ int msp_error_set(msp_error_t *err, int code, const char *where, const char *fmt
     return code;
 }
 
+/* TS 103 523-2 alerts 170..180 (msp/tlmsp.h), by number: common/ does not depend on the TLMSP headers. */
+static const char *tlmsp_alert_name(int alert)
+{
+    static const char *const names[] = {
+        "middlebox_route_failure",
+        "middlebox_authorization_failure",
+        "middlebox_required",
+        "discovery_ack",
+        "unknown_context",
+        "unsupported_context",
+        "middlebox_key_verify_failure",
+        "bad_reader_mac",
+        "bad_writer_mac",
+        "middlebox_keyconfirmation_fault",
+        "authentication_required",
+    };
+    return alert >= 170 && alert <= 180 ? names[alert - 170] : "alert";
+}
+
 static const char *alert_name(int alert)
 {
     switch (alert) {
@@ -47,10 +66,12 @@ static const char *alert_name(int alert)
         return "decode_error";
     case MSP_ALERT_DECRYPT_ERROR:
         return "decrypt_error";
+    case MSP_ALERT_PROTOCOL_VERSION:
+        return "protocol_version";
     case MSP_ALERT_INTERNAL_ERROR:
         return "internal_error";
     default:
-        return "alert";
+        return tlmsp_alert_name(alert);
     }
 }
 

@@ -1,0 +1,185 @@
+/*
+ * TLMSP connections, sans-IO: a client, a server, or a middlebox (two hops)
+ * driven by bytes in -> bytes out and events, with no sockets, no clock and
+ * no global state (../shared/design/style.md 5.1). Randomness comes from the
+ * caller's callback, except the ephemeral ECDHE keys, which OpenSSL
+ * generates from its own DRBG.
+ *
+ * The handshake is tlmsp-handshake.md 4 (what every hop carries, 4.2); the
+ * record layer tlmsp-records.md 2-10. Every failure is the alert that names
+ * it (msp/error.h): it is written to the output before the call returns it,
+ * as a plain alert, an unprotected alert container or a protected one,
+ * whichever the hop is ready for (tlmsp-handshake.md 7.5), and the
+ * connection is dead afterwards.
+ *
+ * Calls (picotls-shaped): *inlen is how much input is offered; on return,
+ * how much was consumed (everything unless an error stopped it). Output is
+ * appended to caller-owned msp_buf_t.
+ */
+#ifndef MSP_TLMSP_CONN_H
+#define MSP_TLMSP_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509_vfy.h>
+
+#include "msp/buf.h"
+#include "msp/tlmsp.h"
+#include "msp/tlmsp_hello.h"
+
+/** Fills buf with len unpredictable bytes. Must not fail. */
+typedef void (*msp_tlmsp_random_fn)(void *user, uint8_t *buf, size_t len);
+
+/** A certificate chain (DER, leaf first) and its private key; both borrowed for the connection's life. */
+typedef struct msp_tlmsp_identity {
+    EVP_PKEY *key;
+    const uint8_t *const *der;
+    const size_t *der_len;
+    size_t ncerts;
+} msp_tlmsp_identity_t;
+
+/** Why a container event fires: data or an alert (tlmsp-records.md 10.2). */
+typedef enum msp_tlmsp_kind { MSP_TLMSP_DATA = 23, MSP_TLMSP_ALERT = 21 } msp_tlmsp_kind_t;
+
+/**
+ * Events of an endpoint. data: application data that passed every check, in
+ * context ctx. alert: an alert container received (level 1 warning, 2
+ * fatal); close_notify is reported here too.
+ */
+typedef struct msp_tlmsp_events {
+    void *user;
+    void (*data)(void *user, uint8_t ctx, const uint8_t *p, size_t len);
+    void (*alert)(void *user, uint8_t ctx, uint8_t level, uint8_t desc);
+} msp_tlmsp_events_t;
+
+typedef struct msp_tlmsp_endpoint_cfg {
+    msp_tlmsp_random_fn random;
+    void *random_user;
+    msp_tlmsp_address_t client_address; /* client: sent in the ClientHello; server: unused */
+    msp_tlmsp_address_t server_address;
+    /* client: the contexts to offer (present, audit, purpose); server: unused (learned) */
+    const msp_tlmsp_context_list_t *contexts;
+    /*
+     * client: the middleboxes to name, ids assigned, client to server order.
+     * server: the list it accepts (addresses, transparency and access must
+     * match the ClientHello's exactly, as the reference's demo server
+     * demands, else alert 171); NULL accepts any list.
+     */
+    const msp_tlmsp_mbox_list_t *middleboxes;
+    msp_tlmsp_identity_t identity; /* server: required; client: unused (no client certificates) */
+    X509_STORE *trust;             /* certificates of the peers are verified against it; NULL: not verified */
+    msp_tlmsp_events_t events;
+} msp_tlmsp_endpoint_cfg_t;
+
+typedef struct msp_tlmsp_conn msp_tlmsp_conn_t;
+
+/**
+ * A client (role MSP_TLMSP_ID_CLIENT) or server (MSP_TLMSP_ID_SERVER). The
+ * configuration is copied; the identity, trust store and events stay
+ * borrowed. MSP_OK, MSP_ERR_ARGUMENT (a missing key, random callback or
+ * contexts), MSP_ERR_NO_MEMORY.
+ */
+int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c);
+
+/** Client: writes the ClientHello. */
+int msp_tlmsp_conn_start(msp_tlmsp_conn_t *c, msp_buf_t *out);
+
+/**
+ * Feeds received bytes: handshake messages are answered into out,
+ * containers are checked and reported through the events. Returns MSP_OK,
+ * the alert we sent (then the connection is dead), or MSP_ERR_CLASS_PEER_ALERT
+ * + n when the peer sent fatal alert n (or n = 0 after close_notify).
+ */
+int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, msp_buf_t *out);
+
+/** True once both Finished and every MiddleboxFinished have been exchanged. */
+int msp_tlmsp_conn_ready(const msp_tlmsp_conn_t *c);
+
+/** True once a close_notify or a fatal alert went either way. */
+int msp_tlmsp_conn_closed(const msp_tlmsp_conn_t *c);
+
+/**
+ * Sends application data in context ctx (a present user context), split
+ * into containers of at most 16355 bytes (the largest the reference
+ * accepts, tlmsp-records.md 2.4). Only when ready. MSP_ALERT_UNKNOWN_CONTEXT
+ * for a context not in the session (nothing is sent).
+ */
+int msp_tlmsp_conn_send(msp_tlmsp_conn_t *c, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out);
+
+/** Sends an alert container in ctx (close_notify: level 1, desc 0, ctx 0). */
+int msp_tlmsp_conn_alert(msp_tlmsp_conn_t *c, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out);
+
+/** The session's middleboxes (as agreed in the ServerHello) and contexts; valid while c lives. */
+const msp_tlmsp_mbox_list_t *msp_tlmsp_conn_middleboxes(const msp_tlmsp_conn_t *c);
+const msp_tlmsp_context_list_t *msp_tlmsp_conn_contexts(const msp_tlmsp_conn_t *c);
+
+/* ---- middlebox ---- */
+
+/** What a middlebox does with a container it received (tlmsp-records.md 7). */
+typedef enum msp_tlmsp_verdict {
+    MSP_TLMSP_FORWARD = 0, /* unchanged (the only choice without write access) */
+    MSP_TLMSP_REPLACE,     /* re-encrypt *data (write access) */
+    MSP_TLMSP_DELETE,      /* send a delete container in its place (write access) */
+} msp_tlmsp_verdict_t;
+
+/**
+ * Called for every container that passed the middlebox's checks, before it
+ * is forwarded. to_server: its direction. access: MSP_TLMSP_ACCESS_* of this
+ * middlebox for ctx; p/len the plaintext (NULL/0 without read access).
+ * Return the verdict; for REPLACE set *data and *data_len to the new plaintext
+ * (at most 16355 bytes; the memory must stay valid until the call that fed
+ * the input returns). Data the middlebox inserts goes through
+ * msp_tlmsp_mbox_send.
+ */
+typedef msp_tlmsp_verdict_t (*msp_tlmsp_container_fn)(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx,
+                                                      uint8_t access, const uint8_t *p, size_t len,
+                                                      const uint8_t **data, size_t *data_len);
+
+typedef struct msp_tlmsp_mbox_cfg {
+    msp_tlmsp_random_fn random;
+    void *random_user;
+    msp_tlmsp_address_t address; /* how the lists name this middlebox (compared byte for byte, 3.6) */
+    msp_tlmsp_identity_t identity;
+    X509_STORE *trust; /* endpoints' and other middleboxes' certificates; NULL: not verified */
+    msp_tlmsp_container_fn container;
+    void *user;
+} msp_tlmsp_mbox_cfg_t;
+
+typedef struct msp_tlmsp_mbox msp_tlmsp_mbox_t;
+
+int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out);
+void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m);
+
+/**
+ * Feeds bytes received from the client (from_server = 0) or the server
+ * (1). Output for each hop is appended to to_client / to_server. Returns as
+ * msp_tlmsp_conn_input; a failure sends the alert both ways.
+ */
+int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in, size_t *inlen, msp_buf_t *to_client,
+                         msp_buf_t *to_server);
+
+/**
+ * The next hop once the ClientHello is in (the next non-transparent
+ * middlebox after this one, else the server, 3.6); NULL before. The
+ * driver connects to it and then sends what msp_tlmsp_mbox_input put into
+ * to_server.
+ */
+const msp_tlmsp_address_t *msp_tlmsp_mbox_next_hop(const msp_tlmsp_mbox_t *m);
+
+/** True when both hops completed their handshake. */
+int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m);
+
+/** This middlebox's id and its access to ctx (MSP_TLMSP_ACCESS_*), once the ClientHello is in. */
+uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m);
+uint8_t msp_tlmsp_mbox_access(const msp_tlmsp_mbox_t *m, uint8_t ctx);
+
+/** Inserts data toward the server (to_server = 1) or client in ctx; needs write access. */
+int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out);
+
+/** Sends an alert container toward the server (to_server = 1) or client, in ctx (0, or a context it can read). */
+int msp_tlmsp_mbox_alert(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out);
+
+#endif

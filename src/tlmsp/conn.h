@@ -1,0 +1,229 @@
+/*
+ * Internal layout of the TLMSP connection objects (msp/tlmsp_conn.h): the
+ * session state an entity shares between its hops, and the record layer of
+ * one hop. Endpoints have one hop; a middlebox has two (client-facing A,
+ * server-facing B), tlmsp-handshake.md 4.5.
+ */
+#ifndef MSP_TLMSP_CONN_INTERNAL_H
+#define MSP_TLMSP_CONN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "msp/buf.h"
+#include "msp/tlmsp_conn.h"
+#include "msp/tlmsp_container.h"
+#include "msp/tlmsp_hello.h"
+#include "msp/tlmsp_keys.h"
+#include "msp/tlmsp_seq.h"
+
+#define DIR_C2S 0 /* client_* keys (tlmsp-records.md 5.2) */
+#define DIR_S2C 1
+#define MAX_POINT 133                  /* an uncompressed P-521 point; we use X25519 (32) and P-256 (65) */
+#define MAX_HS_MSG (4 + 102400 + 1024) /* 1.10: a certificate message of 100 KiB and its headers */
+#define MAX_CONTAINER_DATA 16355       /* the largest GCM plaintext whose fragment fits 16383 (records 2.4) */
+#define NONCE_POOL 4096
+
+/* What we learned about one middlebox of the list (index = list position). */
+typedef struct mbox_peer {
+    uint8_t got; /* GOT_* bits */
+    uint8_t *cert;
+    size_t cert_len;
+    EVP_PKEY *pub;
+    uint8_t to_client_point[MAX_POINT];
+    size_t to_client_point_len;
+    uint8_t to_server_point[MAX_POINT];
+    size_t to_server_point_len;
+    uint8_t master[MSP_TLMSP_MASTER_LEN]; /* endpoints: the pair with self */
+    msp_tlmsp_key_block_t kb;
+    msp_tlmsp_contrib_t *confirm; /* endpoints: its KeyConfirmation */
+    EVP_MD_CTX *t;                /* endpoints: T_m (6.11) */
+    int finished;                 /* endpoints: its MiddleboxFinished verified */
+} mbox_peer_t;
+
+enum { GOT_HELLO = 1, GOT_CERT = 2, GOT_KEX = 4, GOT_DONE = 8 };
+
+typedef struct sess {
+    uint8_t self;
+    msp_tlmsp_random_fn random;
+    void *random_user;
+    uint8_t pool[NONCE_POOL];
+    size_t pool_used;
+    msp_tlmsp_gcm_t g;
+    X509_STORE *trust;
+    msp_tlmsp_identity_t identity;
+    msp_tlmsp_address_t client_address, server_address;
+    uint8_t *addr_store; /* owned copies of every address */
+
+    uint8_t client_random[32], server_random[32];
+    uint32_t sid;
+    uint16_t group;
+    msp_tlmsp_context_list_t ctx;
+    uint8_t purpose[256][MSP_TLMSP_MAX_PURPOSE];
+    msp_tlmsp_mbox_list_t *list; /* the session's middleboxes, client to server */
+    mbox_peer_t *mb;
+    uint8_t (*mb_to_server)[32];
+    uint8_t (*mb_to_client)[32];
+
+    uint8_t *server_cert;
+    size_t server_cert_len;
+    EVP_PKEY *server_pub;
+    uint8_t ske_point[MAX_POINT];
+    size_t ske_point_len;
+    uint8_t cke_point[MAX_POINT];
+    size_t cke_point_len;
+    EVP_PKEY *eph;  /* endpoint: its ECDHE key; middlebox: the to_client key */
+    EVP_PKEY *eph2; /* middlebox: the to_server key */
+    uint8_t idlist[MSP_TLMSP_HASH_LEN];
+    uint8_t master_cs[MSP_TLMSP_MASTER_LEN];
+    msp_tlmsp_key_block_t kb_cs;
+    /* middlebox: the pairs with the client and with the server */
+    uint8_t master_c[MSP_TLMSP_MASTER_LEN], master_s[MSP_TLMSP_MASTER_LEN];
+    msp_tlmsp_key_block_t kb_c, kb_s;
+
+    msp_tlmsp_contrib_t *cc, *sc;   /* the client's and the server's contributions */
+    msp_tlmsp_context_keys_t *keys; /* [256], derived at ChangeCipherSpec */
+    uint8_t synch[2][MSP_TLMSP_KEY_LEN];
+    int keyed;
+
+    EVP_MD_CTX *t;    /* endpoint Finished transcript; middlebox: its T until the Finished */
+    uint8_t *ch, *sh; /* ClientHello / ServerHello with headers, until the transcripts can take them */
+    size_t ch_len, sh_len;
+    msp_tlmsp_container_t cont; /* the container being read (views into the record) */
+    uint8_t scratch[5 + 4 + 65535 + 64];
+} sess_t;
+
+struct hop;
+typedef struct hop_ops {
+    int (*handshake)(struct hop *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len);
+    int (*ccs)(struct hop *h);
+    int (*container)(struct hop *h, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *plain,
+                     size_t plain_len, uint8_t author);
+    /* a plain (2- or 3-byte) alert record; NULL: the default (a middlebox forwards it first) */
+    int (*alert)(struct hop *h, const uint8_t *p, size_t n);
+} hop_ops_t;
+
+typedef struct hop {
+    sess_t *s;
+    const hop_ops_t *ops;
+    void *owner;
+    msp_buf_t *out;
+    int dir_tx;      /* direction of what we send on this hop */
+    uint8_t peer_ep; /* the endpoint at the far end (what we receive comes from its side) */
+    int tx_sid, rx_sid, alert_container, tx_keyed, rx_keyed;
+    int closed; /* an alert or close_notify went either way */
+    int whole;  /* every handshake message must end in the record it starts in */
+    int dead;
+    msp_tlmsp_seq_t seq;
+    uint8_t rx[5 + 65535];
+    size_t rx_len;
+    msp_buf_t hs; /* a handshake message being reassembled */
+} hop_t;
+
+/* ---- session (conn_sess.c) ---- */
+int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user);
+void sess_free(sess_t *s);
+void sess_random(sess_t *s, uint8_t *p, size_t n);
+void sess_nonce(sess_t *s, uint8_t nonce[12]);
+int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list);
+int sess_set_contexts(sess_t *s, const msp_tlmsp_context_list_t *c);
+int sess_mbox_index(const sess_t *s, uint8_t id);
+uint8_t sess_access(const sess_t *s, uint8_t entity, uint8_t ctx);
+int sess_store_addresses(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlmsp_address_t *server);
+int sess_dup(uint8_t **dst, size_t *dst_len, const uint8_t *p, size_t len);
+int sess_cert_key(sess_t *s, const uint8_t *der, size_t len, EVP_PKEY **pub);
+int sess_idlist(sess_t *s);
+int sess_derive_context_keys(sess_t *s);
+int sess_transcripts_start(sess_t *s, int per_mbox);
+int sess_hash_add(EVP_MD_CTX *t, const uint8_t *p, size_t n);
+int sess_hash_peek(EVP_MD_CTX *t, const uint8_t *extra, size_t extra_len, uint8_t out[32]);
+int sess_pair_key(sess_t *s, uint8_t src, uint8_t dst, const uint8_t **key);
+
+/* ---- record layer (conn_record.c) ---- */
+void hop_init(hop_t *h, sess_t *s, const hop_ops_t *ops, void *owner, int dir_tx, uint8_t peer_ep);
+void hop_free(hop_t *h);
+int hop_input(hop_t *h, const uint8_t *in, size_t *inlen);
+int hop_write(hop_t *h, uint8_t type, const uint8_t *p, size_t len);
+int hop_write_msg(hop_t *h, const uint8_t *msg, size_t len);
+int hop_write_ccs(hop_t *h);
+int hop_fail(hop_t *h, int err);
+int hop_alert(hop_t *h, uint8_t ctx, uint8_t level, uint8_t desc);
+int hop_seq_path(hop_t *h, const uint8_t *path, size_t n);
+int plain_alert(hop_t *h, const uint8_t *p, size_t n);
+
+/* ---- containers (conn_data.c) ---- */
+int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len);
+int data_check(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, uint8_t *plain, size_t *plain_len,
+               uint8_t *author);
+int data_forward(hop_t *in, hop_t *out, uint8_t type, const msp_tlmsp_container_t *c);
+int data_replace(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *p, size_t len);
+int data_delete(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c, uint8_t source);
+int data_insert(hop_t *out, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len);
+
+/* ---- handshake helpers shared by the roles (conn_hs.c) ---- */
+int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, msp_buf_t *msg);
+int hs_mbox_msg(sess_t *s, uint8_t type, const uint8_t *body, size_t len, uint8_t *index);
+int hs_key_material(sess_t *s, uint8_t target, msp_buf_t *msg);
+int hs_endpoint_masters(sess_t *s);
+
+/* ---- endpoints (conn_endpoint.c, conn_client.c, conn_server.c) ---- */
+enum ep_state {
+    EP_START,
+    EP_SERVER_HELLO, /* client */
+    EP_CERTIFICATE,
+    EP_SERVER_KEX,
+    EP_HELLO_DONE,
+    EP_MBOX_MSGS,    /* middlebox Hello..HelloDone, then (server) ClientKeyExchange */
+    EP_CLIENT_HELLO, /* server */
+    EP_KEY_MATERIAL, /* KeyConfirmations, then the other endpoint's KeyMaterial */
+    EP_CCS,
+    EP_FINISHED,
+    EP_MBOX_FINISHED,
+    EP_READY,
+};
+
+struct msp_tlmsp_conn {
+    sess_t s;
+    hop_t h;
+    int state;
+    msp_tlmsp_events_t ev;
+    msp_tlmsp_mbox_list_t *policy; /* server: the list it accepts, or NULL */
+    uint8_t client_fin[4 + 12];    /* the client Finished message, for the transcripts */
+    uint8_t server_fin[4 + 12];
+    size_t confirmations;
+    size_t mbox_finished;
+};
+
+int ep_transcript(struct msp_tlmsp_conn *c, const uint8_t *msg, size_t len);
+int ep_send_msg(struct msp_tlmsp_conn *c, const uint8_t *msg, size_t len);
+int ep_key_materials(struct msp_tlmsp_conn *c);
+int ep_on_key_material(struct msp_tlmsp_conn *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
+                       size_t msg_len);
+int ep_send_finished(struct msp_tlmsp_conn *c);
+int ep_on_finished(struct msp_tlmsp_conn *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
+                   size_t msg_len);
+int client_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len);
+int client_hello(struct msp_tlmsp_conn *c);
+int server_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len);
+int ep_mbox_msg(struct msp_tlmsp_conn *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
+                size_t msg_len, uint8_t *index);
+
+/* ---- middlebox (conn_mbox.c) ---- */
+struct msp_tlmsp_mbox {
+    sess_t s;
+    hop_t a, b;
+    msp_tlmsp_mbox_cfg_t cfg;
+    int me;    /* our index in the list, -1 before the ClientHello */
+    int hello; /* the ClientHello is in */
+    int sent;  /* our own four messages are out */
+    int keyed; /* the pairs with both endpoints are derived */
+    uint16_t sigalg;
+    EVP_MD_CTX *tc, *ts; /* client-facing and server-facing transcripts, forked at the client Finished */
+    size_t fin_a, fin_b; /* MiddleboxFinished seen from each side */
+    int server_fin;      /* the server Finished went through */
+    msp_tlmsp_address_t next;
+};
+
+#endif

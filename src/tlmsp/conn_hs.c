@@ -1,0 +1,213 @@
+/*
+ * Handshake pieces every role uses: the middlebox messages as an endpoint
+ * (or another middlebox) receives them (tlmsp-handshake.md 4.3 step 3, 5.1-5.4),
+ * the endpoints' master secrets and key blocks (6.2-6.5), and
+ * MiddleboxKeyMaterial (5.5).
+ */
+#include "conn.h"
+
+#include <string.h>
+
+#include "msp/error.h"
+#include "msp/tlmsp_mbox_msg.h"
+#include "msp/tlmsp_tls12.h"
+
+int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, msp_buf_t *msg)
+{
+    size_t mark;
+    msp_tls12_hs_begin(msg, type, &mark);
+    int ret = body(arg, msg);
+    msp_tls12_hs_end(msg, mark);
+    return ret != MSP_OK ? ret : msp_buf_error(msg);
+}
+
+/* The index of a middlebox message's sender: a listed middlebox other than ourselves (5.1). */
+static int sender(const sess_t *s, uint8_t id, int *i)
+{
+    *i = sess_mbox_index(s, id);
+    return *i < 0 || id == s->self ? MSP_ALERT_ILLEGAL_PARAMETER : MSP_OK;
+}
+
+/* Each middlebox sends Hello, Cert, KeyExchange, HelloDone in that order, once (4.3). */
+static int in_order(mbox_peer_t *m, uint8_t bit)
+{
+    if (m->got != bit - 1) {
+        return MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+    m->got |= bit;
+    return MSP_OK;
+}
+
+static int on_hello(sess_t *s, const uint8_t *body, size_t len, int *i)
+{
+    msp_tlmsp_mbox_hello_t h;
+    int ret = msp_tlmsp_mbox_hello_parse(body, len, &h);
+    if (ret == MSP_OK) {
+        ret = sender(s, h.id, i);
+    }
+    if (ret == MSP_OK) {
+        ret = in_order(&s->mb[*i], GOT_HELLO);
+    }
+    if (ret == MSP_OK) {
+        memcpy(s->mb_to_client[*i], h.to_client_random, 32);
+        memcpy(s->mb_to_server[*i], h.to_server_random, 32);
+    }
+    return ret;
+}
+
+static int on_cert(sess_t *s, const uint8_t *body, size_t len, int *i)
+{
+    msp_tlmsp_mbox_cert_t c;
+    int ret = msp_tlmsp_mbox_cert_parse(body, len, &c);
+    if (ret == MSP_OK) {
+        ret = sender(s, c.id, i);
+    }
+    if (ret == MSP_OK) {
+        ret = in_order(&s->mb[*i], GOT_CERT);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_dup(&s->mb[*i].cert, &s->mb[*i].cert_len, c.der[0], c.der_len[0]);
+    }
+    return ret == MSP_OK ? sess_cert_key(s, c.der[0], c.der_len[0], &s->mb[*i].pub) : ret;
+}
+
+static int keep_point(const msp_tlmsp_kex_half_t *h, uint16_t group, uint8_t *dst, size_t *dst_len)
+{
+    /* Every middlebox key must be on the ServerKeyExchange group: the endpoints use one key with all (5.3). */
+    if (h->group != group || h->point_len > MAX_POINT) {
+        return MSP_ALERT_ILLEGAL_PARAMETER;
+    }
+    memcpy(dst, h->point, h->point_len);
+    *dst_len = h->point_len;
+    return MSP_OK;
+}
+
+static int on_kex(sess_t *s, const uint8_t *body, size_t len, int *i)
+{
+    msp_tlmsp_mbox_kex_t k;
+    int ret = msp_tlmsp_mbox_kex_parse(body, len, &k);
+    if (ret == MSP_OK) {
+        ret = sender(s, k.id, i);
+    }
+    if (ret == MSP_OK) {
+        ret = in_order(&s->mb[*i], GOT_KEX);
+    }
+    msp_tlmsp_mbox_hello_t h = {k.id, {0}, {0}};
+    if (ret == MSP_OK) {
+        memcpy(h.to_client_random, s->mb_to_client[*i], 32);
+        memcpy(h.to_server_random, s->mb_to_server[*i], 32);
+        ret = msp_tlmsp_mbox_kex_verify(s->mb[*i].pub, &h, &k.to_client);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_mbox_kex_verify(s->mb[*i].pub, &h, &k.to_server);
+    }
+    if (ret == MSP_OK) {
+        ret = keep_point(&k.to_client, s->group, s->mb[*i].to_client_point, &s->mb[*i].to_client_point_len);
+    }
+    if (ret == MSP_OK) {
+        ret = keep_point(&k.to_server, s->group, s->mb[*i].to_server_point, &s->mb[*i].to_server_point_len);
+    }
+    return ret;
+}
+
+static int on_done(sess_t *s, const uint8_t *body, size_t len, int *i)
+{
+    uint8_t id;
+    int ret = msp_tlmsp_mbox_hello_done_parse(body, len, &id);
+    if (ret == MSP_OK) {
+        ret = sender(s, id, i);
+    }
+    return ret == MSP_OK ? in_order(&s->mb[*i], GOT_DONE) : ret;
+}
+
+/* One of another middlebox's four messages; returns its list index through *index. */
+int hs_mbox_msg(sess_t *s, uint8_t type, const uint8_t *body, size_t len, uint8_t *index)
+{
+    int i = -1, ret;
+    switch (type) {
+    case MSP_TLMSP_HT_MIDDLEBOX_HELLO:
+        ret = on_hello(s, body, len, &i);
+        break;
+    case MSP_TLMSP_HT_MIDDLEBOX_CERT:
+        ret = on_cert(s, body, len, &i);
+        break;
+    case MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE:
+        ret = on_kex(s, body, len, &i);
+        break;
+    case MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE:
+        ret = on_done(s, body, len, &i);
+        break;
+    default:
+        ret = MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+    *index = (uint8_t)(i < 0 ? 0 : i);
+    return ret;
+}
+
+static int master_and_block(EVP_PKEY *own, const uint8_t *peer, size_t peer_len, const uint8_t *idlist,
+                            const uint8_t *a_random, const uint8_t *b_random, uint8_t master[48],
+                            msp_tlmsp_key_block_t *kb)
+{
+    uint8_t pms[MSP_TLMSP_MAX_PREMASTER];
+    size_t pms_len = sizeof(pms);
+    int ret = msp_tlmsp_premaster(own, peer, peer_len, pms, &pms_len);
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_master_secret(pms, pms_len, idlist, a_random, b_random, master);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_key_block(master, a_random, b_random, kb);
+    }
+    OPENSSL_cleanse(pms, sizeof(pms));
+    return ret == MSP_OK ? ret : MSP_ALERT_ILLEGAL_PARAMETER;
+}
+
+/*
+ * An endpoint's secrets once the other endpoint's key share is known (6.2-6.5): client-server, and one pair per
+ * middlebox with the same ephemeral key. Every middlebox must have sent all four messages by now.
+ */
+int hs_endpoint_masters(sess_t *s)
+{
+    int client = s->self == MSP_TLMSP_ID_CLIENT;
+    for (size_t i = 0; i < s->list->n; i++) {
+        if (s->mb[i].got != (GOT_HELLO | GOT_CERT | GOT_KEX | GOT_DONE)) {
+            return MSP_ALERT_UNEXPECTED_MESSAGE; /* the reference only notices later (9.10) */
+        }
+    }
+    int ret = sess_idlist(s);
+    const uint8_t *peer = client ? s->ske_point : s->cke_point;
+    size_t peer_len = client ? s->ske_point_len : s->cke_point_len;
+    if (ret == MSP_OK) {
+        ret = master_and_block(s->eph, peer, peer_len, s->idlist, s->client_random, s->server_random, s->master_cs,
+                               &s->kb_cs);
+    }
+    for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
+        mbox_peer_t *m = &s->mb[i];
+        ret = master_and_block(s->eph, client ? m->to_client_point : m->to_server_point,
+                               client ? m->to_client_point_len : m->to_server_point_len, s->idlist,
+                               client ? s->client_random : s->server_random,
+                               client ? s->mb_to_client[i] : s->mb_to_server[i], m->master, &m->kb);
+    }
+    return ret;
+}
+
+/* MiddleboxKeyMaterial to target (5.5): everything to the other endpoint, a middlebox what its entry grants. */
+int hs_key_material(sess_t *s, uint8_t target, msp_buf_t *msg)
+{
+    const uint8_t *key, *access = NULL;
+    uint8_t suffix[MSP_TLMSP_NONCE_SUFFIX_LEN];
+    int i = sess_mbox_index(s, target);
+    if (i >= 0) {
+        access = s->list->m[i].access;
+    }
+    int ret = sess_pair_key(s, s->self, target, &key);
+    if (ret != MSP_OK) {
+        return ret;
+    }
+    sess_random(s, suffix, sizeof(suffix));
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, &mark);
+    ret = msp_tlmsp_key_material_seal(&s->g, key, target, s->self, suffix,
+                                      s->self == MSP_TLMSP_ID_CLIENT ? s->cc : s->sc, access, msg);
+    msp_tls12_hs_end(msg, mark);
+    return ret != MSP_OK ? ret : msp_buf_error(msg);
+}

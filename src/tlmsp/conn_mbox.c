@@ -1,0 +1,735 @@
+/*
+ * A TLMSP middlebox: two hops, client-facing (A) and server-facing (B)
+ * (tlmsp-handshake.md 4.5). Handshake messages are forwarded one per
+ * record, verbatim except for those addressed to us; containers are checked
+ * as far as our access allows and forwarded, modified or deleted
+ * (tlmsp-records.md 7).
+ */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "msp/error.h"
+#include "msp/tlmsp_mbox_msg.h"
+#include "msp/tlmsp_tls12.h"
+
+static hop_t *other(msp_tlmsp_mbox_t *m, hop_t *h)
+{
+    return h == &m->a ? &m->b : &m->a;
+}
+
+/* Our transcript takes what T_m of 6.11 takes, in the order we pass it on. */
+static int note(msp_tlmsp_mbox_t *m, const uint8_t *msg, size_t len)
+{
+    if (m->s.t == NULL || !msp_tlmsp_mbox_transcript_includes(msg[0], msg + 4, len - 4, m->s.self)) {
+        return MSP_OK;
+    }
+    return sess_hash_add(m->s.t, msg, len);
+}
+
+static int pass(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
+{
+    int ret = note(m, msg, len);
+    return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
+}
+
+/* ---- ClientHello (3.6) ---- */
+
+static int find_self(msp_tlmsp_mbox_t *m)
+{
+    const msp_tlmsp_address_t *a = &m->cfg.address;
+    for (size_t i = 0; i < m->s.list->n; i++) {
+        const msp_tlmsp_address_t *e = &m->s.list->m[i].address;
+        if (e->type == a->type && e->len == a->len && memcmp(e->bytes, a->bytes, a->len) == 0) {
+            m->me = (int)i;
+            m->s.self = m->s.list->m[i].id;
+            return MSP_OK;
+        }
+    }
+    return MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE; /* a list that does not name us was routed through us */
+}
+
+static int paths(msp_tlmsp_mbox_t *m)
+{
+    uint8_t pa[MSP_TLMSP_MAX_PATH], pb[MSP_TLMSP_MAX_PATH];
+    size_t na = 0, nb = 0, n = m->s.list->n;
+    for (int i = m->me - 1; i >= 0; i--) {
+        pa[na++] = m->s.list->m[i].id;
+    }
+    pa[na++] = MSP_TLMSP_ID_CLIENT;
+    for (size_t i = (size_t)m->me + 1; i < n; i++) {
+        pb[nb++] = m->s.list->m[i].id;
+    }
+    pb[nb++] = MSP_TLMSP_ID_SERVER;
+    int ret = hop_seq_path(&m->a, pa, na);
+    return ret == MSP_OK ? hop_seq_path(&m->b, pb, nb) : ret;
+}
+
+static void choose_next(msp_tlmsp_mbox_t *m)
+{
+    m->next = m->s.server_address;
+    for (size_t i = (size_t)m->me + 1; i < m->s.list->n; i++) {
+        if (!m->s.list->m[i].transparent) {
+            m->next = m->s.list->m[i].address;
+            return;
+        }
+    }
+}
+
+static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
+{
+    sess_t *s = &m->s;
+    const msp_tls12_ext_t *x = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLMSP_EXT_TLMSP);
+    const msp_tls12_ext_t *l = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLMSP_EXT_CONTEXT_LIST);
+    const msp_tls12_ext_t *g = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SUPPORTED_GROUPS);
+    const msp_tls12_ext_t *a = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SIGNATURE_ALGORITHMS);
+    if (x == NULL || l == NULL || g == NULL) {
+        return MSP_ALERT_HANDSHAKE_FAILURE;
+    }
+    msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
+    msp_tlmsp_context_list_t ctx;
+    const uint8_t *list, *algs = NULL;
+    size_t list_len, algs_len = 0;
+    int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
+    if (ret == MSP_OK && e->discovery_ack != 0) {
+        ret = MSP_ALERT_HANDSHAKE_FAILURE; /* reconnects after discovery are not routed (7.2, as the reference) */
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tls12_ext_u16_list(g, &list, &list_len);
+    }
+    if (ret == MSP_OK && a != NULL) {
+        ret = msp_tls12_ext_u16_list(a, &algs, &algs_len);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_context_list_parse(l->data, l->len, &ctx);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_set_contexts(s, &ctx);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_store_addresses(s, &e->client, &e->server);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_set_list(s, &e->middleboxes);
+    }
+    free(e);
+    if (ret == MSP_OK) {
+        ret = find_self(m);
+    }
+    return ret;
+}
+
+static int on_client_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    msp_tls12_client_hello_t *ch = calloc(1, sizeof(*ch));
+    int ret = ch != NULL ? msp_tls12_client_hello_parse(body, len, ch) : MSP_ERR_NO_MEMORY;
+    if (ret == MSP_OK) {
+        ret = adopt(m, ch);
+    }
+    if (ret == MSP_OK) {
+        memcpy(m->s.client_random, ch->random, 32);
+        ret = sess_dup(&m->s.ch, &m->s.ch_len, msg, msg_len);
+    }
+    free(ch);
+    if (ret == MSP_OK) {
+        ret = paths(m);
+    }
+    if (ret == MSP_OK) {
+        choose_next(m);
+        m->hello = 1;
+        /* Forwarded as received: with a canonical client it is what the reference rebuilds anyway (3.6). */
+        ret = hop_write_msg(&m->b, msg, msg_len);
+        m->b.alert_container = 1;
+    }
+    return ret;
+}
+
+/* ---- from the server side before our own messages ---- */
+
+static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    sess_t *s = &m->s;
+    msp_tls12_server_hello_t sh;
+    int ret = msp_tls12_server_hello_parse(body, len, &sh);
+    const msp_tls12_ext_t *x = ret == MSP_OK ? msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_TLMSP) : NULL;
+    if (ret == MSP_OK &&
+        (x == NULL || sh.compression != 0 || msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_CONTEXT_LIST) != NULL ||
+         (sh.cipher_suite != MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 &&
+          sh.cipher_suite != MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256))) {
+        ret = MSP_ALERT_HANDSHAKE_FAILURE;
+    }
+    msp_tlmsp_ext_server_t *e = ret == MSP_OK ? calloc(1, sizeof(*e)) : NULL;
+    if (ret == MSP_OK) {
+        ret = e != NULL ? msp_tlmsp_ext_server_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
+    }
+    if (ret == MSP_OK && e->middleboxes.n != s->list->n) {
+        ret = MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE; /* the server changed the path: discovery is not routed */
+    }
+    if (ret == MSP_OK) {
+        s->sid = e->sid;
+        memcpy(s->server_random, sh.random, 32);
+        ret = sess_dup(&s->sh, &s->sh_len, msg, msg_len);
+    }
+    free(e);
+    if (ret == MSP_OK) {
+        ret = sess_transcripts_start(s, 0);
+    }
+    if (ret == MSP_OK) {
+        ret = hop_write_msg(&m->a, msg, msg_len);
+    }
+    /* records 2.2/2.3: both hops carry the Sid from here on, and alerts are containers */
+    m->b.rx_sid = m->b.tx_sid = m->a.tx_sid = m->a.rx_sid = 1;
+    m->a.alert_container = 1;
+    return ret;
+}
+
+static int on_server_cert(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len)
+{
+    msp_tls12_certificate_t c;
+    int ret = msp_tls12_certificate_parse(body, len, &c);
+    if (ret == MSP_OK && c.ncerts == 0) {
+        ret = MSP_ALERT_BAD_CERTIFICATE;
+    }
+    if (ret == MSP_OK) {
+        ret = sess_dup(&m->s.server_cert, &m->s.server_cert_len, c.der[0], c.der_len[0]);
+    }
+    return ret == MSP_OK ? sess_cert_key(&m->s, c.der[0], c.der_len[0], &m->s.server_pub) : ret;
+}
+
+static int on_server_kex(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len)
+{
+    sess_t *s = &m->s;
+    msp_tls12_server_kex_t k;
+    int ret = msp_tls12_server_kex_parse(body, len, &k);
+    if (ret == MSP_OK &&
+        ((k.group != MSP_TLS12_GROUP_X25519 && k.group != MSP_TLS12_GROUP_P256) || k.point_len > MAX_POINT)) {
+        ret = MSP_ALERT_ILLEGAL_PARAMETER;
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tls12_server_kex_verify(s->server_pub, s->client_random, s->server_random, &k);
+    }
+    if (ret == MSP_OK) {
+        s->group = k.group;
+        memcpy(s->ske_point, k.point, k.point_len);
+        s->ske_point_len = k.point_len;
+    }
+    return ret;
+}
+
+/* ---- our own four messages, in both directions (4.1) ---- */
+
+static int both(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
+{
+    int ret = note(m, msg->base, msg->len);
+    if (ret == MSP_OK) {
+        ret = hop_write_msg(&m->a, msg->base, msg->len);
+    }
+    if (ret == MSP_OK) {
+        ret = hop_write_msg(&m->b, msg->base, msg->len);
+    }
+    msg->len = 0;
+    return ret;
+}
+
+static int kex_half(msp_tlmsp_mbox_t *m, EVP_PKEY **key, const msp_tlmsp_mbox_hello_t *hello, uint8_t *point,
+                    uint8_t *sig, msp_tlmsp_kex_half_t *half)
+{
+    size_t point_len, sig_len = 1024;
+    int ret = msp_tls12_ecdhe_keygen(m->s.group, key);
+    if (ret == MSP_OK) {
+        ret = msp_tls12_ecdhe_public(*key, point, MAX_POINT, &point_len);
+    }
+    *half = (msp_tlmsp_kex_half_t){NULL, 0, m->s.group, point, point_len, m->sigalg, NULL, 0};
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_mbox_kex_sign(m->cfg.identity.key, m->sigalg, hello, half, sig, &sig_len);
+    }
+    half->signature = sig;
+    half->signature_len = sig_len;
+    return ret;
+}
+
+static int own_kex(msp_tlmsp_mbox_t *m, const msp_tlmsp_mbox_hello_t *hello, msp_buf_t *msg)
+{
+    uint8_t pc[MAX_POINT], ps[MAX_POINT], sc[1024], ss[1024];
+    msp_tlmsp_mbox_kex_t k = {hello->id, {0}, {0}};
+    int ret = kex_half(m, &m->s.eph, hello, pc, sc, &k.to_client);
+    if (ret == MSP_OK) {
+        ret = kex_half(m, &m->s.eph2, hello, ps, ss, &k.to_server);
+    }
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, &mark);
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_mbox_kex_build(&k, msg);
+    }
+    msp_tls12_hs_end(msg, mark);
+    return ret;
+}
+
+static int own_cert(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
+{
+    msp_tlmsp_mbox_cert_t c = {m->s.self, 0, {NULL}, {0}};
+    const msp_tlmsp_identity_t *id = &m->cfg.identity;
+    c.ncerts = id->ncerts < MSP_TLMSP_MAX_CERTS ? id->ncerts : MSP_TLMSP_MAX_CERTS;
+    for (size_t i = 0; i < c.ncerts; i++) {
+        c.der[i] = id->der[i];
+        c.der_len[i] = id->der_len[i];
+    }
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_CERT, &mark);
+    int ret = msp_tlmsp_mbox_cert_build(&c, msg);
+    msp_tls12_hs_end(msg, mark);
+    mbox_peer_t *me = &m->s.mb[m->me];
+    me->got = GOT_HELLO | GOT_CERT | GOT_KEX | GOT_DONE;
+    return ret == MSP_OK ? sess_dup(&me->cert, &me->cert_len, id->der[0], id->der_len[0]) : ret;
+}
+
+static int send_own(msp_tlmsp_mbox_t *m)
+{
+    sess_t *s = &m->s;
+    msp_tlmsp_mbox_hello_t hello = {s->self, {0}, {0}};
+    sess_random(s, hello.to_client_random, 32);
+    sess_random(s, hello.to_server_random, 32);
+    memcpy(s->mb_to_client[m->me], hello.to_client_random, 32);
+    memcpy(s->mb_to_server[m->me], hello.to_server_random, 32);
+    msp_buf_t msg;
+    msp_buf_init(&msg, MAX_HS_MSG);
+    size_t mark;
+    msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO, &mark);
+    msp_tlmsp_mbox_hello_build(&hello, &msg);
+    msp_tls12_hs_end(&msg, mark);
+    int ret = both(m, &msg);
+    if (ret == MSP_OK) {
+        ret = own_cert(m, &msg);
+    }
+    if (ret == MSP_OK) {
+        ret = both(m, &msg);
+    }
+    if (ret == MSP_OK) {
+        ret = own_kex(m, &hello, &msg);
+    }
+    if (ret == MSP_OK) {
+        ret = both(m, &msg);
+    }
+    if (ret == MSP_OK) {
+        msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, &mark);
+        msp_tlmsp_mbox_hello_done_build(s->self, &msg);
+        msp_tls12_hs_end(&msg, mark);
+        ret = both(m, &msg);
+    }
+    msp_buf_free(&msg);
+    m->sent = 1;
+    return ret;
+}
+
+/* ---- key material (5.5, 5.6) ---- */
+
+static int pairs(msp_tlmsp_mbox_t *m)
+{
+    sess_t *s = &m->s;
+    uint8_t pms[MSP_TLMSP_MAX_PREMASTER];
+    size_t pms_len = sizeof(pms);
+    if (m->keyed) {
+        return MSP_OK;
+    }
+    int ret = s->cke_point_len > 0 ? sess_idlist(s) : MSP_ALERT_UNEXPECTED_MESSAGE;
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_premaster(s->eph, s->cke_point, s->cke_point_len, pms, &pms_len);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->client_random, s->mb_to_client[m->me], s->master_c);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_key_block(s->master_c, s->client_random, s->mb_to_client[m->me], &s->kb_c);
+    }
+    pms_len = sizeof(pms);
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_premaster(s->eph2, s->ske_point, s->ske_point_len, pms, &pms_len);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->server_random, s->mb_to_server[m->me], s->master_s);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_key_block(s->master_s, s->server_random, s->mb_to_server[m->me], &s->kb_s);
+    }
+    OPENSSL_cleanse(pms, sizeof(pms));
+    m->keyed = ret == MSP_OK;
+    return ret;
+}
+
+/* The KeyMaterial addressed to us: keep the contributions, confirm them toward the other endpoint (5.6). */
+static int on_own_material(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len)
+{
+    sess_t *s = &m->s;
+    int from_client = from == &m->a;
+    uint8_t src = from_client ? MSP_TLMSP_ID_CLIENT : MSP_TLMSP_ID_SERVER;
+    uint8_t dst = from_client ? MSP_TLMSP_ID_SERVER : MSP_TLMSP_ID_CLIENT;
+    msp_tlmsp_contrib_t *c = from_client ? s->cc : s->sc;
+    const uint8_t *key;
+    uint8_t present[256], suffix[MSP_TLMSP_NONCE_SUFFIX_LEN];
+    memcpy(present, s->ctx.present, sizeof(present));
+    present[0] = 1;
+    int ret = pairs(m);
+    if (ret == MSP_OK) {
+        ret = sess_pair_key(s, src, s->self, &key);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, present, c);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_pair_key(s, s->self, dst, &key);
+    }
+    if (ret != MSP_OK) {
+        return ret;
+    }
+    sess_random(s, suffix, sizeof(suffix));
+    msp_buf_t msg;
+    msp_buf_init(&msg, MSP_TLMSP_KEYMAT_MAX_BODY + 4);
+    size_t mark;
+    msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, &mark);
+    ret = msp_tlmsp_key_material_seal(&s->g, key, s->self, s->self, suffix, c, s->list->m[m->me].access, &msg);
+    msp_tls12_hs_end(&msg, mark);
+    if (ret == MSP_OK) {
+        ret = hop_write_msg(other(m, from), msg.base, msg.len);
+    }
+    msp_buf_free(&msg);
+    return ret;
+}
+
+/* ---- Finished and MiddleboxFinished (6.11) ---- */
+
+static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
+{
+    sess_t *s = &m->s;
+    uint8_t present[256];
+    memcpy(present, s->ctx.present, sizeof(present));
+    present[0] = 1;
+    m->tc = EVP_MD_CTX_new();
+    m->ts = EVP_MD_CTX_new();
+    int ret =
+        m->tc != NULL && m->ts != NULL && EVP_MD_CTX_copy_ex(m->tc, s->t) == 1 && EVP_MD_CTX_copy_ex(m->ts, s->t) == 1
+            ? MSP_OK
+            : MSP_ERR_NO_MEMORY;
+    msp_buf_t l;
+    msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_lcontrib(present, s->cc, s->sc, s->list->m[m->me].access, &l);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_hash_add(m->ts, l.base, l.len);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_hash_add(m->ts, fin, len);
+    }
+    return ret == MSP_OK ? sess_hash_add(m->tc, fin, len) : ret;
+}
+
+static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len)
+{
+    sess_t *s = &m->s;
+    int from_client = from == &m->a;
+    msp_tlmsp_mbox_finished_t f;
+    uint8_t hin[32], hout[32];
+    int ret = msp_tlmsp_mbox_finished_parse(body, len, &f);
+    if (ret == MSP_OK) {
+        ret = sess_hash_peek(from_client ? m->tc : m->ts, NULL, 0, hin);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_finished_check(from_client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX,
+                                       from_client ? s->master_c : s->master_s, hin, f.verify_data, 12);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_hash_peek(from_client ? m->ts : m->tc, NULL, 0, hout);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_finished(from_client ? MSP_TLMSP_FIN_MBOX_TO_SERVER : MSP_TLMSP_FIN_MBOX_TO_CLIENT,
+                                 from_client ? s->master_s : s->master_c, hout, f.verify_data);
+    }
+    uint8_t store[4 + 13];
+    msp_buf_t msg;
+    msp_buf_init_fixed(&msg, store, sizeof(store));
+    size_t mark;
+    msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, &mark);
+    msp_tlmsp_mbox_finished_build(&f, &msg);
+    msp_tls12_hs_end(&msg, mark);
+    return ret == MSP_OK ? hop_write_msg(other(m, from), msg.base, msg.len) : ret;
+}
+
+static int on_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
+{
+    if (from == &m->b) {
+        m->server_fin = 1;
+    }
+    int ret = from == &m->a ? fork_transcripts(m, msg, len) : sess_hash_add(m->tc, msg, len);
+    return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
+}
+
+static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len, const uint8_t *msg,
+                            size_t msg_len)
+{
+    size_t *seen = from == &m->a ? &m->fin_a : &m->fin_b;
+    if (len < 1 || *seen >= m->s.list->n) {
+        return MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+    (*seen)++;
+    return body[0] == m->s.self ? replace_finished(m, from, body, len) : hop_write_msg(other(m, from), msg, msg_len);
+}
+
+/* ---- dispatch ---- */
+
+static int after_keys(msp_tlmsp_mbox_t *m, hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
+                      size_t msg_len)
+{
+    if (type == MSP_TLMSP_HT_FINISHED && (h == &m->a ? m->tc == NULL : m->tc != NULL && !m->server_fin)) {
+        return on_finished(m, h, msg, msg_len);
+    }
+    if (type == MSP_TLMSP_HT_MIDDLEBOX_FINISHED && m->tc != NULL) {
+        return on_mbox_finished(m, h, body, len, msg, msg_len);
+    }
+    return MSP_ALERT_UNEXPECTED_MESSAGE;
+}
+
+static int other_mbox(msp_tlmsp_mbox_t *m, hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
+                      size_t msg_len)
+{
+    uint8_t index;
+    int ret = hs_mbox_msg(&m->s, type, body, len, &index);
+    /* Ours follow our successor's MiddleboxHelloDone toward the client (4.1). */
+    int successor = h == &m->b && type == MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE && index == m->me + 1;
+    if (ret == MSP_OK) {
+        ret = pass(m, h, msg, msg_len);
+    }
+    return ret == MSP_OK && successor && !m->sent ? send_own(m) : ret;
+}
+
+static int from_server(msp_tlmsp_mbox_t *m, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
+                       size_t msg_len)
+{
+    int ret;
+    switch (type) {
+    case MSP_TLMSP_HT_SERVER_HELLO:
+        return m->s.sh == NULL ? on_server_hello(m, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+    case MSP_TLMSP_HT_CERTIFICATE:
+        ret = m->s.server_cert == NULL ? on_server_cert(m, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+        return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
+    case MSP_TLMSP_HT_SERVER_KEY_EXCHANGE:
+        ret = m->s.server_pub != NULL && m->s.group == 0 ? on_server_kex(m, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+        return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
+    case MSP_TLMSP_HT_SERVER_HELLO_DONE:
+        ret = m->s.group != 0 && len == 0 ? pass(m, &m->b, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+        return ret == MSP_OK && (size_t)m->me + 1 == m->s.list->n && !m->sent ? send_own(m) : ret;
+    default:
+        return MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+}
+
+static int mbox_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    if (!m->hello) {
+        return h == &m->a && type == MSP_TLMSP_HT_CLIENT_HELLO ? on_client_hello(m, body, len, msg, msg_len)
+                                                               : MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+    if (h->rx_keyed) {
+        return after_keys(m, h, type, body, len, msg, msg_len);
+    }
+    switch (type) {
+    case MSP_TLMSP_HT_MIDDLEBOX_HELLO:
+    case MSP_TLMSP_HT_MIDDLEBOX_CERT:
+    case MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE:
+    case MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE:
+        return other_mbox(m, h, type, body, len, msg, msg_len);
+    case MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE: {
+        const uint8_t *p;
+        size_t n;
+        int ret = h == &m->a && m->sent ? msp_tls12_client_kex_parse(body, len, &p, &n) : MSP_ALERT_UNEXPECTED_MESSAGE;
+        if (ret == MSP_OK && n > MAX_POINT) {
+            ret = MSP_ALERT_ILLEGAL_PARAMETER;
+        }
+        if (ret == MSP_OK) {
+            memcpy(m->s.cke_point, p, n);
+            m->s.cke_point_len = n;
+        }
+        return ret == MSP_OK ? pass(m, h, msg, msg_len) : ret;
+    }
+    case MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL:
+        if (len >= 1 && body[0] == m->s.self) {
+            return on_own_material(m, h, body, len);
+        }
+        return pass(m, h, msg, msg_len);
+    case MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION:
+    case MSP_TLMSP_HT_CERTIFICATE_REQUEST:
+        return pass(m, h, msg, msg_len);
+    default:
+        return h == &m->b ? from_server(m, type, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+}
+
+static int mbox_ccs(hop_t *h)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    int ret = m->keyed ? sess_derive_context_keys(&m->s) : MSP_ALERT_UNEXPECTED_MESSAGE;
+    return ret == MSP_OK ? hop_write_ccs(other(m, h)) : ret;
+}
+
+static int mbox_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *plain,
+                          size_t plain_len, uint8_t author)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    hop_t *out = other(m, h);
+    const uint8_t *data = NULL;
+    size_t data_len = 0;
+    uint8_t access = sess_access(&m->s, m->s.self, c->context);
+    msp_tlmsp_verdict_t v = MSP_TLMSP_FORWARD;
+    (void)author;
+    if (h->rx_keyed && m->cfg.container != NULL) {
+        v = m->cfg.container(m->cfg.user, h == &m->a, (msp_tlmsp_kind_t)type, c->context, access,
+                             access != MSP_TLMSP_ACCESS_NONE ? plain : NULL, plain_len, &data, &data_len);
+    }
+    int ret = MSP_OK;
+    if (v != MSP_TLMSP_FORWARD && (access != MSP_TLMSP_ACCESS_RW || type != MSP_TLMSP_CT_APPLICATION_DATA)) {
+        ret = MSP_ERR_ARGUMENT; /* only writers change data, and alerts are never changed (7.4) */
+    } else if (v == MSP_TLMSP_REPLACE) {
+        ret = data_replace(out, type, c, data, data_len);
+    } else if (v == MSP_TLMSP_DELETE) {
+        uint8_t source = c->m_info != NULL ? c->m_info[0] : h->peer_ep;
+        ret = data_delete(out, type, c, source);
+    } else {
+        ret = data_forward(h, out, type, c);
+    }
+    if (ret == MSP_OK && type == MSP_TLMSP_CT_ALERT && plain_len == 2 && access != MSP_TLMSP_ACCESS_NONE &&
+        (plain[0] == 2 || plain[1] == 0)) {
+        h->closed = out->closed = 1;
+    }
+    return ret;
+}
+
+/* Plain alerts are passed on before the hop dies (7.5). */
+static int mbox_alert(hop_t *h, const uint8_t *p, size_t n)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    hop_t *out = other(m, h);
+    if (out->out != NULL && !out->dead) {
+        hop_write(out, MSP_TLMSP_CT_ALERT, p, n);
+    }
+    int ret = plain_alert(h, p, n);
+    if (ret != MSP_OK) {
+        out->dead = out->closed = 1;
+    }
+    return ret;
+}
+
+static const hop_ops_t mbox_ops = {mbox_handshake, mbox_ccs, mbox_container, mbox_alert};
+
+/* ---- public API ---- */
+
+int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out)
+{
+    *out = NULL;
+    if (cfg->random == NULL || cfg->identity.key == NULL || cfg->identity.ncerts == 0 || cfg->address.len == 0) {
+        return MSP_ERR_ARGUMENT;
+    }
+    msp_tlmsp_mbox_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    m->cfg = *cfg;
+    m->me = -1;
+    int ret = sess_init(&m->s, MSP_TLMSP_ID_NONE, cfg->random, cfg->random_user);
+    m->s.trust = cfg->trust;
+    m->s.identity = cfg->identity;
+    hop_init(&m->a, &m->s, &mbox_ops, m, DIR_S2C, MSP_TLMSP_ID_CLIENT);
+    hop_init(&m->b, &m->s, &mbox_ops, m, DIR_C2S, MSP_TLMSP_ID_SERVER);
+    if (ret != MSP_OK) {
+        msp_tlmsp_mbox_free(m);
+        return ret;
+    }
+    *out = m;
+    return MSP_OK;
+}
+
+void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    hop_free(&m->a);
+    hop_free(&m->b);
+    EVP_MD_CTX_free(m->tc);
+    EVP_MD_CTX_free(m->ts);
+    sess_free(&m->s);
+    OPENSSL_clear_free(m, sizeof(*m));
+}
+
+int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in, size_t *inlen, msp_buf_t *to_client,
+                         msp_buf_t *to_server)
+{
+    hop_t *h = from_server ? &m->b : &m->a;
+    m->a.out = to_client;
+    m->b.out = to_server;
+    int ret = hop_input(h, in, inlen);
+    if (ret != MSP_OK && !MSP_ERR_IS_PEER_ALERT(ret)) {
+        hop_fail(other(m, h), ret); /* our own failure goes both ways */
+    }
+    m->a.out = m->b.out = NULL;
+    return ret;
+}
+
+const msp_tlmsp_address_t *msp_tlmsp_mbox_next_hop(const msp_tlmsp_mbox_t *m)
+{
+    return m->hello ? &m->next : NULL;
+}
+
+int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m)
+{
+    size_t n = m->s.list->n;
+    return m->hello && m->fin_a == n && m->fin_b == n && m->a.tx_keyed && m->b.tx_keyed && !m->a.dead && !m->b.dead;
+}
+
+uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m)
+{
+    return m->s.self;
+}
+
+uint8_t msp_tlmsp_mbox_access(const msp_tlmsp_mbox_t *m, uint8_t ctx)
+{
+    return m->me < 0 ? MSP_TLMSP_ACCESS_NONE : sess_access(&m->s, m->s.self, ctx);
+}
+
+int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out)
+{
+    hop_t *h = to_server ? &m->b : &m->a;
+    if (!msp_tlmsp_mbox_ready(m) || ctx == 0 || !m->s.ctx.present[ctx] ||
+        sess_access(&m->s, m->s.self, ctx) != MSP_TLMSP_ACCESS_RW) {
+        return MSP_ERR_ARGUMENT;
+    }
+    h->out = out;
+    int ret = MSP_OK;
+    do {
+        size_t n = len < MAX_CONTAINER_DATA ? len : MAX_CONTAINER_DATA;
+        ret = data_insert(h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, n);
+        p += n;
+        len -= n;
+    } while (ret == MSP_OK && len > 0);
+    h->out = NULL;
+    return ret;
+}
+
+int msp_tlmsp_mbox_alert(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out)
+{
+    hop_t *h = to_server ? &m->b : &m->a;
+    if (!m->hello || h->dead ||
+        (ctx != 0 && (!m->s.ctx.present[ctx] || sess_access(&m->s, m->s.self, ctx) == MSP_TLMSP_ACCESS_NONE))) {
+        return MSP_ERR_ARGUMENT; /* an alert goes in a context the sender can read (records 10.2) */
+    }
+    h->out = out;
+    int ret = hop_alert(h, ctx, level, desc);
+    h->out = NULL;
+    if (level == 2 || desc == 0) {
+        h->closed = 1;
+    }
+    return ret;
+}

@@ -1,0 +1,321 @@
+/* The server's handshake (tlmsp-handshake.md 3.2-3.4, 4.4). */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "msp/error.h"
+#include "msp/tlmsp_tls12.h"
+
+typedef struct offer {
+    uint16_t suite;
+    uint16_t sigalg;
+    int secure_reneg, point_formats;
+} offer_t;
+
+/* The suite our key can serve, if the client offered it (1.9: ECDHE with AES-128-GCM). */
+static int choose(sess_t *s, const msp_tls12_client_hello_t *ch, offer_t *o)
+{
+    int rsa = EVP_PKEY_get_base_id(s->identity.key) == EVP_PKEY_RSA;
+    o->suite = rsa ? MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 : MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256;
+    if (!msp_tls12_u16_list_has(ch->cipher_suites, ch->cipher_suites_len, o->suite) ||
+        memchr(ch->compression, 0, ch->compression_len) == NULL) {
+        return MSP_ALERT_HANDSHAKE_FAILURE;
+    }
+    o->secure_reneg =
+        msp_tls12_u16_list_has(ch->cipher_suites, ch->cipher_suites_len, MSP_TLS12_EMPTY_RENEGOTIATION_INFO_SCSV) ||
+        msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_RENEGOTIATION_INFO) != NULL;
+    o->point_formats = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_EC_POINT_FORMATS) != NULL;
+    const msp_tls12_ext_t *g = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SUPPORTED_GROUPS);
+    const msp_tls12_ext_t *a = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SIGNATURE_ALGORITHMS);
+    const uint8_t *list = NULL, *algs = NULL;
+    size_t list_len = 0, algs_len = 0;
+    int ret = g != NULL ? msp_tls12_ext_u16_list(g, &list, &list_len) : MSP_ALERT_HANDSHAKE_FAILURE;
+    if (ret == MSP_OK && a != NULL) {
+        ret = msp_tls12_ext_u16_list(a, &algs, &algs_len);
+    }
+    /* The client's preference decides the group, as the reference's middleboxes decide theirs (5.3). */
+    s->group = 0;
+    for (size_t i = 0; ret == MSP_OK && s->group == 0 && i + 1 < list_len; i += 2) {
+        uint16_t v = (uint16_t)(list[i] << 8 | list[i + 1]);
+        if (v == MSP_TLS12_GROUP_X25519 || v == MSP_TLS12_GROUP_P256) {
+            s->group = v;
+        }
+    }
+    if (ret == MSP_OK && s->group == 0) {
+        ret = MSP_ALERT_HANDSHAKE_FAILURE;
+    }
+    return ret == MSP_OK ? msp_tls12_choose_sigalg(s->identity.key, algs, algs_len, &o->sigalg) : ret;
+}
+
+static int same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t *b)
+{
+    return a->type == b->type && a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
+}
+
+/* The demo server's rule (9.8): the list must be the configured one; ids are the client's to choose. */
+static int allowed(const msp_tlmsp_mbox_list_t *policy, const msp_tlmsp_mbox_list_t *got)
+{
+    if (policy == NULL) {
+        return MSP_OK;
+    }
+    if (policy->n != got->n) {
+        return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
+    }
+    for (size_t i = 0; i < got->n; i++) {
+        const msp_tlmsp_mbox_info_t *a = &policy->m[i], *b = &got->m[i];
+        if (!same_address(&a->address, &b->address) || a->transparent != b->transparent ||
+            memcmp(a->access + 1, b->access + 1, 255) != 0) {
+            return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
+        }
+    }
+    return MSP_OK;
+}
+
+static int adopt_tlmsp(msp_tlmsp_conn_t *c, const msp_tls12_client_hello_t *ch)
+{
+    sess_t *s = &c->s;
+    const msp_tls12_ext_t *x = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLMSP_EXT_TLMSP);
+    const msp_tls12_ext_t *l = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLMSP_EXT_CONTEXT_LIST);
+    if (x == NULL || l == NULL) {
+        return MSP_ALERT_HANDSHAKE_FAILURE; /* not a TLMSP client (7.6) */
+    }
+    msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
+    msp_tlmsp_context_list_t ctx;
+    int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
+    if (ret == MSP_OK && e->discovery_ack != 0) {
+        ret = MSP_ALERT_HANDSHAKE_FAILURE; /* we never insert middleboxes, so no client reconnects to us (7.2) */
+    }
+    if (ret == MSP_OK) {
+        ret = allowed(c->policy, &e->middleboxes);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_context_list_parse(l->data, l->len, &ctx);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_set_contexts(s, &ctx);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_store_addresses(s, &e->client, &e->server);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_set_list(s, &e->middleboxes);
+    }
+    free(e);
+    return ret;
+}
+
+static int server_hello_msg(msp_tlmsp_conn_t *c, const offer_t *o, msp_buf_t *msg)
+{
+    sess_t *s = &c->s;
+    static const uint8_t empty_reneg[] = {0}, formats[] = {1, 0};
+    msp_buf_t ff06;
+    msp_buf_init(&ff06, 65535);
+    msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
+    msp_tls12_server_hello_t *h = calloc(1, sizeof(*h));
+    int ret = e != NULL && h != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
+    if (ret == MSP_OK) {
+        e->sid = s->sid;
+        e->client = s->client_address;
+        e->server = s->server_address;
+        memcpy(&e->middleboxes, s->list, sizeof(*s->list));
+        ret = msp_tlmsp_ext_server_build(e, &ff06);
+    }
+    if (ret == MSP_OK) {
+        h->version = MSP_TLMSP_WIRE_VERSION;
+        memcpy(h->random, s->server_random, 32);
+        h->cipher_suite = o->suite;
+        if (o->secure_reneg) {
+            h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_RENEGOTIATION_INFO, empty_reneg, 1};
+        }
+        if (o->point_formats) {
+            h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, formats, 2};
+        }
+        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
+        size_t mark;
+        msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_HELLO, &mark);
+        ret = msp_tls12_server_hello_build(h, msg);
+        msp_tls12_hs_end(msg, mark);
+    }
+    free(e);
+    free(h);
+    msp_buf_free(&ff06);
+    return ret != MSP_OK ? ret : msp_buf_error(msg);
+}
+
+static int certificate_msg(sess_t *s, msp_buf_t *msg)
+{
+    msp_tls12_certificate_t m;
+    m.ncerts = s->identity.ncerts < MSP_TLS12_MAX_CERTS ? s->identity.ncerts : MSP_TLS12_MAX_CERTS;
+    for (size_t i = 0; i < m.ncerts; i++) {
+        m.der[i] = s->identity.der[i];
+        m.der_len[i] = s->identity.der_len[i];
+    }
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_CERTIFICATE, &mark);
+    int ret = msp_tls12_certificate_build(&m, msg);
+    msp_tls12_hs_end(msg, mark);
+    return ret != MSP_OK ? ret : msp_buf_error(msg);
+}
+
+static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)
+{
+    uint8_t point[MAX_POINT], params[4 + MAX_POINT], sig[1024];
+    size_t point_len, sig_len = sizeof(sig);
+    msp_buf_t p;
+    msp_buf_init_fixed(&p, params, sizeof(params));
+    int ret = msp_tls12_ecdhe_keygen(s->group, &s->eph);
+    if (ret == MSP_OK) {
+        ret = msp_tls12_ecdhe_public(s->eph, point, sizeof(point), &point_len);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tls12_ecdh_params(s->group, point, point_len, &p);
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tls12_server_kex_sign(s->identity.key, sigalg, s->client_random, s->server_random, p.base, p.len, sig,
+                                        &sig_len);
+    }
+    msp_tls12_server_kex_t k = {p.base, p.len, s->group, point, point_len, sigalg, sig, sig_len};
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, &mark);
+    if (ret == MSP_OK) {
+        ret = msp_tls12_server_kex_build(&k, msg);
+    }
+    msp_tls12_hs_end(msg, mark);
+    return ret != MSP_OK ? ret : msp_buf_error(msg);
+}
+
+/* ServerHello (no Sid on its record, 2.2), Certificate, ServerKeyExchange, ServerHelloDone (4.4 step 2). */
+static int flight(msp_tlmsp_conn_t *c, const offer_t *o)
+{
+    sess_t *s = &c->s;
+    msp_buf_t msg;
+    msp_buf_init(&msg, MAX_HS_MSG);
+    int ret = server_hello_msg(c, o, &msg);
+    if (ret == MSP_OK) {
+        ret = sess_dup(&s->sh, &s->sh_len, msg.base, msg.len);
+    }
+    if (ret == MSP_OK) {
+        ret = hop_write_msg(&c->h, msg.base, msg.len);
+    }
+    c->h.tx_sid = c->h.rx_sid = 1;
+    if (ret == MSP_OK) {
+        ret = sess_transcripts_start(s, 1);
+    }
+    msg.len = 0;
+    if (ret == MSP_OK) {
+        /* our own leaf ends the IDList (6.3) */
+        ret = sess_dup(&s->server_cert, &s->server_cert_len, s->identity.der[0], s->identity.der_len[0]);
+    }
+    if (ret == MSP_OK) {
+        ret = certificate_msg(s, &msg);
+    }
+    if (ret == MSP_OK) {
+        ret = ep_send_msg(c, msg.base, msg.len);
+    }
+    msg.len = 0;
+    if (ret == MSP_OK) {
+        ret = server_kex_msg(s, o->sigalg, &msg);
+    }
+    if (ret == MSP_OK) {
+        ret = ep_send_msg(c, msg.base, msg.len);
+    }
+    static const uint8_t done[4] = {MSP_TLMSP_HT_SERVER_HELLO_DONE, 0, 0, 0};
+    if (ret == MSP_OK) {
+        ret = ep_send_msg(c, done, sizeof(done));
+    }
+    msp_buf_free(&msg);
+    return ret;
+}
+
+static int path_to_client(msp_tlmsp_conn_t *c)
+{
+    uint8_t path[MSP_TLMSP_MAX_PATH];
+    size_t n = 0;
+    for (size_t i = c->s.list->n; i > 0; i--) {
+        path[n++] = c->s.list->m[i - 1].id;
+    }
+    path[n++] = MSP_TLMSP_ID_CLIENT;
+    return hop_seq_path(&c->h, path, n);
+}
+
+static int on_client_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    sess_t *s = &c->s;
+    msp_tls12_client_hello_t *ch = calloc(1, sizeof(*ch));
+    offer_t o;
+    int ret = ch != NULL ? msp_tls12_client_hello_parse(body, len, ch) : MSP_ERR_NO_MEMORY;
+    if (ret == MSP_OK && ch->version < MSP_TLMSP_WIRE_VERSION) {
+        ret = MSP_ALERT_PROTOCOL_VERSION;
+    }
+    if (ret == MSP_OK) {
+        ret = adopt_tlmsp(c, ch);
+    }
+    if (ret == MSP_OK) {
+        c->h.alert_container = 1; /* from here on alerts are containers (3.4) */
+        ret = choose(s, ch, &o);
+    }
+    if (ret == MSP_OK) {
+        memcpy(s->client_random, ch->random, 32);
+        ret = sess_dup(&s->ch, &s->ch_len, msg, msg_len);
+    }
+    free(ch);
+    if (ret == MSP_OK) {
+        ret = path_to_client(c);
+    }
+    if (ret != MSP_OK) {
+        return ret;
+    }
+    uint8_t sid[4];
+    sess_random(s, sid, 4);
+    s->sid = (uint32_t)sid[0] << 24 | (uint32_t)sid[1] << 16 | (uint32_t)sid[2] << 8 | sid[3];
+    sess_random(s, s->server_random, 32);
+    return flight(c, &o);
+}
+
+static int on_client_kex(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
+{
+    sess_t *s = &c->s;
+    const uint8_t *point;
+    size_t point_len;
+    int ret = msp_tls12_client_kex_parse(body, len, &point, &point_len);
+    if (ret == MSP_OK && point_len > MAX_POINT) {
+        ret = MSP_ALERT_ILLEGAL_PARAMETER;
+    }
+    if (ret == MSP_OK) {
+        memcpy(s->cke_point, point, point_len);
+        s->cke_point_len = point_len;
+        ret = hs_endpoint_masters(s);
+    }
+    return ret;
+}
+
+int server_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    uint8_t index;
+    int ret;
+    switch (c->state) {
+    case EP_CLIENT_HELLO:
+        ret = type == MSP_TLMSP_HT_CLIENT_HELLO ? on_client_hello(c, body, len, msg, msg_len)
+                                                : MSP_ALERT_UNEXPECTED_MESSAGE;
+        c->state = EP_MBOX_MSGS;
+        return ret;
+    case EP_MBOX_MSGS:
+        if (type != MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE) {
+            return ep_mbox_msg(c, type, body, len, msg, msg_len, &index);
+        }
+        ret = on_client_kex(c, body, len);
+        c->state = EP_KEY_MATERIAL;
+        return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
+    case EP_KEY_MATERIAL:
+        ret = ep_on_key_material(c, type, body, len, msg, msg_len);
+        if (ret == MSP_OK && type == MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL) {
+            ret = ep_key_materials(c);
+            c->state = EP_CCS;
+        }
+        return ret;
+    default:
+        return MSP_ALERT_UNEXPECTED_MESSAGE;
+    }
+}

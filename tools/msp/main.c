@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "prog.h"
 
 static const char usage[] = "usage: msp [--version] [--help] COMMAND [ARGS]\n"
                             "\n"
@@ -11,6 +12,10 @@ static const char usage[] = "usage: msp [--version] [--help] COMMAND [ARGS]\n"
                             "commands:\n"
                             "  framework   MSP Framework (Part 1): template requirements, profile checks,\n"
                             "              conformance reports and comparisons\n"
+                            "  client      TLMSP (Part 2) client, with the ETSI reference's flags and .ucl files\n"
+                            "  middlebox   TLMSP middlebox (one or more of a configuration's)\n"
+                            "  server      TLMSP server\n"
+                            "  demo        client -> middlebox -> server on loopback with generated certificates\n"
                             "\n"
                             "Run 'msp COMMAND --help' for a command's own options.\n";
 
@@ -31,6 +36,18 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "framework") == 0) {
         return cmd_framework(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "client") == 0) {
+        return cmd_tlmsp_client(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "server") == 0) {
+        return cmd_tlmsp_server(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "middlebox") == 0) {
+        return cmd_tlmsp_middlebox(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "demo") == 0) {
+        return cmd_tlmsp_demo(argc - 1, argv + 1);
     }
     cli_error("msp", "unknown command '%s' (see 'msp --help')", cmd);
     return CLI_USAGE;

@@ -1,0 +1,71 @@
+/*
+ * The socket driver of TLMSP connections on libev: a thin layer that moves
+ * bytes between non-blocking sockets and the sans-IO core of
+ * msp/tlmsp_conn.h. It owns no protocol logic. libev, because the ETSI
+ * reference's programs use it (tlmsp-tools), so the programs time their
+ * activities with the same loop semantics.
+ */
+#ifndef MSP_TLMSP_IO_H
+#define MSP_TLMSP_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msp/tlmsp_conn.h"
+
+struct ev_loop;
+
+typedef struct msp_io_ep msp_io_ep_t;
+
+/* What an endpoint driver reports. err: MSP_OK after a clean close, else the error or alert. */
+typedef struct msp_io_ep_events {
+    void *user;
+    void (*ready)(void *user, msp_io_ep_t *ep);
+    void (*closed)(void *user, msp_io_ep_t *ep, int err);
+} msp_io_ep_events_t;
+
+/**
+ * Drives conn over the connected non-blocking socket fd (both owned from
+ * now on). A client's ClientHello is sent at once. MSP_OK or
+ * MSP_ERR_NO_MEMORY (then nothing is owned).
+ */
+int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev,
+                  msp_io_ep_t **out);
+
+/** Closes the socket and frees the connection. */
+void msp_io_ep_free(msp_io_ep_t *ep);
+
+msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep);
+
+/** Queues application data (msp_tlmsp_conn_send) and writes what the socket takes. */
+int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len);
+
+/** Sends an alert (close_notify: 0, 1, 0); after a closing alert the driver shuts down once flushed. */
+int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc);
+
+/** Bytes queued and not yet taken by the socket. */
+size_t msp_io_ep_pending(const msp_io_ep_t *ep);
+
+typedef struct msp_io_mb msp_io_mb_t;
+
+typedef struct msp_io_mb_events {
+    void *user;
+    /* Opens a non-blocking connection to the next hop; returns the fd or -1. */
+    int (*connect)(void *user, const msp_tlmsp_address_t *next);
+    void (*ready)(void *user, msp_io_mb_t *mb);
+    void (*closed)(void *user, msp_io_mb_t *mb, int err);
+} msp_io_mb_events_t;
+
+/** Drives a middlebox for the accepted client socket fd (owned, with m, from now on). */
+int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t *m, const msp_io_mb_events_t *ev,
+                  msp_io_mb_t **out);
+void msp_io_mb_free(msp_io_mb_t *mb);
+msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb);
+
+/** Inserts data toward the server (to_server = 1) or the client (msp_tlmsp_mbox_send). */
+int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
+
+/** Sends an alert toward the server (to_server = 1) or the client (msp_tlmsp_mbox_alert). */
+int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
+
+#endif

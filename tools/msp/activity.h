@@ -1,0 +1,74 @@
+/*
+ * The reference tools' match-action activities (tlmsp-tools libdemo,
+ * keywords in libtlmsp-cfg/everything.ucl) for our programs: time-driven
+ * sends, container and pattern matches, send / reply / alert / log /
+ * shutdown actions, templates, files and handlers, presentation output.
+ *
+ * Matching is per container: a pattern must lie within one container's
+ * data (the reference also searches across a run of queued containers of
+ * accessible contexts; docs/tlmsp-programs.md says what that changes).
+ */
+#ifndef MSP_TOOLS_ACTIVITY_H
+#define MSP_TOOLS_ACTIVITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <ev.h>
+
+#include "msp/buf.h"
+#include "msp/tlmsp_cfg.h"
+#include "msp/tlmsp_conn.h"
+
+/* How the activities act on the connection. to_server: direction (endpoints ignore it). */
+typedef struct act_io {
+    void *user;
+    int (*send)(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
+    int (*alert)(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
+    int (*shutdown)(void *user);
+} act_io_t;
+
+typedef struct act_state act_state_t;
+
+/* One function list (an entity's activities for one direction). */
+typedef struct act_set {
+    const msp_tlmsp_cfg_t *cfg;
+    const char *who; /* "client", "server", "mbox1" ... for the output */
+    int middlebox;
+    int to_server; /* the direction this list looks at (and sends in, for `send`) */
+    size_t n;
+    act_state_t *st;
+    act_io_t io;
+    struct ev_loop *loop;
+    FILE *present; /* presentation output, NULL for none */
+    int force_present;
+    /* actions waiting for the end of the current input (the core is not re-entrant) */
+    msp_buf_t queue;
+    ev_idle idle;
+    msp_buf_t replacement;
+    char err[256];
+} act_set_t;
+
+/** Compiles regexes, loads files; refuses what cannot run (renegotiate). 0, or -1 with set->err. */
+int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_fnlist_t *fns,
+             const char *who, int middlebox, int to_server, const act_io_t *io, FILE *present, int force_present);
+void act_free(act_set_t *set);
+
+/** The connection is up: time-driven activities start. */
+void act_start(act_set_t *set);
+/** The connection is gone: timers stop, queued actions are dropped. */
+void act_stop(act_set_t *set);
+
+/**
+ * Data that arrived (endpoint), or a container a middlebox may act on.
+ * Returns the verdict for a middlebox (REPLACE: *data, *len are valid until
+ * the next call); endpoints get FORWARD.
+ */
+msp_tlmsp_verdict_t act_on_data(act_set_t *set, uint8_t ctx, uint8_t access, const uint8_t *p, size_t len,
+                                const uint8_t **data, size_t *data_len);
+
+/** Prints bytes readably: printable ASCII as is, the rest escaped (\n, \xNN). */
+void act_print_bytes(FILE *f, const uint8_t *p, size_t len);
+
+#endif

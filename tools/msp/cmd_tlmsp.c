@@ -1,0 +1,497 @@
+/* msp client | server | middlebox: the reference's three programs, with its flags and configuration files. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "activity.h"
+#include "msp/error.h"
+#include "msp/tlmsp_io.h"
+#include "prog.h"
+
+/* ---- endpoints ---- */
+
+typedef struct ep_app {
+    const char *role;
+    const prog_opts_t *o;
+    const msp_tlmsp_cfg_t *cfg;
+    struct ev_loop *loop;
+    msp_io_ep_t *ep;
+    act_set_t acts;
+    int result; /* the client's exit status */
+    int reflect;
+    msp_buf_t reflected;
+    ev_idle reflect_w;
+} ep_app_t;
+
+static int ep_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    ep_app_t *a = user;
+    (void)to_server;
+    return a->ep != NULL ? msp_io_ep_send(a->ep, ctx, p, len) : MSP_ERR_ARGUMENT;
+}
+
+static int ep_alert(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
+{
+    ep_app_t *a = user;
+    (void)to_server;
+    return a->ep != NULL ? msp_io_ep_alert(a->ep, ctx, level, desc) : MSP_ERR_ARGUMENT;
+}
+
+static int ep_shutdown(void *user)
+{
+    ep_app_t *a = user;
+    if (a->ep != NULL) {
+        msp_io_ep_alert(a->ep, 0, 1, 0);
+    }
+    return MSP_OK;
+}
+
+static void on_ep_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    ep_app_t *a = user;
+    const uint8_t *d;
+    size_t n;
+    if (a->o->verbose > 1) {
+        fprintf(stderr, "msp %s: %zu bytes in context %u\n", a->role, len, ctx);
+    }
+    if (a->reflect) {
+        msp_buf_put_u8(&a->reflected, ctx);
+        msp_buf_put_u32(&a->reflected, (uint32_t)len);
+        msp_buf_put(&a->reflected, p, len);
+        ev_idle_start(a->loop, &a->reflect_w);
+    }
+    act_on_data(&a->acts, ctx, MSP_TLMSP_ACCESS_RW, p, len, &d, &n);
+}
+
+static void on_ep_alert(void *user, uint8_t ctx, uint8_t level, uint8_t desc)
+{
+    ep_app_t *a = user;
+    if (level == 2 || a->o->verbose > 0) {
+        prog_error(a->role, "%s alert %s (%u) in context %u", level == 2 ? "fatal" : "warning",
+                   desc == 0 ? "close_notify" : msp_error_name(desc), desc, ctx);
+    }
+}
+
+static void on_ep_ready(void *user, msp_io_ep_t *ep)
+{
+    ep_app_t *a = user;
+    (void)ep;
+    if (a->o->verbose > 0) {
+        const msp_tlmsp_mbox_list_t *l = msp_tlmsp_conn_middleboxes(msp_io_ep_conn(ep));
+        fprintf(stderr, "msp %s: handshake complete, %zu middlebox(es)\n", a->role, l->n);
+    }
+    act_start(&a->acts);
+}
+
+static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
+{
+    ep_app_t *a = user;
+    if (err != MSP_OK) {
+        prog_error(a->role, "connection ended: %s", msp_error_name(err));
+    } else if (a->o->verbose > 0) {
+        fprintf(stderr, "msp %s: connection closed\n", a->role);
+    }
+    a->result = err == MSP_OK ? 0 : 1;
+    act_stop(&a->acts);
+    ev_idle_stop(a->loop, &a->reflect_w);
+    a->ep = NULL;
+    msp_io_ep_free(ep);
+    if (strcmp(a->role, "client") == 0) {
+        ev_break(a->loop, EVBREAK_ALL);
+    }
+}
+
+/* -r: what came in goes back out once the input that carried it is done (the core is not re-entrant). */
+static void reflect_idle(ep_app_t *a)
+{
+    size_t off = 0;
+    while (a->ep != NULL && off + 5 <= a->reflected.len) {
+        const uint8_t *h = a->reflected.base + off;
+        size_t len = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
+        msp_io_ep_send(a->ep, h[0], h + 5, len);
+        off += 5 + len;
+    }
+    a->reflected.len = 0;
+}
+
+static void reflect_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    ep_app_t *a = w->data;
+    (void)revents;
+    ev_idle_stop(loop, w);
+    reflect_idle(a);
+}
+
+static const act_io_t ep_io = {NULL, ep_send, ep_alert, ep_shutdown};
+
+static int ep_app_init(ep_app_t *a, const char *role, const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg,
+                       struct ev_loop *loop, const msp_tlmsp_cfg_fnlist_t *fns, int to_server)
+{
+    memset(a, 0, sizeof(*a));
+    a->role = role;
+    a->o = o;
+    a->cfg = cfg;
+    a->loop = loop;
+    a->reflect = o->reflect;
+    msp_buf_init(&a->reflected, 256u << 20);
+    ev_idle_init(&a->reflect_w, reflect_cb);
+    a->reflect_w.data = a;
+    act_io_t io = ep_io;
+    io.user = a;
+    if (act_init(&a->acts, loop, cfg, fns, role, 0, to_server, &io, stdout, o->presentation) != 0) {
+        prog_error(role, "%s", a->acts.err);
+        return -1;
+    }
+    return 0;
+}
+
+static void ep_app_free(ep_app_t *a)
+{
+    msp_io_ep_free(a->ep);
+    act_free(&a->acts);
+    msp_buf_free(&a->reflected);
+}
+
+int cmd_tlmsp_client(int argc, char **argv)
+{
+    prog_opts_t o;
+    int rc = prog_parse("client", argc, argv, &o);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
+    }
+    msp_tlmsp_cfg_t *cfg;
+    if (prog_load("client", &o, &cfg) != 0) {
+        return 2;
+    }
+    if (!cfg->client.defined || !cfg->server.defined) {
+        prog_error("client", "%s: the configuration needs a client and a server block", cfg->name);
+        msp_tlmsp_cfg_free(cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct ev_loop *loop = ev_default_loop(0);
+    ep_app_t a;
+    msp_tlmsp_context_list_t ctx;
+    msp_tlmsp_mbox_list_t *list = calloc(1, sizeof(*list));
+    int ret = list != NULL ? ep_app_init(&a, "client", &o, cfg, loop, &cfg->client.to_server, 1) : -1;
+    msp_tlmsp_conn_t *conn = NULL;
+    if (ret == 0) {
+        prog_contexts(cfg, &ctx);
+        prog_middleboxes(cfg, list, 0);
+        msp_tlmsp_endpoint_cfg_t ec;
+        memset(&ec, 0, sizeof(ec));
+        ec.random = prog_random;
+        prog_address(&cfg->client.address, &ec.client_address);
+        prog_address(&cfg->server.address, &ec.server_address);
+        ec.contexts = &ctx;
+        ec.middleboxes = list;
+        ec.events = (msp_tlmsp_events_t){&a, on_ep_data, on_ep_alert};
+        ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &ec, &conn) == MSP_OK ? 0 : -1;
+    }
+    /* the first hop: the first middlebox the client names, else the server */
+    int fd = -1;
+    if (ret == 0) {
+        fd = list->n > 0 ? prog_connect_address("client", &list->m[0].address, o.port_shift)
+                         : prog_connect("client", cfg->server.address.host,
+                                        (uint16_t)(cfg->server.address.port + o.port_shift));
+        ret = fd >= 0 ? 0 : -1;
+    }
+    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed};
+    if (ret == 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) != MSP_OK) {
+        ret = -1;
+    }
+    a.result = 1;
+    if (ret == 0) {
+        ev_run(loop, 0);
+    } else {
+        msp_tlmsp_conn_free(conn);
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    int status = ret == 0 ? a.result : 1;
+    ep_app_free(&a);
+    free(list);
+    msp_tlmsp_cfg_free(cfg);
+    return status;
+}
+
+/* ---- server ---- */
+
+typedef struct server_app {
+    const prog_opts_t *o;
+    const msp_tlmsp_cfg_t *cfg;
+    struct ev_loop *loop;
+    prog_identity_t id;
+    msp_tlmsp_mbox_list_t policy;
+    ev_io accept_w;
+} server_app_t;
+
+static void server_closed(void *user, msp_io_ep_t *ep, int err)
+{
+    ep_app_t *a = user;
+    on_ep_closed(user, ep, err);
+    act_free(&a->acts);
+    msp_buf_free(&a->reflected);
+    free(a);
+}
+
+static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    server_app_t *s = w->data;
+    (void)revents;
+    int fd = accept(w->fd, NULL, NULL);
+    if (fd < 0) {
+        return;
+    }
+    ep_app_t *a = malloc(sizeof(*a));
+    msp_tlmsp_conn_t *conn = NULL;
+    int ok = a != NULL && ep_app_init(a, "server", s->o, s->cfg, loop, &s->cfg->server.to_client, 0) == 0;
+    if (ok) {
+        msp_tlmsp_endpoint_cfg_t ec;
+        memset(&ec, 0, sizeof(ec));
+        ec.random = prog_random;
+        ec.middleboxes = &s->policy;
+        ec.identity = (msp_tlmsp_identity_t){s->id.key, s->id.ders, s->id.der_len, s->id.n};
+        ec.events = (msp_tlmsp_events_t){a, on_ep_data, on_ep_alert};
+        ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
+    }
+    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed};
+    if (ok && msp_io_ep_new(loop, fd, conn, &ev, &a->ep) == MSP_OK) {
+        return;
+    }
+    prog_error("server", "cannot take a connection: out of memory");
+    msp_tlmsp_conn_free(conn);
+    close(fd);
+    if (a != NULL) {
+        act_free(&a->acts);
+        free(a);
+    }
+}
+
+int cmd_tlmsp_server(int argc, char **argv)
+{
+    prog_opts_t o;
+    int rc = prog_parse("server", argc, argv, &o);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
+    }
+    server_app_t s;
+    memset(&s, 0, sizeof(s));
+    if (prog_load("server", &o, (msp_tlmsp_cfg_t **)&s.cfg) != 0) {
+        return 2;
+    }
+    int status = 2;
+    if (!s.cfg->server.defined) {
+        prog_error("server", "%s: the configuration has no server block", s.cfg->name);
+    } else if (prog_identity_load("server", &o, s.cfg->server.cert_file, s.cfg->server.cert_key_file, &s.id) == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        s.o = &o;
+        s.loop = ev_default_loop(0);
+        prog_middleboxes(s.cfg, &s.policy, 1);
+        int fd =
+            prog_listen("server", s.cfg->server.address.host, (uint16_t)(s.cfg->server.address.port + o.port_shift));
+        if (fd >= 0) {
+            ev_io_init(&s.accept_w, server_accept, fd, EV_READ);
+            s.accept_w.data = &s;
+            ev_io_start(s.loop, &s.accept_w);
+            ev_run(s.loop, 0);
+            close(fd);
+            status = 0;
+        }
+        prog_identity_free(&s.id);
+    }
+    msp_tlmsp_cfg_free((msp_tlmsp_cfg_t *)s.cfg);
+    return status;
+}
+
+/* ---- middlebox ---- */
+
+typedef struct mb_site {
+    const prog_opts_t *o;
+    const msp_tlmsp_cfg_t *cfg;
+    const msp_tlmsp_cfg_entity_t *e;
+    struct ev_loop *loop;
+    prog_identity_t id;
+    ev_io accept_w;
+} mb_site_t;
+
+typedef struct mb_app {
+    mb_site_t *site;
+    msp_io_mb_t *mb;
+    act_set_t to_server, to_client;
+} mb_app_t;
+
+static int mb_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    mb_app_t *a = user;
+    return a->mb != NULL ? msp_io_mb_send(a->mb, to_server, ctx, p, len) : MSP_ERR_ARGUMENT;
+}
+
+static int mb_alert(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
+{
+    mb_app_t *a = user;
+    return a->mb != NULL ? msp_io_mb_alert(a->mb, to_server, ctx, level, desc) : MSP_ERR_ARGUMENT;
+}
+
+/* A middlebox ends the session with close_notify both ways. */
+static int mb_shutdown(void *user)
+{
+    mb_app_t *a = user;
+    if (a->mb != NULL) {
+        msp_io_mb_alert(a->mb, 0, 0, 1, 0);
+        msp_io_mb_alert(a->mb, 1, 0, 1, 0);
+    }
+    return MSP_OK;
+}
+
+static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access,
+                                        const uint8_t *p, size_t len, const uint8_t **data, size_t *data_len)
+{
+    mb_app_t *a = user;
+    if (kind != MSP_TLMSP_DATA) {
+        return MSP_TLMSP_FORWARD;
+    }
+    if (a->site->o->verbose > 1) {
+        fprintf(stderr, "msp middlebox %s: container of %zu bytes in context %u toward the %s%s\n", a->site->e->tag,
+                len, ctx, to_server ? "server" : "client", p == NULL ? " (opaque)" : "");
+    }
+    return act_on_data(to_server ? &a->to_server : &a->to_client, ctx, access, p, len, data, data_len);
+}
+
+static int mb_connect(void *user, const msp_tlmsp_address_t *next)
+{
+    mb_app_t *a = user;
+    return prog_connect_address("middlebox", next, a->site->o->port_shift);
+}
+
+static void mb_ready(void *user, msp_io_mb_t *mb)
+{
+    mb_app_t *a = user;
+    if (a->site->o->verbose > 0) {
+        fprintf(stderr, "msp middlebox %s: handshake complete (id 0x%02x)\n", a->site->e->tag,
+                msp_tlmsp_mbox_id(msp_io_mb_mbox(mb)));
+    }
+    act_start(&a->to_server);
+    act_start(&a->to_client);
+}
+
+static void mb_closed(void *user, msp_io_mb_t *mb, int err)
+{
+    mb_app_t *a = user;
+    if (err != MSP_OK) {
+        prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
+    }
+    act_free(&a->to_server);
+    act_free(&a->to_client);
+    msp_io_mb_free(mb);
+    free(a);
+}
+
+static const act_io_t mb_io = {NULL, mb_send, mb_alert, mb_shutdown};
+
+static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    mb_site_t *site = w->data;
+    (void)revents;
+    int fd = accept(w->fd, NULL, NULL);
+    if (fd < 0) {
+        return;
+    }
+    mb_app_t *a = calloc(1, sizeof(*a));
+    msp_tlmsp_mbox_t *m = NULL;
+    act_io_t io = mb_io;
+    io.user = a;
+    int ok = a != NULL;
+    if (ok) {
+        a->site = site;
+        ok = act_init(&a->to_server, loop, site->cfg, &site->e->to_server, site->e->tag, 1, 1, &io, stdout,
+                      site->o->presentation) == 0 &&
+             act_init(&a->to_client, loop, site->cfg, &site->e->to_client, site->e->tag, 1, 0, &io, stdout,
+                      site->o->presentation) == 0;
+    }
+    if (ok) {
+        msp_tlmsp_mbox_cfg_t mc;
+        memset(&mc, 0, sizeof(mc));
+        mc.random = prog_random;
+        prog_address(&site->e->address, &mc.address);
+        mc.identity = (msp_tlmsp_identity_t){site->id.key, site->id.ders, site->id.der_len, site->id.n};
+        mc.container = mb_container;
+        mc.user = a;
+        ok = msp_tlmsp_mbox_new(&mc, &m) == MSP_OK;
+    }
+    msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
+    if (ok && msp_io_mb_new(loop, fd, m, &ev, &a->mb) == MSP_OK) {
+        return;
+    }
+    prog_error("middlebox", "cannot take a connection");
+    msp_tlmsp_mbox_free(m);
+    close(fd);
+    if (a != NULL) {
+        act_free(&a->to_server);
+        act_free(&a->to_client);
+        free(a);
+    }
+}
+
+static int mb_site_open(mb_site_t *site)
+{
+    if (prog_identity_load("middlebox", site->o, site->e->cert_file, site->e->cert_key_file, &site->id) != 0) {
+        return -1;
+    }
+    int fd = prog_listen("middlebox", site->e->address.host, (uint16_t)(site->e->address.port + site->o->port_shift));
+    if (fd < 0) {
+        return -1;
+    }
+    ev_io_init(&site->accept_w, mb_accept, fd, EV_READ);
+    site->accept_w.data = site;
+    ev_io_start(site->loop, &site->accept_w);
+    return 0;
+}
+
+int cmd_tlmsp_middlebox(int argc, char **argv)
+{
+    prog_opts_t o;
+    int rc = prog_parse("middlebox", argc, argv, &o);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
+    }
+    msp_tlmsp_cfg_t *cfg;
+    if (prog_load("middlebox", &o, &cfg) != 0) {
+        return 2;
+    }
+    size_t n = o.all ? cfg->n_middleboxes : o.ntags;
+    mb_site_t *sites = calloc(n + 1, sizeof(*sites));
+    struct ev_loop *loop = ev_default_loop(0);
+    int ok = sites != NULL && n > 0;
+    if (n == 0) {
+        prog_error("middlebox", "%s: the configuration has no middlebox", cfg->name);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; ok && i < n; i++) {
+        sites[i].o = &o;
+        sites[i].cfg = cfg;
+        sites[i].loop = loop;
+        sites[i].e = o.all ? &cfg->middleboxes[i] : msp_tlmsp_cfg_middlebox_by_tag(cfg, o.tags[i]);
+        if (sites[i].e == NULL) {
+            prog_error("middlebox", "%s: no middlebox tagged '%s'", cfg->name, o.tags[i]);
+            ok = 0;
+        } else {
+            ok = mb_site_open(&sites[i]) == 0;
+        }
+    }
+    if (ok) {
+        ev_run(loop, 0);
+    }
+    for (size_t i = 0; sites != NULL && i < n; i++) {
+        prog_identity_free(&sites[i].id);
+    }
+    free(sites);
+    msp_tlmsp_cfg_free(cfg);
+    return ok ? 0 : 2;
+}

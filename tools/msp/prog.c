@@ -1,0 +1,431 @@
+/* Shared set-up of the TLMSP programs (prog.h). */
+#include "prog.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "msp/error.h"
+
+FILE *prog_err;
+
+void prog_error(const char *role, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    FILE *f = prog_err != NULL ? prog_err : stderr;
+    fprintf(f, "msp %s: ", role);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
+    va_end(ap);
+}
+
+static void usage(const char *role, FILE *f)
+{
+    int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
+    fprintf(f, "usage: msp %s [options] (-c FILE | --config FILE)%s\n\n", role, mbox ? " [-a | (-t TAG)...]" : "");
+    fprintf(f,
+            "The ETSI TLMSP %s, configured by the reference's .ucl files (tlmsp-tools); its flags are\n"
+            "the reference program's.\n\noptions:\n",
+            role);
+    if (mbox) {
+        fputs("  -a                       use every middlebox of the configuration\n", f);
+    }
+    fputs("  -c, --config FILE        TLMSP configuration file (.ucl)\n"
+          "  -e, --errors FILE        send error messages to FILE (- means stdout) [stderr]\n"
+          "  -h, --help               print this message\n"
+          "  -P, --presentation       present every activity (data matched and sent)\n"
+          "  -p, --port-shift DELTA   add DELTA to every port number of the configuration [0]\n",
+          f);
+    if (server) {
+        fputs("  -r, --reflect            send everything received back to the client\n", f);
+    }
+    if (!mbox) {
+        fputs("  -s, --stream-api         accepted for compatibility: msp has one API for both\n", f);
+    }
+    if (mbox) {
+        fputs("  -t, --tag TAG            the middlebox of the configuration to run (repeatable)\n", f);
+    }
+    fputs("  -v, --verbose            one more level of detail on stderr (repeatable)\n"
+          "      --pki DIR            where certificate and key files are found [the config file's folder];\n"
+          "                           keys are also looked up in DIR/private\n",
+          f);
+    if (!mbox && !server) {
+        fputs("\nThe client exits when its connection ends: 0 after a clean close, 1 after an alert or error.\n", f);
+    }
+}
+
+static int parse_int(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < -65535 || v > 65535) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int open_errors(const char *role, const char *path)
+{
+    if (strcmp(path, "-") == 0) {
+        prog_err = stdout;
+        return 0;
+    }
+    prog_err = fopen(path, "a");
+    if (prog_err == NULL) {
+        prog_err = stderr;
+        prog_error(role, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
+{
+    static const struct option longs[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"errors", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {"presentation", no_argument, NULL, 'P'},
+        {"port-shift", required_argument, NULL, 'p'},
+        {"reflect", no_argument, NULL, 'r'},
+        {"stream-api", no_argument, NULL, 's'},
+        {"tag", required_argument, NULL, 't'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"pki", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
+    };
+    int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
+    const char *shorts = mbox ? ":ac:e:hPp:t:v" : server ? ":c:e:hPp:rsv" : ":c:e:hPp:sv";
+    memset(o, 0, sizeof(*o));
+    prog_err = stderr;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+            o->all = 1;
+            break;
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'e':
+            if (open_errors(role, optarg) != 0) {
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(role, stdout);
+            return 1;
+        case 'P':
+            o->presentation = 1;
+            break;
+        case 'p':
+            if (parse_int(optarg, &o->port_shift) != 0) {
+                prog_error(role, "-p: not a port shift: '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'r':
+            o->reflect = 1;
+            break;
+        case 's':
+            break;
+        case 't':
+            if (o->ntags == PROG_MAX_TAGS) {
+                prog_error(role, "-t: more than %d tags", PROG_MAX_TAGS);
+                return 2;
+            }
+            o->tags[o->ntags++] = optarg;
+            break;
+        case 'v':
+            o->verbose++;
+            break;
+        case 'K':
+            o->pki = optarg;
+            break;
+        case ':':
+            prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);
+            return 2;
+        default:
+            prog_error(role, "unknown option '%s' (see 'msp %s --help')", argv[optind - 1], role);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        prog_error(role, "unexpected argument '%s' (see 'msp %s --help')", argv[optind], role);
+        return 2;
+    }
+    if (o->config == NULL) {
+        prog_error(role, "no configuration: give -c FILE (see 'msp %s --help')", role);
+        return 2;
+    }
+    if (mbox && o->all == (o->ntags > 0)) {
+        prog_error(role, "give either -a or one or more -t TAG");
+        return 2;
+    }
+    return 0;
+}
+
+int prog_load(const char *role, const prog_opts_t *o, msp_tlmsp_cfg_t **cfg)
+{
+    msp_error_t err;
+    msp_error_clear(&err);
+    if (msp_tlmsp_cfg_load_file(o->config, cfg, &err) != MSP_OK) {
+        prog_error(role, "%s: %s", err.where[0] != '\0' ? err.where : o->config,
+                   err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));
+        return -1;
+    }
+    return 0;
+}
+
+/* A relative name is looked up in the PKI folder (default: the config file's), then in its private/ folder. */
+static FILE *open_pki(const prog_opts_t *o, const char *name, char *path, size_t cap)
+{
+    if (name[0] == '/') {
+        snprintf(path, cap, "%s", name);
+        return fopen(path, "r");
+    }
+    char dir[PATH_MAX];
+    if (o->pki != NULL) {
+        snprintf(dir, sizeof(dir), "%s", o->pki);
+    } else {
+        const char *slash = strrchr(o->config, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - o->config) : 1,
+                 slash != NULL ? o->config : ".");
+    }
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        char alt[PATH_MAX + 16];
+        snprintf(alt, sizeof(alt), "%s/private/%s", dir, name);
+        f = fopen(alt, "r");
+        if (f != NULL) {
+            snprintf(path, cap, "%s", alt);
+        }
+    }
+    return f;
+}
+
+int prog_identity_load(const char *role, const prog_opts_t *o, const char *cert_file, const char *key_file,
+                       prog_identity_t *id)
+{
+    char path[PATH_MAX + 32];
+    memset(id, 0, sizeof(*id));
+    FILE *f = open_pki(o, cert_file, path, sizeof(path));
+    if (f == NULL) {
+        prog_error(role, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    X509 *x;
+    while (id->n < 16 && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(x, &der);
+        X509_free(x);
+        if (len > 0) {
+            id->der[id->n] = der;
+            id->der_len[id->n] = (size_t)len;
+            id->ders[id->n] = der;
+            id->n++;
+        }
+    }
+    fclose(f);
+    if (id->n == 0) {
+        prog_error(role, "%s: no PEM certificate in it", path);
+        return -1;
+    }
+    f = open_pki(o, key_file, path, sizeof(path));
+    id->key = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (id->key == NULL) {
+        prog_error(role, "%s: %s", path, f == NULL ? strerror(errno) : "no PEM private key in it");
+        prog_identity_free(id);
+        return -1;
+    }
+    return 0;
+}
+
+void prog_identity_free(prog_identity_t *id)
+{
+    EVP_PKEY_free(id->key);
+    for (size_t i = 0; i < id->n; i++) {
+        OPENSSL_free(id->der[i]);
+    }
+    memset(id, 0, sizeof(*id));
+}
+
+/* tlmsp-tools libtlmsp-util/address.c: a URL when it has "://"; else an IP literal, a MAC, or a name. */
+void prog_address(const msp_tlmsp_cfg_address_t *a, msp_tlmsp_address_t *out)
+{
+    uint8_t buf[16];
+    out->bytes = (const uint8_t *)a->text;
+    out->len = strlen(a->text);
+    if (strstr(a->text, "://") != NULL) {
+        out->type = MSP_TLMSP_ADDR_URL;
+    } else if (a->kind == MSP_TLMSP_CFG_ADDR_MAC) {
+        out->type = MSP_TLMSP_ADDR_MAC;
+    } else if (inet_pton(AF_INET, a->text, buf) == 1) {
+        out->type = MSP_TLMSP_ADDR_IPV4;
+    } else if (inet_pton(AF_INET6, a->text, buf) == 1) {
+        out->type = MSP_TLMSP_ADDR_IPV6;
+    } else {
+        out->type = MSP_TLMSP_ADDR_FQDN;
+    }
+}
+
+void prog_contexts(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_context_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < cfg->n_contexts; i++) {
+        const msp_tlmsp_cfg_context_t *c = &cfg->contexts[i];
+        out->present[c->id] = 1;
+        out->audit[c->id] = c->audit;
+        out->purpose[c->id] = (const uint8_t *)c->purpose;
+        out->purpose_len[c->id] = (uint8_t)strlen(c->purpose);
+    }
+}
+
+static uint8_t access_of(msp_tlmsp_cfg_access_t a)
+{
+    return a == MSP_TLMSP_CFG_ACCESS_RW  ? MSP_TLMSP_ACCESS_RW
+           : a == MSP_TLMSP_CFG_ACCESS_R ? MSP_TLMSP_ACCESS_R
+                                         : MSP_TLMSP_ACCESS_NONE;
+}
+
+/* 1.6: a random byte in 0x02..0xfd not yet used, as tlmsp_middlebox_free_id() draws them. */
+static uint8_t free_id(const msp_tlmsp_mbox_list_t *l)
+{
+    for (;;) {
+        uint8_t b;
+        RAND_bytes(&b, 1);
+        int used = b < MSP_TLMSP_ID_FIRST_MIDDLEBOX || b > MSP_TLMSP_ID_LAST_MIDDLEBOX;
+        for (size_t i = 0; !used && i < l->n; i++) {
+            used = l->m[i].id == b;
+        }
+        if (!used) {
+            return b;
+        }
+    }
+}
+
+void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, int fixed_ids)
+{
+    out->n = 0;
+    for (size_t i = 0; i < cfg->n_middleboxes && out->n < MSP_TLMSP_MAX_MIDDLEBOXES; i++) {
+        const msp_tlmsp_cfg_entity_t *e = &cfg->middleboxes[i];
+        if (e->discovered || e->transparent) {
+            continue; /* inserted by the server or by themselves, never by the client (everything.ucl) */
+        }
+        msp_tlmsp_mbox_info_t *m = &out->m[out->n];
+        memset(m, 0, sizeof(*m));
+        m->id = fixed_ids ? (uint8_t)(MSP_TLMSP_ID_FIRST_MIDDLEBOX + out->n) : free_id(out);
+        prog_address(&e->address, &m->address);
+        for (int c = 1; c < 256; c++) {
+            m->access[c] = access_of(e->access[c]);
+        }
+        out->n++;
+    }
+}
+
+static int nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static struct addrinfo *resolve(const char *role, const char *host, uint16_t port, int passive)
+{
+    struct addrinfo hints, *res = NULL;
+    char svc[8];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    snprintf(svc, sizeof(svc), "%u", port);
+    int rc = getaddrinfo(host, svc, &hints, &res);
+    if (rc != 0) {
+        prog_error(role, "%s:%u: %s", host, port, gai_strerror(rc));
+        return NULL;
+    }
+    return res;
+}
+
+int prog_listen(const char *role, const char *host, uint16_t port)
+{
+    struct addrinfo *res = resolve(role, host, port, 1);
+    int fd = -1, one = 1;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, 0);
+        if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+                        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0 || nonblocking(fd) != 0)) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0 && res != NULL) {
+        prog_error(role, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int prog_connect(const char *role, const char *host, uint16_t port)
+{
+    struct addrinfo *res = resolve(role, host, port, 0);
+    int fd = -1, one = 1;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, 0);
+        if (fd >= 0 &&
+            (nonblocking(fd) != 0 || (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS))) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    } else if (res != NULL) {
+        prog_error(role, "cannot connect to %s:%u: %s", host, port, strerror(errno));
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int port_shift)
+{
+    char text[MSP_TLMSP_MAX_ADDRESS + 1], host[256];
+    uint16_t port;
+    snprintf(text, sizeof(text), "%.*s", (int)a->len, (const char *)a->bytes);
+    if (msp_tlmsp_cfg_address_parse(text, host, sizeof(host), &port) != MSP_OK) {
+        prog_error(role, "next hop '%s': not an address we can connect to", text);
+        return -1;
+    }
+    return prog_connect(role, host, (uint16_t)(port + port_shift));
+}
+
+void prog_random(void *user, uint8_t *buf, size_t len)
+{
+    (void)user;
+    if (RAND_bytes(buf, (int)len) != 1) {
+        abort(); /* no randomness: nothing safe can be done */
+    }
+}

@@ -6,4 +6,5 @@ bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMSP_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 echo "msp built: build/tools/msp/msp" >&2
-build/tools/msp/msp framework compare ets split-proxy
+# The main job: client -> middlebox -> server on loopback with generated certificates.
+build/tools/msp/msp demo

@@ -22,6 +22,8 @@ typedef struct msp_io_ep_events {
     void *user;
     void (*ready)(void *user, msp_io_ep_t *ep);
     void (*closed)(void *user, msp_io_ep_t *ep, int err);
+    /* optional: the output queue went empty (a sender refills it here) */
+    void (*drained)(void *user, msp_io_ep_t *ep);
 } msp_io_ep_events_t;
 
 /**

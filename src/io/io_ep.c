@@ -83,6 +83,10 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         if (settle(ep, MSP_OK)) {
             return;
         }
+        if (sock_pending(&ep->s) == 0 && ep->ev.drained != NULL) {
+            ep->ev.drained(ep->ev.user, ep); /* may send, or free ep: nothing follows */
+            return;
+        }
     }
     if (revents & EV_READ) {
         on_read(ep);

@@ -167,6 +167,10 @@ int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, ms
 int hs_mbox_msg(sess_t *s, uint8_t type, const uint8_t *body, size_t len, uint8_t *index);
 int hs_key_material(sess_t *s, uint8_t target, msp_buf_t *msg);
 int hs_endpoint_masters(sess_t *s);
+int hs_server_cert(sess_t *s, const uint8_t *body, size_t len);
+int hs_server_kex(sess_t *s, const uint8_t *body, size_t len);
+struct msp_tls12_ext;
+int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const struct msp_tls12_ext *context_list);
 
 /* ---- endpoints (conn_endpoint.c, conn_client.c, conn_server.c) ---- */
 enum ep_state {

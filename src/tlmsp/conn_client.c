@@ -164,46 +164,12 @@ static int on_server_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len,
     return ret == MSP_OK ? path_to_server(c) : ret;
 }
 
-static int on_certificate(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
-{
-    sess_t *s = &c->s;
-    msp_tls12_certificate_t m;
-    int ret = msp_tls12_certificate_parse(body, len, &m);
-    if (ret == MSP_OK && m.ncerts == 0) {
-        ret = MSP_ALERT_BAD_CERTIFICATE;
-    }
-    if (ret == MSP_OK) {
-        ret = sess_dup(&s->server_cert, &s->server_cert_len, m.der[0], m.der_len[0]);
-    }
-    return ret == MSP_OK ? sess_cert_key(s, m.der[0], m.der_len[0], &s->server_pub) : ret;
-}
-
-static int on_server_kex(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
-{
-    sess_t *s = &c->s;
-    msp_tls12_server_kex_t k;
-    int ret = msp_tls12_server_kex_parse(body, len, &k);
-    if (ret == MSP_OK &&
-        ((k.group != MSP_TLS12_GROUP_X25519 && k.group != MSP_TLS12_GROUP_P256) || k.point_len > MAX_POINT)) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_server_kex_verify(s->server_pub, s->client_random, s->server_random, &k);
-    }
-    if (ret == MSP_OK) {
-        s->group = k.group;
-        memcpy(s->ske_point, k.point, k.point_len);
-        s->ske_point_len = k.point_len;
-    }
-    return ret;
-}
-
 /* ClientKeyExchange, the secrets, the contributions and every KeyMaterial (4.3 step 4). */
 static int key_exchange(msp_tlmsp_conn_t *c)
 {
     sess_t *s = &c->s;
     uint8_t point[MAX_POINT];
-    size_t point_len;
+    size_t point_len = 0;
     int ret = msp_tls12_ecdhe_keygen(s->group, &s->eph);
     if (ret == MSP_OK) {
         ret = msp_tls12_ecdhe_public(s->eph, point, sizeof(point), &point_len);
@@ -248,12 +214,12 @@ int client_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, co
         return ret;
     case EP_CERTIFICATE:
         ret = expect(type, MSP_TLMSP_HT_CERTIFICATE);
-        ret = ret == MSP_OK ? on_certificate(c, body, len) : ret;
+        ret = ret == MSP_OK ? hs_server_cert(&c->s, body, len) : ret;
         c->state = EP_SERVER_KEX;
         return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
     case EP_SERVER_KEX:
         ret = expect(type, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE);
-        ret = ret == MSP_OK ? on_server_kex(c, body, len) : ret;
+        ret = ret == MSP_OK ? hs_server_kex(&c->s, body, len) : ret;
         c->state = EP_HELLO_DONE;
         return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
     case EP_HELLO_DONE:

@@ -21,6 +21,54 @@ int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, ms
     return ret != MSP_OK ? ret : msp_buf_error(msg);
 }
 
+/* The server's Certificate (client and middlebox): its leaf for the IDList and its key for the key exchange. */
+int hs_server_cert(sess_t *s, const uint8_t *body, size_t len)
+{
+    msp_tls12_certificate_t m;
+    int ret = msp_tls12_certificate_parse(body, len, &m);
+    if (ret == MSP_OK && m.ncerts == 0) {
+        ret = MSP_ALERT_BAD_CERTIFICATE;
+    }
+    if (ret == MSP_OK) {
+        ret = sess_dup(&s->server_cert, &s->server_cert_len, m.der[0], m.der_len[0]);
+    }
+    return ret == MSP_OK ? sess_cert_key(s, m.der[0], m.der_len[0], &s->server_pub) : ret;
+}
+
+/* The ServerKeyExchange (client and middlebox): signed by the server's key, on a group we support. */
+int hs_server_kex(sess_t *s, const uint8_t *body, size_t len)
+{
+    msp_tls12_server_kex_t k;
+    int ret = msp_tls12_server_kex_parse(body, len, &k);
+    if (ret == MSP_OK &&
+        ((k.group != MSP_TLS12_GROUP_X25519 && k.group != MSP_TLS12_GROUP_P256) || k.point_len > MAX_POINT)) {
+        ret = MSP_ALERT_ILLEGAL_PARAMETER;
+    }
+    if (ret == MSP_OK) {
+        ret = msp_tls12_server_kex_verify(s->server_pub, s->client_random, s->server_random, &k);
+    }
+    if (ret == MSP_OK) {
+        s->group = k.group;
+        memcpy(s->ske_point, k.point, k.point_len);
+        s->ske_point_len = k.point_len;
+    }
+    return ret;
+}
+
+/* What a ClientHello's TLMSP extensions give the server and every middlebox: contexts, addresses, the list. */
+int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const msp_tls12_ext_t *context_list)
+{
+    msp_tlmsp_context_list_t ctx;
+    int ret = msp_tlmsp_context_list_parse(context_list->data, context_list->len, &ctx);
+    if (ret == MSP_OK) {
+        ret = sess_set_contexts(s, &ctx);
+    }
+    if (ret == MSP_OK) {
+        ret = sess_store_addresses(s, &e->client, &e->server);
+    }
+    return ret == MSP_OK ? sess_set_list(s, &e->middleboxes) : ret;
+}
+
 /* The index of a middlebox message's sender: a listed middlebox other than ourselves (5.1). */
 static int sender(const sess_t *s, uint8_t id, int *i)
 {

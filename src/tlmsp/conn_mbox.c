@@ -88,7 +88,6 @@ static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
         return MSP_ALERT_HANDSHAKE_FAILURE;
     }
     msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
-    msp_tlmsp_context_list_t ctx;
     const uint8_t *list, *algs = NULL;
     size_t list_len, algs_len = 0;
     int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
@@ -105,16 +104,7 @@ static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
         ret = msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg);
     }
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_context_list_parse(l->data, l->len, &ctx);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_set_contexts(s, &ctx);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_store_addresses(s, &e->client, &e->server);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_set_list(s, &e->middleboxes);
+        ret = hs_adopt(s, e, l);
     }
     free(e);
     if (ret == MSP_OK) {
@@ -187,39 +177,6 @@ static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len,
     return ret;
 }
 
-static int on_server_cert(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len)
-{
-    msp_tls12_certificate_t c;
-    int ret = msp_tls12_certificate_parse(body, len, &c);
-    if (ret == MSP_OK && c.ncerts == 0) {
-        ret = MSP_ALERT_BAD_CERTIFICATE;
-    }
-    if (ret == MSP_OK) {
-        ret = sess_dup(&m->s.server_cert, &m->s.server_cert_len, c.der[0], c.der_len[0]);
-    }
-    return ret == MSP_OK ? sess_cert_key(&m->s, c.der[0], c.der_len[0], &m->s.server_pub) : ret;
-}
-
-static int on_server_kex(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len)
-{
-    sess_t *s = &m->s;
-    msp_tls12_server_kex_t k;
-    int ret = msp_tls12_server_kex_parse(body, len, &k);
-    if (ret == MSP_OK &&
-        ((k.group != MSP_TLS12_GROUP_X25519 && k.group != MSP_TLS12_GROUP_P256) || k.point_len > MAX_POINT)) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_server_kex_verify(s->server_pub, s->client_random, s->server_random, &k);
-    }
-    if (ret == MSP_OK) {
-        s->group = k.group;
-        memcpy(s->ske_point, k.point, k.point_len);
-        s->ske_point_len = k.point_len;
-    }
-    return ret;
-}
-
 /* ---- our own four messages, in both directions (4.1) ---- */
 
 static int both(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
@@ -238,7 +195,7 @@ static int both(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
 static int kex_half(msp_tlmsp_mbox_t *m, EVP_PKEY **key, const msp_tlmsp_mbox_hello_t *hello, uint8_t *point,
                     uint8_t *sig, msp_tlmsp_kex_half_t *half)
 {
-    size_t point_len, sig_len = 1024;
+    size_t point_len = 0, sig_len = 1024;
     int ret = msp_tls12_ecdhe_keygen(m->s.group, key);
     if (ret == MSP_OK) {
         ret = msp_tls12_ecdhe_public(*key, point, MAX_POINT, &point_len);
@@ -513,10 +470,11 @@ static int from_server(msp_tlmsp_mbox_t *m, uint8_t type, const uint8_t *body, s
     case MSP_TLMSP_HT_SERVER_HELLO:
         return m->s.sh == NULL ? on_server_hello(m, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
     case MSP_TLMSP_HT_CERTIFICATE:
-        ret = m->s.server_cert == NULL ? on_server_cert(m, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+        ret = m->s.server_cert == NULL ? hs_server_cert(&m->s, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
         return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
     case MSP_TLMSP_HT_SERVER_KEY_EXCHANGE:
-        ret = m->s.server_pub != NULL && m->s.group == 0 ? on_server_kex(m, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
+        ret =
+            m->s.server_pub != NULL && m->s.group == 0 ? hs_server_kex(&m->s, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
         return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
     case MSP_TLMSP_HT_SERVER_HELLO_DONE:
         ret = m->s.group != 0 && len == 0 ? pass(m, &m->b, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;

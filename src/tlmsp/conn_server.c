@@ -81,7 +81,6 @@ static int adopt_tlmsp(msp_tlmsp_conn_t *c, const msp_tls12_client_hello_t *ch)
         return MSP_ALERT_HANDSHAKE_FAILURE; /* not a TLMSP client (7.6) */
     }
     msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
-    msp_tlmsp_context_list_t ctx;
     int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
     if (ret == MSP_OK && e->discovery_ack != 0) {
         ret = MSP_ALERT_HANDSHAKE_FAILURE; /* we never insert middleboxes, so no client reconnects to us (7.2) */
@@ -90,16 +89,7 @@ static int adopt_tlmsp(msp_tlmsp_conn_t *c, const msp_tls12_client_hello_t *ch)
         ret = allowed(c->policy, &e->middleboxes);
     }
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_context_list_parse(l->data, l->len, &ctx);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_set_contexts(s, &ctx);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_store_addresses(s, &e->client, &e->server);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_set_list(s, &e->middleboxes);
+        ret = hs_adopt(s, e, l);
     }
     free(e);
     return ret;
@@ -161,7 +151,7 @@ static int certificate_msg(sess_t *s, msp_buf_t *msg)
 static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)
 {
     uint8_t point[MAX_POINT], params[4 + MAX_POINT], sig[1024];
-    size_t point_len, sig_len = sizeof(sig);
+    size_t point_len = 0, sig_len = sizeof(sig);
     msp_buf_t p;
     msp_buf_init_fixed(&p, params, sizeof(params));
     int ret = msp_tls12_ecdhe_keygen(s->group, &s->eph);
@@ -277,7 +267,7 @@ static int on_client_kex(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
 {
     sess_t *s = &c->s;
     const uint8_t *point;
-    size_t point_len;
+    size_t point_len = 0;
     int ret = msp_tls12_client_kex_parse(body, len, &point, &point_len);
     if (ret == MSP_OK && point_len > MAX_POINT) {
         ret = MSP_ALERT_ILLEGAL_PARAMETER;

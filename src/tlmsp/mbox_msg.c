@@ -4,6 +4,7 @@
 
 #include "msp/error.h"
 #include "msp/reader.h"
+#include "msp/tlmsp_tls12.h"
 #include "sigalg.h"
 
 #define CURVE_TYPE_NAMED 3
@@ -65,43 +66,40 @@ int msp_tlmsp_mbox_hello_build(const msp_tlmsp_mbox_hello_t *m, msp_buf_t *out)
     return msp_buf_error(out);
 }
 
+_Static_assert(MSP_TLMSP_MAX_CERTS == MSP_TLS12_MAX_CERTS, "a middlebox chain fits a TLS chain");
+
+/* 5.2: id | a TLS Certificate body; the two chain structs share one layout and one parser. */
 int msp_tlmsp_mbox_cert_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_cert_t *m)
 {
-    msp_reader_t r, list, cert;
+    msp_reader_t r;
+    msp_tls12_certificate_t chain;
     msp_reader_init(&r, p, len);
     m->ncerts = 0;
     int ret = read_mbox_id(&r, &m->id);
     if (ret == MSP_OK) {
-        ret = msp_read_block(&r, 3, &list);
+        ret = msp_tls12_certificate_parse(r.pos, msp_reader_left(&r), &chain);
     }
-    while (ret == MSP_OK && msp_reader_left(&list) > 0) {
-        ret = m->ncerts < MSP_TLMSP_MAX_CERTS ? msp_read_block(&list, 3, &cert) : MSP_ALERT_DECODE_ERROR;
-        if (ret == MSP_OK && msp_reader_left(&cert) == 0) {
-            ret = MSP_ALERT_DECODE_ERROR;
-        }
-        if (ret == MSP_OK) {
-            m->der[m->ncerts] = cert.pos;
-            m->der_len[m->ncerts++] = msp_reader_left(&cert);
-        }
-    }
-    if (ret == MSP_OK && m->ncerts == 0) {
+    if (ret == MSP_OK && chain.ncerts == 0) {
         ret = MSP_ALERT_DECODE_ERROR; /* 5.2: the list must be non-empty */
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    for (size_t i = 0; ret == MSP_OK && i < chain.ncerts; i++) {
+        m->der[i] = chain.der[i];
+        m->der_len[i] = chain.der_len[i];
+    }
+    m->ncerts = ret == MSP_OK ? chain.ncerts : 0;
+    return ret;
 }
 
 int msp_tlmsp_mbox_cert_build(const msp_tlmsp_mbox_cert_t *m, msp_buf_t *out)
 {
-    size_t list, cert;
-    msp_buf_put_u8(out, m->id);
-    msp_buf_block_begin(out, 3, &list);
-    for (size_t i = 0; i < m->ncerts; i++) {
-        msp_buf_block_begin(out, 3, &cert);
-        msp_buf_put(out, m->der[i], m->der_len[i]);
-        msp_buf_block_end(out, 3, cert);
+    msp_tls12_certificate_t chain;
+    chain.ncerts = m->ncerts < MSP_TLS12_MAX_CERTS ? m->ncerts : MSP_TLS12_MAX_CERTS;
+    for (size_t i = 0; i < chain.ncerts; i++) {
+        chain.der[i] = m->der[i];
+        chain.der_len[i] = m->der_len[i];
     }
-    msp_buf_block_end(out, 3, list);
-    return msp_buf_error(out);
+    msp_buf_put_u8(out, m->id);
+    return msp_tls12_certificate_build(&chain, out);
 }
 
 /* ServerECDHParams | sigalg | v16<signature>: the params bytes are kept whole because they are signed. */

@@ -201,7 +201,7 @@ int cmd_tlmsp_client(int argc, char **argv)
                                         (uint16_t)(cfg->server.address.port + o.port_shift));
         ret = fd >= 0 ? 0 : -1;
     }
-    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed};
+    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, NULL};
     if (ret == 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) != MSP_OK) {
         ret = -1;
     }
@@ -261,7 +261,7 @@ static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
         ec.events = (msp_tlmsp_events_t){a, on_ep_data, on_ep_alert};
         ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
     }
-    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed};
+    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, NULL};
     if (ok && msp_io_ep_new(loop, fd, conn, &ev, &a->ep) == MSP_OK) {
         return;
     }

@@ -1,0 +1,757 @@
+/*
+ * Loopback benchmark of TLMSP against what users run today (issue 4):
+ *
+ *   tlmsp-r     client -> msp middlebox with read access -> server
+ *   tlmsp-none  the same, middlebox without access to the context
+ *   tls         direct TLS 1.2 (OpenSSL, ECDHE-RSA-AES128-GCM-SHA256), no middlebox
+ *   haproxy     a split proxy: HAProxy terminating TLS and re-encrypting to the
+ *               server (skipped, and said so, when haproxy is not installed)
+ *
+ * For each: a bulk transfer (default 1 GiB) client -> server, and 64-byte
+ * ping-pong round trips; MB/s and microseconds per round trip, each also as a
+ * ratio to direct TLS measured in the same run. Then the crypto floor of the
+ * TLMSP paths from the primitives' speed measured in the same run (2 cores
+ * shared by sender, middlebox and receiver). Every party is its own process;
+ * the client's process times.
+ *
+ * Usage: bench_transfer [--bytes N] [--rounds N]
+ */
+#define _DEFAULT_SOURCE /* wait4 */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "msp/error.h"
+#include "msp/tlmsp_conn.h"
+#include "msp/tlmsp_io.h"
+
+#define CHUNK 16355
+#define PING 64
+
+typedef struct ident {
+    EVP_PKEY *key;
+    X509 *x509;
+    uint8_t *der;
+    size_t der_len;
+    const uint8_t *ders[1];
+    size_t lens[1];
+} ident_t;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_transfer: %s\n", what);
+    exit(1);
+}
+
+static void rnd(void *user, uint8_t *buf, size_t len)
+{
+    (void)user;
+    if (RAND_bytes(buf, (int)len) != 1) {
+        die("no randomness");
+    }
+}
+
+static void make_ident(ident_t *id)
+{
+    id->key = EVP_RSA_gen(2048);
+    id->x509 = X509_new();
+    X509_NAME *n = X509_NAME_new();
+    if (id->key == NULL || id->x509 == NULL || n == NULL || !X509_set_version(id->x509, 2) ||
+        !ASN1_INTEGER_set(X509_get_serialNumber(id->x509), 1) || !X509_gmtime_adj(X509_getm_notBefore(id->x509), 0) ||
+        !X509_gmtime_adj(X509_getm_notAfter(id->x509), 86400) ||
+        !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0) ||
+        !X509_set_subject_name(id->x509, n) || !X509_set_issuer_name(id->x509, n) ||
+        !X509_set_pubkey(id->x509, id->key) || X509_sign(id->x509, id->key, EVP_sha256()) <= 0) {
+        die("cannot make a certificate");
+    }
+    X509_NAME_free(n);
+    unsigned char *der = NULL;
+    int len = i2d_X509(id->x509, &der);
+    id->der = der;
+    id->der_len = (size_t)len;
+    id->ders[0] = der;
+    id->lens[0] = (size_t)len;
+}
+
+static int tcp_listen(unsigned *port)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        die("cannot listen");
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int tcp_connect(unsigned port)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    for (int tries = 0; tries < 200; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            return fd;
+        }
+        close(fd);
+        sleep_ms(20);
+    }
+    die("cannot connect");
+    return -1;
+}
+
+static int fcntl_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int open_devnull(void)
+{
+    return open("/dev/null", O_WRONLY);
+}
+
+static void nonblock(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (fcntl_nonblock(fd) != 0) {
+        die("fcntl");
+    }
+}
+
+/* ---- the measurement protocol, the same over TLMSP and TLS ----
+ * client: 'B' + u64 total, then total bytes; server: 'D' when all arrived;
+ * then rounds x 64-byte 'P' messages, each echoed by the server. */
+
+typedef struct result {
+    double mbps, rt_us;
+    int ok;
+    double cpu[3]; /* CPU seconds of client, middlebox, server over the whole run */
+} result_t;
+
+static double cpu_of(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec * 1e-6 + (double)ru->ru_stime.tv_sec +
+           ru->ru_stime.tv_usec * 1e-6;
+}
+
+/* ---- TLMSP server (child) ---- */
+
+typedef struct tsrv {
+    struct ev_loop *loop;
+    msp_io_ep_t *ep;
+    uint64_t want, got;
+    int bulk;
+    msp_buf_t echo;
+    ev_idle idle;
+} tsrv_t;
+
+static void tsrv_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    tsrv_t *s = user;
+    (void)ctx;
+    if (!s->bulk && len == 9 && p[0] == 'B') {
+        s->bulk = 1;
+        s->want = 0;
+        for (int i = 1; i < 9; i++) {
+            s->want = s->want << 8 | p[i];
+        }
+        s->got = 0;
+        return;
+    }
+    if (s->bulk) {
+        s->got += len;
+        if (s->got >= s->want) {
+            s->bulk = 0;
+            msp_buf_put(&s->echo, "D", 1);
+            ev_idle_start(s->loop, &s->idle);
+        }
+        return;
+    }
+    msp_buf_put(&s->echo, p, len); /* a ping: echoed once this input is done (the core is not re-entrant) */
+    ev_idle_start(s->loop, &s->idle);
+}
+
+static void tsrv_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    tsrv_t *s = w->data;
+    (void)revents;
+    ev_idle_stop(loop, w);
+    if (s->ep != NULL && s->echo.len > 0) {
+        msp_io_ep_send(s->ep, 1, s->echo.base, s->echo.len);
+    }
+    s->echo.len = 0;
+}
+
+static void tsrv_closed(void *user, msp_io_ep_t *ep, int err)
+{
+    tsrv_t *s = user;
+    (void)err;
+    s->ep = NULL;
+    msp_io_ep_free(ep);
+    ev_break(s->loop, EVBREAK_ALL);
+}
+
+static void tlmsp_server(int lfd, ident_t *id)
+{
+    tsrv_t s;
+    memset(&s, 0, sizeof(s));
+    s.loop = ev_default_loop(0);
+    msp_buf_init(&s.echo, 1u << 20);
+    ev_idle_init(&s.idle, tsrv_idle);
+    s.idle.data = &s;
+    int fd = accept(lfd, NULL, NULL);
+    nonblock(fd);
+    msp_tlmsp_endpoint_cfg_t c;
+    memset(&c, 0, sizeof(c));
+    c.random = rnd;
+    c.identity = (msp_tlmsp_identity_t){id->key, id->ders, id->lens, 1};
+    c.events = (msp_tlmsp_events_t){&s, tsrv_data, NULL};
+    msp_tlmsp_conn_t *conn;
+    msp_io_ep_events_t ev = {&s, NULL, tsrv_closed, NULL};
+    if (msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &c, &conn) != MSP_OK ||
+        msp_io_ep_new(s.loop, fd, conn, &ev, &s.ep) != MSP_OK) {
+        die("server set-up");
+    }
+    ev_run(s.loop, 0);
+    _exit(0);
+}
+
+/* ---- TLMSP middlebox (child) ---- */
+
+static unsigned next_port;
+
+static int mb_connect(void *user, const msp_tlmsp_address_t *next)
+{
+    (void)user;
+    (void)next;
+    int fd = tcp_connect(next_port);
+    nonblock(fd);
+    return fd;
+}
+
+static void mb_closed(void *user, msp_io_mb_t *mb, int err)
+{
+    (void)err;
+    msp_io_mb_free(mb);
+    ev_break((struct ev_loop *)user, EVBREAK_ALL);
+}
+
+static void tlmsp_mbox(int lfd, ident_t *id, unsigned server_port, const char *addr)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    next_port = server_port;
+    int fd = accept(lfd, NULL, NULL);
+    nonblock(fd);
+    msp_tlmsp_mbox_cfg_t c;
+    memset(&c, 0, sizeof(c));
+    c.random = rnd;
+    c.address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)addr, strlen(addr)};
+    c.identity = (msp_tlmsp_identity_t){id->key, id->ders, id->lens, 1};
+    msp_tlmsp_mbox_t *m;
+    msp_io_mb_t *mb;
+    msp_io_mb_events_t ev = {loop, mb_connect, NULL, mb_closed};
+    if (msp_tlmsp_mbox_new(&c, &m) != MSP_OK || msp_io_mb_new(loop, fd, m, &ev, &mb) != MSP_OK) {
+        die("middlebox set-up");
+    }
+    ev_run(loop, 0);
+    _exit(0);
+}
+
+/* ---- TLMSP client (the timing side) ---- */
+
+typedef struct tcli {
+    struct ev_loop *loop;
+    msp_io_ep_t *ep;
+    uint64_t total, sent;
+    int rounds, done_rounds, phase; /* 0 bulk, 1 ping-pong, 2 done */
+    double t0, bulk_s, pp_s;
+    uint8_t *chunk;
+    ev_idle idle;
+} tcli_t;
+
+static void tcli_fill(tcli_t *c)
+{
+    while (c->phase == 0 && c->sent < c->total && msp_io_ep_pending(c->ep) < (4u << 20)) {
+        size_t n = c->total - c->sent < CHUNK ? (size_t)(c->total - c->sent) : CHUNK;
+        if (msp_io_ep_send(c->ep, 1, c->chunk, n) != MSP_OK) {
+            die("send failed");
+        }
+        c->sent += n;
+    }
+}
+
+static void tcli_ready(void *user, msp_io_ep_t *ep)
+{
+    tcli_t *c = user;
+    uint8_t hdr[9] = {'B'};
+    for (int i = 0; i < 8; i++) {
+        hdr[8 - i] = (uint8_t)(c->total >> (8 * i));
+    }
+    c->t0 = now();
+    msp_io_ep_send(ep, 1, hdr, sizeof(hdr));
+    tcli_fill(c);
+}
+
+static void tcli_drained(void *user, msp_io_ep_t *ep)
+{
+    (void)ep;
+    tcli_fill(user);
+}
+
+static void tcli_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    tcli_t *c = w->data;
+    (void)revents;
+    ev_idle_stop(loop, w);
+    if (c->phase == 1 && c->done_rounds < c->rounds) {
+        msp_io_ep_send(c->ep, 1, c->chunk, PING);
+    } else if (c->phase == 1) {
+        c->pp_s = now() - c->t0;
+        c->phase = 2;
+        msp_io_ep_alert(c->ep, 0, 1, 0);
+    }
+}
+
+static void tcli_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    tcli_t *c = user;
+    (void)ctx;
+    (void)p;
+    if (c->phase == 0 && len == 1) {
+        c->bulk_s = now() - c->t0;
+        c->phase = 1;
+        c->t0 = now();
+    } else if (c->phase == 1 && len == PING) {
+        c->done_rounds++;
+    }
+    ev_idle_start(c->loop, &c->idle);
+}
+
+static void tcli_closed(void *user, msp_io_ep_t *ep, int err)
+{
+    tcli_t *c = user;
+    (void)err;
+    c->ep = NULL;
+    msp_io_ep_free(ep);
+    ev_break(c->loop, EVBREAK_ALL);
+}
+
+static result_t tlmsp_client(unsigned first_port, const char *mbox_addr, uint8_t access, uint64_t total, int rounds)
+{
+    tcli_t c;
+    memset(&c, 0, sizeof(c));
+    c.loop = ev_default_loop(0);
+    c.total = total;
+    c.rounds = rounds;
+    c.chunk = calloc(1, CHUNK);
+    ev_idle_init(&c.idle, tcli_idle);
+    c.idle.data = &c;
+    static msp_tlmsp_context_list_t ctx;
+    static msp_tlmsp_mbox_list_t list;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.present[1] = 1;
+    memset(&list, 0, sizeof(list));
+    list.n = mbox_addr != NULL;
+    list.m[0].id = 0x42;
+    if (mbox_addr != NULL) {
+        list.m[0].address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)mbox_addr, strlen(mbox_addr)};
+        list.m[0].access[1] = access;
+    }
+    msp_tlmsp_endpoint_cfg_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.random = rnd;
+    cfg.client_address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)"tlmsp://client", 14};
+    cfg.server_address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)"tlmsp://server", 14};
+    cfg.contexts = &ctx;
+    cfg.middleboxes = &list;
+    cfg.events = (msp_tlmsp_events_t){&c, tcli_data, NULL};
+    msp_tlmsp_conn_t *conn;
+    int fd = tcp_connect(first_port);
+    nonblock(fd);
+    msp_io_ep_events_t ev = {&c, tcli_ready, tcli_closed, tcli_drained};
+    if (msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &cfg, &conn) != MSP_OK ||
+        msp_io_ep_new(c.loop, fd, conn, &ev, &c.ep) != MSP_OK) {
+        die("client set-up");
+    }
+    ev_run(c.loop, 0);
+    free(c.chunk);
+    result_t r = {0, 0, c.phase == 2, {0, 0, 0}};
+    if (r.ok) {
+        r.mbps = (double)total / c.bulk_s / 1e6;
+        r.rt_us = c.pp_s / rounds * 1e6;
+    }
+    return r;
+}
+
+static result_t run_tlmsp(ident_t *server_id, ident_t *mbox_id, uint8_t access, uint64_t total, int rounds)
+{
+    unsigned sport, mport;
+    int sfd = tcp_listen(&sport), mfd = tcp_listen(&mport);
+    pid_t s = fork();
+    if (s == 0) {
+        close(mfd);
+        tlmsp_server(sfd, server_id);
+    }
+    char addr[64];
+    snprintf(addr, sizeof(addr), "tlmsp://127.0.0.1:%u", mport);
+    pid_t m = fork();
+    if (m == 0) {
+        close(sfd);
+        tlmsp_mbox(mfd, mbox_id, sport, addr);
+    }
+    close(sfd);
+    close(mfd);
+    struct rusage before, after, ru;
+    getrusage(RUSAGE_SELF, &before);
+    result_t r = tlmsp_client(mport, addr, access, total, rounds);
+    getrusage(RUSAGE_SELF, &after);
+    r.cpu[0] = cpu_of(&after) - cpu_of(&before);
+    wait4(m, NULL, 0, &ru);
+    r.cpu[1] = cpu_of(&ru);
+    wait4(s, NULL, 0, &ru);
+    r.cpu[2] = cpu_of(&ru);
+    return r;
+}
+
+/* ---- TLS 1.2 (OpenSSL), for direct TLS and behind HAProxy ---- */
+
+static SSL_CTX *tls_ctx(int server, ident_t *id)
+{
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) ||
+        !SSL_CTX_set_cipher_list(ctx, "ECDHE-RSA-AES128-GCM-SHA256") ||
+        (server && (SSL_CTX_use_certificate(ctx, id->x509) != 1 || SSL_CTX_use_PrivateKey(ctx, id->key) != 1))) {
+        die("TLS context");
+    }
+    return ctx;
+}
+
+static int read_full(SSL *ssl, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int r = SSL_read(ssl, p, (int)n);
+        if (r <= 0) {
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void tls_server(int lfd, ident_t *id)
+{
+    SSL_CTX *ctx = tls_ctx(1, id);
+    int fd = accept(lfd, NULL, NULL);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    uint8_t *buf = malloc(65536), hdr[9];
+    if (SSL_accept(ssl) != 1 || read_full(ssl, hdr, 9) != 0) {
+        _exit(1);
+    }
+    uint64_t total = 0;
+    for (int i = 1; i < 9; i++) {
+        total = total << 8 | hdr[i];
+    }
+    while (total > 0) {
+        int r = SSL_read(ssl, buf, total < 65536 ? (int)total : 65536);
+        if (r <= 0) {
+            _exit(1);
+        }
+        total -= (uint64_t)r;
+    }
+    SSL_write(ssl, "D", 1);
+    while (read_full(ssl, buf, PING) == 0) {
+        SSL_write(ssl, buf, PING);
+    }
+    _exit(0);
+}
+
+static result_t tls_client(unsigned port, ident_t *id, uint64_t total, int rounds)
+{
+    SSL_CTX *ctx = tls_ctx(0, id);
+    SSL *ssl = SSL_new(ctx);
+    int fd = tcp_connect(port);
+    SSL_set_fd(ssl, fd);
+    result_t r = {0, 0, 0, {0, 0, 0}};
+    uint8_t *chunk = calloc(1, CHUNK), hdr[9] = {'B'}, d;
+    for (int i = 0; i < 8; i++) {
+        hdr[8 - i] = (uint8_t)(total >> (8 * i));
+    }
+    if (SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        return r;
+    }
+    double t0 = now();
+    SSL_write(ssl, hdr, 9);
+    for (uint64_t sent = 0; sent < total;) {
+        int n = total - sent < CHUNK ? (int)(total - sent) : CHUNK;
+        if (SSL_write(ssl, chunk, n) != n) {
+            return r;
+        }
+        sent += (uint64_t)n;
+    }
+    if (read_full(ssl, &d, 1) != 0) {
+        return r;
+    }
+    r.mbps = (double)total / (now() - t0) / 1e6;
+    t0 = now();
+    for (int i = 0; i < rounds; i++) {
+        if (SSL_write(ssl, chunk, PING) != PING || read_full(ssl, chunk, PING) != 0) {
+            return r;
+        }
+    }
+    r.rt_us = (now() - t0) / rounds * 1e6;
+    r.ok = 1;
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+    free(chunk);
+    return r;
+}
+
+static result_t run_tls(ident_t *id, uint64_t total, int rounds)
+{
+    unsigned port;
+    int lfd = tcp_listen(&port);
+    pid_t s = fork();
+    if (s == 0) {
+        tls_server(lfd, id);
+    }
+    close(lfd);
+    result_t r = tls_client(port, id, total, rounds);
+    waitpid(s, NULL, 0);
+    return r;
+}
+
+/* HAProxy as users run it: TLS in front, TLS again to the server, one thread. */
+static int write_haproxy(const char *dir, ident_t *id, unsigned front, unsigned back)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/server.pem", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || !PEM_write_X509(f, id->x509) || !PEM_write_PrivateKey(f, id->key, NULL, NULL, 0, NULL, NULL)) {
+        return -1;
+    }
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/haproxy.cfg", dir);
+    f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fprintf(f,
+            "global\n  nbthread 1\n  ssl-default-bind-ciphers ECDHE-RSA-AES128-GCM-SHA256\n"
+            "  ssl-default-server-ciphers ECDHE-RSA-AES128-GCM-SHA256\n"
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n"
+            "frontend f\n  bind 127.0.0.1:%u ssl crt %s/server.pem ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2\n"
+            "  default_backend b\n"
+            "backend b\n  server s 127.0.0.1:%u ssl verify none ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2\n",
+            front, dir, back);
+    return fclose(f);
+}
+
+static result_t run_haproxy(ident_t *id, uint64_t total, int rounds, int *available)
+{
+    result_t r = {0, 0, 0, {0, 0, 0}};
+    *available = system("command -v haproxy >/dev/null 2>&1") == 0;
+    char dir[] = "/tmp/msp-bench-XXXXXX";
+    if (!*available || mkdtemp(dir) == NULL) {
+        return r;
+    }
+    unsigned back, front;
+    int lfd = tcp_listen(&back), pfd = tcp_listen(&front);
+    close(pfd); /* HAProxy binds it itself */
+    if (write_haproxy(dir, id, front, back) != 0) {
+        die("cannot write the HAProxy configuration");
+    }
+    pid_t s = fork();
+    if (s == 0) {
+        tls_server(lfd, id);
+    }
+    close(lfd);
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", dir);
+    pid_t h = fork();
+    if (h == 0) {
+        int null = open_devnull();
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
+        _exit(127);
+    }
+    sleep_ms(300);
+    r = tls_client(front, id, total, rounds);
+    kill(h, SIGTERM);
+    waitpid(h, NULL, 0);
+    kill(s, SIGTERM);
+    waitpid(s, NULL, 0);
+    char rm[400];
+    snprintf(rm, sizeof(rm), "rm -rf %s", dir);
+    if (system(rm) != 0) {
+        fprintf(stderr, "bench_transfer: could not remove %s\n", dir);
+    }
+    return r;
+}
+
+/* ---- crypto floor, from the primitives measured now ---- */
+
+static double rate(int which)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    uint8_t *in = calloc(1, CHUNK + 64), *out = calloc(1, CHUNK + 64), key[16] = {1}, iv[12] = {2}, tag[16], h[32];
+    int n, f, iters = 0;
+    EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, iv);
+    double t0 = now(), t;
+    do {
+        for (int i = 0; i < 64; i++) {
+            if (which == 0) { /* GCM seal */
+                EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv);
+                EVP_EncryptUpdate(c, out, &n, in, CHUNK);
+                EVP_EncryptFinal_ex(c, out + n, &f);
+                EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag);
+            } else if (which == 1) { /* GMAC: the data as AAD */
+                EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv);
+                EVP_EncryptUpdate(c, NULL, &n, in, CHUNK);
+                EVP_EncryptFinal_ex(c, out, &f);
+                EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag);
+            } else {
+                EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+                EVP_DigestUpdate(m, in, CHUNK);
+                EVP_DigestFinal_ex(m, h, NULL);
+            }
+        }
+        iters += 64;
+        t = now() - t0;
+    } while (t < 0.3);
+    EVP_CIPHER_CTX_free(c);
+    EVP_MD_CTX_free(m);
+    free(in);
+    free(out);
+    return (double)iters * CHUNK / t; /* bytes per second */
+}
+
+static void print_row(const char *name, const result_t *r, const result_t *base, const char *note)
+{
+    if (!r->ok) {
+        printf("%-34s %12s %10s %14s %10s  %s\n", name, "-", "-", "-", "-", note);
+        return;
+    }
+    printf("%-34s %12.1f %10.2f %14.1f %10.2f  %s\n", name, r->mbps, base->ok ? r->mbps / base->mbps : 0, r->rt_us,
+           base->ok ? r->rt_us / base->rt_us : 0, note);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t total = 1ull << 30;
+    int rounds = 2000;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--bytes") == 0 && i + 1 < argc) {
+            total = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else {
+            fprintf(stderr, "usage: bench_transfer [--bytes N] [--rounds N] [--only tls|tlmsp-r|tlmsp-none|haproxy]\n");
+            return 2;
+        }
+    }
+    if (total == 0 || rounds <= 0) {
+        fprintf(stderr, "bench_transfer: --bytes and --rounds must be positive\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    ident_t server_id, mbox_id;
+    make_ident(&server_id);
+    make_ident(&mbox_id);
+    double gcm = rate(0), gmac = rate(1), sha = rate(2);
+    result_t skipped = {0, 0, 0, {0, 0, 0}}, tls = skipped, r = skipped, none = skipped, hap = skipped;
+    int have_haproxy = 1;
+    /* --only runs one path (for profiling); the ratios then have no baseline */
+    if (only == NULL || strcmp(only, "tls") == 0) {
+        tls = run_tls(&server_id, total, rounds);
+    }
+    if (only == NULL || strcmp(only, "tlmsp-r") == 0) {
+        r = run_tlmsp(&server_id, &mbox_id, MSP_TLMSP_ACCESS_R, total, rounds);
+    }
+    if (only == NULL || strcmp(only, "tlmsp-none") == 0) {
+        none = run_tlmsp(&server_id, &mbox_id, MSP_TLMSP_ACCESS_NONE, total, rounds);
+    }
+    if (only == NULL || strcmp(only, "haproxy") == 0) {
+        hap = run_haproxy(&server_id, total, rounds, &have_haproxy);
+    }
+    /* Per byte, on the 2 cores all parties share (performance.md 2.7). */
+    double end = 1 / gcm + 1 / gmac + 1 / sha; /* sender: seal, writer MAC, reader check; receiver: the same */
+    double floor_r = 2 / (2 * end + 1 / gcm + 2 / sha) / 1e6;
+    double floor_none = 2 / (2 * end + 2 / sha) / 1e6;
+    printf("bench_transfer: %.0f MB bulk, %d x %d-byte round trips, loopback, 2 cores shared\n\n", total / 1e6, rounds,
+           PING);
+    printf("%-34s %12s %10s %14s %10s\n", "path", "bulk MB/s", "x TLS", "round trip us", "x TLS");
+    print_row("direct TLS 1.2 (OpenSSL)", &tls, &tls, "");
+    print_row("TLMSP, 1 middlebox, read access", &r, &tls, "");
+    print_row("TLMSP, 1 middlebox, no access", &none, &tls, "");
+    print_row("HAProxy split proxy (TLS 1.2)", &hap, &tls, have_haproxy ? "" : "haproxy not installed");
+    for (int i = 0; i < 2; i++) {
+        const result_t *x = i == 0 ? &r : &none;
+        if (x->ok) {
+            printf("%s CPU seconds: client %.2f, middlebox %.2f, server %.2f\n",
+                   i == 0 ? "TLMSP read access:" : "TLMSP no access:  ", x->cpu[0], x->cpu[1], x->cpu[2]);
+        }
+    }
+    printf("\ncrypto measured now: AES-128-GCM %.0f MB/s, GMAC %.0f MB/s, SHA-256 %.0f MB/s (%d-byte messages)\n",
+           gcm / 1e6, gmac / 1e6, sha / 1e6, CHUNK);
+    printf("crypto floor, 2 cores: read-only middlebox %.0f MB/s (measured %.2f of it), no access %.0f MB/s "
+           "(measured %.2f of it)\n",
+           floor_r, r.ok ? r.mbps / floor_r : 0, floor_none, none.ok ? none.mbps / floor_none : 0);
+    printf("\ncsv,path,bulk_mbps,rt_us\ncsv,tls,%.1f,%.1f\ncsv,tlmsp_r,%.1f,%.1f\ncsv,tlmsp_none,%.1f,%.1f\n"
+           "csv,haproxy,%.1f,%.1f\ncsv,floor_r,%.1f,\ncsv,floor_none,%.1f,\n",
+           tls.mbps, tls.rt_us, r.mbps, r.rt_us, none.mbps, none.rt_us, hap.mbps, hap.rt_us, floor_r, floor_none);
+    return only != NULL || (tls.ok && r.ok && none.ok) ? 0 : 1;
+}

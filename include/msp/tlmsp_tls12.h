@@ -57,7 +57,7 @@ typedef struct msp_tls12_client_hello {
     size_t cipher_suites_len;
     const uint8_t *compression; /* must contain 0 (null) */
     size_t compression_len;
-    size_t next;                                  /* extensions, in wire order */
+    size_t next; /* extensions, in wire order */
     msp_tls12_ext_t ext[MSP_TLS12_MAX_EXTENSIONS];
 } msp_tls12_client_hello_t;
 

@@ -80,12 +80,13 @@ int sock_flush(sock_t *s)
     return MSP_OK;
 }
 
-/* Output is appended by the core; compact before it does so that the queue does not creep. */
+/* Output is appended by the core; compact before it does so that the queue does not creep. Only when more than
+ * half is written: moving a long queue on every call would copy it over and over. */
 msp_buf_t *sock_out(sock_t *s)
 {
     if (s->off > 0 && s->off == s->out.len) {
         s->out.len = s->off = 0;
-    } else if (s->off > (1u << 20)) {
+    } else if (s->off > (1u << 20) && 2 * s->off > s->out.len) {
         memmove(s->out.base, s->out.base + s->off, s->out.len - s->off);
         s->out.len -= s->off;
         s->off = 0;

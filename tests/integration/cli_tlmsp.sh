@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# msp client / middlebox / server / demo as a user runs them, over loopback
+# sockets: the demo, a two-middlebox pingpong through the three programs,
+# a refused middlebox list, and the one-line errors for bad input.
+# Usage: cli_tlmsp.sh MSP SOURCE_DIR
+set -uo pipefail
+msp=$1
+src=$2
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+run() {
+    local want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
+}
+has() { if grep -qE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 600 "$1")"; fi; }
+lines() { local n; n=$(wc -l <"$1"); if [ "$n" -eq "$2" ]; then ok; else bad "$1 has $n lines, expected $2: $(head -c 400 "$1")"; fi; }
+
+# A port shift of our own, so that parallel runs do not collide.
+shift_by=$((20000 + $$ % 20000))
+
+# ---- help and usage ----
+for c in client server middlebox demo; do
+    run 0 "$msp" "$c" --help
+    has "$tmp/out" "usage: msp $c"
+done
+run 2 "$msp" client
+lines "$tmp/err" 1
+has "$tmp/err" "no configuration"
+run 2 "$msp" middlebox -c "$src/data/tlmsp/pingpong-2mbox.ucl"
+has "$tmp/err" "either -a or one or more -t"
+run 2 "$msp" client -c "$src/data/tlmsp/pingpong.ucl" -p nope
+has "$tmp/err" "not a port shift"
+
+# ---- a bad configuration: one line with the file and line ----
+printf 'context { id = 1 }\nclient { address = tlmsp://localhost; colour = red }\n' >"$tmp/bad.ucl"
+run 2 "$msp" client -c "$tmp/bad.ucl"
+lines "$tmp/err" 1
+has "$tmp/err" "bad.ucl:2: .*colour"
+run 2 "$msp" middlebox -c "$src/data/tlmsp/pingpong-2mbox.ucl" -t nosuch
+has "$tmp/err" "no middlebox tagged 'nosuch'"
+cp "$src/data/tlmsp/pingpong-2mbox.ucl" "$tmp/pp2.ucl"
+run 2 "$msp" server -c "$tmp/pp2.ucl" -p "$shift_by"
+has "$tmp/err" "server-cert.pem"
+
+# ---- the demo ----
+run 0 "$msp" demo --rounds 2
+has "$tmp/out" "mbox1: activity mbox1-ping sent 4 bytes in context 1: \"PING\""
+has "$tmp/out" "closed cleanly"
+
+# ---- two middleboxes through the three programs ----
+mkcert() {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/$1-key.pem" -out "$tmp/$1-cert.pem" -days 2 \
+        -subj "/CN=$1" >/dev/null 2>&1
+}
+for n in server mbox1 mbox2; do mkcert $n; done
+"$msp" server -c "$tmp/pp2.ucl" -p "$shift_by" -P >"$tmp/srv" 2>&1 &
+pids+=($!)
+"$msp" middlebox -c "$tmp/pp2.ucl" -p "$shift_by" -a -P >"$tmp/mb" 2>&1 &
+pids+=($!)
+sleep 0.5
+timeout 5 "$msp" client -c "$tmp/pp2.ucl" -p "$shift_by" -P -v >"$tmp/cli" 2>&1
+has "$tmp/cli" "handshake complete, 2 middlebox"
+has "$tmp/cli" "client-sees-pong matched 11 bytes in context 2: \"server-pong\""
+has "$tmp/mb" "mbox1-ping sent 4 bytes in context 1: \"PING\""
+has "$tmp/srv" "server-pong matched 4 bytes in context 1: \"PING\""
+
+# ---- a list the server does not accept: alert 171, client exits 1 with one line ----
+cat >"$tmp/direct.ucl" <<'EOF'
+context { id = 1 }
+client { address = tlmsp://localhost }
+server { address = tlmsp://localhost:10455 }
+EOF
+run 1 timeout 5 "$msp" client -c "$tmp/direct.ucl" -p "$shift_by"
+lines "$tmp/err" 1
+has "$tmp/err" "middlebox_authorization_failure"
+
+echo "cli_tlmsp: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -42,6 +42,7 @@ enum {
     MSP_ERR_IO = 0x205,        /* the operating system refused a read or write */
     MSP_ERR_ARGUMENT = 0x206,  /* the caller passed something unusable */
     MSP_ERR_NOT_FOUND = 0x207, /* a named thing does not exist */
+    MSP_ERR_RECONNECT = 0x208, /* TLMSP discovery: the path changed, connect again (tlmsp-handshake.md 7.2) */
 };
 
 /** True when code is an alert the peer sent us. */

@@ -95,6 +95,18 @@ int msp_tlmsp_conn_start(msp_tlmsp_conn_t *c, msp_buf_t *out);
  */
 int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, msp_buf_t *out);
 
+/**
+ * Discovery (tlmsp-handshake.md 7.2): when msp_tlmsp_conn_input returned
+ * MSP_ERR_RECONNECT the server inserted middleboxes; the client has sent the
+ * fatal close_notify the reference sends. This makes the client of the
+ * second attempt (cfg as for the first), which names the discovered list,
+ * and is to be connected to msp_tlmsp_conn_first_hop() of the new one.
+ */
+int msp_tlmsp_conn_reconnect(const msp_tlmsp_conn_t *old, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+
+/** Where a client connects: the first non-transparent middlebox of its list, else the server. */
+const msp_tlmsp_address_t *msp_tlmsp_conn_first_hop(const msp_tlmsp_conn_t *c);
+
 /** True once both Finished and every MiddleboxFinished have been exchanged. */
 int msp_tlmsp_conn_ready(const msp_tlmsp_conn_t *c);
 

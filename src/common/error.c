@@ -90,6 +90,8 @@ static const char *local_name(int code)
         return "i/o error";
     case MSP_ERR_ARGUMENT:
         return "bad argument";
+    case MSP_ERR_RECONNECT:
+        return "reconnect needed (middleboxes discovered)";
     case MSP_ERR_NOT_FOUND:
         return "not found";
     default:

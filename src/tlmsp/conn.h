@@ -133,6 +133,7 @@ int sess_mbox_index(const sess_t *s, uint8_t id);
 uint8_t sess_access(const sess_t *s, uint8_t entity, uint8_t ctx);
 int sess_store_addresses(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlmsp_address_t *server);
 int sess_dup(uint8_t **dst, size_t *dst_len, const uint8_t *p, size_t len);
+int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, uint8_t **store);
 int sess_cert_key(sess_t *s, const uint8_t *der, size_t len, EVP_PKEY **pub);
 int sess_idlist(sess_t *s);
 int sess_derive_context_keys(sess_t *s);
@@ -170,7 +171,8 @@ int hs_endpoint_masters(sess_t *s);
 int hs_server_cert(sess_t *s, const uint8_t *body, size_t len);
 int hs_server_kex(sess_t *s, const uint8_t *body, size_t len);
 struct msp_tls12_ext;
-int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const struct msp_tls12_ext *context_list);
+int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const msp_tlmsp_mbox_list_t *list,
+             const struct msp_tls12_ext *context_list);
 
 /* ---- endpoints (conn_endpoint.c, conn_client.c, conn_server.c) ---- */
 enum ep_state {
@@ -194,10 +196,18 @@ struct msp_tlmsp_conn {
     int state;
     msp_tlmsp_events_t ev;
     msp_tlmsp_mbox_list_t *policy; /* server: the list it accepts, or NULL */
+    uint8_t *policy_store;         /* its addresses */
     uint8_t client_fin[4 + 12];    /* the client Finished message, for the transcripts */
     uint8_t server_fin[4 + 12];
     size_t confirmations;
     size_t mbox_finished;
+    /* client, discovery (H 7.2) */
+    int reconnect;                     /* the first ServerHello changed the path */
+    int attempt2;                      /* this is the post-discovery connection */
+    msp_tlmsp_mbox_list_t *discovered; /* attempt 1: the ServerHello's list (its bytes in s.sh) */
+    msp_tlmsp_mbox_list_t *initial;    /* attempt 2: the list first named */
+    uint8_t *initial_store;            /* its addresses */
+    uint8_t dhash[MSP_TLMSP_HASH_LEN]; /* SHA-256 of attempt 1's ClientHello..ServerHelloDone */
 };
 
 int ep_transcript(struct msp_tlmsp_conn *c, const uint8_t *msg, size_t len);

@@ -25,8 +25,15 @@ static int tlmsp_exts(msp_tlmsp_conn_t *c, msp_buf_t *ff06, msp_buf_t *ff07)
     }
     e->client = s->client_address;
     e->server = s->server_address;
-    e->discovery_ack = 0;
-    memcpy(&e->middleboxes, s->list, sizeof(*s->list));
+    memcpy(&e->middleboxes, c->attempt2 ? c->initial : s->list, sizeof(*s->list));
+    if (c->attempt2) {
+        /* 7.2: the first list, the first Sid, the hash of the first attempt, and the list to use now */
+        e->discovery_ack = 1;
+        e->sid = s->sid;
+        e->handshake_hash = c->dhash;
+        e->handshake_hash_len = sizeof(c->dhash);
+        memcpy(&e->discovered, s->list, sizeof(*s->list));
+    }
     int ret = msp_tlmsp_ext_client_build(e, ff06);
     free(e);
     return ret == MSP_OK ? msp_tlmsp_context_list_build(&s->ctx, ff07) : ret;
@@ -83,22 +90,56 @@ static int same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t 
     return a->type == b->type && a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
 }
 
-/* 7.1 without discovery: the ServerHello must return our list unchanged. A changed path needs a reconnect, which
- * this client does not do: it says so with middlebox_route_failure. */
-static int compare_lists(const msp_tlmsp_mbox_list_t *ours, const msp_tlmsp_mbox_list_t *theirs)
+static int same_entry(const msp_tlmsp_mbox_info_t *a, const msp_tlmsp_mbox_info_t *b)
 {
-    if (ours->n != theirs->n) {
-        return MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE;
+    return a->id == b->id && same_address(&a->address, &b->address) && a->inserted == b->inserted &&
+           a->transparent == b->transparent && memcmp(a->access, b->access, sizeof(a->access)) == 0;
+}
+
+static const msp_tlmsp_mbox_info_t *by_id(const msp_tlmsp_mbox_list_t *l, uint8_t id)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->m[i].id == id) {
+            return &l->m[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * 7.1: the ServerHello's list against ours. An entry in both must be identical (decode_error); a non-transparent
+ * entry in only one of them changes the path, and one only the server has must be one it inserted. A changed path
+ * means a second connection (7.2). After discovery the comparison is strict.
+ */
+static int compare_lists(const msp_tlmsp_mbox_list_t *ours, const msp_tlmsp_mbox_list_t *theirs, int strict,
+                         int *changed)
+{
+    *changed = 0;
+    if (strict) {
+        for (size_t i = 0; i < ours->n && theirs->n == ours->n; i++) {
+            if (!same_entry(&ours->m[i], &theirs->m[i])) {
+                return MSP_ALERT_DECODE_ERROR;
+            }
+        }
+        return theirs->n == ours->n ? MSP_OK : MSP_ALERT_DECODE_ERROR;
     }
     for (size_t i = 0; i < ours->n; i++) {
-        const msp_tlmsp_mbox_info_t *a = &ours->m[i], *b = &theirs->m[i];
-        if (a->id != b->id) {
-            return MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE;
-        }
-        if (!same_address(&a->address, &b->address) || a->inserted != b->inserted || a->transparent != b->transparent ||
-            memcmp(a->access, b->access, sizeof(a->access)) != 0) {
+        const msp_tlmsp_mbox_info_t *t = by_id(theirs, ours->m[i].id);
+        if (t != NULL && !same_entry(&ours->m[i], t)) {
             return MSP_ALERT_DECODE_ERROR;
         }
+        *changed |= t == NULL && !ours->m[i].transparent;
+    }
+    for (size_t i = 0; i < theirs->n; i++) {
+        const msp_tlmsp_mbox_info_t *t = &theirs->m[i];
+        if (by_id(ours, t->id) == NULL && !t->inserted) {
+            return MSP_ALERT_DECODE_ERROR; /* a static entry we never named */
+        }
+        *changed |= by_id(ours, t->id) == NULL && !t->transparent;
+    }
+    /* the same entries in another order is another path too */
+    for (size_t i = 0; !*changed && i < ours->n && ours->n == theirs->n; i++) {
+        *changed = ours->m[i].id != theirs->m[i].id;
     }
     return MSP_OK;
 }
@@ -127,8 +168,21 @@ static int check_tlmsp_ext(msp_tlmsp_conn_t *c, const msp_tls12_server_hello_t *
         (!same_address(&e->client, &s->client_address) || !same_address(&e->server, &s->server_address))) {
         ret = MSP_ALERT_DECODE_ERROR; /* 3.4 */
     }
+    int changed = 0;
     if (ret == MSP_OK) {
-        ret = compare_lists(s->list, &e->middleboxes);
+        ret = compare_lists(s->list, &e->middleboxes, c->attempt2, &changed);
+    }
+    if (ret == MSP_OK && c->attempt2 && e->sid != s->sid) {
+        ret = MSP_ALERT_DECODE_ERROR; /* the Sid of the first attempt is reused (3.4) */
+    }
+    if (ret == MSP_OK && changed) {
+        /* keep the new list (its address bytes are in s->sh, kept for the connection's life) */
+        c->reconnect = 1;
+        c->discovered = malloc(sizeof(*c->discovered));
+        ret = c->discovered != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
+        if (ret == MSP_OK) {
+            memcpy(c->discovered, &e->middleboxes, sizeof(*c->discovered));
+        }
     }
     if (ret == MSP_OK) {
         s->sid = e->sid;
@@ -141,7 +195,12 @@ static int on_server_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len,
 {
     sess_t *s = &c->s;
     msp_tls12_server_hello_t sh;
-    int ret = msp_tls12_server_hello_parse(body, len, &sh);
+    (void)body;
+    /* parsed from our copy: a discovered list points into it (7.2) */
+    int ret = keep_hello(&s->sh, &s->sh_len, msg, msg_len);
+    if (ret == MSP_OK) {
+        ret = msp_tls12_server_hello_parse(s->sh + 4, len, &sh);
+    }
     if (ret == MSP_OK && sh.version != MSP_TLMSP_WIRE_VERSION) {
         ret = MSP_ALERT_PROTOCOL_VERSION;
     }
@@ -156,7 +215,6 @@ static int on_server_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len,
     if (ret == MSP_OK) {
         memcpy(s->server_random, sh.random, 32);
         c->h.tx_sid = c->h.rx_sid = c->h.alert_container = 1; /* records 2.2, 2.3 */
-        ret = keep_hello(&s->sh, &s->sh_len, msg, msg_len);
     }
     if (ret == MSP_OK) {
         ret = sess_transcripts_start(s, 1);
@@ -196,6 +254,20 @@ static int key_exchange(msp_tlmsp_conn_t *c)
     return ret;
 }
 
+/*
+ * 7.2, as the reference does it: after the ServerHelloDone, a fatal close_notify (an unprotected alert container by
+ * now), and the hash of ClientHello..ServerHelloDone for the second ClientHello; the caller reconnects.
+ */
+static int discovery_abort(msp_tlmsp_conn_t *c)
+{
+    int ret = sess_hash_peek(c->s.t, NULL, 0, c->dhash);
+    if (ret == MSP_OK) {
+        ret = hop_alert(&c->h, 0, 2, 0);
+    }
+    c->h.dead = c->h.closed = 1;
+    return ret == MSP_OK ? MSP_ERR_RECONNECT : ret;
+}
+
 static int expect(uint8_t type, uint8_t want)
 {
     return type == want ? MSP_OK : MSP_ALERT_UNEXPECTED_MESSAGE;
@@ -228,6 +300,9 @@ int client_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, co
         ret = ret == MSP_OK && len != 0 ? MSP_ALERT_DECODE_ERROR : ret;
         ret = ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
         c->state = EP_MBOX_MSGS;
+        if (ret == MSP_OK && c->reconnect) {
+            return discovery_abort(c);
+        }
         return ret == MSP_OK && c->s.list->n == 0 ? key_exchange(c) : ret;
     case EP_MBOX_MSGS:
         ret = ep_mbox_msg(c, type, body, len, msg, msg_len, &index);
@@ -246,4 +321,41 @@ int client_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, co
     default:
         return MSP_ALERT_UNEXPECTED_MESSAGE;
     }
+}
+
+int msp_tlmsp_conn_reconnect(const msp_tlmsp_conn_t *old, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out)
+{
+    *out = NULL;
+    if (old->s.self != MSP_TLMSP_ID_CLIENT || !old->reconnect || old->discovered == NULL) {
+        return MSP_ERR_ARGUMENT;
+    }
+    msp_tlmsp_conn_t *c;
+    int ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, cfg, &c);
+    if (ret != MSP_OK) {
+        return ret;
+    }
+    /* the first list keeps the ids the first attempt gave it; the route is the discovered list */
+    ret = sess_list_dup(old->s.list, &c->initial, &c->initial_store);
+    if (ret == MSP_OK) {
+        ret = sess_set_list(&c->s, old->discovered);
+    }
+    if (ret != MSP_OK) {
+        msp_tlmsp_conn_free(c);
+        return ret;
+    }
+    c->attempt2 = 1;
+    c->s.sid = old->s.sid;
+    memcpy(c->dhash, old->dhash, sizeof(c->dhash));
+    *out = c;
+    return MSP_OK;
+}
+
+const msp_tlmsp_address_t *msp_tlmsp_conn_first_hop(const msp_tlmsp_conn_t *c)
+{
+    for (size_t i = 0; i < c->s.list->n; i++) {
+        if (!c->s.list->m[i].transparent) {
+            return &c->s.list->m[i].address;
+        }
+    }
+    return &c->s.server_address;
 }

@@ -382,15 +382,7 @@ static int copy_cfg(msp_tlmsp_conn_t *c, const msp_tlmsp_endpoint_cfg_t *cfg)
         ret = sess_set_list(s, cfg->middleboxes);
     }
     if (ret == MSP_OK && s->self == MSP_TLMSP_ID_SERVER && cfg->middleboxes != NULL) {
-        c->policy = malloc(sizeof(*c->policy));
-        ret = c->policy != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-        if (ret == MSP_OK) {
-            memcpy(c->policy, cfg->middleboxes, sizeof(*c->policy));
-            ret = sess_set_list(s, c->policy); /* copies the address bytes into the session */
-        }
-        if (ret == MSP_OK) {
-            memcpy(c->policy, s->list, sizeof(*c->policy));
-        }
+        ret = sess_list_dup(cfg->middleboxes, &c->policy, &c->policy_store);
     }
     return ret;
 }
@@ -430,6 +422,10 @@ void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c)
     hop_free(&c->h);
     sess_free(&c->s);
     free(c->policy);
+    free(c->policy_store);
+    free(c->discovered);
+    free(c->initial);
+    free(c->initial_store);
     OPENSSL_clear_free(c, sizeof(*c));
 }
 

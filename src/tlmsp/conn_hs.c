@@ -56,7 +56,8 @@ int hs_server_kex(sess_t *s, const uint8_t *body, size_t len)
 }
 
 /* What a ClientHello's TLMSP extensions give the server and every middlebox: contexts, addresses, the list. */
-int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const msp_tls12_ext_t *context_list)
+int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const msp_tlmsp_mbox_list_t *list,
+             const msp_tls12_ext_t *context_list)
 {
     msp_tlmsp_context_list_t ctx;
     int ret = msp_tlmsp_context_list_parse(context_list->data, context_list->len, &ctx);
@@ -66,7 +67,7 @@ int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const msp_tls12_ext_t *
     if (ret == MSP_OK) {
         ret = sess_store_addresses(s, &e->client, &e->server);
     }
-    return ret == MSP_OK ? sess_set_list(s, &e->middleboxes) : ret;
+    return ret == MSP_OK ? sess_set_list(s, list) : ret;
 }
 
 /* The index of a middlebox message's sender: a listed middlebox other than ourselves (5.1). */

@@ -91,9 +91,6 @@ static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
     const uint8_t *list, *algs = NULL;
     size_t list_len, algs_len = 0;
     int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK && e->discovery_ack != 0) {
-        ret = MSP_ALERT_HANDSHAKE_FAILURE; /* reconnects after discovery are not routed (7.2, as the reference) */
-    }
     if (ret == MSP_OK) {
         ret = msp_tls12_ext_u16_list(g, &list, &list_len);
     }
@@ -104,7 +101,8 @@ static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
         ret = msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg);
     }
     if (ret == MSP_OK) {
-        ret = hs_adopt(s, e, l);
+        /* after discovery the route is the discovered list (7.2) */
+        ret = hs_adopt(s, e, e->discovery_ack ? &e->discovered : &e->middleboxes, l);
     }
     free(e);
     if (ret == MSP_OK) {
@@ -156,9 +154,7 @@ static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len,
     if (ret == MSP_OK) {
         ret = e != NULL ? msp_tlmsp_ext_server_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
     }
-    if (ret == MSP_OK && e->middleboxes.n != s->list->n) {
-        ret = MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE; /* the server changed the path: discovery is not routed */
-    }
+    /* A list the server changed (discovery, 7.2) only concerns the client, which will reconnect: passed on. */
     if (ret == MSP_OK) {
         s->sid = e->sid;
         memcpy(s->server_random, sh.random, 32);

@@ -53,23 +53,62 @@ static int same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t 
     return a->type == b->type && a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
 }
 
-/* The demo server's rule (9.8): the list must be the configured one; ids are the client's to choose. */
-static int allowed(const msp_tlmsp_mbox_list_t *policy, const msp_tlmsp_mbox_list_t *got)
+static int same_access(const msp_tlmsp_mbox_info_t *a, const msp_tlmsp_mbox_info_t *b)
 {
-    if (policy == NULL) {
-        return MSP_OK;
-    }
-    if (policy->n != got->n) {
-        return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
-    }
-    for (size_t i = 0; i < got->n; i++) {
-        const msp_tlmsp_mbox_info_t *a = &policy->m[i], *b = &got->m[i];
-        if (!same_address(&a->address, &b->address) || a->transparent != b->transparent ||
-            memcmp(a->access + 1, b->access + 1, 255) != 0) {
-            return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
+    return memcmp(a->access + 1, b->access + 1, 255) == 0; /* context 0 is implicit */
+}
+
+/* A middlebox id in 0x02..0xfd that neither list uses (1.6). */
+static uint8_t free_id(sess_t *s, const msp_tlmsp_mbox_list_t *a, const msp_tlmsp_mbox_list_t *b)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        uint8_t id;
+        sess_random(s, &id, 1);
+        int used = id < MSP_TLMSP_ID_FIRST_MIDDLEBOX || id > MSP_TLMSP_ID_LAST_MIDDLEBOX;
+        for (size_t i = 0; !used && i < a->n; i++) {
+            used = a->m[i].id == id;
+        }
+        for (size_t i = 0; !used && i < b->n; i++) {
+            used = b->m[i].id == id;
+        }
+        if (!used) {
+            return id;
         }
     }
-    return MSP_OK;
+    return 0;
+}
+
+/*
+ * The demo server's rule (9.8, tlmsp-tools libtlmsp-cfg/openssl.c): the list must be the configured one, in order,
+ * addresses and access equal; a configured middlebox marked discovered (inserted = 1 in the policy) that the list
+ * does not have yet is inserted at its place with a fresh id and inserted = 1 (7.2). NULL policy: any list.
+ */
+static int discover(sess_t *s, const msp_tlmsp_mbox_list_t *policy, const msp_tlmsp_mbox_list_t *got,
+                    msp_tlmsp_mbox_list_t *out)
+{
+    if (policy == NULL) {
+        memcpy(out, got, sizeof(*out));
+        return MSP_OK;
+    }
+    size_t j = 0;
+    out->n = 0;
+    for (size_t i = 0; i < policy->n; i++) {
+        const msp_tlmsp_mbox_info_t *p = &policy->m[i];
+        msp_tlmsp_mbox_info_t *o = &out->m[out->n];
+        if (p->inserted && !p->transparent && (j == got->n || !got->m[j].inserted)) {
+            *o = *p;
+            o->id = free_id(s, got, out);
+        } else if (j < got->n && same_address(&p->address, &got->m[j].address) && same_access(p, &got->m[j])) {
+            *o = got->m[j++];
+        } else {
+            return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
+        }
+        if (o->id == 0) {
+            return MSP_ALERT_INTERNAL_ERROR;
+        }
+        out->n++;
+    }
+    return j == got->n ? MSP_OK : MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
 }
 
 static int adopt_tlmsp(msp_tlmsp_conn_t *c, const msp_tls12_client_hello_t *ch)
@@ -81,17 +120,22 @@ static int adopt_tlmsp(msp_tlmsp_conn_t *c, const msp_tls12_client_hello_t *ch)
         return MSP_ALERT_HANDSHAKE_FAILURE; /* not a TLMSP client (7.6) */
     }
     msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
-    int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK && e->discovery_ack != 0) {
-        ret = MSP_ALERT_HANDSHAKE_FAILURE; /* we never insert middleboxes, so no client reconnects to us (7.2) */
+    msp_tlmsp_mbox_list_t *list = calloc(1, sizeof(*list));
+    int ret = e != NULL && list != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
+    /* After discovery the client names the discovered list (and the Sid it was given); the first list and the
+     * handshake hash are only kept by the reference, never checked (7.2, 9.5): we do the same. */
+    if (ret == MSP_OK) {
+        ret = discover(s, c->policy, e->discovery_ack ? &e->discovered : &e->middleboxes, list);
     }
     if (ret == MSP_OK) {
-        ret = allowed(c->policy, &e->middleboxes);
+        ret = hs_adopt(s, e, list, l);
     }
-    if (ret == MSP_OK) {
-        ret = hs_adopt(s, e, l);
+    if (ret == MSP_OK && e->discovery_ack) {
+        s->sid = e->sid;
+        c->attempt2 = 1;
     }
     free(e);
+    free(list);
     return ret;
 }
 
@@ -258,7 +302,9 @@ static int on_client_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len,
     }
     uint8_t sid[4];
     sess_random(s, sid, 4);
-    s->sid = (uint32_t)sid[0] << 24 | (uint32_t)sid[1] << 16 | (uint32_t)sid[2] << 8 | sid[3];
+    if (!c->attempt2) {
+        s->sid = (uint32_t)sid[0] << 24 | (uint32_t)sid[1] << 16 | (uint32_t)sid[2] << 8 | sid[3];
+    }
     sess_random(s, s->server_random, 32);
     return flight(c, &o);
 }

@@ -144,6 +144,27 @@ static int store_all(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlm
     return MSP_OK;
 }
 
+/* A copy of a list that owns its address bytes (in *store), independent of any session. */
+int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, uint8_t **store)
+{
+    size_t total = list_address_bytes(in);
+    *out = malloc(sizeof(**out));
+    *store = malloc(total > 0 ? total : 1);
+    if (*out == NULL || *store == NULL) {
+        free(*out);
+        free(*store);
+        *out = NULL;
+        *store = NULL;
+        return MSP_ERR_NO_MEMORY;
+    }
+    memcpy(*out, in, sizeof(**out));
+    uint8_t *pos = *store;
+    for (size_t i = 0; i < in->n; i++) {
+        copy_address(&(*out)->m[i].address, &pos);
+    }
+    return MSP_OK;
+}
+
 int sess_store_addresses(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlmsp_address_t *server)
 {
     msp_tlmsp_address_t c = *client, v = *server;

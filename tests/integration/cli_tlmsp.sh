@@ -77,6 +77,18 @@ has "$tmp/cli" "client-sees-pong matched 11 bytes in context 2: \"server-pong\""
 has "$tmp/mb" "mbox1-ping sent 4 bytes in context 1: \"PING\""
 has "$tmp/srv" "server-pong matched 4 bytes in context 1: \"PING\""
 
+# ---- discovery: the server inserts mbox2, the client connects again through both (7.2) ----
+cp "$src/data/tlmsp/interop/discovery.ucl" "$tmp/disc.ucl"
+"$msp" server -c "$tmp/disc.ucl" -p "$shift_by" -P >"$tmp/dsrv" 2>&1 &
+pids+=($!)
+"$msp" middlebox -c "$tmp/disc.ucl" -p "$shift_by" -a >"$tmp/dmb" 2>&1 &
+pids+=($!)
+sleep 0.5
+timeout 3 "$msp" client -c "$tmp/disc.ucl" -p "$shift_by" -P -v >"$tmp/dcli" 2>&1
+has "$tmp/dcli" "middleboxes discovered; connecting again to tlmsp://localhost:10002"
+has "$tmp/dcli" "handshake complete, 2 middlebox"
+has "$tmp/dcli" "report-pong matched 11 bytes in context 1: \"server-pong\""
+
 # ---- a list the server does not accept: alert 171, client exits 1 with one line ----
 cat >"$tmp/direct.ucl" <<'EOF'
 context { id = 1 }

@@ -26,6 +26,7 @@ typedef struct ep_app {
     int reflect;
     msp_buf_t reflected;
     ev_idle reflect_w;
+    msp_tlmsp_endpoint_cfg_t ec; /* client: to connect again after discovery */
 } ep_app_t;
 
 static int ep_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
@@ -88,9 +89,14 @@ static void on_ep_ready(void *user, msp_io_ep_t *ep)
     act_start(&a->acts);
 }
 
+static int client_reconnect(ep_app_t *a, msp_io_ep_t *old);
+
 static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
 {
     ep_app_t *a = user;
+    if (err == MSP_ERR_RECONNECT && client_reconnect(a, ep) == 0) {
+        return;
+    }
     if (err != MSP_OK) {
         prog_error(a->role, "connection ended: %s", msp_error_name(err));
     } else if (a->o->verbose > 0) {
@@ -157,6 +163,33 @@ static void ep_app_free(ep_app_t *a)
     msp_buf_free(&a->reflected);
 }
 
+/* 7.2: the server inserted middleboxes; connect again along the list it returned. */
+static int client_reconnect(ep_app_t *a, msp_io_ep_t *old)
+{
+    msp_tlmsp_conn_t *conn;
+    if (msp_tlmsp_conn_reconnect(msp_io_ep_conn(old), &a->ec, &conn) != MSP_OK) {
+        return -1;
+    }
+    msp_io_ep_free(old);
+    a->ep = NULL;
+    const msp_tlmsp_address_t *hop = msp_tlmsp_conn_first_hop(conn);
+    if (a->o->verbose > 0) {
+        fprintf(stderr, "msp client: middleboxes discovered; connecting again to %.*s\n", (int)hop->len,
+                (const char *)hop->bytes);
+    }
+    int fd = prog_connect_address("client", hop, a->o->port_shift);
+    msp_io_ep_events_t ev = {a, on_ep_ready, on_ep_closed, NULL};
+    if (fd < 0 || msp_io_ep_new(a->loop, fd, conn, &ev, &a->ep) != MSP_OK) {
+        msp_tlmsp_conn_free(conn);
+        if (fd >= 0) {
+            close(fd);
+        }
+        a->result = 1;
+        ev_break(a->loop, EVBREAK_ALL);
+    }
+    return 0;
+}
+
 int cmd_tlmsp_client(int argc, char **argv)
 {
     prog_opts_t o;
@@ -191,14 +224,13 @@ int cmd_tlmsp_client(int argc, char **argv)
         ec.contexts = &ctx;
         ec.middleboxes = list;
         ec.events = (msp_tlmsp_events_t){&a, on_ep_data, on_ep_alert};
+        a.ec = ec;
         ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &ec, &conn) == MSP_OK ? 0 : -1;
     }
     /* the first hop: the first middlebox the client names, else the server */
     int fd = -1;
     if (ret == 0) {
-        fd = list->n > 0 ? prog_connect_address("client", &list->m[0].address, o.port_shift)
-                         : prog_connect("client", cfg->server.address.host,
-                                        (uint16_t)(cfg->server.address.port + o.port_shift));
+        fd = prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift);
         ret = fd >= 0 ? 0 : -1;
     }
     msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, NULL};

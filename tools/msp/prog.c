@@ -328,17 +328,19 @@ static uint8_t free_id(const msp_tlmsp_mbox_list_t *l)
     }
 }
 
-void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, int fixed_ids)
+void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, int server)
 {
     out->n = 0;
     for (size_t i = 0; i < cfg->n_middleboxes && out->n < MSP_TLMSP_MAX_MIDDLEBOXES; i++) {
         const msp_tlmsp_cfg_entity_t *e = &cfg->middleboxes[i];
-        if (e->discovered || e->transparent) {
-            continue; /* inserted by the server or by themselves, never by the client (everything.ucl) */
+        /* the client names the static ones; the server also inserts the discovered ones (everything.ucl, 7.2) */
+        if (e->transparent || (e->discovered && !server)) {
+            continue;
         }
         msp_tlmsp_mbox_info_t *m = &out->m[out->n];
         memset(m, 0, sizeof(*m));
-        m->id = fixed_ids ? (uint8_t)(MSP_TLMSP_ID_FIRST_MIDDLEBOX + out->n) : free_id(out);
+        m->inserted = e->discovered; /* for the server: insert it when the client's list lacks it */
+        m->id = server ? (uint8_t)(MSP_TLMSP_ID_FIRST_MIDDLEBOX + out->n) : free_id(out);
         prog_address(&e->address, &m->address);
         for (int c = 1; c < 256; c++) {
             m->access[c] = access_of(e->access[c]);

@@ -59,10 +59,11 @@ void prog_contexts(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_context_list_t *out);
 
 /**
  * The middlebox list the client names (static, non-transparent entries, in
- * order; ids drawn at random in 0x02..0xfd as the reference does, unless
- * fixed_ids) or the server accepts (the same entries; ids ignored).
+ * order; ids drawn at random in 0x02..0xfd as the reference does) or, with
+ * server set, the list the server accepts: the same plus the discovered
+ * ones, marked inserted = 1, which it inserts (ids ignored).
  */
-void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, int fixed_ids);
+void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, int server);
 
 /** Non-blocking sockets: a listener on host:port, a connection to host:port. -1 (printed) on failure. */
 int prog_listen(const char *role, const char *host, uint16_t port);

@@ -155,13 +155,12 @@ int hop_seq_path(hop_t *h, const uint8_t *path, size_t n);
 int plain_alert(hop_t *h, const uint8_t *p, size_t n);
 
 /* ---- containers (conn_data.c) ---- */
-int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len);
+int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len); /* originate, or insert */
 int data_check(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, uint8_t *plain, size_t *plain_len,
                uint8_t *author);
-int data_forward(hop_t *in, hop_t *out, uint8_t type, const msp_tlmsp_container_t *c);
+int data_forward(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c);
 int data_replace(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *p, size_t len);
 int data_delete(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c, uint8_t source);
-int data_insert(hop_t *out, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len);
 
 /* ---- handshake helpers shared by the roles (conn_hs.c) ---- */
 int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, msp_buf_t *msg);

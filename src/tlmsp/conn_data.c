@@ -162,11 +162,6 @@ int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len)
     return fresh(h, &f, p, len);
 }
 
-int data_insert(hop_t *out, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len)
-{
-    return data_send(out, type, ctx, p, len);
-}
-
 /* The entry with the highest order (the chain's head, 9). */
 static const msp_tlmsp_fmac_t *highest(const msp_tlmsp_container_t *c)
 {
@@ -214,9 +209,8 @@ static int put_chain(hop_t *h, const msp_tlmsp_container_t *c, const msp_tlmsp_m
 }
 
 /* Pass a container on unchanged (7.2): everything verbatim but the forwarding MACs. */
-int data_forward(hop_t *in_hop, hop_t *h, uint8_t type, const msp_tlmsp_container_t *c)
+int data_forward(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c)
 {
-    (void)in_hop;
     if (!h->tx_keyed) {
         /* An unprotected alert container before the keys, forwarded as it came (records 4.7). */
         size_t mark;

@@ -552,7 +552,7 @@ static int mbox_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c
         uint8_t source = c->m_info != NULL ? c->m_info[0] : h->peer_ep;
         ret = data_delete(out, type, c, source);
     } else {
-        ret = data_forward(h, out, type, c);
+        ret = data_forward(out, type, c);
     }
     if (ret == MSP_OK && type == MSP_TLMSP_CT_ALERT && plain_len == 2 && access != MSP_TLMSP_ACCESS_NONE &&
         (plain[0] == 2 || plain[1] == 0)) {
@@ -664,7 +664,7 @@ int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const u
     int ret = MSP_OK;
     do {
         size_t n = len < MAX_CONTAINER_DATA ? len : MAX_CONTAINER_DATA;
-        ret = data_insert(h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, n);
+        ret = data_send(h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, n);
         p += n;
         len -= n;
     } while (ret == MSP_OK && len > 0);

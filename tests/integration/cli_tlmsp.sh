@@ -99,5 +99,27 @@ run 1 timeout 5 "$msp" client -c "$tmp/direct.ucl" -p "$shift_by"
 lines "$tmp/err" 1
 has "$tmp/err" "middlebox_authorization_failure"
 
+# ---- --trust: every peer verified; a certificate from outside the store ends the handshake (bad_certificate) ----
+cat "$tmp/server-cert.pem" "$tmp/mbox1-cert.pem" "$tmp/mbox2-cert.pem" >"$tmp/trust.pem"
+kill "${pids[@]}" 2>/dev/null
+wait 2>/dev/null
+pids=()
+"$msp" server -c "$tmp/pp2.ucl" -p "$shift_by" --trust "$tmp/trust.pem" >"$tmp/tsrv" 2>&1 &
+pids+=($!)
+"$msp" middlebox -c "$tmp/pp2.ucl" -p "$shift_by" -a --trust "$tmp/trust.pem" >"$tmp/tmb" 2>&1 &
+pids+=($!)
+sleep 0.5
+timeout 5 "$msp" client -c "$tmp/pp2.ucl" -p "$shift_by" -P -v --trust "$tmp/trust.pem" >"$tmp/tcli" 2>&1
+has "$tmp/tcli" "client-sees-pong matched 11 bytes in context 2"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/other-key.pem" -out "$tmp/other.pem" -days 2 -subj "/CN=other" \
+    >/dev/null 2>&1
+run 1 timeout 5 "$msp" client -c "$tmp/pp2.ucl" -p "$shift_by" --trust "$tmp/other.pem"
+has "$tmp/err" "bad_certificate"
+run 2 "$msp" client -c "$tmp/pp2.ucl" --trust "$tmp/nonexistent.pem"
+has "$tmp/err" "no PEM certificate could be read"
+kill "${pids[@]}" 2>/dev/null
+wait 2>/dev/null
+pids=()
+
 echo "cli_tlmsp: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

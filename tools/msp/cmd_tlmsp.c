@@ -209,10 +209,18 @@ int cmd_tlmsp_client(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(0);
     ep_app_t a;
+    memset(&a, 0, sizeof(a));
     msp_tlmsp_context_list_t ctx;
     msp_tlmsp_mbox_list_t *list = calloc(1, sizeof(*list));
     int ret = list != NULL ? ep_app_init(&a, "client", &o, cfg, loop, &cfg->client.to_server, 1) : -1;
     msp_tlmsp_conn_t *conn = NULL;
+    X509_STORE *trust = NULL;
+    if (ret == 0 && prog_trust("client", &o, &trust) != 0) {
+        ep_app_free(&a);
+        free(list);
+        msp_tlmsp_cfg_free(cfg);
+        return 2; /* input that cannot be read */
+    }
     if (ret == 0) {
         prog_contexts(cfg, &ctx);
         prog_middleboxes(cfg, list, 0);
@@ -223,6 +231,7 @@ int cmd_tlmsp_client(int argc, char **argv)
         prog_address(&cfg->server.address, &ec.server_address);
         ec.contexts = &ctx;
         ec.middleboxes = list;
+        ec.trust = trust;
         ec.events = (msp_tlmsp_events_t){&a, on_ep_data, on_ep_alert};
         a.ec = ec;
         ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &ec, &conn) == MSP_OK ? 0 : -1;
@@ -248,6 +257,7 @@ int cmd_tlmsp_client(int argc, char **argv)
     }
     int status = ret == 0 ? a.result : 1;
     ep_app_free(&a);
+    X509_STORE_free(trust);
     free(list);
     msp_tlmsp_cfg_free(cfg);
     return status;
@@ -261,6 +271,7 @@ typedef struct server_app {
     struct ev_loop *loop;
     prog_identity_t id;
     msp_tlmsp_mbox_list_t policy;
+    X509_STORE *trust;
     ev_io accept_w;
 } server_app_t;
 
@@ -289,6 +300,7 @@ static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
         memset(&ec, 0, sizeof(ec));
         ec.random = prog_random;
         ec.middleboxes = &s->policy;
+        ec.trust = s->trust;
         ec.identity = (msp_tlmsp_identity_t){s->id.key, s->id.ders, s->id.der_len, s->id.n};
         ec.events = (msp_tlmsp_events_t){a, on_ep_data, on_ep_alert};
         ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
@@ -321,7 +333,8 @@ int cmd_tlmsp_server(int argc, char **argv)
     int status = 2;
     if (!s.cfg->server.defined) {
         prog_error("server", "%s: the configuration has no server block", s.cfg->name);
-    } else if (prog_identity_load("server", &o, s.cfg->server.cert_file, s.cfg->server.cert_key_file, &s.id) == 0) {
+    } else if (prog_trust("server", &o, &s.trust) == 0 &&
+               prog_identity_load("server", &o, s.cfg->server.cert_file, s.cfg->server.cert_key_file, &s.id) == 0) {
         signal(SIGPIPE, SIG_IGN);
         s.o = &o;
         s.loop = ev_default_loop(0);
@@ -338,6 +351,7 @@ int cmd_tlmsp_server(int argc, char **argv)
         }
         prog_identity_free(&s.id);
     }
+    X509_STORE_free(s.trust);
     msp_tlmsp_cfg_free((msp_tlmsp_cfg_t *)s.cfg);
     return status;
 }
@@ -350,6 +364,7 @@ typedef struct mb_site {
     const msp_tlmsp_cfg_entity_t *e;
     struct ev_loop *loop;
     prog_identity_t id;
+    X509_STORE *trust;
     ev_io accept_w;
 } mb_site_t;
 
@@ -455,6 +470,7 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
         mc.identity = (msp_tlmsp_identity_t){site->id.key, site->id.ders, site->id.der_len, site->id.n};
         mc.container = mb_container;
         mc.user = a;
+        mc.trust = site->trust;
         ok = msp_tlmsp_mbox_new(&mc, &m) == MSP_OK;
     }
     msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
@@ -473,7 +489,8 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 static int mb_site_open(mb_site_t *site)
 {
-    if (prog_identity_load("middlebox", site->o, site->e->cert_file, site->e->cert_key_file, &site->id) != 0) {
+    if (prog_trust("middlebox", site->o, &site->trust) != 0 ||
+        prog_identity_load("middlebox", site->o, site->e->cert_file, site->e->cert_key_file, &site->id) != 0) {
         return -1;
     }
     int fd = prog_listen("middlebox", site->e->address.host, (uint16_t)(site->e->address.port + site->o->port_shift));
@@ -522,6 +539,7 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
     }
     for (size_t i = 0; sites != NULL && i < n; i++) {
         prog_identity_free(&sites[i].id);
+        X509_STORE_free(sites[i].trust);
     }
     free(sites);
     msp_tlmsp_cfg_free(cfg);

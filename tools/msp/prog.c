@@ -63,7 +63,9 @@ static void usage(const char *role, FILE *f)
     }
     fputs("  -v, --verbose            one more level of detail on stderr (repeatable)\n"
           "      --pki DIR            where certificate and key files are found [the config file's folder];\n"
-          "                           keys are also looked up in DIR/private\n",
+          "                           keys are also looked up in DIR/private\n"
+          "      --trust FILE         verify every peer's certificate against these PEM certificates\n"
+          "                           (the reference verifies nothing)\n",
           f);
     if (!mbox && !server) {
         fputs("\nThe client exits when its connection ends: 0 after a clean close, 1 after an alert or error.\n", f);
@@ -110,6 +112,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"tag", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},
         {"pki", required_argument, NULL, 'K'},
+        {"trust", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
@@ -161,6 +164,9 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             break;
         case 'K':
             o->pki = optarg;
+            break;
+        case 'T':
+            o->trust = optarg;
             break;
         case ':':
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);
@@ -260,6 +266,22 @@ int prog_identity_load(const char *role, const prog_opts_t *o, const char *cert_
     if (id->key == NULL) {
         prog_error(role, "%s: %s", path, f == NULL ? strerror(errno) : "no PEM private key in it");
         prog_identity_free(id);
+        return -1;
+    }
+    return 0;
+}
+
+int prog_trust(const char *role, const prog_opts_t *o, X509_STORE **store)
+{
+    *store = NULL;
+    if (o->trust == NULL) {
+        return 0;
+    }
+    *store = X509_STORE_new();
+    if (*store == NULL || X509_STORE_load_file(*store, o->trust) != 1) {
+        prog_error(role, "--trust %s: no PEM certificate could be read from it", o->trust);
+        X509_STORE_free(*store);
+        *store = NULL;
         return -1;
     }
     return 0;

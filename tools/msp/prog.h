@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509_vfy.h>
 
 #include "msp/tlmsp_cfg.h"
 #include "msp/tlmsp_conn.h"
@@ -16,6 +17,7 @@ typedef struct prog_opts {
     const char *config;
     const char *errors; /* -e FILE, "-" = stdout */
     const char *pki;    /* --pki DIR: where certificate files are looked up */
+    const char *trust;  /* --trust FILE: PEM certificates the peers' certificates must chain to */
     int presentation;   /* -P */
     int port_shift;     /* -p */
     int verbose;        /* -v, repeatable */
@@ -33,6 +35,9 @@ typedef struct prog_identity {
     size_t der_len[16];
     const uint8_t *ders[16];
 } prog_identity_t;
+
+/** The --trust store (NULL without the option); errors printed. *store owned by the caller. 0 or -1. */
+int prog_trust(const char *role, const prog_opts_t *o, X509_STORE **store);
 
 /** Where errors go (-e). */
 extern FILE *prog_err;

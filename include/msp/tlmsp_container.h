@@ -78,12 +78,17 @@ typedef struct msp_tlmsp_gcm_slot {
     int used;
 } msp_tlmsp_gcm_slot_t;
 
+#define MSP_TLMSP_HASH_BATCH 32    /* reader-check hashes computed together (multi-buffer SHA-256) */
+#define MSP_TLMSP_HASH_BATCH_MIN 8 /* fewer go one by one: the lanes would mostly idle */
+
 typedef struct msp_tlmsp_gcm {
     msp_tlmsp_gcm_slot_t slot[MSP_TLMSP_GCM_KEY_SLOTS];
     unsigned next;       /* the slot a new key replaces (round robin) */
     EVP_CIPHER_CTX *ctx; /* for callers that set the key themselves (key material) */
     EVP_MD_CTX *md;
-    EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs more than hashing a small fragment */
+    EVP_MD *sha256;  /* fetched once: an implicit fetch per digest costs more than hashing a small fragment */
+    void *mb;        /* libipsec-mb manager for batches of hashes, made at the first batch */
+    uint8_t *mb_buf; /* contiguous copies of the batch's inputs (the library hashes one buffer per job) */
 } msp_tlmsp_gcm_t;
 
 int msp_tlmsp_gcm_init(msp_tlmsp_gcm_t *g);
@@ -113,6 +118,25 @@ int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], 
  * holds fm's id, order, flags, the inbound reader-check MAC (the one of
  * order - 1; required iff fm->order != 0) and fm's own reader-check MAC.
  */
+/**
+ * The reader-check MAC in its two steps (5.7): the SHA-256 of the MAC input
+ * and fragment, then the GMAC of that hash; msp_tlmsp_reader_check_mac is
+ * both. msp_tlmsp_reader_check_hashes computes n (<= MSP_TLMSP_HASH_BATCH)
+ * hashes at once with libipsec-mb's multi-buffer SHA-256 when n is at least
+ * MSP_TLMSP_HASH_BATCH_MIN (a middlebox hashes every fragment twice, and
+ * SHA-256 is the slowest step of the data path, performance.md 2.7): the
+ * same results, faster.
+ */
+int msp_tlmsp_reader_check_hash(msp_tlmsp_gcm_t *g, const msp_tlmsp_mac_in_t *in, const uint8_t *fragment,
+                                size_t fragment_len, uint8_t hash[32]);
+int msp_tlmsp_reader_check_hashes(msp_tlmsp_gcm_t *g, size_t n, const msp_tlmsp_mac_in_t *in,
+                                  const uint8_t *const *fragment, const size_t *fragment_len, uint8_t (*hash)[32]);
+int msp_tlmsp_reader_check_gmac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const uint8_t nonce[12],
+                                const uint8_t hash[32], uint8_t out[16]);
+
+/** Internal: frees the batch manager (msp_tlmsp_gcm_free calls it). */
+void msp_tlmsp_sha_mb_free(msp_tlmsp_gcm_t *g);
+
 int msp_tlmsp_check_mac(msp_tlmsp_gcm_t *g, const uint8_t ab_key[16], const msp_tlmsp_mac_in_t *in,
                         const msp_tlmsp_fmac_t *fm, const uint8_t *inbound, uint8_t out[16]);
 

@@ -45,6 +45,17 @@ typedef struct mbox_peer {
 
 enum { GOT_HELLO = 1, GOT_CERT = 2, GOT_KEX = 4, GOT_DONE = 8 };
 
+/* A reader-check hash computed ahead, in a batch, for a container of the current input (conn_data.c). */
+typedef struct rc_entry {
+    const uint8_t *frag, *m_info;
+    size_t frag_len, m_info_len;
+    uint64_t seq;
+    uint32_t sid;
+    uint16_t flags;
+    uint8_t type;
+    uint8_t hash[32];
+} rc_entry_t;
+
 typedef struct sess {
     uint8_t self;
     msp_tlmsp_random_fn random;
@@ -92,6 +103,10 @@ typedef struct sess {
     uint8_t *ch, *sh; /* ClientHello / ServerHello with headers, until the transcripts can take them */
     size_t ch_len, sh_len;
     msp_tlmsp_container_t cont; /* the container being read (views into the record) */
+    msp_tlmsp_container_t pre;  /* one looked at ahead */
+    rc_entry_t rc[MSP_TLMSP_HASH_BATCH];
+    size_t nrc;
+    const uint8_t *rc_end; /* the input the batch covers ends here */
     uint8_t scratch[5 + 4 + 65535 + 64];
 } sess_t;
 
@@ -109,6 +124,7 @@ typedef struct hop {
     sess_t *s;
     const hop_ops_t *ops;
     void *owner;
+    struct hop *other; /* a middlebox's other hop, where what comes in goes out */
     msp_buf_t *out;
     int dir_tx;      /* direction of what we send on this hop */
     uint8_t peer_ep; /* the endpoint at the far end (what we receive comes from its side) */
@@ -156,6 +172,8 @@ int plain_alert(hop_t *h, const uint8_t *p, size_t n);
 
 /* ---- containers (conn_data.c) ---- */
 int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len); /* originate, or insert */
+int data_send_many(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len);
+void data_prefetch(hop_t *h, const uint8_t *in, size_t n);
 int data_check(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, uint8_t *plain, size_t *plain_len,
                uint8_t *author);
 int data_forward(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c);

@@ -50,15 +50,33 @@ static uint64_t delete_total(const uint8_t *m_info, size_t len)
     return d;
 }
 
+/* The reader-check hash (5.7): from the batch computed ahead when every input matches, else now. */
+static int rc_hash(sess_t *s, const msp_tlmsp_mac_in_t *in, const uint8_t *frag, size_t len, uint8_t hash[32])
+{
+    size_t m_info_len = in->m_info != NULL ? in->m_info_len : 0;
+    for (size_t i = 0; i < s->nrc; i++) {
+        const rc_entry_t *e = &s->rc[i];
+        if (e->frag == frag && e->frag_len == len && e->seq == in->seq && e->sid == in->sid && e->flags == in->flags &&
+            e->type == in->type && e->m_info == in->m_info && e->m_info_len == m_info_len) {
+            memcpy(hash, e->hash, 32);
+            return MSP_OK;
+        }
+    }
+    return msp_tlmsp_reader_check_hash(&s->g, in, frag, len, hash);
+}
+
 /* A new forwarding MAC by us (4.6, 5.7, 5.8), appended to out. inbound: the previous highest entry's reader check. */
 static int put_new_fmac(hop_t *h, const msp_tlmsp_mac_in_t *in, const uint8_t *frag, size_t frag_len, uint8_t order,
                         uint8_t fm_flags, const uint8_t *inbound)
 {
     sess_t *s = h->s;
-    uint8_t nonce[12], rc[16], check[16];
+    uint8_t nonce[12], rc[16], check[16], hash[32];
     const uint8_t *ab;
     sess_nonce(s, nonce);
-    int ret = msp_tlmsp_reader_check_mac(&s->g, s->synch[h->dir_tx], in, frag, frag_len, nonce, rc);
+    int ret = rc_hash(s, in, frag, frag_len, hash);
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_reader_check_gmac(&s->g, s->synch[h->dir_tx], nonce, hash, rc);
+    }
     if (ret == MSP_OK) {
         ret = sess_pair_key(s, s->self, dest_endpoint(h->dir_tx), &ab);
     }
@@ -107,39 +125,53 @@ typedef struct fresh {
     uint64_t deletes;
 } fresh_t;
 
-/* A container authored by us (7.1, 7.4, 7.5): fragment, writer MAC, forwarding MAC of order 0, nAF = 0. */
-static int fresh(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len)
+/* A container of ours between writing its fragment and its forwarding MAC, whose hash may come in a batch. */
+typedef struct unsent {
+    msp_tlmsp_mac_in_t in;
+    uint8_t m_info[8]; /* in.m_info points here: an insert's or a delete's */
+    size_t frag_off, flen, fm_off;
+    uint8_t fm_flags;
+} unsent_t;
+
+/* A container authored by us (7.1, 7.4, 7.5) up to its forwarding MAC, whose 47 bytes are left for fresh_close(). */
+static int fresh_open(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len, unsent_t *u)
 {
     sess_t *s = h->s;
-    if (len > MAX_CONTAINER_DATA) {
+    if (len > MAX_CONTAINER_DATA || f->m_info_len > sizeof(u->m_info)) {
         return MSP_ERR_LIMIT;
     }
+    if (f->m_info_len > 0) {
+        memcpy(u->m_info, f->m_info, f->m_info_len);
+    }
     uint64_t q = msp_tlmsp_seq_tx(&h->seq, f->deletes);
-    msp_tlmsp_mac_in_t in = {f->type, s->sid, q, f->flags, f->m_info, f->m_info_len};
+    u->in = (msp_tlmsp_mac_in_t){f->type, s->sid, q, f->flags, f->m_info_len > 0 ? u->m_info : NULL, f->m_info_len};
+    u->fm_flags = f->fm_flags;
     uint8_t nonce[12];
     size_t mark, flen = len + MSP_TLMSP_FRAGMENT_OVERHEAD;
     sess_nonce(s, nonce);
     put_head(h, f->type, f->ctx, f->flags, f->m_info, f->m_info_len, &mark);
     msp_buf_put_u16(h->out, (uint16_t)flen);
-    int ret = msp_buf_reserve(h->out, flen + 16);
+    int ret = msp_buf_reserve(h->out, flen + 16 + MSP_TLMSP_FMAC_LEN + 1);
     uint8_t *frag = h->out->base + h->out->len;
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_fragment_seal(&s->g, reader_key(s, f->ctx, h->dir_tx), &in, nonce, p, len, frag);
+        ret = msp_tlmsp_fragment_seal(&s->g, reader_key(s, f->ctx, h->dir_tx), &u->in, nonce, p, len, frag);
     }
     if (ret != MSP_OK) {
         return ret;
     }
+    u->frag_off = h->out->len;
+    u->flen = flen;
     h->out->len += flen;
     uint8_t *w = h->out->base + h->out->len;
     /* An alert from a writer without write access carries a zero writer MAC (4.5). */
     memset(w, 0, 16);
     if (sess_access(s, s->self, f->ctx) == MSP_TLMSP_ACCESS_RW) {
-        ret = msp_tlmsp_writer_mac(&s->g, writer_key(s, f->ctx, h->dir_tx), &in, frag, flen, w);
+        ret = msp_tlmsp_writer_mac(&s->g, writer_key(s, f->ctx, h->dir_tx), &u->in, frag, flen, w);
     }
     h->out->len += 16;
-    if (ret == MSP_OK) {
-        ret = put_new_fmac(h, &in, h->out->base + h->out->len - 16 - flen, flen, 0, f->fm_flags, NULL);
-    }
+    u->fm_off = h->out->len;
+    memset(h->out->base + h->out->len, 0, MSP_TLMSP_FMAC_LEN);
+    h->out->len += MSP_TLMSP_FMAC_LEN;
     if (confirmed(s, f->ctx)) {
         msp_buf_put_u8(h->out, 0);
     }
@@ -147,18 +179,96 @@ static int fresh(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len)
     return ret != MSP_OK ? ret : msp_buf_error(h->out);
 }
 
-/* Originate (endpoint) or insert (middlebox) one container of at most MAX_CONTAINER_DATA bytes. */
-int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len)
+/* The forwarding MAC of order 0 (4.6, 5.7, 5.8) into the bytes fresh_open() left, from the fragment's hash. */
+static int fresh_close(hop_t *h, const unsent_t *u, const uint8_t hash[32])
 {
     sess_t *s = h->s;
-    uint8_t m_info[2] = {s->self, 0};
-    fresh_t f = {type, ctx, confirmed(s, ctx) ? MSP_TLMSP_CF_ADDITIONAL_FORWARDING_MACS : 0, NULL, 0, FM_ENDPOINT, 0};
-    if (!is_endpoint(s->self)) {
-        f.flags |= MSP_TLMSP_CF_INSERTED;
-        f.m_info = m_info;
-        f.m_info_len = 2;
-        f.fm_flags = FM_MBOX;
+    uint8_t nonce[12], rc[16], check[16];
+    const uint8_t *ab;
+    sess_nonce(s, nonce);
+    int ret = msp_tlmsp_reader_check_gmac(&s->g, s->synch[h->dir_tx], nonce, hash, rc);
+    if (ret == MSP_OK) {
+        ret = sess_pair_key(s, s->self, dest_endpoint(h->dir_tx), &ab);
     }
+    msp_tlmsp_fmac_t fm = {s->self, 0, u->fm_flags, rc, nonce, check};
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_check_mac(&s->g, ab, &u->in, &fm, NULL, check);
+    }
+    uint8_t *o = h->out->base + u->fm_off;
+    o[0] = s->self;
+    o[1] = 0;
+    o[2] = u->fm_flags;
+    memcpy(o + 3, rc, 16);
+    memcpy(o + 19, nonce, 12);
+    memcpy(o + 31, check, 16);
+    return ret;
+}
+
+static int fresh(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len)
+{
+    unsent_t u;
+    uint8_t hash[32];
+    int ret = fresh_open(h, f, p, len, &u);
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_reader_check_hash(&h->s->g, &u.in, h->out->base + u.frag_off, u.flen, hash);
+    }
+    return ret == MSP_OK ? fresh_close(h, &u, hash) : ret;
+}
+
+/* Originate (endpoint) or insert (middlebox) one container of at most MAX_CONTAINER_DATA bytes. */
+static void fresh_of(const sess_t *s, uint8_t type, uint8_t ctx, const uint8_t *m_info, fresh_t *f)
+{
+    *f = (fresh_t){type, ctx, confirmed(s, ctx) ? MSP_TLMSP_CF_ADDITIONAL_FORWARDING_MACS : 0, NULL, 0, FM_ENDPOINT, 0};
+    if (!is_endpoint(s->self)) {
+        f->flags |= MSP_TLMSP_CF_INSERTED;
+        f->m_info = m_info;
+        f->m_info_len = 2;
+        f->fm_flags = FM_MBOX;
+    }
+}
+
+/*
+ * Data of any length, in containers of at most MAX_CONTAINER_DATA bytes, their reader-check hashes computed a batch
+ * at a time (sha_mb.c): a sender hashes every fragment once, and SHA-256 is the slowest step of its path.
+ */
+int data_send_many(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    uint8_t m_info[2] = {h->s->self, 0};
+    fresh_t f;
+    fresh_of(h->s, type, ctx, m_info, &f);
+    int ret = MSP_OK;
+    do {
+        unsent_t u[MSP_TLMSP_HASH_BATCH / 2];
+        msp_tlmsp_mac_in_t in[MSP_TLMSP_HASH_BATCH / 2];
+        const uint8_t *frag[MSP_TLMSP_HASH_BATCH / 2];
+        size_t flen[MSP_TLMSP_HASH_BATCH / 2], k = 0;
+        uint8_t hash[MSP_TLMSP_HASH_BATCH / 2][32];
+        for (; ret == MSP_OK && k < MSP_TLMSP_HASH_BATCH / 2 && (len > 0 || k == 0); k++) {
+            size_t n = len < MAX_CONTAINER_DATA ? len : MAX_CONTAINER_DATA;
+            ret = fresh_open(h, &f, p, n, &u[k]);
+            p += n;
+            len -= n;
+        }
+        for (size_t i = 0; ret == MSP_OK && i < k; i++) {
+            in[i] = u[i].in;
+            frag[i] = h->out->base + u[i].frag_off; /* stable now: nothing is appended until the MACs are in */
+            flen[i] = u[i].flen;
+        }
+        if (ret == MSP_OK) {
+            ret = msp_tlmsp_reader_check_hashes(&h->s->g, k, in, frag, flen, hash);
+        }
+        for (size_t i = 0; ret == MSP_OK && i < k; i++) {
+            ret = fresh_close(h, &u[i], hash[i]);
+        }
+    } while (ret == MSP_OK && len > 0);
+    return ret;
+}
+
+int data_send(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    uint8_t m_info[2] = {h->s->self, 0};
+    fresh_t f;
+    fresh_of(h->s, type, ctx, m_info, &f);
     return fresh(h, &f, p, len);
 }
 
@@ -298,12 +408,14 @@ static int check_writer(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, 
 static int check_reader_check(hop_t *h, const msp_tlmsp_container_t *c, msp_tlmsp_mac_in_t in,
                               const msp_tlmsp_fmac_t *fm)
 {
-    uint8_t rc[16];
+    uint8_t rc[16], hash[32];
     if (msp_tlmsp_seq_of(&h->seq, fm->id, &in.seq) != MSP_OK) {
         return MSP_ALERT_BAD_READER_MAC; /* generated by an entity that is not upstream of us */
     }
-    int ret =
-        msp_tlmsp_reader_check_mac(&h->s->g, h->s->synch[!h->dir_tx], &in, c->fragment, c->fragment_len, fm->nonce, rc);
+    int ret = rc_hash(h->s, &in, c->fragment, c->fragment_len, hash);
+    if (ret == MSP_OK) {
+        ret = msp_tlmsp_reader_check_gmac(&h->s->g, h->s->synch[!h->dir_tx], fm->nonce, hash, rc);
+    }
     return ret != MSP_OK ? ret : msp_tlmsp_mac_verify(rc, fm->reader_check, MSP_ALERT_BAD_READER_MAC);
 }
 
@@ -438,4 +550,108 @@ int data_check(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, uint8_t *
         ret = check_fmacs(h, c, &in);
     }
     return ret;
+}
+
+/* ---- hashing ahead ---- */
+
+typedef struct batch {
+    msp_tlmsp_mac_in_t in[MSP_TLMSP_HASH_BATCH];
+    const uint8_t *frag[MSP_TLMSP_HASH_BATCH];
+    size_t len[MSP_TLMSP_HASH_BATCH];
+    size_t n;
+} batch_t;
+
+static void add_job(batch_t *b, uint8_t type, uint32_t sid, uint64_t seq, const msp_tlmsp_container_t *c)
+{
+    b->in[b->n] = (msp_tlmsp_mac_in_t){type, sid, seq, c->flags, c->m_info, c->m_info_len};
+    b->frag[b->n] = c->fragment;
+    b->len[b->n++] = c->fragment_len;
+}
+
+/* One container's jobs: the reader checks we will verify and, on a middlebox, the one we will write when forwarding
+ * it unchanged; the sequence numbers are those the steps of 6.3 and 6.4 will give. */
+static int container_jobs(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, msp_tlmsp_seq_t *rx,
+                          msp_tlmsp_seq_t *tx, batch_t *b)
+{
+    uint8_t origin = h->peer_ep;
+    if (c->flags & (MSP_TLMSP_CF_INSERTED | MSP_TLMSP_CF_DELETED)) {
+        origin = c->m_info != NULL ? c->m_info[0] : 0;
+    }
+    uint64_t seq;
+    if (c->nfmacs == 0 || msp_tlmsp_seq_rx_container(rx, origin, c->m_info, c->m_info_len) != MSP_OK ||
+        msp_tlmsp_seq_of(rx, c->fmacs[0].id, &seq) != MSP_OK) {
+        return -1;
+    }
+    add_job(b, type, h->s->sid, seq, c);
+    const msp_tlmsp_fmac_t *top = highest(c);
+    if (top != &c->fmacs[0] && msp_tlmsp_seq_of(rx, top->id, &seq) == MSP_OK) {
+        add_job(b, type, h->s->sid, seq, c);
+    }
+    if (tx != NULL) {
+        add_job(b, type, h->s->sid, msp_tlmsp_seq_tx(tx, delete_total(c->m_info, c->m_info_len)), c);
+    }
+    return 0;
+}
+
+/* The jobs of the complete application-data records at in, whole records only; returns the bytes they span. */
+static size_t collect(hop_t *h, const uint8_t *in, size_t n, msp_tlmsp_seq_t *rx, msp_tlmsp_seq_t *tx, batch_t *b)
+{
+    const size_t hdr = 5, sid = 4;
+    size_t off = 0;
+    while (off + hdr + sid <= n && b->n + 3 <= MSP_TLMSP_HASH_BATCH) {
+        size_t len = (size_t)in[off + 3] << 8 | in[off + 4];
+        if (in[off] != MSP_TLMSP_CT_APPLICATION_DATA || !h->rx_sid || len < sid || off + hdr + len > n) {
+            break;
+        }
+        size_t before = b->n;
+        msp_reader_t r;
+        msp_reader_init(&r, in + off + hdr + sid, len - sid);
+        while (msp_reader_left(&r) > 0 && b->n + 3 <= MSP_TLMSP_HASH_BATCH) {
+            if (msp_tlmsp_container_parse(&r, 1, &h->s->pre) != MSP_OK ||
+                container_jobs(h, in[off], &h->s->pre, rx, tx, b) != 0) {
+                b->n = before; /* the real pass will say what is wrong */
+                return off;
+            }
+        }
+        if (msp_reader_left(&r) > 0) {
+            b->n = before; /* a record is taken whole or not at all: the next batch starts with it */
+            break;
+        }
+        off += hdr + len;
+    }
+    return off;
+}
+
+/*
+ * Before the records at in are processed: the reader-check hashes their containers will need, in one
+ * multi-buffer batch. Only a prediction: rc_hash() uses an entry only when every input of the hash matches, so a
+ * wrong guess (a container modified or deleted) costs a hash, never a wrong result.
+ */
+void data_prefetch(hop_t *h, const uint8_t *in, size_t n)
+{
+    sess_t *s = h->s;
+    batch_t b;
+    b.n = 0;
+    msp_tlmsp_seq_t rx = h->seq, tx;
+    int fwd = h->other != NULL && h->other->tx_keyed;
+    if (fwd) {
+        tx = h->other->seq;
+    }
+    s->nrc = 0;
+    size_t span = collect(h, in, n, &rx, fwd ? &tx : NULL, &b);
+    s->rc_end = in + (span > 0 ? span : 1);
+    uint8_t hashes[MSP_TLMSP_HASH_BATCH][32];
+    /* a small batch is left to rc_hash(), one hash at a time and only those really needed */
+    if (b.n < MSP_TLMSP_HASH_BATCH_MIN ||
+        msp_tlmsp_reader_check_hashes(&s->g, b.n, b.in, b.frag, b.len, hashes) != MSP_OK) {
+        return;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        const msp_tlmsp_mac_in_t *x = &b.in[i];
+        rc_entry_t *e = &s->rc[i];
+        *e = (rc_entry_t){b.frag[i], x->m_info, b.len[i], x->m_info != NULL ? x->m_info_len : 0, x->seq, x->sid,
+                          x->flags,  x->type,   {0}};
+        memcpy(e->hash, hashes[i], 32);
+    }
+    s->nrc = b.n;
 }

@@ -467,13 +467,7 @@ int msp_tlmsp_conn_send(msp_tlmsp_conn_t *c, uint8_t ctx, const uint8_t *p, size
         return MSP_ALERT_UNKNOWN_CONTEXT;
     }
     c->h.out = out;
-    int ret = MSP_OK;
-    do {
-        size_t n = len < MAX_CONTAINER_DATA ? len : MAX_CONTAINER_DATA;
-        ret = data_send(&c->h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, n);
-        p += n;
-        len -= n;
-    } while (ret == MSP_OK && len > 0);
+    int ret = data_send_many(&c->h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, len);
     c->h.out = NULL;
     return ret;
 }

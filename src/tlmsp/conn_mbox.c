@@ -597,6 +597,8 @@ int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out)
     m->s.identity = cfg->identity;
     hop_init(&m->a, &m->s, &mbox_ops, m, DIR_S2C, MSP_TLMSP_ID_CLIENT);
     hop_init(&m->b, &m->s, &mbox_ops, m, DIR_C2S, MSP_TLMSP_ID_SERVER);
+    m->a.other = &m->b;
+    m->b.other = &m->a;
     if (ret != MSP_OK) {
         msp_tlmsp_mbox_free(m);
         return ret;
@@ -661,13 +663,7 @@ int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const u
         return MSP_ERR_ARGUMENT;
     }
     h->out = out;
-    int ret = MSP_OK;
-    do {
-        size_t n = len < MAX_CONTAINER_DATA ? len : MAX_CONTAINER_DATA;
-        ret = data_send(h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, n);
-        p += n;
-        len -= n;
-    } while (ret == MSP_OK && len > 0);
+    int ret = data_send_many(h, MSP_TLMSP_CT_APPLICATION_DATA, ctx, p, len);
     h->out = NULL;
     return ret;
 }

@@ -309,10 +309,15 @@ int hop_input(hop_t *h, const uint8_t *in, size_t *inlen)
         }
         if (ret == MSP_OK) {
             const uint8_t *rec = in + off;
+            if (h->rx_keyed && (h->s->rc_end == NULL || rec >= h->s->rc_end)) {
+                data_prefetch(h, rec, n - off); /* the hashes of the records ahead, in one batch */
+            }
             off += total;
             ret = record(h, rec[0], rec + HDR, total - HDR);
         }
     }
     *inlen = off;
+    h->s->nrc = 0; /* the batch pointed into this input */
+    h->s->rc_end = NULL;
     return ret == MSP_OK || h->dead ? ret : hop_fail(h, ret);
 }

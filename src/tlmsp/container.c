@@ -136,6 +136,7 @@ void msp_tlmsp_gcm_free(msp_tlmsp_gcm_t *g)
     EVP_CIPHER_CTX_free(g->ctx);
     EVP_MD_CTX_free(g->md);
     EVP_MD_free(g->sha256);
+    msp_tlmsp_sha_mb_free(g);
     g->ctx = NULL;
     g->md = NULL;
     g->sha256 = NULL;
@@ -273,21 +274,32 @@ int msp_tlmsp_writer_mac(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tl
     return gmac(g, key, fragment, p, np, out);
 }
 
-int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const msp_tlmsp_mac_in_t *in,
-                               const uint8_t *fragment, size_t fragment_len, const uint8_t nonce[12], uint8_t out[16])
+int msp_tlmsp_reader_check_hash(msp_tlmsp_gcm_t *g, const msp_tlmsp_mac_in_t *in, const uint8_t *fragment,
+                                size_t fragment_len, uint8_t hash[32])
 {
-    uint8_t head[17], l[2], h[32];
+    uint8_t head[17], l[2];
     piece_t p[4];
     size_t np = mac_input(in, fragment_len, fragment, fragment_len, head, l, p);
     int ok = EVP_DigestInit_ex(g->md, g->sha256, NULL);
     for (size_t i = 0; ok && i < np; i++) {
         ok = p[i].n == 0 || EVP_DigestUpdate(g->md, p[i].p, p[i].n);
     }
-    if (!ok || !EVP_DigestFinal_ex(g->md, h, NULL)) {
-        return MSP_ALERT_INTERNAL_ERROR;
-    }
-    piece_t hp = {h, sizeof(h)};
+    return ok && EVP_DigestFinal_ex(g->md, hash, NULL) ? MSP_OK : MSP_ALERT_INTERNAL_ERROR;
+}
+
+int msp_tlmsp_reader_check_gmac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const uint8_t nonce[12],
+                                const uint8_t hash[32], uint8_t out[16])
+{
+    piece_t hp = {hash, 32};
     return gmac(g, synch_key, nonce, &hp, 1, out);
+}
+
+int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const msp_tlmsp_mac_in_t *in,
+                               const uint8_t *fragment, size_t fragment_len, const uint8_t nonce[12], uint8_t out[16])
+{
+    uint8_t h[32];
+    int ret = msp_tlmsp_reader_check_hash(g, in, fragment, fragment_len, h);
+    return ret == MSP_OK ? msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out) : ret;
 }
 
 int msp_tlmsp_check_mac(msp_tlmsp_gcm_t *g, const uint8_t ab_key[16], const msp_tlmsp_mac_in_t *in,

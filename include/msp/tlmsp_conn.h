@@ -65,7 +65,9 @@ typedef struct msp_tlmsp_endpoint_cfg {
      * client: the middleboxes to name, ids assigned, client to server order.
      * server: the list it accepts (addresses, transparency and access must
      * match the ClientHello's exactly, as the reference's demo server
-     * demands, else alert 171); NULL accepts any list.
+     * demands, else alert 171); entries with inserted = 1 are inserted
+     * when the client's list lacks them (discovery), entries with
+     * inserted = 2 are forbidden (alert 171); NULL accepts any list.
      */
     const msp_tlmsp_mbox_list_t *middleboxes;
     msp_tlmsp_identity_t identity; /* server: required; client: unused (no client certificates) */

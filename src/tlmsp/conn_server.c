@@ -81,7 +81,8 @@ static uint8_t free_id(sess_t *s, const msp_tlmsp_mbox_list_t *a, const msp_tlms
 /*
  * The demo server's rule (9.8, tlmsp-tools libtlmsp-cfg/openssl.c): the list must be the configured one, in order,
  * addresses and access equal; a configured middlebox marked discovered (inserted = 1 in the policy) that the list
- * does not have yet is inserted at its place with a fresh id and inserted = 1 (7.2). NULL policy: any list.
+ * does not have yet is inserted at its place with a fresh id and inserted = 1 (7.2); one marked forbidden
+ * (inserted = 2) refuses the connection. NULL policy: any list.
  */
 static int discover(sess_t *s, const msp_tlmsp_mbox_list_t *policy, const msp_tlmsp_mbox_list_t *got,
                     msp_tlmsp_mbox_list_t *out)
@@ -98,6 +99,10 @@ static int discover(sess_t *s, const msp_tlmsp_mbox_list_t *policy, const msp_tl
         if (p->inserted && !p->transparent && (j == got->n || !got->m[j].inserted)) {
             *o = *p;
             o->id = free_id(s, got, out);
+        } else if (j < got->n && p->inserted == 2 && same_address(&p->address, &got->m[j].address)) {
+            /* a forbidden middlebox: the reference cannot mark it in the list (its TLMSP_middlebox_forbid() is a
+             * stub, 7.4) and so refuses the connection; marked, the reference's parsers would refuse the list */
+            return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
         } else if (j < got->n && same_address(&p->address, &got->m[j].address) && same_access(p, &got->m[j])) {
             *o = got->m[j++];
         } else {

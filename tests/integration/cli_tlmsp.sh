@@ -99,6 +99,18 @@ run 1 timeout 5 "$msp" client -c "$tmp/direct.ucl" -p "$shift_by"
 lines "$tmp/err" 1
 has "$tmp/err" "middlebox_authorization_failure"
 
+# ---- a forbidden middlebox: the server refuses the connection with 171 (the reference's behaviour, 7.4) ----
+sed 's/discovered = yes/discovered = no; forbidden = yes/' "$tmp/disc.ucl" >"$tmp/forbid.ucl"
+"$msp" server -c "$tmp/forbid.ucl" -p "$shift_by" >"$tmp/fsrv" 2>&1 &
+fpid=$!
+"$msp" middlebox -c "$tmp/forbid.ucl" -p "$shift_by" -a >"$tmp/fmb" 2>&1 &
+fmpid=$!
+sleep 0.5
+run 1 timeout 5 "$msp" client -c "$tmp/forbid.ucl" -p "$shift_by"
+has "$tmp/err" "middlebox_authorization_failure"
+kill $fpid $fmpid 2>/dev/null
+wait $fpid $fmpid 2>/dev/null
+
 # ---- --trust: every peer verified; a certificate from outside the store ends the handshake (bad_certificate) ----
 cat "$tmp/server-cert.pem" "$tmp/mbox1-cert.pem" "$tmp/mbox2-cert.pem" >"$tmp/trust.pem"
 kill "${pids[@]}" 2>/dev/null

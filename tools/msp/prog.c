@@ -361,7 +361,8 @@ void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, in
         }
         msp_tlmsp_mbox_info_t *m = &out->m[out->n];
         memset(m, 0, sizeof(*m));
-        m->inserted = e->discovered; /* for the server: insert it when the client's list lacks it */
+        /* for the server: insert it when the client's list lacks it (1), or refuse it (2) */
+        m->inserted = server && e->forbidden ? 2 : e->discovered;
         m->id = server ? (uint8_t)(MSP_TLMSP_ID_FIRST_MIDDLEBOX + out->n) : free_id(out);
         prog_address(&e->address, &m->address);
         for (int c = 1; c < 256; c++) {

@@ -134,6 +134,10 @@ int msp_tlmsp_reader_check_hashes(msp_tlmsp_gcm_t *g, size_t n, const msp_tlmsp_
 int msp_tlmsp_reader_check_gmac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const uint8_t nonce[12],
                                 const uint8_t hash[32], uint8_t out[16]);
 
+/** Internal: the reader-check input of 5.7 (mac_input with L and the fragment) in one buffer; returns its length. */
+size_t msp_tlmsp_mac_input_flat(const msp_tlmsp_mac_in_t *in, const uint8_t *fragment, size_t fragment_len,
+                                uint8_t *out);
+
 /** Internal: frees the batch manager (msp_tlmsp_gcm_free calls it). */
 void msp_tlmsp_sha_mb_free(msp_tlmsp_gcm_t *g);
 

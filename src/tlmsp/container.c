@@ -274,6 +274,21 @@ int msp_tlmsp_writer_mac(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tl
     return gmac(g, key, fragment, p, np, out);
 }
 
+size_t msp_tlmsp_mac_input_flat(const msp_tlmsp_mac_in_t *in, const uint8_t *fragment, size_t fragment_len,
+                                uint8_t *out)
+{
+    uint8_t head[17], l[2];
+    piece_t p[4];
+    size_t np = mac_input(in, fragment_len, fragment, fragment_len, head, l, p), n = 0;
+    for (size_t i = 0; i < np; i++) {
+        if (p[i].n > 0) {
+            memcpy(out + n, p[i].p, p[i].n);
+            n += p[i].n;
+        }
+    }
+    return n;
+}
+
 int msp_tlmsp_reader_check_hash(msp_tlmsp_gcm_t *g, const msp_tlmsp_mac_in_t *in, const uint8_t *fragment,
                                 size_t fragment_len, uint8_t hash[32])
 {

@@ -39,31 +39,6 @@ static int prepare(msp_tlmsp_gcm_t *g)
     return MSP_OK;
 }
 
-/* type | 0303 | sid | seq | flags | M_INFO | L | fragment: mac_input() of container.c, in one buffer (5.4). */
-static size_t lay_out(const msp_tlmsp_mac_in_t *in, const uint8_t *frag, size_t len, uint8_t *out)
-{
-    size_t n = 0;
-    out[n++] = in->type;
-    out[n++] = 0x03;
-    out[n++] = 0x03;
-    for (int i = 0; i < 4; i++) {
-        out[n++] = (uint8_t)(in->sid >> (24 - 8 * i));
-    }
-    for (int i = 0; i < 8; i++) {
-        out[n++] = (uint8_t)(in->seq >> (56 - 8 * i));
-    }
-    out[n++] = (uint8_t)(in->flags >> 8);
-    out[n++] = (uint8_t)in->flags;
-    if (in->m_info != NULL) {
-        memcpy(out + n, in->m_info, in->m_info_len);
-        n += in->m_info_len;
-    }
-    out[n++] = (uint8_t)(len >> 8);
-    out[n++] = (uint8_t)len;
-    memcpy(out + n, frag, len);
-    return n + len;
-}
-
 static int submit(IMB_MGR *m, const uint8_t *buf, size_t len, uint8_t *hash)
 {
     IMB_JOB *j = IMB_GET_NEXT_JOB(m);
@@ -97,7 +72,7 @@ int msp_tlmsp_reader_check_hashes(msp_tlmsp_gcm_t *g, size_t n, const msp_tlmsp_
             continue;
         }
         uint8_t *buf = g->mb_buf + i * JOB_MAX;
-        ret = submit(g->mb, buf, lay_out(&in[i], fragment[i], fragment_len[i], buf), hash[i]);
+        ret = submit(g->mb, buf, msp_tlmsp_mac_input_flat(&in[i], fragment[i], fragment_len[i], buf), hash[i]);
     }
     IMB_JOB *j;
     while (lanes && (j = IMB_FLUSH_JOB((IMB_MGR *)g->mb)) != NULL) {

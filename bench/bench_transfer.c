@@ -14,7 +14,9 @@
  * shared by sender, middlebox and receiver). Every party is its own process;
  * the client's process times.
  *
- * Usage: bench_transfer [--bytes N] [--rounds N]
+ * With --reference DIR it also runs the ETSI reference's programs from a local build (never in CI).
+ *
+ * Usage: bench_transfer [--bytes N] [--rounds N] [--only PATH] [--reference DIR]
  */
 #define _DEFAULT_SOURCE /* wait4 */
 #include <errno.h>
@@ -669,6 +671,173 @@ static result_t run_haproxy(ident_t *id, uint64_t total, int rounds, int *availa
     return r;
 }
 
+/* ---- the ETSI reference's programs, when a local build is given (--reference DIR; never in CI) ----
+ * Its programs only move data through their .ucl activities, so the figures come from their -P log timestamps
+ * (nanoseconds): a 4 MiB file sent once (its sender breaks above about 6 MB, performance.md 2.7), and ping-pong
+ * round trips; the same measurement performance.md made by hand. */
+
+#define REF_BYTES (4u << 20)
+
+static const char ref_bulk[] =
+    "context { id = 1; tag = c1 }\n"
+    "activity { tag = send-file; match { at = 500 } action { send { context = c1; file = \"%s/payload\" } } }\n"
+    "activity { tag = count; match { which = *; container = all } action { } }\n"
+    "client { address = tlmsp://localhost; function = send-file }\n"
+    "middlebox { tag = mbox1; address = tlmsp://localhost:%u; cert-file = \"%s/mbox1-cert.pem\"\n"
+    "            cert-key-file = \"%s/mbox1-key.pem\"; %s }\n"
+    "server { address = tlmsp://localhost:%u; cert-file = \"%s/server-cert.pem\"; "
+    "cert-key-file = \"%s/server-key.pem\"; function = count }\n";
+
+static const char ref_ping[] =
+    "context { id = 1; tag = c1 }\n"
+    "activity { tag = ping; match { at = 500; every = 100 } action { send { context = c1; data = \"ping\" } } }\n"
+    "activity { tag = pong; match { which = *; data = \"pong\" } action { } }\n"
+    "activity { tag = reply; match { which = *; data = \"ping\" } action { send { context = c1; data = \"pong\" } } }\n"
+    "client { address = tlmsp://localhost; function = [ ping, pong ] }\n"
+    "middlebox { tag = mbox1; address = tlmsp://localhost:%u; cert-file = \"%s/mbox1-cert.pem\"\n"
+    "            cert-key-file = \"%s/mbox1-key.pem\"; %s }\n"
+    "server { address = tlmsp://localhost:%u; cert-file = \"%s/server-cert.pem\"; "
+    "cert-key-file = \"%s/server-key.pem\"; function = reply }\n";
+
+static int write_pem(const char *dir, const char *name, ident_t *id)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s-cert.pem", dir, name);
+    FILE *f = fopen(path, "w");
+    int ok = f != NULL && PEM_write_X509(f, id->x509) == 1;
+    if (f != NULL && fclose(f) != 0) {
+        ok = 0;
+    }
+    snprintf(path, sizeof(path), "%s/%s-key.pem", dir, name);
+    f = ok ? fopen(path, "w") : NULL;
+    ok = f != NULL && PEM_write_PrivateKey(f, id->key, NULL, NULL, 0, NULL, NULL) == 1;
+    if (f != NULL && fclose(f) != 0) {
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
+/* Runs the reference's server, middlebox and client on cfg for secs seconds; logs in dir/{srv,mb,cli}.log. */
+static void ref_run(const char *bin, const char *dir, const char *cfg, int secs)
+{
+    static const char *const prog[3] = {"tlmsp-server", "tlmsp-mb", "tlmsp-client"};
+    static const char *const log[3] = {"srv", "mb", "cli"};
+    pid_t pid[3];
+    for (int i = 0; i < 3; i++) {
+        char exe[512], out[512];
+        snprintf(exe, sizeof(exe), "%s/%s", bin, prog[i]);
+        snprintf(out, sizeof(out), "%s/%s.log", dir, log[i]);
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            if (i == 1) {
+                execl(exe, exe, "-c", cfg, "-t", "mbox1", "-P", (char *)NULL);
+            } else {
+                execl(exe, exe, "-c", cfg, "-P", (char *)NULL);
+            }
+            _exit(127);
+        }
+        sleep_ms(300);
+    }
+    sleep_ms(secs * 1000L);
+    for (int i = 2; i >= 0; i--) {
+        kill(pid[i], SIGTERM);
+        waitpid(pid[i], NULL, 0);
+    }
+}
+
+/* Nanosecond timestamps of the log lines that contain what (at most max). */
+static size_t ref_times(const char *path, const char *what, double *t, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    size_t n = 0;
+    while (f != NULL && n < max && fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, what) != NULL) {
+            t[n++] = strtod(line, NULL) * 1e-9;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static result_t run_reference(const char *bin, ident_t *server_id, ident_t *mbox_id, int read_access)
+{
+    result_t r = {0, 0, 0, {0, 0, 0}};
+    char dir[] = "/tmp/msp-bench-ref-XXXXXX", path[512], cfg[8192];
+    unsigned mport, sport;
+    int a = tcp_listen(&mport), b = tcp_listen(&sport);
+    close(a);
+    close(b);
+    if (mkdtemp(dir) == NULL || write_pem(dir, "server", server_id) != 0 || write_pem(dir, "mbox1", mbox_id) != 0) {
+        return r;
+    }
+    snprintf(path, sizeof(path), "%s/payload", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fwrite(pattern, 1, REF_BYTES < PERIOD ? REF_BYTES : PERIOD, f) == 0) {
+        return r;
+    }
+    for (size_t done = PERIOD; done < REF_BYTES; done += PERIOD) {
+        fwrite(pattern, 1, REF_BYTES - done < PERIOD ? REF_BYTES - done : PERIOD, f);
+    }
+    fclose(f);
+    const char *access = read_access ? "context { which = c1; access = r }" : "";
+    snprintf(cfg, sizeof(cfg), ref_bulk, dir, mport, dir, dir, access, sport, dir, dir);
+    snprintf(path, sizeof(path), "%s/bulk.ucl", dir);
+    f = fopen(path, "w");
+    if (f == NULL || fputs(cfg, f) < 0 || fclose(f) != 0) {
+        return r;
+    }
+    ref_run(bin, dir, path, 5);
+    double t0[1], t1[4096];
+    snprintf(path, sizeof(path), "%s/cli.log", dir);
+    size_t n0 = ref_times(path, "Activity send-file", t0, 1);
+    snprintf(path, sizeof(path), "%s/srv.log", dir);
+    size_t n1 = ref_times(path, "Activity count", t1, 4096);
+    /* the reference sends files in 16000-byte containers (libdemo/activity.c MAX_CONTAINER_SIZE) */
+    if (n0 == 1 && n1 == (REF_BYTES + 15999) / 16000) {
+        r.mbps = REF_BYTES / (t1[n1 - 1] - t0[0]) / 1e6;
+    }
+    snprintf(cfg, sizeof(cfg), ref_ping, mport, dir, dir, access, sport, dir, dir);
+    snprintf(path, sizeof(path), "%s/ping.ucl", dir);
+    f = fopen(path, "w");
+    if (f == NULL || fputs(cfg, f) < 0 || fclose(f) != 0) {
+        return r;
+    }
+    ref_run(bin, dir, path, 3);
+    double sent[64], got[64], rt[64];
+    snprintf(path, sizeof(path), "%s/cli.log", dir);
+    size_t ns = ref_times(path, "Activity ping", sent, 64), ng = ref_times(path, "Activity pong", got, 64), k = 0;
+    for (size_t i = 0; i < ns && i < ng; i++) {
+        rt[k++] = got[i] - sent[i];
+    }
+    if (k > 0) {
+        qsort(rt, k, sizeof(rt[0]), cmp_double);
+        r.rt_us = rt[k / 2] * 1e6; /* the median */
+    }
+    r.ok = r.mbps > 0 && k > 0;
+    if (!r.ok && getenv("BENCH_KEEP") != NULL) {
+        fprintf(stderr, "bench_transfer: reference run kept in %s (%zu sends, %zu containers counted)\n", dir, n0, n1);
+        return r;
+    }
+    char rm[600];
+    snprintf(rm, sizeof(rm), "rm -rf %s", dir);
+    if (system(rm) != 0) {
+        fprintf(stderr, "bench_transfer: could not remove %s\n", dir);
+    }
+    return r;
+}
+
 /* ---- crypto floor, from the primitives measured now ---- */
 
 /* SHA-256 as msp computes the reader-check hashes of the data path: 16 at a time, multi-buffer (bytes per second). */
@@ -752,7 +921,7 @@ int main(int argc, char **argv)
 {
     uint64_t total = 1ull << 30;
     int rounds = 2000;
-    const char *only = NULL;
+    const char *only = NULL, *reference = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bytes") == 0 && i + 1 < argc) {
             total = strtoull(argv[++i], NULL, 10);
@@ -760,8 +929,13 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(argv[i], "--reference") == 0 && i + 1 < argc) {
+            reference = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_transfer [--bytes N] [--rounds N] [--only tls|tlmsp-r|tlmsp-none|haproxy]\n");
+            fprintf(stderr,
+                    "usage: bench_transfer [--bytes N] [--rounds N] [--only tls|tlmsp-r|tlmsp-none|haproxy] "
+                    "[--reference DIR]\n"
+                    "  --reference DIR   also run the ETSI reference's tlmsp-client/-mb/-server found in DIR\n");
             return 2;
         }
     }
@@ -805,6 +979,12 @@ int main(int argc, char **argv)
     print_row("TLMSP, 1 middlebox, read access", &r, &tls, "");
     print_row("TLMSP, 1 middlebox, no access", &none, &tls, "");
     print_row("HAProxy split proxy (TLS 1.2)", &hap, &tls, have_haproxy ? "" : "haproxy not installed");
+    if (reference != NULL) {
+        result_t ref_r = run_reference(reference, &server_id, &mbox_id, 1);
+        result_t ref_none = run_reference(reference, &server_id, &mbox_id, 0);
+        print_row("ETSI reference, 1 mbox, read", &ref_r, &tls, "4 MiB; median ping-pong; from its -P log");
+        print_row("ETSI reference, 1 mbox, no access", &ref_none, &tls, "4 MiB; median ping-pong; from its -P log");
+    }
     for (int i = 0; i < 2; i++) {
         const result_t *x = i == 0 ? &r : &none;
         if (x->ok) {

@@ -43,4 +43,7 @@ void msp_json_null(msp_json_t *j);
 /** Ends the document with a newline; MSP_OK or the buffer's first error. */
 int msp_json_finish(msp_json_t *j);
 
+/** True when the len bytes at p are valid UTF-8 (no surrogates, no overlong forms). */
+int msp_utf8_valid(const void *p, size_t len);
+
 #endif

@@ -121,6 +121,19 @@ static size_t utf8_len(const unsigned char *s, size_t left)
     return n;
 }
 
+int msp_utf8_valid(const void *p, size_t len)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(s + i, len - i);
+        if (n == 0) {
+            return 0;
+        }
+        i += n;
+    }
+    return 1;
+}
+
 static void put_escaped(msp_buf_t *b, const unsigned char *s, size_t len)
 {
     msp_buf_put_u8(b, '"');

@@ -1,0 +1,71 @@
+/*
+ * ETS (ETSI TS 103 523-3 V1.3.1) visibility information, clause 4.3.3
+ * (../shared/spec/ets.md 3.3):
+ *
+ *   VisibilityInformation ::= SEQUENCE {
+ *       fingerprint       OCTET STRING (SIZE(10)),
+ *       accessDescription UTF8String }
+ *
+ * carried as an otherName of the server certificate's subjectAltName with
+ * type-id 0.4.0.3523.3.1, one per static key pair; fingerprint = the first
+ * 10 bytes of SHA-256 over the static public key exactly as the ServerHello
+ * key_share sends it.
+ */
+#ifndef MSP_ETS_H
+#define MSP_ETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "msp/buf.h"
+
+#define MSP_ETS_FINGERPRINT_LEN 10
+#define MSP_ETS_VI_OID "0.4.0.3523.3.1"
+#define MSP_ETS_MAX_ACCESS 4096 /* an accessDescription longer than this is refused */
+#define MSP_ETS_MAX_VI 16       /* visibility informations read from one certificate */
+
+/** The fingerprint of a key_share's key_exchange bytes (ETS-VI-3). */
+int msp_ets_fingerprint(const uint8_t *key_share, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN]);
+
+/**
+ * The key_share bytes of a static key (X25519: 32 raw bytes; P-256: the
+ * 65-byte uncompressed point). MSP_ERR_ARGUMENT for another kind of key,
+ * MSP_ERR_LIMIT when cap is too small.
+ */
+int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len);
+
+/** DER of a VisibilityInformation (access: UTF-8, at most MSP_ETS_MAX_ACCESS bytes), appended to out. */
+int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len, msp_buf_t *out);
+
+/**
+ * Parses the DER of a VisibilityInformation; the whole input must be it
+ * (DER: definite minimal lengths), the fingerprint exactly 10 bytes, the
+ * description valid UTF-8. *access points into der. MSP_OK or
+ * MSP_ERR_SYNTAX.
+ */
+int msp_ets_vi_decode(const uint8_t *der, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const uint8_t **access,
+                      size_t *access_len);
+
+/** Adds one VisibilityInformation otherName to the certificate's subjectAltName (created if absent). */
+int msp_ets_cert_add(X509 *x, const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len);
+
+typedef struct msp_ets_vi {
+    uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN];
+    char access[MSP_ETS_MAX_ACCESS + 1]; /* NUL-terminated copy */
+    size_t access_len;
+} msp_ets_vi_t;
+
+/**
+ * The visibility informations of a certificate, in subjectAltName order (at
+ * most max; *n gets the count). A subjectAltName otherName with the ETS
+ * type-id whose value is not a valid VisibilityInformation is MSP_ERR_SYNTAX,
+ * never skipped. *misplaced is set when the certificate also carries a
+ * stand-alone extension with the ETS OID (non-conformant placement, ets.md
+ * 3.3 note).
+ */
+int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *misplaced);
+
+#endif

@@ -31,5 +31,6 @@ int cli_write_stdout(const char *cmd, msp_buf_t *b);
 int cli_wants_help(int argc, char **argv);
 
 int cmd_framework(int argc, char **argv);
+int cmd_ets(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const char usage[] = "usage: msp [--version] [--help] COMMAND [ARGS]\n"
                             "  middlebox   TLMSP middlebox (one or more of a configuration's)\n"
                             "  server      TLMSP server\n"
                             "  demo        client -> middlebox -> server on loopback with generated certificates\n"
+                            "  ets         ETS (Part 3): the visibility information of a certificate (show)\n"
                             "\n"
                             "Run 'msp COMMAND --help' for a command's own options.\n";
 
@@ -48,6 +49,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "demo") == 0) {
         return cmd_tlmsp_demo(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "ets") == 0) {
+        return cmd_ets(argc - 1, argv + 1);
     }
     cli_error("msp", "unknown command '%s' (see 'msp --help')", cmd);
     return CLI_USAGE;

@@ -1,0 +1,168 @@
+/* msp ets: ETS (TS 103 523-3). So far: show the visibility information of a certificate. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "cli.h"
+#include "msp/ets.h"
+#include "msp/json.h"
+
+static const char usage[] = "usage: msp ets show CERT [--format text|json]\n"
+                            "\n"
+                            "Prints the ETS visibility information of a certificate (PEM or DER): one entry per\n"
+                            "static key pair, its fingerprint (the first 10 bytes of SHA-256 over the key_share) and\n"
+                            "its access description (TS 103 523-3 clause 4.3.3, subjectAltName otherName\n"
+                            "0.4.0.3523.3.1).\n"
+                            "\n"
+                            "exit status: 0 when the certificate carries visibility information, 1 when it carries\n"
+                            "none (not an ETS certificate, or Annex A), 2 when it cannot be read or an entry is\n"
+                            "malformed.\n";
+
+static X509 *load(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cli_error("msp ets", "%s: error: %s", path, strerror(errno));
+        return NULL;
+    }
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    if (x == NULL) {
+        rewind(f);
+        x = d2i_X509_fp(f, NULL);
+    }
+    fclose(f);
+    if (x == NULL) {
+        cli_error("msp ets", "%s: error: not a PEM or DER certificate", path);
+    }
+    return x;
+}
+
+static void hex(char out[2 * MSP_ETS_FINGERPRINT_LEN + 1], const uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
+{
+    for (size_t k = 0; k < MSP_ETS_FINGERPRINT_LEN; k++) {
+        snprintf(out + 2 * k, 3, "%02x", fp[k]);
+    }
+}
+
+static void render_json(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced)
+{
+    msp_json_t j;
+    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    msp_json_init(&j, b, 0);
+    msp_json_object_begin(&j);
+    msp_json_key(&j, "certificate");
+    msp_json_string(&j, path);
+    msp_json_key(&j, "misplaced_extension");
+    msp_json_bool(&j, misplaced);
+    msp_json_key(&j, "visibility");
+    msp_json_array_begin(&j);
+    for (size_t i = 0; i < n; i++) {
+        hex(fp, vi[i].fingerprint);
+        msp_json_object_begin(&j);
+        msp_json_key(&j, "fingerprint");
+        msp_json_string(&j, fp);
+        msp_json_key(&j, "access");
+        msp_json_string_n(&j, vi[i].access, vi[i].access_len);
+        msp_json_object_end(&j);
+    }
+    msp_json_array_end(&j);
+    msp_json_object_end(&j);
+    msp_buf_puts(b, "\n");
+}
+
+/* The description is free text from the certificate: quotes, backslashes and control characters are escaped so
+ * that one entry stays one line and cannot pass for another. */
+static void put_text(msp_buf_t *b, const char *s, size_t len)
+{
+    msp_buf_put_u8(b, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            msp_buf_printf(b, "\\%c", c);
+        } else if (c < 0x20 || c == 0x7f) {
+            msp_buf_printf(b, "\\x%02x", c);
+        } else {
+            msp_buf_put_u8(b, c); /* UTF-8 passes through: the decoder checked it */
+        }
+    }
+    msp_buf_put_u8(b, '"');
+}
+
+static void render_text(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced)
+{
+    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    for (size_t i = 0; i < n; i++) {
+        hex(fp, vi[i].fingerprint);
+        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s, access ", path, i + 1, fp);
+        put_text(b, vi[i].access, vi[i].access_len);
+        msp_buf_put_u8(b, '\n');
+    }
+    if (n == 0) {
+        msp_buf_printf(b, "%s: no ETS visibility information\n", path);
+    }
+    if (misplaced) {
+        msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName (not V1.3.1's place)\n",
+                       path);
+    }
+}
+
+static int show(int argc, char **argv)
+{
+    const char *path = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--format") == 0 && i + 1 < argc &&
+            (strcmp(argv[i + 1], "json") == 0 || strcmp(argv[i + 1], "text") == 0)) {
+            json = strcmp(argv[++i], "json") == 0;
+        } else if (argv[i][0] != '-' && path == NULL) {
+            path = argv[i];
+        } else {
+            cli_error("msp ets", "error: unexpected argument '%s' (see 'msp ets --help')", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    if (path == NULL) {
+        cli_error("msp ets", "error: no certificate given (see 'msp ets --help')");
+        return CLI_USAGE;
+    }
+    X509 *x = load(path);
+    if (x == NULL) {
+        return CLI_USAGE;
+    }
+    msp_ets_vi_t vi[MSP_ETS_MAX_VI];
+    size_t n = 0;
+    int misplaced = 0, ret = msp_ets_cert_read(x, vi, MSP_ETS_MAX_VI, &n, &misplaced);
+    X509_free(x);
+    if (ret != MSP_OK) {
+        cli_error("msp ets", "%s: error: %s", path,
+                  ret == MSP_ERR_LIMIT ? "more visibility information entries than msp reads (16)"
+                                       : "an ETS subjectAltName entry is not a valid VisibilityInformation");
+        return CLI_USAGE;
+    }
+    msp_buf_t out;
+    msp_buf_init(&out, CLI_OUTPUT_LIMIT);
+    if (json) {
+        render_json(&out, path, vi, n, misplaced);
+    } else {
+        render_text(&out, path, vi, n, misplaced);
+    }
+    int status = cli_write_stdout("msp ets", &out);
+    msp_buf_free(&out);
+    return status != CLI_OK ? status : n > 0 ? CLI_OK : CLI_FAIL;
+}
+
+int cmd_ets(int argc, char **argv)
+{
+    if (argc < 2 || cli_wants_help(argc, argv)) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "show") == 0) {
+        return show(argc - 1, argv + 1);
+    }
+    cli_error("msp ets", "error: unknown command '%s' (see 'msp ets --help')", argv[1]);
+    return CLI_USAGE;
+}

@@ -72,6 +72,7 @@ typedef struct sess {
     uint32_t sid;
     uint16_t group;
     msp_tlmsp_context_list_t ctx;
+    uint8_t present[256]; /* ctx.present with context 0, which is always there (1.7): what the key material lists */
     uint8_t purpose[256][MSP_TLMSP_MAX_PURPOSE];
     msp_tlmsp_mbox_list_t *list; /* the session's middleboxes, client to server */
     mbox_peer_t *mb;
@@ -149,6 +150,7 @@ int sess_mbox_index(const sess_t *s, uint8_t id);
 uint8_t sess_access(const sess_t *s, uint8_t entity, uint8_t ctx);
 int sess_store_addresses(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlmsp_address_t *server);
 int sess_dup(uint8_t **dst, size_t *dst_len, const uint8_t *p, size_t len);
+int sess_same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t *b);
 int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, uint8_t **store);
 int sess_cert_key(sess_t *s, const uint8_t *der, size_t len, EVP_PKEY **pub);
 int sess_idlist(sess_t *s);

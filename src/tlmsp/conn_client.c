@@ -85,14 +85,9 @@ int client_hello(msp_tlmsp_conn_t *c)
     return ret;
 }
 
-static int same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t *b)
-{
-    return a->type == b->type && a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
-}
-
 static int same_entry(const msp_tlmsp_mbox_info_t *a, const msp_tlmsp_mbox_info_t *b)
 {
-    return a->id == b->id && same_address(&a->address, &b->address) && a->inserted == b->inserted &&
+    return a->id == b->id && sess_same_address(&a->address, &b->address) && a->inserted == b->inserted &&
            a->transparent == b->transparent && memcmp(a->access, b->access, sizeof(a->access)) == 0;
 }
 
@@ -165,7 +160,7 @@ static int check_tlmsp_ext(msp_tlmsp_conn_t *c, const msp_tls12_server_hello_t *
     msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
     int ret = e != NULL ? msp_tlmsp_ext_server_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
     if (ret == MSP_OK &&
-        (!same_address(&e->client, &s->client_address) || !same_address(&e->server, &s->server_address))) {
+        (!sess_same_address(&e->client, &s->client_address) || !sess_same_address(&e->server, &s->server_address))) {
         ret = MSP_ALERT_DECODE_ERROR; /* 3.4 */
     }
     int changed = 0;

@@ -53,10 +53,7 @@ int ep_key_materials(msp_tlmsp_conn_t *c)
     }
     uint8_t *rnd = s->scratch; /* 16 + 32 per context: at most 8208 bytes */
     sess_random(s, rnd, 16 + 32 * nctx);
-    uint8_t present[256];
-    memcpy(present, s->ctx.present, sizeof(present));
-    present[0] = 1;
-    int ret = msp_tlmsp_contrib_generate(client ? s->cc : s->sc, present, rnd, 16 + 32 * nctx);
+    int ret = msp_tlmsp_contrib_generate(client ? s->cc : s->sc, s->present, rnd, 16 + 32 * nctx);
     OPENSSL_cleanse(rnd, 16 + 32 * nctx);
     msp_buf_t msg;
     msp_buf_init(&msg, MSP_TLMSP_KEYMAT_MAX_BODY + 4);
@@ -90,11 +87,8 @@ static int on_confirmation(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
         s->mb[i].confirm = calloc(1, sizeof(*s->mb[i].confirm));
         ret = s->mb[i].confirm != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
     }
-    uint8_t present[256];
-    memcpy(present, s->ctx.present, sizeof(present));
-    present[0] = 1;
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, id, present, s->mb[i].confirm);
+        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, id, s->present, s->mb[i].confirm);
     }
     return ret;
 }
@@ -107,12 +101,9 @@ static int on_peer_material(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len
     uint8_t peer = client ? MSP_TLMSP_ID_SERVER : MSP_TLMSP_ID_CLIENT;
     msp_tlmsp_contrib_t *pc = client ? s->sc : s->cc;
     const uint8_t *key;
-    uint8_t present[256];
-    memcpy(present, s->ctx.present, sizeof(present));
-    present[0] = 1;
     int ret = sess_pair_key(s, peer, s->self, &key);
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, present, pc);
+        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, pc);
     }
     if (ret != MSP_OK || s->list->n == 0) {
         return ret;
@@ -125,7 +116,7 @@ static int on_peer_material(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len
         memcpy(access[i], s->list->m[i].access, 256);
     }
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_confirmation_check(present, pc, confirm, (const uint8_t(*)[256])access, s->list->n);
+        ret = msp_tlmsp_key_confirmation_check(s->present, pc, confirm, (const uint8_t(*)[256])access, s->list->n);
     }
     free(confirm);
     free(access);
@@ -176,13 +167,10 @@ static int mbox_fin(sess_t *s, size_t i, msp_tlmsp_finished_kind_t kind, msp_buf
 static int add_lcontrib(sess_t *s)
 {
     int ret = MSP_OK;
-    uint8_t present[256];
-    memcpy(present, s->ctx.present, sizeof(present));
-    present[0] = 1;
     for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
         msp_buf_t l;
         msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
-        ret = msp_tlmsp_lcontrib(present, s->cc, s->sc, s->list->m[i].access, &l);
+        ret = msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[i].access, &l);
         if (ret == MSP_OK) {
             ret = sess_hash_add(s->mb[i].t, l.base, l.len);
         }

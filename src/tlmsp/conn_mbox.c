@@ -40,8 +40,7 @@ static int find_self(msp_tlmsp_mbox_t *m)
 {
     const msp_tlmsp_address_t *a = &m->cfg.address;
     for (size_t i = 0; i < m->s.list->n; i++) {
-        const msp_tlmsp_address_t *e = &m->s.list->m[i].address;
-        if (e->type == a->type && e->len == a->len && memcmp(e->bytes, a->bytes, a->len) == 0) {
+        if (sess_same_address(&m->s.list->m[i].address, a)) {
             m->me = (int)i;
             m->s.self = m->s.list->m[i].id;
             return MSP_OK;
@@ -322,15 +321,13 @@ static int on_own_material(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body
     uint8_t dst = from_client ? MSP_TLMSP_ID_SERVER : MSP_TLMSP_ID_CLIENT;
     msp_tlmsp_contrib_t *c = from_client ? s->cc : s->sc;
     const uint8_t *key;
-    uint8_t present[256], suffix[MSP_TLMSP_NONCE_SUFFIX_LEN];
-    memcpy(present, s->ctx.present, sizeof(present));
-    present[0] = 1;
+    uint8_t suffix[MSP_TLMSP_NONCE_SUFFIX_LEN];
     int ret = pairs(m);
     if (ret == MSP_OK) {
         ret = sess_pair_key(s, src, s->self, &key);
     }
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, present, c);
+        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, c);
     }
     if (ret == MSP_OK) {
         ret = sess_pair_key(s, s->self, dst, &key);
@@ -357,9 +354,6 @@ static int on_own_material(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body
 static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
 {
     sess_t *s = &m->s;
-    uint8_t present[256];
-    memcpy(present, s->ctx.present, sizeof(present));
-    present[0] = 1;
     m->tc = EVP_MD_CTX_new();
     m->ts = EVP_MD_CTX_new();
     int ret =
@@ -369,7 +363,7 @@ static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
     msp_buf_t l;
     msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
     if (ret == MSP_OK) {
-        ret = msp_tlmsp_lcontrib(present, s->cc, s->sc, s->list->m[m->me].access, &l);
+        ret = msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[m->me].access, &l);
     }
     if (ret == MSP_OK) {
         ret = sess_hash_add(m->ts, l.base, l.len);

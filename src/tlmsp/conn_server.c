@@ -48,11 +48,6 @@ static int choose(sess_t *s, const msp_tls12_client_hello_t *ch, offer_t *o)
     return ret == MSP_OK ? msp_tls12_choose_sigalg(s->identity.key, algs, algs_len, &o->sigalg) : ret;
 }
 
-static int same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t *b)
-{
-    return a->type == b->type && a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
-}
-
 static int same_access(const msp_tlmsp_mbox_info_t *a, const msp_tlmsp_mbox_info_t *b)
 {
     return memcmp(a->access + 1, b->access + 1, 255) == 0; /* context 0 is implicit */
@@ -99,11 +94,11 @@ static int discover(sess_t *s, const msp_tlmsp_mbox_list_t *policy, const msp_tl
         if (p->inserted && !p->transparent && (j == got->n || !got->m[j].inserted)) {
             *o = *p;
             o->id = free_id(s, got, out);
-        } else if (j < got->n && p->inserted == 2 && same_address(&p->address, &got->m[j].address)) {
+        } else if (j < got->n && p->inserted == 2 && sess_same_address(&p->address, &got->m[j].address)) {
             /* a forbidden middlebox: the reference cannot mark it in the list (its TLMSP_middlebox_forbid() is a
              * stub, 7.4) and so refuses the connection; marked, the reference's parsers would refuse the list */
             return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;
-        } else if (j < got->n && same_address(&p->address, &got->m[j].address) && same_access(p, &got->m[j])) {
+        } else if (j < got->n && sess_same_address(&p->address, &got->m[j].address) && same_access(p, &got->m[j])) {
             *o = got->m[j++];
         } else {
             return MSP_ALERT_MIDDLEBOX_AUTHORIZATION_FAILURE;

@@ -199,7 +199,14 @@ int sess_set_contexts(sess_t *s, const msp_tlmsp_context_list_t *c)
     }
     copy.present[0] = 0; /* context 0 is implicit (1.7) */
     s->ctx = copy;
+    memcpy(s->present, copy.present, sizeof(s->present));
+    s->present[0] = 1;
     return MSP_OK;
+}
+
+int sess_same_address(const msp_tlmsp_address_t *a, const msp_tlmsp_address_t *b)
+{
+    return a->type == b->type && a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
 }
 
 int sess_mbox_index(const sess_t *s, uint8_t id)

@@ -5,17 +5,7 @@ set -uo pipefail
 msp=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-run() {
-    local want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 300 "$tmp/err")"; fi
-}
+. "$(dirname "$0")/lib.sh"
 same() { if [ "$(cat "$tmp/$1")" = "$2" ]; then ok; else bad "$1 is '$(cat "$tmp/$1")', expected '$2'"; fi; }
 
 # cert NAME SAN-SECTION-LINES... : a self-signed P-256 certificate whose subjectAltName is the given lines
@@ -69,5 +59,4 @@ run 2 "$msp" ets show
 run 2 "$msp" ets show "$tmp/one.pem" --format yaml
 run 0 "$msp" ets --help
 
-echo "cli_ets: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli_ets

@@ -6,20 +6,7 @@ msp=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# run EXPECTED_STATUS CMD...: runs, keeps stdout/stderr in $tmp/out, $tmp/err
-run() {
-    local want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
-}
+. "$(dirname "$0")/lib.sh"
 has() { if grep -qE -- "$2" "$tmp/$1"; then ok; else bad "$1 lacks /$2/: $(head -c 400 "$tmp/$1")"; fi; }
 hasnt() { if grep -qE -- "$2" "$tmp/$1"; then bad "$1 has /$2/"; else ok; fi; }
 lines() { local n; n=$(wc -l <"$tmp/$1"); if [ "$n" -eq "$2" ]; then ok; else bad "$1 has $n lines, expected $2: $(head -c 400 "$tmp/$1")"; fi; }
@@ -115,5 +102,4 @@ run 2 "$msp" framework check no-such-profile; lines err 1; has err "not a shippe
 if [ "$st" -eq 1 ]; then ok; else bad "writing to /dev/full exited $st"; fi
 has err "cannot write to standard output"
 
-echo "cli_framework: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli_framework

@@ -14,17 +14,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-run() {
-    local want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
-}
+. "$(dirname "$0")/lib.sh"
 has() { if grep -qE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 600 "$1")"; fi; }
 lines() { local n; n=$(wc -l <"$1"); if [ "$n" -eq "$2" ]; then ok; else bad "$1 has $n lines, expected $2: $(head -c 400 "$1")"; fi; }
 
@@ -133,5 +123,4 @@ kill "${pids[@]}" 2>/dev/null
 wait 2>/dev/null
 pids=()
 
-echo "cli_tlmsp: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli_tlmsp

@@ -1,0 +1,22 @@
+# Shared by the integration scripts (sourced after $tmp is set): a tally of checks and `run`, which
+# runs a command, keeps its stdout and stderr in $tmp/out and $tmp/err, and checks its exit status.
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# run EXPECTED_STATUS CMD...
+run() {
+    local want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
+}
+
+# finish NAME: the summary line, and the script's status
+finish() {
+    echo "$1: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}

@@ -52,6 +52,13 @@ int msp_ets_vi_decode(const uint8_t *der, size_t len, uint8_t fp[MSP_ETS_FINGERP
 /** Adds one VisibilityInformation otherName to the certificate's subjectAltName (created if absent). */
 int msp_ets_cert_add(X509 *x, const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len);
 
+/**
+ * Removes every VisibilityInformation otherName from the certificate's
+ * subjectAltName (the extension goes when nothing else is left in it), for
+ * re-signing a certificate with the visibility information of new keys.
+ */
+int msp_ets_cert_clear(X509 *x, size_t *removed);
+
 typedef struct msp_ets_vi {
     uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN];
     char access[MSP_ETS_MAX_ACCESS + 1]; /* NUL-terminated copy */

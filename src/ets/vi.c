@@ -219,3 +219,35 @@ int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *mis
     ASN1_OBJECT_free(want);
     return ret;
 }
+
+int msp_ets_cert_clear(X509 *x, size_t *removed)
+{
+    int crit = 0;
+    *removed = 0;
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
+    if (names == NULL) {
+        return MSP_OK;
+    }
+    ASN1_OBJECT *want = vi_oid();
+    int ret = want != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
+    for (int i = sk_GENERAL_NAME_num(names) - 1; ret == MSP_OK && i >= 0; i--) {
+        ASN1_OBJECT *oid = NULL;
+        ASN1_TYPE *value = NULL;
+        if (GENERAL_NAME_get0_otherName(sk_GENERAL_NAME_value(names, i), &oid, &value) && OBJ_cmp(oid, want) == 0) {
+            GENERAL_NAME_free(sk_GENERAL_NAME_delete(names, i));
+            (*removed)++;
+        }
+    }
+    if (ret == MSP_OK && *removed > 0) {
+        /* A subjectAltName left empty would be invalid (RFC 5280 4.2.1.6): drop the extension instead. */
+        int idx = X509_get_ext_by_NID(x, NID_subject_alt_name, -1);
+        if (sk_GENERAL_NAME_num(names) == 0) {
+            X509_EXTENSION_free(X509_delete_ext(x, idx));
+        } else if (X509_add1_ext_i2d(x, NID_subject_alt_name, names, crit, X509V3_ADD_REPLACE) != 1) {
+            ret = MSP_ERR_NO_MEMORY;
+        }
+    }
+    ASN1_OBJECT_free(want);
+    GENERAL_NAMES_free(names);
+    return ret;
+}

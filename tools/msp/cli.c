@@ -3,7 +3,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <stdlib.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
@@ -49,4 +53,47 @@ int cli_wants_help(int argc, char **argv)
         }
     }
     return 0;
+}
+
+int cli_write_file(const char *cmd, const char *path, const void *p, size_t n, mode_t mode)
+{
+    /* A temporary file beside the target, renamed over it only once complete: readers (a provider
+     * re-reading a rotated key, say) never see half a file, and a failure leaves the old one. */
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= sizeof tmp) {
+        cli_error(cmd, "%s: error: path too long", path);
+        return CLI_USAGE;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        cli_error(cmd, "%s: error: %s", path, strerror(errno));
+        return CLI_USAGE;
+    }
+    const uint8_t *b = p;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, b + done, n - done);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            break;
+        }
+        done += (size_t)w;
+    }
+    int saved = errno;
+    if (done != n || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+        saved = errno;
+        close(fd);
+        unlink(tmp);
+        cli_error(cmd, "%s: error: %s", path, strerror(saved));
+        return CLI_USAGE;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        saved = errno;
+        unlink(tmp);
+        cli_error(cmd, "%s: error: %s", path, strerror(saved));
+        return CLI_USAGE;
+    }
+    return CLI_OK;
 }

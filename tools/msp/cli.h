@@ -2,6 +2,8 @@
 #ifndef MSP_CLI_H
 #define MSP_CLI_H
 
+#include <sys/types.h>
+
 #include "msp/buf.h"
 #include "msp/error.h"
 
@@ -27,10 +29,22 @@ void cli_print_error(const char *cmd, const msp_error_t *err);
  */
 int cli_write_stdout(const char *cmd, msp_buf_t *b);
 
+/**
+ * Writes a file whole or not at all (temporary file in the same folder,
+ * fsync, rename), with the given permissions. Prints one line and returns
+ * CLI_USAGE on failure.
+ */
+int cli_write_file(const char *cmd, const char *path, const void *p, size_t n, mode_t mode);
+
 /** True when argv holds -h or --help before any "--". */
 int cli_wants_help(int argc, char **argv);
 
 int cmd_framework(int argc, char **argv);
 int cmd_ets(int argc, char **argv);
+/* msp ets subcommands in cmd_ets_*.c, dispatched by cmd_ets() */
+int cmd_ets_keymgr(int argc, char **argv);
+int cmd_ets_decrypt(int argc, char **argv);
+int cmd_ets_probe(int argc, char **argv);
+int cmd_ets_keys(int argc, char **argv, const char *verb);
 
 #endif

@@ -1,4 +1,4 @@
-/* msp ets: ETS (TS 103 523-3). So far: show the visibility information of a certificate. */
+/* msp ets: ETS (TS 103 523-3). The dispatcher, and show: the visibility information of a certificate. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,19 +7,32 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
+#include "ets_cli.h"
 #include "msp/ets.h"
 #include "msp/json.h"
 
-static const char usage[] = "usage: msp ets show CERT [--format text|json]\n"
-                            "\n"
-                            "Prints the ETS visibility information of a certificate (PEM or DER): one entry per\n"
-                            "static key pair, its fingerprint (the first 10 bytes of SHA-256 over the key_share) and\n"
-                            "its access description (TS 103 523-3 clause 4.3.3, subjectAltName otherName\n"
-                            "0.4.0.3523.3.1).\n"
-                            "\n"
-                            "exit status: 0 when the certificate carries visibility information, 1 when it carries\n"
-                            "none (not an ETS certificate, or Annex A), 2 when it cannot be read or an entry is\n"
-                            "malformed.\n";
+static const char usage[] =
+    "usage: msp ets COMMAND [ARGS]   (msp ets COMMAND --help for each)\n"
+    "\n"
+    "  keygen   a static (EC)DH key pair for an ETS server and its middleboxes\n"
+    "  cert     issue or re-sign a server certificate with visibility information\n"
+    "  show     the visibility information of a certificate\n"
+    "  probe    the client's view of a server: static key share? visibility information?\n"
+    "  keymgr   the key manager: serve key packages over mutually authenticated HTTPS, or fetch them\n"
+    "  decrypt  passive decryption of TLS 1.3 captures knowing only the static keys\n"
+    "\n";
+
+static const char show_usage[] =
+    "usage: msp ets show CERT [--format text|json]\n"
+    "\n"
+    "Prints the ETS visibility information of a certificate (PEM or DER): one entry per\n"
+    "static key pair, its fingerprint (the first 10 bytes of SHA-256 over the key_share) and\n"
+    "its access description (TS 103 523-3 clause 4.3.3, subjectAltName otherName\n"
+    "0.4.0.3523.3.1).\n"
+    "\n"
+    "exit status: 0 when the certificate carries visibility information, 1 when it carries\n"
+    "none (not an ETS certificate, or Annex A), 2 when it cannot be read or an entry is\n"
+    "malformed.\n";
 
 static X509 *load(const char *path)
 {
@@ -73,31 +86,13 @@ static void render_json(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, 
     msp_buf_puts(b, "\n");
 }
 
-/* The description is free text from the certificate: quotes, backslashes and control characters are escaped so
- * that one entry stays one line and cannot pass for another. */
-static void put_text(msp_buf_t *b, const char *s, size_t len)
-{
-    msp_buf_put_u8(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            msp_buf_printf(b, "\\%c", c);
-        } else if (c < 0x20 || c == 0x7f) {
-            msp_buf_printf(b, "\\x%02x", c);
-        } else {
-            msp_buf_put_u8(b, c); /* UTF-8 passes through: the decoder checked it */
-        }
-    }
-    msp_buf_put_u8(b, '"');
-}
-
 static void render_text(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced)
 {
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     for (size_t i = 0; i < n; i++) {
         hex(fp, vi[i].fingerprint);
         msp_buf_printf(b, "%s: visibility %zu: fingerprint %s, access ", path, i + 1, fp);
-        put_text(b, vi[i].access, vi[i].access_len);
+        ets_cli_put_text(b, vi[i].access, vi[i].access_len);
         msp_buf_put_u8(b, '\n');
     }
     if (n == 0) {
@@ -156,12 +151,29 @@ static int show(int argc, char **argv)
 
 int cmd_ets(int argc, char **argv)
 {
-    if (argc < 2 || cli_wants_help(argc, argv)) {
+    if (argc < 2 || cli_wants_help(2, argv)) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
-    if (strcmp(argv[1], "show") == 0) {
+    const char *verb = argv[1];
+    if (strcmp(verb, "show") == 0) {
+        if (cli_wants_help(argc - 1, argv + 1)) {
+            fputs(show_usage, stdout);
+            return CLI_OK;
+        }
         return show(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "keygen") == 0 || strcmp(verb, "cert") == 0) {
+        return cmd_ets_keys(argc - 1, argv + 1, verb);
+    }
+    if (strcmp(verb, "probe") == 0) {
+        return cmd_ets_probe(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "keymgr") == 0) {
+        return cmd_ets_keymgr(argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "decrypt") == 0) {
+        return cmd_ets_decrypt(argc - 1, argv + 1);
     }
     cli_error("msp ets", "error: unknown command '%s' (see 'msp ets --help')", argv[1]);
     return CLI_USAGE;

@@ -5,20 +5,21 @@
 #include "cli.h"
 #include "prog.h"
 
-static const char usage[] = "usage: msp [--version] [--help] COMMAND [ARGS]\n"
-                            "\n"
-                            "msp implements the ETSI Middlebox Security Protocol series (TS 103 523).\n"
-                            "\n"
-                            "commands:\n"
-                            "  framework   MSP Framework (Part 1): template requirements, profile checks,\n"
-                            "              conformance reports and comparisons\n"
-                            "  client      TLMSP (Part 2) client, with the ETSI reference's flags and .ucl files\n"
-                            "  middlebox   TLMSP middlebox (one or more of a configuration's)\n"
-                            "  server      TLMSP server\n"
-                            "  demo        client -> middlebox -> server on loopback with generated certificates\n"
-                            "  ets         ETS (Part 3): the visibility information of a certificate (show)\n"
-                            "\n"
-                            "Run 'msp COMMAND --help' for a command's own options.\n";
+static const char usage[] =
+    "usage: msp [--version] [--help] COMMAND [ARGS]\n"
+    "\n"
+    "msp implements the ETSI Middlebox Security Protocol series (TS 103 523).\n"
+    "\n"
+    "commands:\n"
+    "  framework   MSP Framework (Part 1): template requirements, profile checks,\n"
+    "              conformance reports and comparisons\n"
+    "  client      TLMSP (Part 2) client, with the ETSI reference's flags and .ucl files\n"
+    "  middlebox   TLMSP middlebox (one or more of a configuration's)\n"
+    "  server      TLMSP server\n"
+    "  demo        client -> middlebox -> server on loopback with generated certificates\n"
+    "  ets         ETS (Part 3): static keys, visibility certificates, probe, key manager, decrypt\n"
+    "\n"
+    "Run 'msp COMMAND --help' for a command's own options.\n";
 
 int main(int argc, char **argv)
 {

@@ -1,0 +1,131 @@
+/*
+ * The passive TLS 1.3 decryptor of ETS (ets.md 7), sans-IO.
+ *
+ * One msp_ets_conn_t per TCP connection is fed the reassembled bytes of each
+ * direction (0 = client to server, 1 = server to client) in any interleaving
+ * and any split. With the static server private keys (msp_ets_keys_t) it
+ * reproduces every TLS 1.3 secret, reports them through the keylog callback
+ * (NSS labels) and hands out the decrypted application data and alerts.
+ * PSKs learned from NewSessionTickets go to a bounded msp_ets_tickets_t that
+ * several connections share, so that later resumptions decrypt as well.
+ *
+ * A connection that cannot be decrypted is reported once, by an
+ * MSP_ETS_EV_UNDECRYPTABLE event with a reason, and then only consumed.
+ * Callbacks run inside feed/gap/end; they must not free the connection.
+ * Neither object is safe for concurrent use; keys may be shared read-only by
+ * connections of one thread.
+ */
+#ifndef MSP_ETS_DEC_H
+#define MSP_ETS_DEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "msp/error.h"
+#include "msp/ets.h"
+
+#define MSP_ETS_DEC_MAX_KEYS 64               /* static keys in one msp_ets_keys_t */
+#define MSP_ETS_DEC_MAX_SHARE 133             /* key_share bytes (P-521 would be 133) */
+#define MSP_ETS_DEC_MAX_RECORD (16384 + 256)  /* TLSCiphertext.length, RFC 8446 5.2 */
+#define MSP_ETS_DEC_MAX_PENDING (256 * 1024)  /* bytes held per direction while waiting for keys */
+#define MSP_ETS_DEC_MAX_HS_MSG (64 * 1024)    /* handshake message, except Certificate */
+#define MSP_ETS_DEC_MAX_CERT_MSG (128 * 1024) /* Certificate message (chains are larger) */
+#define MSP_ETS_DEC_MAX_SHARES 16             /* key_share entries of a ClientHello looked at */
+#define MSP_ETS_DEC_MAX_PSK_IDS 16            /* pre_shared_key identities looked at */
+#define MSP_ETS_DEC_MAX_TICKET 4096           /* ticket bytes kept in the store (larger ones are not stored) */
+#define MSP_ETS_DEC_MAX_NAME 255              /* SNI host name and ALPN protocol kept */
+#define MSP_ETS_DEC_MAX_TEXT 256              /* event text */
+
+/** Static private keys, looked up by the exact ServerHello key_share bytes. */
+typedef struct msp_ets_keys msp_ets_keys_t;
+
+msp_ets_keys_t *msp_ets_keys_new(void);
+/** Adds an X25519 or P-256 private key (up-referenced); MSP_ERR_ARGUMENT for another kind, MSP_ERR_LIMIT when full. */
+int msp_ets_keys_add(msp_ets_keys_t *keys, EVP_PKEY *priv, msp_error_t *err);
+size_t msp_ets_keys_count(const msp_ets_keys_t *keys);
+void msp_ets_keys_free(msp_ets_keys_t *keys);
+
+/** PSKs learned from NewSessionTickets, keyed by the ticket bytes; the least recently used goes when full. */
+typedef struct msp_ets_tickets msp_ets_tickets_t;
+
+msp_ets_tickets_t *msp_ets_tickets_new(size_t max);
+size_t msp_ets_tickets_count(const msp_ets_tickets_t *t);
+void msp_ets_tickets_free(msp_ets_tickets_t *t);
+
+typedef enum msp_ets_event_kind {
+    MSP_ETS_EV_HANDSHAKE = 1, /* the client Finished was seen: the connection decrypts */
+    MSP_ETS_EV_KEY_UPDATE,    /* dir moved to its next application traffic secret */
+    MSP_ETS_EV_TICKET,        /* a NewSessionTicket's PSK went into the ticket store */
+    MSP_ETS_EV_ALERT,         /* an alert (plaintext or decrypted) */
+    MSP_ETS_EV_UNDECRYPTABLE, /* reported once; the connection is only consumed from now on */
+} msp_ets_event_kind_t;
+
+typedef enum msp_ets_reason {
+    MSP_ETS_R_NONE = 0,
+    MSP_ETS_R_NO_STATIC_KEY,  /* no static key matches the ServerHello key_share */
+    MSP_ETS_R_PSK_UNKNOWN,    /* psk_dhe_ke resumption with a PSK from a connection not seen */
+    MSP_ETS_R_PSK_KE_UNKNOWN, /* psk_ke resumption (no key_share) with an unknown ticket */
+    MSP_ETS_R_NOT_TLS13,      /* the ServerHello negotiated another version */
+    MSP_ETS_R_GAP,            /* bytes lost in reassembly */
+    MSP_ETS_R_AEAD,           /* a record does not authenticate */
+    MSP_ETS_R_FINISHED,       /* the server Finished MAC does not verify: derived keys are wrong */
+    MSP_ETS_R_MALFORMED,      /* record or handshake message breaks RFC 8446 */
+    MSP_ETS_R_TRUNCATED,      /* the connection ended inside the handshake */
+    MSP_ETS_R_PENDING_LIMIT,  /* more than MSP_ETS_DEC_MAX_PENDING bytes waited for keys */
+    MSP_ETS_R_UNSUPPORTED,    /* suite or group we cannot handle */
+    MSP_ETS_R_INTERNAL,       /* allocation or OpenSSL failure */
+} msp_ets_reason_t;
+
+/** A static name for reason ("no_static_key", ...). */
+const char *msp_ets_reason_name(msp_ets_reason_t reason);
+
+typedef struct msp_ets_event {
+    msp_ets_event_kind_t kind;
+    int dir;                      /* the direction it concerns, -1 for the connection */
+    msp_ets_reason_t reason;      /* UNDECRYPTABLE */
+    const char *text;             /* one line, always set */
+    const uint8_t *client_random; /* 32 bytes, NULL before the ClientHello */
+
+    /* HANDSHAKE */
+    uint16_t suite, group;  /* group 0 for psk_ke */
+    const char *sni, *alpn; /* "" when absent */
+    int resumed, early_offered, early_accepted, hrr;
+    uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN]; /* of the ServerHello key_share (zero for psk_ke) */
+    const uint8_t *cert;                          /* DER of the server's end-entity certificate (NULL on resumption) */
+    size_t cert_len;
+
+    /* KEY_UPDATE: generation (1 = first update) */
+    unsigned generation;
+    /* TICKET */
+    uint32_t lifetime, max_early_data;
+    size_t ticket_len;
+    /* ALERT */
+    uint8_t alert_level, alert_desc;
+} msp_ets_event_t;
+
+typedef struct msp_ets_conn_cb {
+    /* content_type 23 (application data) or 21 (alert, 2 bytes) */
+    void (*plaintext)(void *arg, int dir, uint8_t content_type, const uint8_t *p, size_t n);
+    void (*event)(void *arg, const msp_ets_event_t *ev);
+    /* NSS key log label, e.g. "CLIENT_HANDSHAKE_TRAFFIC_SECRET" */
+    void (*keylog)(void *arg, const char *label, const uint8_t client_random[32], const uint8_t *secret, size_t len);
+} msp_ets_conn_cb_t;
+
+typedef struct msp_ets_conn msp_ets_conn_t;
+
+/** keys must outlive the connection; tickets may be NULL (resumptions are then undecryptable, no tickets kept). */
+msp_ets_conn_t *msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, const msp_ets_conn_cb_t *cb,
+                                 void *arg);
+/** MSP_OK, or MSP_ERR_ARGUMENT / MSP_ERR_NO_MEMORY; undecryptable input is an event, not an error. */
+int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n);
+/** lost bytes of dir could not be reassembled: the connection becomes undecryptable. */
+int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
+/** Both directions ended: reports a handshake cut short. */
+int msp_ets_conn_end(msp_ets_conn_t *c);
+/** Nonzero once the connection was reported undecryptable. */
+int msp_ets_conn_failed(const msp_ets_conn_t *c);
+void msp_ets_conn_free(msp_ets_conn_t *c);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * ETS key packages (TS 103 523-3 V1.3.1 clause 4.3.6; ets.md 3.4 ETS-KP-1):
+ * an RFC 5958 AsymmetricKeyPackage ::= SEQUENCE SIZE(1..MAX) OF
+ * OneAsymmetricKey, with
+ *
+ *   Type A, a static (EC)DH key pair: version v2 (1), privateKeyAlgorithm,
+ *     privateKey, publicKey [1] IMPLICIT BIT STRING, attributes [0] holding
+ *     the RFC 7906 key validity period (id-kma-keyValidityPeriod
+ *     2.16.840.1.101.2.1.13.6: SEQUENCE { doNotUseBefore BinaryTime,
+ *     doNotUseAfter BinaryTime OPTIONAL }, BinaryTime = INTEGER seconds since
+ *     1970). P-256: id-ecDH 1.3.132.1.12 + namedCurve prime256v1, privateKey
+ *     an RFC 5915 ECPrivateKey, publicKey the uncompressed point (on input
+ *     id-ecPublicKey is accepted too). X25519 (not in the spec, a gap):
+ *     RFC 8410 id-X25519 1.3.101.110, privateKey an OCTET STRING wrapping the
+ *     32 bytes (CurvePrivateKey), publicKey the 32 bytes.
+ *   Type B, a server signing key and its certificate, after every Type A:
+ *     version v1 (0), the algorithm of the *subject key* (the PKCS#8 one;
+ *     ets.md 3.4 reads literally as the certificate's signatureAlgorithm, a
+ *     slip: on input that reading is accepted too), privateKey as PKCS#8
+ *     has it, no publicKey, attributes holding userCertificate 2.5.4.36 with
+ *     the certificate DER. The certificate must carry one
+ *     VisibilityInformation per Type A key of the package.
+ *
+ * Sans-IO: DER in, EVP_PKEY/X509 out and back. Strict DER (definite,
+ * minimal lengths); every length goes through the reader API. OpenSSL's own
+ * PKCS#8 decoder is not used for Type A (ets.md 7: it refuses v2 with a
+ * publicKey and id-ecDH).
+ */
+#ifndef MSP_ETS_KEYPKG_H
+#define MSP_ETS_KEYPKG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "msp/buf.h"
+#include "msp/error.h"
+
+#define MSP_ETS_KP_MAX_ELEMENTS 64     /* OneAsymmetricKeys in one package */
+#define MSP_ETS_KP_MAX_SIGNERS 8       /* Type B elements in one package */
+#define MSP_ETS_KP_MAX_SIZE (1u << 20) /* bytes of one package */
+#define MSP_ETS_KP_MAX_CERT 16384      /* bytes of one certificate */
+#define MSP_ETS_KP_MAX_ATTRS 16        /* attributes of one element */
+
+#define MSP_ETS_KP_OID_VALIDITY "2.16.840.1.101.2.1.13.6"
+#define MSP_ETS_KP_OID_USER_CERT "2.5.4.36"
+#define MSP_ETS_KP_OID_ECDH "1.3.132.1.12"
+#define MSP_ETS_KP_OID_X25519 "1.3.101.110"
+
+/** A Type A element: a static X25519 or P-256 key pair and its validity. */
+typedef struct msp_ets_kp_static {
+    EVP_PKEY *key;
+    int64_t not_before; /* doNotUseBefore */
+    int64_t not_after;  /* doNotUseAfter, when has_not_after */
+    int has_not_after;
+} msp_ets_kp_static_t;
+
+/** A Type B element: the server's signing key and its certificate. */
+typedef struct msp_ets_kp_signer {
+    EVP_PKEY *key;
+    X509 *cert;
+} msp_ets_kp_signer_t;
+
+/** A decoded package; owns its keys and certificates (msp_ets_keypkg_free). */
+typedef struct msp_ets_keypkg {
+    msp_ets_kp_static_t statics[MSP_ETS_KP_MAX_ELEMENTS];
+    size_t n_static;
+    msp_ets_kp_signer_t signers[MSP_ETS_KP_MAX_SIGNERS];
+    size_t n_signer;
+} msp_ets_keypkg_t;
+
+/**
+ * Appends the DER of a package: the static keys (Type A, in order; each
+ * X25519 or P-256 with a private key, not_before >= 0) then the signers
+ * (Type B). n_static + n_signer must be 1..MSP_ETS_KP_MAX_ELEMENTS.
+ * MSP_ERR_ARGUMENT for an unusable key, MSP_ERR_LIMIT when out is too small.
+ */
+int msp_ets_keypkg_encode(const msp_ets_kp_static_t *statics, size_t n_static, const msp_ets_kp_signer_t *signers,
+                          size_t n_signer, msp_buf_t *out, msp_error_t *err);
+
+/**
+ * Parses a whole package into pkg (zeroed first; on failure nothing is
+ * left to free). Refused: anything but strict DER, trailing bytes, more
+ * than the limits, a version other than v2 for Type A / v1 for Type B, a
+ * Type A without validity or publicKey, a public key that does not belong
+ * to the private key, a Type B before a Type A, a certificate whose key is
+ * not the signer's or that lacks the fingerprint of a Type A key.
+ * MSP_ERR_SYNTAX (malformed), MSP_ERR_INVALID (well formed, breaks a
+ * rule), MSP_ERR_LIMIT, MSP_ERR_NO_MEMORY.
+ */
+int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg_t *pkg, msp_error_t *err);
+
+/** Frees what a package owns and zeroes it. */
+void msp_ets_keypkg_free(msp_ets_keypkg_t *pkg);
+
+/** "x25519", "p256", or NULL for another kind of key. */
+const char *msp_ets_kp_group_name(EVP_PKEY *key);
+
+/** The RFC 8446 NamedGroup of a static key (0x001d, 0x0017), or 0. */
+uint16_t msp_ets_kp_group_id(EVP_PKEY *key);
+
+#endif

@@ -1,0 +1,166 @@
+/* Private parts of the passive TLS 1.3 decryptor (msp/ets_dec.h). */
+#ifndef MSP_ETS_DEC_PRIV_H
+#define MSP_ETS_DEC_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include "msp/buf.h"
+#include "msp/ets_dec.h"
+
+#define DEC_MAX_HASH 48
+#define DEC_GROUP_X25519 0x001d
+#define DEC_GROUP_P256 0x0017
+
+/* OpenSSL objects fetched once per key set rather than once per connection. */
+typedef struct dec_crypto {
+    EVP_MD *sha256, *sha384;
+    EVP_CIPHER *aes128gcm, *aes256gcm, *chacha, *aes128ccm;
+    EVP_KDF *hkdf;
+} dec_crypto_t;
+
+typedef struct dec_key {
+    EVP_PKEY *pkey;
+    uint16_t group;
+    uint8_t share[MSP_ETS_DEC_MAX_SHARE];
+    size_t share_len;
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+} dec_key_t;
+
+struct msp_ets_keys {
+    dec_crypto_t crypto;
+    dec_key_t key[MSP_ETS_DEC_MAX_KEYS];
+    size_t n;
+};
+
+typedef struct dec_ticket {
+    uint8_t *ticket;
+    size_t ticket_len;
+    uint32_t hash;
+    uint16_t suite;
+    uint8_t psk[DEC_MAX_HASH];
+    size_t psk_len;
+    uint64_t used; /* LRU clock */
+} dec_ticket_t;
+
+struct msp_ets_tickets {
+    dec_ticket_t *e;
+    size_t n, max;
+    uint64_t clock;
+};
+
+/* A suite's algorithms. */
+typedef struct dec_suite {
+    uint16_t id;
+    const EVP_MD *md;
+    const EVP_CIPHER *cipher;
+    size_t hlen, keylen, taglen;
+    int ccm;
+} dec_suite_t;
+
+/* One direction's record protection. */
+typedef struct dec_aead {
+    EVP_CIPHER_CTX *ctx;
+    uint8_t iv[12];
+    uint64_t seq;
+    int on;
+} dec_aead_t;
+
+typedef struct dec_dir {
+    msp_buf_t in; /* bytes not yet consumed: at most one record unless waiting for keys */
+    size_t off;   /* start of the next record in in */
+    msp_buf_t hs; /* handshake bytes not yet forming a whole message */
+    dec_aead_t aead;
+    uint8_t secret[DEC_MAX_HASH]; /* current traffic secret (handshake, then application) */
+    uint64_t records;             /* records seen, for "record N" */
+    unsigned generation;          /* KeyUpdates */
+    int ended;
+} dec_dir_t;
+
+/* Handshake progress; each phase says whose message comes next. */
+enum {
+    PH_CH1,     /* client: ClientHello */
+    PH_SH1,     /* server: ServerHello or HelloRetryRequest */
+    PH_CH2,     /* client: second ClientHello */
+    PH_SH2,     /* server: ServerHello */
+    PH_SFLIGHT, /* server: EncryptedExtensions .. Finished */
+    PH_CFLIGHT, /* client: [EndOfEarlyData] [Certificate CertificateVerify] Finished */
+    PH_DONE,    /* both directions carry application data */
+};
+
+/* Early data handling of the client after EncryptedExtensions. */
+enum { EARLY_NONE, EARLY_ACCEPTED, EARLY_SKIP };
+
+typedef struct dec_share {
+    uint16_t group;
+    size_t off, len; /* within ch */
+} dec_share_t;
+
+typedef struct dec_psk_id {
+    size_t off, len; /* within ch */
+} dec_psk_id_t;
+
+struct msp_ets_conn {
+    const msp_ets_keys_t *keys;
+    const dec_crypto_t *cr;
+    msp_ets_tickets_t *tickets;
+    msp_ets_conn_cb_t cb;
+    void *arg;
+    dec_dir_t d[2];
+    int phase, failed, hrr, resumed, early_offered, early, early_accepted, ee;
+    const dec_suite_t *suite;
+    dec_suite_t suite_store;
+    uint16_t group;
+    EVP_KDF_CTX *kdf;
+    EVP_MD_CTX *th; /* transcript hash */
+    uint8_t client_random[32];
+    msp_buf_t ch; /* the latest ClientHello message */
+    dec_share_t share[MSP_ETS_DEC_MAX_SHARES];
+    size_t nshare;
+    dec_psk_id_t psk_id[MSP_ETS_DEC_MAX_PSK_IDS];
+    size_t npsk;
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+    uint8_t early_secret[DEC_MAX_HASH]; /* client_early_traffic_secret */
+    uint8_t hs_secret[DEC_MAX_HASH];    /* Handshake Secret, then Master Secret */
+    uint8_t shs[DEC_MAX_HASH];          /* server_handshake_traffic_secret, for Finished */
+    uint8_t chs[DEC_MAX_HASH];          /* client_handshake_traffic_secret */
+    uint8_t res[DEC_MAX_HASH];          /* resumption_master_secret */
+    int have_res;
+    char sni[MSP_ETS_DEC_MAX_NAME + 1], alpn[MSP_ETS_DEC_MAX_NAME + 1];
+    msp_buf_t cert; /* the server's end-entity certificate DER */
+};
+
+/* dec_keys.c */
+const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite_t *out);
+const dec_key_t *dec_key_find(const msp_ets_keys_t *keys, uint16_t group, const uint8_t *share, size_t len);
+int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uint8_t *out, size_t *out_len);
+int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
+                    size_t psk_len);
+const dec_ticket_t *dec_tickets_get(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len);
+
+/* dec_sched.c */
+int dec_kdf_start(msp_ets_conn_t *c);
+int dec_extract(msp_ets_conn_t *c, const uint8_t *salt, const uint8_t *ikm, size_t ikm_len, uint8_t *out);
+int dec_expand_label(msp_ets_conn_t *c, const uint8_t *secret, const char *label, const uint8_t *ctx, size_t ctx_len,
+                     uint8_t *out, size_t len);
+int dec_derive_secret(msp_ets_conn_t *c, const uint8_t *secret, const char *label, const uint8_t *hash, uint8_t *out);
+int dec_derive_next(msp_ets_conn_t *c, uint8_t *secret); /* Derive-Secret(., "derived", "") */
+int dec_transcript_hash(msp_ets_conn_t *c, uint8_t *out);
+int dec_aead_set(msp_ets_conn_t *c, dec_aead_t *a, const uint8_t *secret);
+/* Decrypts rec (header + body) in place; *inner / *n give the content without padding, *type the real type. */
+int dec_aead_open(const dec_suite_t *s, dec_aead_t *a, uint8_t *rec, size_t len, uint8_t **inner, size_t *n,
+                  uint8_t *type);
+
+/* dec_hs.c */
+int dec_handshake(msp_ets_conn_t *c, int dir, const uint8_t *msg, size_t len);
+
+/* dec_conn.c */
+void dec_fail(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev);
+void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret);
+
+#endif

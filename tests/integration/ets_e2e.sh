@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# ETS end to end on loopback: stock `openssl s_server` made an ETS server by openssl.cnf and the msp-ets
+# provider; stock `openssl s_client` and curl as clients; dumpcap captures; `msp ets decrypt` recovers every
+# connection from the capture and the static keys alone. What it finds is checked against what is not ours:
+# the clients' own SSLKEYLOGFILE (OpenSSL's secrets), the bytes the clients sent and received, and tshark
+# decrypting the same capture with our key log. Scenarios of ets.md 8.2: X25519 and P-256, RSA and ECDSA
+# certificates, the three suites, HelloRetryRequest, resumption, 0-RTT, KeyUpdate; negative controls: wrong
+# key, resumption without its issuing connection, capture cut inside the handshake.
+# Usage: ets_e2e.sh MSP SOURCE_DIR PROVIDER_MODULE
+set -uo pipefail
+msp=$1
+module=$3
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+cd "$tmp" || exit 1
+has() { if grep -qF -- "$2" "$1"; then ok; else bad "$1 lacks '$2': $(head -c 600 "$1")"; fi; }
+# flowline N EVENT: the JSON lines of that event for flow N
+flowline() { grep -F "\"event\":\"$2\",\"flow\":$1," events.json; }
+flow_has() {
+    if flowline "$1" "$2" | grep -qF -- "$3"; then ok; else bad "flow $1 $2 lacks '$3': $(flowline "$1" "$2")"; fi
+}
+
+# ---- keys, CA, certificates with visibility information ----
+run 0 "$msp" ets keygen --group x25519 --out x25519.pem
+run 0 "$msp" ets keygen --group p256 --out p256.pem
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+    -subj /CN=msp-test-ca >/dev/null 2>&1 || bad "CA"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key >/dev/null 2>&1
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key >/dev/null 2>&1
+for k in ec rsa; do
+    run 0 "$msp" ets cert --static x25519.pem --static p256.pem --access "IDS and logger of msp.test" --key $k.key \
+        --subject /CN=ets.test --dns ets.test --ca-cert ca.pem --ca-key ca.key --out $k.pem
+done
+openssl verify -CAfile ca.pem ec.pem rsa.pem >/dev/null 2>&1 && ok || bad "certificates do not verify"
+
+cat >ets.cnf <<EOF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+alg_section = algorithm_sect
+[provider_sect]
+default = default_sect
+msp-ets = msp_ets_sect
+[default_sect]
+activate = 1
+[msp_ets_sect]
+module = $module
+activate = 1
+x25519_key = $tmp/x25519.pem
+p256_key = $tmp/p256.pem
+[algorithm_sect]
+default_properties = ?provider=msp-ets
+EOF
+
+mkfifo stdin.fifo
+exec 3<>stdin.fifo
+
+# start_server NAME ARGS...: stock openssl s_server with our openssl.cnf on a free port; sets $port
+start_server() {
+    local name=$1
+    shift
+    for _ in 1 2 3 4 5 6 7 8; do
+        port=$((20000 + RANDOM % 40000))
+        # stdin stays open (the non-www server would end on EOF): a FIFO this script holds; $! is the server
+        OPENSSL_CONF=$tmp/ets.cnf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups X25519:P-256 "$@" \
+            >"$name.log" 2>&1 <stdin.fifo &
+        pids+=($!)
+        for _ in $(seq 50); do
+            grep -q ACCEPT "$name.log" 2>/dev/null && return 0
+            grep -qi error "$name.log" 2>/dev/null && break
+            sleep 0.1
+        done
+    done
+    bad "s_server $name did not start: $(head -c 300 "$name.log")"
+    return 1
+}
+start_server www -cert ec.pem -key ec.key -dcert rsa.pem -dkey rsa.key -www
+www_port=$port
+start_server early -cert ec.pem -key ec.key -early_data
+early_port=$port
+
+# The capture: dumpcap on loopback, both servers' ports.
+dumpcap -q -i lo -f "tcp port $www_port or tcp port $early_port" -w cap.pcapng >dumpcap.log 2>&1 &
+cap_pid=$!
+pids+=($cap_pid)
+for _ in $(seq 100); do
+    grep -q "Capturing on" dumpcap.log 2>/dev/null && break
+    sleep 0.1
+done
+grep -q "Capturing on" dumpcap.log || bad "dumpcap did not start: $(cat dumpcap.log)"
+
+# client N PORT ARGS...: s_client with an HTTP request on its stdin; what it received goes to cN.out
+client() {
+    local n=$1 p=$2
+    shift 2
+    printf 'GET /conn%s HTTP/1.0\r\n\r\n' "$n" >req$n.txt
+    (cat req$n.txt; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$p" -servername ets.test \
+        -CAfile ca.pem -keylogfile client.keylog -ign_eof "$@" >c$n.out 2>c$n.err || true
+}
+client 1 "$www_port"                                                   # X25519, AES-256-GCM, ECDSA
+client 2 "$www_port" -groups P-256 -ciphersuites TLS_AES_128_GCM_SHA256 -sigalgs rsa_pss_rsae_sha256
+client 3 "$www_port" -ciphersuites TLS_CHACHA20_POLY1305_SHA256
+client 4 "$www_port" -groups P-384:X25519                              # HelloRetryRequest to X25519
+client 5 "$www_port" -sess_out sess5.pem                               # a ticket ...
+client 6 "$www_port" -sess_in sess5.pem                                # ... and its resumption
+# KeyUpdate with update_requested (s_client's 'K' command, which -ign_eof would turn off), then the request
+# under the new keys
+(printf 'K\n'; sleep 0.3; printf 'GET /conn7 HTTP/1.0\r\n\r\n'; sleep 0.5) | timeout 10 openssl s_client \
+    -connect "127.0.0.1:$www_port" -servername ets.test -CAfile ca.pem -keylogfile client.keylog \
+    >c7.out 2>c7.err || true
+SSLKEYLOGFILE=$tmp/client.keylog timeout 10 curl -s --cacert ca.pem --resolve "ets.test:$www_port:127.0.0.1" "https://ets.test:$www_port/curl" \
+    -o curl.out || bad "curl failed"
+# 0-RTT: a ticket allowing early data, then early data on its resumption
+(printf 'first\n'; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" -servername ets.test \
+    -CAfile ca.pem -keylogfile client.keylog -sess_out sess9.pem >c9.out 2>c9.err || true
+printf 'EARLY DATA from the client\n' >early.txt
+(sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" -servername ets.test -CAfile ca.pem \
+    -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt >c10.out 2>c10.err || true
+sleep 0.5
+kill -INT $cap_pid
+wait $cap_pid 2>/dev/null
+has early.log "EARLY DATA from the client" # the server took it as early data
+
+# ---- decrypt with the static keys alone ----
+run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng --events events.json --out plain \
+    --keylog-out ours.keylog --out-pcap plain.pcap
+has events.json '"event":"summary"'
+has events.json '"flows":10,"decrypted":10,"undecryptable":0'
+flow_has 1 handshake '"suite":"TLS_AES_256_GCM_SHA384","group":"x25519"'
+flow_has 1 handshake '"visibility_matches":true'
+flow_has 2 handshake '"suite":"TLS_AES_128_GCM_SHA256","group":"secp256r1"'
+flow_has 2 handshake '"visibility_matches":true'
+flow_has 3 handshake '"suite":"TLS_CHACHA20_POLY1305_SHA256"'
+flow_has 4 handshake '"hrr":true'
+flow_has 4 handshake '"group":"x25519"'
+flow_has 5 ticket '"lifetime":'
+flow_has 6 handshake '"resumed":true'
+flow_has 7 key_update '"dir":"client"'
+flow_has 7 key_update '"dir":"server"' # update_requested: the server updated too
+flow_has 10 handshake '"resumed":true,"hrr":false,"early_data":"accepted"'
+
+# Every secret OpenSSL's client logged is in our key log (derived from the static keys alone).
+# (OpenSSL 3.0 also logs the secrets after a KeyUpdate under its own label CLIENT_TRAFFIC_SECRET_N, which no
+# standard knows; Wireshark derives them. That the decryptor followed the update shows in flow 7's plaintext.)
+grep -v -e '^#' -e '_TRAFFIC_SECRET_N ' client.keylog | sort -u >client.sorted
+sort -u ours.keylog >ours.sorted
+if [ -s client.sorted ] && [ -z "$(comm -23 client.sorted ours.sorted)" ]; then ok; else
+    bad "secrets the client logged and we did not: $(comm -23 client.sorted ours.sorted | head -3)"
+fi
+# 5 secrets for each of the 10 connections, 2 more for the 0-RTT one
+if [ "$(wc -l <client.sorted)" -ge 52 ]; then ok; else bad "only $(wc -l <client.sorted) client secrets"; fi
+
+# Plaintext: what each client sent, and what it received.
+for n in 1 2 3 4 5 6; do
+    f=$(ls plain/flow-$n-*.c2s 2>/dev/null)
+    if [ -n "$f" ] && cmp -s "$f" req$n.txt; then ok; else bad "flow $n: client plaintext differs from req$n.txt"; fi
+    has "$(ls plain/flow-$n-*.s2c)" "HTTP/1.0 200 ok"
+done
+has "$(ls plain/flow-7-*.c2s)" "GET /conn7 HTTP/1.0"
+s2c8=$(ls plain/flow-8-*.s2c)
+if [ "$(tail -c "$(wc -c <curl.out)" "$s2c8" | md5sum)" = "$(md5sum <curl.out)" ]; then ok; else
+    bad "flow 8: the body curl received is not the end of the server plaintext"
+fi
+has "$(ls plain/flow-10-*.c2s)" "EARLY DATA from the client"
+
+# tshark decrypts the same capture with our key log, and sees the same plaintext both ways.
+# follow_hex CAPTURE PROTO STREAM: two lines, the hex of each side (tshark indents the second node's data)
+follow_hex() {
+    tshark -r "$1" -o "tls.keylog_file:$tmp/ours.keylog" -q -z "follow,$2,raw,$3" 2>/dev/null |
+        awk '/^====/{n++; next} n==1 && /^Node|^Follow|^Filter/{next} n==1 && /^\t/{sub(/^\t/,""); b=b $0; next} n==1{a=a $0} END{print a; print b}'
+}
+hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; }
+for n in 1 2 3 4 6 7 8 10; do
+    c2s=$(hexof "$(ls plain/flow-$n-*.c2s)")
+    s2c=$(hexof "$(ls plain/flow-$n-*.s2c 2>/dev/null || echo /dev/null)")
+    for proto in tls:cap.pcapng tcp:plain.pcap; do
+        mapfile -t sides < <(follow_hex "${proto#*:}" "${proto%%:*}" $((n - 1)))
+        if { [ "${sides[0]:-}" = "$c2s" ] && [ "${sides[1]:-}" = "$s2c" ]; } ||
+            { [ "${sides[0]:-}" = "$s2c" ] && [ "${sides[1]:-}" = "$c2s" ]; }; then ok; else
+            bad "flow $n: tshark ($proto) sees other plaintext: ${sides[0]:0:80} / ${sides[1]:0:80}"
+        fi
+    done
+done
+# the plaintext capture has valid TCP checksums and one conversation per flow
+bad_sums=$(tshark -r plain.pcap -o tcp.check_checksum:TRUE -Y 'tcp.checksum.status == 0' 2>/dev/null | wc -l)
+if [ "$bad_sums" -eq 0 ]; then ok; else bad "$bad_sums packets with bad checksums in plain.pcap"; fi
+
+# ---- negative controls ----
+"$msp" ets keygen --group x25519 --out wrong.pem >/dev/null
+run 1 "$msp" ets decrypt --key wrong.pem --pcap cap.pcapng --events wrong.json
+has wrong.json '"reason":"no_static_key"'
+has "$tmp/err" "connections could not be decrypted"
+# the resumed connection without the one that issued its ticket
+tshark -r cap.pcapng -Y "tcp.stream == 5" -w resumed.pcapng 2>/dev/null
+run 1 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap resumed.pcapng --events resumed.json
+has resumed.json '"reason":"psk_unknown"'
+# a capture cut inside the first handshake (its first 5 packets: SYN, SYN-ACK, ACK, ClientHello, ...)
+tshark -r cap.pcapng -Y "tcp.stream == 0 && frame.number <= 5" -w cut.pcapng 2>/dev/null
+run 1 "$msp" ets decrypt --key x25519.pem --pcap cut.pcapng --events cut.json
+has cut.json '"reason":"truncated"'
+# bad input: one line, status 2, no half-written outputs
+run 2 "$msp" ets decrypt --key x25519.pem --pcap missing.pcap --keylog-out never.keylog
+[ ! -e never.keylog ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && ok || bad "missing capture: $(cat "$tmp/err")"
+run 2 "$msp" ets decrypt --key ca.pem --pcap cap.pcapng
+run 2 "$msp" ets decrypt --pcap cap.pcapng
+
+# ---- the client's view ----
+run 0 "$msp" ets probe "127.0.0.1:$www_port" --servername ets.test --ca ca.pem
+has "$tmp/out" "key share: repeated (static)"
+has "$tmp/out" "verdict: ETS server: static key share, disclosed by accurate visibility information"
+run 0 "$msp" ets probe "127.0.0.1:$www_port" --servername ets.test --require-visibility
+run 1 "$msp" ets probe "127.0.0.1:$www_port" --servername ets.test --refuse-ets
+# a stock server (no openssl.cnf): fresh shares, no visibility information, accepted by both policies
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout plain.key -out plain.crt -days 2 \
+    -subj /CN=plain.test >/dev/null 2>&1
+openssl s_server -accept "127.0.0.1:$((www_port + 1))" -tls1_3 -cert plain.crt -key plain.key -www \
+    >plainsrv.log 2>&1 </dev/null &
+pids+=($!)
+for _ in $(seq 50); do grep -q ACCEPT plainsrv.log && break; sleep 0.1; done
+run 0 "$msp" ets probe "127.0.0.1:$((www_port + 1))" --refuse-ets --format json
+has "$tmp/out" '"static_key_share":false'
+
+finish ets_e2e

@@ -1,0 +1,932 @@
+/*
+ * The passive TLS 1.3 decryptor (msp/ets_dec.h, ets.md 7) against real
+ * OpenSSL handshakes: an in-process client and an ETS server (the msp-ets
+ * provider, static key shares) talk over memory BIOs, both directions are
+ * recorded, and the decryptor, given only the static private key, must
+ * produce exactly the client's own key log lines and the plaintext both
+ * sides sent, for every way of splitting and interleaving the two streams.
+ * Covered: X25519 and P-256; suites 1301/1302/1303 (CCM through the same
+ * pair); HelloRetryRequest; resumption with a ticket learned from the first
+ * connection; 0-RTT accepted; KeyUpdate both ways; many records; and the
+ * undecryptable cases (wrong key, unknown PSK, truncation, flipped byte,
+ * gap), plus the key schedule's RFC 8446 constants and malformed input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "dec.h"
+#include "msp/error.h"
+#include "msp/ets_dec.h"
+#include "msp/ets_provider.h"
+
+/* ---- recording TLS 1.3 pair ---- */
+
+#define SEG_MAX 4096
+#define LOG_MAX 64
+
+typedef struct seg {
+    int dir;
+    size_t off, len; /* into stream[dir] */
+} seg_t;
+
+typedef struct pair {
+    SSL *cli, *srv;
+    uint8_t *stream[2];
+    size_t len[2], cap[2];
+    seg_t seg[SEG_MAX];
+    size_t nseg;
+    uint8_t *sent[2]; /* application data each side wrote, in order */
+    size_t sent_len[2], sent_cap[2];
+    char *log[LOG_MAX];
+    size_t nlog;
+} pair_t;
+
+typedef struct world {
+    EVP_PKEY *x25519, *p256, *other, *cert_key;
+    X509 *cert;
+    OSSL_LIB_CTX *lib;
+    SSL_CTX *sctx;
+} world_t;
+
+static world_t W;
+static pair_t *keylog_target;
+
+static void append(uint8_t **b, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2 + 1024;
+        *b = realloc(*b, *cap);
+        assert_non_null(*b);
+    }
+    memcpy(*b + *len, p, n);
+    *len += n;
+}
+
+static void client_keylog(const SSL *s, const char *line)
+{
+    (void)s;
+    assert_true(keylog_target->nlog < LOG_MAX);
+    keylog_target->log[keylog_target->nlog++] = strdup(line);
+}
+
+/* Moves what each side wrote to the other, recording it; nonzero when bytes moved. */
+static int shuttle(pair_t *p)
+{
+    int moved = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        SSL *from = dir == 0 ? p->cli : p->srv, *to = dir == 0 ? p->srv : p->cli;
+        uint8_t buf[16384];
+        int n;
+        while ((n = BIO_read(SSL_get_wbio(from), buf, sizeof(buf))) > 0) {
+            assert_true(p->nseg < SEG_MAX);
+            p->seg[p->nseg++] = (seg_t){dir, p->len[dir], (size_t)n};
+            size_t cap = p->cap[dir];
+            append(&p->stream[dir], &p->len[dir], &cap, buf, (size_t)n);
+            p->cap[dir] = cap;
+            assert_int_equal(BIO_write(SSL_get_rbio(to), buf, n), n);
+            moved = 1;
+        }
+    }
+    return moved;
+}
+
+static void pump(pair_t *p)
+{
+    uint8_t junk[4096];
+    for (int i = 0; i < 1000; i++) {
+        int a = SSL_do_handshake(p->cli), b = SSL_do_handshake(p->srv);
+        if (a == 1 && b == 1) {
+            /* reading processes tickets and key updates */
+            while (SSL_read(p->cli, junk, sizeof(junk)) > 0) {
+                fail_msg("unexpected application data for the client");
+            }
+            while (SSL_read(p->srv, junk, sizeof(junk)) > 0) {
+                fail_msg("unexpected application data for the server");
+            }
+        }
+        if (!shuttle(p) && a == 1 && b == 1) {
+            return;
+        }
+    }
+    fail_msg("handshake does not finish");
+}
+
+typedef struct opts {
+    const char *suites;  /* client's TLS 1.3 suites */
+    const char *groups;  /* client's groups (first gets a key share) */
+    SSL_SESSION *resume; /* resumption */
+    int early;           /* send 0-RTT data */
+} opts_t;
+
+static void pair_start(pair_t *p, const opts_t *o)
+{
+    memset(p, 0, sizeof(*p));
+    keylog_target = p;
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(cctx);
+    SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION);
+    assert_int_equal(SSL_CTX_set_ciphersuites(cctx, o->suites), 1);
+    assert_int_equal(SSL_CTX_set1_groups_list(cctx, o->groups), 1);
+    SSL_CTX_set_keylog_callback(cctx, client_keylog);
+    p->cli = SSL_new(cctx);
+    SSL_CTX_free(cctx);
+    p->srv = SSL_new(W.sctx);
+    assert_non_null(p->cli);
+    assert_non_null(p->srv);
+    SSL_set_bio(p->cli, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_bio(p->srv, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(p->cli);
+    SSL_set_accept_state(p->srv);
+    SSL_set_tlsext_host_name(p->cli, "ets.example");
+    static const uint8_t alpn[] = {2, 'h', '2'};
+    SSL_set_alpn_protos(p->cli, alpn, sizeof(alpn));
+    if (o->resume != NULL) {
+        assert_int_equal(SSL_set_session(p->cli, o->resume), 1);
+    }
+    if (o->early) {
+        static const char ed[] = "early data, 0-RTT";
+        size_t w = 0, r = 0;
+        uint8_t buf[64];
+        assert_int_equal(SSL_write_early_data(p->cli, ed, sizeof(ed), &w), 1);
+        append(&p->sent[0], &p->sent_len[0], &p->sent_cap[0], ed, sizeof(ed));
+        shuttle(p);
+        assert_int_equal(SSL_read_early_data(p->srv, buf, sizeof(buf), &r), SSL_READ_EARLY_DATA_SUCCESS);
+        assert_int_equal(r, sizeof(ed));
+    }
+    pump(p);
+}
+
+static void pair_send(pair_t *p, int dir, const void *data, size_t n)
+{
+    SSL *from = dir == 0 ? p->cli : p->srv, *to = dir == 0 ? p->srv : p->cli;
+    size_t w = 0;
+    assert_int_equal(SSL_write_ex(from, data, n, &w), 1);
+    assert_int_equal(w, n);
+    append(&p->sent[dir], &p->sent_len[dir], &p->sent_cap[dir], data, n);
+    shuttle(p);
+    uint8_t *got = malloc(n);
+    size_t have = 0;
+    while (have < n) {
+        size_t r = 0;
+        assert_int_equal(SSL_read_ex(to, got + have, n - have, &r), 1);
+        have += r;
+        shuttle(p);
+    }
+    assert_memory_equal(got, data, n);
+    free(got);
+}
+
+static void pair_free(pair_t *p)
+{
+    SSL_free(p->cli);
+    SSL_free(p->srv);
+    for (int i = 0; i < 2; i++) {
+        free(p->stream[i]);
+        free(p->sent[i]);
+    }
+    for (size_t i = 0; i < p->nlog; i++) {
+        free(p->log[i]);
+    }
+}
+
+/* ---- what the decryptor reports ---- */
+
+typedef struct seen {
+    uint8_t *pt[2];
+    size_t pt_len[2], pt_cap[2];
+    char *log[LOG_MAX];
+    size_t nlog;
+    int kinds[16];
+    msp_ets_reason_t reason;
+    int undecryptable, handshakes, tickets, key_updates, alerts;
+    msp_ets_event_t hs; /* scalars of the handshake event */
+    size_t cert_len;
+    char text[MSP_ETS_DEC_MAX_TEXT];
+} seen_t;
+
+static void on_plain(void *arg, int dir, uint8_t type, const uint8_t *p, size_t n)
+{
+    seen_t *s = arg;
+    if (type == 23) {
+        append(&s->pt[dir], &s->pt_len[dir], &s->pt_cap[dir], p, n);
+    }
+}
+
+static void on_event(void *arg, const msp_ets_event_t *ev)
+{
+    seen_t *s = arg;
+    assert_non_null(ev->text);
+    switch (ev->kind) {
+    case MSP_ETS_EV_HANDSHAKE:
+        s->handshakes++;
+        s->hs = *ev;
+        s->cert_len = ev->cert_len;
+        assert_string_equal(ev->sni, "ets.example");
+        assert_string_equal(ev->alpn, "h2");
+        break;
+    case MSP_ETS_EV_UNDECRYPTABLE:
+        s->undecryptable++;
+        s->reason = ev->reason;
+        snprintf(s->text, sizeof(s->text), "%s", ev->text);
+        break;
+    case MSP_ETS_EV_TICKET:
+        s->tickets++;
+        break;
+    case MSP_ETS_EV_KEY_UPDATE:
+        s->key_updates++;
+        break;
+    case MSP_ETS_EV_ALERT:
+        s->alerts++;
+        break;
+    }
+}
+
+static void on_keylog(void *arg, const char *label, const uint8_t cr[32], const uint8_t *secret, size_t len)
+{
+    seen_t *s = arg;
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%s ", label);
+    for (int i = 0; i < 32; i++) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", cr[i]);
+    }
+    n += snprintf(line + n, sizeof(line) - (size_t)n, " ");
+    for (size_t i = 0; i < len; i++) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", secret[i]);
+    }
+    assert_true(s->nlog < LOG_MAX);
+    s->log[s->nlog++] = strdup(line);
+}
+
+static void seen_free(seen_t *s)
+{
+    for (int i = 0; i < 2; i++) {
+        free(s->pt[i]);
+    }
+    for (size_t i = 0; i < s->nlog; i++) {
+        free(s->log[i]);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+static const msp_ets_conn_cb_t CB = {on_plain, on_event, on_keylog};
+
+/* How the recorded streams are handed to the decryptor. */
+enum { ORDER_LIVE, ORDER_CLIENT_FIRST, ORDER_SERVER_FIRST, ORDER_RANDOM, ORDER_BYTES, NORDERS };
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return rng_state >> 8;
+}
+
+static void feed_dir_random(msp_ets_conn_t *c, const pair_t *p, int dir, size_t *pos, size_t upto)
+{
+    while (*pos < upto) {
+        size_t n = 1 + rnd() % 700;
+        n = n > upto - *pos ? upto - *pos : n;
+        assert_int_equal(msp_ets_conn_feed(c, dir, p->stream[dir] + *pos, n), MSP_OK);
+        *pos += n;
+    }
+}
+
+static void feed(msp_ets_conn_t *c, const pair_t *p, int order)
+{
+    size_t pos[2] = {0, 0};
+    switch (order) {
+    case ORDER_LIVE:
+        for (size_t i = 0; i < p->nseg; i++) {
+            const seg_t *s = &p->seg[i];
+            assert_int_equal(msp_ets_conn_feed(c, s->dir, p->stream[s->dir] + s->off, s->len), MSP_OK);
+        }
+        break;
+    case ORDER_CLIENT_FIRST:
+    case ORDER_SERVER_FIRST: {
+        int first = order == ORDER_CLIENT_FIRST ? 0 : 1;
+        assert_int_equal(msp_ets_conn_feed(c, first, p->stream[first], p->len[first]), MSP_OK);
+        assert_int_equal(msp_ets_conn_feed(c, !first, p->stream[!first], p->len[!first]), MSP_OK);
+        break;
+    }
+    case ORDER_RANDOM:
+        /* random chunks, random interleaving, but never ahead of the live order by more than the streams allow */
+        while (pos[0] < p->len[0] || pos[1] < p->len[1]) {
+            int dir = pos[0] == p->len[0] ? 1 : pos[1] == p->len[1] ? 0 : (int)(rnd() & 1);
+            size_t n = 1 + rnd() % 3000;
+            n = n > p->len[dir] - pos[dir] ? p->len[dir] - pos[dir] : n;
+            feed_dir_random(c, p, dir, &pos[dir], pos[dir] + n);
+        }
+        break;
+    default:
+        for (size_t i = 0; i < p->nseg; i++) {
+            const seg_t *s = &p->seg[i];
+            for (size_t j = 0; j < s->len; j++) {
+                assert_int_equal(msp_ets_conn_feed(c, s->dir, p->stream[s->dir] + s->off + j, 1), MSP_OK);
+            }
+        }
+        break;
+    }
+    assert_int_equal(msp_ets_conn_end(c), MSP_OK);
+}
+
+static int standard_label(const char *line)
+{
+    static const char *const std[] = {"CLIENT_EARLY_TRAFFIC_SECRET ",
+                                      "EARLY_EXPORTER_SECRET ",
+                                      "CLIENT_HANDSHAKE_TRAFFIC_SECRET ",
+                                      "SERVER_HANDSHAKE_TRAFFIC_SECRET ",
+                                      "CLIENT_TRAFFIC_SECRET_0 ",
+                                      "SERVER_TRAFFIC_SECRET_0 ",
+                                      "EXPORTER_SECRET "};
+    for (size_t i = 0; i < sizeof(std) / sizeof(std[0]); i++) {
+        if (strncmp(line, std[i], strlen(std[i])) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Every line we produce is one of OpenSSL's, and every standard line of OpenSSL's is ours. */
+static void check_keylog(const pair_t *p, const seen_t *s)
+{
+    size_t want = 0;
+    for (size_t i = 0; i < p->nlog; i++) {
+        if (!standard_label(p->log[i])) {
+            continue;
+        }
+        want++;
+        int found = 0;
+        for (size_t j = 0; j < s->nlog; j++) {
+            found |= strcmp(p->log[i], s->log[j]) == 0;
+        }
+        if (!found) {
+            fail_msg("OpenSSL key log line not reproduced: %s", p->log[i]);
+        }
+    }
+    assert_true(want >= 5);
+    assert_int_equal(s->nlog, want);
+}
+
+/* Decrypts p in every order; returns the handshake event's scalars of the last run. */
+static void check_all_orders(const pair_t *p, msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, seen_t *last)
+{
+    for (int order = 0; order < NORDERS; order++) {
+        seen_t s = {0};
+        msp_ets_conn_t *c = msp_ets_conn_new(keys, tickets, &CB, &s);
+        assert_non_null(c);
+        feed(c, p, order);
+        if (s.undecryptable) {
+            fail_msg("order %d: undecryptable: %s", order, s.text);
+        }
+        assert_int_equal(s.handshakes, 1);
+        check_keylog(p, &s);
+        for (int dir = 0; dir < 2; dir++) {
+            assert_int_equal(s.pt_len[dir], p->sent_len[dir]);
+            if (p->sent_len[dir] > 0) {
+                assert_memory_equal(s.pt[dir], p->sent[dir], p->sent_len[dir]);
+            }
+        }
+        msp_ets_conn_free(c);
+        if (order == NORDERS - 1 && last != NULL) {
+            *last = s;
+        } else {
+            seen_free(&s);
+        }
+    }
+}
+
+static msp_ets_keys_t *keys_with(EVP_PKEY *a, EVP_PKEY *b)
+{
+    msp_ets_keys_t *k = msp_ets_keys_new();
+    assert_non_null(k);
+    msp_error_t err;
+    if (a != NULL) {
+        assert_int_equal(msp_ets_keys_add(k, a, &err), MSP_OK);
+    }
+    if (b != NULL) {
+        assert_int_equal(msp_ets_keys_add(k, b, &err), MSP_OK);
+    }
+    return k;
+}
+
+static void exchange(pair_t *p, int records)
+{
+    uint8_t buf[20000];
+    for (int i = 0; i < records; i++) {
+        size_t n = 1 + (size_t)(rnd() % sizeof(buf));
+        for (size_t j = 0; j < n; j++) {
+            buf[j] = (uint8_t)rnd();
+        }
+        pair_send(p, i & 1, buf, n);
+    }
+}
+
+/* ---- tests ---- */
+
+static void run_basic(const char *suites, const char *groups, uint16_t suite, uint16_t group, int hrr)
+{
+    pair_t p;
+    pair_start(&p, &(opts_t){.suites = suites, .groups = groups});
+    exchange(&p, 6);
+    msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
+    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    seen_t s;
+    check_all_orders(&p, k, t, &s);
+    assert_int_equal(s.hs.suite, suite);
+    assert_int_equal(s.hs.group, group);
+    assert_int_equal(s.hs.hrr, hrr);
+    assert_int_equal(s.hs.resumed, 0);
+    assert_true(s.cert_len > 100);
+    assert_true(s.tickets >= 1);
+    seen_free(&s);
+    msp_ets_tickets_free(t);
+    msp_ets_keys_free(k);
+    pair_free(&p);
+}
+
+static void test_x25519_1301(void **state)
+{
+    (void)state;
+    run_basic("TLS_AES_128_GCM_SHA256", "X25519", 0x1301, 0x1d, 0);
+}
+
+static void test_x25519_1302(void **state)
+{
+    (void)state;
+    run_basic("TLS_AES_256_GCM_SHA384", "X25519", 0x1302, 0x1d, 0);
+}
+
+static void test_p256_1303(void **state)
+{
+    (void)state;
+    run_basic("TLS_CHACHA20_POLY1305_SHA256", "P-256", 0x1303, 0x17, 0);
+}
+
+static void test_p256_1302(void **state)
+{
+    (void)state;
+    run_basic("TLS_AES_256_GCM_SHA384", "P-256:X25519", 0x1302, 0x17, 0);
+}
+
+static void test_ccm(void **state)
+{
+    (void)state;
+    run_basic("TLS_AES_128_CCM_SHA256", "X25519", 0x1304, 0x1d, 0);
+    run_basic("TLS_AES_128_CCM_8_SHA256", "X25519", 0x1305, 0x1d, 0);
+}
+
+/* The client's first key share is for X448, which the ETS server has no static key for: HRR to X25519. */
+static void test_hrr(void **state)
+{
+    (void)state;
+    run_basic("TLS_AES_128_GCM_SHA256", "X448:X25519", 0x1301, 0x1d, 1);
+    run_basic("TLS_AES_256_GCM_SHA384", "X448:P-256", 0x1302, 0x17, 1);
+}
+
+static SSL_SESSION *first_connection(pair_t *p, const char *suites, msp_ets_keys_t *k, msp_ets_tickets_t *t)
+{
+    pair_start(p, &(opts_t){.suites = suites, .groups = "X25519"});
+    exchange(p, 2);
+    seen_t s = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s);
+    feed(c, p, ORDER_LIVE);
+    assert_int_equal(s.undecryptable, 0);
+    assert_true(s.tickets >= 1);
+    assert_int_equal(msp_ets_tickets_count(t), (size_t)s.tickets);
+    msp_ets_conn_free(c);
+    seen_free(&s);
+    SSL_SESSION *sess = SSL_get1_session(p->cli);
+    assert_non_null(sess);
+    assert_int_equal(SSL_SESSION_is_resumable(sess), 1);
+    return sess;
+}
+
+static void test_resumption(void **state)
+{
+    (void)state;
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    pair_t p1, p2;
+    SSL_SESSION *sess = first_connection(&p1, "TLS_AES_256_GCM_SHA384", k, t);
+    pair_start(&p2, &(opts_t){.suites = "TLS_AES_256_GCM_SHA384", .groups = "X25519", .resume = sess});
+    assert_int_equal(SSL_session_reused(p2.cli), 1);
+    exchange(&p2, 4);
+    seen_t s;
+    check_all_orders(&p2, k, t, &s);
+    assert_int_equal(s.hs.resumed, 1);
+    assert_int_equal(s.cert_len, 0);
+    seen_free(&s);
+
+    /* the resumed connection alone, with a fresh ticket store: not decryptable, said once */
+    msp_ets_tickets_t *fresh = msp_ets_tickets_new(8);
+    seen_t n = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, fresh, &CB, &n);
+    feed(c, &p2, ORDER_RANDOM);
+    assert_int_equal(n.undecryptable, 1);
+    assert_int_equal(n.reason, MSP_ETS_R_PSK_UNKNOWN);
+    assert_non_null(strstr(n.text, "PSK from a connection not seen"));
+    assert_int_equal(n.pt_len[0] + n.pt_len[1], 0);
+    msp_ets_conn_free(c);
+    seen_free(&n);
+    msp_ets_tickets_free(fresh);
+
+    SSL_SESSION_free(sess);
+    pair_free(&p1);
+    pair_free(&p2);
+    msp_ets_tickets_free(t);
+    msp_ets_keys_free(k);
+}
+
+static void test_early_data(void **state)
+{
+    (void)state;
+    msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
+    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    pair_t p1, p2;
+    SSL_SESSION *sess = first_connection(&p1, "TLS_AES_128_GCM_SHA256", k, t);
+    assert_true(SSL_SESSION_get_max_early_data(sess) > 0);
+    pair_start(&p2, &(opts_t){.suites = "TLS_AES_128_GCM_SHA256", .groups = "X25519", .resume = sess, .early = 1});
+    assert_int_equal(SSL_get_early_data_status(p2.cli), SSL_EARLY_DATA_ACCEPTED);
+    exchange(&p2, 3);
+    seen_t s;
+    check_all_orders(&p2, k, t, &s);
+    assert_int_equal(s.hs.resumed, 1);
+    assert_int_equal(s.hs.early_offered, 1);
+    assert_int_equal(s.hs.early_accepted, 1);
+    seen_free(&s);
+    SSL_SESSION_free(sess);
+    pair_free(&p1);
+    pair_free(&p2);
+    msp_ets_tickets_free(t);
+    msp_ets_keys_free(k);
+}
+
+static void test_key_update_many_records(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_start(&p, &(opts_t){.suites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    exchange(&p, 20);
+    assert_int_equal(SSL_key_update(p.cli, SSL_KEY_UPDATE_REQUESTED), 1);
+    exchange(&p, 4); /* the server answers with its own update */
+    assert_int_equal(SSL_key_update(p.srv, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    exchange(&p, 4);
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    seen_t s;
+    check_all_orders(&p, k, NULL, &s);
+    assert_int_equal(s.key_updates, 3);
+    seen_free(&s);
+    msp_ets_keys_free(k);
+    pair_free(&p);
+}
+
+static void expect_failure(const pair_t *p, msp_ets_keys_t *k, int order, msp_ets_reason_t reason, const char *text)
+{
+    seen_t s = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+    feed(c, p, order);
+    assert_int_equal(s.undecryptable, 1);
+    if (s.reason != reason) {
+        fail_msg("want reason %s, got %s: %s", msp_ets_reason_name(reason), msp_ets_reason_name(s.reason), s.text);
+    }
+    assert_non_null(strstr(s.text, text));
+    assert_int_equal(msp_ets_conn_failed(c), 1);
+    msp_ets_conn_free(c);
+    seen_free(&s);
+}
+
+static void test_undecryptable(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_start(&p, &(opts_t){.suites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    exchange(&p, 4);
+    msp_ets_keys_t *wrong = keys_with(W.other, W.p256);
+    msp_ets_keys_t *right = keys_with(W.x25519, NULL);
+    for (int order = 0; order < NORDERS; order++) {
+        expect_failure(&p, wrong, order, MSP_ETS_R_NO_STATIC_KEY, "no static key matches the ServerHello key_share");
+    }
+
+    /* truncated: the server's flight cut in the middle */
+    pair_t cut = p;
+    cut.nseg = 0;
+    for (size_t i = 0; i < p.nseg && p.seg[i].dir == 0; i++) {
+        cut.seg[cut.nseg++] = p.seg[i];
+    }
+    cut.seg[cut.nseg++] = (seg_t){1, 0, 200};
+    expect_failure(&cut, right, ORDER_LIVE, MSP_ETS_R_TRUNCATED, "connection ended inside the handshake");
+
+    /* a flipped byte in the last server record */
+    p.stream[1][p.len[1] - 3] ^= 0x40;
+    expect_failure(&p, right, ORDER_LIVE, MSP_ETS_R_AEAD, "AEAD failure on record");
+    p.stream[1][p.len[1] - 3] ^= 0x40;
+
+    /* a gap */
+    seen_t s = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(right, NULL, &CB, &s);
+    assert_int_equal(msp_ets_conn_feed(c, 0, p.stream[0], 100), MSP_OK);
+    assert_int_equal(msp_ets_conn_gap(c, 0, 1234), MSP_OK);
+    assert_int_equal(msp_ets_conn_feed(c, 0, p.stream[0] + 1334, p.len[0] - 1334), MSP_OK);
+    assert_int_equal(msp_ets_conn_feed(c, 1, p.stream[1], p.len[1]), MSP_OK);
+    assert_int_equal(msp_ets_conn_end(c), MSP_OK);
+    assert_int_equal(s.undecryptable, 1);
+    assert_int_equal(s.reason, MSP_ETS_R_GAP);
+    assert_string_equal(s.text, "gap of 1234 bytes in client->server stream");
+    msp_ets_conn_free(c);
+    seen_free(&s);
+
+    msp_ets_keys_free(wrong);
+    msp_ets_keys_free(right);
+    pair_free(&p);
+}
+
+/* A TLS 1.2 server answer is reported as such. */
+static void test_not_tls13(void **state)
+{
+    (void)state;
+    static const uint8_t ch[] = {22,   3, 1, 0, 53, 1, 0,  0, 49, 3,    3,   [11 ... 42] = 7, 0, 0, 2, 0x13,
+                                 0x01, 1, 0, 0, 6,  0, 43, 0, 2,  0x03, 0x04};
+    static const uint8_t sh[] = {22, 3, 3, 0, 42, 2, 0, 0, 38, 3, 3, [11 ... 42] = 9, 0, 0xc0, 0x2f, 0};
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    seen_t s = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+    assert_int_equal(msp_ets_conn_feed(c, 1, sh, sizeof(sh)), MSP_OK);
+    assert_int_equal(s.undecryptable, 0); /* waits for the ClientHello */
+    assert_int_equal(msp_ets_conn_feed(c, 0, ch, sizeof(ch)), MSP_OK);
+    assert_int_equal(s.reason, MSP_ETS_R_NOT_TLS13);
+    assert_string_equal(s.text, "not TLS 1.3 (negotiated 0x0303)");
+    msp_ets_conn_free(c);
+    seen_free(&s);
+    msp_ets_keys_free(k);
+}
+
+/* Garbage and broken messages: one report, no crash, input still accepted. */
+static void test_malformed(void **state)
+{
+    (void)state;
+    static const uint8_t http[] = "GET / HTTP/1.1\r\n\r\n";
+    static const uint8_t bad_ch[] = {22, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0, 0};
+    static const uint8_t huge[] = {22, 3, 1, 0, 8, 11, 0xff, 0xff, 0xff, 3, 3, 0, 0};
+    const uint8_t *in[] = {http, bad_ch, huge};
+    size_t len[] = {sizeof(http), sizeof(bad_ch), sizeof(huge)};
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    for (size_t i = 0; i < 3; i++) {
+        seen_t s = {0};
+        msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+        assert_int_equal(msp_ets_conn_feed(c, 0, in[i], len[i]), MSP_OK);
+        assert_int_equal(msp_ets_conn_feed(c, 0, in[i], len[i]), MSP_OK);
+        assert_int_equal(msp_ets_conn_end(c), MSP_OK);
+        assert_int_equal(s.undecryptable, 1);
+        assert_int_equal(s.reason, MSP_ETS_R_MALFORMED);
+        msp_ets_conn_free(c);
+        seen_free(&s);
+    }
+    assert_int_equal(msp_ets_conn_feed(NULL, 0, http, 1), MSP_ERR_ARGUMENT);
+    msp_ets_keys_free(k);
+}
+
+/* A server stream that never gets its ClientHello is held, bounded. */
+static void test_pending_limit(void **state)
+{
+    (void)state;
+    static uint8_t rec[5 + 16384] = {22, 3, 3, 0x40, 0};
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    seen_t s = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+    for (int i = 0; i < 20 && s.undecryptable == 0; i++) {
+        assert_int_equal(msp_ets_conn_feed(c, 1, rec, sizeof(rec)), MSP_OK);
+    }
+    assert_int_equal(s.reason, MSP_ETS_R_PENDING_LIMIT);
+    msp_ets_conn_free(c);
+    seen_free(&s);
+    msp_ets_keys_free(k);
+}
+
+/*
+ * RFC 8446 7.1 with no PSK: Early Secret = HKDF-Extract(0^32, 0^32) and
+ * Derive-Secret(., "derived", "") under SHA-256; the values are the ones of
+ * RFC 8448 section 3 ("simple 1-RTT handshake").
+ */
+static void test_schedule_constants(void **state)
+{
+    (void)state;
+    static const uint8_t es[32] = {0x33, 0xad, 0x0a, 0x1c, 0x60, 0x7e, 0xc0, 0x3b, 0x09, 0xe6, 0xcd,
+                                   0x98, 0x93, 0x68, 0x0c, 0xe2, 0x10, 0xad, 0xf3, 0x00, 0xaa, 0x1f,
+                                   0x26, 0x60, 0xe1, 0xb2, 0x2e, 0x10, 0xf1, 0x70, 0xf9, 0x2a};
+    static const uint8_t derived[32] = {0x6f, 0x26, 0x15, 0xa1, 0x08, 0xc7, 0x02, 0xc5, 0x67, 0x8f, 0x54,
+                                        0xfc, 0x9d, 0xba, 0xb6, 0x97, 0x16, 0xc0, 0x76, 0x18, 0x9c, 0x48,
+                                        0x25, 0x0c, 0xeb, 0xea, 0xc3, 0x57, 0x6c, 0x36, 0x11, 0xba};
+    static const uint8_t zero[32];
+    msp_ets_keys_t *k = keys_with(NULL, NULL);
+    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, NULL, NULL);
+    c->suite = dec_suite_find(c->cr, 0x1301, &c->suite_store);
+    assert_int_equal(dec_kdf_start(c), MSP_OK);
+    uint8_t s[32];
+    assert_int_equal(dec_extract(c, NULL, zero, 32, s), MSP_OK);
+    assert_memory_equal(s, es, 32);
+    assert_int_equal(dec_derive_next(c, s), MSP_OK);
+    assert_memory_equal(s, derived, 32);
+    assert_null(dec_suite_find(c->cr, 0x1306, &c->suite_store));
+    msp_ets_conn_free(c);
+    msp_ets_keys_free(k);
+}
+
+static void test_tickets_lru(void **state)
+{
+    (void)state;
+    msp_ets_tickets_t *t = msp_ets_tickets_new(2);
+    uint8_t psk[32] = {1};
+    assert_int_equal(dec_tickets_put(t, (const uint8_t *)"aaaa", 4, 0x1301, psk, 32), MSP_OK);
+    assert_int_equal(dec_tickets_put(t, (const uint8_t *)"bbbb", 4, 0x1301, psk, 32), MSP_OK);
+    assert_non_null(dec_tickets_get(t, (const uint8_t *)"aaaa", 4)); /* a is now the newer */
+    assert_int_equal(dec_tickets_put(t, (const uint8_t *)"cccc", 4, 0x1301, psk, 32), MSP_OK);
+    assert_int_equal(msp_ets_tickets_count(t), 2);
+    assert_non_null(dec_tickets_get(t, (const uint8_t *)"aaaa", 4));
+    assert_null(dec_tickets_get(t, (const uint8_t *)"bbbb", 4));
+    assert_non_null(dec_tickets_get(t, (const uint8_t *)"cccc", 4));
+    assert_null(dec_tickets_get(t, (const uint8_t *)"ccc", 3));
+    msp_ets_tickets_free(t);
+    assert_null(msp_ets_tickets_new(0));
+}
+
+static void test_keys_add(void **state)
+{
+    (void)state;
+    msp_ets_keys_t *k = msp_ets_keys_new();
+    msp_error_t err;
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_int_equal(msp_ets_keys_add(k, rsa, &err), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_ets_keys_add(k, W.p256, &err), MSP_OK);
+    assert_int_equal(msp_ets_keys_count(k), 1);
+    EVP_PKEY_free(rsa);
+    msp_ets_keys_free(k);
+}
+
+/*
+ * With MSP_ETS_DEC_CORPUS=dir set, writes seed inputs for fuzz/fuzz_ets_dec.c:
+ * recorded connections to a server whose X25519 static key is 0x42 * 32,
+ * framed as that target reads them. Otherwise it checks only that the key
+ * gives the share the target's key set expects.
+ */
+static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg);
+
+static void write_corpus(const char *dir, const char *name, const pair_t *p)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (size_t i = 0; i < p->nseg; i++) {
+        for (size_t off = 0; off < p->seg[i].len; off += 64) {
+            size_t n = p->seg[i].len - off > 64 ? 64 : p->seg[i].len - off;
+            fputc((int)(((n - 1) << 2) | (size_t)p->seg[i].dir), f);
+            fwrite(p->stream[p->seg[i].dir] + p->seg[i].off + off, 1, n, f);
+        }
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_fuzz_corpus(void **state)
+{
+    (void)state;
+    uint8_t raw[32];
+    memset(raw, 0x42, sizeof(raw));
+    EVP_PKEY *key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, raw, sizeof(raw));
+    assert_non_null(key);
+    const char *dir = getenv("MSP_ETS_DEC_CORPUS");
+    if (dir == NULL) {
+        msp_ets_keys_t *k = keys_with(key, NULL);
+        assert_int_equal(k->key[0].share_len, 32);
+        msp_ets_keys_free(k);
+        EVP_PKEY_free(key);
+        return;
+    }
+    msp_error_t err;
+    OSSL_LIB_CTX *lib = msp_ets_libctx_new(&key, 1, &err);
+    SSL_CTX *saved = W.sctx;
+    W.sctx = msp_ets_server_ctx_new(lib, &err);
+    assert_non_null(W.sctx);
+    SSL_CTX_use_certificate(W.sctx, W.cert);
+    SSL_CTX_use_PrivateKey(W.sctx, W.cert_key);
+    SSL_CTX_set_alpn_select_cb(W.sctx, alpn_select, NULL);
+    static const struct {
+        const char *name, *suites, *groups;
+    } runs[] = {{"x25519_1301", "TLS_AES_128_GCM_SHA256", "X25519"},
+                {"hrr_1302", "TLS_AES_256_GCM_SHA384", "X448:X25519"},
+                {"x25519_1303", "TLS_CHACHA20_POLY1305_SHA256", "X25519"}};
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        pair_t p;
+        pair_start(&p, &(opts_t){.suites = runs[i].suites, .groups = runs[i].groups});
+        pair_send(&p, 0, "GET / HTTP/1.1\r\n\r\n", 18);
+        pair_send(&p, 1, "HTTP/1.1 204 No Content\r\n\r\n", 27);
+        write_corpus(dir, runs[i].name, &p);
+        pair_free(&p);
+    }
+    SSL_CTX_free(W.sctx);
+    W.sctx = saved;
+    msp_ets_libctx_free(lib);
+    EVP_PKEY_free(key);
+}
+
+/* ---- fixtures ---- */
+
+static X509 *self_signed(EVP_PKEY *key)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"ets.example", -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509_set_pubkey(x, key);
+    assert_true(X509_sign(x, key, NULL) > 0);
+    return x;
+}
+
+static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg)
+{
+    (void)s;
+    (void)arg;
+    static const uint8_t h2[] = {2, 'h', '2'};
+    return SSL_select_next_proto((unsigned char **)out, outlen, h2, sizeof(h2), in, inlen) == OPENSSL_NPN_NEGOTIATED
+               ? SSL_TLSEXT_ERR_OK
+               : SSL_TLSEXT_ERR_NOACK;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    W.x25519 = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    W.p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    W.other = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    W.cert_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    W.cert = self_signed(W.cert_key);
+    msp_error_t err;
+    EVP_PKEY *keys[2] = {W.x25519, W.p256};
+    W.lib = msp_ets_libctx_new(keys, 2, &err);
+    if (W.lib == NULL) {
+        fprintf(stderr, "libctx: %s\n", err.detail);
+        return -1;
+    }
+    W.sctx = msp_ets_server_ctx_new(W.lib, &err);
+    if (W.sctx == NULL || SSL_CTX_use_certificate(W.sctx, W.cert) != 1 ||
+        SSL_CTX_use_PrivateKey(W.sctx, W.cert_key) != 1) {
+        return -1;
+    }
+    SSL_CTX_set_ciphersuites(W.sctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+                                     "TLS_AES_128_CCM_SHA256:TLS_AES_128_CCM_8_SHA256");
+    SSL_CTX_set_max_early_data(W.sctx, 16384);
+    SSL_CTX_set_options(W.sctx, SSL_OP_NO_ANTI_REPLAY);
+    SSL_CTX_set_alpn_select_cb(W.sctx, alpn_select, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    SSL_CTX_free(W.sctx);
+    msp_ets_libctx_free(W.lib);
+    X509_free(W.cert);
+    EVP_PKEY_free(W.x25519);
+    EVP_PKEY_free(W.p256);
+    EVP_PKEY_free(W.other);
+    EVP_PKEY_free(W.cert_key);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schedule_constants),
+        cmocka_unit_test(test_tickets_lru),
+        cmocka_unit_test(test_keys_add),
+        cmocka_unit_test(test_x25519_1301),
+        cmocka_unit_test(test_x25519_1302),
+        cmocka_unit_test(test_p256_1303),
+        cmocka_unit_test(test_p256_1302),
+        cmocka_unit_test(test_ccm),
+        cmocka_unit_test(test_hrr),
+        cmocka_unit_test(test_resumption),
+        cmocka_unit_test(test_early_data),
+        cmocka_unit_test(test_key_update_many_records),
+        cmocka_unit_test(test_undecryptable),
+        cmocka_unit_test(test_not_tls13),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_pending_limit),
+        cmocka_unit_test(test_fuzz_corpus),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

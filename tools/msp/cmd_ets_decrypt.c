@@ -1,0 +1,692 @@
+/*
+ * msp ets decrypt: the passive ETS middlebox. Packets from a capture file or
+ * an interface go through the TCP layer (ets_tcp.h) into one TLS 1.3
+ * decryptor per connection (ets_dec.h), which needs nothing but the static
+ * server keys. Out come JSON events, plaintext per flow and direction, an
+ * NSS key log for Wireshark, and a plaintext capture for the tools an
+ * enterprise already runs.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <openssl/x509.h>
+
+#include "cli.h"
+#include "ets_cli.h"
+#include "msp/ets.h"
+#include "msp/ets_dec.h"
+#include "msp/ets_pcap.h"
+#include "msp/ets_tcp.h"
+#include "msp/json.h"
+
+static const char usage[] =
+    "usage: msp ets decrypt --key KEY [--key KEY]... (--pcap FILE | --interface IF)\n"
+    "                       [--out DIR] [--events FILE] [--keylog-out FILE] [--out-pcap FILE]\n"
+    "                       [--filter BPF] [--promisc] [--count N] [--max-flows N] [--tickets N]\n"
+    "\n"
+    "Decrypts TLS 1.3 connections passively, knowing only the servers' static ETS keys (PEM private\n"
+    "keys, X25519 or P-256: msp ets keygen, the key manager, or openssl genpkey). TCP is reassembled\n"
+    "(loss, reordering, retransmissions); HelloRetryRequest, resumption with tickets seen earlier in\n"
+    "the same run, 0-RTT and KeyUpdate are followed.\n"
+    "\n"
+    "  --pcap FILE        read a capture (pcap or pcapng); --interface IF captures live until\n"
+    "                     SIGINT/SIGTERM or --count packets\n"
+    "  --events FILE      one JSON object per line (flow, handshake, key_update, ticket, alert,\n"
+    "                     undecryptable, flow_end, summary); default standard output\n"
+    "  --out DIR          the plaintext of each flow: DIR/flow-ID-CLIENT-SERVER.c2s and .s2c\n"
+    "  --keylog-out FILE  an NSS key log (Wireshark, tshark -o tls.keylog_file:FILE)\n"
+    "  --out-pcap FILE    each decrypted flow again as plain TCP, with its addresses and ports\n"
+    "  --max-flows N      flows tracked at once (default 65536); --tickets N PSKs kept (65536)\n"
+    "\n"
+    "Every connection that cannot be decrypted is reported with its reason (no static key for its\n"
+    "key share, resumption of a connection not seen, gap in the capture, truncated, ...).\n"
+    "exit status: 0 when every TLS connection was decrypted, 1 when some could not be, 2 on bad\n"
+    "arguments or unreadable input.\n";
+
+#define DEC_MAX_KEYS MSP_ETS_DEC_MAX_KEYS
+
+typedef struct dec_args {
+    const char *keys[DEC_MAX_KEYS];
+    size_t n_keys;
+    const char *pcap, *iface, *filter, *out_dir, *events, *keylog, *out_pcap;
+    int promisc;
+    uint64_t count, max_flows, tickets;
+} dec_args_t;
+
+typedef struct dec_run dec_run_t;
+
+/* One TCP connection and what we write of it. */
+typedef struct dec_flow {
+    dec_run_t *run;
+    msp_tcp_flow_t *tcp;
+    msp_ets_conn_t *conn;
+    uint64_t id;
+    FILE *out[2];
+    msp_pcap_out_flow_t *pout;
+    uint64_t plain[2];
+    int handshake, failed, saw_data;
+} dec_flow_t;
+
+/* Counters for the summary. */
+typedef struct dec_counts {
+    uint64_t flows, decrypted, undecryptable, empty, plaintext;
+} dec_counts_t;
+
+struct dec_run {
+    const dec_args_t *args;
+    msp_ets_keys_t *keys;
+    msp_ets_tickets_t *tickets;
+    FILE *events, *keylog;
+    char keylog_tmp[4096];
+    msp_pcap_out_t *pout;
+    msp_buf_t line;
+    dec_counts_t n;
+    uint64_t now_us;
+    int io_error;
+    /* the last certificate checked, so that a server's many connections parse it once */
+    uint8_t *cert;
+    size_t cert_len;
+    msp_ets_vi_t vi[MSP_ETS_MAX_VI];
+    size_t n_vi;
+};
+
+static const msp_ets_conn_cb_t dec_callbacks;
+
+/* ---- output helpers ---- */
+
+static void line_begin(dec_run_t *r, const char *event, uint64_t flow)
+{
+    r->line.len = 0;
+    msp_buf_printf(&r->line, "{\"event\":\"%s\"", event);
+    if (flow != 0) {
+        msp_buf_printf(&r->line, ",\"flow\":%llu", (unsigned long long)flow);
+    }
+}
+
+static void line_end(dec_run_t *r)
+{
+    msp_buf_puts(&r->line, "}\n");
+    if (msp_buf_error(&r->line) != MSP_OK || fwrite(r->line.base, 1, r->line.len, r->events) != r->line.len) {
+        r->io_error = 1;
+    }
+}
+
+/* ,"key":"escaped value" */
+static void line_str(dec_run_t *r, const char *key, const char *s, size_t n)
+{
+    msp_json_t j;
+    msp_buf_printf(&r->line, ",\"%s\":", key);
+    msp_json_init(&j, &r->line, 0);
+    msp_json_string_n(&j, s, n);
+}
+
+static void addr_text(char *out, size_t cap, const msp_tcp_flow_info_t *info, int dir)
+{
+    char ip[INET6_ADDRSTRLEN];
+    inet_ntop(info->ip_version == 6 ? AF_INET6 : AF_INET, info->addr[dir], ip, sizeof ip);
+    snprintf(out, cap, info->ip_version == 6 ? "[%s]:%u" : "%s:%u", ip, info->port[dir]);
+}
+
+static const char *dir_name(int dir)
+{
+    return dir == 0 ? "client" : "server";
+}
+
+/* ---- per-flow files ---- */
+
+static FILE *flow_file(dec_flow_t *f, int dir)
+{
+    if (f->out[dir] != NULL || f->run->args->out_dir == NULL) {
+        return f->out[dir];
+    }
+    const msp_tcp_flow_info_t *info = msp_tcp_flow_info(f->tcp);
+    char c[64], s[64], path[4096];
+    addr_text(c, sizeof c, info, 0);
+    addr_text(s, sizeof s, info, 1);
+    snprintf(path, sizeof path, "%s/flow-%llu-%s-%s.%s", f->run->args->out_dir, (unsigned long long)f->id, c, s,
+             dir == 0 ? "c2s" : "s2c");
+    f->out[dir] = fopen(path, "wb");
+    if (f->out[dir] == NULL) {
+        cli_error("msp ets decrypt", "%s: error: %s", path, strerror(errno));
+        f->run->io_error = 1;
+    }
+    return f->out[dir];
+}
+
+static void write_plain(dec_flow_t *f, int dir, const uint8_t *p, size_t n)
+{
+    dec_run_t *r = f->run;
+    FILE *out = flow_file(f, dir);
+    if (out != NULL && fwrite(p, 1, n, out) != n) {
+        r->io_error = 1;
+    }
+    if (r->pout != NULL) {
+        msp_error_t err = {0};
+        if (f->pout == NULL &&
+            msp_pcap_out_flow_begin(r->pout, msp_tcp_flow_info(f->tcp), msp_tcp_flow_info(f->tcp)->first_ts_us,
+                                    &f->pout, &err) != MSP_OK) {
+            r->io_error = 1;
+        }
+        if (f->pout != NULL && msp_pcap_out_data(r->pout, f->pout, dir, p, n, r->now_us, &err) != MSP_OK) {
+            r->io_error = 1;
+        }
+    }
+    f->plain[dir] += n;
+    r->n.plaintext += n;
+}
+
+/* ---- decryptor callbacks ---- */
+
+static void on_plaintext(void *arg, int dir, uint8_t content_type, const uint8_t *p, size_t n)
+{
+    if (content_type == 23) {
+        write_plain(arg, dir, p, n);
+    }
+}
+
+static void on_keylog(void *arg, const char *label, const uint8_t client_random[32], const uint8_t *secret, size_t len)
+{
+    dec_run_t *r = ((dec_flow_t *)arg)->run;
+    char rnd[65], sec[2 * 64 + 1];
+    if (r->keylog == NULL || len > 64) {
+        return;
+    }
+    ets_cli_hex(rnd, client_random, 32);
+    ets_cli_hex(sec, secret, len);
+    if (fprintf(r->keylog, "%s %s %s\n", label, rnd, sec) < 0) {
+        r->io_error = 1;
+    }
+}
+
+/* The visibility information of the server certificate, parsed once per distinct certificate. */
+static void check_visibility(dec_run_t *r, const msp_ets_event_t *ev)
+{
+    if (ev->cert == NULL) {
+        return;
+    }
+    if (r->cert == NULL || r->cert_len != ev->cert_len || memcmp(r->cert, ev->cert, ev->cert_len) != 0) {
+        const unsigned char *p = ev->cert;
+        X509 *x = d2i_X509(NULL, &p, (long)ev->cert_len);
+        int misplaced = 0;
+        r->n_vi = 0;
+        if (x == NULL || msp_ets_cert_read(x, r->vi, MSP_ETS_MAX_VI, &r->n_vi, &misplaced) != MSP_OK) {
+            r->n_vi = 0;
+        }
+        X509_free(x);
+        free(r->cert);
+        r->cert = malloc(ev->cert_len);
+        r->cert_len = r->cert != NULL ? ev->cert_len : 0;
+        if (r->cert != NULL) {
+            memcpy(r->cert, ev->cert, ev->cert_len);
+        }
+    }
+    int matches = 0;
+    msp_buf_puts(&r->line, ",\"visibility\":[");
+    for (size_t k = 0; k < r->n_vi; k++) {
+        char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+        int m = memcmp(r->vi[k].fingerprint, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN) == 0;
+        matches |= m;
+        ets_cli_hex(fp, r->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_buf_printf(&r->line, "%s{\"fingerprint\":\"%s\"", k > 0 ? "," : "", fp);
+        line_str(r, "access", r->vi[k].access, r->vi[k].access_len);
+        msp_buf_printf(&r->line, ",\"matches\":%s}", m ? "true" : "false");
+    }
+    msp_buf_printf(&r->line, "],\"visibility_matches\":%s", matches ? "true" : "false");
+}
+
+static const char *suite_name(uint16_t s)
+{
+    static const char *names[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                                  "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
+    return s >= 0x1301 && s <= 0x1305 ? names[s - 0x1301] : "unknown";
+}
+
+static const char *group_name(uint16_t g)
+{
+    return g == 0x001d ? "x25519" : g == 0x0017 ? "secp256r1" : g == 0 ? "none (psk_ke)" : "other";
+}
+
+static void event_handshake(dec_flow_t *f, const msp_ets_event_t *ev)
+{
+    dec_run_t *r = f->run;
+    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    ets_cli_hex(fp, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN);
+    f->handshake = 1;
+    line_begin(r, "handshake", f->id);
+    msp_buf_printf(&r->line, ",\"suite\":\"%s\",\"group\":\"%s\"", suite_name(ev->suite), group_name(ev->group));
+    line_str(r, "sni", ev->sni, strlen(ev->sni));
+    line_str(r, "alpn", ev->alpn, strlen(ev->alpn));
+    msp_buf_printf(&r->line, ",\"resumed\":%s,\"hrr\":%s,\"early_data\":\"%s\",\"fingerprint\":\"%s\"",
+                   ev->resumed ? "true" : "false", ev->hrr ? "true" : "false",
+                   !ev->early_offered   ? "none"
+                   : ev->early_accepted ? "accepted"
+                                        : "rejected",
+                   fp);
+    check_visibility(r, ev);
+    line_end(r);
+}
+
+static void on_event(void *arg, const msp_ets_event_t *ev)
+{
+    dec_flow_t *f = arg;
+    dec_run_t *r = f->run;
+    switch (ev->kind) {
+    case MSP_ETS_EV_HANDSHAKE:
+        event_handshake(f, ev);
+        return;
+    case MSP_ETS_EV_KEY_UPDATE:
+        line_begin(r, "key_update", f->id);
+        msp_buf_printf(&r->line, ",\"dir\":\"%s\",\"generation\":%u", dir_name(ev->dir), ev->generation);
+        break;
+    case MSP_ETS_EV_TICKET:
+        line_begin(r, "ticket", f->id);
+        msp_buf_printf(&r->line, ",\"lifetime\":%u,\"max_early_data\":%u,\"ticket_len\":%zu", ev->lifetime,
+                       ev->max_early_data, ev->ticket_len);
+        break;
+    case MSP_ETS_EV_ALERT:
+        line_begin(r, "alert", f->id);
+        msp_buf_printf(&r->line, ",\"dir\":\"%s\",\"level\":%u,\"description\":%u", dir_name(ev->dir), ev->alert_level,
+                       ev->alert_desc);
+        break;
+    case MSP_ETS_EV_UNDECRYPTABLE:
+        f->failed = 1;
+        line_begin(r, "undecryptable", f->id);
+        msp_buf_printf(&r->line, ",\"reason\":\"%s\"", msp_ets_reason_name(ev->reason));
+        line_str(r, "detail", ev->text, strlen(ev->text));
+        /* Nothing more will come out of it: stop reassembling it. */
+        msp_tcp_flow_ignore(f->tcp);
+        break;
+    default:
+        return;
+    }
+    line_end(r);
+}
+
+static const msp_ets_conn_cb_t dec_callbacks = {on_plaintext, on_event, on_keylog};
+
+/* ---- TCP callbacks ---- */
+
+static void on_open(void *ctx, msp_tcp_flow_t *tcp, const msp_tcp_flow_info_t *info)
+{
+    dec_run_t *r = ctx;
+    dec_flow_t *f = calloc(1, sizeof *f);
+    if (f == NULL || (f->conn = msp_ets_conn_new(r->keys, r->tickets, &dec_callbacks, f)) == NULL) {
+        free(f);
+        r->io_error = 1;
+        msp_tcp_flow_ignore(tcp);
+        return;
+    }
+    f->run = r;
+    f->tcp = tcp;
+    f->id = info->id;
+    msp_tcp_flow_set_user(tcp, f);
+    r->n.flows++;
+    char c[64], s[64];
+    addr_text(c, sizeof c, info, 0);
+    addr_text(s, sizeof s, info, 1);
+    line_begin(r, "flow", f->id);
+    msp_buf_printf(&r->line, ",\"client\":\"%s\",\"server\":\"%s\",\"ts\":%llu.%06llu,\"initiator_guessed\":%s", c, s,
+                   (unsigned long long)(info->first_ts_us / 1000000), (unsigned long long)(info->first_ts_us % 1000000),
+                   info->initiator_guessed ? "true" : "false");
+    line_end(r);
+}
+
+static void on_data(void *ctx, msp_tcp_flow_t *tcp, int dir, const uint8_t *p, size_t n, uint64_t ts_us)
+{
+    dec_flow_t *f = msp_tcp_flow_user(tcp);
+    ((dec_run_t *)ctx)->now_us = ts_us;
+    if (f != NULL) {
+        f->saw_data = 1;
+        if (msp_ets_conn_feed(f->conn, dir, p, n) != MSP_OK) {
+            f->run->io_error = 1;
+        }
+    }
+}
+
+static void on_gap(void *ctx, msp_tcp_flow_t *tcp, int dir, uint64_t lost, uint64_t ts_us)
+{
+    dec_flow_t *f = msp_tcp_flow_user(tcp);
+    ((dec_run_t *)ctx)->now_us = ts_us;
+    if (f != NULL) {
+        f->saw_data = 1;
+        msp_ets_conn_gap(f->conn, dir, lost);
+    }
+}
+
+static void flow_summary(dec_run_t *r, dec_flow_t *f, msp_tcp_close_reason_t reason)
+{
+    const msp_tcp_flow_info_t *info = msp_tcp_flow_info(f->tcp);
+    const char *status = f->failed ? "undecryptable" : f->handshake ? "decrypted" : "empty";
+    if (f->failed) {
+        r->n.undecryptable++;
+    } else if (f->handshake) {
+        r->n.decrypted++;
+    } else {
+        r->n.empty++;
+    }
+    line_begin(r, "flow_end", f->id);
+    msp_buf_printf(&r->line, ",\"reason\":\"%s\",\"status\":\"%s\",\"plaintext\":[%llu,%llu],\"lost\":[%llu,%llu]",
+                   msp_tcp_close_reason_name(reason), status, (unsigned long long)f->plain[0],
+                   (unsigned long long)f->plain[1], (unsigned long long)info->lost[0],
+                   (unsigned long long)info->lost[1]);
+    line_end(r);
+}
+
+static void on_close(void *ctx, msp_tcp_flow_t *tcp, msp_tcp_close_reason_t reason)
+{
+    dec_run_t *r = ctx;
+    dec_flow_t *f = msp_tcp_flow_user(tcp);
+    if (f == NULL) {
+        return;
+    }
+    if (f->saw_data) {
+        msp_ets_conn_end(f->conn); /* a handshake cut short is reported now */
+    }
+    flow_summary(r, f, reason);
+    for (int d = 0; d < 2; d++) {
+        if (f->out[d] != NULL && fclose(f->out[d]) != 0) {
+            r->io_error = 1;
+        }
+    }
+    msp_error_t err = {0};
+    if (f->pout != NULL &&
+        msp_pcap_out_flow_end(r->pout, f->pout, msp_tcp_flow_info(tcp)->last_ts_us, &err) != MSP_OK) {
+        r->io_error = 1;
+    }
+    msp_ets_conn_free(f->conn);
+    msp_tcp_flow_set_user(tcp, NULL);
+    free(f);
+}
+
+/* ---- arguments ---- */
+
+static int parse_u64(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || v[0] == '-' || n < lo || n > hi) {
+        cli_error("msp ets decrypt", "error: %s wants a number from %llu to %llu, not '%s'", opt,
+                  (unsigned long long)lo, (unsigned long long)hi, v);
+        return CLI_USAGE;
+    }
+    *out = n;
+    return CLI_OK;
+}
+
+static int parse_opt(dec_args_t *a, const char *o, const char *v)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } paths[] = {
+        {"--pcap", offsetof(dec_args_t, pcap)},         {"--interface", offsetof(dec_args_t, iface)},
+        {"--filter", offsetof(dec_args_t, filter)},     {"--out", offsetof(dec_args_t, out_dir)},
+        {"--events", offsetof(dec_args_t, events)},     {"--keylog-out", offsetof(dec_args_t, keylog)},
+        {"--out-pcap", offsetof(dec_args_t, out_pcap)},
+    };
+    for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+        if (strcmp(o, paths[k].name) == 0) {
+            *(const char **)((char *)a + paths[k].off) = v;
+            return CLI_OK;
+        }
+    }
+    if (strcmp(o, "--key") == 0) {
+        if (a->n_keys == DEC_MAX_KEYS) {
+            cli_error("msp ets decrypt", "error: more than %d --key", DEC_MAX_KEYS);
+            return CLI_USAGE;
+        }
+        a->keys[a->n_keys++] = v;
+        return CLI_OK;
+    }
+    if (strcmp(o, "--count") == 0) {
+        return parse_u64(o, v, 1, UINT64_MAX, &a->count);
+    }
+    if (strcmp(o, "--max-flows") == 0) {
+        return parse_u64(o, v, 1, 1u << 24, &a->max_flows);
+    }
+    if (strcmp(o, "--tickets") == 0) {
+        return parse_u64(o, v, 0, 1u << 24, &a->tickets);
+    }
+    cli_error("msp ets decrypt", "error: unexpected argument '%s' (see 'msp ets decrypt --help')", o);
+    return CLI_USAGE;
+}
+
+static int parse_args(int argc, char **argv, dec_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    a->max_flows = MSP_TCP_MAX_FLOWS_DEFAULT;
+    a->tickets = 65536;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--promisc") == 0) {
+            a->promisc = 1;
+        } else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc) {
+            if (parse_opt(a, argv[i], argv[i + 1]) != CLI_OK) {
+                return CLI_USAGE;
+            }
+            i++;
+        } else {
+            cli_error("msp ets decrypt", "error: unexpected argument '%s' (see 'msp ets decrypt --help')", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    const char *missing = a->n_keys == 0                            ? "--key KEY"
+                          : (a->pcap == NULL) == (a->iface == NULL) ? "exactly one of --pcap FILE and --interface IF"
+                                                                    : NULL;
+    if (missing != NULL) {
+        cli_error("msp ets decrypt", "error: %s is required (see 'msp ets decrypt --help')", missing);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* ---- setup and teardown ---- */
+
+static int load_keys(dec_run_t *r)
+{
+    r->keys = msp_ets_keys_new();
+    r->tickets = r->args->tickets > 0 ? msp_ets_tickets_new(r->args->tickets) : NULL;
+    if (r->keys == NULL || (r->args->tickets > 0 && r->tickets == NULL)) {
+        cli_error("msp ets decrypt", "error: out of memory");
+        return CLI_USAGE;
+    }
+    for (size_t k = 0; k < r->args->n_keys; k++) {
+        const char *path = r->args->keys[k];
+        EVP_PKEY *key = ets_cli_load_key("msp ets decrypt", path);
+        uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+        msp_error_t err = {0};
+        int st = key != NULL ? ets_cli_fingerprint("msp ets decrypt", path, key, fp, NULL) : CLI_USAGE;
+        if (st == CLI_OK && msp_ets_keys_add(r->keys, key, &err) != MSP_OK) {
+            cli_error("msp ets decrypt", "%s: error: %s", path, err.detail);
+            st = CLI_USAGE;
+        }
+        EVP_PKEY_free(key);
+        if (st != CLI_OK) {
+            return st;
+        }
+    }
+    return CLI_OK;
+}
+
+static FILE *open_tmp(const char *path, char *tmp, size_t cap)
+{
+    if ((size_t)snprintf(tmp, cap, "%s.tmp.XXXXXX", path) >= cap) {
+        return NULL;
+    }
+    int fd = mkstemp(tmp);
+    return fd >= 0 ? fdopen(fd, "w") : NULL;
+}
+
+static int open_outputs(dec_run_t *r)
+{
+    const dec_args_t *a = r->args;
+    msp_error_t err = {0};
+    r->events = stdout;
+    if (a->events != NULL && strcmp(a->events, "-") != 0 && (r->events = fopen(a->events, "w")) == NULL) {
+        cli_error("msp ets decrypt", "%s: error: %s", a->events, strerror(errno));
+        return CLI_USAGE;
+    }
+    if (a->out_dir != NULL && mkdir(a->out_dir, 0755) != 0 && errno != EEXIST) {
+        cli_error("msp ets decrypt", "%s: error: %s", a->out_dir, strerror(errno));
+        return CLI_USAGE;
+    }
+    if (a->keylog != NULL && (r->keylog = open_tmp(a->keylog, r->keylog_tmp, sizeof r->keylog_tmp)) == NULL) {
+        cli_error("msp ets decrypt", "%s: error: %s", a->keylog, strerror(errno));
+        return CLI_USAGE;
+    }
+    if (a->out_pcap != NULL && msp_pcap_out_open(&r->pout, a->out_pcap, &err) != MSP_OK) {
+        cli_print_error("msp ets decrypt", &err);
+        return CLI_USAGE;
+    }
+    /* One file per flow and direction may be open at once: take all the descriptors we may. */
+    struct rlimit rl;
+    if (a->out_dir != NULL && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return CLI_OK;
+}
+
+/* Keeps or discards the key log and the plaintext capture: whole files or none. */
+static int close_outputs(dec_run_t *r, int ok)
+{
+    msp_error_t err = {0};
+    int status = CLI_OK;
+    if (r->keylog != NULL) {
+        int closed = fclose(r->keylog) == 0;
+        if (ok && closed && rename(r->keylog_tmp, r->args->keylog) == 0) {
+            r->keylog = NULL;
+        } else {
+            unlink(r->keylog_tmp);
+            status = ok ? CLI_USAGE : status;
+            if (ok) {
+                cli_error("msp ets decrypt", "%s: error: cannot write the key log", r->args->keylog);
+            }
+        }
+    }
+    if (r->pout != NULL) {
+        if (ok && msp_pcap_out_close(r->pout, &err) != MSP_OK) {
+            cli_print_error("msp ets decrypt", &err);
+            status = CLI_USAGE;
+        } else if (!ok) {
+            msp_pcap_out_abort(r->pout);
+        }
+    }
+    if (r->events != NULL && r->events != stdout && fclose(r->events) != 0) {
+        status = CLI_USAGE;
+    }
+    return status;
+}
+
+static msp_pcap_in_t *running_capture;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running_capture != NULL) {
+        msp_pcap_in_stop(running_capture);
+    }
+}
+
+static int capture(dec_run_t *r, msp_tcp_t *tcp)
+{
+    const dec_args_t *a = r->args;
+    msp_pcap_in_t *in = NULL;
+    msp_error_t err = {0};
+    int rc = a->pcap != NULL ? msp_pcap_in_open_file(&in, a->pcap, a->filter, &err)
+                             : msp_pcap_in_open_live(&in, a->iface, a->filter, a->promisc, &err);
+    if (rc == MSP_OK) {
+        running_capture = in;
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        rc = msp_pcap_in_run(in, tcp, a->count, NULL, &err);
+        running_capture = NULL;
+    }
+    if (rc != MSP_OK) {
+        cli_print_error("msp ets decrypt", &err);
+    }
+    msp_pcap_in_close(in);
+    return rc;
+}
+
+static void summary(dec_run_t *r, const msp_tcp_stats_t *st)
+{
+    line_begin(r, "summary", 0);
+    msp_buf_printf(&r->line,
+                   ",\"packets\":%llu,\"bytes\":%llu,\"flows\":%llu,\"decrypted\":%llu,\"undecryptable\":%llu,"
+                   "\"empty\":%llu,\"plaintext\":%llu,\"non_tcp\":%llu,\"fragments\":%llu,\"truncated\":%llu,"
+                   "\"gaps\":%llu,\"evicted\":%llu",
+                   (unsigned long long)st->packets, (unsigned long long)st->bytes, (unsigned long long)r->n.flows,
+                   (unsigned long long)r->n.decrypted, (unsigned long long)r->n.undecryptable,
+                   (unsigned long long)r->n.empty, (unsigned long long)r->n.plaintext, (unsigned long long)st->non_tcp,
+                   (unsigned long long)st->fragments, (unsigned long long)st->truncated, (unsigned long long)st->gaps,
+                   (unsigned long long)st->evicted);
+    line_end(r);
+}
+
+static int decrypt(dec_run_t *r)
+{
+    msp_tcp_config_t cfg;
+    msp_tcp_config_default(&cfg);
+    cfg.max_flows = r->args->max_flows;
+    static const msp_tcp_callbacks_t cb = {on_open, on_data, on_gap, on_close};
+    msp_tcp_t *tcp = msp_tcp_new(&cfg, &cb, r);
+    if (tcp == NULL) {
+        cli_error("msp ets decrypt", "error: out of memory");
+        return CLI_USAGE;
+    }
+    int rc = capture(r, tcp);
+    msp_tcp_finish(tcp);
+    summary(r, msp_tcp_stats(tcp));
+    msp_tcp_free(tcp);
+    if (fflush(r->events) != 0) {
+        r->io_error = 1;
+    }
+    if (rc == MSP_OK && r->io_error) {
+        cli_error("msp ets decrypt", "error: writing the output failed: %s", strerror(errno));
+    }
+    return rc != MSP_OK || r->io_error ? CLI_USAGE : CLI_OK;
+}
+
+int cmd_ets_decrypt(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    dec_args_t a;
+    dec_run_t r = {.args = &a};
+    if (parse_args(argc, argv, &a) != CLI_OK) {
+        return CLI_USAGE;
+    }
+    msp_buf_init(&r.line, 1u << 20);
+    int status = load_keys(&r);
+    if (status == CLI_OK) {
+        status = open_outputs(&r);
+    }
+    if (status == CLI_OK) {
+        status = decrypt(&r);
+    }
+    int closed = close_outputs(&r, status == CLI_OK);
+    if (status == CLI_OK) {
+        status = closed != CLI_OK ? closed : r.n.undecryptable > 0 ? CLI_FAIL : CLI_OK;
+    }
+    if (status == CLI_FAIL) {
+        cli_error("msp ets decrypt", "%llu of %llu connections could not be decrypted (see the undecryptable events)",
+                  (unsigned long long)r.n.undecryptable, (unsigned long long)r.n.flows);
+    }
+    msp_buf_free(&r.line);
+    free(r.cert);
+    msp_ets_tickets_free(r.tickets);
+    msp_ets_keys_free(r.keys);
+    return status;
+}

@@ -1,0 +1,518 @@
+/*
+ * msp ets keygen: a static key pair; msp ets cert: a server certificate that
+ * carries the visibility information of its static keys (TS 103 523-3
+ * 4.3.3), issued from a CA key or re-signed from an existing certificate.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "cli.h"
+#include "ets_cli.h"
+#include "msp/ets.h"
+
+static const char keygen_usage[] =
+    "usage: msp ets keygen --group x25519|p256 --out FILE [--force]\n"
+    "\n"
+    "Generates a static (EC)DH key pair for an ETS server and its authorised middleboxes and writes\n"
+    "the private key as PEM (PKCS#8, mode 0600): the format of `openssl genpkey`, of the msp-ets\n"
+    "provider and of `msp ets decrypt --key`. Prints the group, the fingerprint (first 10 bytes of\n"
+    "SHA-256 over the key_share) and the key_share bytes. An existing FILE is kept unless --force.\n";
+
+static const char cert_usage[] =
+    "usage: msp ets cert --static KEY [--static KEY]... --access TEXT --out CERT\n"
+    "                    (--key SUBJECT_KEY --subject /CN=NAME[/O=...] [--dns NAME]... | --resign CERT)\n"
+    "                    (--ca-cert CA --ca-key CA_KEY | --self-signed) [--days N] [--force]\n"
+    "\n"
+    "Issues a server certificate carrying one VisibilityInformation per static key (subjectAltName\n"
+    "otherName 0.4.0.3523.3.1: fingerprint of the key_share, and TEXT naming who may hold the key),\n"
+    "signed by the CA key (or by the subject key with --self-signed). --resign CERT keeps the\n"
+    "subject, subject key and extensions of CERT, replaces its visibility information with that of\n"
+    "the given static keys (key rotation) and signs it again; its validity is kept unless --days is\n"
+    "given. A static key equal to the certificate's own key is refused (ETS-VI-1). Defaults:\n"
+    "--days 90 for new certificates. An existing CERT is kept unless --force.\n";
+
+EVP_PKEY *ets_cli_load_key(const char *cmd, const char *path)
+{
+    BIO *in = BIO_new_file(path, "rb");
+    if (in == NULL) {
+        cli_error(cmd, "%s: error: %s", path, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+    if (key == NULL) {
+        (void)BIO_reset(in);
+        key = d2i_PrivateKey_bio(in, NULL);
+    }
+    BIO_free(in);
+    ERR_clear_error();
+    if (key == NULL) {
+        cli_error(cmd, "%s: error: not a PEM or DER private key", path);
+    }
+    return key;
+}
+
+X509 *ets_cli_load_cert(const char *cmd, const char *path)
+{
+    BIO *in = BIO_new_file(path, "rb");
+    if (in == NULL) {
+        cli_error(cmd, "%s: error: %s", path, strerror(errno));
+        return NULL;
+    }
+    X509 *x = PEM_read_bio_X509(in, NULL, NULL, NULL);
+    if (x == NULL) {
+        (void)BIO_reset(in);
+        x = d2i_X509_bio(in, NULL);
+    }
+    BIO_free(in);
+    ERR_clear_error();
+    if (x == NULL) {
+        cli_error(cmd, "%s: error: not a PEM or DER certificate", path);
+    }
+    return x;
+}
+
+/* The description is free text from the certificate: quotes, backslashes and control characters are escaped so
+ * that one entry stays one line and cannot pass for another. */
+void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len)
+{
+    msp_buf_put_u8(b, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            msp_buf_printf(b, "\\%c", c);
+        } else if (c < 0x20 || c == 0x7f) {
+            msp_buf_printf(b, "\\x%02x", c);
+        } else {
+            msp_buf_put_u8(b, c); /* UTF-8 passes through: the decoder checked it */
+        }
+    }
+    msp_buf_put_u8(b, '"');
+}
+
+void ets_cli_hex(char *out, const uint8_t *p, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        snprintf(out + 2 * k, 3, "%02x", p[k]);
+    }
+    out[2 * n] = '\0';
+}
+
+const char *ets_cli_group_name(EVP_PKEY *key)
+{
+    char curve[64];
+    if (EVP_PKEY_is_a(key, "X25519")) {
+        return "x25519";
+    }
+    if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof curve, NULL) == 1 &&
+        (strcmp(curve, "prime256v1") == 0 || strcmp(curve, "P-256") == 0)) {
+        return "p256";
+    }
+    return NULL;
+}
+
+int ets_cli_fingerprint(const char *cmd, const char *path, EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN],
+                        char share_hex[2 * ETS_CLI_MAX_SHARE + 1])
+{
+    uint8_t share[ETS_CLI_MAX_SHARE];
+    size_t len = 0;
+    if (ets_cli_group_name(key) == NULL || msp_ets_key_share(key, share, sizeof share, &len) != MSP_OK ||
+        msp_ets_fingerprint(share, len, fp) != MSP_OK) {
+        cli_error(cmd, "%s: error: not an X25519 or P-256 key (the groups ETS static keys are served for)", path);
+        return CLI_USAGE;
+    }
+    if (share_hex != NULL) {
+        ets_cli_hex(share_hex, share, len);
+    }
+    return CLI_OK;
+}
+
+static int exists(const char *cmd, const char *path, int force)
+{
+    struct stat st;
+    if (!force && stat(path, &st) == 0) {
+        cli_error(cmd, "%s: error: exists (use --force to replace it)", path);
+        return 1;
+    }
+    return 0;
+}
+
+static EVP_PKEY *generate(const char *group)
+{
+    if (strcmp(group, "x25519") == 0) {
+        return EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    }
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static int write_key(const char *cmd, const char *path, EVP_PKEY *key)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    long n = 0;
+    int ok = mem != NULL && PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL) == 1;
+    n = ok ? BIO_get_mem_data(mem, &p) : 0;
+    int status = ok ? cli_write_file(cmd, path, p, (size_t)n, 0600) : CLI_FAIL;
+    if (!ok) {
+        cli_error(cmd, "%s: error: cannot encode the key", path);
+    }
+    BIO_free(mem);
+    return status;
+}
+
+static int keygen(int argc, char **argv)
+{
+    const char *cmd = "msp ets keygen", *group = NULL, *out = NULL;
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--group") == 0 && i + 1 < argc) {
+            group = argv[++i];
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
+        } else if (strcmp(argv[i], "--force") == 0) {
+            force = 1;
+        } else {
+            cli_error(cmd, "error: unexpected argument '%s' (see 'msp ets keygen --help')", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    if (group == NULL || (strcmp(group, "x25519") != 0 && strcmp(group, "p256") != 0) || out == NULL) {
+        cli_error(cmd, "error: --group x25519|p256 and --out FILE are required (see 'msp ets keygen --help')");
+        return CLI_USAGE;
+    }
+    if (exists(cmd, out, force)) {
+        return CLI_USAGE;
+    }
+    EVP_PKEY *key = generate(group);
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+    char fp_hex[2 * MSP_ETS_FINGERPRINT_LEN + 1], share_hex[2 * ETS_CLI_MAX_SHARE + 1];
+    int status = key != NULL ? ets_cli_fingerprint(cmd, out, key, fp, share_hex) : CLI_FAIL;
+    if (status == CLI_OK) {
+        status = write_key(cmd, out, key);
+    }
+    if (status == CLI_OK) {
+        ets_cli_hex(fp_hex, fp, sizeof fp);
+        printf("%s: %s static key, fingerprint %s, key_share %s\n", out, group, fp_hex, share_hex);
+    }
+    EVP_PKEY_free(key);
+    return status;
+}
+
+/* What msp ets cert was asked to do. */
+typedef struct cert_args {
+    const char *statics[MSP_ETS_MAX_VI];
+    size_t n_statics;
+    const char *access, *out, *key, *subject, *resign, *ca_cert, *ca_key;
+    const char *dns[32];
+    size_t n_dns;
+    int self_signed, force;
+    long days; /* -1: not given */
+} cert_args_t;
+
+static int parse_value(const char *cmd, cert_args_t *a, const char *opt, const char *v)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } single[] = {
+        {"--access", offsetof(cert_args_t, access)}, {"--out", offsetof(cert_args_t, out)},
+        {"--key", offsetof(cert_args_t, key)},       {"--subject", offsetof(cert_args_t, subject)},
+        {"--resign", offsetof(cert_args_t, resign)}, {"--ca-cert", offsetof(cert_args_t, ca_cert)},
+        {"--ca-key", offsetof(cert_args_t, ca_key)},
+    };
+    for (size_t k = 0; k < sizeof single / sizeof single[0]; k++) {
+        if (strcmp(opt, single[k].name) == 0) {
+            *(const char **)((char *)a + single[k].off) = v;
+            return CLI_OK;
+        }
+    }
+    if (strcmp(opt, "--static") == 0 && a->n_statics < MSP_ETS_MAX_VI) {
+        a->statics[a->n_statics++] = v;
+    } else if (strcmp(opt, "--dns") == 0 && a->n_dns < sizeof a->dns / sizeof a->dns[0]) {
+        a->dns[a->n_dns++] = v;
+    } else if (strcmp(opt, "--days") == 0) {
+        char *end;
+        a->days = strtol(v, &end, 10);
+        if (*end != '\0' || a->days < 1 || a->days > 36500) {
+            cli_error(cmd, "error: --days wants a number of days from 1 to 36500, not '%s'", v);
+            return CLI_USAGE;
+        }
+    } else {
+        cli_error(cmd, "error: unexpected or repeated too often: '%s' (see 'msp ets cert --help')", opt);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+static int parse_cert_args(int argc, char **argv, cert_args_t *a)
+{
+    const char *cmd = "msp ets cert";
+    memset(a, 0, sizeof *a);
+    a->days = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--self-signed") == 0) {
+            a->self_signed = 1;
+        } else if (strcmp(argv[i], "--force") == 0) {
+            a->force = 1;
+        } else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc) {
+            if (parse_value(cmd, a, argv[i], argv[i + 1]) != CLI_OK) {
+                return CLI_USAGE;
+            }
+            i++;
+        } else {
+            cli_error(cmd, "error: unexpected argument '%s' (see 'msp ets cert --help')", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    const char *missing = a->n_statics == 0   ? "--static KEY"
+                          : a->access == NULL ? "--access TEXT"
+                          : a->out == NULL    ? "--out CERT"
+                          : (a->resign == NULL) == (a->key == NULL || a->subject == NULL)
+                              ? "either --key with --subject, or --resign"
+                          : a->self_signed == (a->ca_cert != NULL || a->ca_key != NULL) ||
+                                  (!a->self_signed && (a->ca_cert == NULL || a->ca_key == NULL))
+                              ? "either --ca-cert with --ca-key, or --self-signed"
+                          : a->self_signed && a->resign != NULL ? "--key (a re-signed certificate needs a CA key)"
+                                                                : NULL;
+    if (missing != NULL) {
+        cli_error(cmd, "error: %s is required (see 'msp ets cert --help')", missing);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* "/CN=a/O=b", as openssl req -subj takes it. */
+static X509_NAME *parse_subject(const char *cmd, const char *s)
+{
+    X509_NAME *name = X509_NAME_new();
+    char buf[1024];
+    if (name == NULL || s[0] != '/' || strlen(s) >= sizeof buf) {
+        cli_error(cmd, "error: --subject wants the form /CN=NAME[/O=ORG...], not '%s'", s);
+        X509_NAME_free(name);
+        return NULL;
+    }
+    strcpy(buf, s + 1);
+    for (char *save = NULL, *part = strtok_r(buf, "/", &save); part != NULL; part = strtok_r(NULL, "/", &save)) {
+        char *eq = strchr(part, '=');
+        if (eq == NULL || eq == part || eq[1] == '\0' ||
+            (*eq = '\0', X509_NAME_add_entry_by_txt(name, part, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0)) !=
+                1) {
+            cli_error(cmd, "error: --subject: '%s' is not a KEY=VALUE OpenSSL knows", part);
+            X509_NAME_free(name);
+            ERR_clear_error();
+            return NULL;
+        }
+    }
+    return name;
+}
+
+static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    int ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+static int set_serial(X509 *x)
+{
+    uint8_t raw[16];
+    BIGNUM *bn = NULL;
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        return 0;
+    }
+    raw[0] &= 0x7f; /* positive, as RFC 5280 4.1.2.2 wants */
+    bn = BN_bin2bn(raw, sizeof raw, NULL);
+    int ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+    BN_free(bn);
+    return ok;
+}
+
+static X509 *new_cert(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_key, X509 *issuer)
+{
+    X509 *x = X509_new();
+    X509_NAME *name = parse_subject(cmd, a->subject);
+    int ok = x != NULL && name != NULL && X509_set_version(x, 2) == 1 && X509_set_subject_name(x, name) == 1 &&
+             X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1 &&
+             X509_set_pubkey(x, subject_key) == 1 && set_serial(x);
+    ok = ok && add_ext(x, issuer != NULL ? issuer : x, NID_basic_constraints, "critical,CA:FALSE") &&
+         add_ext(x, issuer != NULL ? issuer : x, NID_ext_key_usage, "serverAuth") &&
+         add_ext(x, issuer != NULL ? issuer : x, NID_subject_key_identifier, "hash") &&
+         (issuer == NULL || add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"));
+    if (ok && a->n_dns > 0) {
+        char san[4096] = "";
+        size_t used = 0;
+        for (size_t k = 0; k < a->n_dns && used < sizeof san; k++) {
+            used += (size_t)snprintf(san + used, sizeof san - used, "%sDNS:%s", k > 0 ? "," : "", a->dns[k]);
+        }
+        ok = used < sizeof san && add_ext(x, issuer != NULL ? issuer : x, NID_subject_alt_name, san);
+    }
+    X509_NAME_free(name);
+    if (!ok) {
+        if (name != NULL) {
+            cli_error(cmd, "error: cannot build the certificate (a --dns name OpenSSL refuses?)");
+        }
+        X509_free(x);
+        ERR_clear_error();
+        return NULL;
+    }
+    return x;
+}
+
+static int add_visibility(const char *cmd, const cert_args_t *a, X509 *x)
+{
+    EVP_PKEY *subject = X509_get0_pubkey(x);
+    size_t removed;
+    if (msp_ets_cert_clear(x, &removed) != MSP_OK) {
+        cli_error(cmd, "error: cannot remove the old visibility information");
+        return CLI_FAIL;
+    }
+    for (size_t k = 0; k < a->n_statics; k++) {
+        EVP_PKEY *key = ets_cli_load_key(cmd, a->statics[k]);
+        uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+        int status = key != NULL ? ets_cli_fingerprint(cmd, a->statics[k], key, fp, NULL) : CLI_USAGE;
+        if (status == CLI_OK && subject != NULL && EVP_PKEY_eq(key, subject) == 1) {
+            cli_error(cmd, "%s: error: the static key is the certificate's own key (ETS-VI-1 wants them different)",
+                      a->statics[k]);
+            status = CLI_USAGE;
+        }
+        if (status == CLI_OK && msp_ets_cert_add(x, fp, a->access, strlen(a->access)) != MSP_OK) {
+            cli_error(cmd, "error: --access: not valid UTF-8 or longer than %d bytes", MSP_ETS_MAX_ACCESS);
+            status = CLI_USAGE;
+        }
+        EVP_PKEY_free(key);
+        ERR_clear_error();
+        if (status != CLI_OK) {
+            return status;
+        }
+    }
+    return CLI_OK;
+}
+
+static int set_validity(X509 *x, long days)
+{
+    return X509_gmtime_adj(X509_getm_notBefore(x), -300) != NULL &&
+           X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL;
+}
+
+static int sign_and_write(const char *cmd, const cert_args_t *a, X509 *x, EVP_PKEY *signer)
+{
+    /* Ed25519/Ed448 sign without a separate digest; everything else with SHA-256. */
+    const EVP_MD *md = EVP_PKEY_is_a(signer, "ED25519") || EVP_PKEY_is_a(signer, "ED448") ? NULL : EVP_sha256();
+    if (X509_sign(x, signer, md) <= 0) {
+        cli_error(cmd, "error: signing failed: %s", ERR_reason_error_string(ERR_get_error()));
+        ERR_clear_error();
+        return CLI_FAIL;
+    }
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    int ok = mem != NULL && PEM_write_bio_X509(mem, x) == 1;
+    long n = ok ? BIO_get_mem_data(mem, &p) : 0;
+    int status = ok ? cli_write_file(cmd, a->out, p, (size_t)n, 0644) : CLI_FAIL;
+    BIO_free(mem);
+    return status;
+}
+
+static int print_visibility(const char *out, X509 *x)
+{
+    msp_ets_vi_t *vi = calloc(MSP_ETS_MAX_VI, sizeof *vi);
+    size_t n = 0;
+    int misplaced = 0;
+    if (vi == NULL || msp_ets_cert_read(x, vi, MSP_ETS_MAX_VI, &n, &misplaced) != MSP_OK) {
+        free(vi);
+        return CLI_FAIL;
+    }
+    for (size_t k = 0; k < n; k++) {
+        char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+        ets_cli_hex(fp, vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        printf("%s: visibility %zu: fingerprint %s\n", out, k + 1, fp);
+    }
+    free(vi);
+    return CLI_OK;
+}
+
+/* The certificate to sign: a new one, or a copy of --resign's. */
+static X509 *prepare(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_key, X509 *ca)
+{
+    if (a->resign == NULL) {
+        X509 *x = new_cert(cmd, a, subject_key, ca);
+        if (x != NULL && !set_validity(x, a->days > 0 ? a->days : 90)) {
+            X509_free(x);
+            x = NULL;
+        }
+        return x;
+    }
+    X509 *x = ets_cli_load_cert(cmd, a->resign);
+    if (x == NULL) {
+        return NULL;
+    }
+    if (X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 || !set_serial(x) ||
+        (a->days > 0 && !set_validity(x, a->days))) {
+        cli_error(cmd, "%s: error: cannot re-issue this certificate", a->resign);
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static int cert(int argc, char **argv)
+{
+    const char *cmd = "msp ets cert";
+    cert_args_t a;
+    if (parse_cert_args(argc, argv, &a) != CLI_OK || exists(cmd, a.out, a.force)) {
+        return CLI_USAGE;
+    }
+    EVP_PKEY *subject_key = a.key != NULL ? ets_cli_load_key(cmd, a.key) : NULL;
+    EVP_PKEY *ca_key = a.ca_key != NULL ? ets_cli_load_key(cmd, a.ca_key) : NULL;
+    X509 *ca = a.ca_cert != NULL ? ets_cli_load_cert(cmd, a.ca_cert) : NULL;
+    X509 *x = NULL;
+    int status = CLI_USAGE;
+    if ((a.key != NULL && subject_key == NULL) || (a.ca_key != NULL && ca_key == NULL) ||
+        (a.ca_cert != NULL && ca == NULL)) {
+        goto done;
+    }
+    if (ca != NULL && X509_check_private_key(ca, ca_key) != 1) {
+        cli_error(cmd, "%s: error: --ca-key is not the key of this CA certificate", a.ca_key);
+        goto done;
+    }
+    x = prepare(cmd, &a, subject_key, ca);
+    if (x == NULL) {
+        goto done;
+    }
+    status = add_visibility(cmd, &a, x);
+    if (status == CLI_OK) {
+        status = sign_and_write(cmd, &a, x, a.self_signed ? subject_key : ca_key);
+    }
+    if (status == CLI_OK) {
+        status = print_visibility(a.out, x);
+    }
+done:
+    ERR_clear_error();
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(subject_key);
+    return status;
+}
+
+int cmd_ets_keys(int argc, char **argv, const char *verb)
+{
+    int is_keygen = strcmp(verb, "keygen") == 0;
+    if (cli_wants_help(argc, argv)) {
+        fputs(is_keygen ? keygen_usage : cert_usage, stdout);
+        return CLI_OK;
+    }
+    return is_keygen ? keygen(argc, argv) : cert(argc, argv);
+}

@@ -1,0 +1,518 @@
+/*
+ * msp ets probe HOST:PORT: the client's view of an ETS server (TS 103 523-3
+ * Annex B "ETS-aware client", ets.md 6): connect several times, compare the
+ * ServerHello key shares (a repeat proves a static or long-lived key, the
+ * only signal an Annex A server gives), read the certificate's visibility
+ * information and check its fingerprint against the key share actually sent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "cli.h"
+#include "ets_cli.h"
+#include "msp/ets.h"
+#include "msp/json.h"
+#include "msp/reader.h"
+
+static const char usage[] =
+    "usage: msp ets probe HOST:PORT [--servername NAME] [--groups LIST] [--ca FILE]\n"
+    "                     [--connections N] [--timeout SECONDS] [--format text|json]\n"
+    "                     [--refuse-ets] [--require-visibility]\n"
+    "\n"
+    "Connects N times (default 2) with TLS 1.3 and reports, as an ETS-aware client would:\n"
+    "  - the key share of every ServerHello, and whether it repeats (a static key: no forward\n"
+    "    secrecy; the only way to notice an ETS server that shows no visibility information);\n"
+    "  - the certificate's visibility information (TS 103 523-3 4.3.3) and whether its fingerprint\n"
+    "    matches the key share the server actually sent.\n"
+    "--groups is OpenSSL's group list to offer (default X25519:P-256); --ca verifies the server's\n"
+    "certificate chain and name (without it the certificate is read but not verified).\n"
+    "\n"
+    "exit status: 0; 1 when a policy refuses the server: --refuse-ets (a repeated key share or\n"
+    "visibility information), --require-visibility (a repeated key share without visibility\n"
+    "information matching it, or visibility information that does not match); 2 when a\n"
+    "connection fails or the arguments are wrong.\n";
+
+#define PROBE_MAX_CONN 16
+
+typedef struct probe_args {
+    const char *target, *servername, *groups, *ca;
+    char host[256], port[16];
+    int connections, timeout, json, refuse_ets, require_visibility;
+} probe_args_t;
+
+/* What one connection showed. */
+typedef struct probe_conn {
+    uint16_t group;
+    uint8_t share[ETS_CLI_MAX_SHARE * 2]; /* room for any group's share we report (cut at this size) */
+    size_t share_len;
+    int hrr, have_share;
+    char suite[64];
+    char verify[128];
+} probe_conn_t;
+
+typedef struct probe_result {
+    probe_conn_t conn[PROBE_MAX_CONN];
+    msp_ets_vi_t vi[MSP_ETS_MAX_VI];
+    size_t n_vi;
+    int misplaced, vi_error;
+} probe_result_t;
+
+static const char *group_name(uint16_t g)
+{
+    switch (g) {
+    case 0x0017:
+        return "secp256r1";
+    case 0x0018:
+        return "secp384r1";
+    case 0x0019:
+        return "secp521r1";
+    case 0x001d:
+        return "x25519";
+    case 0x001e:
+        return "x448";
+    default:
+        return "other";
+    }
+}
+
+/* The key_share extension of a ServerHello (or the group of a HelloRetryRequest). */
+static void parse_server_hello(const uint8_t *p, size_t n, probe_conn_t *c)
+{
+    static const uint8_t hrr_random[32] = {0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c,
+                                           0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb,
+                                           0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c};
+    msp_reader_t r, sid, exts;
+    const uint8_t *random;
+    uint8_t type;
+    uint32_t len;
+    uint16_t version, suite;
+    msp_reader_init(&r, p, n);
+    if (msp_read_u8(&r, &type) != MSP_OK || type != 2 || msp_read_u24(&r, &len) != MSP_OK ||
+        msp_read_u16(&r, &version) != MSP_OK || msp_read_bytes(&r, 32, &random) != MSP_OK ||
+        msp_read_block(&r, 1, &sid) != MSP_OK || msp_read_u16(&r, &suite) != MSP_OK ||
+        msp_read_bytes(&r, 1, &random) != MSP_OK || msp_read_block(&r, 2, &exts) != MSP_OK) {
+        return;
+    }
+    int hrr = memcmp(p + 6, hrr_random, 32) == 0;
+    c->hrr |= hrr;
+    while (msp_reader_left(&exts) > 0) {
+        uint16_t ext_type, group;
+        msp_reader_t body, share;
+        if (msp_read_u16(&exts, &ext_type) != MSP_OK || msp_read_block(&exts, 2, &body) != MSP_OK) {
+            return;
+        }
+        if (ext_type != 51 || hrr || msp_read_u16(&body, &group) != MSP_OK ||
+            msp_read_block(&body, 2, &share) != MSP_OK) {
+            continue;
+        }
+        c->group = group;
+        c->share_len = msp_reader_left(&share) < sizeof c->share ? msp_reader_left(&share) : sizeof c->share;
+        msp_read_copy(&share, c->share, c->share_len);
+        c->have_share = 1;
+    }
+}
+
+static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    const uint8_t *p = buf;
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == 2) {
+        parse_server_hello(p, len, arg);
+    }
+}
+
+static int wait_fd(int fd, short events, int timeout)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int n;
+    do {
+        n = poll(&pfd, 1, timeout * 1000);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* A connected TCP socket within the timeout, or -1 with one line on stderr. */
+static int dial(const probe_args_t *a)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(a->host, a->port, &hints, &res), fd = -1, err = 0;
+    if (rc != 0) {
+        cli_error("msp ets probe", "%s: error: %s", a->target, gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        socklen_t sl = sizeof err;
+        err = 0;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
+            (errno != EINPROGRESS || wait_fd(fd, POLLOUT, a->timeout) <= 0 ||
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err != 0)) {
+            err = err != 0 ? err : errno != EINPROGRESS ? errno : ETIMEDOUT;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        cli_error("msp ets probe", "%s: error: cannot connect: %s", a->target, strerror(err));
+    }
+    return fd;
+}
+
+static SSL_CTX *client_ctx(const probe_args_t *a)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, a->groups) != 1) {
+        cli_error("msp ets probe", "error: --groups '%s': OpenSSL does not know this group list", a->groups);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    /* A fresh full handshake every time: a resumed one proves nothing about the key share. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (a->ca != NULL && SSL_CTX_load_verify_locations(ctx, a->ca, NULL) != 1) {
+        cli_error("msp ets probe", "%s: error: cannot read the CA certificates", a->ca);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* Drives a non-blocking handshake to its end within the timeout. */
+static int handshake(SSL *ssl, int fd, int timeout)
+{
+    for (;;) {
+        int rc = SSL_connect(ssl);
+        if (rc == 1) {
+            return 1;
+        }
+        int e = SSL_get_error(ssl, rc);
+        short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+        if (ev == 0 || wait_fd(fd, ev, timeout) <= 0) {
+            return 0;
+        }
+    }
+}
+
+static void read_visibility(SSL *ssl, probe_result_t *res)
+{
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    if (peer != NULL) {
+        res->vi_error = msp_ets_cert_read(peer, res->vi, MSP_ETS_MAX_VI, &res->n_vi, &res->misplaced) != MSP_OK;
+    }
+    X509_free(peer);
+}
+
+static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, probe_result_t *res, int first)
+{
+    int fd = dial(a);
+    if (fd < 0) {
+        return CLI_USAGE;
+    }
+    SSL *ssl = SSL_new(ctx);
+    const char *name = a->servername != NULL ? a->servername : a->host;
+    int ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1 && SSL_set_tlsext_host_name(ssl, name) == 1;
+    if (ok && a->ca != NULL) {
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL); /* reported, not enforced: the probe wants to see the server */
+        ok = SSL_set1_host(ssl, name) == 1;
+    }
+    SSL_set_msg_callback(ssl, on_msg);
+    SSL_set_msg_callback_arg(ssl, c);
+    if (ok && !handshake(ssl, fd, a->timeout)) {
+        unsigned long e = ERR_peek_last_error();
+        cli_error("msp ets probe", "%s: error: TLS 1.3 handshake failed: %s", a->target,
+                  e != 0 ? ERR_reason_error_string(e) : "timeout or connection closed");
+        ok = 0;
+    }
+    if (ok) {
+        snprintf(c->suite, sizeof c->suite, "%s", SSL_get_cipher_name(ssl));
+        long v = SSL_get_verify_result(ssl);
+        snprintf(c->verify, sizeof c->verify, "%s",
+                 a->ca == NULL    ? "not verified (no --ca)"
+                 : v == X509_V_OK ? "verified"
+                                  : X509_verify_cert_error_string(v));
+        if (first) {
+            read_visibility(ssl, res);
+        }
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    close(fd);
+    ERR_clear_error();
+    return ok ? CLI_OK : CLI_USAGE;
+}
+
+/* Verdict facts: did the share repeat, and does some visibility information name it. */
+typedef struct verdict {
+    int repeated, comparable, visible, matches;
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+} verdict_t;
+
+static void judge(const probe_args_t *a, const probe_result_t *res, verdict_t *v)
+{
+    const probe_conn_t *c0 = &res->conn[0];
+    memset(v, 0, sizeof *v);
+    v->comparable = c0->have_share;
+    for (int i = 1; i < a->connections; i++) {
+        const probe_conn_t *c = &res->conn[i];
+        if (!c->have_share || c->group != c0->group) {
+            v->comparable = 0;
+        } else if (c->share_len == c0->share_len && memcmp(c->share, c0->share, c->share_len) == 0) {
+            v->repeated = 1;
+        }
+    }
+    v->visible = res->n_vi > 0;
+    if (c0->have_share) {
+        msp_ets_fingerprint(c0->share, c0->share_len, v->fp);
+        for (size_t k = 0; k < res->n_vi; k++) {
+            v->matches |= memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
+        }
+    }
+}
+
+static const char *verdict_text(const verdict_t *v)
+{
+    if (v->repeated && v->matches) {
+        return "ETS server: static key share, disclosed by accurate visibility information";
+    }
+    if (v->repeated && v->visible) {
+        return "ETS server: static key share, but the visibility information does not match it";
+    }
+    if (v->repeated) {
+        return "static key share without visibility information (ETS Annex A, or an undisclosed reused key)";
+    }
+    if (v->visible && !v->matches) {
+        return "visibility information that does not match the key share sent";
+    }
+    if (v->visible) {
+        return "visibility information matching the key share, which did not repeat (key rotated between "
+               "connections?)";
+    }
+    return v->comparable ? "no sign of ETS: a fresh key share on every connection, no visibility information"
+                         : "no visibility information; key shares not comparable (groups differed)";
+}
+
+static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res, const verdict_t *v)
+{
+    char hex[2 * sizeof res->conn[0].share + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    for (int i = 0; i < a->connections; i++) {
+        const probe_conn_t *c = &res->conn[i];
+        uint8_t cfp[MSP_ETS_FINGERPRINT_LEN];
+        msp_ets_fingerprint(c->share, c->share_len, cfp);
+        ets_cli_hex(fp, cfp, sizeof cfp);
+        ets_cli_hex(hex, c->share, c->share_len);
+        msp_buf_printf(b, "%s: connection %d: %s, group %s%s, key share fingerprint %s, certificate %s\n", a->target,
+                       i + 1, c->suite, group_name(c->group), c->hrr ? " (after HelloRetryRequest)" : "", fp,
+                       c->verify);
+    }
+    for (size_t k = 0; k < res->n_vi; k++) {
+        ets_cli_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        int m = memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
+        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s the key share), access ", a->target, k + 1, fp,
+                       m ? "matches" : "does not match");
+        ets_cli_put_text(b, res->vi[k].access, res->vi[k].access_len);
+        msp_buf_put_u8(b, '\n');
+    }
+    if (res->misplaced) {
+        msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName\n", a->target);
+    }
+    msp_buf_printf(b, "%s: key share: %s\n", a->target,
+                   v->repeated     ? "repeated (static)"
+                   : v->comparable ? "fresh on every connection"
+                                   : "not comparable");
+    msp_buf_printf(b, "%s: verdict: %s\n", a->target, verdict_text(v));
+}
+
+static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res, const verdict_t *v)
+{
+    char hex[2 * sizeof res->conn[0].share + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    msp_json_t j;
+    msp_json_init(&j, b, 0);
+    msp_json_object_begin(&j);
+    msp_json_key(&j, "target");
+    msp_json_string(&j, a->target);
+    msp_json_key(&j, "connections");
+    msp_json_array_begin(&j);
+    for (int i = 0; i < a->connections; i++) {
+        const probe_conn_t *c = &res->conn[i];
+        uint8_t cfp[MSP_ETS_FINGERPRINT_LEN];
+        msp_ets_fingerprint(c->share, c->share_len, cfp);
+        ets_cli_hex(fp, cfp, sizeof cfp);
+        ets_cli_hex(hex, c->share, c->share_len);
+        msp_json_object_begin(&j);
+        msp_json_key(&j, "suite");
+        msp_json_string(&j, c->suite);
+        msp_json_key(&j, "group");
+        msp_json_string(&j, group_name(c->group));
+        msp_json_key(&j, "hello_retry_request");
+        msp_json_bool(&j, c->hrr);
+        msp_json_key(&j, "key_share");
+        msp_json_string(&j, hex);
+        msp_json_key(&j, "fingerprint");
+        msp_json_string(&j, fp);
+        msp_json_key(&j, "certificate");
+        msp_json_string(&j, c->verify);
+        msp_json_object_end(&j);
+    }
+    msp_json_array_end(&j);
+    msp_json_key(&j, "visibility");
+    msp_json_array_begin(&j);
+    for (size_t k = 0; k < res->n_vi; k++) {
+        ets_cli_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_json_object_begin(&j);
+        msp_json_key(&j, "fingerprint");
+        msp_json_string(&j, fp);
+        msp_json_key(&j, "access");
+        msp_json_string_n(&j, res->vi[k].access, res->vi[k].access_len);
+        msp_json_key(&j, "matches_key_share");
+        msp_json_bool(&j, memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0);
+        msp_json_object_end(&j);
+    }
+    msp_json_array_end(&j);
+    msp_json_key(&j, "misplaced_extension");
+    msp_json_bool(&j, res->misplaced);
+    msp_json_key(&j, "static_key_share");
+    msp_json_bool(&j, v->repeated);
+    msp_json_key(&j, "comparable");
+    msp_json_bool(&j, v->comparable);
+    msp_json_key(&j, "verdict");
+    msp_json_string(&j, verdict_text(v));
+    msp_json_object_end(&j);
+    msp_buf_puts(b, "\n");
+}
+
+static int parse_count(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < lo || n > hi) {
+        cli_error("msp ets probe", "error: %s wants a number from %d to %d, not '%s'", opt, lo, hi, v);
+        return CLI_USAGE;
+    }
+    *out = (int)n;
+    return CLI_OK;
+}
+
+static int parse_target(probe_args_t *a)
+{
+    /* HOST:PORT, [V6]:PORT */
+    const char *t = a->target, *colon = strrchr(t, ':');
+    size_t hl = colon != NULL ? (size_t)(colon - t) : 0;
+    if (hl > 1 && t[0] == '[' && t[hl - 1] == ']') {
+        t++;
+        hl -= 2;
+    }
+    if (colon == NULL || hl == 0 || hl >= sizeof a->host || strlen(colon + 1) == 0 ||
+        strlen(colon + 1) >= sizeof a->port || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        cli_error("msp ets probe", "error: '%s' is not HOST:PORT", a->target);
+        return CLI_USAGE;
+    }
+    memcpy(a->host, t, hl);
+    a->host[hl] = '\0';
+    snprintf(a->port, sizeof a->port, "%s", colon + 1);
+    return CLI_OK;
+}
+
+static int parse_args(int argc, char **argv, probe_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    a->groups = "X25519:P-256";
+    a->connections = 2;
+    a->timeout = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int st = CLI_OK, took = v != NULL;
+        if (strcmp(o, "--servername") == 0 && v != NULL) {
+            a->servername = v;
+        } else if (strcmp(o, "--groups") == 0 && v != NULL) {
+            a->groups = v;
+        } else if (strcmp(o, "--ca") == 0 && v != NULL) {
+            a->ca = v;
+        } else if (strcmp(o, "--connections") == 0 && v != NULL) {
+            st = parse_count(o, v, 2, PROBE_MAX_CONN, &a->connections);
+        } else if (strcmp(o, "--timeout") == 0 && v != NULL) {
+            st = parse_count(o, v, 1, 3600, &a->timeout);
+        } else if (strcmp(o, "--format") == 0 && v != NULL && (strcmp(v, "json") == 0 || strcmp(v, "text") == 0)) {
+            a->json = strcmp(v, "json") == 0;
+        } else {
+            took = 0;
+            if (strcmp(o, "--refuse-ets") == 0) {
+                a->refuse_ets = 1;
+            } else if (strcmp(o, "--require-visibility") == 0) {
+                a->require_visibility = 1;
+            } else if (o[0] != '-' && a->target == NULL) {
+                a->target = o;
+            } else {
+                cli_error("msp ets probe", "error: unexpected argument '%s' (see 'msp ets probe --help')", o);
+                return CLI_USAGE;
+            }
+        }
+        if (st != CLI_OK) {
+            return st;
+        }
+        i += took;
+    }
+    if (a->target == NULL) {
+        cli_error("msp ets probe", "error: no HOST:PORT given (see 'msp ets probe --help')");
+        return CLI_USAGE;
+    }
+    return parse_target(a);
+}
+
+int cmd_ets_probe(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    probe_args_t a;
+    if (parse_args(argc, argv, &a) != CLI_OK) {
+        return CLI_USAGE;
+    }
+    SSL_CTX *ctx = client_ctx(&a);
+    probe_result_t *res = calloc(1, sizeof *res);
+    int status = ctx != NULL && res != NULL ? CLI_OK : CLI_USAGE;
+    for (int i = 0; status == CLI_OK && i < a.connections; i++) {
+        status = probe_once(&a, ctx, &res->conn[i], res, i == 0);
+    }
+    SSL_CTX_free(ctx);
+    if (status == CLI_OK && res->vi_error) {
+        cli_error("msp ets probe", "%s: error: the certificate carries a malformed visibility information entry",
+                  a.target);
+        status = CLI_FAIL;
+    }
+    if (status == CLI_OK) {
+        verdict_t v;
+        judge(&a, res, &v);
+        msp_buf_t out;
+        msp_buf_init(&out, CLI_OUTPUT_LIMIT);
+        (a.json ? render_json : render_text)(&out, &a, res, &v);
+        status = cli_write_stdout("msp ets probe", &out);
+        msp_buf_free(&out);
+        int refuse = (a.refuse_ets && (v.repeated || v.visible)) ||
+                     (a.require_visibility && ((v.repeated && !v.matches) || (v.visible && !v.matches)));
+        if (status == CLI_OK && refuse) {
+            cli_error("msp ets probe", "%s: refused by policy: %s", a.target, verdict_text(&v));
+            status = CLI_FAIL;
+        }
+    }
+    free(res);
+    return status;
+}

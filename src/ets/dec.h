@@ -6,7 +6,6 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 
 #include "msp/buf.h"
 #include "msp/ets_dec.h"
@@ -15,15 +14,23 @@
 #define DEC_GROUP_X25519 0x001d
 #define DEC_GROUP_P256 0x0017
 
-/* OpenSSL objects fetched once per key set rather than once per connection. */
+/*
+ * OpenSSL objects fetched once per key set rather than once per connection:
+ * fetching is a locked name lookup, and OpenSSL 3.0's HKDF runs HMAC() per
+ * call, which fetches HMAC and the digest by name each time. The HMAC
+ * contexts have their digest set and are only ever duplicated.
+ */
 typedef struct dec_crypto {
     EVP_MD *sha256, *sha384;
     EVP_CIPHER *aes128gcm, *aes256gcm, *chacha, *aes128ccm;
-    EVP_KDF *hkdf;
+    EVP_MAC *hmac;
+    EVP_MAC_CTX *hmac256, *hmac384;
+    uint8_t empty256[32], empty384[48]; /* Hash(""), for Derive-Secret(., "derived", "") */
 } dec_crypto_t;
 
 typedef struct dec_key {
     EVP_PKEY *pkey;
+    EVP_PKEY_CTX *derive; /* derive_init done; only duplicated, so the key set stays read-only */
     uint16_t group;
     uint8_t share[MSP_ETS_DEC_MAX_SHARE];
     size_t share_len;
@@ -36,6 +43,9 @@ struct msp_ets_keys {
     size_t n;
 };
 
+#define DEC_MAX_TICKETS (1u << 24) /* msp_ets_tickets_new refuses a larger store */
+#define DEC_NONE UINT32_MAX
+
 typedef struct dec_ticket {
     uint8_t *ticket;
     size_t ticket_len;
@@ -43,13 +53,19 @@ typedef struct dec_ticket {
     uint16_t suite;
     uint8_t psk[DEC_MAX_HASH];
     size_t psk_len;
-    uint64_t used; /* LRU clock */
+    uint32_t newer, older; /* LRU list of entry indices, DEC_NONE at the ends */
 } dec_ticket_t;
 
+/*
+ * A hash index (linear probing, twice the entries, a power of two) and an
+ * LRU list: a lookup or an eviction costs the same with 65,536 tickets as
+ * with 4, where scanning every entry per NewSessionTicket did not.
+ */
 struct msp_ets_tickets {
     dec_ticket_t *e;
-    size_t n, max;
-    uint64_t clock;
+    uint32_t *slot; /* entry index + 1; 0 is empty */
+    size_t n, max, mask;
+    uint32_t newest, oldest;
 };
 
 /* A suite's algorithms. */
@@ -57,6 +73,8 @@ typedef struct dec_suite {
     uint16_t id;
     const EVP_MD *md;
     const EVP_CIPHER *cipher;
+    const EVP_MAC_CTX *hmac; /* digest set; duplicated per connection */
+    const uint8_t *empty;    /* Hash("") */
     size_t hlen, keylen, taglen;
     int ccm;
 } dec_suite_t;
@@ -114,8 +132,11 @@ struct msp_ets_conn {
     const dec_suite_t *suite;
     dec_suite_t suite_store;
     uint16_t group;
-    EVP_KDF_CTX *kdf;
-    EVP_MD_CTX *th; /* transcript hash */
+    EVP_MAC_CTX *hmac;              /* the suite's HMAC, re-keyed for every HKDF step */
+    uint8_t hmac_key[DEC_MAX_HASH]; /* its current key: the next step with it skips the key setup */
+    size_t hmac_key_len;            /* 0: none */
+    EVP_MD_CTX *th;                 /* transcript hash */
+    EVP_MD_CTX *th_tmp;             /* copy of th finished for an intermediate hash */
     uint8_t client_random[32];
     msp_buf_t ch; /* the latest ClientHello message */
     dec_share_t share[MSP_ETS_DEC_MAX_SHARES];

@@ -114,8 +114,9 @@ void msp_ets_conn_free(msp_ets_conn_t *c)
     }
     msp_buf_free(&c->ch);
     msp_buf_free(&c->cert);
-    EVP_KDF_CTX_free(c->kdf);
+    EVP_MAC_CTX_free(c->hmac);
     EVP_MD_CTX_free(c->th);
+    EVP_MD_CTX_free(c->th_tmp);
     OPENSSL_cleanse(c, sizeof(*c));
     free(c);
 }

@@ -288,11 +288,11 @@ static int shared_secret(msp_ets_conn_t *c, const server_hello_t *sh, uint8_t *o
     if (msp_ets_fingerprint(sh->share, sh->share_len, c->fp) != MSP_OK) {
         return internal(c, 1);
     }
-    for (int i = 0; i < MSP_ETS_FINGERPRINT_LEN; i++) {
-        snprintf(fp + 2 * i, 3, "%02x", c->fp[i]);
-    }
     const dec_key_t *k = dec_key_find(c->keys, sh->group, sh->share, sh->share_len);
     if (k == NULL) {
+        for (int i = 0; i < MSP_ETS_FINGERPRINT_LEN; i++) {
+            snprintf(fp + 2 * i, 3, "%02x", c->fp[i]);
+        }
         dec_fail(c, 1, MSP_ETS_R_NO_STATIC_KEY,
                  "no static key matches the ServerHello key_share (fingerprint %s, group 0x%04x)", fp, sh->group);
         return MSP_ERR_NOT_FOUND;

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
-#include <openssl/kdf.h>
 #include <openssl/params.h>
 
 #include "dec.h"
@@ -16,7 +15,21 @@ static void crypto_free(dec_crypto_t *cr)
     EVP_CIPHER_free(cr->aes256gcm);
     EVP_CIPHER_free(cr->chacha);
     EVP_CIPHER_free(cr->aes128ccm);
-    EVP_KDF_free(cr->hkdf);
+    EVP_MAC_CTX_free(cr->hmac256);
+    EVP_MAC_CTX_free(cr->hmac384);
+    EVP_MAC_free(cr->hmac);
+}
+
+static EVP_MAC_CTX *hmac_new(EVP_MAC *mac, const char *digest)
+{
+    OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0),
+                      OSSL_PARAM_construct_end()};
+    EVP_MAC_CTX *x = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    if (x != NULL && EVP_MAC_CTX_set_params(x, p) != 1) {
+        EVP_MAC_CTX_free(x);
+        x = NULL;
+    }
+    return x;
 }
 
 /* Fetching is a locked name lookup: once per key set, not per connection or record. */
@@ -28,8 +41,12 @@ static int crypto_fetch(dec_crypto_t *cr)
     cr->aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     cr->chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
     cr->aes128ccm = EVP_CIPHER_fetch(NULL, "AES-128-CCM", NULL);
-    cr->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    return cr->sha256 && cr->sha384 && cr->aes128gcm && cr->aes256gcm && cr->chacha && cr->aes128ccm && cr->hkdf;
+    cr->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    cr->hmac256 = hmac_new(cr->hmac, "SHA256");
+    cr->hmac384 = hmac_new(cr->hmac, "SHA384");
+    return cr->sha256 && cr->sha384 && cr->aes128gcm && cr->aes256gcm && cr->chacha && cr->aes128ccm && cr->hmac256 &&
+           cr->hmac384 && EVP_Digest("", 0, cr->empty256, NULL, cr->sha256, NULL) == 1 &&
+           EVP_Digest("", 0, cr->empty384, NULL, cr->sha384, NULL) == 1;
 }
 
 msp_ets_keys_t *msp_ets_keys_new(void)
@@ -48,6 +65,7 @@ void msp_ets_keys_free(msp_ets_keys_t *k)
         return;
     }
     for (size_t i = 0; i < k->n; i++) {
+        EVP_PKEY_CTX_free(k->key[i].derive);
         EVP_PKEY_free(k->key[i].pkey);
     }
     crypto_free(&k->crypto);
@@ -72,7 +90,12 @@ int msp_ets_keys_add(msp_ets_keys_t *k, EVP_PKEY *priv, msp_error_t *err)
         return msp_error_set(err, MSP_ERR_ARGUMENT, "ets_dec", "static key is neither X25519 nor P-256");
     }
     d->group = EVP_PKEY_is_a(priv, "X25519") ? DEC_GROUP_X25519 : DEC_GROUP_P256;
-    if (msp_ets_fingerprint(d->share, d->share_len, d->fp) != MSP_OK || EVP_PKEY_up_ref(priv) != 1) {
+    /* a context per connection costs a keymgmt lookup; a copy of this one does not */
+    d->derive = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
+    if (d->derive == NULL || EVP_PKEY_derive_init(d->derive) != 1 ||
+        msp_ets_fingerprint(d->share, d->share_len, d->fp) != MSP_OK || EVP_PKEY_up_ref(priv) != 1) {
+        EVP_PKEY_CTX_free(d->derive);
+        d->derive = NULL;
         return msp_error_set(err, MSP_ERR_NO_MEMORY, "ets_dec", "cannot take the key");
     }
     d->pkey = priv;
@@ -91,13 +114,15 @@ const dec_key_t *dec_key_find(const msp_ets_keys_t *keys, uint16_t group, const 
     return NULL;
 }
 
+/*
+ * The client's share as a key of the static key's type: copying the type
+ * from the static key avoids the by-name keymgmt fetch of
+ * EVP_PKEY_new_raw_public_key_ex.
+ */
 static EVP_PKEY *peer_key(const dec_key_t *k, const uint8_t *peer, size_t len)
 {
-    if (k->group == DEC_GROUP_X25519) {
-        return len == 32 ? EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, len) : NULL;
-    }
-    /* uncompressed point only (RFC 8446 4.2.8.2); decoding checks it is on the curve */
-    if (len != 65 || peer[0] != 0x04) {
+    /* P-256: uncompressed point only (RFC 8446 4.2.8.2) */
+    if (k->group == DEC_GROUP_X25519 ? len != 32 : len != 65 || peer[0] != 0x04) {
         return NULL;
     }
     EVP_PKEY *p = EVP_PKEY_new();
@@ -115,11 +140,16 @@ int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uin
     if (p == NULL) {
         return MSP_ALERT_ILLEGAL_PARAMETER;
     }
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_dup(k->derive);
     size_t n = *out_len;
-    /* X25519: the 32-byte output; P-256: the x-coordinate (RFC 8446 7.4) */
-    int ok = ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, p) == 1 &&
-             EVP_PKEY_derive(ctx, out, &n) == 1;
+    /*
+     * No peer check in set_peer: for P-256 it adds n * Q = O, a second
+     * scalar multiplication, where decoding the point has already refused
+     * one off the curve (with cofactor 1 that is the whole check); X25519
+     * takes any 32 bytes (RFC 7748) and its derive refuses an all-zero
+     * result. X25519: the 32-byte output; P-256: the x-coordinate (RFC 8446 7.4).
+     */
+    int ok = ctx != NULL && EVP_PKEY_derive_set_peer_ex(ctx, p, 0) == 1 && EVP_PKEY_derive(ctx, out, &n) == 1;
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(p);
     *out_len = n;
@@ -131,6 +161,8 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
     memset(s, 0, sizeof(*s));
     s->id = id;
     s->md = cr->sha256;
+    s->hmac = cr->hmac256;
+    s->empty = cr->empty256;
     s->hlen = 32;
     s->keylen = 16;
     s->taglen = 16;
@@ -141,6 +173,8 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
     case 0x1302:
         s->cipher = cr->aes256gcm;
         s->md = cr->sha384;
+        s->hmac = cr->hmac384;
+        s->empty = cr->empty384;
         s->hlen = 48;
         s->keylen = 32;
         break;
@@ -164,17 +198,28 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
 
 msp_ets_tickets_t *msp_ets_tickets_new(size_t max)
 {
-    if (max == 0) {
+    if (max == 0 || max > DEC_MAX_TICKETS) {
         return NULL;
     }
+    size_t slots = 1;
+    while (slots < 2 * max) {
+        slots *= 2;
+    }
     msp_ets_tickets_t *t = calloc(1, sizeof(*t));
-    if (t != NULL && (t->e = calloc(max, sizeof(*t->e))) == NULL) {
+    if (t == NULL) {
+        return NULL;
+    }
+    t->e = calloc(max, sizeof(*t->e));
+    t->slot = calloc(slots, sizeof(*t->slot));
+    if (t->e == NULL || t->slot == NULL) {
+        free(t->e);
+        free(t->slot);
         free(t);
         return NULL;
     }
-    if (t != NULL) {
-        t->max = max;
-    }
+    t->max = max;
+    t->mask = slots - 1;
+    t->newest = t->oldest = DEC_NONE;
     return t;
 }
 
@@ -188,6 +233,7 @@ void msp_ets_tickets_free(msp_ets_tickets_t *t)
     }
     OPENSSL_cleanse(t->e, t->max * sizeof(*t->e));
     free(t->e);
+    free(t->slot);
     free(t);
 }
 
@@ -206,15 +252,62 @@ static uint32_t ticket_hash(const uint8_t *p, size_t n)
     return h;
 }
 
-static dec_ticket_t *lookup(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint32_t h)
+/* The slot holding the ticket, or the empty slot where it would go. */
+static size_t find_slot(const msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint32_t h)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        dec_ticket_t *e = &t->e[i];
+    size_t i = h & t->mask;
+    while (t->slot[i] != 0) {
+        const dec_ticket_t *e = &t->e[t->slot[i] - 1];
         if (e->hash == h && e->ticket_len == len && memcmp(e->ticket, ticket, len) == 0) {
-            return e;
+            break;
+        }
+        i = (i + 1) & t->mask;
+    }
+    return i;
+}
+
+/* Empties slot i and moves later entries of its probe run back, so no lookup stops early (no tombstones). */
+static void slot_remove(msp_ets_tickets_t *t, size_t i)
+{
+    t->slot[i] = 0;
+    for (size_t j = (i + 1) & t->mask; t->slot[j] != 0; j = (j + 1) & t->mask) {
+        size_t home = t->e[t->slot[j] - 1].hash & t->mask;
+        /* the entry at j may move to i unless its home lies cyclically in (i, j] */
+        int stays = i <= j ? home > i && home <= j : home > i || home <= j;
+        if (!stays) {
+            t->slot[i] = t->slot[j];
+            t->slot[j] = 0;
+            i = j;
         }
     }
-    return NULL;
+}
+
+static void lru_unlink(msp_ets_tickets_t *t, uint32_t x)
+{
+    dec_ticket_t *e = &t->e[x];
+    if (e->newer != DEC_NONE) {
+        t->e[e->newer].older = e->older;
+    } else {
+        t->newest = e->older;
+    }
+    if (e->older != DEC_NONE) {
+        t->e[e->older].newer = e->newer;
+    } else {
+        t->oldest = e->newer;
+    }
+}
+
+static void lru_push(msp_ets_tickets_t *t, uint32_t x)
+{
+    dec_ticket_t *e = &t->e[x];
+    e->newer = DEC_NONE;
+    e->older = t->newest;
+    if (t->newest != DEC_NONE) {
+        t->e[t->newest].newer = x;
+    } else {
+        t->oldest = x;
+    }
+    t->newest = x;
 }
 
 int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
@@ -224,33 +317,37 @@ int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uin
         return MSP_ERR_LIMIT;
     }
     uint32_t h = ticket_hash(ticket, len);
-    dec_ticket_t *e = lookup(t, ticket, len, h);
-    if (e == NULL && t->n < t->max) {
-        e = &t->e[t->n++];
-    } else if (e == NULL) {
-        e = &t->e[0];
-        for (size_t i = 1; i < t->n; i++) {
-            if (t->e[i].used < e->used) {
-                e = &t->e[i];
-            }
-        }
-        free(e->ticket);
-        e->ticket = NULL;
-    }
-    if (e->ticket == NULL) {
-        if ((e->ticket = malloc(len)) == NULL) {
-            e->ticket_len = 0;
-            e->hash = 0;
+    size_t i = find_slot(t, ticket, len, h);
+    uint32_t x;
+    if (t->slot[i] != 0) {
+        x = t->slot[i] - 1;
+        lru_unlink(t, x);
+    } else {
+        uint8_t *copy = malloc(len);
+        if (copy == NULL) {
             return MSP_ERR_NO_MEMORY;
         }
-        memcpy(e->ticket, ticket, len);
+        memcpy(copy, ticket, len);
+        if (t->n < t->max) {
+            x = (uint32_t)t->n++;
+        } else {
+            x = t->oldest;
+            dec_ticket_t *old = &t->e[x];
+            slot_remove(t, find_slot(t, old->ticket, old->ticket_len, old->hash));
+            lru_unlink(t, x);
+            free(old->ticket);
+            i = find_slot(t, ticket, len, h); /* removal may have moved the empty slot */
+        }
+        t->e[x].ticket = copy;
+        t->e[x].ticket_len = len;
+        t->e[x].hash = h;
+        t->slot[i] = x + 1;
     }
-    e->ticket_len = len;
-    e->hash = h;
+    dec_ticket_t *e = &t->e[x];
     e->suite = suite;
     memcpy(e->psk, psk, psk_len);
     e->psk_len = psk_len;
-    e->used = ++t->clock;
+    lru_push(t, x);
     return MSP_OK;
 }
 
@@ -259,9 +356,12 @@ const dec_ticket_t *dec_tickets_get(msp_ets_tickets_t *t, const uint8_t *ticket,
     if (t == NULL) {
         return NULL;
     }
-    dec_ticket_t *e = lookup(t, ticket, len, ticket_hash(ticket, len));
-    if (e != NULL) {
-        e->used = ++t->clock;
+    size_t i = find_slot(t, ticket, len, ticket_hash(ticket, len));
+    if (t->slot[i] == 0) {
+        return NULL;
     }
-    return e;
+    uint32_t x = t->slot[i] - 1;
+    lru_unlink(t, x);
+    lru_push(t, x);
+    return &t->e[x];
 }

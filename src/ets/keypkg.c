@@ -10,6 +10,8 @@
 #include "msp/ets.h"
 #include "msp/reader.h"
 
+#include "der.h"
+
 #define T_INTEGER 0x02
 #define T_BIT_STRING 0x03
 #define T_OCTET_STRING 0x04
@@ -66,26 +68,10 @@ uint16_t msp_ets_kp_group_id(EVP_PKEY *key)
 
 /* ---- writing ---- */
 
-static void put_len(msp_buf_t *out, size_t n)
-{
-    if (n < 0x80) {
-        msp_buf_put_u8(out, (uint8_t)n);
-    } else if (n < 0x100) {
-        msp_buf_put_u8(out, 0x81);
-        msp_buf_put_u8(out, (uint8_t)n);
-    } else if (n < 0x10000) {
-        msp_buf_put_u8(out, 0x82);
-        msp_buf_put_u16(out, (uint16_t)n);
-    } else {
-        msp_buf_put_u8(out, 0x83);
-        msp_buf_put_u24(out, (uint32_t)n);
-    }
-}
-
 static void put_tlv(msp_buf_t *out, uint8_t tag, const void *p, size_t n)
 {
     msp_buf_put_u8(out, tag);
-    put_len(out, n);
+    ets_der_put_len(out, n);
     msp_buf_put(out, p, n);
 }
 

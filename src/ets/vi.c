@@ -10,6 +10,8 @@
 #include "msp/json.h"
 #include "msp/reader.h"
 
+#include "der.h"
+
 #define DER_SEQUENCE 0x30
 #define DER_OCTET_STRING 0x04
 #define DER_UTF8_STRING 0x0c
@@ -48,38 +50,19 @@ int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len)
                : MSP_ERR_ARGUMENT;
 }
 
-/* DER definite length, minimal form. */
-static void put_len(msp_buf_t *out, size_t n)
-{
-    if (n < 0x80) {
-        msp_buf_put_u8(out, (uint8_t)n);
-    } else if (n < 0x100) {
-        msp_buf_put_u8(out, 0x81);
-        msp_buf_put_u8(out, (uint8_t)n);
-    } else {
-        msp_buf_put_u8(out, 0x82);
-        msp_buf_put_u16(out, (uint16_t)n);
-    }
-}
-
-static size_t len_size(size_t n)
-{
-    return n < 0x80 ? 1 : n < 0x100 ? 2 : 3;
-}
-
 int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len, msp_buf_t *out)
 {
     if (access_len > MSP_ETS_MAX_ACCESS || !msp_utf8_valid(access, access_len)) {
         return MSP_ERR_ARGUMENT;
     }
-    size_t body = 2 + MSP_ETS_FINGERPRINT_LEN + 1 + len_size(access_len) + access_len;
+    size_t body = 2 + MSP_ETS_FINGERPRINT_LEN + 1 + ets_der_len_size(access_len) + access_len;
     msp_buf_put_u8(out, DER_SEQUENCE);
-    put_len(out, body);
+    ets_der_put_len(out, body);
     msp_buf_put_u8(out, DER_OCTET_STRING);
     msp_buf_put_u8(out, MSP_ETS_FINGERPRINT_LEN);
     msp_buf_put(out, fp, MSP_ETS_FINGERPRINT_LEN);
     msp_buf_put_u8(out, DER_UTF8_STRING);
-    put_len(out, access_len);
+    ets_der_put_len(out, access_len);
     msp_buf_put(out, access, access_len);
     return msp_buf_error(out);
 }

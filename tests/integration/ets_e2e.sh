@@ -123,6 +123,9 @@ SSLKEYLOGFILE=$tmp/client.keylog timeout 10 curl -s --cacert ca.pem --resolve "e
 printf 'EARLY DATA from the client\n' >early.txt
 (sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" -servername ets.test -CAfile ca.pem \
     -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt >c10.out 2>c10.err || true
+# 0-RTT refused: the same ticket offered to the other server, which cannot use it (full handshake)
+(sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$www_port" -servername ets.test -CAfile ca.pem \
+    -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt >c11.out 2>c11.err || true
 sleep 0.5
 kill -INT $cap_pid
 wait $cap_pid 2>/dev/null
@@ -132,7 +135,7 @@ has early.log "EARLY DATA from the client" # the server took it as early data
 run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng --events events.json --out plain \
     --keylog-out ours.keylog --out-pcap plain.pcap
 has events.json '"event":"summary"'
-has events.json '"flows":10,"decrypted":10,"undecryptable":0'
+has events.json '"flows":11,"decrypted":11,"undecryptable":0'
 flow_has 1 handshake '"suite":"TLS_AES_256_GCM_SHA384","group":"x25519"'
 flow_has 1 handshake '"visibility_matches":true'
 flow_has 2 handshake '"suite":"TLS_AES_128_GCM_SHA256","group":"secp256r1"'
@@ -145,6 +148,7 @@ flow_has 6 handshake '"resumed":true'
 flow_has 7 key_update '"dir":"client"'
 flow_has 7 key_update '"dir":"server"' # update_requested: the server updated too
 flow_has 10 handshake '"resumed":true,"hrr":false,"early_data":"accepted"'
+flow_has 11 handshake '"resumed":false,"hrr":false,"early_data":"rejected"'
 
 # Every secret OpenSSL's client logged is in our key log (derived from the static keys alone).
 # (OpenSSL 3.0 also logs the secrets after a KeyUpdate under its own label CLIENT_TRAFFIC_SECRET_N, which no
@@ -154,8 +158,8 @@ sort -u ours.keylog >ours.sorted
 if [ -s client.sorted ] && [ -z "$(comm -23 client.sorted ours.sorted)" ]; then ok; else
     bad "secrets the client logged and we did not: $(comm -23 client.sorted ours.sorted | head -3)"
 fi
-# 5 secrets for each of the 10 connections, 2 more for the 0-RTT one
-if [ "$(wc -l <client.sorted)" -ge 52 ]; then ok; else bad "only $(wc -l <client.sorted) client secrets"; fi
+# 5 secrets for each of the 11 connections, 2 more for each of the two that sent early data
+if [ "$(wc -l <client.sorted)" -ge 59 ]; then ok; else bad "only $(wc -l <client.sorted) client secrets"; fi
 
 # Plaintext: what each client sent, and what it received.
 for n in 1 2 3 4 5 6; do
@@ -169,6 +173,8 @@ if [ "$(tail -c "$(wc -c <curl.out)" "$s2c8" | md5sum)" = "$(md5sum <curl.out)" 
     bad "flow 8: the body curl received is not the end of the server plaintext"
 fi
 has "$(ls plain/flow-10-*.c2s)" "EARLY DATA from the client"
+# refused early data never reached the server's application: it is not part of the plaintext
+if ! grep -qs "EARLY DATA" plain/flow-11-*.c2s; then ok; else bad "flow 11: rejected early data in the plaintext"; fi
 
 # tshark decrypts the same capture with our key log, and sees the same plaintext both ways.
 # follow_hex CAPTURE PROTO STREAM: two lines, the hex of each side (tshark indents the second node's data)
@@ -205,6 +211,12 @@ has resumed.json '"reason":"psk_unknown"'
 tshark -r cap.pcapng -Y "tcp.stream == 0 && frame.number <= 5" -w cut.pcapng 2>/dev/null
 run 1 "$msp" ets decrypt --key x25519.pem --pcap cut.pcapng --events cut.json
 has cut.json '"reason":"truncated"'
+# a capture file cut inside its last packet (a capture killed hard): all before it decrypted, status 1
+head -c $(($(wc -c <cap.pcapng) - 50)) cap.pcapng >cutfile.pcapng
+run 1 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cutfile.pcapng --events cutfile.json
+has cutfile.json '"capture_error":"capture cutfile.pcapng: truncated'
+has cutfile.json '"decrypted":11,"undecryptable":0'
+has "$tmp/err" "(what came before it was decrypted)"
 # bad input: one line, status 2, no half-written outputs
 run 2 "$msp" ets decrypt --key x25519.pem --pcap missing.pcap --keylog-out never.keylog
 [ ! -e never.keylog ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && ok || bad "missing capture: $(cat "$tmp/err")"

@@ -91,6 +91,7 @@ struct dec_run {
     dec_counts_t n;
     uint64_t now_us;
     int io_error;
+    char cut[512]; /* why the capture ended early, "" when it was read to its end */
     /* the last certificate checked, so that a server's many connections parse it once */
     uint8_t *cert;
     size_t cert_len;
@@ -596,6 +597,8 @@ static void on_signal(int sig)
     }
 }
 
+/* MSP_OK; MSP_ERR_IO when the capture could not be opened; when it breaks off later (a file cut inside a
+ * packet, an interface gone), what was read is still decrypted and r->cut says why it ended. */
 static int capture(dec_run_t *r, msp_tcp_t *tcp)
 {
     const dec_args_t *a = r->args;
@@ -603,19 +606,20 @@ static int capture(dec_run_t *r, msp_tcp_t *tcp)
     msp_error_t err = {0};
     int rc = a->pcap != NULL ? msp_pcap_in_open_file(&in, a->pcap, a->filter, &err)
                              : msp_pcap_in_open_live(&in, a->iface, a->filter, a->promisc, &err);
-    if (rc == MSP_OK) {
-        running_capture = in;
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        rc = msp_pcap_in_run(in, tcp, a->count, NULL, &err);
-        running_capture = NULL;
-    }
     if (rc != MSP_OK) {
         cli_print_error("msp ets decrypt", &err);
+        return MSP_ERR_IO;
     }
+    running_capture = in;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (msp_pcap_in_run(in, tcp, a->count, NULL, &err) != MSP_OK) {
+        snprintf(r->cut, sizeof r->cut, "%s", err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));
+    }
+    running_capture = NULL;
     msp_pcap_in_close(in);
-    return rc;
+    return MSP_OK;
 }
 
 static void summary(dec_run_t *r, const msp_tcp_stats_t *st)
@@ -630,6 +634,9 @@ static void summary(dec_run_t *r, const msp_tcp_stats_t *st)
                    (unsigned long long)r->n.empty, (unsigned long long)r->n.plaintext, (unsigned long long)st->non_tcp,
                    (unsigned long long)st->fragments, (unsigned long long)st->truncated, (unsigned long long)st->gaps,
                    (unsigned long long)st->evicted);
+    if (r->cut[0] != '\0') {
+        line_str(r, "capture_error", r->cut, strlen(r->cut));
+    }
     line_end(r);
 }
 
@@ -645,6 +652,10 @@ static int decrypt(dec_run_t *r)
         return CLI_USAGE;
     }
     int rc = capture(r, tcp);
+    if (rc != MSP_OK) {
+        msp_tcp_free(tcp); /* nothing was read: no events at all */
+        return CLI_USAGE;
+    }
     msp_tcp_finish(tcp);
     summary(r, msp_tcp_stats(tcp));
     msp_tcp_free(tcp);
@@ -678,9 +689,12 @@ int cmd_ets_decrypt(int argc, char **argv)
     }
     int closed = close_outputs(&r, status == CLI_OK);
     if (status == CLI_OK) {
-        status = closed != CLI_OK ? closed : r.n.undecryptable > 0 ? CLI_FAIL : CLI_OK;
+        status = closed != CLI_OK ? closed : r.n.undecryptable > 0 || r.cut[0] != '\0' ? CLI_FAIL : CLI_OK;
     }
-    if (status == CLI_FAIL) {
+    if (status == CLI_FAIL && r.cut[0] != '\0') {
+        /* everything before the break was decrypted and written: the outputs are whole up to there */
+        cli_error("msp ets decrypt", "error: %s (what came before it was decrypted)", r.cut);
+    } else if (status == CLI_FAIL) {
         cli_error("msp ets decrypt", "%llu of %llu connections could not be decrypted (see the undecryptable events)",
                   (unsigned long long)r.n.undecryptable, (unsigned long long)r.n.flows);
     }

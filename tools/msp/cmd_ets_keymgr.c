@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "cli.h"
+#include "ets_cli.h"
 #include "cmd_ets_keymgr.h"
 #include "msp/ets.h"
 #include "msp/ets_keypkg.h"
@@ -491,16 +492,6 @@ static int ca_can(EVP_PKEY *ca, uint16_t scheme)
            strcmp(name, "prime256v1") == 0;
 }
 
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    int ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
-    X509_EXTENSION_free(ext);
-    return ok;
-}
-
 static int sign_cert(X509 *x, EVP_PKEY *ca, uint16_t scheme)
 {
     if (scheme != 0x0804) {
@@ -541,14 +532,14 @@ static X509 *issue(manager_t *m, EVP_PKEY *subject, const key_entry_t *const *ke
          X509_set_issuer_name(x, X509_get_subject_name(m->ca_cert)) == 1 &&
          ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) != NULL &&
          ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) != NULL && X509_set_pubkey(x, subject) == 1 &&
-         add_ext(x, m->ca_cert, NID_basic_constraints, "critical,CA:FALSE") &&
-         add_ext(x, m->ca_cert, NID_key_usage, "critical,digitalSignature") &&
-         add_ext(x, m->ca_cert, NID_ext_key_usage, "serverAuth") &&
-         add_ext(x, m->ca_cert, NID_subject_key_identifier, "hash") &&
-         add_ext(x, m->ca_cert, NID_authority_key_identifier, "keyid:always");
+         ets_cli_add_ext(x, m->ca_cert, NID_basic_constraints, "critical,CA:FALSE") &&
+         ets_cli_add_ext(x, m->ca_cert, NID_key_usage, "critical,digitalSignature") &&
+         ets_cli_add_ext(x, m->ca_cert, NID_ext_key_usage, "serverAuth") &&
+         ets_cli_add_ext(x, m->ca_cert, NID_subject_key_identifier, "hash") &&
+         ets_cli_add_ext(x, m->ca_cert, NID_authority_key_identifier, "keyid:always");
     if (ok && dns != NULL) {
         snprintf(san, sizeof(san), "DNS:%s", dns);
-        ok = add_ext(x, m->ca_cert, NID_subject_alt_name, san);
+        ok = ets_cli_add_ext(x, m->ca_cert, NID_subject_alt_name, san);
     }
     for (size_t i = 0; ok && i < n; i++) {
         ok = msp_ets_cert_add(x, keys[i]->fp, m->access, strlen(m->access)) == MSP_OK;

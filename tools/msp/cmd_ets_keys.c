@@ -316,7 +316,7 @@ static X509_NAME *parse_subject(const char *cmd, const char *s)
     return name;
 }
 
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+int ets_cli_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
@@ -347,17 +347,17 @@ static X509 *new_cert(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_k
     int ok = x != NULL && name != NULL && X509_set_version(x, 2) == 1 && X509_set_subject_name(x, name) == 1 &&
              X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1 &&
              X509_set_pubkey(x, subject_key) == 1 && set_serial(x);
-    ok = ok && add_ext(x, issuer != NULL ? issuer : x, NID_basic_constraints, "critical,CA:FALSE") &&
-         add_ext(x, issuer != NULL ? issuer : x, NID_ext_key_usage, "serverAuth") &&
-         add_ext(x, issuer != NULL ? issuer : x, NID_subject_key_identifier, "hash") &&
-         (issuer == NULL || add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"));
+    ok = ok && ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_basic_constraints, "critical,CA:FALSE") &&
+         ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_ext_key_usage, "serverAuth") &&
+         ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_subject_key_identifier, "hash") &&
+         (issuer == NULL || ets_cli_add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"));
     if (ok && a->n_dns > 0) {
         char san[4096] = "";
         size_t used = 0;
         for (size_t k = 0; k < a->n_dns && used < sizeof san; k++) {
             used += (size_t)snprintf(san + used, sizeof san - used, "%sDNS:%s", k > 0 ? "," : "", a->dns[k]);
         }
-        ok = used < sizeof san && add_ext(x, issuer != NULL ? issuer : x, NID_subject_alt_name, san);
+        ok = used < sizeof san && ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_subject_alt_name, san);
     }
     X509_NAME_free(name);
     if (!ok) {

@@ -325,8 +325,8 @@ static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_
     for (size_t k = 0; k < res->n_vi; k++) {
         ets_cli_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         int m = memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
-        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s the key share), access ", a->target, k + 1, fp,
-                       m ? "matches" : "does not match");
+        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s), access ", a->target, k + 1, fp,
+                       m ? "matches the key share sent" : "another key: not the key share sent");
         ets_cli_put_text(b, res->vi[k].access, res->vi[k].access_len);
         msp_buf_put_u8(b, '\n');
     }

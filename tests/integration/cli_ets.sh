@@ -51,6 +51,25 @@ cert short "otherName.1 = 0.4.0.3523.3.1;SEQUENCE:short"
 run 2 "$msp" ets show "$tmp/short.pem"
 if [ "$(wc -l <"$tmp/err")" -eq 1 ] && [ ! -s "$tmp/out" ]; then ok; else bad "one error line, nothing on stdout"; fi
 
+# msp ets cert writes the subjectAltName byte for byte as OpenSSL's own encoder does from the layout of ets.md 3.3
+# (DNS name, then the otherName 0.4.0.3523.3.1 holding SEQUENCE { OCTET STRING fingerprint, UTF8String access })
+run 0 "$msp" ets keygen --group x25519 --out "$tmp/static.pem"
+fp=$(sed -n 's/.*fingerprint \([0-9a-f]*\),.*/\1/p' "$tmp/out")
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/subject.key" 2>/dev/null
+run 0 "$msp" ets cert --static "$tmp/static.pem" --access "IDS of example.com" --key "$tmp/subject.key" \
+    --subject /CN=ets.example --dns ets.example --self-signed --out "$tmp/ours.pem"
+printf '[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n[dn]\nCN = ets.example\n' >"$tmp/ref.cnf"
+printf '[ext]\nsubjectAltName = @san\n[san]\nDNS.1 = ets.example\notherName.1 = 0.4.0.3523.3.1;SEQUENCE:vi\n' >>"$tmp/ref.cnf"
+printf '[vi]\nfingerprint = FORMAT:HEX,OCTETSTRING:%s\naccess = UTF8:IDS of example.com\n' "$fp" >>"$tmp/ref.cnf"
+openssl req -x509 -key "$tmp/subject.key" -out "$tmp/ref.pem" -days 1 -config "$tmp/ref.cnf" 2>/dev/null
+san_hex() { openssl asn1parse -in "$1" | grep -A1 'X509v3 Subject Alternative Name' | sed -n 's/.*\[HEX DUMP\]://p'; }
+want=$(san_hex "$tmp/ref.pem")
+if [ -n "$want" ] && [ "$(san_hex "$tmp/ours.pem")" = "$want" ]; then ok; else
+    bad "subjectAltName differs from OpenSSL's encoding: ours $(san_hex "$tmp/ours.pem"), OpenSSL's $want"
+fi
+# and that encoding is the spec's: OID 06 06 04 00 9B 43 03 01, [0] { SEQUENCE { 04 0A fingerprint, 0C 12 text } }
+case "$want" in *"060604009B430301A0223020040A$(echo "$fp" | tr a-f A-F)0C12"*) ok ;; *) bad "layout: $want" ;; esac
+
 # unreadable input
 run 2 "$msp" ets show "$tmp/nonexistent.pem"
 echo "not a certificate" >"$tmp/junk.pem"

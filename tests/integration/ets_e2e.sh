@@ -86,6 +86,12 @@ www_port=$port
 start_server early -cert ec.pem -key ec.key -early_data
 early_port=$port
 
+# The middlebox live on the interface (the www server's connections), and the capture: dumpcap on loopback, both
+# servers' ports. msp is started first; dumpcap's start takes longer than msp's.
+"$msp" ets decrypt --interface lo --filter "tcp port $www_port" --key x25519.pem --key p256.pem \
+    --events live.json >live.out 2>live.err &
+live_pid=$!
+pids+=($live_pid)
 # The capture: dumpcap on loopback, both servers' ports.
 dumpcap -q -i lo -f "tcp port $www_port or tcp port $early_port" -w cap.pcapng >dumpcap.log 2>&1 &
 cap_pid=$!
@@ -129,6 +135,12 @@ printf 'EARLY DATA from the client\n' >early.txt
 sleep 0.5
 kill -INT $cap_pid
 wait $cap_pid 2>/dev/null
+kill -INT $live_pid
+wait $live_pid
+live_status=$?
+if [ $live_status -eq 0 ]; then ok; else bad "live decrypt exited $live_status: $(cat live.err)"; fi
+# connections 1-8 and 11 went to the www server
+has live.json '"flows":9,"decrypted":9,"undecryptable":0'
 has early.log "EARLY DATA from the client" # the server took it as early data
 
 # ---- decrypt with the static keys alone ----

@@ -130,6 +130,10 @@ int msp_ets_conn_failed(const msp_ets_conn_t *c)
 static void hs_input(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n)
 {
     msp_buf_t *hs = &c->d[dir].hs;
+    if (n == 0) {
+        dec_fail(c, dir, MSP_ETS_R_MALFORMED, "malformed handshake: a zero-length handshake record (RFC 8446 5.1)");
+        return;
+    }
     if (hs->len > 0 || n < 4) {
         if (msp_buf_put(hs, p, n) != MSP_OK) {
             dec_fail(c, dir, MSP_ETS_R_MALFORMED, "malformed handshake: message over the size limit");

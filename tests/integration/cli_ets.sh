@@ -4,7 +4,6 @@
 set -uo pipefail
 msp=$1
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/lib.sh"
 same() { if [ "$(cat "$tmp/$1")" = "$2" ]; then ok; else bad "$1 is '$(cat "$tmp/$1")', expected '$2'"; fi; }
 

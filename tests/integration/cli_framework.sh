@@ -5,7 +5,6 @@ set -uo pipefail
 msp=$1
 src=$2
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/lib.sh"
 has() { if grep -qE -- "$2" "$tmp/$1"; then ok; else bad "$1 lacks /$2/: $(head -c 400 "$tmp/$1")"; fi; }
 hasnt() { if grep -qE -- "$2" "$tmp/$1"; then bad "$1 has /$2/"; else ok; fi; }

@@ -6,12 +6,6 @@
 set -uo pipefail
 msp=$1
 tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 
 # ca NAME: a P-256 CA; leaf NAME CA CN [SAN]: a certificate issued by CA

@@ -6,8 +6,8 @@ msp=$1
 src=$2
 module=$3
 tmp=$(mktemp -d)
-trap 'pkill -f "s_server -accept 127.0.0.1:8443" 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/lib.sh"
+trap 'pkill -f "s_server -accept 127.0.0.1:8443" 2>/dev/null; cleanup' EXIT
 
 sed -n '/^<!-- ets-walkthrough -->$/,/^<!-- \/ets-walkthrough -->$/p' "$src/README.md" |
     sed -e '1,/^```sh$/d' -e '/^```$/,$d' >"$tmp/walk.sh"

@@ -1,5 +1,13 @@
 # Shared by the integration scripts (sourced after $tmp is set): a tally of checks and `run`, which
 # runs a command, keeps its stdout and stderr in $tmp/out and $tmp/err, and checks its exit status.
+# Background processes a script starts go into pids: on exit they are stopped and $tmp is removed.
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
 passed=0
 failed=0
 

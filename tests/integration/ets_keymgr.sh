@@ -28,26 +28,30 @@ leaf server ca keymgr.test "IP:127.0.0.1,DNS:localhost"
 leaf client ca middlebox-1
 leaf stranger other intruder
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# a loopback port nothing listens on (bash alone: no python on a fresh machine)
+port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || break
+    done
+    echo "$p"
+}
 # wait_listen PORT: retry with backoff until something accepts on the port
 wait_listen() {
-    local d=0.05
-    for _ in $(seq 1 40); do
+    for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep "$d"
-        d=$(python3 -c "print(min($d*2, 0.5))")
+        sleep 0.1
     done
     return 1
 }
 
-# fingerprint of a PEM private key: SHA-256 of the key_share bytes (ETS-VI-3), first 10 bytes
+# fingerprint of a PEM private key: SHA-256 of the key_share bytes (ETS-VI-3), first 10 bytes; the DER public key
+# (SubjectPublicKeyInfo) ends with them: 32 raw bytes for X25519, the 65-byte point for P-256
 fp_of() {
-    local der
-    der=$(openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | xxd -p | tr -d '\n')
-    case "$2" in
-    x25519) printf '%s' "${der: -64}" | xxd -r -p | sha256sum | cut -c1-20 ;;
-    p256) printf '%s' "${der: -130}" | xxd -r -p | sha256sum | cut -c1-20 ;;
-    esac
+    local n=32
+    [ "$2" = p256 ] && n=65
+    openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | tail -c $n | sha256sum | cut -c1-20
 }
 
 client=(--cert "$tmp/client.pem" --key "$tmp/client.key" --ca "$tmp/ca.pem")
@@ -118,8 +122,45 @@ if grep -q "issuer scheme" "$tmp/err"; then ok; else bad "issuer scheme of a P-2
 run 0 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --groups p256 --certs 0x0403:0x0804 --out-dir "$tmp/k3"
 if openssl x509 -in "$tmp/k3/cert-0x0804.pem" -noout -text | grep -q "rsaEncryption"; then ok; else bad "RSA subject"; fi
 
+# The server side of the chain: stock openssl s_server whose msp-ets provider reads the fetched x25519.pem and
+# p256.pem; msp ets probe sees the fetched key's fingerprint in the key share.
+module=$3
+printf '%s\n' "openssl_conf = init" "[init]" "providers = prov" "alg_section = alg" "[prov]" "default = dflt" \
+    "msp-ets = ets" "[dflt]" "activate = 1" "[ets]" "module = $module" "activate = 1" \
+    "x25519_key = $tmp/k1/x25519.pem" "p256_key = $tmp/k1/p256.pem" "[alg]" "default_properties = ?provider=msp-ets" \
+    >"$tmp/ets.cnf"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/web.key" -out "$tmp/web.pem" \
+    -days 1 -subj /CN=web.test >/dev/null 2>&1
+W=$(port)
+OPENSSL_CONF=$tmp/ets.cnf openssl s_server -accept "127.0.0.1:$W" -tls1_3 -groups X25519:P-256 -cert "$tmp/web.pem" \
+    -key "$tmp/web.key" -www </dev/null >"$tmp/web.log" 2>&1 &
+pids+=($!)
+wait_listen "$W" || bad "s_server with the fetched keys does not listen: $(cat "$tmp/web.log")"
+fp_x_first=$(awk '$1 == "x25519" {print $2}' "$tmp/first")
+# ... and a middlebox holding the same fetched keys decrypts those connections live
+"$msp" ets decrypt --interface lo --filter "tcp port $W" --key-dir "$tmp/k1" --events "$tmp/live.json" \
+    2>"$tmp/live.err" &
+live=$!
+sleep 1
+run 0 "$msp" ets probe "127.0.0.1:$W" --groups X25519 --format json
+if grep -q "\"fingerprint\":\"$fp_x_first\"" "$tmp/out" && grep -q '"static_key_share":true' "$tmp/out"; then ok; else
+    bad "the server does not use the fetched key $fp_x_first: $(cat "$tmp/out")"
+fi
+sleep 0.5
+kill -INT $live
+if wait $live && grep -q '"flows":2,"decrypted":2,"undecryptable":0' "$tmp/live.json"; then ok; else
+    bad "the middlebox with the fetched keys: $(tail -1 "$tmp/live.json") $(cat "$tmp/live.err")"
+fi
+
 # rotation (--rotate 3): a new key per group; the old ones are still found by fingerprint
 sleep 4
+run 0 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --groups x25519,p256 --out-dir "$tmp/k1"
+# the running server picked up the rotated key on its next handshake (the provider re-reads a changed file)
+fp_x_new=$(awk '$1 == "x25519" {print $2}' "$tmp/out")
+run 0 "$msp" ets probe "127.0.0.1:$W" --groups X25519 --format json
+if grep -q "\"fingerprint\":\"$fp_x_new\"" "$tmp/out"; then ok; else
+    bad "after rotation the server does not use $fp_x_new: $(cat "$tmp/out")"
+fi
 run 0 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --groups x25519,p256 --out-dir "$tmp/k1"
 if [ -z "$(comm -12 <(cut -d' ' -f2 "$tmp/out" | sort) <(cut -d' ' -f2 "$tmp/first" | sort))" ]; then ok; else
     bad "no new keys after rotation: $(cat "$tmp/out")"

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,12 +29,13 @@
 #include "msp/json.h"
 
 static const char usage[] =
-    "usage: msp ets decrypt --key KEY [--key KEY]... (--pcap FILE | --interface IF)\n"
+    "usage: msp ets decrypt (--key KEY | --key-dir DIR)... (--pcap FILE | --interface IF)\n"
     "                       [--out DIR] [--events FILE] [--keylog-out FILE] [--out-pcap FILE]\n"
     "                       [--filter BPF] [--promisc] [--count N] [--max-flows N] [--tickets N]\n"
     "\n"
     "Decrypts TLS 1.3 connections passively, knowing only the servers' static ETS keys (PEM private\n"
-    "keys, X25519 or P-256: msp ets keygen, the key manager, or openssl genpkey). TCP is reassembled\n"
+    "keys, X25519 or P-256: msp ets keygen, the key manager, or openssl genpkey; --key-dir loads every\n"
+    "x25519*.pem and p256*.pem of a folder, e.g. the one msp ets keymgr fetch writes). TCP is reassembled\n"
     "(loss, reordering, retransmissions); HelloRetryRequest, resumption with tickets seen earlier in\n"
     "the same run, 0-RTT and KeyUpdate are followed.\n"
     "\n"
@@ -56,6 +58,8 @@ static const char usage[] =
 typedef struct dec_args {
     const char *keys[DEC_MAX_KEYS];
     size_t n_keys;
+    const char *key_dirs[8];
+    size_t n_key_dirs;
     const char *pcap, *iface, *filter, *out_dir, *events, *keylog, *out_pcap;
     int promisc;
     uint64_t count, max_flows, tickets;
@@ -448,6 +452,14 @@ static int parse_opt(dec_args_t *a, const char *o, const char *v)
         a->keys[a->n_keys++] = v;
         return CLI_OK;
     }
+    if (strcmp(o, "--key-dir") == 0) {
+        if (a->n_key_dirs == sizeof a->key_dirs / sizeof a->key_dirs[0]) {
+            cli_error("msp ets decrypt", "error: more than 8 --key-dir");
+            return CLI_USAGE;
+        }
+        a->key_dirs[a->n_key_dirs++] = v;
+        return CLI_OK;
+    }
     if (strcmp(o, "--count") == 0) {
         return parse_u64(o, v, 1, UINT64_MAX, &a->count);
     }
@@ -479,7 +491,7 @@ static int parse_args(int argc, char **argv, dec_args_t *a)
             return CLI_USAGE;
         }
     }
-    const char *missing = a->n_keys == 0                            ? "--key KEY"
+    const char *missing = a->n_keys + a->n_key_dirs == 0            ? "--key KEY or --key-dir DIR"
                           : (a->pcap == NULL) == (a->iface == NULL) ? "exactly one of --pcap FILE and --interface IF"
                                                                     : NULL;
     if (missing != NULL) {
@@ -491,30 +503,78 @@ static int parse_args(int argc, char **argv, dec_args_t *a)
 
 /* ---- setup and teardown ---- */
 
+/* One static key; a key already loaded (the key manager's GROUP.pem is a copy of a GROUP-FINGERPRINT.pem) is
+ * skipped. */
+static int add_key(dec_run_t *r, const char *path, uint8_t (*seen)[MSP_ETS_FINGERPRINT_LEN], size_t *n_seen)
+{
+    EVP_PKEY *key = ets_cli_load_key("msp ets decrypt", path);
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+    msp_error_t err = {0};
+    int st = key != NULL ? ets_cli_fingerprint("msp ets decrypt", path, key, fp, NULL) : CLI_USAGE;
+    for (size_t k = 0; st == CLI_OK && k < *n_seen; k++) {
+        if (memcmp(seen[k], fp, sizeof fp) == 0) {
+            EVP_PKEY_free(key);
+            return CLI_OK;
+        }
+    }
+    if (st == CLI_OK && msp_ets_keys_add(r->keys, key, &err) != MSP_OK) {
+        cli_error("msp ets decrypt", "%s: error: %s", path,
+                  err.code == MSP_ERR_LIMIT ? "more than 64 static keys" : err.detail);
+        st = CLI_USAGE;
+    }
+    if (st == CLI_OK) {
+        memcpy(seen[(*n_seen)++], fp, sizeof fp);
+    }
+    EVP_PKEY_free(key);
+    return st;
+}
+
+/* The key files of a folder: x25519*.pem and p256*.pem, what msp ets keygen and msp ets keymgr fetch write. */
+static int add_key_dir(dec_run_t *r, const char *dir, uint8_t (*seen)[MSP_ETS_FINGERPRINT_LEN], size_t *n_seen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        cli_error("msp ets decrypt", "%s: error: %s", dir, strerror(errno));
+        return CLI_USAGE;
+    }
+    int st = CLI_OK;
+    size_t before = *n_seen;
+    for (struct dirent *e = readdir(d); st == CLI_OK && e != NULL; e = readdir(d)) {
+        size_t len = strlen(e->d_name);
+        int named = strncmp(e->d_name, "x25519", 6) == 0 || strncmp(e->d_name, "p256", 4) == 0;
+        if (named && len > 4 && strcmp(e->d_name + len - 4, ".pem") == 0) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            st = add_key(r, path, seen, n_seen);
+        }
+    }
+    closedir(d);
+    if (st == CLI_OK && *n_seen == before) {
+        cli_error("msp ets decrypt", "%s: error: no static key (x25519*.pem, p256*.pem) in this folder", dir);
+        st = CLI_USAGE;
+    }
+    return st;
+}
+
 static int load_keys(dec_run_t *r)
 {
     r->keys = msp_ets_keys_new();
     r->tickets = r->args->tickets > 0 ? msp_ets_tickets_new(r->args->tickets) : NULL;
-    if (r->keys == NULL || (r->args->tickets > 0 && r->tickets == NULL)) {
+    uint8_t(*seen)[MSP_ETS_FINGERPRINT_LEN] = calloc(MSP_ETS_DEC_MAX_KEYS, sizeof *seen);
+    size_t n_seen = 0;
+    int st = CLI_OK;
+    if (r->keys == NULL || seen == NULL || (r->args->tickets > 0 && r->tickets == NULL)) {
         cli_error("msp ets decrypt", "error: out of memory");
-        return CLI_USAGE;
+        st = CLI_USAGE;
     }
-    for (size_t k = 0; k < r->args->n_keys; k++) {
-        const char *path = r->args->keys[k];
-        EVP_PKEY *key = ets_cli_load_key("msp ets decrypt", path);
-        uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
-        msp_error_t err = {0};
-        int st = key != NULL ? ets_cli_fingerprint("msp ets decrypt", path, key, fp, NULL) : CLI_USAGE;
-        if (st == CLI_OK && msp_ets_keys_add(r->keys, key, &err) != MSP_OK) {
-            cli_error("msp ets decrypt", "%s: error: %s", path, err.detail);
-            st = CLI_USAGE;
-        }
-        EVP_PKEY_free(key);
-        if (st != CLI_OK) {
-            return st;
-        }
+    for (size_t k = 0; st == CLI_OK && k < r->args->n_keys; k++) {
+        st = add_key(r, r->args->keys[k], seen, &n_seen);
     }
-    return CLI_OK;
+    for (size_t k = 0; st == CLI_OK && k < r->args->n_key_dirs; k++) {
+        st = add_key_dir(r, r->args->key_dirs[k], seen, &n_seen);
+    }
+    free(seen);
+    return st;
 }
 
 static FILE *open_tmp(const char *path, char *tmp, size_t cap)

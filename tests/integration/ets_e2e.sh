@@ -80,11 +80,15 @@ start_server early -cert ec.pem -key ec.key -early_data
 early_port=$port
 
 # The middlebox live on the interface (the www server's connections), and the capture: dumpcap on loopback, both
-# servers' ports. msp is started first; dumpcap's start takes longer than msp's.
+# servers' ports; each says when it is capturing.
 "$msp" ets decrypt --interface lo --filter "tcp port $www_port" --key x25519.pem --key p256.pem \
     --events live.json >live.out 2>live.err &
 live_pid=$!
 pids+=($live_pid)
+for _ in $(seq 100); do
+    grep -q "capturing on lo" live.err 2>/dev/null && break
+    sleep 0.1
+done
 # The capture: dumpcap on loopback, both servers' ports.
 dumpcap -q -i lo -f "tcp port $www_port or tcp port $early_port" -w cap.pcapng >dumpcap.log 2>&1 &
 cap_pid=$!

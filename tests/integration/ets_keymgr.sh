@@ -141,7 +141,10 @@ fp_x_first=$(awk '$1 == "x25519" {print $2}' "$tmp/first")
 "$msp" ets decrypt --interface lo --filter "tcp port $W" --key-dir "$tmp/k1" --events "$tmp/live.json" \
     2>"$tmp/live.err" &
 live=$!
-sleep 1
+for _ in $(seq 100); do
+    grep -q "capturing on lo" "$tmp/live.err" 2>/dev/null && break
+    sleep 0.1
+done
 run 0 "$msp" ets probe "127.0.0.1:$W" --groups X25519 --format json
 if grep -q "\"fingerprint\":\"$fp_x_first\"" "$tmp/out" && grep -q '"static_key_share":true' "$tmp/out"; then ok; else
     bad "the server does not use the fetched key $fp_x_first: $(cat "$tmp/out")"

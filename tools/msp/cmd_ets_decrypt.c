@@ -670,6 +670,10 @@ static int capture(dec_run_t *r, msp_tcp_t *tcp)
         cli_print_error("msp ets decrypt", &err);
         return MSP_ERR_IO;
     }
+    if (a->iface != NULL) {
+        /* as tcpdump and dumpcap do: whoever starts traffic next knows that it will be seen */
+        fprintf(stderr, "msp ets decrypt: capturing on %s\n", a->iface);
+    }
     running_capture = in;
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);

@@ -52,7 +52,6 @@ marker=MSP-BIG-$RANDOM$RANDOM
 } >www/big.bin
 printf '<html><body>ETS behind nginx</body></html>\n' >www/index.html
 big_size=$(wc -c <www/big.bin)
-big_md5=$(md5sum <www/big.bin)
 
 # ---- nginx: started with OPENSSL_CONF in its environment; libssl reads it when the master initialises
 # OpenSSL, before it forks the workers (which inherit the loaded providers; nginx clears their environment, and
@@ -80,6 +79,8 @@ http {
         ssl_protocols TLSv1.3;
         ssl_ecdh_curve X25519:prime256v1;
         root $tmp/www;
+        # slow enough that the connections overlap however slowly the clients start
+        location = /big.bin { limit_rate 256k; }
     }
 }
 EOF
@@ -92,7 +93,7 @@ for _ in 1 2 3 4 5 6 7 8; do
     OPENSSL_CONF=$tmp/ets.cnf nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/error.log" -g 'daemon off;' \
         >nginx.out 2>&1 &
     ngx=$!
-    pids+=($ngx)
+    pids+=("$ngx")
     for _ in $(seq 100); do
         kill -0 $ngx 2>/dev/null || break # exited: the port was taken, or worse
         # ready when the workers run and the port answers
@@ -117,7 +118,7 @@ ok
 # ---- capture ----
 dumpcap -q -i lo -B 32 -f "tcp port $port" -w cap.pcapng >dumpcap.log 2>&1 &
 cap_pid=$!
-pids+=($cap_pid)
+pids+=("$cap_pid")
 for _ in $(seq 100); do
     grep -q "Capturing on" dumpcap.log 2>/dev/null && break
     sleep 0.1
@@ -131,7 +132,7 @@ grep -q "Capturing on" dumpcap.log || bad "dumpcap did not start: $(cat dumpcap.
 #   2: X25519, ChaCha20-Poly1305, keep-alive: index, index, index, big
 #   3: P-256, ChaCha20-Poly1305, index
 #   4: P-384 share first (not static): HelloRetryRequest to X25519, keep-alive: index, index
-# The rate limit keeps each big transfer open for a while, so that connections overlap.
+# nginx's rate limit on big.bin keeps those connections open for about a second each, so that they overlap.
 kind_opts=("" "--curves P-256 --tls13-ciphers TLS_AES_128_GCM_SHA256"
     "--curves X25519 --tls13-ciphers TLS_CHACHA20_POLY1305_SHA256"
     "--curves P-256 --tls13-ciphers TLS_CHACHA20_POLY1305_SHA256" "--curves P-384:X25519")
@@ -148,7 +149,7 @@ fetch() {
         args+=("https://ets.test:$port/$path" -o "body-$n-$i")
     done
     # shellcheck disable=SC2086 # the options are words
-    SSLKEYLOGFILE=$tmp/clients.keylog curl -sS --fail --http1.1 --tlsv1.3 --max-time 30 --limit-rate 1M \
+    SSLKEYLOGFILE=$tmp/clients.keylog curl -sS --fail --http1.1 --tlsv1.3 --max-time 30 \
         --cacert ca.pem --resolve "ets.test:$port:127.0.0.1" ${kind_opts[$k]} \
         -w '%{local_port} %{num_connects}\n' "${args[@]}" >w-$n.txt 2>curl-$n.err
     echo $? >rc-$n.txt
@@ -166,18 +167,25 @@ sleep 0.5
 kill -INT $cap_pid
 wait $cap_pid 2>/dev/null
 
-# what curl did: every job succeeded, one connection each (keep-alive reused it), the bodies are the files
+# What curl did: every job succeeded, one connection each (keep-alive reused it), the bodies are the files.
+# (Few processes per job from here on: 30 jobs on a loaded 2-core machine.)
+declare -A md5_of
+while read -r sum f; do md5_of[$f]=$sum; done < <(md5sum www/index.html www/big.bin body-*)
 responses=0
+declare -A lport_of
 for n in $(seq $jobs); do
     k=$((n % 5))
-    if [ "$(cat rc-$n.txt 2>/dev/null)" = 0 ]; then ok; else bad "curl $n: $(cat rc-$n.txt 2>/dev/null) $(cat curl-$n.err)"; fi
-    connects=$(awk '{s += $2} END {print s + 0}' w-$n.txt)
+    rc=
+    read -r rc <rc-$n.txt
+    if [ "$rc" = 0 ]; then ok; else bad "curl $n: exit status $rc: $(head -c 300 curl-$n.err)"; fi
+    connects=0
+    while read -r lport c; do connects=$((connects + c)) lport_of[$n]=$lport; done <w-$n.txt
     [ "$connects" -eq 1 ] && ok || bad "curl $n made $connects connections"
     i=0
     for path in ${kind_paths[$k]}; do
         i=$((i + 1))
         responses=$((responses + 1))
-        cmp -s body-$n-$i www/$path && ok || bad "curl $n: body $i is not $path"
+        [ "${md5_of[body-$n-$i]:-}" = "${md5_of[www/$path]}" ] && ok || bad "curl $n: body $i is not $path"
     done
 done
 connections=$jobs
@@ -190,43 +198,67 @@ else ok; fi
 # ---- decrypt with the static keys alone ----
 run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng --events events.json --out plain \
     --keylog-out ours.keylog
-has events.json "\"flows\":$connections,\"decrypted\":$connections,\"undecryptable\":0"
+if grep -qF "\"flows\":$connections,\"decrypted\":$connections,\"undecryptable\":0" events.json; then ok; else
+    bad "summary: $(grep '"summary"' events.json); $(grep -m3 -e undecryptable -e '"lost":\[[1-9]' -e '"lost":\[0,[1-9]' \
+        events.json); dumpcap: $(tr '\n' ' ' <dumpcap.log)"
+fi
 # the connections were open at the same time: most flows open at once, from the order of flow/flow_end events
 concurrent=$(awk '/"event":"flow",/{o++; if (o > m) m = o} /"event":"flow_end"/{o--} END{print m + 0}' events.json)
 [ "$concurrent" -gt 1 ] && ok || bad "at most $concurrent flows open at once"
+echo "ets_nginx: $connections connections, $responses responses, at most $concurrent open at once"
+
+# One pass each over the events and the plaintext files: flow by client port, handshake line, plaintext size,
+# requests, big.bin markers, by flow.
+declare -A flow_of hs_of size_of gets_of begin_of end_of
+while read -r lport id; do flow_of[$lport]=$id; done < <(sed -n \
+    's/^{"event":"flow","flow":\([0-9]*\),"client":"127\.0\.0\.1:\([0-9]*\)".*/\2 \1/p' events.json)
+while IFS= read -r line; do
+    id=${line#*\"flow\":}
+    hs_of[${id%%,*}]=$line
+done < <(grep -F '"event":"handshake"' events.json)
+flow_id() { # plain/flow-ID-CLIENT-SERVER.DIR
+    local f=${1#plain/flow-}
+    echo "${f%%-*}"
+}
+while read -r size f; do
+    [ "$f" = total ] || size_of[$(flow_id "$f")]=$size
+done < <(wc -c plain/*.s2c)
+# (the names hold colons: the count is after the last one)
+while IFS= read -r line; do gets_of[$(flow_id "${line%:*}")]=${line##*:}; done < <(grep -a -c '^GET /' plain/*.c2s)
+while IFS= read -r line; do
+    id=$(flow_id "${line%:*}")
+    case "$line" in
+    *-BEGIN) begin_of[$id]=$((${begin_of[$id]:-0} + 1)) ;;
+    *-END) end_of[$id]=$((${end_of[$id]:-0} + 1)) ;;
+    esac
+done < <(grep -a -o -F -e "$marker-BEGIN" -e "$marker-END" plain/*.s2c)
 
 # per connection: its flow (by curl's local port), handshake parameters, visibility, plaintext
 for n in $(seq $jobs); do
     k=$((n % 5))
-    lport=$(awk 'NR == 1 {print $1}' w-$n.txt)
-    id=$(grep -F "\"client\":\"127.0.0.1:$lport\"" events.json | sed -n 's/.*"event":"flow","flow":\([0-9]*\),.*/\1/p')
+    id=${flow_of[${lport_of[$n]:-none}]:-}
     if [ -z "$id" ]; then
-        bad "curl $n (port $lport): no flow"
+        bad "curl $n (port ${lport_of[$n]:-}): no flow"
         continue
     fi
-    hs=$(grep -F "\"event\":\"handshake\",\"flow\":$id," events.json)
+    hs=${hs_of[$id]:-}
     case "$hs" in *"${kind_expect[$k]}"*'"visibility_matches":true'*) ok ;; *) bad "curl $n flow $id: $hs" ;; esac
     if [ $k -eq 4 ]; then
         case "$hs" in *'"hrr":true'*) ok ;; *) bad "curl $n flow $id: no HelloRetryRequest: $hs" ;; esac
     fi
-    c2s=$(ls plain/flow-$id-*.c2s 2>/dev/null)
-    s2c=$(ls plain/flow-$id-*.s2c 2>/dev/null)
-    if [ -z "$c2s" ] || [ -z "$s2c" ]; then
-        bad "curl $n flow $id: no plaintext"
-        continue
-    fi
-    want_req=$(wc -w <<<"${kind_paths[$k]}")
-    got_req=$(grep -a -c '^GET /' "$c2s")
-    [ "$got_req" -eq "$want_req" ] && ok || bad "curl $n flow $id: $got_req requests in c2s, curl sent $want_req"
-    want_big=$(grep -o big.bin <<<"${kind_paths[$k]}" | wc -l)
-    for end in BEGIN END; do
-        got=$(grep -a -o -F "$marker-$end" "$s2c" | wc -l)
-        [ "$got" -eq "$want_big" ] && ok || bad "curl $n flow $id: $got $end markers in s2c, expected $want_big"
+    want_req=0 want_big=0
+    for path in ${kind_paths[$k]}; do
+        want_req=$((want_req + 1))
+        [ "$path" = big.bin ] && want_big=$((want_big + 1))
     done
+    [ "${gets_of[$id]:-0}" -eq $want_req ] && ok ||
+        bad "curl $n flow $id: ${gets_of[$id]:-0} requests in c2s, curl sent $want_req"
+    [ "${begin_of[$id]:-0}" -eq $want_big ] && [ "${end_of[$id]:-0}" -eq $want_big ] && ok ||
+        bad "curl $n flow $id: big.bin markers in s2c: ${begin_of[$id]:-0} and ${end_of[$id]:-0}, expected $want_big"
     # where big.bin came last, the s2c plaintext ends with it byte for byte
     case "${kind_paths[$k]}" in
     *big.bin)
-        if [ "$(tail -c "$big_size" "$s2c" | md5sum)" = "$big_md5" ]; then ok; else
+        if cmp -s -i "$((${size_of[$id]:-0} - big_size)):0" plain/flow-"$id"-*.s2c www/big.bin; then ok; else
             bad "curl $n flow $id: s2c plaintext does not end with big.bin"
         fi
         ;;

@@ -17,7 +17,6 @@
 #define MSP_PCAP_SNAPLEN 262144           /* live capture: whole packets, even with offloads */
 #define MSP_PCAP_TIMEOUT_MS 200           /* live capture: how often a stop request is looked at, at worst */
 #define MSP_PCAP_BATCH 256                /* packets per pcap_dispatch */
-#define MSP_PCAP_READ_BUFFER (1u << 20)   /* stdio buffer for capture files */
 #define MSP_PCAP_OUT_MSS 16384            /* payload per written segment */
 #define MSP_PCAP_OUT_MAX_FLOWS (1u << 20) /* flows open at once in one output */
 

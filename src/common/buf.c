@@ -151,12 +151,19 @@ int msp_buf_vprintf(msp_buf_t *b, const char *fmt, va_list ap)
     if (b->err != MSP_OK) {
         return b->err;
     }
+    /* Formatted straight into the free space when it fits (the usual case: one pass, not a measuring pass
+     * and a writing one); only a longer result is formatted again after the buffer has grown. */
+    size_t room = b->cap - b->len;
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = vsnprintf(room > 0 ? (char *)b->base + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
     if (n < 0) {
         return fail(b, MSP_ERR_ARGUMENT);
+    }
+    if ((size_t)n < room && (size_t)n < b->limit - b->len) {
+        b->len += (size_t)n;
+        return MSP_OK;
     }
     /* +1 for the terminator vsnprintf writes; it is not counted in len. */
     int ret = msp_buf_reserve(b, (size_t)n + 1);

@@ -3,9 +3,7 @@
 #define _DEFAULT_SOURCE
 #include "msp/ets_pcap.h"
 
-#include <errno.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,19 +80,9 @@ int msp_pcap_in_open_file(msp_pcap_in_t **out, const char *path, const char *fil
     if (in == NULL) {
         return fail(err, MSP_ERR_NO_MEMORY, path, "out of memory");
     }
-    /* Our own FILE with a large buffer: libpcap reads record by record through stdio, and the default 4 KiB
-     * buffer costs a system call every few packets on a gigabyte capture. libpcap closes it. */
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        int ret = fail(err, MSP_ERR_IO, path, strerror(errno));
-        free(in);
-        return ret;
-    }
-    setvbuf(f, NULL, _IOFBF, MSP_PCAP_READ_BUFFER);
-    in->p = pcap_fopen_offline(f, ebuf);
+    in->p = pcap_open_offline(path, ebuf);
     if (in->p == NULL) {
         int ret = fail(err, MSP_ERR_IO, path, ebuf);
-        fclose(f);
         free(in);
         return ret;
     }

@@ -33,24 +33,7 @@ for k in ec rsa; do
 done
 openssl verify -CAfile ca.pem ec.pem rsa.pem >/dev/null 2>&1 && ok || bad "certificates do not verify"
 
-cat >ets.cnf <<EOF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-msp-ets = msp_ets_sect
-[default_sect]
-activate = 1
-[msp_ets_sect]
-module = $module
-activate = 1
-x25519_key = $tmp/x25519.pem
-p256_key = $tmp/p256.pem
-[algorithm_sect]
-default_properties = ?provider=msp-ets
-EOF
+ets_conf ets.cnf "$tmp/x25519.pem" "$tmp/p256.pem"
 
 mkfifo stdin.fifo
 exec 3<>stdin.fifo

@@ -125,10 +125,7 @@ if openssl x509 -in "$tmp/k3/cert-0x0804.pem" -noout -text | grep -q "rsaEncrypt
 # The server side of the chain: stock openssl s_server whose msp-ets provider reads the fetched x25519.pem and
 # p256.pem; msp ets probe sees the fetched key's fingerprint in the key share.
 module=$3
-printf '%s\n' "openssl_conf = init" "[init]" "providers = prov" "alg_section = alg" "[prov]" "default = dflt" \
-    "msp-ets = ets" "[dflt]" "activate = 1" "[ets]" "module = $module" "activate = 1" \
-    "x25519_key = $tmp/k1/x25519.pem" "p256_key = $tmp/k1/p256.pem" "[alg]" "default_properties = ?provider=msp-ets" \
-    >"$tmp/ets.cnf"
+ets_conf "$tmp/ets.cnf" "$tmp/k1/x25519.pem" "$tmp/k1/p256.pem"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/web.key" -out "$tmp/web.pem" \
     -days 1 -subj /CN=web.test >/dev/null 2>&1
 W=$(port)

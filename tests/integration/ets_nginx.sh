@@ -23,24 +23,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key >/dev
 run 0 "$msp" ets cert --static x25519.pem --static p256.pem --access "IDS and logger of msp.test" --key ec.key \
     --subject /CN=ets.test --dns ets.test --ca-cert ca.pem --ca-key ca.key --out ec.pem
 
-cat >ets.cnf <<EOF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-default = default_sect
-msp-ets = msp_ets_sect
-[default_sect]
-activate = 1
-[msp_ets_sect]
-module = $module
-activate = 1
-x25519_key = $tmp/x25519.pem
-p256_key = $tmp/p256.pem
-[algorithm_sect]
-default_properties = ?provider=msp-ets
-EOF
+ets_conf ets.cnf "$tmp/x25519.pem" "$tmp/p256.pem"
 
 # ---- the site: a 300 KB random file between two markers only it contains, and a small index ----
 mkdir www

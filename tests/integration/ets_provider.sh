@@ -19,28 +19,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$t
 xpub=$(pub "$tmp/x.pem" 32)
 ppub=$(pub "$tmp/p.pem" 65)
 
-# conf FILE X25519_PATH P256_PATH: an openssl.cnf that loads default and msp-ets and prefers msp-ets
-conf() {
-    cat >"$1" <<EOF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[algorithm_sect]
-default_properties = ?provider=msp-ets
-[provider_sect]
-default = default_sect
-msp-ets = msp_ets_sect
-[default_sect]
-activate = 1
-[msp_ets_sect]
-module = $module
-activate = 1
-x25519_key = $2
-p256_key = $3
-EOF
-}
-
 # serve CONF GROUPS: starts s_server on a free loopback port (a random one, retried if taken); sets $port
 serve() {
     local log="$tmp/server.$RANDOM.log"
@@ -81,7 +59,7 @@ has_share() {
     esac
 }
 
-conf "$tmp/ets.cnf" "$tmp/x.pem" "$tmp/p.pem"
+ets_conf "$tmp/ets.cnf" "$tmp/x.pem" "$tmp/p.pem"
 serve "$tmp/ets.cnf" x25519:P-256 || { finish ets_provider; exit 1; }
 # key_share extension 0x0033: group 0x001d + 32 bytes, group 0x0017 + the 65-byte point
 for i in 1 2; do
@@ -110,7 +88,7 @@ mv "$tmp/broken.pem" "$tmp/x.pem"
 has_share x25519 "00330024001d0020$x2pub" "after a broken rotation"
 
 # a configured group whose key cannot be loaded is refused, loudly (the server says which group)
-conf "$tmp/missing.cnf" "$tmp/x2-absent.pem" "$tmp/p.pem"
+ets_conf "$tmp/missing.cnf" "$tmp/x2-absent.pem" "$tmp/p.pem"
 serve "$tmp/missing.cnf" x25519:P-256 || { finish ets_provider; exit 1; }
 h=$(hello x25519)
 if [ -z "$h" ]; then ok; else bad "x25519 handshake without its static key got a ServerHello: ${h:0:200}"; fi

@@ -28,3 +28,26 @@ finish() {
     echo "$1: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
+
+# ets_conf FILE X25519_KEY P256_KEY: an openssl.cnf that loads default and the msp-ets provider module ($module)
+# with these static keys, and prefers msp-ets (docs/ets-provider.md)
+ets_conf() {
+    cat >"$1" <<EOF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+alg_section = algorithm_sect
+[provider_sect]
+default = default_sect
+msp-ets = msp_ets_sect
+[default_sect]
+activate = 1
+[msp_ets_sect]
+module = $module
+activate = 1
+x25519_key = $2
+p256_key = $3
+[algorithm_sect]
+default_properties = ?provider=msp-ets
+EOF
+}

@@ -52,10 +52,10 @@
 #include "msp/ets_provider.h"
 #include "msp/ets_tcp.h"
 
-#define RECORD 16384        /* the server writes its response in SSL_write calls of this size */
-#define MOVE_CAP (1u << 20) /* bytes moved from one side to the other at a time */
-#define HS_ROUNDS 16        /* handshake round trips before we call it stuck */
-#define TINY_RESPONSE 64    /* body of a handshake-capture response */
+#include "ets_pair.h"
+
+#define RECORD 16384     /* the server writes its response in SSL_write calls of this size */
+#define TINY_RESPONSE 64 /* body of a handshake-capture response */
 #define DEFAULT_CONNS 10000u
 #define DEFAULT_HANDSHAKES 20000u
 #define MAX_CONNS (1u << 22)       /* client addresses are 10.64.0.0 + i: stays inside 10/8 */
@@ -113,7 +113,6 @@ typedef struct run {
 
 static char workdir[4096];
 static int keep_workdir;
-static FILE *keylog_fp;
 
 /* ---- small helpers ---- */
 
@@ -220,142 +219,72 @@ static void write_key(const char *path, EVP_PKEY *key)
 
 /* ---- capture generation ---- */
 
-static void on_keylog(const SSL *ssl, const char *line)
-{
-    (void)ssl;
-    if (keylog_fp != NULL && fprintf(keylog_fp, "%s\n", line) < 0) {
-        die("cannot write the key log");
-    }
-}
-
 /* The capture being written: the full one and, for the first prefix connections, the prefix one. */
 typedef struct gen {
     msp_pcap_out_t *out[2];
     msp_pcap_out_flow_t *flow[2];
     uint64_t ts;
-    uint8_t *buf;
+    FILE *keylog;
     uint64_t plaintext; /* application bytes written by both sides */
     uint64_t records;   /* application data records: one per write, since no write exceeds RECORD */
 } gen_t;
 
-/* Moves what one side wrote into the capture and, unless to is NULL, to the other side. */
-static void move(gen_t *g, SSL *from, SSL *to, int dir)
+/* ets_pair's callback: what one side wrote goes into the capture(s) as it is written. */
+static void on_wire(void *arg, int dir, const uint8_t *bytes, size_t n)
 {
-    BIO *out = SSL_get_wbio(from);
-    size_t n;
-    while ((n = (size_t)BIO_ctrl_pending(out)) > 0) {
-        n = n < MOVE_CAP ? n : MOVE_CAP;
-        if (BIO_read(out, g->buf, (int)n) != (int)n) {
-            die("memory BIO read");
-        }
-        if (to != NULL && BIO_write(SSL_get_rbio(to), g->buf, (int)n) != (int)n) {
-            die("memory BIO write");
-        }
-        for (int k = 0; k < 2; k++) {
-            msp_error_t err = {0};
-            if (g->flow[k] != NULL && msp_pcap_out_data(g->out[k], g->flow[k], dir, g->buf, n, g->ts, &err) != MSP_OK) {
-                die("%s", err.detail);
-            }
-        }
-        g->ts += 5;
-    }
-}
-
-static int wants_io(SSL *s, int ret)
-{
-    int e = SSL_get_error(s, ret);
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
-}
-
-static void handshake(gen_t *g, SSL *c, SSL *s)
-{
-    for (int i = 0; i < HS_ROUNDS; i++) {
-        int rc = SSL_do_handshake(c);
-        if (rc <= 0 && !wants_io(c, rc)) {
-            die("client handshake");
-        }
-        move(g, c, s, 0);
-        int rs = SSL_do_handshake(s);
-        if (rs <= 0 && !wants_io(s, rs)) {
-            die("server handshake");
-        }
-        move(g, s, c, 1);
-        if (rc == 1 && rs == 1) {
-            return;
+    gen_t *g = arg;
+    for (int k = 0; k < 2; k++) {
+        msp_error_t err = {0};
+        if (g->flow[k] != NULL && msp_pcap_out_data(g->out[k], g->flow[k], dir, bytes, n, g->ts, &err) != MSP_OK) {
+            die("%s", err.detail);
         }
     }
-    die("handshake does not finish");
+    g->ts += 5;
 }
 
-static void write_all(gen_t *g, SSL *ssl, const uint8_t *p, size_t n)
+static void count(gen_t *g, size_t n)
 {
-    size_t w = 0;
-    if (SSL_write_ex(ssl, p, n, &w) != 1 || w != n) {
-        die("SSL_write");
-    }
     g->plaintext += n;
     g->records++;
 }
 
-/* One request from the client, read by the server. */
-static void request(gen_t *g, SSL *c, SSL *s, uint64_t i)
+/* One request from the client, read (and checked) by the server. */
+static void request(gen_t *g, ets_pair_t *p, uint64_t i)
 {
     char req[256];
     int n = snprintf(req, sizeof req, "GET /object/%llu HTTP/1.1\r\nHost: ets.bench\r\nUser-Agent: bench_ets\r\n\r\n",
                      (unsigned long long)i);
-    write_all(g, c, (const uint8_t *)req, (size_t)n);
-    move(g, c, s, 0);
-    char buf[512];
-    size_t got = 0, total = 0;
-    while (total < (size_t)n) {
-        if (SSL_read_ex(s, buf, sizeof buf, &got) == 1) {
-            total += got;
-        } else if (!wants_io(s, 0)) {
-            die("server SSL_read");
-        } else {
-            die("the request did not arrive");
-        }
+    if (ets_pair_send(p, ETS_C2S, req, (size_t)n) != 0) {
+        die("request: %s", p->error);
     }
-    move(g, s, c, 1); /* whatever the server answered on its own (nothing after the tickets, normally) */
+    count(g, (size_t)n);
 }
 
 /* The response in RECORD-byte writes; the client does not read it (only the capture needs it). */
-static void respond(gen_t *g, SSL *s, uint64_t size, const uint8_t *body)
+static void respond(gen_t *g, ets_pair_t *p, uint64_t size, const uint8_t *body)
 {
     char hdr[128];
     int n = snprintf(hdr, sizeof hdr,
                      "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                      "Content-Length: %llu\r\n\r\n",
                      (unsigned long long)size);
-    write_all(g, s, (const uint8_t *)hdr, (size_t)n);
+    if (ets_pair_write(p, ETS_S2C, hdr, (size_t)n) != 0) {
+        die("response: %s", p->error);
+    }
+    count(g, (size_t)n);
     for (uint64_t off = 0; off < size;) {
         size_t k = size - off < RECORD ? (size_t)(size - off) : RECORD;
-        write_all(g, s, body, k);
-        off += k;
-        if (BIO_ctrl_pending(SSL_get_wbio(s)) >= MOVE_CAP / 2) {
-            move(g, s, NULL, 1);
+        if (ets_pair_write(p, ETS_S2C, body, k) != 0) {
+            die("response: %s", p->error);
         }
+        count(g, k);
+        off += k;
     }
-    move(g, s, NULL, 1);
 }
 
 static void one_connection(gen_t *g, SSL_CTX *sctx, SSL_CTX *cctx, uint64_t i, uint64_t size, const uint8_t *body,
                            int in_prefix)
 {
-    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *b[4] = {BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem())};
-    if (c == NULL || s == NULL || b[0] == NULL || b[1] == NULL || b[2] == NULL || b[3] == NULL) {
-        die("out of memory");
-    }
-    BIO_set_mem_eof_return(b[0], -1);
-    BIO_set_mem_eof_return(b[2], -1);
-    SSL_set_bio(c, b[0], b[1]);
-    SSL_set_bio(s, b[2], b[3]);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    if (!SSL_set_ciphersuites(c, suites[i % 3])) {
-        die("client suites");
-    }
     uint32_t ip = (10u << 24) + (64u << 16) + (uint32_t)i;
     msp_tcp_flow_info_t info = {.ip_version = 4};
     info.addr[0][0] = (uint8_t)(ip >> 24), info.addr[0][1] = (uint8_t)(ip >> 16);
@@ -372,13 +301,20 @@ static void one_connection(gen_t *g, SSL_CTX *sctx, SSL_CTX *cctx, uint64_t i, u
         }
     }
     g->ts += 10;
-    handshake(g, c, s);
-    request(g, c, s, i);
-    respond(g, s, size, body);
-    SSL_shutdown(s);
-    move(g, s, NULL, 1);
-    SSL_shutdown(c);
-    move(g, c, NULL, 0);
+    ets_pair_t p;
+    ets_pair_opts_t o = {.ciphersuites = suites[i % 3], .on_write = on_wire, .arg = g};
+    if (ets_pair_start(&p, sctx, cctx, &o) != 0) {
+        die("connection %llu: %s", (unsigned long long)i, p.error);
+    }
+    request(g, &p, i);
+    respond(g, &p, size, body);
+    if (ets_pair_finish(&p) != 0) {
+        die("connection %llu: %s", (unsigned long long)i, p.error);
+    }
+    if (fwrite(p.keylog, 1, p.keylog_len, g->keylog) != p.keylog_len) {
+        die("cannot write the key log");
+    }
+    ets_pair_free(&p);
     for (int k = 0; k < 2; k++) {
         msp_error_t err = {0};
         if (g->flow[k] != NULL && msp_pcap_out_flow_end(g->out[k], g->flow[k], g->ts, &err) != MSP_OK) {
@@ -387,8 +323,6 @@ static void one_connection(gen_t *g, SSL_CTX *sctx, SSL_CTX *cctx, uint64_t i, u
         g->flow[k] = NULL;
     }
     g->ts += 10;
-    SSL_free(c);
-    SSL_free(s);
 }
 
 static const char *const info_keys[] = {
@@ -448,18 +382,17 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
     snprintf(tmp, sizeof tmp, "%s.info", name);
     path_in(ipath, sizeof ipath, workdir, tmp);
 
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    if (cctx == NULL || !SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION)) {
+    SSL_CTX *cctx = ets_pair_client_ctx();
+    if (cctx == NULL) {
         die("client SSL_CTX");
     }
-    SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_keylog_callback(cctx, on_keylog);
-    if ((keylog_fp = fopen(kpath, "w")) == NULL) {
+    SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_OFF);
+    gen_t g = {.ts = TS_START};
+    if ((g.keylog = fopen(kpath, "w")) == NULL) {
         die("%s: %s", kpath, strerror(errno));
     }
-    gen_t g = {.ts = TS_START, .buf = malloc(MOVE_CAP)};
     uint8_t *body = malloc(RECORD);
-    if (g.buf == NULL || body == NULL) {
+    if (body == NULL) {
         die("out of memory");
     }
     for (size_t k = 0; k < RECORD; k++) {
@@ -482,10 +415,9 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
         (g.out[1] != NULL && msp_pcap_out_close(g.out[1], &err) != MSP_OK)) {
         die("%s", err.detail);
     }
-    if (fclose(keylog_fp) != 0) {
+    if (fclose(g.keylog) != 0) {
         die("%s: cannot write", kpath);
     }
-    keylog_fp = NULL;
     ci->conns = conns;
     ci->size = size;
     ci->plaintext = g.plaintext;
@@ -495,7 +427,6 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
     ci->prefix_bytes = prefix > 0 ? file_size(ppath) : 0;
     write_info(ipath, ci);
     free(body);
-    free(g.buf);
     SSL_CTX_free(cctx);
 }
 

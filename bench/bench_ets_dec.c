@@ -36,18 +36,16 @@
 #include "msp/ets_dec.h"
 #include "msp/ets_provider.h"
 
-#define MAX_SEG 64 /* segments of one recorded handshake */
+#include "ets_pair.h"
 
-typedef struct seg {
-    int dir;
-    size_t off, len;
-} seg_t;
+#define MAX_SEG 64       /* segments of one recorded handshake */
+#define WRITE_MAX 16384  /* the server's bulk data in SSL_write calls of this size */
+#define BULK_SLACK 65536 /* recorded bytes per direction beyond the bulk data: handshake, record overhead */
 
+/* One recorded connection (tests/unit/ets_pair.h): its handshake is chunks [0, hs_chunks). */
 typedef struct rec_conn {
-    uint8_t *stream[2];
-    size_t len[2], cap[2];
-    seg_t seg[MAX_SEG];
-    size_t nseg;
+    ets_pair_t p;
+    size_t hs_chunks;
     size_t hs_end[2]; /* stream offsets where the handshake recording ended */
 } rec_conn_t;
 
@@ -62,7 +60,7 @@ typedef struct world {
     EVP_PKEY *x25519, *p256, *cert_key;
     X509 *cert;
     OSSL_LIB_CTX *lib;
-    SSL_CTX *sctx;
+    SSL_CTX *sctx, *cctx;
 } world_t;
 
 static world_t W;
@@ -90,105 +88,40 @@ static double now(void)
 
 /* ---- recording ---- */
 
-static void append(rec_conn_t *r, int dir, const uint8_t *p, size_t n)
-{
-    if (r->len[dir] + n > r->cap[dir]) {
-        r->cap[dir] = (r->len[dir] + n) * 2 + 4096;
-        r->stream[dir] = realloc(r->stream[dir], r->cap[dir]);
-        if (r->stream[dir] == NULL) {
-            die("out of memory");
-        }
-    }
-    memcpy(r->stream[dir] + r->len[dir], p, n);
-    r->len[dir] += n;
-}
-
-static int shuttle(SSL *cli, SSL *srv, rec_conn_t *r, int segments)
-{
-    int moved = 0;
-    uint8_t buf[16384];
-    for (int dir = 0; dir < 2; dir++) {
-        SSL *from = dir == 0 ? cli : srv, *to = dir == 0 ? srv : cli;
-        int n;
-        while ((n = BIO_read(SSL_get_wbio(from), buf, sizeof(buf))) > 0) {
-            if (segments) {
-                if (r->nseg == MAX_SEG) {
-                    die("handshake of more than %d segments", MAX_SEG);
-                }
-                r->seg[r->nseg++] = (seg_t){dir, r->len[dir], (size_t)n};
-            }
-            append(r, dir, buf, (size_t)n);
-            if (BIO_write(SSL_get_rbio(to), buf, n) != n) {
-                die("BIO_write");
-            }
-            moved = 1;
-        }
-    }
-    return moved;
-}
-
-static void drain_reads(SSL *s)
-{
-    uint8_t junk[16384];
-    while (SSL_read(s, junk, sizeof(junk)) > 0) {
-    }
-}
-
 static void record(rec_conn_t *r, const char *suite, const char *group, size_t bulk)
 {
-    memset(r, 0, sizeof(*r));
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    if (cctx == NULL || SSL_CTX_set_ciphersuites(cctx, suite) != 1 || SSL_CTX_set1_groups_list(cctx, group) != 1) {
-        die("client context for %s %s", suite, group);
+    ets_pair_opts_t o = {.ciphersuites = suite,
+                         .groups = group,
+                         .sni = "ets.example",
+                         .max_bytes = bulk + BULK_SLACK,
+                         .max_chunks = MAX_SEG + bulk / WRITE_MAX + 1};
+    if (ets_pair_start(&r->p, W.sctx, W.cctx, &o) != 0) {
+        die("handshake %s %s: %s", suite, group, r->p.error);
     }
-    SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION);
-    SSL *cli = SSL_new(cctx), *srv = SSL_new(W.sctx);
-    SSL_CTX_free(cctx);
-    if (cli == NULL || srv == NULL) {
-        die("SSL_new");
+    if (r->p.nchunks > MAX_SEG) {
+        die("handshake of more than %d segments", MAX_SEG);
     }
-    SSL_set_bio(cli, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
-    SSL_set_bio(srv, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
-    SSL_set_connect_state(cli);
-    SSL_set_accept_state(srv);
-    SSL_set_tlsext_host_name(cli, "ets.example");
-    int done = 0;
-    for (int i = 0; i < 100 && !done; i++) {
-        int a = SSL_do_handshake(cli), b = SSL_do_handshake(srv);
-        if (a == 1 && b == 1) {
-            drain_reads(cli); /* takes the tickets */
-            drain_reads(srv);
-        }
-        done = !shuttle(cli, srv, r, 1) && a == 1 && b == 1;
-    }
-    if (!done) {
-        die("handshake %s %s does not finish", suite, group);
-    }
-    r->hs_end[0] = r->len[0];
-    r->hs_end[1] = r->len[1];
-    uint8_t *data = malloc(16384);
+    r->hs_chunks = r->p.nchunks;
+    r->hs_end[0] = r->p.len[0];
+    r->hs_end[1] = r->p.len[1];
+    uint8_t *data = malloc(WRITE_MAX);
     if (data == NULL) {
         die("out of memory");
     }
-    RAND_bytes(data, 16384);
+    RAND_bytes(data, WRITE_MAX);
     for (size_t sent = 0; sent < bulk;) {
-        size_t n = bulk - sent < 16384 ? bulk - sent : 16384, w = 0;
-        if (SSL_write_ex(srv, data, n, &w) != 1) {
-            die("SSL_write_ex");
+        size_t n = bulk - sent < WRITE_MAX ? bulk - sent : WRITE_MAX;
+        if (ets_pair_send(&r->p, ETS_S2C, data, n) != 0) {
+            die("bulk data: %s", r->p.error);
         }
-        sent += w;
-        shuttle(cli, srv, r, 0);
-        drain_reads(cli);
+        sent += n;
     }
     free(data);
-    SSL_free(cli);
-    SSL_free(srv);
 }
 
 static void rec_free(rec_conn_t *r)
 {
-    free(r->stream[0]);
-    free(r->stream[1]);
+    ets_pair_free(&r->p);
 }
 
 /* ---- replay ---- */
@@ -240,9 +173,9 @@ static void feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n)
 
 static void replay_handshake(msp_ets_conn_t *c, const rec_conn_t *r)
 {
-    for (size_t i = 0; i < r->nseg; i++) {
-        const seg_t *s = &r->seg[i];
-        feed(c, s->dir, r->stream[s->dir] + s->off, s->len);
+    for (size_t i = 0; i < r->hs_chunks; i++) {
+        const ets_chunk_t *s = &r->p.chunks[i];
+        feed(c, s->dir, r->p.bytes[s->dir] + s->off, s->len);
     }
 }
 
@@ -379,9 +312,9 @@ static double bulk_pass(const opts_t *o, const msp_ets_keys_t *keys, rec_conn_t 
     for (size_t i = 0; i < o->bulk_conns; i++) {
         msp_ets_conn_t *c = conn_new(keys, NULL, &cnt);
         replay_handshake(c, &r[i]);
-        for (size_t off = r[i].hs_end[1]; off < r[i].len[1];) {
-            size_t n = r[i].len[1] - off < chunk ? r[i].len[1] - off : chunk;
-            feed(c, 1, r[i].stream[1] + off, n);
+        for (size_t off = r[i].hs_end[1]; off < r[i].p.len[1];) {
+            size_t n = r[i].p.len[1] - off < chunk ? r[i].p.len[1] - off : chunk;
+            feed(c, 1, r[i].p.bytes[1] + off, n);
             off += n;
         }
         msp_ets_conn_end(c);
@@ -476,11 +409,16 @@ static void setup(void)
                                          "TLS_CHACHA20_POLY1305_SHA256") != 1) {
         die("server context");
     }
+    if ((W.cctx = ets_pair_client_ctx()) == NULL) {
+        die("client context");
+    }
+    SSL_CTX_set_session_cache_mode(W.cctx, SSL_SESS_CACHE_OFF);
 }
 
 static void teardown(void)
 {
     SSL_CTX_free(W.sctx);
+    SSL_CTX_free(W.cctx);
     msp_ets_libctx_free(W.lib);
     X509_free(W.cert);
     EVP_PKEY_free(W.x25519);

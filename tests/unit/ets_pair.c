@@ -18,11 +18,58 @@ static const uint8_t hrr_random[32] = {0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61,
 
 static int keylog_idx = -1; /* ex_data slot of the client SSL pointing at its pair */
 
+static int fail(ets_pair_t *p, const char *what)
+{
+    if (p->error[0] == '\0') {
+        char e[256] = "";
+        unsigned long code = ERR_peek_error();
+        if (code != 0) {
+            ERR_error_string_n(code, e, sizeof(e));
+        }
+        snprintf(p->error, sizeof(p->error), "%s%s%s", what, e[0] ? ": " : "", e);
+    }
+    return -1;
+}
+
+/*
+ * buf with room for want elements of size elem, grown geometrically up to
+ * max; NULL (buf untouched, still owned by the caller) when that is more.
+ */
+static void *reserve(void *buf, size_t *cap, size_t want, size_t max, size_t elem)
+{
+    if (want <= *cap) {
+        return buf;
+    }
+    if (want > max) {
+        return NULL;
+    }
+    size_t c = *cap > 0 ? *cap : 256;
+    while (c < want) {
+        c *= 2;
+    }
+    c = c < max ? c : max;
+    void *b = realloc(buf, c * elem);
+    *cap = b != NULL ? c : *cap;
+    return b;
+}
+
+/* *field grown to hold want bytes, at most max; 0 or -1 */
+static int reserve_bytes(char **field, size_t *cap, size_t want, size_t max)
+{
+    char *b = reserve(*field, cap, want, max, 1);
+    *field = b != NULL ? b : *field;
+    return b != NULL ? 0 : -1;
+}
+
 static void on_keylog(const SSL *ssl, const char *line)
 {
     ets_pair_t *p = SSL_get_ex_data(ssl, keylog_idx);
     size_t n = strlen(line);
-    if (p == NULL || p->keylog_len + n + 2 > ETS_PAIR_MAX_KEYLOG) {
+    if (p == NULL) {
+        return;
+    }
+    if (reserve_bytes(&p->keylog, &p->keylog_cap, p->keylog_len + n + 2, ETS_PAIR_MAX_KEYLOG) != 0) {
+        fail(p, "key log limit");
         return;
     }
     memcpy(p->keylog + p->keylog_len, line, n);
@@ -80,38 +127,54 @@ int ets_pair_server_setup(SSL_CTX *sctx, EVP_PKEY *key, X509 *cert)
 
 /* --- recording --- */
 
-static int fail(ets_pair_t *p, const char *what)
+static SSL *side(const ets_pair_t *p, int dir)
 {
-    if (p->error[0] == '\0') {
-        char e[256] = "";
-        unsigned long code = ERR_peek_error();
-        if (code != 0) {
-            ERR_error_string_n(code, e, sizeof(e));
-        }
-        snprintf(p->error, sizeof(p->error), "%s%s%s", what, e[0] ? ": " : "", e);
-    }
-    return -1;
+    return dir == ETS_C2S ? p->client : p->server;
 }
 
-/* Moves what one side wrote to the other side, keeping a copy. */
+static SSL *peer(const ets_pair_t *p, int dir)
+{
+    return dir == ETS_C2S ? p->server : p->client;
+}
+
+/* Where the next n bytes of dir go: the recording, or the move buffer in callback mode. */
+static uint8_t *landing(ets_pair_t *p, int dir, size_t n)
+{
+    if (p->on_write != NULL) {
+        return p->move_buf;
+    }
+    uint8_t *b = reserve(p->bytes[dir], &p->cap[dir], p->len[dir] + n, p->max_bytes, 1);
+    p->bytes[dir] = b != NULL ? b : p->bytes[dir];
+    ets_chunk_t *c = reserve(p->chunks, &p->chunks_cap, p->nchunks + 1, p->max_chunks, sizeof(*p->chunks));
+    p->chunks = c != NULL ? c : p->chunks;
+    return b != NULL && c != NULL ? b + p->len[dir] : NULL;
+}
+
+/* Moves what one side wrote to the other side (unless one-way), keeping a copy or handing it on. */
 static int shuttle(ets_pair_t *p, int dir)
 {
-    SSL *from = dir == ETS_C2S ? p->client : p->server;
-    SSL *to = dir == ETS_C2S ? p->server : p->client;
-    BIO *out = SSL_get_wbio(from), *in = SSL_get_rbio(to);
-    size_t n = (size_t)BIO_ctrl_pending(out);
-    if (n == 0) {
-        return 0;
+    if (p->error[0] != '\0') {
+        return -1;
     }
-    if (p->len[dir] + n > ETS_PAIR_MAX_BYTES || p->nchunks == ETS_PAIR_MAX_CHUNKS) {
-        return fail(p, "recording limit");
+    BIO *out = SSL_get_wbio(side(p, dir));
+    BIO *in = p->one_way[dir] ? NULL : SSL_get_rbio(peer(p, dir));
+    size_t n;
+    while ((n = (size_t)BIO_ctrl_pending(out)) > 0) {
+        n = p->on_write != NULL && n > ETS_PAIR_MOVE ? ETS_PAIR_MOVE : n;
+        uint8_t *dst = landing(p, dir, n);
+        if (dst == NULL) {
+            return fail(p, "recording limit");
+        }
+        if (BIO_read(out, dst, (int)n) != (int)n || (in != NULL && BIO_write(in, dst, (int)n) != (int)n)) {
+            return fail(p, "memory BIO");
+        }
+        if (p->on_write != NULL) {
+            p->on_write(p->arg, dir, dst, n);
+        } else {
+            p->chunks[p->nchunks++] = (ets_chunk_t){.dir = dir, .off = p->len[dir], .len = n};
+        }
+        p->len[dir] += n;
     }
-    uint8_t *dst = p->bytes[dir] + p->len[dir];
-    if (BIO_read(out, dst, (int)n) != (int)n || BIO_write(in, dst, (int)n) != (int)n) {
-        return fail(p, "memory BIO");
-    }
-    p->chunks[p->nchunks++] = (ets_chunk_t){.dir = dir, .off = p->len[dir], .len = n};
-    p->len[dir] += n;
     return 0;
 }
 
@@ -151,9 +214,11 @@ static int handshake(ets_pair_t *p)
     return fail(p, "handshake does not finish");
 }
 
+/* Keeps what dir's receiver read, up to max_app; the rest is dropped (it was checked on arrival). */
 static void keep_app(ets_pair_t *p, int dir, const uint8_t *b, size_t n)
 {
-    if (p->app_len[dir] + n <= ETS_PAIR_MAX_APP) {
+    if (p->app_len[dir] + n <= p->max_app &&
+        reserve_bytes(&p->app[dir], &p->app_cap[dir], p->app_len[dir] + n + 1, p->max_app + 1) == 0) {
         memcpy(p->app[dir] + p->app_len[dir], b, n);
         p->app_len[dir] += n;
         p->app[dir][p->app_len[dir]] = '\0';
@@ -208,35 +273,95 @@ static int early(ets_pair_t *p, const char *data)
     return fail(p, "early data does not finish");
 }
 
-/* One message from one side to the other, through all records it takes. */
-static int send_app(ets_pair_t *p, int dir, const char *msg)
+/*
+ * One SSL_write of all of data. What the other side left pending (one-way
+ * writes) goes out first, so the recording keeps wire order; dir's own
+ * pending bytes stay, to leave with these in one move.
+ */
+static int write_all(ets_pair_t *p, int dir, const void *data, size_t n)
 {
-    SSL *from = dir == ETS_C2S ? p->client : p->server;
-    SSL *to = dir == ETS_C2S ? p->server : p->client;
-    size_t n = strlen(msg), w = 0;
-    if (SSL_write_ex(from, msg, n, &w) != 1 || w != n) {
-        return fail(p, "SSL_write");
-    }
-    if (shuttle(p, dir) != 0) {
+    size_t w = 0;
+    if (shuttle(p, !dir) != 0) {
         return -1;
     }
-    size_t want = p->app_len[dir] + n;
-    uint8_t buf[4096];
-    for (int i = 0; i < PUMP_ROUNDS && p->app_len[dir] < want; i++) {
-        size_t got = 0;
-        if (SSL_read_ex(to, buf, sizeof(buf), &got) == 1) {
+    if (SSL_write_ex(side(p, dir), data, n, &w) != 1 || w != n) {
+        return fail(p, "SSL_write");
+    }
+    return 0;
+}
+
+int ets_pair_send(ets_pair_t *p, int dir, const void *data, size_t n)
+{
+    if (p->one_way[dir]) {
+        return fail(p, "send on a one-way direction");
+    }
+    if (write_all(p, dir, data, n) != 0 || shuttle(p, dir) != 0) {
+        return -1;
+    }
+    SSL *to = peer(p, dir);
+    uint8_t buf[16384];
+    size_t have = 0;
+    for (int idle = 0; have < n;) {
+        size_t got = 0, want = n - have < sizeof(buf) ? n - have : sizeof(buf);
+        if (SSL_read_ex(to, buf, want, &got) == 1) {
+            if (memcmp(buf, (const uint8_t *)data + have, got) != 0) {
+                return fail(p, "application data differs from what was sent");
+            }
             keep_app(p, dir, buf, got);
+            have += got;
+            idle = 0;
         } else if (!wants_io(to, 0)) {
             return fail(p, "SSL_read");
+        } else if (++idle > PUMP_ROUNDS) {
+            return fail(p, "application data lost");
         } else if (shuttle_both(p) != 0) {
             return -1;
         }
     }
     /* the reader may have answered (KeyUpdate, tickets); pass it on */
-    return p->app_len[dir] >= want ? shuttle_both(p) : fail(p, "application data lost");
+    return shuttle_both(p);
 }
 
-/* Lets the client take in what the server sent last (NewSessionTicket) without blocking. */
+int ets_pair_write(ets_pair_t *p, int dir, const void *data, size_t n)
+{
+    if (write_all(p, dir, data, n) != 0) {
+        return -1;
+    }
+    p->one_way[dir] = 1;
+    return BIO_ctrl_pending(SSL_get_wbio(side(p, dir))) >= ETS_PAIR_ONE_WAY_BATCH ? shuttle(p, dir) : 0;
+}
+
+int ets_pair_key_update(ets_pair_t *p, int dir, int requested)
+{
+    SSL *s = side(p, dir);
+    if (shuttle_both(p) != 0) {
+        return -1;
+    }
+    if (!SSL_key_update(s, requested ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED)) {
+        return fail(p, "SSL_key_update");
+    }
+    int r = SSL_do_handshake(s); /* sends it now rather than with the next write */
+    if (r <= 0 && !wants_io(s, r)) {
+        return fail(p, "KeyUpdate");
+    }
+    return shuttle(p, dir);
+}
+
+int ets_pair_finish(ets_pair_t *p)
+{
+    if (shuttle_both(p) != 0) {
+        return -1;
+    }
+    /* as a server closing after its response */
+    SSL_shutdown(p->server);
+    int rc = shuttle(p, ETS_S2C);
+    SSL_shutdown(p->client);
+    rc |= shuttle(p, ETS_C2S);
+    ERR_clear_error(); /* a half-closed shutdown is not an error here */
+    return rc == 0 ? 0 : -1;
+}
+
+/* Lets the client take in what the server sent last (NewSessionTicket, KeyUpdate) without blocking. */
 static void drain_client(ets_pair_t *p)
 {
     uint8_t buf[256];
@@ -247,27 +372,54 @@ static void drain_client(ets_pair_t *p)
     ERR_clear_error();
 }
 
-static int exchange(ets_pair_t *p, const ets_pair_opts_t *o)
+static int limits(ets_pair_t *p, const ets_pair_opts_t *o)
 {
-    return send_app(p, ETS_C2S, o->c2s ? o->c2s : "hello server") == 0 &&
-                   send_app(p, ETS_S2C, o->s2c ? o->s2c : "hello client") == 0
-               ? 0
-               : -1;
+    p->max_bytes = o->max_bytes ? o->max_bytes : ETS_PAIR_MAX_BYTES;
+    p->max_chunks = o->max_chunks ? o->max_chunks : ETS_PAIR_MAX_CHUNKS;
+    p->max_app = o->max_app ? o->max_app : ETS_PAIR_MAX_APP;
+    if (p->max_bytes > ETS_PAIR_LIMIT || p->max_chunks > ETS_PAIR_LIMIT || p->max_app > ETS_PAIR_LIMIT) {
+        return fail(p, "limit above ETS_PAIR_LIMIT");
+    }
+    p->on_write = o->on_write;
+    p->arg = o->arg;
+    if ((p->on_write != NULL && (p->move_buf = malloc(ETS_PAIR_MOVE)) == NULL) ||
+        reserve_bytes(&p->keylog, &p->keylog_cap, 1, ETS_PAIR_MAX_KEYLOG) != 0 ||
+        reserve_bytes(&p->app[0], &p->app_cap[0], 1, p->max_app + 1) != 0 ||
+        reserve_bytes(&p->app[1], &p->app_cap[1], 1, p->max_app + 1) != 0) {
+        return fail(p, "out of memory");
+    }
+    p->keylog[0] = p->app[0][0] = p->app[1][0] = '\0';
+    return 0;
+}
+
+static int client_options(ets_pair_t *p, const ets_pair_opts_t *o)
+{
+    uint8_t alpn[ETS_PAIR_MAX_ALPN + 1];
+    size_t alen = o->alpn ? strlen(o->alpn) : 0;
+    if (alen > ETS_PAIR_MAX_ALPN) {
+        return fail(p, "ALPN too long");
+    }
+    alpn[0] = (uint8_t)alen;
+    memcpy(alpn + 1, o->alpn ? o->alpn : "", alen);
+    if ((o->groups && !SSL_set1_groups_list(p->client, o->groups)) ||
+        (o->ciphersuites && !SSL_set_ciphersuites(p->client, o->ciphersuites)) ||
+        (o->sni && !SSL_set_tlsext_host_name(p->client, o->sni)) ||
+        (alen > 0 && SSL_set_alpn_protos(p->client, alpn, (unsigned)alen + 1) != 0) ||
+        (o->session && !SSL_set_session(p->client, o->session))) {
+        return fail(p, "client options");
+    }
+    return 0;
 }
 
 static int setup(ets_pair_t *p, SSL_CTX *sctx, SSL_CTX *cctx, const ets_pair_opts_t *o)
 {
-    p->bytes[0] = malloc(ETS_PAIR_MAX_BYTES);
-    p->bytes[1] = malloc(ETS_PAIR_MAX_BYTES);
-    p->chunks = calloc(ETS_PAIR_MAX_CHUNKS, sizeof(*p->chunks));
-    p->keylog = calloc(1, ETS_PAIR_MAX_KEYLOG);
-    p->app[0] = calloc(1, ETS_PAIR_MAX_APP + 1);
-    p->app[1] = calloc(1, ETS_PAIR_MAX_APP + 1);
+    if (limits(p, o) != 0) {
+        return -1;
+    }
     p->client = SSL_new(cctx);
     p->server = SSL_new(sctx);
-    if (!p->bytes[0] || !p->bytes[1] || !p->chunks || !p->keylog || !p->app[0] || !p->app[1] || !p->client ||
-        !p->server) {
-        return fail(p, "setup");
+    if (!p->client || !p->server) {
+        return fail(p, "SSL_new");
     }
     BIO *cin = BIO_new(BIO_s_mem()), *cout = BIO_new(BIO_s_mem());
     BIO *sin = BIO_new(BIO_s_mem()), *sout = BIO_new(BIO_s_mem());
@@ -283,15 +435,10 @@ static int setup(ets_pair_t *p, SSL_CTX *sctx, SSL_CTX *cctx, const ets_pair_opt
     SSL_set_ex_data(p->client, keylog_idx, p);
     SSL_set_connect_state(p->client);
     SSL_set_accept_state(p->server);
-    if ((o->groups && !SSL_set1_groups_list(p->client, o->groups)) ||
-        (o->ciphersuites && !SSL_set_ciphersuites(p->client, o->ciphersuites)) ||
-        (o->session && !SSL_set_session(p->client, o->session))) {
-        return fail(p, "client options");
-    }
-    return 0;
+    return client_options(p, o);
 }
 
-int ets_pair_run(ets_pair_t *p, SSL_CTX *sctx, SSL_CTX *cctx, const ets_pair_opts_t *o)
+int ets_pair_start(ets_pair_t *p, SSL_CTX *sctx, SSL_CTX *cctx, const ets_pair_opts_t *o)
 {
     static const ets_pair_opts_t none = {0};
     memset(p, 0, sizeof(*p));
@@ -303,32 +450,34 @@ int ets_pair_run(ets_pair_t *p, SSL_CTX *sctx, SSL_CTX *cctx, const ets_pair_opt
     if (o->early_data && o->session && SSL_SESSION_get_max_early_data(o->session) > 0 && early(p, o->early_data) != 0) {
         return -1;
     }
-    if (handshake(p) != 0 || exchange(p, o) != 0) {
+    if (handshake(p) != 0) {
         return -1;
     }
-    if (o->key_update) {
-        if (!SSL_key_update(p->client, SSL_KEY_UPDATE_REQUESTED)) {
-            return fail(p, "SSL_key_update");
-        }
-        if (exchange(p, o) != 0) {
-            return -1;
-        }
-    }
-    drain_client(p);
     p->early_accepted = SSL_get_early_data_status(p->server) == SSL_EARLY_DATA_ACCEPTED;
     p->resumed = SSL_session_reused(p->client);
-    p->session = SSL_get1_session(p->client);
-    /* close_notify both ways, so the recording ends like a real connection */
-    SSL_shutdown(p->client);
-    shuttle(p, ETS_C2S);
-    drain_client(p);
-    uint8_t buf[64];
-    size_t got;
-    SSL_read_ex(p->server, buf, sizeof(buf), &got);
-    SSL_shutdown(p->server);
-    shuttle(p, ETS_S2C);
-    ERR_clear_error();
     return 0;
+}
+
+static int exchange(ets_pair_t *p, const ets_pair_opts_t *o)
+{
+    const char *c2s = o->c2s ? o->c2s : "hello server", *s2c = o->s2c ? o->s2c : "hello client";
+    return ets_pair_send(p, ETS_C2S, c2s, strlen(c2s)) == 0 && ets_pair_send(p, ETS_S2C, s2c, strlen(s2c)) == 0 ? 0
+                                                                                                                : -1;
+}
+
+int ets_pair_run(ets_pair_t *p, SSL_CTX *sctx, SSL_CTX *cctx, const ets_pair_opts_t *o)
+{
+    static const ets_pair_opts_t none = {0};
+    o = o ? o : &none;
+    if (ets_pair_start(p, sctx, cctx, o) != 0 || exchange(p, o) != 0) {
+        return -1;
+    }
+    if (o->key_update && (ets_pair_key_update(p, ETS_C2S, 1) != 0 || exchange(p, o) != 0)) {
+        return -1;
+    }
+    drain_client(p);
+    p->session = SSL_get1_session(p->client);
+    return ets_pair_finish(p);
 }
 
 void ets_pair_free(ets_pair_t *p)
@@ -342,6 +491,7 @@ void ets_pair_free(ets_pair_t *p)
     free(p->keylog);
     free(p->app[0]);
     free(p->app[1]);
+    free(p->move_buf);
     memset(p, 0, sizeof(*p));
 }
 

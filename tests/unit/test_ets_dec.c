@@ -25,41 +25,26 @@
 #include <openssl/x509.h>
 
 #include "dec.h"
+#include "ets_pair.h"
 #include "msp/error.h"
 #include "msp/ets_dec.h"
 #include "msp/ets_provider.h"
 
-/* ---- recording TLS 1.3 pair ---- */
+/* ---- recording TLS 1.3 pair (ets_pair.h) ---- */
 
-#define SEG_MAX 4096
 #define LOG_MAX 64
-
-typedef struct seg {
-    int dir;
-    size_t off, len; /* into stream[dir] */
-} seg_t;
-
-typedef struct pair {
-    SSL *cli, *srv;
-    uint8_t *stream[2];
-    size_t len[2], cap[2];
-    seg_t seg[SEG_MAX];
-    size_t nseg;
-    uint8_t *sent[2]; /* application data each side wrote, in order */
-    size_t sent_len[2], sent_cap[2];
-    char *log[LOG_MAX];
-    size_t nlog;
-} pair_t;
+#define APP_MAX (1u << 20) /* application data kept per direction: exchange() sends at most 28 x 20000 bytes */
 
 typedef struct world {
     EVP_PKEY *x25519, *p256, *other, *cert_key;
     X509 *cert;
     OSSL_LIB_CTX *lib;
-    SSL_CTX *sctx;
+    SSL_CTX *sctx, *cctx;
 } world_t;
 
 static world_t W;
-static pair_t *keylog_target;
+
+static const char EARLY[] = "early data, 0-RTT";
 
 static void append(uint8_t **b, size_t *len, size_t *cap, const void *p, size_t n)
 {
@@ -72,130 +57,26 @@ static void append(uint8_t **b, size_t *len, size_t *cap, const void *p, size_t 
     *len += n;
 }
 
-static void client_keylog(const SSL *s, const char *line)
+/* A connection to W.sctx with the SNI and ALPN the handshake event is checked for; o.early_data: EARLY as 0-RTT. */
+static void pair_start(ets_pair_t *p, ets_pair_opts_t o)
 {
-    (void)s;
-    assert_true(keylog_target->nlog < LOG_MAX);
-    keylog_target->log[keylog_target->nlog++] = strdup(line);
+    o.sni = "ets.example";
+    o.alpn = "h2";
+    o.max_app = APP_MAX;
+    if (ets_pair_start(p, W.sctx, W.cctx, &o) != 0) {
+        fail_msg("connection: %s", p->error);
+    }
+    if (o.early_data != NULL) {
+        assert_int_equal(p->app_len[ETS_C2S], strlen(o.early_data));
+        assert_string_equal(p->app[ETS_C2S], o.early_data);
+    }
 }
 
-/* Moves what each side wrote to the other, recording it; nonzero when bytes moved. */
-static int shuttle(pair_t *p)
+/* One write; the helper checks that the peer read exactly data. */
+static void pair_send(ets_pair_t *p, int dir, const void *data, size_t n)
 {
-    int moved = 0;
-    for (int dir = 0; dir < 2; dir++) {
-        SSL *from = dir == 0 ? p->cli : p->srv, *to = dir == 0 ? p->srv : p->cli;
-        uint8_t buf[16384];
-        int n;
-        while ((n = BIO_read(SSL_get_wbio(from), buf, sizeof(buf))) > 0) {
-            assert_true(p->nseg < SEG_MAX);
-            p->seg[p->nseg++] = (seg_t){dir, p->len[dir], (size_t)n};
-            size_t cap = p->cap[dir];
-            append(&p->stream[dir], &p->len[dir], &cap, buf, (size_t)n);
-            p->cap[dir] = cap;
-            assert_int_equal(BIO_write(SSL_get_rbio(to), buf, n), n);
-            moved = 1;
-        }
-    }
-    return moved;
-}
-
-static void pump(pair_t *p)
-{
-    uint8_t junk[4096];
-    for (int i = 0; i < 1000; i++) {
-        int a = SSL_do_handshake(p->cli), b = SSL_do_handshake(p->srv);
-        if (a == 1 && b == 1) {
-            /* reading processes tickets and key updates */
-            while (SSL_read(p->cli, junk, sizeof(junk)) > 0) {
-                fail_msg("unexpected application data for the client");
-            }
-            while (SSL_read(p->srv, junk, sizeof(junk)) > 0) {
-                fail_msg("unexpected application data for the server");
-            }
-        }
-        if (!shuttle(p) && a == 1 && b == 1) {
-            return;
-        }
-    }
-    fail_msg("handshake does not finish");
-}
-
-typedef struct opts {
-    const char *suites;  /* client's TLS 1.3 suites */
-    const char *groups;  /* client's groups (first gets a key share) */
-    SSL_SESSION *resume; /* resumption */
-    int early;           /* send 0-RTT data */
-} opts_t;
-
-static void pair_start(pair_t *p, const opts_t *o)
-{
-    memset(p, 0, sizeof(*p));
-    keylog_target = p;
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(cctx);
-    SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION);
-    assert_int_equal(SSL_CTX_set_ciphersuites(cctx, o->suites), 1);
-    assert_int_equal(SSL_CTX_set1_groups_list(cctx, o->groups), 1);
-    SSL_CTX_set_keylog_callback(cctx, client_keylog);
-    p->cli = SSL_new(cctx);
-    SSL_CTX_free(cctx);
-    p->srv = SSL_new(W.sctx);
-    assert_non_null(p->cli);
-    assert_non_null(p->srv);
-    SSL_set_bio(p->cli, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
-    SSL_set_bio(p->srv, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
-    SSL_set_connect_state(p->cli);
-    SSL_set_accept_state(p->srv);
-    SSL_set_tlsext_host_name(p->cli, "ets.example");
-    static const uint8_t alpn[] = {2, 'h', '2'};
-    SSL_set_alpn_protos(p->cli, alpn, sizeof(alpn));
-    if (o->resume != NULL) {
-        assert_int_equal(SSL_set_session(p->cli, o->resume), 1);
-    }
-    if (o->early) {
-        static const char ed[] = "early data, 0-RTT";
-        size_t w = 0, r = 0;
-        uint8_t buf[64];
-        assert_int_equal(SSL_write_early_data(p->cli, ed, sizeof(ed), &w), 1);
-        append(&p->sent[0], &p->sent_len[0], &p->sent_cap[0], ed, sizeof(ed));
-        shuttle(p);
-        assert_int_equal(SSL_read_early_data(p->srv, buf, sizeof(buf), &r), SSL_READ_EARLY_DATA_SUCCESS);
-        assert_int_equal(r, sizeof(ed));
-    }
-    pump(p);
-}
-
-static void pair_send(pair_t *p, int dir, const void *data, size_t n)
-{
-    SSL *from = dir == 0 ? p->cli : p->srv, *to = dir == 0 ? p->srv : p->cli;
-    size_t w = 0;
-    assert_int_equal(SSL_write_ex(from, data, n, &w), 1);
-    assert_int_equal(w, n);
-    append(&p->sent[dir], &p->sent_len[dir], &p->sent_cap[dir], data, n);
-    shuttle(p);
-    uint8_t *got = malloc(n);
-    size_t have = 0;
-    while (have < n) {
-        size_t r = 0;
-        assert_int_equal(SSL_read_ex(to, got + have, n - have, &r), 1);
-        have += r;
-        shuttle(p);
-    }
-    assert_memory_equal(got, data, n);
-    free(got);
-}
-
-static void pair_free(pair_t *p)
-{
-    SSL_free(p->cli);
-    SSL_free(p->srv);
-    for (int i = 0; i < 2; i++) {
-        free(p->stream[i]);
-        free(p->sent[i]);
-    }
-    for (size_t i = 0; i < p->nlog; i++) {
-        free(p->log[i]);
+    if (ets_pair_send(p, dir, data, n) != 0) {
+        fail_msg("send: %s", p->error);
     }
 }
 
@@ -290,31 +171,31 @@ static uint32_t rnd(void)
     return rng_state >> 8;
 }
 
-static void feed_dir_random(msp_ets_conn_t *c, const pair_t *p, int dir, size_t *pos, size_t upto)
+static void feed_dir_random(msp_ets_conn_t *c, const ets_pair_t *p, int dir, size_t *pos, size_t upto)
 {
     while (*pos < upto) {
         size_t n = 1 + rnd() % 700;
         n = n > upto - *pos ? upto - *pos : n;
-        assert_int_equal(msp_ets_conn_feed(c, dir, p->stream[dir] + *pos, n), MSP_OK);
+        assert_int_equal(msp_ets_conn_feed(c, dir, p->bytes[dir] + *pos, n), MSP_OK);
         *pos += n;
     }
 }
 
-static void feed(msp_ets_conn_t *c, const pair_t *p, int order)
+static void feed(msp_ets_conn_t *c, const ets_pair_t *p, int order)
 {
     size_t pos[2] = {0, 0};
     switch (order) {
     case ORDER_LIVE:
-        for (size_t i = 0; i < p->nseg; i++) {
-            const seg_t *s = &p->seg[i];
-            assert_int_equal(msp_ets_conn_feed(c, s->dir, p->stream[s->dir] + s->off, s->len), MSP_OK);
+        for (size_t i = 0; i < p->nchunks; i++) {
+            const ets_chunk_t *s = &p->chunks[i];
+            assert_int_equal(msp_ets_conn_feed(c, s->dir, p->bytes[s->dir] + s->off, s->len), MSP_OK);
         }
         break;
     case ORDER_CLIENT_FIRST:
     case ORDER_SERVER_FIRST: {
         int first = order == ORDER_CLIENT_FIRST ? 0 : 1;
-        assert_int_equal(msp_ets_conn_feed(c, first, p->stream[first], p->len[first]), MSP_OK);
-        assert_int_equal(msp_ets_conn_feed(c, !first, p->stream[!first], p->len[!first]), MSP_OK);
+        assert_int_equal(msp_ets_conn_feed(c, first, p->bytes[first], p->len[first]), MSP_OK);
+        assert_int_equal(msp_ets_conn_feed(c, !first, p->bytes[!first], p->len[!first]), MSP_OK);
         break;
     }
     case ORDER_RANDOM:
@@ -327,10 +208,10 @@ static void feed(msp_ets_conn_t *c, const pair_t *p, int order)
         }
         break;
     default:
-        for (size_t i = 0; i < p->nseg; i++) {
-            const seg_t *s = &p->seg[i];
+        for (size_t i = 0; i < p->nchunks; i++) {
+            const ets_chunk_t *s = &p->chunks[i];
             for (size_t j = 0; j < s->len; j++) {
-                assert_int_equal(msp_ets_conn_feed(c, s->dir, p->stream[s->dir] + s->off + j, 1), MSP_OK);
+                assert_int_equal(msp_ets_conn_feed(c, s->dir, p->bytes[s->dir] + s->off + j, 1), MSP_OK);
             }
         }
         break;
@@ -356,28 +237,31 @@ static int standard_label(const char *line)
 }
 
 /* Every line we produce is one of OpenSSL's, and every standard line of OpenSSL's is ours. */
-static void check_keylog(const pair_t *p, const seen_t *s)
+static void check_keylog(const ets_pair_t *p, const seen_t *s)
 {
     size_t want = 0;
-    for (size_t i = 0; i < p->nlog; i++) {
-        if (!standard_label(p->log[i])) {
-            continue;
+    for (const char *line = p->keylog; *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        size_t n = (size_t)(nl - line);
+        if (standard_label(line)) {
+            want++;
+            int found = 0;
+            for (size_t j = 0; j < s->nlog; j++) {
+                found |= strlen(s->log[j]) == n && strncmp(line, s->log[j], n) == 0;
+            }
+            if (!found) {
+                fail_msg("OpenSSL key log line not reproduced: %.*s", (int)n, line);
+            }
         }
-        want++;
-        int found = 0;
-        for (size_t j = 0; j < s->nlog; j++) {
-            found |= strcmp(p->log[i], s->log[j]) == 0;
-        }
-        if (!found) {
-            fail_msg("OpenSSL key log line not reproduced: %s", p->log[i]);
-        }
+        line = nl + 1;
     }
     assert_true(want >= 5);
     assert_int_equal(s->nlog, want);
 }
 
 /* Decrypts p in every order; returns the handshake event's scalars of the last run. */
-static void check_all_orders(const pair_t *p, msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, seen_t *last)
+static void check_all_orders(const ets_pair_t *p, msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, seen_t *last)
 {
     for (int order = 0; order < NORDERS; order++) {
         seen_t s = {0};
@@ -390,9 +274,9 @@ static void check_all_orders(const pair_t *p, msp_ets_keys_t *keys, msp_ets_tick
         assert_int_equal(s.handshakes, 1);
         check_keylog(p, &s);
         for (int dir = 0; dir < 2; dir++) {
-            assert_int_equal(s.pt_len[dir], p->sent_len[dir]);
-            if (p->sent_len[dir] > 0) {
-                assert_memory_equal(s.pt[dir], p->sent[dir], p->sent_len[dir]);
+            assert_int_equal(s.pt_len[dir], p->app_len[dir]);
+            if (p->app_len[dir] > 0) {
+                assert_memory_equal(s.pt[dir], p->app[dir], p->app_len[dir]);
             }
         }
         msp_ets_conn_free(c);
@@ -418,7 +302,7 @@ static msp_ets_keys_t *keys_with(EVP_PKEY *a, EVP_PKEY *b)
     return k;
 }
 
-static void exchange(pair_t *p, int records)
+static void exchange(ets_pair_t *p, int records)
 {
     uint8_t buf[20000];
     for (int i = 0; i < records; i++) {
@@ -434,8 +318,8 @@ static void exchange(pair_t *p, int records)
 
 static void run_basic(const char *suites, const char *groups, uint16_t suite, uint16_t group, int hrr)
 {
-    pair_t p;
-    pair_start(&p, &(opts_t){.suites = suites, .groups = groups});
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = suites, .groups = groups});
     exchange(&p, 6);
     msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
     msp_ets_tickets_t *t = msp_ets_tickets_new(8);
@@ -450,7 +334,7 @@ static void run_basic(const char *suites, const char *groups, uint16_t suite, ui
     seen_free(&s);
     msp_ets_tickets_free(t);
     msp_ets_keys_free(k);
-    pair_free(&p);
+    ets_pair_free(&p);
 }
 
 static void test_x25519_1301(void **state)
@@ -492,9 +376,9 @@ static void test_hrr(void **state)
     run_basic("TLS_AES_256_GCM_SHA384", "X448:P-256", 0x1302, 0x17, 1);
 }
 
-static SSL_SESSION *first_connection(pair_t *p, const char *suites, msp_ets_keys_t *k, msp_ets_tickets_t *t)
+static SSL_SESSION *first_connection(ets_pair_t *p, const char *suites, msp_ets_keys_t *k, msp_ets_tickets_t *t)
 {
-    pair_start(p, &(opts_t){.suites = suites, .groups = "X25519"});
+    pair_start(p, (ets_pair_opts_t){.ciphersuites = suites, .groups = "X25519"});
     exchange(p, 2);
     seen_t s = {0};
     msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s);
@@ -504,7 +388,7 @@ static SSL_SESSION *first_connection(pair_t *p, const char *suites, msp_ets_keys
     assert_int_equal(msp_ets_tickets_count(t), (size_t)s.tickets);
     msp_ets_conn_free(c);
     seen_free(&s);
-    SSL_SESSION *sess = SSL_get1_session(p->cli);
+    SSL_SESSION *sess = SSL_get1_session(p->client);
     assert_non_null(sess);
     assert_int_equal(SSL_SESSION_is_resumable(sess), 1);
     return sess;
@@ -515,10 +399,10 @@ static void test_resumption(void **state)
     (void)state;
     msp_ets_keys_t *k = keys_with(W.x25519, NULL);
     msp_ets_tickets_t *t = msp_ets_tickets_new(8);
-    pair_t p1, p2;
+    ets_pair_t p1, p2;
     SSL_SESSION *sess = first_connection(&p1, "TLS_AES_256_GCM_SHA384", k, t);
-    pair_start(&p2, &(opts_t){.suites = "TLS_AES_256_GCM_SHA384", .groups = "X25519", .resume = sess});
-    assert_int_equal(SSL_session_reused(p2.cli), 1);
+    pair_start(&p2, (ets_pair_opts_t){.ciphersuites = "TLS_AES_256_GCM_SHA384", .groups = "X25519", .session = sess});
+    assert_int_equal(SSL_session_reused(p2.client), 1);
     exchange(&p2, 4);
     seen_t s;
     check_all_orders(&p2, k, t, &s);
@@ -540,8 +424,8 @@ static void test_resumption(void **state)
     msp_ets_tickets_free(fresh);
 
     SSL_SESSION_free(sess);
-    pair_free(&p1);
-    pair_free(&p2);
+    ets_pair_free(&p1);
+    ets_pair_free(&p2);
     msp_ets_tickets_free(t);
     msp_ets_keys_free(k);
 }
@@ -551,11 +435,13 @@ static void test_early_data(void **state)
     (void)state;
     msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
     msp_ets_tickets_t *t = msp_ets_tickets_new(8);
-    pair_t p1, p2;
+    ets_pair_t p1, p2;
     SSL_SESSION *sess = first_connection(&p1, "TLS_AES_128_GCM_SHA256", k, t);
     assert_true(SSL_SESSION_get_max_early_data(sess) > 0);
-    pair_start(&p2, &(opts_t){.suites = "TLS_AES_128_GCM_SHA256", .groups = "X25519", .resume = sess, .early = 1});
-    assert_int_equal(SSL_get_early_data_status(p2.cli), SSL_EARLY_DATA_ACCEPTED);
+    pair_start(&p2,
+               (ets_pair_opts_t){
+                   .ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519", .session = sess, .early_data = EARLY});
+    assert_int_equal(SSL_get_early_data_status(p2.client), SSL_EARLY_DATA_ACCEPTED);
     exchange(&p2, 3);
     seen_t s;
     check_all_orders(&p2, k, t, &s);
@@ -564,8 +450,8 @@ static void test_early_data(void **state)
     assert_int_equal(s.hs.early_accepted, 1);
     seen_free(&s);
     SSL_SESSION_free(sess);
-    pair_free(&p1);
-    pair_free(&p2);
+    ets_pair_free(&p1);
+    ets_pair_free(&p2);
     msp_ets_tickets_free(t);
     msp_ets_keys_free(k);
 }
@@ -573,12 +459,12 @@ static void test_early_data(void **state)
 static void test_key_update_many_records(void **state)
 {
     (void)state;
-    pair_t p;
-    pair_start(&p, &(opts_t){.suites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
     exchange(&p, 20);
-    assert_int_equal(SSL_key_update(p.cli, SSL_KEY_UPDATE_REQUESTED), 1);
+    assert_int_equal(ets_pair_key_update(&p, ETS_C2S, 1), 0);
     exchange(&p, 4); /* the server answers with its own update */
-    assert_int_equal(SSL_key_update(p.srv, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    assert_int_equal(ets_pair_key_update(&p, ETS_S2C, 0), 0);
     exchange(&p, 4);
     msp_ets_keys_t *k = keys_with(W.x25519, NULL);
     seen_t s;
@@ -586,10 +472,10 @@ static void test_key_update_many_records(void **state)
     assert_int_equal(s.key_updates, 3);
     seen_free(&s);
     msp_ets_keys_free(k);
-    pair_free(&p);
+    ets_pair_free(&p);
 }
 
-static void expect_failure(const pair_t *p, msp_ets_keys_t *k, int order, msp_ets_reason_t reason, const char *text)
+static void expect_failure(const ets_pair_t *p, msp_ets_keys_t *k, int order, msp_ets_reason_t reason, const char *text)
 {
     seen_t s = {0};
     msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
@@ -607,8 +493,8 @@ static void expect_failure(const pair_t *p, msp_ets_keys_t *k, int order, msp_et
 static void test_undecryptable(void **state)
 {
     (void)state;
-    pair_t p;
-    pair_start(&p, &(opts_t){.suites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
     exchange(&p, 4);
     msp_ets_keys_t *wrong = keys_with(W.other, W.p256);
     msp_ets_keys_t *right = keys_with(W.x25519, NULL);
@@ -617,26 +503,29 @@ static void test_undecryptable(void **state)
     }
 
     /* truncated: the server's flight cut in the middle */
-    pair_t cut = p;
-    cut.nseg = 0;
-    for (size_t i = 0; i < p.nseg && p.seg[i].dir == 0; i++) {
-        cut.seg[cut.nseg++] = p.seg[i];
+    ets_pair_t cut = p;
+    ets_chunk_t cut_chunks[8];
+    cut.chunks = cut_chunks;
+    cut.nchunks = 0;
+    for (size_t i = 0; i < p.nchunks && p.chunks[i].dir == 0; i++) {
+        assert_true(cut.nchunks < 7);
+        cut.chunks[cut.nchunks++] = p.chunks[i];
     }
-    cut.seg[cut.nseg++] = (seg_t){1, 0, 200};
+    cut.chunks[cut.nchunks++] = (ets_chunk_t){.dir = 1, .off = 0, .len = 200};
     expect_failure(&cut, right, ORDER_LIVE, MSP_ETS_R_TRUNCATED, "connection ended inside the handshake");
 
     /* a flipped byte in the last server record */
-    p.stream[1][p.len[1] - 3] ^= 0x40;
+    p.bytes[1][p.len[1] - 3] ^= 0x40;
     expect_failure(&p, right, ORDER_LIVE, MSP_ETS_R_AEAD, "AEAD failure on record");
-    p.stream[1][p.len[1] - 3] ^= 0x40;
+    p.bytes[1][p.len[1] - 3] ^= 0x40;
 
     /* a gap */
     seen_t s = {0};
     msp_ets_conn_t *c = msp_ets_conn_new(right, NULL, &CB, &s);
-    assert_int_equal(msp_ets_conn_feed(c, 0, p.stream[0], 100), MSP_OK);
+    assert_int_equal(msp_ets_conn_feed(c, 0, p.bytes[0], 100), MSP_OK);
     assert_int_equal(msp_ets_conn_gap(c, 0, 1234), MSP_OK);
-    assert_int_equal(msp_ets_conn_feed(c, 0, p.stream[0] + 1334, p.len[0] - 1334), MSP_OK);
-    assert_int_equal(msp_ets_conn_feed(c, 1, p.stream[1], p.len[1]), MSP_OK);
+    assert_int_equal(msp_ets_conn_feed(c, 0, p.bytes[0] + 1334, p.len[0] - 1334), MSP_OK);
+    assert_int_equal(msp_ets_conn_feed(c, 1, p.bytes[1], p.len[1]), MSP_OK);
     assert_int_equal(msp_ets_conn_end(c), MSP_OK);
     assert_int_equal(s.undecryptable, 1);
     assert_int_equal(s.reason, MSP_ETS_R_GAP);
@@ -646,7 +535,7 @@ static void test_undecryptable(void **state)
 
     msp_ets_keys_free(wrong);
     msp_ets_keys_free(right);
-    pair_free(&p);
+    ets_pair_free(&p);
 }
 
 /* A TLS 1.2 server answer is reported as such. */
@@ -780,17 +669,17 @@ static void test_keys_add(void **state)
 static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned inlen, void *arg);
 
-static void write_corpus(const char *dir, const char *name, const pair_t *p)
+static void write_corpus(const char *dir, const char *name, const ets_pair_t *p)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
-    for (size_t i = 0; i < p->nseg; i++) {
-        for (size_t off = 0; off < p->seg[i].len; off += 64) {
-            size_t n = p->seg[i].len - off > 64 ? 64 : p->seg[i].len - off;
-            fputc((int)(((n - 1) << 2) | (size_t)p->seg[i].dir), f);
-            fwrite(p->stream[p->seg[i].dir] + p->seg[i].off + off, 1, n, f);
+    for (size_t i = 0; i < p->nchunks; i++) {
+        for (size_t off = 0; off < p->chunks[i].len; off += 64) {
+            size_t n = p->chunks[i].len - off > 64 ? 64 : p->chunks[i].len - off;
+            fputc((int)(((n - 1) << 2) | (size_t)p->chunks[i].dir), f);
+            fwrite(p->bytes[p->chunks[i].dir] + p->chunks[i].off + off, 1, n, f);
         }
     }
     assert_int_equal(fclose(f), 0);
@@ -825,12 +714,12 @@ static void test_fuzz_corpus(void **state)
                 {"hrr_1302", "TLS_AES_256_GCM_SHA384", "X448:X25519"},
                 {"x25519_1303", "TLS_CHACHA20_POLY1305_SHA256", "X25519"}};
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-        pair_t p;
-        pair_start(&p, &(opts_t){.suites = runs[i].suites, .groups = runs[i].groups});
+        ets_pair_t p;
+        pair_start(&p, (ets_pair_opts_t){.ciphersuites = runs[i].suites, .groups = runs[i].groups});
         pair_send(&p, 0, "GET / HTTP/1.1\r\n\r\n", 18);
         pair_send(&p, 1, "HTTP/1.1 204 No Content\r\n\r\n", 27);
         write_corpus(dir, runs[i].name, &p);
-        pair_free(&p);
+        ets_pair_free(&p);
     }
     SSL_CTX_free(W.sctx);
     W.sctx = saved;
@@ -891,13 +780,15 @@ static int setup(void **state)
     SSL_CTX_set_max_early_data(W.sctx, 16384);
     SSL_CTX_set_options(W.sctx, SSL_OP_NO_ANTI_REPLAY);
     SSL_CTX_set_alpn_select_cb(W.sctx, alpn_select, NULL);
-    return 0;
+    W.cctx = ets_pair_client_ctx();
+    return W.cctx != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
     SSL_CTX_free(W.sctx);
+    SSL_CTX_free(W.cctx);
     msp_ets_libctx_free(W.lib);
     X509_free(W.cert);
     EVP_PKEY_free(W.x25519);

@@ -46,6 +46,9 @@ int msp_buf_put_u64(msp_buf_t *b, uint64_t v);
 /** Appends s without its terminator. */
 int msp_buf_puts(msp_buf_t *b, const char *s);
 
+/** Lower-case hex of p[0..n) into out, which holds 2 * n + 1 bytes (NUL-terminated). */
+void msp_hex(char *out, const uint8_t *p, size_t n);
+
 /** Appends formatted text (no terminator). */
 int msp_buf_printf(msp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int msp_buf_vprintf(msp_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));

@@ -219,3 +219,14 @@ const char *msp_buf_cstr(msp_buf_t *b)
     b->base[b->len] = '\0';
     return (const char *)b->base;
 }
+
+/* A table, not snprintf("%02x") per byte: key logs and events print a few hundred bytes of hex per connection. */
+void msp_hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -290,9 +290,7 @@ static int shared_secret(msp_ets_conn_t *c, const server_hello_t *sh, uint8_t *o
     }
     const dec_key_t *k = dec_key_find(c->keys, sh->group, sh->share, sh->share_len);
     if (k == NULL) {
-        for (int i = 0; i < MSP_ETS_FINGERPRINT_LEN; i++) {
-            snprintf(fp + 2 * i, 3, "%02x", c->fp[i]);
-        }
+        msp_hex(fp, c->fp, MSP_ETS_FINGERPRINT_LEN);
         dec_fail(c, 1, MSP_ETS_R_NO_STATIC_KEY,
                  "no static key matches the ServerHello key_share (fingerprint %s, group 0x%04x)", fp, sh->group);
         return MSP_ERR_NOT_FOUND;

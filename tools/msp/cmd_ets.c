@@ -53,13 +53,6 @@ static X509 *load(const char *path)
     return x;
 }
 
-static void hex(char out[2 * MSP_ETS_FINGERPRINT_LEN + 1], const uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
-{
-    for (size_t k = 0; k < MSP_ETS_FINGERPRINT_LEN; k++) {
-        snprintf(out + 2 * k, 3, "%02x", fp[k]);
-    }
-}
-
 static void render_json(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced)
 {
     msp_json_t j;
@@ -73,7 +66,7 @@ static void render_json(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, 
     msp_json_key(&j, "visibility");
     msp_json_array_begin(&j);
     for (size_t i = 0; i < n; i++) {
-        hex(fp, vi[i].fingerprint);
+        msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_json_object_begin(&j);
         msp_json_key(&j, "fingerprint");
         msp_json_string(&j, fp);
@@ -90,7 +83,7 @@ static void render_text(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, 
 {
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     for (size_t i = 0; i < n; i++) {
-        hex(fp, vi[i].fingerprint);
+        msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_buf_printf(b, "%s: visibility %zu: fingerprint %s, access ", path, i + 1, fp);
         ets_cli_put_text(b, vi[i].access, vi[i].access_len);
         msp_buf_put_u8(b, '\n');

@@ -204,8 +204,8 @@ static void on_keylog(void *arg, const char *label, const uint8_t client_random[
     if (r->keylog == NULL || len > 64) {
         return;
     }
-    ets_cli_hex(rnd, client_random, 32);
-    ets_cli_hex(sec, secret, len);
+    msp_hex(rnd, client_random, 32);
+    msp_hex(sec, secret, len);
     if (fprintf(r->keylog, "%s %s %s\n", label, rnd, sec) < 0) {
         r->io_error = 1;
     }
@@ -239,7 +239,7 @@ static void check_visibility(dec_run_t *r, const msp_ets_event_t *ev)
         char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
         int m = memcmp(r->vi[k].fingerprint, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN) == 0;
         matches |= m;
-        ets_cli_hex(fp, r->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_hex(fp, r->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_buf_printf(&r->line, "%s{\"fingerprint\":\"%s\"", k > 0 ? "," : "", fp);
         line_str(r, "access", r->vi[k].access, r->vi[k].access_len);
         msp_buf_printf(&r->line, ",\"matches\":%s}", m ? "true" : "false");
@@ -263,7 +263,7 @@ static void event_handshake(dec_flow_t *f, const msp_ets_event_t *ev)
 {
     dec_run_t *r = f->run;
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    ets_cli_hex(fp, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN);
+    msp_hex(fp, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN);
     f->handshake = 1;
     line_begin(r, "handshake", f->id);
     msp_buf_printf(&r->line, ",\"suite\":\"%s\",\"group\":\"%s\"", suite_name(ev->suite), group_name(ev->group));

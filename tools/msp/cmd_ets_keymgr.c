@@ -74,13 +74,6 @@ typedef struct manager {
     const char *access;
 } manager_t;
 
-static void hex(char *out, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    }
-}
-
 static int fingerprint_of(EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
 {
     uint8_t ks[133];
@@ -160,7 +153,7 @@ static int write_pem_cert(const char *path, X509 *x)
 static int store_save(const manager_t *m, const key_entry_t *e)
 {
     char path[4096], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1], prefix[256];
-    hex(fp, e->fp, sizeof(e->fp));
+    msp_hex(fp, e->fp, sizeof(e->fp));
     snprintf(path, sizeof(path), "%s/%s-%s.pem", m->store, e->group, fp);
     snprintf(prefix, sizeof(prefix), "msp-ets-group: %s\nmsp-ets-not-before: %lld\nmsp-ets-not-after: %lld\n", e->group,
              (long long)e->not_before, (long long)e->not_after);
@@ -223,7 +216,7 @@ static void store_purge(manager_t *m, int64_t now)
         key_entry_t *e = &m->keys[i];
         if (e->not_after + m->retention < now) {
             char path[4096], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-            hex(fp, e->fp, sizeof(e->fp));
+            msp_hex(fp, e->fp, sizeof(e->fp));
             snprintf(path, sizeof(path), "%s/%s-%s.pem", m->store, e->group, fp);
             unlink(path);
             fprintf(stderr, CMD ": retired key %s %s\n", e->group, fp);
@@ -272,7 +265,7 @@ static int new_key(manager_t *m, int g, int64_t now)
     }
     m->n_keys++;
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1], a[32], b[32];
-    hex(fp, e->fp, sizeof(e->fp));
+    msp_hex(fp, e->fp, sizeof(e->fp));
     iso(a, e->not_before);
     iso(b, e->not_after);
     fprintf(stderr, CMD ": new key %s %s %s %s\n", e->group, fp, a, b);
@@ -847,7 +840,7 @@ static int save_package(const char *dir, const msp_ets_keypkg_t *pkg, int stable
         if (group == NULL || fingerprint_of(s->key, f) != MSP_OK) {
             continue;
         }
-        hex(fp, f, sizeof(f));
+        msp_hex(fp, f, sizeof(f));
         snprintf(path, sizeof(path), "%s/%s-%s.pem", dir, group, fp);
         if (write_pem_key(path, s->key, NULL) != CLI_OK) {
             return CLI_USAGE;

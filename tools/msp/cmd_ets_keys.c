@@ -100,14 +100,6 @@ void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len)
     msp_buf_put_u8(b, '"');
 }
 
-void ets_cli_hex(char *out, const uint8_t *p, size_t n)
-{
-    for (size_t k = 0; k < n; k++) {
-        snprintf(out + 2 * k, 3, "%02x", p[k]);
-    }
-    out[2 * n] = '\0';
-}
-
 const char *ets_cli_group_name(EVP_PKEY *key)
 {
     char curve[64];
@@ -132,7 +124,7 @@ int ets_cli_fingerprint(const char *cmd, const char *path, EVP_PKEY *key, uint8_
         return CLI_USAGE;
     }
     if (share_hex != NULL) {
-        ets_cli_hex(share_hex, share, len);
+        msp_hex(share_hex, share, len);
     }
     return CLI_OK;
 }
@@ -201,7 +193,7 @@ static int keygen(int argc, char **argv)
         status = write_key(cmd, out, key);
     }
     if (status == CLI_OK) {
-        ets_cli_hex(fp_hex, fp, sizeof fp);
+        msp_hex(fp_hex, fp, sizeof fp);
         printf("%s: %s static key, fingerprint %s, key_share %s\n", out, group, fp_hex, share_hex);
     }
     EVP_PKEY_free(key);
@@ -436,7 +428,7 @@ static int print_visibility(const char *out, X509 *x)
     }
     for (size_t k = 0; k < n; k++) {
         char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-        ets_cli_hex(fp, vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_hex(fp, vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         printf("%s: visibility %zu: fingerprint %s\n", out, k + 1, fp);
     }
     free(vi);

@@ -316,14 +316,14 @@ static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_
         const probe_conn_t *c = &res->conn[i];
         uint8_t cfp[MSP_ETS_FINGERPRINT_LEN];
         msp_ets_fingerprint(c->share, c->share_len, cfp);
-        ets_cli_hex(fp, cfp, sizeof cfp);
-        ets_cli_hex(hex, c->share, c->share_len);
+        msp_hex(fp, cfp, sizeof cfp);
+        msp_hex(hex, c->share, c->share_len);
         msp_buf_printf(b, "%s: connection %d: %s, group %s%s, key share fingerprint %s, certificate %s\n", a->target,
                        i + 1, c->suite, group_name(c->group), c->hrr ? " (after HelloRetryRequest)" : "", fp,
                        c->verify);
     }
     for (size_t k = 0; k < res->n_vi; k++) {
-        ets_cli_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         int m = memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
         msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s), access ", a->target, k + 1, fp,
                        m ? "matches the key share sent" : "another key: not the key share sent");
@@ -354,8 +354,8 @@ static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_
         const probe_conn_t *c = &res->conn[i];
         uint8_t cfp[MSP_ETS_FINGERPRINT_LEN];
         msp_ets_fingerprint(c->share, c->share_len, cfp);
-        ets_cli_hex(fp, cfp, sizeof cfp);
-        ets_cli_hex(hex, c->share, c->share_len);
+        msp_hex(fp, cfp, sizeof cfp);
+        msp_hex(hex, c->share, c->share_len);
         msp_json_object_begin(&j);
         msp_json_key(&j, "suite");
         msp_json_string(&j, c->suite);
@@ -375,7 +375,7 @@ static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_
     msp_json_key(&j, "visibility");
     msp_json_array_begin(&j);
     for (size_t k = 0; k < res->n_vi; k++) {
-        ets_cli_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_json_object_begin(&j);
         msp_json_key(&j, "fingerprint");
         msp_json_string(&j, fp);

@@ -1,4 +1,4 @@
-/* What the msp ets commands share: reading keys and certificates, fingerprints, hex. */
+/* What the msp ets commands share: reading keys and certificates, fingerprints. */
 #ifndef MSP_ETS_CLI_H
 #define MSP_ETS_CLI_H
 
@@ -31,8 +31,5 @@ void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len);
 
 /** Adds one extension from its openssl.cnf text form (issuer: the signing certificate, or x itself). */
 int ets_cli_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
-
-/** Lower-case hex of n bytes into out (2n + 1 bytes). */
-void ets_cli_hex(char *out, const uint8_t *p, size_t n);
 
 #endif

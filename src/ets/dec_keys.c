@@ -66,6 +66,7 @@ void msp_ets_keys_free(msp_ets_keys_t *k)
     }
     for (size_t i = 0; i < k->n; i++) {
         EVP_PKEY_CTX_free(k->key[i].derive);
+        EVP_PKEY_free(k->key[i].peer);
         EVP_PKEY_free(k->key[i].pkey);
     }
     crypto_free(&k->crypto);
@@ -75,6 +76,17 @@ void msp_ets_keys_free(msp_ets_keys_t *k)
 size_t msp_ets_keys_count(const msp_ets_keys_t *k)
 {
     return k != NULL ? k->n : 0;
+}
+
+/* Holds the static key's own share until the first derivation replaces it. */
+static EVP_PKEY *peer_scratch(EVP_PKEY *priv, const uint8_t *share, size_t len)
+{
+    EVP_PKEY *p = EVP_PKEY_new();
+    if (p != NULL && (EVP_PKEY_copy_parameters(p, priv) != 1 || EVP_PKEY_set1_encoded_public_key(p, share, len) != 1)) {
+        EVP_PKEY_free(p);
+        p = NULL;
+    }
+    return p;
 }
 
 int msp_ets_keys_add(msp_ets_keys_t *k, EVP_PKEY *priv, msp_error_t *err)
@@ -92,10 +104,13 @@ int msp_ets_keys_add(msp_ets_keys_t *k, EVP_PKEY *priv, msp_error_t *err)
     d->group = EVP_PKEY_is_a(priv, "X25519") ? DEC_GROUP_X25519 : DEC_GROUP_P256;
     /* a context per connection costs a keymgmt lookup; a copy of this one does not */
     d->derive = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
-    if (d->derive == NULL || EVP_PKEY_derive_init(d->derive) != 1 ||
+    d->peer = peer_scratch(priv, d->share, d->share_len);
+    if (d->derive == NULL || d->peer == NULL || EVP_PKEY_derive_init(d->derive) != 1 ||
         msp_ets_fingerprint(d->share, d->share_len, d->fp) != MSP_OK || EVP_PKEY_up_ref(priv) != 1) {
         EVP_PKEY_CTX_free(d->derive);
+        EVP_PKEY_free(d->peer);
         d->derive = NULL;
+        d->peer = NULL;
         return msp_error_set(err, MSP_ERR_NO_MEMORY, "ets_dec", "cannot take the key");
     }
     d->pkey = priv;
@@ -114,24 +129,13 @@ const dec_key_t *dec_key_find(const msp_ets_keys_t *keys, uint16_t group, const 
     return NULL;
 }
 
-/*
- * The client's share as a key of the static key's type: copying the type
- * from the static key avoids the by-name keymgmt fetch of
- * EVP_PKEY_new_raw_public_key_ex.
- */
+/* The client's share in k's scratch peer key; P-256: uncompressed point only (RFC 8446 4.2.8.2). */
 static EVP_PKEY *peer_key(const dec_key_t *k, const uint8_t *peer, size_t len)
 {
-    /* P-256: uncompressed point only (RFC 8446 4.2.8.2) */
     if (k->group == DEC_GROUP_X25519 ? len != 32 : len != 65 || peer[0] != 0x04) {
         return NULL;
     }
-    EVP_PKEY *p = EVP_PKEY_new();
-    if (p != NULL &&
-        (EVP_PKEY_copy_parameters(p, k->pkey) != 1 || EVP_PKEY_set1_encoded_public_key(p, peer, len) != 1)) {
-        EVP_PKEY_free(p);
-        p = NULL;
-    }
-    return p;
+    return EVP_PKEY_set1_encoded_public_key(k->peer, peer, len) == 1 ? k->peer : NULL;
 }
 
 int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uint8_t *out, size_t *out_len)
@@ -151,7 +155,6 @@ int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uin
      */
     int ok = ctx != NULL && EVP_PKEY_derive_set_peer_ex(ctx, p, 0) == 1 && EVP_PKEY_derive(ctx, out, &n) == 1;
     EVP_PKEY_CTX_free(ctx);
-    EVP_PKEY_free(p);
     *out_len = n;
     return ok ? MSP_OK : MSP_ALERT_ILLEGAL_PARAMETER;
 }

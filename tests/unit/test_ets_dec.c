@@ -9,8 +9,10 @@
  * pair); HelloRetryRequest; resumption with a ticket learned from the first
  * connection; 0-RTT accepted; KeyUpdate both ways; many records; and the
  * undecryptable cases (wrong key, unknown PSK, truncation, flipped byte,
- * gap), plus the key schedule's RFC 8446 constants and malformed input.
+ * gap, a P-256 share off the curve), plus the key schedule's RFC 8446
+ * constants and malformed input.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -538,6 +540,34 @@ static void test_undecryptable(void **state)
     ets_pair_free(&p);
 }
 
+/*
+ * The key set keeps one scratch peer key per static key: a client share off
+ * the curve is refused, and the next connection with the same key set still
+ * derives from its own share, not from what the refused one left behind.
+ */
+static void test_p256_share_off_curve(void **state)
+{
+    (void)state;
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "P-256"});
+    exchange(&p, 2);
+    static const uint8_t entry[] = {0x00, 0x17, 0x00, 0x41,
+                                    0x04}; /* KeyShareEntry: secp256r1, 65 bytes, uncompressed */
+    uint8_t *at = memmem(p.bytes[ETS_C2S], p.len[ETS_C2S], entry, sizeof(entry));
+    assert_non_null(at);
+    uint8_t *y_last = at + sizeof(entry) + 63;
+    msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
+    *y_last ^= 0x01; /* y^2 = x^3 - 3x + b no longer holds */
+    expect_failure(&p, k, ORDER_LIVE, MSP_ETS_R_MALFORMED, "the client's key_share is not a valid public key");
+    *y_last ^= 0x01;
+    seen_t s;
+    check_all_orders(&p, k, NULL, &s);
+    assert_int_equal(s.hs.group, 0x17);
+    seen_free(&s);
+    msp_ets_keys_free(k);
+    ets_pair_free(&p);
+}
+
 /* A TLS 1.2 server answer is reported as such. */
 static void test_not_tls13(void **state)
 {
@@ -814,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_early_data),
         cmocka_unit_test(test_key_update_many_records),
         cmocka_unit_test(test_undecryptable),
+        cmocka_unit_test(test_p256_share_off_curve),
         cmocka_unit_test(test_not_tls13),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_pending_limit),

@@ -38,9 +38,10 @@
 
 #include "ets_pair.h"
 
-#define MAX_SEG 64       /* segments of one recorded handshake */
-#define WRITE_MAX 16384  /* the server's bulk data in SSL_write calls of this size */
-#define BULK_SLACK 65536 /* recorded bytes per direction beyond the bulk data: handshake, record overhead */
+#define MAX_SEG 64      /* segments of one recorded handshake */
+#define WRITE_MAX 16384 /* the server's bulk data in SSL_write calls of this size */
+#define HS_SLACK 65536  /* recorded bytes per direction beyond the bulk records: the handshake */
+#define RECORD_SLACK 32 /* per bulk record beyond its data: 5-byte header, content type, 16-byte tag, room */
 
 /* One recorded connection (tests/unit/ets_pair.h): its handshake is chunks [0, hs_chunks). */
 typedef struct rec_conn {
@@ -93,7 +94,7 @@ static void record(rec_conn_t *r, const char *suite, const char *group, size_t b
     ets_pair_opts_t o = {.ciphersuites = suite,
                          .groups = group,
                          .sni = "ets.example",
-                         .max_bytes = bulk + BULK_SLACK,
+                         .max_bytes = bulk + (bulk / WRITE_MAX + 1) * RECORD_SLACK + HS_SLACK,
                          .max_chunks = MAX_SEG + bulk / WRITE_MAX + 1};
     if (ets_pair_start(&r->p, W.sctx, W.cctx, &o) != 0) {
         die("handshake %s %s: %s", suite, group, r->p.error);

@@ -12,8 +12,8 @@
  * A connection that cannot be decrypted is reported once, by an
  * MSP_ETS_EV_UNDECRYPTABLE event with a reason, and then only consumed.
  * Callbacks run inside feed/gap/end; they must not free the connection.
- * Neither object is safe for concurrent use; keys may be shared read-only by
- * connections of one thread.
+ * Neither object is safe for concurrent use; keys may be shared by the
+ * connections of one thread (a key set keeps scratch state for derivations).
  */
 #ifndef MSP_ETS_DEC_H
 #define MSP_ETS_DEC_H

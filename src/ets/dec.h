@@ -30,7 +30,7 @@ typedef struct dec_crypto {
 
 typedef struct dec_key {
     EVP_PKEY *pkey;
-    EVP_PKEY_CTX *derive; /* derive_init done; only duplicated, so the key set stays read-only */
+    EVP_PKEY_CTX *derive; /* derive_init done; only duplicated, never changed */
     /*
      * Scratch, the one mutable part: the client share of the connection being
      * derived. Every new EVP_PKEY costs OpenSSL 3.0 a walk over the keymgmt's

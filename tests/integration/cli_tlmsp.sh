@@ -9,6 +9,8 @@ src=$2
 tmp=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
 has() { if grep -qE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 600 "$1")"; fi; }
+# exited WANT GOT FILE: a program run in the foreground with its output in FILE exited WANT (timeout's 124 is a failure)
+exited() { if [ "$2" -eq "$1" ]; then ok; else bad "exited $2, expected $1: $(tail -c 400 "$3")"; fi; }
 lines() { local n; n=$(wc -l <"$1"); if [ "$n" -eq "$2" ]; then ok; else bad "$1 has $n lines, expected $2: $(head -c 400 "$1")"; fi; }
 
 # A port shift of our own, so that parallel runs do not collide.
@@ -49,12 +51,16 @@ mkcert() {
         -subj "/CN=$1" >/dev/null 2>&1
 }
 for n in server mbox1 mbox2; do mkcert $n; done
+# The clients' copy ends the session after the first pong (shutdown: close_notify), so a client that closes cleanly
+# exits 0 by itself; timeout's 124 or an error's 1 is a failure.
+sed '/tag = client-sees-pong/,/^}/ s/action {/action { shutdown = yes/' "$tmp/pp2.ucl" >"$tmp/pp2c.ucl"
 "$msp" server -c "$tmp/pp2.ucl" -p "$shift_by" -P >"$tmp/srv" 2>&1 &
 pids+=($!)
 "$msp" middlebox -c "$tmp/pp2.ucl" -p "$shift_by" -a -P >"$tmp/mb" 2>&1 &
 pids+=($!)
 sleep 0.5
-timeout 5 "$msp" client -c "$tmp/pp2.ucl" -p "$shift_by" -P -v >"$tmp/cli" 2>&1
+timeout 8 "$msp" client -c "$tmp/pp2c.ucl" -p "$shift_by" -P -v >"$tmp/cli" 2>&1
+exited 0 $? "$tmp/cli"
 has "$tmp/cli" "handshake complete, 2 middlebox"
 has "$tmp/cli" "client-sees-pong matched 11 bytes in context 2: \"server-pong\""
 has "$tmp/mb" "mbox1-ping sent 4 bytes in context 1: \"PING\""
@@ -62,12 +68,14 @@ has "$tmp/srv" "server-pong matched 4 bytes in context 1: \"PING\""
 
 # ---- discovery: the server inserts mbox2, the client connects again through both (7.2) ----
 cp "$src/data/tlmsp/interop/discovery.ucl" "$tmp/disc.ucl"
+sed 's/tag = report-pong\(.*\)action { }/tag = report-pong\1action { shutdown = yes }/' "$tmp/disc.ucl" >"$tmp/discc.ucl"
 "$msp" server -c "$tmp/disc.ucl" -p "$shift_by" -P >"$tmp/dsrv" 2>&1 &
 pids+=($!)
 "$msp" middlebox -c "$tmp/disc.ucl" -p "$shift_by" -a >"$tmp/dmb" 2>&1 &
 pids+=($!)
 sleep 0.5
-timeout 3 "$msp" client -c "$tmp/disc.ucl" -p "$shift_by" -P -v >"$tmp/dcli" 2>&1
+timeout 8 "$msp" client -c "$tmp/discc.ucl" -p "$shift_by" -P -v >"$tmp/dcli" 2>&1
+exited 0 $? "$tmp/dcli"
 has "$tmp/dcli" "middleboxes discovered; connecting again to tlmsp://localhost:10002"
 has "$tmp/dcli" "handshake complete, 2 middlebox"
 has "$tmp/dcli" "report-pong matched 11 bytes in context 1: \"server-pong\""
@@ -104,7 +112,8 @@ pids+=($!)
 "$msp" middlebox -c "$tmp/pp2.ucl" -p "$shift_by" -a --trust "$tmp/trust.pem" >"$tmp/tmb" 2>&1 &
 pids+=($!)
 sleep 0.5
-timeout 5 "$msp" client -c "$tmp/pp2.ucl" -p "$shift_by" -P -v --trust "$tmp/trust.pem" >"$tmp/tcli" 2>&1
+timeout 8 "$msp" client -c "$tmp/pp2c.ucl" -p "$shift_by" -P -v --trust "$tmp/trust.pem" >"$tmp/tcli" 2>&1
+exited 0 $? "$tmp/tcli"
 has "$tmp/tcli" "client-sees-pong matched 11 bytes in context 2"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/other-key.pem" -out "$tmp/other.pem" -days 2 -subj "/CN=other" \
     >/dev/null 2>&1

@@ -9,8 +9,9 @@
  * pair); HelloRetryRequest; resumption with a ticket learned from the first
  * connection; 0-RTT accepted; KeyUpdate both ways; many records; and the
  * undecryptable cases (wrong key, unknown PSK, truncation, flipped byte,
- * gap, a P-256 share off the curve), plus the key schedule's RFC 8446
- * constants and malformed input.
+ * gap, a P-256 share off the curve, a Finished with a wrong MAC in a record
+ * that decrypts, an unknown psk_ke resumption, an unsupported suite), plus
+ * the key schedule's RFC 8446 constants and malformed input.
  */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
@@ -22,7 +23,9 @@
 
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -757,6 +760,269 @@ static void test_fuzz_corpus(void **state)
     EVP_PKEY_free(key);
 }
 
+/* ---- the reasons finished, psk_ke_unknown, unsupported ---- */
+
+/* A copy of p whose dir bytes are a private, writable copy (the original keeps decrypting). */
+static ets_pair_t pair_copy(const ets_pair_t *p, int dir)
+{
+    ets_pair_t q = *p;
+    q.bytes[dir] = malloc(p->len[dir]);
+    assert_non_null(q.bytes[dir]);
+    memcpy(q.bytes[dir], p->bytes[dir], p->len[dir]);
+    return q;
+}
+
+static void unhex(const char *h, uint8_t *out, size_t n)
+{
+    assert_int_equal(strlen(h), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+/* HKDF-Expand-Label(secret, label, "", n) under SHA-256 (RFC 8446 7.1), with OpenSSL's HKDF, not the decryptor's. */
+static void expand_label(const uint8_t secret[32], const char *label, uint8_t *out, size_t n)
+{
+    uint8_t info[2 + 1 + 32 + 1];
+    size_t ll = 6 + strlen(label), il = 0;
+    info[il++] = (uint8_t)(n >> 8);
+    info[il++] = (uint8_t)n;
+    info[il++] = (uint8_t)ll;
+    memcpy(info + il, "tls13 ", 6);
+    memcpy(info + il + 6, label, ll - 6);
+    il += ll;
+    info[il++] = 0; /* empty context */
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, 32),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, il),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
+    assert_non_null(kctx);
+    assert_int_equal(EVP_KDF_derive(kctx, out, n, params), 1);
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+}
+
+/* AES-128-GCM over one TLS 1.3 record body in place (RFC 8446 5.2); 1 when it authenticated (decrypt). */
+static int gcm(int enc, const uint8_t key[16], const uint8_t nonce[12], const uint8_t hdr[5], uint8_t *body, size_t n)
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int len = 0, ok = x != NULL && EVP_CipherInit_ex(x, EVP_aes_128_gcm(), NULL, key, nonce, enc) == 1 &&
+                      EVP_CipherUpdate(x, NULL, &len, hdr, 5) == 1;
+    uint8_t *tag = body + n - 16;
+    ok = ok && (enc || EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1);
+    ok = ok && EVP_CipherUpdate(x, body, &len, body, (int)(n - 16)) == 1 && EVP_CipherFinal_ex(x, body, &len) == 1;
+    ok = ok && (!enc || EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1);
+    EVP_CIPHER_CTX_free(x);
+    return ok;
+}
+
+/*
+ * The Finished of dir (TLS_AES_128_GCM_SHA256, no 0-RTT) given a wrong verify_data, its record encrypted
+ * again under that side's handshake key (from OpenSSL's own key log): every record still authenticates,
+ * only the MAC inside is wrong.
+ */
+static void corrupt_finished(ets_pair_t *p, int dir)
+{
+    char hex[2 * 32 + 1];
+    uint8_t secret[32], key[16], iv[12];
+    assert_int_equal(
+        ets_pair_keylog_get(p, dir == ETS_C2S ? "CLIENT_HANDSHAKE_TRAFFIC_SECRET" : "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                            hex, sizeof(hex)),
+        0);
+    unhex(hex, secret, sizeof(secret));
+    expand_label(secret, "key", key, sizeof(key));
+    expand_label(secret, "iv", iv, sizeof(iv));
+    uint8_t *b = p->bytes[dir];
+    uint64_t seq = 0;
+    for (size_t off = 0; off + 5 <= p->len[dir];) {
+        uint8_t *hdr = b + off, *body = hdr + 5;
+        size_t n = (size_t)hdr[3] << 8 | hdr[4];
+        assert_true(off + 5 + n <= p->len[dir]);
+        off += 5 + n;
+        if (hdr[0] != 23) {
+            continue; /* ClientHello, ServerHello, change_cipher_spec */
+        }
+        uint8_t nonce[12];
+        memcpy(nonce, iv, sizeof(nonce));
+        for (int i = 0; i < 8; i++) {
+            nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+        }
+        seq++;
+        assert_true(n > 17);
+        if (!gcm(0, key, nonce, hdr, body, n)) {
+            fail_msg("record %llu of dir %d does not decrypt under the handshake key", (unsigned long long)seq - 1,
+                     dir);
+        }
+        size_t inner = n - 16;
+        while (inner > 0 && body[inner - 1] == 0) {
+            inner--; /* padding */
+        }
+        assert_int_equal(body[inner - 1], 22); /* handshake: the Finished comes before any application data */
+        uint8_t *finished = NULL;
+        for (size_t m = 0; m + 4 <= inner - 1;) {
+            size_t ml = (size_t)body[m + 1] << 16 | (size_t)body[m + 2] << 8 | body[m + 3];
+            if (body[m] == 20) {
+                assert_int_equal(ml, 32);
+                finished = body + m;
+            }
+            m += 4 + ml;
+        }
+        if (finished != NULL) {
+            finished[4 + 31] ^= 0x01; /* the last byte of verify_data */
+        }
+        assert_true(gcm(1, key, nonce, hdr, body, n));
+        if (finished != NULL) {
+            return;
+        }
+    }
+    fail_msg("no Finished found in dir %d", dir);
+}
+
+/*
+ * finished (dec_hs.c server_finished, client_flight): a Finished whose record decrypts under the right key
+ * but whose verify_data is wrong. Server side: the MAC over the transcript is the only thing that notices
+ * (the record is fine); client side: without the check the connection would decrypt in full.
+ */
+static void test_finished(void **state)
+{
+    (void)state;
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    exchange(&p, 2);
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    check_all_orders(&p, k, NULL, NULL); /* untouched, it decrypts */
+    ets_pair_t s = pair_copy(&p, ETS_S2C), c = pair_copy(&p, ETS_C2S);
+    corrupt_finished(&s, ETS_S2C);
+    corrupt_finished(&c, ETS_C2S);
+    for (int order = 0; order < NORDERS; order++) {
+        expect_failure(&s, k, order, MSP_ETS_R_FINISHED, "server Finished does not verify (wrong key or transcript)");
+        expect_failure(&c, k, order, MSP_ETS_R_FINISHED, "client Finished does not verify");
+    }
+    assert_string_equal(msp_ets_reason_name(MSP_ETS_R_FINISHED), "finished");
+    free(s.bytes[ETS_S2C]);
+    free(c.bytes[ETS_C2S]);
+    msp_ets_keys_free(k);
+    ets_pair_free(&p);
+}
+
+/*
+ * psk_ke_unknown (dec_hs.c selected_psk): a PSK-only resumption (psk_ke, RFC 8446 4.2.9: no key_share in
+ * the ServerHello). Both sides allow it (SSL_OP_ALLOW_NO_DHE_KEX) and the client offers no group the ETS
+ * server has, so OpenSSL resumes without (EC)DHE. With the issuing connection's ticket it decrypts; without
+ * it, it is psk_ke_unknown, not psk_unknown.
+ */
+static void test_psk_ke(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx = ets_pair_client_ctx();
+    assert_non_null(cctx);
+    SSL_CTX_set_options(cctx, SSL_OP_ALLOW_NO_DHE_KEX);
+    SSL_CTX_set_options(W.sctx, SSL_OP_ALLOW_NO_DHE_KEX);
+    msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
+    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    ets_pair_t p1, p2;
+    ets_pair_opts_t o = {
+        .ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519", .sni = "ets.example", .alpn = "h2"};
+    if (ets_pair_start(&p1, W.sctx, cctx, &o) != 0) {
+        fail_msg("first connection: %s", p1.error);
+    }
+    exchange(&p1, 2);
+    seen_t s1 = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s1);
+    feed(c, &p1, ORDER_LIVE);
+    assert_int_equal(s1.undecryptable, 0);
+    assert_true(s1.tickets >= 1);
+    msp_ets_conn_free(c);
+    seen_free(&s1);
+    SSL_SESSION *sess = SSL_get1_session(p1.client);
+    assert_non_null(sess);
+
+    o.groups = "X448"; /* no group in common: resumption without (EC)DHE */
+    o.session = sess;
+    if (ets_pair_start(&p2, W.sctx, cctx, &o) != 0) {
+        fail_msg("psk_ke connection: %s", p2.error);
+    }
+    exchange(&p2, 2);
+    assert_int_equal(p2.resumed, 1);
+    uint16_t group;
+    uint8_t share[ETS_PAIR_MAX_SHARE];
+    size_t len;
+    assert_int_equal(ets_pair_server_share(&p2, &group, share, sizeof(share), &len, NULL), -1); /* no key_share */
+    SSL_CTX_clear_options(W.sctx, SSL_OP_ALLOW_NO_DHE_KEX);
+
+    seen_t s;
+    check_all_orders(&p2, k, t, &s);
+    assert_int_equal(s.hs.resumed, 1);
+    assert_int_equal(s.hs.group, 0); /* psk_ke */
+    seen_free(&s);
+    for (int order = 0; order < NORDERS; order++) {
+        expect_failure(&p2, k, order, MSP_ETS_R_PSK_KE_UNKNOWN, "PSK-only (psk_ke) resumption with an unknown ticket");
+    }
+    assert_string_equal(msp_ets_reason_name(MSP_ETS_R_PSK_KE_UNKNOWN), "psk_ke_unknown");
+
+    SSL_SESSION_free(sess);
+    ets_pair_free(&p1);
+    ets_pair_free(&p2);
+    msp_ets_tickets_free(t);
+    msp_ets_keys_free(k);
+    SSL_CTX_free(cctx);
+}
+
+/*
+ * unsupported (dec_hs.c start_suite): a ServerHello choosing a suite the decryptor has no algorithms for,
+ * here TLS_SHA256_SHA256 (0xC0B4, RFC 9150, integrity only), which OpenSSL 3.0 cannot negotiate: the
+ * recorded ServerHello's suite is replaced (nothing is verified before the suite is looked up).
+ * A group without a static key type (X448, from a plain OpenSSL server) is not "unsupported" but
+ * no_static_key naming the group: keys exist only for X25519 and P-256, and the key is looked up by group
+ * and share.
+ */
+static void test_unsupported(void **state)
+{
+    (void)state;
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    exchange(&p, 2);
+    ets_pair_t q = pair_copy(&p, ETS_S2C);
+    uint8_t *sh = q.bytes[ETS_S2C];
+    assert_int_equal(sh[0], 22);
+    assert_int_equal(sh[5], 2);              /* ServerHello */
+    size_t at = 5 + 4 + 2 + 32 + 1 + sh[43]; /* record and message headers, version, random, session id */
+    assert_int_equal(sh[at] << 8 | sh[at + 1], 0x1301);
+    sh[at] = 0xc0;
+    sh[at + 1] = 0xb4;
+    msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
+    for (int order = 0; order < NORDERS; order++) {
+        expect_failure(&q, k, order, MSP_ETS_R_UNSUPPORTED, "cipher suite 0xc0b4 is not supported");
+    }
+    assert_string_equal(msp_ets_reason_name(MSP_ETS_R_UNSUPPORTED), "unsupported");
+    free(q.bytes[ETS_S2C]);
+    ets_pair_free(&p);
+
+    /* X448 from a stock server */
+    SSL_CTX *plain = SSL_CTX_new(TLS_server_method());
+    assert_non_null(plain);
+    assert_int_equal(SSL_CTX_use_certificate(plain, W.cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(plain, W.cert_key), 1);
+    SSL_CTX_set_alpn_select_cb(plain, alpn_select, NULL);
+    ets_pair_opts_t o = {.groups = "X448", .sni = "ets.example", .alpn = "h2"};
+    if (ets_pair_start(&p, plain, W.cctx, &o) != 0) {
+        fail_msg("X448 connection: %s", p.error);
+    }
+    exchange(&p, 2);
+    expect_failure(&p, k, ORDER_LIVE, MSP_ETS_R_NO_STATIC_KEY, "group 0x001e");
+    ets_pair_free(&p);
+    SSL_CTX_free(plain);
+    msp_ets_keys_free(k);
+}
+
 /* ---- fixtures ---- */
 
 static X509 *self_signed(EVP_PKEY *key)
@@ -848,6 +1114,9 @@ int main(void)
         cmocka_unit_test(test_not_tls13),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_pending_limit),
+        cmocka_unit_test(test_finished),
+        cmocka_unit_test(test_psk_ke),
+        cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -4,7 +4,8 @@
  * there), decoding rules, key_share bytes of static keys, and certificates
  * carrying one or several visibility informations beside other names,
  * written, re-read from DER and found again; a stand-alone extension with
- * the ETS OID is reported as misplaced.
+ * the ETS OID is reported as misplaced. A VisibilityInformation with an
+ * element more than its two, or bytes after it, is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -227,6 +228,53 @@ static void test_broken_value(void **state)
     EVP_PKEY_free(signing);
 }
 
+/*
+ * VisibilityInformation ::= SEQUENCE { fingerprint OCTET STRING (SIZE(10)), accessDescription UTF8String }
+ * (ETS-VI-2) has exactly two elements: one more inside the SEQUENCE is refused, and so are bytes after it.
+ * The well-formed prefix of each is accepted, so the refusal is for the extra element alone.
+ */
+static void test_extra_element(void **state)
+{
+    (void)state;
+    static const uint8_t good[] = {0x30, 0x0e, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x0c, 0x00};
+    /* a NULL after accessDescription, inside the SEQUENCE (its length counts it) */
+    static const uint8_t extra_null[] = {0x30, 0x10, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x0c, 0x00, 0x05, 0x00};
+    /* a second accessDescription inside the SEQUENCE */
+    static const uint8_t extra_utf8[] = {0x30, 0x11, 0x04, 0x0a, 1,    2,    3,    4,    5,  6,
+                                         7,    8,    9,    10,   0x0c, 0x00, 0x0c, 0x01, 'x'};
+    /* the same NULL after the SEQUENCE: trailing bytes */
+    static const uint8_t trailing[] = {0x30, 0x0e, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x0c, 0x00, 0x05, 0x00};
+    uint8_t got[MSP_ETS_FINGERPRINT_LEN];
+    const uint8_t *a;
+    size_t alen;
+    assert_int_equal(msp_ets_vi_decode(good, sizeof(good), got, &a, &alen), MSP_OK);
+    assert_int_equal(alen, 0);
+    assert_int_equal(msp_ets_vi_decode(extra_null, sizeof(extra_null), got, &a, &alen), MSP_ERR_SYNTAX);
+    assert_int_equal(msp_ets_vi_decode(extra_utf8, sizeof(extra_utf8), got, &a, &alen), MSP_ERR_SYNTAX);
+    assert_int_equal(msp_ets_vi_decode(trailing, sizeof(trailing), got, &a, &alen), MSP_ERR_SYNTAX);
+    assert_int_equal(msp_ets_vi_decode(trailing, sizeof(trailing) - 2, got, &a, &alen), MSP_OK);
+
+    /* in a certificate: the otherName with the extra element is an error, as any broken value is */
+    EVP_PKEY *signing = EVP_EC_gen("P-256");
+    X509 *x = self_signed(signing);
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    GENERAL_NAME *gen = GENERAL_NAME_new();
+    ASN1_TYPE *value = ASN1_TYPE_new();
+    ASN1_STRING *seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
+    assert_true(ASN1_STRING_set(seq, extra_null, sizeof(extra_null)));
+    ASN1_TYPE_set(value, V_ASN1_SEQUENCE, seq);
+    assert_true(GENERAL_NAME_set0_othername(gen, OBJ_txt2obj(MSP_ETS_VI_OID, 1), value));
+    assert_true(sk_GENERAL_NAME_push(names, gen) > 0);
+    assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, 0), 1);
+    GENERAL_NAMES_free(names);
+    msp_ets_vi_t vi[2];
+    size_t n;
+    int misplaced;
+    assert_int_equal(msp_ets_cert_read(x, vi, 2, &n, &misplaced), MSP_ERR_SYNTAX);
+    X509_free(x);
+    EVP_PKEY_free(signing);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_key_share),
         cmocka_unit_test(test_certificate),
         cmocka_unit_test(test_broken_value),
+        cmocka_unit_test(test_extra_element),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

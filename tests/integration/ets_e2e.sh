@@ -43,7 +43,7 @@ start_server() {
     local name=$1
     shift
     for _ in 1 2 3 4 5 6 7 8; do
-        port=$((20000 + RANDOM % 40000))
+        port=$(port_candidate)
         # stdin stays open (the non-www server would end on EOF): a FIFO this script holds; $! is the server
         OPENSSL_CONF=$tmp/ets.cnf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups X25519:P-256 "$@" \
             >"$name.log" 2>&1 <stdin.fifo &

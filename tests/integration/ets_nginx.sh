@@ -70,7 +70,7 @@ EOF
 }
 port=
 for _ in 1 2 3 4 5 6 7 8; do
-    p=$((20000 + RANDOM % 40000))
+    p=$(port_candidate)
     write_conf $p
     : >error.log
     OPENSSL_CONF=$tmp/ets.cnf nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/error.log" -g 'daemon off;' \

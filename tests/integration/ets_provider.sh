@@ -23,7 +23,7 @@ ppub=$(pub "$tmp/p.pem" 65)
 serve() {
     local log="$tmp/server.$RANDOM.log"
     for _ in 1 2 3 4 5 6 7 8; do
-        port=$((20000 + RANDOM % 40000))
+        port=$(port_candidate)
         OPENSSL_CONF=$1 openssl s_server -accept "127.0.0.1:$port" -cert "$tmp/cert.pem" -key "$tmp/cert.key" \
             -tls1_3 -groups "$2" -www >"$log" 2>&1 &
         local pid=$!

@@ -70,7 +70,7 @@ exec 3<>stdin.fifo
 start_server() {
     local name=$1 cert=$2 conf=${3:-$tmp/ets.cnf}
     for _ in 1 2 3 4 5 6 7 8; do
-        port=$((20000 + RANDOM % 40000))
+        port=$(port_candidate)
         # stdin stays open (s_server would end on EOF): a FIFO this script holds
         OPENSSL_CONF=$conf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups X25519:P-256 \
             -cert "$cert" -key cert.key -www >"$name.log" 2>&1 <stdin.fifo &

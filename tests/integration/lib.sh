@@ -51,3 +51,10 @@ p256_key = $3
 default_properties = ?provider=msp-ets
 EOF
 }
+
+# A candidate listening port for a loopback server: below Linux's ephemeral range (32768-60999), so no client
+# connection of this or a parallel test can have it as its source port and be captured by a "tcp port P" filter
+# (a stray flow in a capture made the flow counts flaky).
+port_candidate() {
+    echo $((20000 + RANDOM % 12000))
+}

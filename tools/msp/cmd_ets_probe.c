@@ -259,9 +259,11 @@ static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, prob
     return ok ? CLI_OK : CLI_USAGE;
 }
 
-/* Verdict facts: did the share repeat, and does some visibility information name it. */
+/* Verdict facts: did the share repeat, and does some visibility information name it. The match of each entry is
+ * decided here once; the renderers print it and never compare again. */
 typedef struct verdict {
     int repeated, comparable, visible, matches;
+    int match[MSP_ETS_MAX_VI];
     uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
 } verdict_t;
 
@@ -282,7 +284,8 @@ static void judge(const probe_args_t *a, const probe_result_t *res, verdict_t *v
     if (c0->have_share) {
         msp_ets_fingerprint(c0->share, c0->share_len, v->fp);
         for (size_t k = 0; k < res->n_vi; k++) {
-            v->matches |= memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
+            v->match[k] = memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
+            v->matches |= v->match[k];
         }
     }
 }
@@ -324,9 +327,8 @@ static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_
     }
     for (size_t k = 0; k < res->n_vi; k++) {
         msp_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        int m = memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
         msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s), access ", a->target, k + 1, fp,
-                       m ? "matches the key share sent" : "another key: not the key share sent");
+                       v->match[k] ? "matches the key share sent" : "another key: not the key share sent");
         ets_cli_put_text(b, res->vi[k].access, res->vi[k].access_len);
         msp_buf_put_u8(b, '\n');
     }
@@ -382,7 +384,7 @@ static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_
         msp_json_key(&j, "access");
         msp_json_string_n(&j, res->vi[k].access, res->vi[k].access_len);
         msp_json_key(&j, "matches_key_share");
-        msp_json_bool(&j, memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0);
+        msp_json_bool(&j, v->match[k]);
         msp_json_object_end(&j);
     }
     msp_json_array_end(&j);

@@ -16,11 +16,13 @@ npm registry, not PyPI (pip fails at name resolution). The rules below are the s
 apply to decision lines.
 """
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,9 +180,15 @@ def sh(cmd, cwd, timeout, log):
             return 124
 
 
-def prepare(work):
-    """A copy of the tracked (and untracked, not ignored) files, configured and built once."""
-    tree, build, log = os.path.join(work, "tree"), os.path.join(work, "build"), os.path.join(work, "log")
+def prepare(work, k, rev):
+    """Worker K's copy of the tracked (and untracked, not ignored) files, or of commit REV, configured and built."""
+    tree, build, log = (os.path.join(work, f"tree{k}"), os.path.join(work, f"build{k}"), os.path.join(work, f"log{k}"))
+    if rev:
+        shutil.rmtree(tree, ignore_errors=True)
+        os.makedirs(tree)
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        return configure(tree, build, log)
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.split("\n")
     for rel in filter(None, files):
@@ -190,6 +198,10 @@ def prepare(work):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         if not os.path.exists(dst) or not same(src, dst):
             shutil.copy2(src, dst)
+    return configure(tree, build, log)
+
+
+def configure(tree, build, log):
     shared = os.path.join(os.path.dirname(ROOT), "shared")
     cfg = ["cmake", "-S", tree, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DMSP_SANITIZE=ON", "-DMSP_WERROR=OFF",
            f"-DMSP_SPEC_DIR={shared}/spec", f"-DMSP_SEED_FILE={seed_file(shared)}"]
@@ -209,22 +221,36 @@ def same(a, b):
 
 
 def run_tests(build, tests, log):
-    regex = "^(" + "|".join(re.escape(t) for t in tests) + ")$"
+    """The tests one at a time, in the order mutants.conf gives (the quick ones first), until one fails; each
+    test's programs are built just before it runs, so a mutant the first test kills links nothing else."""
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    with open(log, "a") as out:
-        r = subprocess.run(["ctest", "--test-dir", build, "-R", regex, "--stop-on-failure", "--timeout", "300",
-                            "--output-on-failure"], stdout=out, stderr=subprocess.STDOUT, env=env)
-    names = subprocess.run(["ctest", "--test-dir", build, "-N", "-R", regex], capture_output=True,
-                           text=True).stdout
-    ran = len(re.findall(r"Test +#\d+:", names))
-    return r.returncode, ran
+    for t in tests:
+        if sh(["cmake", "--build", build, "-j2", "--target"] + targets_for([t]), ROOT, 900, log) != 0:
+            return "stillborn"
+        with open(log, "a") as out:
+            r = subprocess.run(["ctest", "--test-dir", build, "-R", "^" + re.escape(t) + "$", "--timeout", "300",
+                                "--output-on-failure"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        if r.returncode != 0:
+            return t
+    return None
+
+
+def check_tests(build, mutants):
+    """Every test the mutants name exists in ctest (a renamed test would make every mutant 'survive')."""
+    listed = subprocess.run(["ctest", "--test-dir", build, "-N"], capture_output=True, text=True).stdout
+    known = set(re.findall(r"Test +#\d+: (\S+)", listed))
+    missing = sorted({t for m in mutants for t in m["tests"]} - known)
+    if missing:
+        sys.exit(f"mutants: scripts/mutants.conf names tests ctest does not know: {', '.join(missing)}")
 
 
 def targets_for(tests):
-    """Unit tests are executables of their own name; scripts drive the msp program and the provider."""
+    """Unit tests are executables of their own name, a corpus replay is its fuzz target's; the scripts drive the
+    msp program and the provider."""
     units = [t for t in tests if t.startswith("test_")]
-    return units + (["msp", "msp-ets"] if len(units) < len(tests) else [])
+    replays = [t[: -len("_corpus")] for t in tests if t.startswith("fuzz_") and t.endswith("_corpus")]
+    return units + replays + (["msp", "msp-ets"] if len(units) + len(replays) < len(tests) else [])
 
 
 def try_mutant(m, tree, build, log):
@@ -241,12 +267,11 @@ def try_mutant(m, tree, build, log):
     try:
         with open(log, "a") as out:
             out.write(f"\n==== {m['file']}:{m['line']} {m['desc']}\n-{m['before']}\n+{m['after']}\n")
-        if sh(["cmake", "--build", build, "-j2", "--target"] + targets_for(m["tests"]), ROOT, 900, log) != 0:
+        m["killer"] = run_tests(build, m["tests"], log)
+        if m["killer"] == "stillborn":
+            m["killer"] = None
             return "stillborn", time.time() - start
-        code, ran = run_tests(build, m["tests"], log)
-        if ran != len(m["tests"]):
-            sys.exit(f"mutants: {m['file']}: ctest knows {ran} of the tests {m['tests']} (scripts/mutants.conf)")
-        return ("killed" if code != 0 else "survived"), time.time() - start
+        return ("killed" if m["killer"] else "survived"), time.time() - start
     finally:
         with open(path, "w") as f:
             f.write(original)
@@ -294,9 +319,10 @@ def write_table(results, path):
             tot[k] += s[k]
         rows.append(table_row(f, s))
     rows.append(table_row("**all**", tot))
-    rows += ["", "| file:line | function | mutant | status | seconds |", "|---|---|---|---|---|"]
+    rows += ["", "| file:line | function | mutant | status | killed by | seconds |", "|---|---|---|---|---|---|"]
     for m in results:
-        rows.append(f"| {m['file']}:{m['line']} | {m['function']} | {m['desc']} | {m['status']} | {m['secs']:.0f} |")
+        rows.append(f"| {m['file']}:{m['line']} | {m['function']} | {m['desc']} | {m['status']} | "
+                    f"{m.get('killer') or '-'} | {m['secs']:.0f} |")
     survivors = [m for m in results if m["status"] == "survived"]
     if survivors:
         rows += ["", "Survivors:", ""]
@@ -321,6 +347,10 @@ def main():
                     "exit 1 unless every one is killed")
     ap.add_argument("--list", action="store_true", help="list the mutants, build nothing")
     ap.add_argument("--file", action="append", default=[], help="only this file of mutants.conf (repeatable)")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants built and tested at once, each in its own copy "
+                    "of the tree (default 1)")
+    ap.add_argument("--rev", help="mutate the files of this commit instead of the working tree (a baseline); "
+                    "the decision lines are still found in the working tree, so src/ must not differ")
     ap.add_argument("--work", default=os.path.join(ROOT, "build-mutants"), help="work folder (default: %(default)s)")
     args = ap.parse_args()
     conf = read_conf(os.path.join(ROOT, "scripts", "mutants.conf"))
@@ -337,17 +367,30 @@ def main():
         print(f"{len(mutants)} mutants", file=sys.stderr)
         return 0
     os.makedirs(args.work, exist_ok=True)
-    tree, build, log = prepare(args.work)
-    print(f"mutants: {len(mutants)} mutants; log in {log}", file=sys.stderr)
-    sources = {}
-    for i, m in enumerate(mutants, 1):
+    workers = [prepare(args.work, k, args.rev) for k in range(args.jobs)]
+    check_tests(workers[0][1], mutants)
+    print(f"mutants: {len(mutants)} mutants, {args.jobs} at a time; logs in {args.work}", file=sys.stderr)
+    sources, done = {}, [0]
+    for m in mutants:
         if m["file"] not in sources:
             with open(os.path.join(ROOT, m["file"])) as f:
                 sources[m["file"]] = f.read().split("\n")
-        m["status"], m["secs"] = try_mutant(m, tree, build, log)
-        if m["status"] == "survived" and equivalent(sources[m["file"]], m):
-            m["status"] = "equivalent"
-        print(f"[{i}/{len(mutants)}] {m['status']:10} {m['file']}:{m['line']} {m['desc']}", file=sys.stderr)
+    lock = threading.Lock()
+
+    def work(k):
+        tree, build, log = workers[k]
+        for m in mutants[k:: args.jobs]:
+            m["status"], m["secs"] = try_mutant(m, tree, build, log)
+            if m["status"] == "survived" and equivalent(sources[m["file"]], m):
+                m["status"] = "equivalent"
+            with lock:
+                done[0] += 1
+                print(f"[{done[0]}/{len(mutants)}] {m['status']:10} {m['file']}:{m['line']} {m['desc']}"
+                      f"{' by ' + m['killer'] if m.get('killer') else ''}", file=sys.stderr, flush=True)
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for f in [pool.submit(work, k) for k in range(args.jobs)]:
+            f.result()
     table = os.path.join(args.work, "sample.md" if args.sample else "mutants.md")
     tot = write_table(mutants, table)
     live = tot["killed"] + tot["survived"]

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # msp ets keymgr serve/fetch over mutual TLS on loopback (ets.md 3.4 ETS-KP-1, ETS-KT-1..4, 3.5): keys by groups
-# and by fingerprints, fingerprints checked against `openssl pkey`, refused clients, rotation keeping old keys
-# findable, an issued certificate whose visibility information names the returned keys, and push.
+# and by fingerprints, fingerprints checked against `openssl pkey`, refused clients (another CA, no certificate: the
+# TLS alert itself; a subject outside --allow-subject: 403), 405 for other methods (manager and push consumer),
+# rotation keeping old keys findable, expiry (no current key: 404) and retention (found by fingerprint until expiry +
+# --retention, then 404 and the file gone), an issued certificate whose visibility information names the returned
+# keys, and push.
 # Usage: ets_keymgr.sh MSP SOURCE_DIR PROVIDER_MODULE
 set -uo pipefail
 msp=$1
 tmp=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
+for t in openssl curl; do
+    command -v "$t" >/dev/null || { bad "$t is not installed (scripts/deps.sh)"; finish ets_keymgr; exit; }
+done
 
 # ca NAME: a P-256 CA; leaf NAME CA CN [SAN]: a certificate issued by CA
 ca() {
@@ -27,12 +33,13 @@ ca other
 leaf server ca keymgr.test "IP:127.0.0.1,DNS:localhost"
 leaf client ca middlebox-1
 leaf stranger other intruder
+leaf mbox ca mbox-1
 
 # a loopback port nothing listens on (bash alone: no python on a fresh machine)
 port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$(port_candidate)
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || break
     done
     echo "$p"
@@ -55,6 +62,34 @@ fp_of() {
 }
 
 client=(--cert "$tmp/client.pem" --key "$tmp/client.key" --ca "$tmp/ca.pem")
+as_client=(--cert "$tmp/client.pem" --key "$tmp/client.key")
+as_mbox=(--cert "$tmp/mbox.pem" --key "$tmp/mbox.key")
+keys=/.well-known/enterprise-transport-security/keys
+
+# expect_http STATUS BODY CURL_ARGS...: curl, verifying the server against ca.pem, must get this HTTP status and,
+# unless BODY is empty, this one-line body (kept in $tmp/body)
+expect_http() {
+    local want=$1 text=$2 got
+    shift 2
+    got=$(curl -sS --max-time 5 --cacert "$tmp/ca.pem" -o "$tmp/body" -w '%{http_code}' "$@" 2>"$tmp/curl.err")
+    if [ "$got" = "$want" ] && { [ -z "$text" ] || [ "$(cat "$tmp/body")" = "$text" ]; }; then ok; else
+        bad "curl $*: $got '$(head -c 200 "$tmp/body" | tr -c '[:print:]' .)', expected $want '$text';" \
+            "$(cat "$tmp/curl.err")"
+    fi
+}
+# wait_until SECONDS CMD...: CMD every 0.1 s until it succeeds (status 0) or SECONDS have passed (status 1)
+wait_until() {
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do
+        "${@:2}" && return 0
+        sleep 0.1
+    done
+    "${@:2}"
+}
+# more_than N CMD...: whether the number CMD prints is over N
+more_than() { [ "$("${@:2}")" -gt "$1" ]; }
+# store_sums DIR: names and SHA-256 of the files in DIR (a store or an output directory), to compare
+store_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0r sha256sum); }
 P=$(port)
 mkdir -p "$tmp/store" "$tmp/k1" "$tmp/k2" "$tmp/k3" "$tmp/pushed"
 "$msp" ets keymgr serve --listen "127.0.0.1:$P" --cert "$tmp/server.pem" --key "$tmp/server.key" --ca "$tmp/ca.pem" \
@@ -95,9 +130,29 @@ if grep -q 400 "$tmp/err"; then ok; else bad "malformed fingerprint: $(cat "$tmp
 run 1 "$msp" ets keymgr fetch --url "$url" --cert "$tmp/stranger.pem" --key "$tmp/stranger.key" --ca "$tmp/ca.pem" \
     --groups x25519 --out-dir "$tmp/k3"
 if [ -z "$(ls "$tmp/k3")" ]; then ok; else bad "a stranger got keys"; fi
-if curl -sk --max-time 5 "$url/.well-known/enterprise-transport-security/keys?groups=0x001d" -o "$tmp/curl.out"; then
-    bad "a client without a certificate got an answer"
-else ok; fi
+# A client without a certificate: the server asks for one (CertificateRequest), gets none and ends the TLS 1.3
+# handshake with the certificate_required alert, and there is no HTTP answer. The server closes the socket with the
+# client's Finished and request unread, so its RST often overtakes the alert: curl then reports the reset (55, or 56
+# "reset by peer") instead of the alert (56; 35 if it came during the handshake). Either way curl must have reached
+# the TLS server and seen the CertificateRequest, the manager must log exactly this refusal, and the same curl with
+# the client's certificate must get 200: a server that is down (7), a timeout (28) or anything else does not pass.
+handshake_fails() { grep -c "TLS handshake failed: .*peer did not return a certificate" "$tmp/serve.log"; }
+before=$(handshake_fails)
+code=$(curl -sS -v --max-time 5 --cacert "$tmp/ca.pem" "$url$keys?groups=0x001d" -o "$tmp/curl.out" -w '%{http_code}' \
+    2>"$tmp/curl.err")
+rc=$?
+why=$(grep '^curl: ' "$tmp/curl.err")
+case "$rc:$why" in
+35:* | 56:*"alert certificate required"* | 5[56]:*"reset by peer"* | 55:*"getpeername() failed"*) ok ;;
+*) bad "a client without a certificate: curl exit $rc, not a refused handshake: $why" ;;
+esac
+if [ "$code" = 000 ] && [ ! -s "$tmp/curl.out" ] && grep -q "TLS handshake, Request CERT" "$tmp/curl.err"; then ok; else
+    bad "a client without a certificate: HTTP '$code', or no CertificateRequest: $(grep -i 'tls\|http' "$tmp/curl.err")"
+fi
+if wait_until 5 more_than "$before" handshake_fails && [ "$(handshake_fails)" -eq $((before + 1)) ]; then ok; else
+    bad "the refused handshake is not logged once: $(tail -3 "$tmp/serve.log")"
+fi
+expect_http 200 "" "${as_client[@]}" "$url$keys?groups=0x001d"
 # and the fetch side refuses a server outside its CA
 run 1 "$msp" ets keymgr fetch --url "$url" --cert "$tmp/stranger.pem" --key "$tmp/stranger.key" \
     --ca "$tmp/other.pem" --groups x25519 --out-dir "$tmp/k3"
@@ -184,6 +239,134 @@ for _ in $(seq 1 50); do [ -f "$tmp/pushed/x25519.pem" ] && break; sleep 0.1; do
 if [ -f "$tmp/pushed/x25519.pem" ]; then ok; else bad "nothing pushed: $(cat "$tmp/serve2.log" "$tmp/pushed.log")"; fi
 read -r g f _ <"$tmp/pushed.out"
 if [ "$g" = x25519 ] && [ "$(fp_of "$tmp/pushed/x25519.pem" x25519)" = "$f" ]; then ok; else bad "pushed key: $g $f"; fi
+
+# Three more servers, started together so that the seconds of the expiry and retention checks are spent on the
+# others: C for expiry and retention, B with --allow-subject, D a push consumer with --allow-subject.
+# C (--rotate 4 --lifetime 1 --retention 5): K0 is valid [T0, T0+1); from T0+1 until the rotation at T0+4 no key is
+# current; the purge at T0+4 keeps K0 (T0+1 + 5 > T0+4), the one at T0+8 retires it, file and all.
+C=$(port)
+mkdir -p "$tmp/storeC" "$tmp/kc"
+"$msp" ets keymgr serve --listen "127.0.0.1:$C" --cert "$tmp/server.pem" --key "$tmp/server.key" --ca "$tmp/ca.pem" \
+    --store "$tmp/storeC" --groups x25519 --rotate 4 --lifetime 1 --retention 5 2>"$tmp/serveC.log" &
+pids+=($!)
+B=$(port)
+mkdir -p "$tmp/storeB" "$tmp/kb"
+"$msp" ets keymgr serve --listen "127.0.0.1:$B" --cert "$tmp/server.pem" --key "$tmp/server.key" --ca "$tmp/ca.pem" \
+    --store "$tmp/storeB" --groups x25519 --allow-subject 'CN=mbox-*' 2>"$tmp/serveB.log" &
+pids+=($!)
+D=$(port)
+mkdir -p "$tmp/pushedD"
+"$msp" ets keymgr fetch --listen "127.0.0.1:$D" --cert "$tmp/server.pem" --key "$tmp/server.key" --ca "$tmp/ca.pem" \
+    --out-dir "$tmp/pushedD" --allow-subject 'CN=keymgr.test' >"$tmp/pushedD.out" 2>"$tmp/pushedD.log" &
+pids+=($!)
+# (it binds before making its first key, so wait for the line it logs after)
+if wait_until 10 grep -q "listening on" "$tmp/serveC.log"; then ok; else
+    bad "keymgr serve (expiry) does not listen: $(cat "$tmp/serveC.log")"
+fi
+if wait_listen "$B"; then ok; else bad "keymgr serve --allow-subject does not listen: $(cat "$tmp/serveB.log")"; fi
+if wait_listen "$D"; then ok; else bad "fetch --listen --allow-subject does not listen: $(cat "$tmp/pushedD.log")"; fi
+urlB="https://127.0.0.1:$B"
+urlC="https://127.0.0.1:$C"
+urlD="https://127.0.0.1:$D/enterprise-transport-security/keys"
+as_mgr=(--cert "$tmp/server.pem" --key "$tmp/server.key")
+new_keys() { grep -c "new key x25519" "$tmp/serveC.log"; }
+fp0=$(sed -n 's/.*new key x25519 \([0-9a-f]*\) .*/\1/p' "$tmp/serveC.log" | head -1)
+na0=$(sed -n 's/^msp-ets-not-after: //p' "$tmp/storeC/x25519-$fp0.pem" 2>/dev/null)
+nb0=$(sed -n 's/^msp-ets-not-before: //p' "$tmp/storeC/x25519-$fp0.pem" 2>/dev/null)
+if [ -n "$fp0" ] && [ -n "$na0" ] && [ "$((na0 - nb0))" -eq 1 ]; then ok; else bad "store file of K0 $fp0: $nb0 $na0"; fi
+
+# Expiry: once K0's not_after has passed, and before the next rotation, no key is current: a groups fetch gets 404
+# (fetch: exit 1, one line, nothing written) while K0 is still found by fingerprint
+wait_until 5 more_than "$((na0 - 1))" date +%s
+if [ "$(new_keys)" -eq 1 ]; then ok; else bad "rotated before the expiry check could run (machine too slow?)"; fi
+run 1 "$msp" ets keymgr fetch --url "$urlC" "${client[@]}" --groups x25519 --out-dir "$tmp/kc"
+if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "answered 404: " "$tmp/err" && [ ! -s "$tmp/out" ] &&
+    [ -z "$(ls -A "$tmp/kc")" ]; then ok; else bad "expired key served as current: $(cat "$tmp/out" "$tmp/err")"; fi
+expect_http 404 "" "${as_client[@]}" "$urlC$keys?groups=0x001d"
+run 0 "$msp" ets keymgr fetch --url "$urlC" "${client[@]}" --fingerprints "$fp0" --out-dir "$tmp/kc"
+if [ "$(cut -d' ' -f1,2 "$tmp/out")" = "x25519 $fp0" ] && [ -f "$tmp/kc/x25519-$fp0.pem" ]; then ok; else
+    bad "expired key not found by fingerprint: $(cat "$tmp/out" "$tmp/err")"
+fi
+if [ "$(new_keys)" -eq 1 ]; then ok; else bad "rotated during the expiry check: its 404 proves nothing"; fi
+
+# --allow-subject: a client certificate chaining to --ca whose RFC 2253 subject does not match the pattern gets 403,
+# one line from fetch, nothing written; a matching one gets its key
+run 1 "$msp" ets keymgr fetch --url "$urlB" "${client[@]}" --groups x25519 --out-dir "$tmp/kb"
+want="msp ets keymgr: fetch: error: the key manager answered 403: client certificate subject not allowed"
+if [ "$(cat "$tmp/err")" = "$want" ] && [ ! -s "$tmp/out" ] && [ -z "$(ls -A "$tmp/kb")" ]; then ok; else
+    bad "--allow-subject: $(cat "$tmp/err" "$tmp/out"); written: $(ls -A "$tmp/kb")"
+fi
+expect_http 403 "client certificate subject not allowed" "${as_client[@]}" "$urlB$keys?groups=0x001d"
+if grep -qF "\"CN=middlebox-1\" GET $keys?groups=0x001d 403 " "$tmp/serveB.log"; then ok; else
+    bad "403 not logged: $(cat "$tmp/serveB.log")"
+fi
+run 0 "$msp" ets keymgr fetch --url "$urlB" --cert "$tmp/mbox.pem" --key "$tmp/mbox.key" --ca "$tmp/ca.pem" \
+    --groups x25519 --out-dir "$tmp/kb"
+read -r g f _ <"$tmp/out"
+if [ "$g" = x25519 ] && [ "$(fp_of "$tmp/kb/x25519-$f.pem" x25519)" = "$f" ]; then ok; else
+    bad "CN=mbox-1: $(cat "$tmp/out")"
+fi
+
+# Retention: the rotation at T0+4 makes K1; K0, expired, is kept by its purge (file, and found by fingerprint)
+if wait_until 6 more_than 1 new_keys; then ok; else bad "no rotation: $(cat "$tmp/serveC.log")"; fi
+fp1=$(sed -n 's/.*new key x25519 \([0-9a-f]*\) .*/\1/p' "$tmp/serveC.log" | sed -n 2p)
+run 0 "$msp" ets keymgr fetch --url "$urlC" "${client[@]}" --fingerprints "$fp0" --out-dir "$tmp/kc"
+if [ "$(cut -d' ' -f1,2 "$tmp/out")" = "x25519 $fp0" ] && [ -f "$tmp/storeC/x25519-$fp0.pem" ] &&
+    [ "$(new_keys)" -eq 2 ]; then ok; else
+    bad "K0 $fp0 dropped before expiry + retention: $(cat "$tmp/out" "$tmp/err" "$tmp/serveC.log")"
+fi
+
+# 405: the manager's keys path takes GET only. PUT (with a valid package as body), DELETE and POST are refused and
+# change nothing in the store; the path is checked first (404)
+expect_http 200 "" "${as_mbox[@]}" "$urlB$keys?groups=0x001d"
+cp "$tmp/body" "$tmp/pkg.der"
+sums=$(store_sums "$tmp/storeB")
+expect_http 405 "GET only" "${as_mbox[@]}" -X PUT -H "Content-Type: application/pkcs8" --data-binary "@$tmp/pkg.der" \
+    "$urlB$keys"
+expect_http 405 "GET only" "${as_mbox[@]}" -X DELETE "$urlB$keys?fingerprints=$f"
+expect_http 405 "GET only" "${as_mbox[@]}" -X POST "$urlB$keys?groups=0x001d"
+expect_http 404 "unknown path" "${as_mbox[@]}" -X PUT -H "Content-Type: application/pkcs8" \
+    --data-binary "@$tmp/pkg.der" "$urlB/enterprise-transport-security/keys"
+if grep -qF "\"CN=mbox-1\" PUT $keys 405 9" "$tmp/serveB.log" &&
+    grep -qF "\"CN=mbox-1\" DELETE $keys?fingerprints=$f 405 9" "$tmp/serveB.log"; then ok; else
+    bad "405 not logged: $(cat "$tmp/serveB.log")"
+fi
+if [ -n "$sums" ] && [ "$(store_sums "$tmp/storeB")" = "$sums" ]; then ok; else
+    bad "the store changed on a refused request"
+fi
+
+# The push consumer (fetch --listen) takes PUT only, from a subject its --allow-subject admits: GET and DELETE get
+# 405, a PUT from another subject 403, and none of them writes anything; the manager's certificate PUTs: 204
+expect_http 403 "client certificate subject not allowed" "${as_client[@]}" -X PUT \
+    -H "Content-Type: application/pkcs8" --data-binary "@$tmp/pkg.der" "$urlD"
+expect_http 405 "PUT only" "${as_mgr[@]}" "$urlD"
+expect_http 405 "PUT only" "${as_mgr[@]}" -X DELETE "$urlD"
+if [ -z "$(ls -A "$tmp/pushedD")" ] && [ ! -s "$tmp/pushedD.out" ]; then ok; else
+    bad "the consumer wrote on a refused request: $(ls -A "$tmp/pushedD")"
+fi
+expect_http 204 "" "${as_mgr[@]}" -X PUT -H "Content-Type: application/pkcs8" --data-binary "@$tmp/pkg.der" "$urlD"
+if [ "$(fp_of "$tmp/pushedD/x25519.pem" x25519)" = "$f" ] && [ -f "$tmp/pushedD/x25519-$f.pem" ]; then ok; else
+    bad "the consumer did not write the key $f: $(ls -A "$tmp/pushedD")"
+fi
+
+# ... and K0 is retired by the purge of the rotation at T0+8 (the third key), not before: 404, the store file gone;
+# K1, expired by then as well, is still within its retention
+if wait_until 8 grep -q "retired key x25519 $fp0" "$tmp/serveC.log"; then ok; else
+    bad "K0 $fp0 never retired: $(cat "$tmp/serveC.log")"
+fi
+if [ "$(awk -v r="retired key x25519 $fp0" '/new key/ {n++} index($0, r) {print n; exit}' "$tmp/serveC.log")" = 3 ]; then
+    ok
+else bad "K0 retired at the wrong rotation: $(cat "$tmp/serveC.log")"; fi
+run 1 "$msp" ets keymgr fetch --url "$urlC" "${client[@]}" --fingerprints "$fp0" --out-dir "$tmp/kc"
+want="msp ets keymgr: fetch: error: the key manager answered 404: no key on record with these fingerprints"
+if [ "$(cat "$tmp/err")" = "$want" ] && [ ! -s "$tmp/out" ]; then ok; else
+    bad "K0 after retention: $(cat "$tmp/out" "$tmp/err")"
+fi
+expect_http 404 "no key on record with these fingerprints" "${as_client[@]}" "$urlC$keys?fingerprints=$fp0"
+if [ ! -e "$tmp/storeC/x25519-$fp0.pem" ] && [ -f "$tmp/storeC/x25519-$fp1.pem" ]; then ok; else
+    bad "store after retention: $(ls "$tmp/storeC")"
+fi
+run 0 "$msp" ets keymgr fetch --url "$urlC" "${client[@]}" --fingerprints "$fp1" --out-dir "$tmp/kc"
 
 # usage errors: one line, status 2
 run 2 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --out-dir "$tmp/k1"

@@ -454,6 +454,7 @@ static int check_audit_order(hop_t *h, const msp_tlmsp_container_t *c)
     const sess_t *s = h->s;
     const msp_tlmsp_fmac_t *first = with_order(c, 0);
     if (first == NULL) {
+        /* equivalent mutant: return MSP_ALERT_BAD_READER_MAC -> return MSP_OK: unreachable, order k needs k-1 */
         return MSP_ALERT_BAD_READER_MAC;
     }
     int dir = !h->dir_tx, n = (int)s->list->n;
@@ -495,6 +496,7 @@ static int check_envelope(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c
         return MSP_ALERT_ILLEGAL_PARAMETER;
     }
     if ((c->flags & (MSP_TLMSP_CF_INSERTED | MSP_TLMSP_CF_DELETED)) && c->m_info == NULL) {
+        /* equivalent mutant: return MSP_ALERT_DECODE_ERROR -> return MSP_OK: unreachable, the parser read M_INFO */
         return MSP_ALERT_DECODE_ERROR;
     }
     return MSP_OK;
@@ -515,6 +517,7 @@ int data_check(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, uint8_t *
     }
     if (ret != MSP_OK || !h->rx_keyed) {
         /* Before the keys only unprotected alert containers exist (records 4.7). */
+        /* equivalent mutant: '||' -> '&&': unkeyed, only alerts get here (record()), parsed as 2 bytes */
         if (ret == MSP_OK && (type != MSP_TLMSP_CT_ALERT || c->fragment_len != 2)) {
             ret = MSP_ALERT_UNEXPECTED_MESSAGE;
         }

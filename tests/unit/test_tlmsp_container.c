@@ -286,6 +286,29 @@ static void test_limits(void **state)
     assert_int_equal(msp_tlmsp_check_mac(&g, key, &in, &fm, NULL, mac), MSP_ERR_ARGUMENT);
 }
 
+/*
+ * The openers' lower bound, whatever their callers check first (the record layer does): nonce and tag (28 bytes)
+ * are an empty plaintext, which opens; anything shorter is a decode error, and is not read.
+ */
+static void test_open_bounds(void **state)
+{
+    (void)state;
+    uint8_t key[16] = {7}, nonce[12] = {1, 2, 3}, sealed[MSP_TLMSP_FRAGMENT_OVERHEAD], plain[16];
+    msp_tlmsp_mac_in_t in = {MSP_TLMSP_CT_ALERT, 1, 5, 0, NULL, 0};
+    assert_int_equal(msp_tlmsp_fragment_seal(&g, key, &in, nonce, NULL, 0, sealed), MSP_OK);
+    assert_int_equal(msp_tlmsp_fragment_open(&g, key, &in, sealed, sizeof(sealed), plain), MSP_OK);
+    for (size_t len = 0; len < sizeof(sealed); len++) {
+        assert_int_equal(msp_tlmsp_fragment_open(&g, key, &in, sealed, len, plain), MSP_ALERT_DECODE_ERROR);
+    }
+    assert_int_equal(msp_tlmsp_record0_seal(&g, key, 5, MSP_TLMSP_CT_HANDSHAKE, 1, nonce, NULL, 0, sealed), MSP_OK);
+    assert_int_equal(msp_tlmsp_record0_open(&g, key, 5, MSP_TLMSP_CT_HANDSHAKE, 1, sealed, sizeof(sealed), plain),
+                     MSP_OK);
+    for (size_t len = 0; len < sizeof(sealed); len++) {
+        assert_int_equal(msp_tlmsp_record0_open(&g, key, 5, MSP_TLMSP_CT_HANDSHAKE, 1, sealed, len, plain),
+                         MSP_ALERT_DECODE_ERROR);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_inserted_container), cmocka_unit_test(test_deleted_container),
         cmocka_unit_test(test_audited_chain),      cmocka_unit_test(test_tamper_each_field),
         cmocka_unit_test(test_parse_errors),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_open_bounds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

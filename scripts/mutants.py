@@ -121,13 +121,16 @@ def line_mutants(line):
         return []
     out = []
     for a, b in SWAPS:
-        for m in re.finditer(re.escape(a), code):
-            out.append((f"'{a}' -> '{b}'", line[: m.start()] + b + line[m.end():]))
-    for m in re.finditer(r"(?<![<>\-=])<(?![<=])|(?<![<>\-=])>(?![>=])", code):
-        op = code[m.start()]
-        out.append((f"'{op}' -> '{op}='", line[: m.start()] + op + "=" + line[m.end():]))
-    for m in re.finditer(r"!(?!=)(?=[\w(])", code):
-        out.append(("'!' dropped", line[: m.start()] + line[m.end():]))
+        found = list(re.finditer(re.escape(a), code))
+        for k, m in enumerate(found, 1):
+            out.append((f"'{a}' -> '{b}'" + nth(k, found), line[: m.start()] + b + line[m.end():]))
+    for op in "<>":
+        found = list(re.finditer(r"(?<![<>\-=])" + op + r"(?![<>=])", code))
+        for k, m in enumerate(found, 1):
+            out.append((f"'{op}' -> '{op}='" + nth(k, found), line[: m.start()] + op + "=" + line[m.end():]))
+    found = list(re.finditer(r"!(?!=)(?=[\w(])", code))
+    for k, m in enumerate(found, 1):
+        out.append(("'!' dropped" + nth(k, found), line[: m.start()] + line[m.end():]))
     for m in COMPARE_CALLS.finditer(code):
         args, _ = split_args(code, m.end() - 1)
         if args and len(args) >= 2:
@@ -139,6 +142,11 @@ def line_mutants(line):
         to = SUCCESS_OF.get(value, "MSP_OK")
         out.append((f"return {value} -> return {to}", line[: m.start(1)] + to + line[m.end(1):]))
     return out
+
+
+def nth(k, found):
+    """Which of several same operators on a line ('#2'), so that an equivalence comment names exactly one."""
+    return f" #{k}" if len(found) > 1 else ""
 
 
 def mutants_of(entry):

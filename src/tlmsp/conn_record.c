@@ -195,6 +195,7 @@ static int containers(hop_t *h, uint8_t type, const uint8_t *p, size_t n)
 
 static int ccs(hop_t *h, const uint8_t *p, size_t n)
 {
+    /* equivalent mutant: '||' -> '&&' #3: context0() calls ccs() only unkeyed; a leftover in hs kills the hop */
     if (n != 1 || p[0] != 1 || h->rx_keyed || h->hs.len != 0) {
         return MSP_ALERT_UNEXPECTED_MESSAGE;
     }

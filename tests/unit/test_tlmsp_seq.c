@@ -132,6 +132,33 @@ static void test_unknown_entities(void **state)
     assert_int_equal(msp_tlmsp_seq_init(&s, 1, path, 0), MSP_ERR_ARGUMENT);
 }
 
+/*
+ * A delete indicator's source must be an entity on the path, not the reader itself; nothing says it must be
+ * upstream of the deleter (records 4.3), so the neighbour, at position 0, is a source like any other: the delete
+ * step reaches the path from the neighbour up to the source (6.4 step 3), here the neighbour alone.
+ */
+static void test_indicator_source_is_neighbour(void **state)
+{
+    (void)state;
+    static const uint8_t path[] = {0x40, MSP_TLMSP_ID_CLIENT};
+    msp_tlmsp_seq_t s;
+    assert_int_equal(msp_tlmsp_seq_init(&s, MSP_TLMSP_ID_SERVER, path, 2), MSP_OK);
+    after_finished(&s, 1);
+    static const uint8_t neighbour[] = {0x40, 1, 0x40, 0, 2};
+    assert_int_equal(msp_tlmsp_seq_rx_container(&s, 0x40, neighbour, sizeof(neighbour)), MSP_OK);
+    assert_int_equal(seq_of(&s, 0x40), 2);
+    /* the delete step of 2 shows on 0x40's next item, not on the client's */
+    assert_int_equal(msp_tlmsp_seq_rx_container(&s, 0x40, NULL, 0), MSP_OK);
+    assert_int_equal(seq_of(&s, 0x40), 5);
+    assert_int_equal(msp_tlmsp_seq_rx_container(&s, MSP_TLMSP_ID_CLIENT, NULL, 0), MSP_OK);
+    assert_int_equal(seq_of(&s, MSP_TLMSP_ID_CLIENT), 2);
+    assert_int_equal(seq_of(&s, 0x40), 6);
+    /* the reader's own id is not on its path */
+    static const uint8_t self[] = {0x40, 1, MSP_TLMSP_ID_SERVER, 0, 1};
+    assert_int_equal(msp_tlmsp_seq_rx_container(&s, 0x40, self, sizeof(self)), MSP_ALERT_ILLEGAL_PARAMETER);
+    assert_int_equal(seq_of(&s, 0x40), 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_v3_v4_inserted_then_deleted),
         cmocka_unit_test(test_transmit),
         cmocka_unit_test(test_unknown_entities),
+        cmocka_unit_test(test_indicator_source_is_neighbour),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

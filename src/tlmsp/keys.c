@@ -134,6 +134,7 @@ int msp_tlmsp_key_material_open(msp_tlmsp_gcm_t *g, const uint8_t key[MSP_TLMSP_
                                 size_t len, uint8_t expect_id, const uint8_t present[256], msp_tlmsp_contrib_t *c)
 {
     memset(c, 0, sizeof(*c));
+    /* equivalent mutant: '>' -> '>=': len >= 33697 fails the third test too (29 + MAX_CONTRIB_LEN is 9005) */
     if (len <= MSP_TLMSP_KEYMAT_OVERHEAD || len > MSP_TLMSP_KEYMAT_MAX_BODY ||
         len - MSP_TLMSP_KEYMAT_OVERHEAD > MSP_TLMSP_MAX_CONTRIB_LEN) {
         return MSP_ALERT_DECODE_ERROR;

@@ -1542,6 +1542,109 @@ static void test_key_material_access_filter(void **state)
     msp_tlmsp_gcm_free(&g);
 }
 
+/*
+ * The length checks of msp_tlmsp_key_material_open come before the id check (msp/tlmsp_keys.h), so a body of a
+ * length it refuses is decode_error whatever its id byte: 29 bytes or fewer (no plaintext), longer than the largest
+ * contributions list (29 + MSP_TLMSP_MAX_CONTRIB_LEN) up to 5.5's limit, and beyond that limit. The shortest and the
+ * longest lengths it takes get to the id check.
+ */
+static void test_key_material_length_before_id(void **state)
+{
+    (void)state;
+    static const uint8_t key[16] = {3};
+    uint8_t present[256] = {0};
+    present[1] = 1;
+    msp_tlmsp_gcm_t g;
+    assert_int_equal(msp_tlmsp_gcm_init(&g), MSP_OK);
+    static msp_tlmsp_contrib_t d;
+    uint8_t *body = calloc(1, MSP_TLMSP_KEYMAT_MAX_BODY + 1);
+    assert_non_null(body);
+    body[0] = 0x43; /* 0x42 is expected */
+    static const size_t refused[] = {0,
+                                     1,
+                                     MSP_TLMSP_KEYMAT_OVERHEAD - 1,
+                                     MSP_TLMSP_KEYMAT_OVERHEAD,
+                                     MSP_TLMSP_KEYMAT_OVERHEAD + MSP_TLMSP_MAX_CONTRIB_LEN + 1,
+                                     MSP_TLMSP_KEYMAT_OVERHEAD + MSP_TLMSP_MAX_CONTRIB_LEN + 2,
+                                     MSP_TLMSP_KEYMAT_MAX_BODY - 1,
+                                     MSP_TLMSP_KEYMAT_MAX_BODY,
+                                     MSP_TLMSP_KEYMAT_MAX_BODY + 1};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(msp_tlmsp_key_material_open(&g, key, body, refused[i], 0x42, present, &d),
+                         MSP_ALERT_DECODE_ERROR);
+    }
+    assert_int_equal(msp_tlmsp_key_material_open(&g, key, body, MSP_TLMSP_KEYMAT_OVERHEAD + 1, 0x42, present, &d),
+                     MSP_ALERT_ILLEGAL_PARAMETER);
+    assert_int_equal(msp_tlmsp_key_material_open(&g, key, body, MSP_TLMSP_KEYMAT_OVERHEAD + MSP_TLMSP_MAX_CONTRIB_LEN,
+                                                 0x42, present, &d),
+                     MSP_ALERT_ILLEGAL_PARAMETER);
+    free(body);
+    msp_tlmsp_gcm_free(&g);
+}
+
+/*
+ * msp_tlmsp_key_confirmation_check (6.7) at its edges, on crafted contributions: its arguments (NULLs, and 251
+ * middleboxes, the most a session has, taken while 252 are not); a session of context 0 alone, where only the synch
+ * contribution can tell a wrong echo; a peer contribution that lists a present context but lacks its reader or its
+ * writer part, a fault even without middleboxes.
+ */
+static void test_confirmation_check_edges(void **state)
+{
+    (void)state;
+    enum { N = MSP_TLMSP_MAX_MIDDLEBOXES + 1 };
+    uint8_t present[256] = {0};
+    present[4] = 1;
+    static msp_tlmsp_contrib_t peer, echo, partial;
+    sample_contrib(&peer, present);
+    echo = peer; /* a confirmation echoing everything, as one from a middlebox with full access */
+    static const msp_tlmsp_contrib_t *conf[N];
+    static uint8_t access[N][256];
+    for (size_t i = 0; i < N; i++) {
+        conf[i] = &echo;
+        access[i][4] = MSP_TLMSP_CAN_READ | MSP_TLMSP_CAN_WRITE;
+    }
+    /* Arguments. */
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, &peer, conf, access, MSP_TLMSP_MAX_MIDDLEBOXES), MSP_OK);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, &peer, conf, access, MSP_TLMSP_MAX_MIDDLEBOXES + 1),
+                     MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, &peer, conf, access, 1), MSP_OK);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, &peer, conf, NULL, 1), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, &peer, NULL, access, 1), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, &peer, NULL, NULL, 0), MSP_OK);
+    partial = peer;
+    partial.present[0] = 0; /* a fault the check would find before it reads present[1] */
+    assert_int_equal(msp_tlmsp_key_confirmation_check(NULL, &partial, NULL, NULL, 0), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(NULL, &peer, conf, access, 1), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(NULL, &peer, NULL, NULL, 0), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, NULL, conf, access, 1), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_tlmsp_key_confirmation_check(present, NULL, NULL, NULL, 0), MSP_ERR_ARGUMENT);
+    /* Context 0 alone: the synch echo is compared. */
+    static const uint8_t only0[256] = {0};
+    static msp_tlmsp_contrib_t peer0, echo0;
+    sample_contrib(&peer0, only0);
+    echo0 = peer0;
+    const msp_tlmsp_contrib_t *conf0[] = {&echo0};
+    assert_int_equal(msp_tlmsp_key_confirmation_check(only0, &peer0, conf0, access, 1), MSP_OK);
+    echo0.synch[15] ^= 1;
+    assert_int_equal(msp_tlmsp_key_confirmation_check(only0, &peer0, conf0, access, 1),
+                     MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+    /* The peer lists every present context but one part of one is missing. */
+    for (int c = 0; c <= 4; c += 4) {
+        partial = peer;
+        partial.has_reader[c] = 0;
+        assert_int_equal(msp_tlmsp_key_confirmation_check(present, &partial, NULL, NULL, 0),
+                         MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+        partial = peer;
+        partial.has_writer[c] = 0;
+        assert_int_equal(msp_tlmsp_key_confirmation_check(present, &partial, NULL, NULL, 0),
+                         MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+        partial = peer;
+        partial.present[c] = 0;
+        assert_int_equal(msp_tlmsp_key_confirmation_check(present, &partial, NULL, NULL, 0),
+                         MSP_ALERT_MIDDLEBOX_KEYCONFIRMATION_FAULT);
+    }
+}
+
 static void test_pair_key_rules(void **state)
 {
     (void)state;
@@ -1773,6 +1876,8 @@ int main(void)
         cmocka_unit_test(test_key_material_tampering),
         cmocka_unit_test(test_key_material_bad_contributions),
         cmocka_unit_test(test_key_material_access_filter),
+        cmocka_unit_test(test_key_material_length_before_id),
+        cmocka_unit_test(test_confirmation_check_edges),
         cmocka_unit_test(test_pair_key_rules),
         cmocka_unit_test(test_finished_kinds),
         cmocka_unit_test(test_transcript_rules),

@@ -254,6 +254,39 @@ static void test_ccs_after_ccs(void **state)
     after_ccs(MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, 1, MSP_ALERT_UNEXPECTED_MESSAGE);
 }
 
+/* ---- content types (records 2) ---- */
+
+/* A record of a content type TLMSP does not have (24, and the largest, 255), unkeyed (before the first handshake
+ * record toward m1 and toward the server, as in announce()) and keyed (after the ChangeCipherSpec, on every hop). */
+static void test_unknown_content_type(void **state)
+{
+    (void)state;
+    static const uint8_t p[] = {1, 0, 0, 0};
+    static const uint8_t types[] = {24, 255};
+    for (size_t t = 0; t < sizeof(types); t++) {
+        for (size_t i = 0; i < 2; i++) {
+            inject_t in = on_hop(i, BEFORE, MSP_TLMSP_CT_HANDSHAKE, types[t], p, sizeof(p));
+            expect_refused(&in, MSP_ALERT_UNEXPECTED_MESSAGE);
+        }
+        for (size_t i = 0; i < sizeof(hops) / sizeof(hops[0]); i++) {
+            inject_t in = on_hop(i, AFTER, MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, types[t], p, sizeof(p));
+            expect_refused(&in, MSP_ALERT_UNEXPECTED_MESSAGE);
+        }
+    }
+}
+
+/* Application data before the ChangeCipherSpec that keys the hop: there are no keys to check it with. */
+static void test_application_data_before_ccs(void **state)
+{
+    (void)state;
+    uint8_t p[64];
+    memset(p, 0x5a, sizeof(p));
+    for (size_t i = 0; i < sizeof(hops) / sizeof(hops[0]); i++) {
+        inject_t in = on_hop(i, BEFORE, MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, MSP_TLMSP_CT_APPLICATION_DATA, p, sizeof(p));
+        expect_refused(&in, MSP_ALERT_UNEXPECTED_MESSAGE);
+    }
+}
+
 static int setup_ids(void **state)
 {
     (void)state;
@@ -279,6 +312,8 @@ int main(void)
         cmocka_unit_test(test_sealed_handshake_empty),
         cmocka_unit_test(test_sealed_handshake_short),
         cmocka_unit_test(test_ccs_after_ccs),
+        cmocka_unit_test(test_unknown_content_type),
+        cmocka_unit_test(test_application_data_before_ccs),
     };
     return cmocka_run_group_tests(tests, setup_ids, free_ids);
 }

@@ -417,6 +417,7 @@ static int on_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, siz
 static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len, const uint8_t *msg,
                             size_t msg_len)
 {
+    /* equivalent mutant: '==' -> '!=': each side still has a counter of its own; ready() wants both at n */
     size_t *seen = from == &m->a ? &m->fin_a : &m->fin_b;
     if (len < 1 || *seen >= m->s.list->n) {
         return MSP_ALERT_UNEXPECTED_MESSAGE;

@@ -6,7 +6,8 @@
  * tlmsp-handshake.md 1.4, 1.9, 3.1 and 3.4 state and rebuild
  * byte-identically; the server's signature verifies with its certificate
  * key and fails when tampered; our own signatures, sigalg choice and
- * ECDHE keys work; every malformed body is decode_error.
+ * ECDHE keys work; a key object with no key in it is internal_error, not a
+ * good signature; every malformed body is decode_error.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -334,6 +335,48 @@ static void test_sign_round_trip(void **state)
     sign_round_trip(rsa_key, 0x0201);
     sign_round_trip(p256_key, 0x0403);
     sign_round_trip(p256_key, 0x0203);
+}
+
+/*
+ * A key object of the right type that holds no key (EVP_PKEY_set_type alone) passes the sigalg table, but OpenSSL
+ * cannot set up a verification with it: that is internal_error (sigalg.h), never a good signature, even for a
+ * signature that the real key verifies.
+ */
+static void verify_without_key(EVP_PKEY *real, uint16_t sigalg)
+{
+    uint8_t cr[32], sr[32], point[32], sig[512], params[64];
+    memset(cr, 0xc1, 32);
+    memset(sr, 0x5e, 32);
+    memset(point, 0x09, 32);
+    msp_buf_t pb;
+    msp_buf_init_fixed(&pb, params, sizeof(params));
+    assert_int_equal(msp_tls12_ecdh_params(MSP_TLS12_GROUP_X25519, point, 32, &pb), MSP_OK);
+    size_t n = sizeof(sig);
+    assert_int_equal(msp_tls12_server_kex_sign(real, sigalg, cr, sr, params, pb.len, sig, &n), MSP_OK);
+    msp_tls12_server_kex_t k = {.group = MSP_TLS12_GROUP_X25519,
+                                .point = point,
+                                .point_len = 32,
+                                .params = params,
+                                .params_len = pb.len,
+                                .sigalg = sigalg,
+                                .signature = sig,
+                                .signature_len = n};
+    assert_int_equal(msp_tls12_server_kex_verify(real, cr, sr, &k), MSP_OK);
+    EVP_PKEY *empty = EVP_PKEY_new();
+    assert_non_null(empty);
+    assert_int_equal(EVP_PKEY_set_type(empty, EVP_PKEY_get_base_id(real)), 1);
+    assert_int_equal(msp_tls12_server_kex_verify(empty, cr, sr, &k), MSP_ALERT_INTERNAL_ERROR);
+    EVP_PKEY_free(empty);
+}
+
+static void test_verify_without_key(void **state)
+{
+    (void)state;
+    verify_without_key(rsa_key, 0x0804);
+    verify_without_key(rsa_key, 0x0401);
+    verify_without_key(rsa_key, 0x0201);
+    verify_without_key(p256_key, 0x0403);
+    verify_without_key(p256_key, 0x0203);
 }
 
 static void expect_choice(EVP_PKEY *key, const uint8_t *list, size_t len, int ret, uint16_t want)
@@ -707,7 +750,7 @@ int main(void)
         cmocka_unit_test(test_key_exchange_rules),  cmocka_unit_test(test_sign_round_trip),
         cmocka_unit_test(test_choose_sigalg),       cmocka_unit_test(test_ecdhe),
         cmocka_unit_test(test_hello_rules),         cmocka_unit_test(test_certificate_rules),
-        cmocka_unit_test(test_u16_list_rules),
+        cmocka_unit_test(test_u16_list_rules),      cmocka_unit_test(test_verify_without_key),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -357,6 +357,8 @@ def main():
     ap.add_argument("--file", action="append", default=[], help="only this file of mutants.conf (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="mutants built and tested at once, each in its own copy "
                     "of the tree (default 1)")
+    ap.add_argument("--only", help="only the mutants listed in this file, one 'FILE<TAB>mutated line' each "
+                    "(e.g. the survivors of an earlier run, after new tests)")
     ap.add_argument("--rev", help="mutate the files of this commit instead of the working tree (a baseline); "
                     "the decision lines are still found in the working tree, so src/ must not differ")
     ap.add_argument("--work", default=os.path.join(ROOT, "build-mutants"), help="work folder (default: %(default)s)")
@@ -369,6 +371,10 @@ def main():
         mutants = read_sample(os.path.join(ROOT, "scripts", "mutants-sample.tsv"), conf)
     else:
         mutants = [m for e in conf if not args.file or e["file"] in args.file for m in mutants_of(e)]
+    if args.only:
+        with open(args.only) as f:
+            wanted = {tuple(line.rstrip("\n").split("\t", 1)) for line in f if "\t" in line}
+        mutants = [m for m in mutants if (m["file"], m["after"].strip()) in wanted]
     if args.list:
         for m in mutants:
             print(f"{m['file']}:{m['line']}\t{m['function']}\t{m['desc']}\t{m['after'].strip()}")
@@ -399,6 +405,10 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for f in [pool.submit(work, k) for k in range(args.jobs)]:
             f.result()
+    with open(os.path.join(args.work, "sample.tsv" if args.sample else "mutants.tsv"), "w") as f:
+        for m in mutants:
+            f.write(f"{m['file']}\t{m['line']}\t{m['function']}\t{m['desc']}\t{m['status']}\t"
+                    f"{m.get('killer') or '-'}\t{m['after'].strip()}\n")
     table = os.path.join(args.work, "sample.md" if args.sample else "mutants.md")
     tot = write_table(mutants, table)
     live = tot["killed"] + tot["survived"]

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -96,6 +97,73 @@ static void test_reader_block_longer_than_input(void **state)
     assert_int_equal(msp_reader_left(&r), 4); /* the length prefix was not consumed */
     assert_int_equal(msp_read_block(&r, 5, &blk), MSP_ERR_ARGUMENT);
     assert_int_equal(msp_read_block(&r, 0, &blk), MSP_ERR_ARGUMENT);
+}
+
+/* The widest prefix the header allows (1..4): a 4-byte length, as a u32 vector would have. */
+static void test_reader_block_prefix_4(void **state)
+{
+    (void)state;
+    static const uint8_t in[] = {0x00, 0x00, 0x00, 0x02, 0xaa, 0xbb, 0xcc};
+    msp_reader_t r, blk;
+    msp_reader_init(&r, in, sizeof(in));
+    assert_int_equal(msp_read_block(&r, 4, &blk), MSP_OK);
+    assert_int_equal(msp_reader_left(&blk), 2);
+    uint16_t v;
+    assert_int_equal(msp_read_u16(&blk, &v), MSP_OK);
+    assert_int_equal(v, 0xaabb);
+    assert_int_equal(msp_reader_left(&r), 1);
+    /* A 4-byte length past the end: refused, and the prefix is not consumed. */
+    static const uint8_t big[] = {0xff, 0xff, 0xff, 0xff, 0x01};
+    msp_reader_init(&r, big, sizeof(big));
+    assert_int_equal(msp_read_block(&r, 4, &blk), MSP_ALERT_DECODE_ERROR);
+    assert_int_equal(msp_reader_left(&r), sizeof(big));
+}
+
+/* Zero-length blocks and copies, down to the empty reader over NULL: nothing is copied, not even through NULL. */
+static void test_reader_zero_length(void **state)
+{
+    (void)state;
+    static const uint8_t in[] = {0x00, 0x00, 0x00, 0x07};
+    msp_reader_t r, blk;
+    msp_reader_init(&r, in, sizeof(in));
+    assert_int_equal(msp_read_block(&r, 1, &blk), MSP_OK);
+    assert_int_equal(msp_reader_left(&blk), 0);
+    assert_int_equal(msp_reader_expect_end(&blk), MSP_OK);
+    assert_int_equal(msp_read_block(&r, 2, &blk), MSP_OK);
+    assert_int_equal(msp_reader_left(&blk), 0);
+    assert_int_equal(msp_reader_left(&r), 1);
+    uint8_t one = 0x5a;
+    assert_int_equal(msp_read_copy(&blk, &one, 0), MSP_OK);
+    assert_int_equal(one, 0x5a);
+    msp_reader_init(&r, NULL, 0);
+    assert_int_equal(msp_read_copy(&r, NULL, 0), MSP_OK);
+    assert_int_equal(msp_read_copy(&r, &one, 1), MSP_ALERT_DECODE_ERROR);
+    assert_int_equal(one, 0x5a);
+}
+
+/* A copy longer than what is left fails, leaves dst as it was and consumes nothing. */
+static void test_reader_copy_too_long(void **state)
+{
+    (void)state;
+    uint8_t *in = malloc(2); /* exactly sized, so that a read past it is an overflow */
+    assert_non_null(in);
+    in[0] = 0x11;
+    in[1] = 0x22;
+    msp_reader_t r;
+    msp_reader_init(&r, in, 2);
+    uint8_t dst[64];
+    memset(dst, 0x5a, sizeof(dst));
+    assert_int_equal(msp_read_copy(&r, dst, sizeof(dst)), MSP_ALERT_DECODE_ERROR);
+    assert_int_equal(msp_read_copy(&r, dst, 3), MSP_ALERT_DECODE_ERROR);
+    for (size_t i = 0; i < sizeof(dst); i++) {
+        assert_int_equal(dst[i], 0x5a);
+    }
+    assert_int_equal(msp_reader_left(&r), 2);
+    assert_int_equal(msp_read_copy(&r, dst, 2), MSP_OK);
+    assert_int_equal(dst[0], 0x11);
+    assert_int_equal(dst[1], 0x22);
+    assert_int_equal(dst[2], 0x5a);
+    free(in);
 }
 
 static void test_buf_grows_to_limit_and_sticks(void **state)
@@ -299,6 +367,9 @@ int main(void)
         cmocka_unit_test(test_reader_short_reads_do_not_move),
         cmocka_unit_test(test_reader_blocks),
         cmocka_unit_test(test_reader_block_longer_than_input),
+        cmocka_unit_test(test_reader_block_prefix_4),
+        cmocka_unit_test(test_reader_zero_length),
+        cmocka_unit_test(test_reader_copy_too_long),
         cmocka_unit_test(test_buf_grows_to_limit_and_sticks),
         cmocka_unit_test(test_buf_fixed),
         cmocka_unit_test(test_buf_blocks_and_ints),

@@ -451,6 +451,265 @@ static void test_new_skeleton(void **state)
     msp_buf_free(&b);
 }
 
+/* ---- the rules one row at a time, on a profile that is otherwise clean ---- */
+
+/* Appends a UCL string literal; control characters are escaped as UCL wants them. */
+static void put_ucl_string(msp_buf_t *b, const char *s)
+{
+    msp_buf_puts(b, "\"");
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20) {
+            msp_buf_printf(b, "\\u%04x", (unsigned)*s);
+            continue;
+        }
+        if (*s == '"' || *s == '\\') {
+            msp_buf_puts(b, "\\");
+        }
+        msp_buf_put(b, s, 1);
+    }
+    msp_buf_puts(b, "\"");
+}
+
+/* One requirement block; met < 0 and a NULL justification leave that key out. */
+static void put_row(msp_buf_t *b, const char *ref, const char *label, int met, const char *text, const char *just)
+{
+    msp_buf_printf(b, "requirement \"%s\" {\n    label = \"%s\";\n", ref, label);
+    if (met >= 0) {
+        msp_buf_printf(b, "    met = %s;\n", met ? "true" : "false");
+    }
+    msp_buf_puts(b, "    text = ");
+    put_ucl_string(b, text);
+    msp_buf_puts(b, ";\n");
+    if (just != NULL) {
+        msp_buf_puts(b, "    justification = ");
+        put_ucl_string(b, just);
+        msp_buf_puts(b, ";\n");
+    }
+    msp_buf_puts(b, "}\n");
+}
+
+/*
+ * A profile that checks without a finding: every Mandatory template
+ * requirement MM, every Optional one PO, all met, template texts, each with a
+ * justification. The row of ref (when not NULL) is the one given instead.
+ * The result ends with a newline; free it.
+ */
+static char *clean_profile_with(const char *ref, const char *label, int met, const char *text, const char *just)
+{
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 20);
+    msp_buf_puts(&b, "profile {\n    name = \"clean\";\n}\n");
+    for (size_t i = 0; i < cat->count; i++) {
+        const msp_fw_template_t *t = &cat->reqs[i];
+        if (ref != NULL && strcmp(t->ref, ref) == 0) {
+            put_row(&b, ref, label, met, text, just);
+        } else {
+            put_row(&b, t->ref, t->mandatory ? "MM" : "PO", 1, t->text, "Met by the mechanism of clause X.");
+        }
+    }
+    assert_int_equal(msp_buf_error(&b), MSP_OK);
+    char *out = dup_text(msp_buf_cstr(&b));
+    msp_buf_free(&b);
+    return out;
+}
+
+static uint32_t line_count(const char *s)
+{
+    uint32_t n = 0;
+    for (; *s != '\0'; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+static void expect_no_findings(const msp_fw_profile_t *p)
+{
+    if (p->nfindings != 0 || p->dropped_findings != 0) {
+        dump(p);
+        fail_msg("expected no finding, got %zu (%zu dropped)", p->nfindings, p->dropped_findings);
+    }
+}
+
+/* The profile has exactly one finding, and it is this one, word for word. */
+static void expect_only(const msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *message)
+{
+    if (p->nfindings != 1 || p->dropped_findings != 0 || strcmp(p->findings[0].ref, ref) != 0 ||
+        p->findings[0].severity != sev || strcmp(p->findings[0].message, message) != 0) {
+        dump(p);
+        fail_msg("expected exactly one finding %s (%d): %s", ref, sev, message);
+    }
+}
+
+static const char e_dp_2_shall[] =
+    "Endpoints shall add protection to externally visible characteristics of application data to protect "
+    "confidentiality of sensitive information about application activity. (This is commonly referred to as Traffic "
+    "Analysis Protection).";
+static const char e_dp_2_should[] =
+    "Endpoints should add protection to externally visible characteristics of application data to protect "
+    "confidentiality of sensitive information about application activity. (This is commonly referred to as Traffic "
+    "Analysis Protection).";
+/* Word 10, "application", changed into "all". */
+static const char e_dp_2_other[] =
+    "Endpoints may add protection to externally visible characteristics of all data to protect "
+    "confidentiality of sensitive information about application activity. (This is commonly referred to as Traffic "
+    "Analysis Protection).";
+
+static void test_clean_profile_has_no_findings(void **state)
+{
+    (void)state;
+    char *text = clean_profile_with(NULL, NULL, -1, NULL, NULL);
+    msp_fw_profile_t *p = checked(text);
+    expect_no_findings(p);
+    assert_true(msp_fw_in_series(p));
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/*
+ * Clause 6.1.1 and 6.1.3: the Conformance Analysis "shall be completed" for
+ * every MM, PM and PO, and "may be completed" for PNA and PR. Every label must
+ * say whether it is met. Each label, with and without a justification, and
+ * with and without 'met'.
+ */
+static void test_justification_and_met_per_label(void **state)
+{
+    (void)state;
+    const char *tmpl_dp1 = cat->reqs[msp_fw_catalog_find(cat, "E.DP.1")].text;
+    const char *tmpl_dp2 = cat->reqs[msp_fw_catalog_find(cat, "E.DP.2")].text;
+    const struct {
+        const char *ref, *label;
+        int met;
+        const char *text;
+        int needs_justification;
+    } rows[] = {
+        {"E.DP.1", "MM", 1, tmpl_dp1, 1},      {"E.DP.2", "PM", 1, e_dp_2_shall, 1}, {"E.DP.2", "PO", 1, tmpl_dp2, 1},
+        {"E.DP.2", "PO", 1, e_dp_2_should, 1}, {"E.DP.2", "PNA", 0, tmpl_dp2, 0},    {"E.DP.2", "PR", 0, tmpl_dp2, 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        print_message("%s labelled %s\n", rows[i].ref, rows[i].label);
+        /* with a justification and met: clean */
+        char *text = clean_profile_with(rows[i].ref, rows[i].label, rows[i].met, rows[i].text, "Because.");
+        msp_fw_profile_t *p = checked(text);
+        expect_no_findings(p);
+        msp_fw_profile_free(p);
+        free(text);
+
+        /* without a justification, or with only white space */
+        const char *none[] = {NULL, " \t\r\n"};
+        for (size_t k = 0; k < 2; k++) {
+            text = clean_profile_with(rows[i].ref, rows[i].label, rows[i].met, rows[i].text, none[k]);
+            p = checked(text);
+            if (rows[i].needs_justification) {
+                expect_only(p, rows[i].ref, MSP_FW_ERROR,
+                            "no justification; the Conformance Analysis covers every MM, PM and PO (clause 6.1.3)");
+            } else {
+                expect_no_findings(p);
+            }
+            msp_fw_profile_free(p);
+            free(text);
+        }
+
+        /* without 'met', whatever the label */
+        text = clean_profile_with(rows[i].ref, rows[i].label, -1, rows[i].text, "Because.");
+        p = checked(text);
+        expect_only(p, rows[i].ref, MSP_FW_ERROR, "no 'met'; say whether the profile meets it (true or false)");
+        msp_fw_profile_free(p);
+        free(text);
+    }
+}
+
+/* The message of a text finding names the change that was made, per label (clause 6.1.2.3). */
+static void test_text_messages_per_label(void **state)
+{
+    (void)state;
+    const struct {
+        const char *ref, *label;
+        int met;
+        const char *text, *message;
+    } rows[] = {
+        {"E.DP.2", "PO", 1, e_dp_2_shall,
+         "PO text is the template text, or with \"may\" -> \"should\" only (clause 6.1.2.3); it has \"shall\""},
+        {"E.DP.2", "PO", 1, e_dp_2_other,
+         "PO text is the template text, or with \"may\" -> \"should\" only (clause 6.1.2.3); at word 10 the template "
+         "has \"application\", the profile \"all\""},
+        {"E.DP.2", "PNA", 0, e_dp_2_shall, "PNA text is copied without changes (clause 6.1.2.3); \"may\" was changed"},
+        {"E.DP.2", "PR", 0, e_dp_2_should, "PR text is copied without changes (clause 6.1.2.3); \"may\" was changed"},
+        {"E.DP.2", "PR", 0, e_dp_2_other,
+         "PR text is copied without changes (clause 6.1.2.3); at word 10 the template has \"application\", the "
+         "profile \"all\""},
+        {"E.DP.1", "MM", 1, "Endpoints shall protect confidentiality of all data that they send.",
+         "MM text is copied without changes (clause 6.1.2.3); at word 6 the template has \"sensitive\", the profile "
+         "\"all\""},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        print_message("%s labelled %s\n", rows[i].ref, rows[i].label);
+        char *text = clean_profile_with(rows[i].ref, rows[i].label, rows[i].met, rows[i].text, "Because.");
+        msp_fw_profile_t *p = checked(text);
+        expect_only(p, rows[i].ref, MSP_FW_ERROR, rows[i].message);
+        msp_fw_profile_free(p);
+        free(text);
+    }
+}
+
+/* A clause erratum is reported as an erratum only when it has printed, should_be and why; else it is an error. */
+static void test_clause_erratum_needs_all_three(void **state)
+{
+    (void)state;
+    const char *blocks[] = {
+        "erratum \"B.9\" {\n    should_be = \"b\";\n    why = \"c\";\n}\n",
+        "erratum \"B.9\" {\n    printed = \"a\";\n    why = \"c\";\n}\n",
+        "erratum \"B.9\" {\n    printed = \"a\";\n    should_be = \"b\";\n}\n",
+    };
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
+        char *text = clean_profile_with(NULL, NULL, -1, NULL, NULL);
+        char message[128];
+        snprintf(message, sizeof(message), "a clause erratum needs printed, should_be and why (line %u)",
+                 (unsigned)line_count(text) + 1);
+        text = appended(text, blocks[i]);
+        msp_fw_profile_t *p = checked(text);
+        expect_only(p, "B.9", MSP_FW_ERROR, message);
+        msp_fw_profile_free(p);
+        free(text);
+    }
+    /* the control: all three, one erratum finding */
+    char *text = appended(clean_profile_with(NULL, NULL, -1, NULL, NULL),
+                          "erratum \"B.9\" {\n    printed = \"a\";\n    should_be = \"b\";\n    why = \"c\";\n}\n");
+    msp_fw_profile_t *p = checked(text);
+    expect_only(p, "B.9", MSP_FW_ERRATUM, "printed \"a\", should be \"b\"; c");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/*
+ * As many clause errata as the profile holds (MSP_FW_MAX_FINDINGS): the
+ * array is full, each is reported once, and nothing is read past the last
+ * (under ASan, a read past it is an overflow).
+ */
+static void test_clause_errata_fill_the_array(void **state)
+{
+    (void)state;
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 20);
+    char *clean = clean_profile_with(NULL, NULL, -1, NULL, NULL);
+    msp_buf_puts(&b, clean);
+    free(clean);
+    for (unsigned i = 0; i < MSP_FW_MAX_FINDINGS; i++) {
+        msp_buf_printf(&b, "erratum \"C.%u\" { printed = \"p%u\"; should_be = \"s\"; why = \"w\"; }\n", i, i);
+    }
+    assert_int_equal(msp_buf_error(&b), MSP_OK);
+    msp_fw_profile_t *p = checked(msp_buf_cstr(&b));
+    assert_int_equal(p->nerrata, MSP_FW_MAX_FINDINGS);
+    assert_int_equal(p->nfindings, MSP_FW_MAX_FINDINGS);
+    assert_int_equal(p->dropped_findings, 0);
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERRATUM), MSP_FW_MAX_FINDINGS);
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 0);
+    const msp_fw_finding_t *last = &p->findings[MSP_FW_MAX_FINDINGS - 1];
+    assert_string_equal(last->ref, "C.999");
+    assert_string_equal(last->message, "printed \"p999\", should be \"s\"; w");
+    msp_fw_profile_free(p);
+    msp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +735,11 @@ int main(void)
         cmocka_unit_test(test_syntax_error_has_line),
         cmocka_unit_test(test_load_by_name_and_path),
         cmocka_unit_test(test_new_skeleton),
+        cmocka_unit_test(test_clean_profile_has_no_findings),
+        cmocka_unit_test(test_justification_and_met_per_label),
+        cmocka_unit_test(test_text_messages_per_label),
+        cmocka_unit_test(test_clause_erratum_needs_all_three),
+        cmocka_unit_test(test_clause_errata_fill_the_array),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

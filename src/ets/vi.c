@@ -70,8 +70,9 @@ int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *acc
 /* One DER TLV of the expected tag; definite, minimal length (X.690 10.1). */
 static int read_tlv(msp_reader_t *r, uint8_t tag, msp_reader_t *value)
 {
-    uint8_t t, l0, b;
+    uint8_t t, l0, b = 0;
     size_t len = 0;
+    msp_reader_init(value, NULL, 0); /* a refused TLV leaves value empty, never what it held before */
     if (msp_read_u8(r, &t) != MSP_OK || t != tag || msp_read_u8(r, &l0) != MSP_OK) {
         return MSP_ERR_SYNTAX;
     }
@@ -79,6 +80,7 @@ static int read_tlv(msp_reader_t *r, uint8_t tag, msp_reader_t *value)
         len = l0;
     } else if (l0 == 0x81 || l0 == 0x82) {
         for (int i = 0; i < (l0 & 0x7f); i++) {
+            /* equivalent mutant: '||' -> '&&': a failed read leaves r empty; a leading zero is not minimal */
             if (msp_read_u8(r, &b) != MSP_OK || (i == 0 && b == 0)) {
                 return MSP_ERR_SYNTAX;
             }

@@ -275,6 +275,178 @@ static void test_extra_element(void **state)
     EVP_PKEY_free(signing);
 }
 
+/*
+ * DER lengths written by hand (X.690 8.1.3, 10.1): short form up to 0x7f, 0x81 for 0x80..0xff, 0x82 for
+ * 0x100..0xffff, each accepted at both the SEQUENCE and the accessDescription and decoded to the right
+ * fingerprint and description; the indefinite form 0x80, non-minimal forms, a leading zero, 0x83 and more,
+ * and a length cut short are refused.
+ */
+static const uint8_t vi_fp[MSP_ETS_FINGERPRINT_LEN] = {0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9};
+
+/* 0x30 <seq_len> 0x04 0x0a <vi_fp> 0x0c <str_len> and n bytes 'a'+i%26: the length bytes exactly as given. */
+static size_t hand_vi(uint8_t *out, const uint8_t *seq_len, size_t seq_n, const uint8_t *str_len, size_t str_n,
+                      size_t n)
+{
+    size_t o = 0;
+    out[o++] = 0x30;
+    memcpy(out + o, seq_len, seq_n);
+    o += seq_n;
+    out[o++] = 0x04;
+    out[o++] = MSP_ETS_FINGERPRINT_LEN;
+    memcpy(out + o, vi_fp, sizeof(vi_fp));
+    o += sizeof(vi_fp);
+    out[o++] = 0x0c;
+    memcpy(out + o, str_len, str_n);
+    o += str_n;
+    for (size_t i = 0; i < n; i++) {
+        out[o++] = (uint8_t)('a' + i % 26);
+    }
+    return o;
+}
+
+/* The checks report the line of their caller. */
+#define assert_vi_ok(der, len, want_access) check_vi_ok(der, len, want_access, __FILE__, __LINE__)
+#define assert_vi_syntax(der, len) check_vi_syntax(der, len, __FILE__, __LINE__)
+
+static void check_vi_ok(const uint8_t *der, size_t len, size_t want_access, const char *file, int line)
+{
+    uint8_t got[MSP_ETS_FINGERPRINT_LEN];
+    const uint8_t *a = NULL;
+    size_t alen = 0;
+    _assert_int_equal((uintmax_t)msp_ets_vi_decode(der, len, got, &a, &alen), MSP_OK, file, line);
+    _assert_memory_equal(got, vi_fp, sizeof(vi_fp), file, line);
+    _assert_int_equal(alen, want_access, file, line);
+    _assert_true(a == der + len - want_access, "a == der + len - want_access", file, line);
+    for (size_t i = 0; i < alen; i++) {
+        _assert_int_equal(a[i], (uintmax_t)('a' + i % 26), file, line);
+    }
+}
+
+static void check_vi_syntax(const uint8_t *der, size_t len, const char *file, int line)
+{
+    uint8_t got[MSP_ETS_FINGERPRINT_LEN];
+    const uint8_t *a;
+    size_t alen;
+    _assert_int_equal((uintmax_t)msp_ets_vi_decode(der, len, got, &a, &alen), MSP_ERR_SYNTAX, file, line);
+}
+
+#define L(...) (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})
+
+static void test_length_forms(void **state)
+{
+    (void)state;
+    static uint8_t der[8 + 16 + MSP_ETS_MAX_ACCESS + 2];
+    /* valid: each boundary of each form, at both levels */
+    assert_vi_ok(der, hand_vi(der, L(0x0e), L(0x00), 0), 0);
+    assert_vi_ok(der, hand_vi(der, L(0x7f), L(0x71), 0x71), 0x71);                   /* SEQUENCE 0x7f: short */
+    assert_vi_ok(der, hand_vi(der, L(0x81, 0x80), L(0x72), 0x72), 0x72);             /* SEQUENCE 0x80: 0x81 0x80 */
+    assert_vi_ok(der, hand_vi(der, L(0x81, 0x8d), L(0x7f), 0x7f), 0x7f);             /* string 0x7f: short */
+    assert_vi_ok(der, hand_vi(der, L(0x81, 0x8f), L(0x81, 0x80), 0x80), 0x80);       /* string 0x80: 0x81 0x80 */
+    assert_vi_ok(der, hand_vi(der, L(0x81, 0xff), L(0x81, 0xf0), 0xf0), 0xf0);       /* SEQUENCE 0xff */
+    assert_vi_ok(der, hand_vi(der, L(0x82, 0x01, 0x00), L(0x81, 0xf1), 0xf1), 0xf1); /* SEQUENCE 0x100 */
+    assert_vi_ok(der, hand_vi(der, L(0x82, 0x01, 0x0e), L(0x81, 0xff), 0xff), 0xff); /* string 0xff */
+    assert_vi_ok(der, hand_vi(der, L(0x82, 0x01, 0x10), L(0x82, 0x01, 0x00), 0x100), 0x100); /* string 0x100 */
+    /* exactly MSP_ETS_MAX_ACCESS (0x1000) bytes of description is accepted, one more is refused */
+    assert_vi_ok(der, hand_vi(der, L(0x82, 0x10, 0x10), L(0x82, 0x10, 0x00), MSP_ETS_MAX_ACCESS), MSP_ETS_MAX_ACCESS);
+    assert_vi_syntax(der, hand_vi(der, L(0x82, 0x10, 0x11), L(0x82, 0x10, 0x01), MSP_ETS_MAX_ACCESS + 1));
+
+    /* the indefinite form 0x80, with 128 bytes after it that a definite length 0x80 would take */
+    assert_vi_syntax(der, hand_vi(der, L(0x80), L(0x72), 0x72));
+    assert_vi_syntax(der, hand_vi(der, L(0x81, 0x8e), L(0x80), 0x80));
+    /* and as it is really used: contents, then the end-of-contents octets */
+    static const uint8_t indefinite[] = {0x30, 0x80, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x0c, 0x00, 0x00, 0x00};
+    assert_vi_syntax(indefinite, sizeof(indefinite));
+    /* not minimal: 0x81 with less than 0x80, 0x82 with less than 0x100, a leading zero */
+    assert_vi_syntax(der, hand_vi(der, L(0x81, 0x7f), L(0x71), 0x71));
+    assert_vi_syntax(der, hand_vi(der, L(0x82, 0x00, 0x80), L(0x72), 0x72));
+    assert_vi_syntax(der, hand_vi(der, L(0x82, 0x00, 0xff), L(0x81, 0xf0), 0xf0));
+    assert_vi_syntax(der, hand_vi(der, L(0x0f), L(0x81, 0x00), 0));
+    assert_vi_syntax(der, hand_vi(der, L(0x14), L(0x81, 0x05), 5));
+    assert_vi_syntax(der, hand_vi(der, L(0x81, 0x8e), L(0x81, 0x7f), 0x7f));
+    assert_vi_syntax(der, hand_vi(der, L(0x81, 0x90), L(0x82, 0x00, 0x80), 0x80));
+    assert_vi_syntax(der, hand_vi(der, L(0x82, 0x01, 0x0f), L(0x82, 0x00, 0xff), 0xff));
+    /* 0x83 and more */
+    assert_vi_syntax(der, hand_vi(der, L(0x83, 0x00, 0x00, 0x0e), L(0x00), 0));
+    assert_vi_syntax(der, hand_vi(der, L(0x83, 0x00, 0x01, 0x11), L(0x83, 0x00, 0x01, 0x00), 0x100));
+    assert_vi_syntax(der, hand_vi(der, L(0x84, 0x00, 0x00, 0x00, 0x0e), L(0x00), 0));
+    assert_vi_syntax(der, hand_vi(der, L(0x8f), L(0x00), 0));
+    assert_vi_syntax(der, hand_vi(der, L(0xff), L(0x00), 0));
+    /* lengths cut short */
+    static const uint8_t cut1[] = {0x30, 0x81}, cut2[] = {0x30, 0x82, 0x01};
+    assert_vi_syntax(cut1, sizeof(cut1));
+    assert_vi_syntax(cut2, sizeof(cut2));
+    assert_vi_syntax(der, hand_vi(der, L(0x0e), L(0x81), 0));
+    assert_vi_syntax(der, hand_vi(der, L(0x0f), L(0x82, 0x01), 0));
+}
+
+/*
+ * A refused length that ends the SEQUENCE (nothing after it there), decoded right after a valid
+ * VisibilityInformation: a decoder that took such a length without splitting the description off would
+ * report what the earlier call left behind.
+ */
+static int decode_after_valid(const uint8_t *der, size_t len)
+{
+    static const uint8_t prior[] = {0x30, 0x10, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x0c, 0x02, 'o', 'k'};
+    uint8_t got[MSP_ETS_FINGERPRINT_LEN];
+    const uint8_t *a;
+    size_t alen;
+    int first = msp_ets_vi_decode(prior, sizeof(prior), got, &a, &alen);
+    int second = msp_ets_vi_decode(der, len, got, &a, &alen);
+    return first == MSP_OK ? second : -1;
+}
+
+static void test_refused_length_at_end(void **state)
+{
+    (void)state;
+    uint8_t der[32];
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0f), L(0x81, 0x00), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x10), L(0x82, 0x00, 0x00), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0f), L(0x82, 0x01), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0e), L(0x81), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0f), L(0x81, 0x7f), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x10), L(0x82, 0x00, 0xff), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0e), L(0x80), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0e), L(0x83), 0)), MSP_ERR_SYNTAX);
+    assert_int_equal(decode_after_valid(der, hand_vi(der, L(0x0e), L(0xff), 0)), MSP_ERR_SYNTAX);
+}
+
+/* An ETS otherName whose value is a valid VisibilityInformation's DER, but as an OCTET STRING, not a SEQUENCE. */
+static void test_value_not_sequence(void **state)
+{
+    (void)state;
+    uint8_t der[64];
+    size_t len = hand_vi(der, L(0x12), L(0x04), 4);
+    assert_vi_ok(der, len, 4); /* the bytes themselves are fine */
+    for (int as_seq = 1; as_seq >= 0; as_seq--) {
+        EVP_PKEY *signing = EVP_EC_gen("P-256");
+        X509 *x = self_signed(signing);
+        GENERAL_NAMES *names = GENERAL_NAMES_new();
+        GENERAL_NAME *gen = GENERAL_NAME_new();
+        ASN1_TYPE *value = ASN1_TYPE_new();
+        int type = as_seq ? V_ASN1_SEQUENCE : V_ASN1_OCTET_STRING;
+        ASN1_STRING *str = ASN1_STRING_type_new(type);
+        assert_true(ASN1_STRING_set(str, der, (int)len));
+        ASN1_TYPE_set(value, type, str);
+        assert_true(GENERAL_NAME_set0_othername(gen, OBJ_txt2obj(MSP_ETS_VI_OID, 1), value));
+        assert_true(sk_GENERAL_NAME_push(names, gen) > 0);
+        assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, 0), 1);
+        GENERAL_NAMES_free(names);
+        msp_ets_vi_t vi[2];
+        size_t n = 0;
+        int misplaced;
+        if (as_seq) { /* the control: the same bytes as a SEQUENCE are read */
+            assert_int_equal(msp_ets_cert_read(x, vi, 2, &n, &misplaced), MSP_OK);
+            assert_int_equal(n, 1);
+            assert_memory_equal(vi[0].fingerprint, vi_fp, sizeof(vi_fp));
+            assert_string_equal(vi[0].access, "abcd");
+        } else {
+            assert_int_equal(msp_ets_cert_read(x, vi, 2, &n, &misplaced), MSP_ERR_SYNTAX);
+        }
+        X509_free(x);
+        EVP_PKEY_free(signing);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +457,9 @@ int main(void)
         cmocka_unit_test(test_certificate),
         cmocka_unit_test(test_broken_value),
         cmocka_unit_test(test_extra_element),
+        cmocka_unit_test(test_length_forms),
+        cmocka_unit_test(test_refused_length_at_end),
+        cmocka_unit_test(test_value_not_sequence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,13 @@
 # The probe must refuse (a), (b) and (d) under --require-visibility and accept (c); the decryptor must decrypt all
 # of them (it holds the right keys) and say visibility_matches false for (a) and (b) (no entry at all: an
 # empty list, false), true for (c). The connections are captured with dumpcap.
+# Then the limits: (e) and (f) carry the most visibility information a certificate may (16 entries, MSP_ETS_MAX_VI),
+# the 16th naming the key used in (e) only; e.pem and f.pem are of the same length and differ. The probe must read
+# and judge the 16 entries of (e), no more. One decrypt run over the whole capture, servers interleaved, must give
+# every handshake the visibility of its own server's certificate (the decryptor parses a certificate once, while
+# the next connection shows the same one). Last, a probe whose two connections end with key shares of different
+# groups ((c) X25519, then (g), the same certificate but P-256 only, behind a proxy alternating between them) must
+# say the shares are not comparable.
 # A missing tool is a failure, not a skip.
 # Usage: ets_visibility.sh MSP SOURCE_DIR PROVIDER_MODULE
 set -uo pipefail
@@ -21,7 +28,7 @@ cd "$tmp" || exit 1
 has() { if grep -qF -- "$2" "$1"; then ok; else bad "$1 lacks '$2': $(head -c 600 "$1")"; fi; }
 lacks() { if ! grep -qF -- "$2" "$1"; then ok; else bad "$1 has '$2': $(grep -F -- "$2" "$1" | head -c 600)"; fi; }
 
-for tool in openssl dumpcap; do
+for tool in openssl dumpcap python3; do
     command -v "$tool" >/dev/null 2>&1 || bad "$tool is not installed: this test needs it"
 done
 [ -x "$msp" ] || bad "msp '$msp' is not an executable"
@@ -37,12 +44,16 @@ fp() { sed -n 's/.*, fingerprint \([0-9a-f]\{20\}\), key_share .*/\1/p' "$1"; }
 run 0 "$msp" ets keygen --group x25519 --out x25519.pem
 cp "$tmp/out" x25519.txt
 run 0 "$msp" ets keygen --group p256 --out p256.pem
+cp "$tmp/out" p256.txt
 run 0 "$msp" ets keygen --group x25519 --out other.pem
 cp "$tmp/out" other.txt
 fp_used=$(fp x25519.txt)
 fp_other=$(fp other.txt)
-if [ ${#fp_used} -eq 20 ] && [ ${#fp_other} -eq 20 ] && [ "$fp_used" != "$fp_other" ]; then ok; else
-    bad "fingerprints not read: '$fp_used' '$fp_other'"
+fp_p256=$(fp p256.txt)
+if [ ${#fp_used} -eq 20 ] && [ ${#fp_other} -eq 20 ] && [ ${#fp_p256} -eq 20 ] && [ "$fp_used" != "$fp_other" ]; then
+    ok
+else
+    bad "fingerprints not read: '$fp_used' '$fp_other' '$fp_p256'"
 fi
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out cert.key >/dev/null 2>&1 || bad "genpkey"
 cert() {
@@ -59,21 +70,49 @@ lacks "$tmp/out" "$fp_used"
 run 1 "$msp" ets show b.pem # no visibility information
 run 0 "$msp" ets show c.pem
 has "$tmp/out" "$fp_used"
+# (e) and (f): 16 entries (msp ets cert takes --static 16 times at most), 15 naming the other key; the 16th names
+# the key used (e) or the other key (f). An Ed25519 certificate key signs with a fixed length, so the two are of
+# the same length; a serial number with a leading zero byte would make one shorter: then it is made again.
+openssl genpkey -algorithm ED25519 -out ed.key >/dev/null 2>&1 || bad "genpkey ed25519"
+others=()
+for _ in $(seq 15); do others+=(--static other.pem); done
+run 2 "$msp" ets cert --key ed.key --subject /CN=ets.test --self-signed "${others[@]}" --static other.pem \
+    --static x25519.pem --access "one too many" --out 17.pem
+has "$tmp/err" "repeated too often: '--static'"
+der_len() { openssl x509 -in "$1" -outform DER 2>/dev/null | wc -c; }
+cert16() {
+    "$msp" ets cert --key ed.key --subject /CN=ets.test --dns ets.test --self-signed --days 2 "${others[@]}" "$@"
+}
+for _ in 1 2 3 4 5 6 7 8; do
+    rm -f e.pem f.pem
+    cert16 --static x25519.pem --access "e: sixteen entries" --out e.pem >/dev/null 2>&1
+    cert16 --static other.pem --access "f: sixteen entries" --out f.pem >/dev/null 2>&1
+    [ -s e.pem ] && [ -s f.pem ] && [ "$(der_len e.pem)" -eq "$(der_len f.pem)" ] && break
+done
+if [ -s e.pem ] && [ "$(der_len e.pem)" -eq "$(der_len f.pem)" ] && ! cmp -s e.pem f.pem; then ok; else
+    bad "e.pem and f.pem: not two different certificates of one length ($(der_len e.pem), $(der_len f.pem))"
+fi
+run 0 "$msp" ets show e.pem
+has "$tmp/out" "visibility 15: fingerprint $fp_other"
+has "$tmp/out" "visibility 16: fingerprint $fp_used"
+run 0 "$msp" ets show f.pem
+has "$tmp/out" "visibility 16: fingerprint $fp_other"
+lacks "$tmp/out" "$fp_used"
 
 ets_conf ets.cnf "$tmp/x25519.pem" "$tmp/p256.pem"
 
 mkfifo stdin.fifo
 exec 3<>stdin.fifo
 
-# start_server NAME CERT [CONF]: stock openssl s_server with our openssl.cnf (or CONF) on a free loopback port;
-# sets $port
+# start_server NAME CERT [CONF [KEY [GROUPS]]]: stock openssl s_server with our openssl.cnf (or CONF), cert.key (or
+# KEY) and the groups X25519:P-256 (or GROUPS) on a free loopback port; sets $port
 start_server() {
-    local name=$1 cert=$2 conf=${3:-$tmp/ets.cnf}
+    local name=$1 cert=$2 conf=${3:-$tmp/ets.cnf} key=${4:-cert.key} groups=${5:-X25519:P-256}
     for _ in 1 2 3 4 5 6 7 8; do
         port=$(port_candidate)
         # stdin stays open (s_server would end on EOF): a FIFO this script holds
-        OPENSSL_CONF=$conf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups X25519:P-256 \
-            -cert "$cert" -key cert.key -www >"$name.log" 2>&1 <stdin.fifo &
+        OPENSSL_CONF=$conf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups "$groups" \
+            -cert "$cert" -key "$key" -www >"$name.log" 2>&1 <stdin.fifo &
         pids+=("$!")
         for _ in $(seq 50); do
             grep -q ACCEPT "$name.log" 2>/dev/null && return 0
@@ -94,18 +133,26 @@ port_c=$port
 : >plain.cnf
 start_server d a.pem "$tmp/plain.cnf" || { finish ets_visibility; exit 1; }
 port_d=$port
+start_server e e.pem "" ed.key || { finish ets_visibility; exit 1; }
+port_e=$port
+start_server f f.pem "" ed.key || { finish ets_visibility; exit 1; }
+port_f=$port
+# (g) certificate (c), P-256 only: a client offering an X25519 share first gets a HelloRetryRequest
+start_server g c.pem "" cert.key P-256 || { finish ets_visibility; exit 1; }
+port_g=$port
 
-# The capture: dumpcap on loopback, the ports of (a), (b) and (c); it says when it is capturing.
-dumpcap -q -i lo -f "tcp port $port_a or tcp port $port_b or tcp port $port_c" -w cap.pcapng >dumpcap.log 2>&1 &
-cap_pid=$!
-pids+=("$cap_pid")
-for _ in $(seq 100); do
-    grep -q "Capturing on" dumpcap.log 2>/dev/null && break
-    sleep 0.1
-done
-grep -q "Capturing on" dumpcap.log || bad "dumpcap did not start: $(cat dumpcap.log)"
-
-# ---- the client's view: msp ets probe (2 full handshakes each, captured too) ----
+# capture FILE FILTER: dumpcap on loopback into FILE, started when it says it is capturing; sets $cap_pid
+capture() {
+    dumpcap -q -i lo -f "$2" -w "$1" >"$1.log" 2>&1 &
+    cap_pid=$!
+    pids+=("$cap_pid")
+    for _ in $(seq 100); do
+        grep -q "Capturing on" "$1.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q "Capturing on" "$1.log" || bad "dumpcap did not start: $(cat "$1.log")"
+}
+# ---- the client's view: msp ets probe (2 full handshakes each, not captured: see below) ----
 # (a) static share, visibility information naming another key: refused, and each line says why
 run 1 "$msp" ets probe "127.0.0.1:$port_a" --servername ets.test --require-visibility
 has "$tmp/out" "key share: repeated (static)"
@@ -145,22 +192,38 @@ has "$tmp/out" "key share: fresh on every connection"
 has "$tmp/out" "verdict: visibility information that does not match the key share sent"
 run 0 "$msp" ets probe "127.0.0.1:$port_d" --servername ets.test
 
-# ---- and a stock client with a request, once per server ----
+# (e) 16 entries, the 16th naming the key used: all 16 read and judged, nothing past them
+run 0 "$msp" ets probe "127.0.0.1:$port_e" --servername ets.test --require-visibility
+has "$tmp/out" "visibility 1: fingerprint $fp_other (another key: not the key share sent)"
+has "$tmp/out" "visibility 15: fingerprint $fp_other (another key: not the key share sent)"
+has "$tmp/out" "visibility 16: fingerprint $fp_used (matches the key share sent)"
+lacks "$tmp/out" "visibility 17:"
+has "$tmp/out" "verdict: ETS server: static key share, disclosed by accurate visibility information"
+if [ "$(grep -c ': visibility [0-9]*: fingerprint ' "$tmp/out")" -eq 16 ]; then ok; else
+    bad "(e): not 16 entries: $(head -c 600 "$tmp/out")"
+fi
+
+# ---- and a stock client with a request, twice per server, captured ----
+# The probe's connections are not captured: the probe closes without reading the server's last NewSessionTicket, the
+# kernel answers it with a reset, and a server packet that arrives after the reset starts a flow of its own in the
+# decryptor ("encrypted record 0 before the ClientHello"; issue 13 fixes that), which made the flow counts flaky.
+capture cap.pcapng "tcp port $port_a or tcp port $port_b or tcp port $port_c"
 for s in a b c; do
     var=port_$s && p=${!var}
     printf 'GET /%s HTTP/1.0\r\n\r\n' "$s" >req_$s.txt
-    (cat req_$s.txt; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$p" -servername ets.test \
-        -ign_eof >client_$s.out 2>client_$s.err
-    has client_$s.out "HTTP/1.0 200 ok"
+    for _ in 1 2; do
+        (cat req_$s.txt; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$p" -servername ets.test \
+            -ign_eof >client_$s.out 2>client_$s.err
+        has client_$s.out "HTTP/1.0 200 ok"
+    done
 done
 sleep 0.5
 kill -INT $cap_pid
 wait $cap_pid 2>/dev/null
-[ -s cap.pcapng ] && ok || bad "no capture: $(cat dumpcap.log)"
+[ -s cap.pcapng ] && ok || bad "no capture: $(cat cap.pcapng.log)"
 
 # ---- the middlebox's view: msp ets decrypt, each server's connections apart ----
-# check_decrypt NAME PORT CONNECTIONS VISIBILITY MATCHES: every connection to that server (2 per probe run, 1 of
-# s_client) decrypted with the static keys, each handshake with the key share of x25519.pem, that visibility list
+# check_decrypt NAME PORT CONNECTIONS VISIBILITY MATCHES: every connection to that server (2 of s_client) decrypted with the static keys, each handshake with the key share of x25519.pem, that visibility list
 # and that visibility_matches
 check_decrypt() {
     local name=$1 p=$2 n=$3 vis=$4 matches=$5
@@ -175,11 +238,121 @@ check_decrypt() {
     fi
     if grep -qF "GET /$name HTTP/1.0" plain_$name/*.c2s 2>/dev/null; then ok; else bad "$name: the request is not in the plaintext"; fi
 }
-check_decrypt a "$port_a" 7 "[{\"fingerprint\":\"$fp_other\",\"access\":\"lie: names a key the server does not use\",\"matches\":false}]" false
+check_decrypt a "$port_a" 2 "[{\"fingerprint\":\"$fp_other\",\"access\":\"lie: names a key the server does not use\",\"matches\":false}]" false
 lacks a.json '"visibility_matches":true'
-check_decrypt b "$port_b" 5 "[]" false
+check_decrypt b "$port_b" 2 "[]" false
 lacks b.json '"visibility_matches":true'
-check_decrypt c "$port_c" 5 "[{\"fingerprint\":\"$fp_used\",\"access\":\"truth: the X25519 key the server uses\",\"matches\":true}]" true
+check_decrypt c "$port_c" 2 "[{\"fingerprint\":\"$fp_used\",\"access\":\"truth: the X25519 key the server uses\",\"matches\":true}]" true
 lacks c.json '"visibility_matches":false'
+
+# ---- one decrypt run over servers interleaved: each handshake with the visibility of its own certificate ----
+# The decryptor parses a certificate once while the next connection shows the same one. A second capture, of one
+# stock client connection at a time in this order: a certificate after a shorter one (b c, c e, a e, b e) and
+# after a longer one (e b, f a), after itself (b b, f f), and (e f, f e) after one of the same length that differs.
+order_want=acabbceffefaebc
+capture cap2.pcapng "tcp port $port_a or tcp port $port_b or tcp port $port_c or tcp port $port_e or tcp port $port_f"
+for ((i = 0; i < ${#order_want}; i++)); do
+    s=${order_want:i:1} && var=port_${order_want:i:1} && p=${!var}
+    printf 'GET /%s%d HTTP/1.0\r\n\r\n' "$s" "$i" | timeout 10 openssl s_client -connect "127.0.0.1:$p" \
+        -servername ets.test -ign_eof -quiet >client2_$i.out 2>client2_$i.err
+    has client2_$i.out "HTTP/1.0 200 ok"
+done
+sleep 0.5
+kill -INT $cap_pid
+wait $cap_pid 2>/dev/null
+run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap2.pcapng --events all.json
+n_all=${#order_want}
+has all.json "\"flows\":$n_all,\"decrypted\":$n_all,\"undecryptable\":0"
+declare -A server_of vis_of matches_of flow_server
+for s in a b c e f; do var=port_$s && server_of[${!var}]=$s; done
+vis_of[a]="[{\"fingerprint\":\"$fp_other\",\"access\":\"lie: names a key the server does not use\",\"matches\":false}]"
+vis_of[b]="[]"
+vis_of[c]="[{\"fingerprint\":\"$fp_used\",\"access\":\"truth: the X25519 key the server uses\",\"matches\":true}]"
+# vis16 LETTER FINGERPRINT MATCHES: the list of (e) or (f), 15 entries of the other key and that 16th
+vis16() {
+    local v="[" k
+    for k in $(seq 15); do
+        v+="{\"fingerprint\":\"$fp_other\",\"access\":\"$1: sixteen entries\",\"matches\":false},"
+    done
+    echo "$v{\"fingerprint\":\"$2\",\"access\":\"$1: sixteen entries\",\"matches\":$3}]"
+}
+vis_of[e]=$(vis16 e "$fp_used" true)
+vis_of[f]=$(vis16 f "$fp_other" false)
+matches_of=([a]=false [b]=false [c]=true [e]=true [f]=false)
+order="" n_right=0
+while IFS= read -r line; do
+    id=${line#*\"flow\":} && id=${id%%[,\}]*}
+    case $line in
+    '{"event":"flow",'*)
+        p=${line#*\"server\":\"127.0.0.1:} && p=${p%%\"*}
+        flow_server[$id]=${server_of[$p]:-unknown}
+        ;;
+    '{"event":"handshake",'*)
+        s=${flow_server[$id]:-unknown}
+        order+=$s
+        want="\"fingerprint\":\"$fp_used\",\"visibility\":${vis_of[$s]:-},\"visibility_matches\":${matches_of[$s]:-}}"
+        if [[ $line == *"$want" ]]; then n_right=$((n_right + 1)); else
+            bad "all.json: flow $id to ($s): want the end ...$(tail -c 300 <<<"$want")," \
+                "got ...$(tail -c 300 <<<"$line")"
+        fi
+        ;;
+    esac
+done <all.json
+if [ "$order" = "$order_want" ]; then ok; else bad "all.json: handshakes in the order $order, not $order_want"; fi
+if [ "$n_right" -eq "$n_all" ]; then ok; else bad "all.json: $n_right of $n_all handshakes right"; fi
+
+# ---- key shares of different groups: the probe's first connection to (c) (X25519), the second to (g) (P-256,
+# after a HelloRetryRequest), through a proxy that alternates; not comparable, so not fresh nor repeated ----
+cat >alternate.py <<'PY'
+import socket, sys, threading
+backends = [int(p) for p in sys.argv[2:]]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    ls.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(3)
+ls.listen(4)
+print("LISTENING", flush=True)
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+n = 0
+while True:
+    c, _ = ls.accept()
+    s = socket.create_connection(("127.0.0.1", backends[n % len(backends)]))
+    n += 1
+    for a, b in ((c, s), (s, c)):
+        threading.Thread(target=pump, args=(a, b), daemon=True).start()
+PY
+for _ in 1 2 3 4 5 6 7 8; do
+    port_x=$(port_candidate)
+    python3 alternate.py "$port_x" "$port_c" "$port_g" >alternate.log 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 50); do
+        grep -q LISTENING alternate.log && break
+        kill -0 "${pids[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q LISTENING alternate.log && break
+done
+grep -q LISTENING alternate.log || bad "the proxy did not start: $(head -c 300 alternate.log)"
+run 0 "$msp" ets probe "127.0.0.1:$port_x" --servername ets.test --require-visibility
+for want in "connection 1: [A-Z0-9_]*, group x25519, key share fingerprint $fp_used" \
+    "connection 2: [A-Z0-9_]*, group secp256r1 \(after HelloRetryRequest\), key share fingerprint $fp_p256"; do
+    if grep -qE -- "$want" "$tmp/out"; then ok; else bad "proxy: no line '$want': $(head -c 600 "$tmp/out")"; fi
+done
+has "$tmp/out" "visibility 1: fingerprint $fp_used (matches the key share sent)"
+has "$tmp/out" "key share: not comparable"
+has "$tmp/out" "verdict: visibility information matching the key share, which did not repeat (key rotated"
+run 0 "$msp" ets probe "127.0.0.1:$port_x" --servername ets.test --require-visibility --format json
+has "$tmp/out" '"static_key_share":false,"comparable":false,'
 
 finish ets_visibility

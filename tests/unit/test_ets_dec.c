@@ -11,7 +11,10 @@
  * undecryptable cases (wrong key, unknown PSK, truncation, flipped byte,
  * gap, a P-256 share off the curve, a Finished with a wrong MAC in a record
  * that decrypts, an unknown psk_ke resumption, an unsupported suite), plus
- * the key schedule's RFC 8446 constants and malformed input.
+ * the key schedule's RFC 8446 constants and malformed input; a client that
+ * answers a CertificateRequest; an EndOfEarlyData where RFC 8446 4.5 allows
+ * none; and Finished messages handed to dec_handshake directly (right,
+ * wrong, and a MAC that cannot be computed).
  */
 #define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
@@ -25,6 +28,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -1023,6 +1027,313 @@ static void test_unsupported(void **state)
     msp_ets_keys_free(k);
 }
 
+/* ---- the client's flight (dec_hs.c client_flight, finished_ok) ---- */
+
+static int accept_any_cert(int ok, X509_STORE_CTX *x)
+{
+    (void)ok;
+    (void)x;
+    return 1;
+}
+
+/*
+ * client_flight: a client that answers the server's CertificateRequest, with a certificate (Certificate and
+ * CertificateVerify) or without one (an empty Certificate): both messages go into the transcript, the
+ * connection decrypts in full in every order.
+ */
+static void test_client_certificate(void **state)
+{
+    (void)state;
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    for (int with_cert = 0; with_cert < 2; with_cert++) {
+        SSL_CTX *cctx = ets_pair_client_ctx();
+        assert_non_null(cctx);
+        if (with_cert) {
+            assert_int_equal(SSL_CTX_use_certificate(cctx, W.cert), 1);
+            assert_int_equal(SSL_CTX_use_PrivateKey(cctx, W.cert_key), 1);
+        }
+        SSL_CTX_set_verify(W.sctx, SSL_VERIFY_PEER, accept_any_cert);
+        ets_pair_t p;
+        ets_pair_opts_t o = {.ciphersuites = "TLS_AES_128_GCM_SHA256",
+                             .groups = "X25519",
+                             .sni = "ets.example",
+                             .alpn = "h2",
+                             .max_app = APP_MAX};
+        int rc = ets_pair_start(&p, W.sctx, cctx, &o);
+        SSL_CTX_set_verify(W.sctx, SSL_VERIFY_NONE, NULL);
+        if (rc != 0) {
+            fail_msg("client certificate %d: %s", with_cert, p.error);
+        }
+        X509 *peer = SSL_get1_peer_certificate(p.server);
+        if (with_cert) {
+            assert_non_null(peer);
+            assert_int_equal(X509_cmp(peer, W.cert), 0);
+        } else {
+            assert_null(peer);
+        }
+        X509_free(peer);
+        exchange(&p, 4);
+        seen_t s;
+        check_all_orders(&p, k, NULL, &s);
+        assert_int_equal(s.hs.suite, 0x1301);
+        assert_int_equal(s.cert_len, (size_t)i2d_X509(W.cert, NULL)); /* the server's certificate, not the client's */
+        seen_free(&s);
+        ets_pair_free(&p);
+        SSL_CTX_free(cctx);
+    }
+    msp_ets_keys_free(k);
+}
+
+/*
+ * A copy of p whose dir record holding the first handshake message of type msg_type, under the key of the key
+ * log line label (OpenSSL's, TLS_AES_128_GCM_SHA256), is sealed again after edit(plaintext, length, offset of
+ * that message) returned the new length of its handshake bytes: the record may grow, the bytes after it only
+ * move. Records before the first that opens under that key are under another (0-RTT data before the handshake
+ * key). q.bytes[dir] and q.chunks are the copy's own.
+ */
+static ets_pair_t reseal(const ets_pair_t *p, int dir, const char *label, uint8_t msg_type,
+                         size_t (*edit)(uint8_t *, size_t, size_t))
+{
+    char hex[2 * 32 + 1];
+    uint8_t secret[32], key[16], iv[12];
+    assert_int_equal(ets_pair_keylog_get(p, label, hex, sizeof(hex)), 0);
+    unhex(hex, secret, sizeof(secret));
+    expand_label(secret, "key", key, sizeof(key));
+    expand_label(secret, "iv", iv, sizeof(iv));
+    const uint8_t *b = p->bytes[dir];
+    uint64_t seq = 0;
+    for (size_t off = 0; off + 5 <= p->len[dir];) {
+        static uint8_t rec[5 + 16384 + 256 + 64]; /* room to grow */
+        size_t at = off, n = (size_t)b[off + 3] << 8 | b[off + 4];
+        assert_true(off + 5 + n <= p->len[dir] && n + 64 <= sizeof(rec) - 5);
+        off += 5 + n;
+        if (b[at] != 23) {
+            continue;
+        }
+        memcpy(rec, b + at, 5 + n);
+        uint8_t nonce[12];
+        memcpy(nonce, iv, sizeof(nonce));
+        for (int i = 0; i < 8; i++) {
+            nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+        }
+        assert_true(n > 17);
+        if (!gcm(0, key, nonce, rec, rec + 5, n)) {
+            assert_int_equal(seq, 0); /* under another key, before the first record under this one */
+            continue;
+        }
+        seq++;
+        size_t inner = n - 16;
+        while (inner > 0 && rec[5 + inner - 1] == 0) {
+            inner--;
+        }
+        if (inner == 0 || rec[5 + inner - 1] != 22) {
+            continue; /* 0-RTT application data */
+        }
+        size_t hs = inner - 1, m = 0;
+        while (m + 4 <= hs && rec[5 + m] != msg_type) {
+            m += 4 + ((size_t)rec[5 + m + 1] << 16 | (size_t)rec[5 + m + 2] << 8 | rec[5 + m + 3]);
+        }
+        if (m + 4 > hs) {
+            continue;
+        }
+        size_t nhs = edit(rec + 5, hs, m);
+        rec[5 + nhs] = 22;
+        size_t nn = nhs + 1 + 16;
+        rec[3] = (uint8_t)(nn >> 8);
+        rec[4] = (uint8_t)nn;
+        assert_true(gcm(1, key, nonce, rec, rec + 5, nn));
+        ets_pair_t q = *p;
+        size_t len = p->len[dir] - n + nn;
+        q.bytes[dir] = malloc(len);
+        q.chunks = malloc(p->nchunks * sizeof(*q.chunks));
+        assert_non_null(q.bytes[dir]);
+        assert_non_null(q.chunks);
+        memcpy(q.bytes[dir], b, at);
+        memcpy(q.bytes[dir] + at, rec, 5 + nn);
+        memcpy(q.bytes[dir] + at + 5 + nn, b + off, p->len[dir] - off);
+        q.len[dir] = len;
+        int inside = 0;
+        for (size_t i = 0; i < p->nchunks; i++) {
+            ets_chunk_t ch = p->chunks[i];
+            if (ch.dir == dir && ch.off > at) {
+                ch.off = ch.off + nn - n;
+            } else if (ch.dir == dir && ch.off + ch.len > at) {
+                assert_true(ch.off + ch.len >= off); /* the whole record in one write */
+                ch.len = ch.len + nn - n;
+                inside++;
+            }
+            q.chunks[i] = ch;
+        }
+        assert_int_equal(inside, 1);
+        return q;
+    }
+    fail_msg("no handshake message of type %u in dir %d", msg_type, dir);
+    return *p;
+}
+
+static void reseal_free(ets_pair_t *q, int dir)
+{
+    free(q->bytes[dir]);
+    free(q->chunks);
+}
+
+/* An EndOfEarlyData (4 bytes) inserted before the message at m. */
+static size_t insert_eoed(uint8_t *hs, size_t n, size_t m)
+{
+    memmove(hs + m + 4, hs + m, n - m);
+    memcpy(hs + m, "\x05\x00\x00\x00", 4);
+    return n + 4;
+}
+
+/* The EndOfEarlyData at m given a one-byte body: a 5-byte message. */
+static size_t eoed_with_body(uint8_t *hs, size_t n, size_t m)
+{
+    assert_int_equal(hs[m + 3], 0);
+    memmove(hs + m + 5, hs + m + 4, n - m - 4);
+    hs[m + 3] = 1;
+    hs[m + 4] = 0;
+    return n + 1;
+}
+
+static void expect_failure_tickets(const ets_pair_t *p, msp_ets_keys_t *k, msp_ets_tickets_t *t, int order,
+                                   msp_ets_reason_t reason, const char *text)
+{
+    seen_t s = {0};
+    msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s);
+    feed(c, p, order);
+    assert_int_equal(s.undecryptable, 1);
+    if (s.reason != reason) {
+        fail_msg("order %d: want reason %s, got %s: %s", order, msp_ets_reason_name(reason),
+                 msp_ets_reason_name(s.reason), s.text);
+    }
+    assert_string_equal(s.text, text);
+    assert_int_equal(s.handshakes, 0);
+    msp_ets_conn_free(c);
+    seen_free(&s);
+}
+
+/*
+ * client_flight: EndOfEarlyData only after accepted 0-RTT, and only empty (RFC 8446 4.5). An EndOfEarlyData
+ * sealed into the client's Finished record of a connection without 0-RTT, and the real one of an accepted
+ * 0-RTT connection (under the early key) given a one-byte body: both are malformed, said as such in every order
+ * (accepting them would instead end at the client Finished, whose transcript then differs). The unchanged 0-RTT
+ * connection decrypts (the control).
+ */
+static void test_end_of_early_data(void **state)
+{
+    (void)state;
+    msp_ets_keys_t *k = keys_with(W.x25519, NULL);
+    ets_pair_t p;
+    pair_start(&p, (ets_pair_opts_t){.ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519"});
+    exchange(&p, 2);
+    ets_pair_t q = reseal(&p, ETS_C2S, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", 20, insert_eoed);
+    for (int order = 0; order < NORDERS; order++) {
+        expect_failure_tickets(&q, k, NULL, order, MSP_ETS_R_MALFORMED,
+                               "malformed handshake: unexpected EndOfEarlyData");
+    }
+    reseal_free(&q, ETS_C2S);
+    ets_pair_free(&p);
+
+    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    ets_pair_t p1, p2;
+    SSL_SESSION *sess = first_connection(&p1, "TLS_AES_128_GCM_SHA256", k, t);
+    pair_start(&p2,
+               (ets_pair_opts_t){
+                   .ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519", .session = sess, .early_data = EARLY});
+    assert_int_equal(SSL_get_early_data_status(p2.client), SSL_EARLY_DATA_ACCEPTED);
+    exchange(&p2, 2);
+    seen_t s;
+    check_all_orders(&p2, k, t, &s);
+    assert_int_equal(s.hs.early_accepted, 1);
+    seen_free(&s);
+    q = reseal(&p2, ETS_C2S, "CLIENT_EARLY_TRAFFIC_SECRET", 5, eoed_with_body);
+    for (int order = 0; order < NORDERS; order++) {
+        expect_failure_tickets(&q, k, t, order, MSP_ETS_R_MALFORMED, "malformed handshake: unexpected EndOfEarlyData");
+    }
+    reseal_free(&q, ETS_C2S);
+    SSL_SESSION_free(sess);
+    ets_pair_free(&p1);
+    ets_pair_free(&p2);
+    msp_ets_tickets_free(t);
+    msp_ets_keys_free(k);
+}
+
+/*
+ * A connection set by hand to the point where dir's Finished comes next: suite 0x1301, every secret zero,
+ * SNI and ALPN as the handshake event is checked for, and an empty transcript (th) or none at all.
+ */
+static msp_ets_conn_t *at_finished(msp_ets_keys_t *k, seen_t *s, int dir, int th)
+{
+    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, s);
+    assert_non_null(c);
+    c->suite = dec_suite_find(c->cr, 0x1301, &c->suite_store);
+    assert_non_null(c->suite);
+    assert_int_equal(dec_kdf_start(c), MSP_OK);
+    c->phase = dir == ETS_S2C ? PH_SFLIGHT : PH_CFLIGHT;
+    c->ee = 1;
+    c->early = EARLY_NONE;
+    snprintf(c->sni, sizeof(c->sni), "ets.example");
+    snprintf(c->alpn, sizeof(c->alpn), "h2");
+    if (th) {
+        c->th = EVP_MD_CTX_new();
+        assert_non_null(c->th);
+        assert_int_equal(EVP_DigestInit_ex(c->th, EVP_sha256(), NULL), 1);
+    }
+    return c;
+}
+
+/*
+ * finished_ok, server_finished, client_flight through dec_handshake: the Finished of a secret of zeros over an
+ * empty transcript, verify_data = HMAC(HKDF-Expand-Label(0^32, "finished", "", 32), SHA-256("")) computed here
+ * with OpenSSL's HKDF and HMAC. Right: MSP_OK and the next phase; one bit off: MSP_ERR_INVALID and reason
+ * finished, for either side. A MAC that cannot be computed (no transcript hash, as when OpenSSL fails) is
+ * reason internal, MSP_ERR_INVALID: not a Finished that "does not verify".
+ */
+static void test_finished_by_hand(void **state)
+{
+    (void)state;
+    static const uint8_t zero[32];
+    uint8_t fkey[32], empty[32], fin[4 + 32] = {20, 0, 0, 32};
+    unsigned hl = 0;
+    expand_label(zero, "finished", fkey, sizeof(fkey));
+    assert_int_equal(EVP_Digest("", 0, empty, &hl, EVP_sha256(), NULL), 1);
+    assert_non_null(HMAC(EVP_sha256(), fkey, sizeof(fkey), empty, sizeof(empty), fin + 4, &hl));
+    assert_int_equal(hl, 32);
+    msp_ets_keys_t *k = keys_with(NULL, NULL);
+    for (int dir = 0; dir < 2; dir++) {
+        seen_t s = {0};
+        msp_ets_conn_t *c = at_finished(k, &s, dir, 1);
+        assert_int_equal(dec_handshake(c, dir, fin, sizeof(fin)), MSP_OK);
+        assert_int_equal(s.undecryptable, 0);
+        assert_int_equal(c->phase, dir == ETS_S2C ? PH_CFLIGHT : PH_DONE);
+        assert_int_equal(s.handshakes, dir == ETS_C2S);
+        msp_ets_conn_free(c);
+        seen_free(&s);
+
+        fin[4 + 31] ^= 0x01;
+        c = at_finished(k, &s, dir, 1);
+        assert_int_equal(dec_handshake(c, dir, fin, sizeof(fin)), MSP_ERR_INVALID);
+        assert_int_equal(s.undecryptable, 1);
+        assert_int_equal(s.reason, MSP_ETS_R_FINISHED);
+        assert_string_equal(s.text, dir == ETS_S2C ? "server Finished does not verify (wrong key or transcript)"
+                                                   : "client Finished does not verify");
+        assert_int_equal(msp_ets_conn_failed(c), 1);
+        msp_ets_conn_free(c);
+        seen_free(&s);
+        fin[4 + 31] ^= 0x01;
+    }
+    seen_t s = {0};
+    msp_ets_conn_t *c = at_finished(k, &s, ETS_S2C, 0);
+    assert_int_equal(dec_handshake(c, ETS_S2C, fin, sizeof(fin)), MSP_ERR_INVALID);
+    assert_int_equal(s.undecryptable, 1);
+    assert_int_equal(s.reason, MSP_ETS_R_INTERNAL);
+    assert_string_equal(s.text, "key schedule failed (OpenSSL)");
+    assert_int_equal(c->phase, PH_SFLIGHT);
+    msp_ets_conn_free(c);
+    seen_free(&s);
+    msp_ets_keys_free(k);
+}
+
 /* ---- fixtures ---- */
 
 static X509 *self_signed(EVP_PKEY *key)
@@ -1117,6 +1428,9 @@ int main(void)
         cmocka_unit_test(test_finished),
         cmocka_unit_test(test_psk_ke),
         cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_client_certificate),
+        cmocka_unit_test(test_end_of_early_data),
+        cmocka_unit_test(test_finished_by_hand),
         cmocka_unit_test(test_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -217,6 +217,7 @@ static void check_visibility(dec_run_t *r, const msp_ets_event_t *ev)
     if (ev->cert == NULL) {
         return;
     }
+    /* equivalent mutant: '==' -> '!=': then every certificate is parsed again, to the same entries (only slower) */
     if (r->cert == NULL || r->cert_len != ev->cert_len || memcmp(r->cert, ev->cert, ev->cert_len) != 0) {
         const unsigned char *p = ev->cert;
         X509 *x = d2i_X509(NULL, &p, (long)ev->cert_len);
@@ -228,7 +229,9 @@ static void check_visibility(dec_run_t *r, const msp_ets_event_t *ev)
         X509_free(x);
         free(r->cert);
         r->cert = malloc(ev->cert_len);
+        /* equivalent mutant: '!=' -> '==': length 0 kept, so no hit: every certificate parsed again, same entries */
         r->cert_len = r->cert != NULL ? ev->cert_len : 0;
+        /* equivalent mutant: '!=' -> '==': never copied, fresh malloc bytes never equal a DER certificate: no hit */
         if (r->cert != NULL) {
             memcpy(r->cert, ev->cert, ev->cert_len);
         }

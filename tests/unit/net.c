@@ -271,3 +271,41 @@ int net_ready(const net_t *net)
     }
     return ok;
 }
+
+net_identity_t net_server_id, net_mbox_ids[2];
+
+void net_two_mbox_setup(net_setup_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->n = 2;
+    s->server_id = &net_server_id;
+    s->mbox_id[0] = &net_mbox_ids[0];
+    s->mbox_id[1] = &net_mbox_ids[1];
+    s->contexts.present[1] = s->contexts.present[2] = 1;
+    s->contexts.audit[2] = 1;
+    s->access[0][1] = MSP_TLMSP_ACCESS_RW;
+    s->access[0][2] = MSP_TLMSP_ACCESS_R;
+    s->access[1][1] = MSP_TLMSP_ACCESS_R;
+    s->access[1][2] = MSP_TLMSP_ACCESS_RW;
+}
+
+int net_two_mbox_ids_make(void **state)
+{
+    (void)state;
+    return net_identity_make(&net_server_id, "server", 1) | net_identity_make(&net_mbox_ids[0], "m1", 1) |
+           net_identity_make(&net_mbox_ids[1], "m2", 1);
+}
+
+int net_two_mbox_ids_free(void **state)
+{
+    (void)state;
+    net_identity_free(&net_server_id);
+    net_identity_free(&net_mbox_ids[0]);
+    net_identity_free(&net_mbox_ids[1]);
+    return 0;
+}
+
+size_t net_record_len(const uint8_t *p)
+{
+    return 5 + ((size_t)p[3] << 8 | p[4]);
+}

@@ -82,4 +82,17 @@ size_t net_pump(net_t *net);
 /** True when every entity finished its handshake. */
 int net_ready(const net_t *net);
 
+/*
+ * The path the tamper, forge, records, envelope and finished tests share: client -- m1 -- m2 -- server, context 1
+ * unconfirmed (m1 rw, m2 r), context 2 confirmed (m1 r, m2 rw). The identities are made once per test binary
+ * (cmocka group set-up and tear-down).
+ */
+extern net_identity_t net_server_id, net_mbox_ids[2];
+void net_two_mbox_setup(net_setup_t *s);
+int net_two_mbox_ids_make(void **state);
+int net_two_mbox_ids_free(void **state);
+
+/** The whole length of the record at p: header and payload. */
+size_t net_record_len(const uint8_t *p);
+
 #endif

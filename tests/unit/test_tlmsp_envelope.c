@@ -30,23 +30,6 @@
 #include "msp/error.h"
 #include "net.h"
 
-static net_identity_t server_id, m_ids[2];
-
-static void make_setup(net_setup_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->n = 2;
-    s->server_id = &server_id;
-    s->mbox_id[0] = &m_ids[0];
-    s->mbox_id[1] = &m_ids[1];
-    s->contexts.present[1] = s->contexts.present[2] = 1;
-    s->contexts.audit[2] = 1;
-    s->access[0][1] = MSP_TLMSP_ACCESS_RW;
-    s->access[0][2] = MSP_TLMSP_ACCESS_R;
-    s->access[1][1] = MSP_TLMSP_ACCESS_R;
-    s->access[1][2] = MSP_TLMSP_ACCESS_RW;
-}
-
 /* One container written by a middlebox toward an endpoint. */
 typedef struct write {
     size_t mbox;   /* 0: m1, 1: m2 */
@@ -64,7 +47,7 @@ static const uint8_t evil[5] = {'E', 'V', 'I', 'L', '!'};
 static void run(net_t *net, const write_t *w)
 {
     net_setup_t setup;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(setup.access[w->mbox][w->ctx], MSP_TLMSP_ACCESS_RW);
     assert_int_equal(net_open(net, &setup), 0);
     net_pump(net);
@@ -172,22 +155,6 @@ static void test_alert_plaintext_length(void **state)
     }
 }
 
-static int setup_ids(void **state)
-{
-    (void)state;
-    return net_identity_make(&server_id, "server", 1) | net_identity_make(&m_ids[0], "m1", 1) |
-           net_identity_make(&m_ids[1], "m2", 1);
-}
-
-static int free_ids(void **state)
-{
-    (void)state;
-    net_identity_free(&server_id);
-    net_identity_free(&m_ids[0]);
-    net_identity_free(&m_ids[1]);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,5 +163,5 @@ int main(void)
         cmocka_unit_test(test_audit_flag_unconfirmed),
         cmocka_unit_test(test_alert_plaintext_length),
     };
-    return cmocka_run_group_tests(tests, setup_ids, free_ids);
+    return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

@@ -56,28 +56,6 @@
 #include "msp/tlmsp_tls12.h"
 #include "net.h"
 
-static net_identity_t server_id, m_ids[2];
-
-static void make_setup(net_setup_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->n = 2;
-    s->server_id = &server_id;
-    s->mbox_id[0] = &m_ids[0];
-    s->mbox_id[1] = &m_ids[1];
-    s->contexts.present[1] = s->contexts.present[2] = 1;
-    s->contexts.audit[2] = 1;
-    s->access[0][1] = MSP_TLMSP_ACCESS_RW;
-    s->access[0][2] = MSP_TLMSP_ACCESS_R;
-    s->access[1][1] = MSP_TLMSP_ACCESS_R;
-    s->access[1][2] = MSP_TLMSP_ACCESS_RW;
-}
-
-static size_t rec_len(const uint8_t *p)
-{
-    return 5 + ((size_t)p[3] << 8 | p[4]);
-}
-
 static const char *const entity[4] = {"client", "m1", "m2", "server"};
 
 /* ---- a sender that rewrites its own handshake flight after ChangeCipherSpec ---- */
@@ -142,9 +120,9 @@ static void forge_hook(void *user, size_t link, int to_server, msp_buf_t *b)
     msp_buf_t nb, msgs;
     msp_buf_init(&nb, 1u << 26);
     msp_buf_init(&msgs, 1u << 20);
-    for (size_t off = 0; off < b->len; off += rec_len(b->base + off)) {
+    for (size_t off = 0; off < b->len; off += net_record_len(b->base + off)) {
         const uint8_t *p = b->base + off;
-        size_t n = rec_len(p);
+        size_t n = net_record_len(p);
         assert_true(off + n <= b->len); /* whole records: nothing here cuts them */
         if (!f->ccs || p[0] != MSP_TLMSP_CT_HANDSHAKE) {
             f->ccs = f->ccs || p[0] == MSP_TLMSP_CT_CHANGE_CIPHER_SPEC;
@@ -290,7 +268,7 @@ static void forge_id_only(forger_t *f, size_t k, const uint8_t *msg, size_t len,
 static void run(net_t *net, forger_t *f)
 {
     net_setup_t setup;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     f->net = net;
     assert_int_equal(net_open(net, &setup), 0);
     net->tamper = forge_hook;
@@ -444,22 +422,6 @@ static void test_mbox_finished_id_only(void **state)
     expect_refused(&f, "the client sends m1's MiddleboxFinished as its id alone", 1, MSP_ALERT_DECODE_ERROR);
 }
 
-static int setup_ids(void **state)
-{
-    (void)state;
-    return net_identity_make(&server_id, "server", 1) | net_identity_make(&m_ids[0], "m1", 1) |
-           net_identity_make(&m_ids[1], "m2", 1);
-}
-
-static int free_ids(void **state)
-{
-    (void)state;
-    net_identity_free(&server_id);
-    net_identity_free(&m_ids[0]);
-    net_identity_free(&m_ids[1]);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,5 +430,5 @@ int main(void)
         cmocka_unit_test(test_mbox_finished_one_too_many), cmocka_unit_test(test_mbox_finished_empty),
         cmocka_unit_test(test_mbox_finished_id_only),
     };
-    return cmocka_run_group_tests(tests, setup_ids, free_ids);
+    return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

@@ -46,28 +46,6 @@
 #include "msp/tlmsp_tls12.h"
 #include "net.h"
 
-static net_identity_t server_id, m_ids[2];
-
-static void make_setup(net_setup_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->n = 2;
-    s->server_id = &server_id;
-    s->mbox_id[0] = &m_ids[0];
-    s->mbox_id[1] = &m_ids[1];
-    s->contexts.present[1] = s->contexts.present[2] = 1;
-    s->contexts.audit[2] = 1;
-    s->access[0][1] = MSP_TLMSP_ACCESS_RW;
-    s->access[0][2] = MSP_TLMSP_ACCESS_R;
-    s->access[1][1] = MSP_TLMSP_ACCESS_R;
-    s->access[1][2] = MSP_TLMSP_ACCESS_RW;
-}
-
-static size_t rec_len(const uint8_t *p)
-{
-    return 5 + ((size_t)p[3] << 8 | p[4]);
-}
-
 /* ---- containers forged by m2 on its hop to the server ---- */
 
 enum lie {
@@ -163,7 +141,7 @@ static void forge_container(void *user, size_t link, int to_server, msp_buf_t *b
     msp_tlmsp_container_t *c = calloc(1, sizeof(*c));
     msp_reader_t rd;
     assert_non_null(c);
-    assert_int_equal(rec_len(b->base), b->len); /* one container, the one just sent */
+    assert_int_equal(net_record_len(b->base), b->len); /* one container, the one just sent */
     msp_reader_init(&rd, b->base + 9, b->len - 9);
     assert_int_equal(msp_tlmsp_container_parse(&rd, 1, c), MSP_OK);
     assert_int_equal(c->context, 1);
@@ -185,7 +163,7 @@ static const char *kind_name(uint8_t type)
 static void run_forger(net_t *net, forger_t *f)
 {
     net_setup_t setup;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(net, &setup), 0);
     net_pump(net);
     assert_true(net_ready(net));
@@ -317,7 +295,7 @@ static void watch_alert(void *user, size_t link, int to_server, msp_buf_t *b)
     msp_tlmsp_container_t *c = calloc(1, sizeof(*c));
     msp_reader_t rd;
     assert_non_null(c);
-    msp_reader_init(&rd, b->base + 9, rec_len(b->base) - 9);
+    msp_reader_init(&rd, b->base + 9, net_record_len(b->base) - 9);
     assert_int_equal(msp_tlmsp_container_parse(&rd, 1, c), MSP_OK);
     if (c->fragment[0] == w->author) {
         memcpy(w->writer_mac, c->writer_mac, MSP_TLMSP_MAC_LEN);
@@ -335,7 +313,7 @@ static void expect_read_only_alert_accepted(size_t mbox, uint8_t ctx)
 {
     net_setup_t setup;
     net_t net;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(setup.access[mbox][ctx], MSP_TLMSP_ACCESS_R);
     assert_int_equal(net_open(&net, &setup), 0);
     net_pump(&net);
@@ -391,7 +369,7 @@ static void duplicate_fmac(void *user, size_t link, int to_server, msp_buf_t *b)
     msp_reader_t rd;
     uint8_t last[MSP_TLMSP_FMAC_LEN];
     assert_non_null(c);
-    assert_int_equal(rec_len(b->base), b->len); /* one container, the one just sent */
+    assert_int_equal(net_record_len(b->base), b->len); /* one container, the one just sent */
     msp_reader_init(&rd, b->base + 9, b->len - 9);
     assert_int_equal(msp_tlmsp_container_parse(&rd, 1, c), MSP_OK);
     assert_int_equal(c->context, 2);
@@ -421,7 +399,7 @@ static void test_forged_audit_chain_extra_entry(void **state)
     net_setup_t setup;
     net_t net;
     dup_t d = {&net, 0};
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(&net, &setup), 0);
     net_pump(&net);
     assert_true(net_ready(&net));
@@ -488,7 +466,7 @@ static void replace_confirmation(void *user, size_t link, int to_server, msp_buf
     if (k->done || link != hop || to_server != k->to_server) {
         return;
     }
-    for (size_t off = 0; off + 14 <= b->len; off += rec_len(b->base + off)) {
+    for (size_t off = 0; off + 14 <= b->len; off += net_record_len(b->base + off)) {
         uint8_t *p = b->base + off;
         if (p[0] != MSP_TLMSP_CT_HANDSHAKE || p[9] != MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION || p[13] != id) {
             continue;
@@ -496,7 +474,7 @@ static void replace_confirmation(void *user, size_t link, int to_server, msp_buf
         msp_buf_t msg;
         msp_buf_init(&msg, 1u << 16);
         lying_confirmation(k, &msg);
-        assert_int_equal(msg.len, rec_len(p) - 9); /* record header and Sid, then the one message */
+        assert_int_equal(msg.len, net_record_len(p) - 9); /* record header and Sid, then the one message */
         memcpy(p + 9, msg.base, msg.len);
         msp_buf_free(&msg);
         k->done = 1;
@@ -510,7 +488,7 @@ static void expect_keyconfirmation_fault(confirmer_t *k)
     net_setup_t setup;
     net_t net;
     k->net = &net;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(&net, &setup), 0);
     net.tamper = replace_confirmation;
     net.tamper_user = k;
@@ -544,22 +522,6 @@ static void test_keyconfirmation_fault_at_client(void **state)
     expect_keyconfirmation_fault(&k);
 }
 
-static int setup_ids(void **state)
-{
-    (void)state;
-    return net_identity_make(&server_id, "server", 1) | net_identity_make(&m_ids[0], "m1", 1) |
-           net_identity_make(&m_ids[1], "m2", 1);
-}
-
-static int free_ids(void **state)
-{
-    (void)state;
-    net_identity_free(&server_id);
-    net_identity_free(&m_ids[0]);
-    net_identity_free(&m_ids[1]);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,5 +537,5 @@ int main(void)
         cmocka_unit_test(test_keyconfirmation_fault_at_server),
         cmocka_unit_test(test_keyconfirmation_fault_at_client),
     };
-    return cmocka_run_group_tests(tests, setup_ids, free_ids);
+    return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

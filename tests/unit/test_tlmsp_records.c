@@ -32,28 +32,6 @@
 #include "msp/error.h"
 #include "net.h"
 
-static net_identity_t server_id, m_ids[2];
-
-static void make_setup(net_setup_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->n = 2;
-    s->server_id = &server_id;
-    s->mbox_id[0] = &m_ids[0];
-    s->mbox_id[1] = &m_ids[1];
-    s->contexts.present[1] = s->contexts.present[2] = 1;
-    s->contexts.audit[2] = 1;
-    s->access[0][1] = MSP_TLMSP_ACCESS_RW;
-    s->access[0][2] = MSP_TLMSP_ACCESS_R;
-    s->access[1][1] = MSP_TLMSP_ACCESS_R;
-    s->access[1][2] = MSP_TLMSP_ACCESS_RW;
-}
-
-static size_t rec_len(const uint8_t *p)
-{
-    return 5 + ((size_t)p[3] << 8 | p[4]);
-}
-
 /* ---- one record put on one hop ---- */
 
 enum where { BEFORE, AFTER, INSTEAD };
@@ -80,14 +58,14 @@ static void inject_hook(void *user, size_t link, int to_server, msp_buf_t *b)
         return;
     }
     size_t off = 0;
-    for (; off + 5 <= b->len && b->base[off] != in->anchor; off += rec_len(b->base + off)) {
+    for (; off + 5 <= b->len && b->base[off] != in->anchor; off += net_record_len(b->base + off)) {
         in->seen++;
     }
     if (off + 5 > b->len) {
         return;
     }
     uint8_t rec[5 + 4 + sizeof(in->payload)];
-    size_t sid = in->seen > 0 ? 4 : 0, n = 5 + sid + in->len, anchor_len = rec_len(b->base + off);
+    size_t sid = in->seen > 0 ? 4 : 0, n = 5 + sid + in->len, anchor_len = net_record_len(b->base + off);
     rec[0] = in->type;
     rec[1] = 0x03;
     rec[2] = 0x03;
@@ -109,7 +87,7 @@ static void expect_refused(inject_t *in, int alert)
 {
     net_setup_t setup;
     net_t net;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(&net, &setup), 0);
     net.tamper = inject_hook;
     net.tamper_user = in;
@@ -287,22 +265,6 @@ static void test_application_data_before_ccs(void **state)
     }
 }
 
-static int setup_ids(void **state)
-{
-    (void)state;
-    return net_identity_make(&server_id, "server", 1) | net_identity_make(&m_ids[0], "m1", 1) |
-           net_identity_make(&m_ids[1], "m2", 1);
-}
-
-static int free_ids(void **state)
-{
-    (void)state;
-    net_identity_free(&server_id);
-    net_identity_free(&m_ids[0]);
-    net_identity_free(&m_ids[1]);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,5 +277,5 @@ int main(void)
         cmocka_unit_test(test_unknown_content_type),
         cmocka_unit_test(test_application_data_before_ccs),
     };
-    return cmocka_run_group_tests(tests, setup_ids, free_ids);
+    return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

@@ -45,8 +45,6 @@
 static const char TABLE_HEADER[] = "hop\tdir\tindex\tkind\tfield\tmutation\toffset\toutcome\tdetector\talert\tcode\t"
                                    "client\tm1\tm2\tserver\tsrv_ctx1\tsrv_ctx2\tcli_ctx1\tcli_ctx2";
 
-static net_identity_t server_id, m_ids[2];
-
 enum mut { FLIP, TRUNCATE, DROP, REPLAY, REORDER, NMUT };
 static const char *const mut_name[NMUT] = {"flip", "truncate", "drop", "replay", "reorder"};
 static const char *const hop_name[3] = {"client-m1", "m1-m2", "m2-server"};
@@ -82,26 +80,6 @@ typedef struct tamper {
     uint8_t held[70000];
     size_t held_len;
 } tamper_t;
-
-static void make_setup(net_setup_t *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->n = 2;
-    s->server_id = &server_id;
-    s->mbox_id[0] = &m_ids[0];
-    s->mbox_id[1] = &m_ids[1];
-    s->contexts.present[1] = s->contexts.present[2] = 1;
-    s->contexts.audit[2] = 1;
-    s->access[0][1] = MSP_TLMSP_ACCESS_RW;
-    s->access[0][2] = MSP_TLMSP_ACCESS_R;
-    s->access[1][1] = MSP_TLMSP_ACCESS_R;
-    s->access[1][2] = MSP_TLMSP_ACCESS_RW;
-}
-
-static size_t rec_len(const uint8_t *p)
-{
-    return 5 + ((size_t)p[3] << 8 | p[4]);
-}
 
 /* ---- the fields of a record, from its parsed structure ---- */
 
@@ -155,7 +133,7 @@ static void container_fields(rec_info_t *r, const uint8_t *rec)
     msp_tlmsp_container_t *c = calloc(1, sizeof(*c));
     msp_reader_t rd;
     assert_non_null(c);
-    msp_reader_init(&rd, rec + 9, rec_len(rec) - 9);
+    msp_reader_init(&rd, rec + 9, net_record_len(rec) - 9);
     assert_int_equal(msp_tlmsp_container_parse(&rd, 1, c), MSP_OK);
     size_t frag = (size_t)(c->fragment - rec);
     add(r, 9, "ctx");
@@ -214,7 +192,7 @@ static const char *hs_name(uint8_t t)
  * each way is the Finished, the others MiddleboxFinished (handshake 4.3 step 6, 4.4 step 8). */
 static void sealed_fields(rec_info_t *r, const uint8_t *rec, size_t nth)
 {
-    size_t n = rec_len(rec);
+    size_t n = net_record_len(rec);
     add(r, 9, "nonce[0]");
     add(r, 21, "ciphertext");
     add_bytes(r, n - 16, 16, "", "tag");
@@ -224,7 +202,7 @@ static void sealed_fields(rec_info_t *r, const uint8_t *rec, size_t nth)
 /* Plaintext handshake and ChangeCipherSpec: the first, middle and last payload byte. */
 static void payload_fields(rec_info_t *r, const uint8_t *rec)
 {
-    size_t sid = r->index > 0 ? 4 : 0, len = rec_len(rec) - 5 - sid, p = 5 + sid;
+    size_t sid = r->index > 0 ? 4 : 0, len = net_record_len(rec) - 5 - sid, p = 5 + sid;
     if (rec[0] == MSP_TLMSP_CT_CHANGE_CIPHER_SPEC) {
         snprintf(r->kind, sizeof(r->kind), "ChangeCipherSpec");
     } else {
@@ -253,7 +231,7 @@ static void describe(tamper_t *t, rec_info_t *r, const uint8_t *rec)
 
 static void record_all(tamper_t *t, size_t link, int to_server, const msp_buf_t *b)
 {
-    for (size_t off = 0; off + 5 <= b->len; off += rec_len(b->base + off)) {
+    for (size_t off = 0; off + 5 <= b->len; off += net_record_len(b->base + off)) {
         assert_true(t->nrecs < MAX_RECS);
         rec_info_t *r = &t->recs[t->nrecs++];
         r->link = link;
@@ -268,7 +246,7 @@ static void record_all(tamper_t *t, size_t link, int to_server, const msp_buf_t 
 /* Applies the case's mutation to the buffer holding the target record. */
 static void mutate(tamper_t *t, msp_buf_t *b, size_t off)
 {
-    size_t n = rec_len(b->base + off), end = off + n;
+    size_t n = net_record_len(b->base + off), end = off + n;
     switch (t->mut) {
     case FLIP:
         b->base[off + t->off] ^= 0x01;
@@ -316,13 +294,13 @@ static void hook(void *user, size_t link, int to_server, msp_buf_t *b)
         t->held_len = 0;
         return;
     }
-    for (size_t off = 0; !t->done && off + 5 <= b->len; off += rec_len(b->base + off)) {
+    for (size_t off = 0; !t->done && off + 5 <= b->len; off += net_record_len(b->base + off)) {
         if (t->count[link][to_server]++ == t->index) {
             t->done = 1;
             mutate(t, b, off);
             if (t->mut == REORDER && b->len > off) {
                 /* the next record is in this chunk: put the held one right after it */
-                size_t next_end = off + rec_len(b->base + off);
+                size_t next_end = off + net_record_len(b->base + off);
                 msp_buf_reserve(b, t->held_len);
                 memmove(b->base + next_end + t->held_len, b->base + next_end, b->len - next_end);
                 memcpy(b->base + next_end, t->held, t->held_len);
@@ -458,7 +436,7 @@ static void run_one(const rec_info_t *r, int mut, const field_t *f, result_t *re
     net_t net;
     tamper_t *t = calloc(1, sizeof(*t));
     assert_non_null(t);
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     t->link = r->link;
     t->to_server = r->to_server;
     t->index = r->index;
@@ -700,22 +678,6 @@ static int check_table(char **lines, size_t n, char *msg, size_t msg_len)
     return bad > 0 ? -1 : 0;
 }
 
-static int setup_ids(void **state)
-{
-    (void)state;
-    return net_identity_make(&server_id, "server", 1) | net_identity_make(&m_ids[0], "m1", 1) |
-           net_identity_make(&m_ids[1], "m2", 1);
-}
-
-static int free_ids(void **state)
-{
-    (void)state;
-    net_identity_free(&server_id);
-    net_identity_free(&m_ids[0]);
-    net_identity_free(&m_ids[1]);
-    return 0;
-}
-
 /* One clean run through the hook: every record on every hop and direction, with its fields. */
 static tamper_t *record_session(void)
 {
@@ -725,7 +687,7 @@ static tamper_t *record_session(void)
     assert_non_null(rec);
     rec->recs = calloc(MAX_RECS, sizeof(*rec->recs));
     assert_non_null(rec->recs);
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(&net, &setup), 0);
     rec->recording = 1;
     net.tamper = hook;
@@ -790,7 +752,7 @@ static void rewrite_as_m2(void *user, size_t link, int to_server, msp_buf_t *b)
     msp_tlmsp_mbox_t *m2 = r->net->m[1];
     msp_reader_t rd;
     msp_tlmsp_container_t *c = calloc(1, sizeof(*c));
-    msp_reader_init(&rd, b->base + 9, rec_len(b->base) - 9);
+    msp_reader_init(&rd, b->base + 9, net_record_len(b->base) - 9);
     assert_int_equal(msp_tlmsp_container_parse(&rd, 1, c), MSP_OK);
     msp_buf_t out;
     msp_buf_init(&out, 1u << 20);
@@ -811,7 +773,7 @@ static void test_readonly_middlebox_writes(void **state)
     net_setup_t setup;
     net_t net;
     rogue_t r = {&net, 0};
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(&net, &setup), 0);
     net_pump(&net);
     assert_true(net_ready(&net));
@@ -832,7 +794,7 @@ static void test_readonly_middlebox_inserts(void **state)
     (void)state;
     net_setup_t setup;
     net_t net;
-    make_setup(&setup);
+    net_two_mbox_setup(&setup);
     assert_int_equal(net_open(&net, &setup), 0);
     net_pump(&net);
     assert_true(net_ready(&net));
@@ -855,5 +817,5 @@ int main(void)
         cmocka_unit_test(test_readonly_middlebox_writes),
         cmocka_unit_test(test_readonly_middlebox_inserts),
     };
-    return cmocka_run_group_tests(tests, setup_ids, free_ids);
+    return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

@@ -253,6 +253,11 @@ static void test_extra_element(void **state)
     assert_int_equal(msp_ets_vi_decode(extra_utf8, sizeof(extra_utf8), got, &a, &alen), MSP_ERR_SYNTAX);
     assert_int_equal(msp_ets_vi_decode(trailing, sizeof(trailing), got, &a, &alen), MSP_ERR_SYNTAX);
     assert_int_equal(msp_ets_vi_decode(trailing, sizeof(trailing) - 2, got, &a, &alen), MSP_OK);
+    /* too few elements: no accessDescription at all, and one of another type (PrintableString) */
+    static const uint8_t missing[] = {0x30, 0x0c, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    static const uint8_t printable[] = {0x30, 0x0e, 0x04, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x13, 0x00};
+    assert_int_equal(msp_ets_vi_decode(missing, sizeof(missing), got, &a, &alen), MSP_ERR_SYNTAX);
+    assert_int_equal(msp_ets_vi_decode(printable, sizeof(printable), got, &a, &alen), MSP_ERR_SYNTAX);
 
     /* in a certificate: the otherName with the extra element is an error, as any broken value is */
     EVP_PKEY *signing = EVP_EC_gen("P-256");

@@ -205,7 +205,7 @@ def prepare(work, k, rev):
             continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         if not os.path.exists(dst) or not same(src, dst):
-            shutil.copy2(src, dst)
+            shutil.copy(src, dst)  # a fresh mtime: copy2 kept the source's, older than objects built before
     return configure(tree, build, log)
 
 

@@ -1,5 +1,11 @@
 #include "net.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,4 +314,26 @@ int net_two_mbox_ids_free(void **state)
 size_t net_record_len(const uint8_t *p)
 {
     return 5 + ((size_t)p[3] << 8 | p[4]);
+}
+
+void net_expect_refused(const net_t *net, size_t who, int alert)
+{
+    int err[4] = {net->client_err, net->mbox_err[0], net->mbox_err[1], net->server_err};
+    assert_int_equal(err[who], alert);
+    for (size_t i = 0; i < 4; i++) {
+        if (i != who) {
+            assert_true(err[i] == MSP_OK || err[i] == MSP_ERR_CLASS_PEER_ALERT + alert);
+        }
+    }
+    if (who != 0) {
+        assert_int_equal(net->client_err, MSP_ERR_CLASS_PEER_ALERT + alert);
+    }
+    if (who != 3) {
+        assert_int_equal(net->server_err, MSP_ERR_CLASS_PEER_ALERT + alert);
+    }
+    assert_false(net_ready(net));
+    for (size_t c = 1; c <= 2; c++) {
+        assert_int_equal(net->at_server.data[c].len, 0);
+        assert_int_equal(net->at_client.data[c].len, 0);
+    }
 }

@@ -92,6 +92,12 @@ void net_two_mbox_setup(net_setup_t *s);
 int net_two_mbox_ids_make(void **state);
 int net_two_mbox_ids_free(void **state);
 
+/*
+ * Entity `who` (0 client, 1 m1, 2 m2, 3 server) sent `alert`; every other entity raised none of its own (only the
+ * relayed alert), both endpoints heard it, nobody is ready and nothing was released (cmocka assertions).
+ */
+void net_expect_refused(const net_t *net, size_t who, int alert);
+
 /** The whole length of the record at p: header and payload. */
 size_t net_record_len(const uint8_t *p);
 

@@ -104,23 +104,7 @@ static void expect_refused(inject_t *in, int alert)
                   in->type, in->len, where_name[in->where], in->anchor, entity[in->link], entity[in->link + 1],
                   in->to_server ? "c2s" : "s2c", entity[who], msp_error_name(err[who]), err[who], (unsigned)err[0],
                   (unsigned)err[1], (unsigned)err[2], (unsigned)err[3]);
-    assert_int_equal(err[who], alert);
-    for (size_t i = 0; i < 4; i++) {
-        if (i != who) {
-            assert_true(err[i] == MSP_OK || err[i] == MSP_ERR_CLASS_PEER_ALERT + alert);
-        }
-    }
-    if (who != 0) {
-        assert_int_equal(net.client_err, MSP_ERR_CLASS_PEER_ALERT + alert);
-    }
-    if (who != 3) {
-        assert_int_equal(net.server_err, MSP_ERR_CLASS_PEER_ALERT + alert);
-    }
-    assert_false(net_ready(&net));
-    for (size_t c = 1; c <= 2; c++) {
-        assert_int_equal(net.at_server.data[c].len, 0);
-        assert_int_equal(net.at_client.data[c].len, 0);
-    }
+    net_expect_refused(&net, who, alert);
     net_close(&net);
 }
 

@@ -35,27 +35,11 @@ openssl verify -CAfile ca.pem ec.pem rsa.pem >/dev/null 2>&1 && ok || bad "certi
 
 ets_conf ets.cnf "$tmp/x25519.pem" "$tmp/p256.pem"
 
-mkfifo stdin.fifo
-exec 3<>stdin.fifo
-
-# start_server NAME ARGS...: stock openssl s_server with our openssl.cnf on a free port; sets $port
+# start_server NAME ARGS...: stock openssl s_server with our openssl.cnf on a free port (lib.sh); sets $port
 start_server() {
     local name=$1
     shift
-    for _ in 1 2 3 4 5 6 7 8; do
-        port=$(port_candidate)
-        # stdin stays open (the non-www server would end on EOF): a FIFO this script holds; $! is the server
-        OPENSSL_CONF=$tmp/ets.cnf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups X25519:P-256 "$@" \
-            >"$name.log" 2>&1 <stdin.fifo &
-        pids+=($!)
-        for _ in $(seq 50); do
-            grep -q ACCEPT "$name.log" 2>/dev/null && return 0
-            grep -qi error "$name.log" 2>/dev/null && break
-            sleep 0.1
-        done
-    done
-    bad "s_server $name did not start: $(head -c 300 "$name.log")"
-    return 1
+    s_server "$name.log" "$tmp/ets.cnf" X25519:P-256 "$@"
 }
 start_server www -cert ec.pem -key ec.key -dcert rsa.pem -dkey rsa.key -www
 www_port=$port

@@ -19,28 +19,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$t
 xpub=$(pub "$tmp/x.pem" 32)
 ppub=$(pub "$tmp/p.pem" 65)
 
-# serve CONF GROUPS: starts s_server on a free loopback port (a random one, retried if taken); sets $port
+# serve CONF GROUPS: s_server (lib.sh) with this configuration and groups; sets $port and $server_log
 serve() {
-    local log="$tmp/server.$RANDOM.log"
-    for _ in 1 2 3 4 5 6 7 8; do
-        port=$(port_candidate)
-        OPENSSL_CONF=$1 openssl s_server -accept "127.0.0.1:$port" -cert "$tmp/cert.pem" -key "$tmp/cert.key" \
-            -tls1_3 -groups "$2" -www >"$log" 2>&1 &
-        local pid=$!
-        for _ in $(seq 50); do
-            if grep -q '^ACCEPT' "$log"; then
-                pids+=("$pid")
-                server_log=$log
-                return 0
-            fi
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    bad "s_server did not start: $(head -c 300 "$log")"
-    return 1
+    server_log="$tmp/server.$RANDOM.log"
+    s_server "$server_log" "$1" "$2" -cert "$tmp/cert.pem" -key "$tmp/cert.key" -www
 }
 
 # hello GROUPS: the ServerHello's bytes (hex) of one connection to $port, "" when the handshake failed

@@ -101,27 +101,11 @@ lacks "$tmp/out" "$fp_used"
 
 ets_conf ets.cnf "$tmp/x25519.pem" "$tmp/p256.pem"
 
-mkfifo stdin.fifo
-exec 3<>stdin.fifo
-
-# start_server NAME CERT [CONF [KEY [GROUPS]]]: stock openssl s_server with our openssl.cnf (or CONF), cert.key (or
-# KEY) and the groups X25519:P-256 (or GROUPS) on a free loopback port; sets $port
+# start_server NAME CERT [CONF [KEY [GROUPS]]]: stock openssl s_server (lib.sh) with our openssl.cnf (or CONF),
+# cert.key (or KEY) and the groups X25519:P-256 (or GROUPS); sets $port
 start_server() {
     local name=$1 cert=$2 conf=${3:-$tmp/ets.cnf} key=${4:-cert.key} groups=${5:-X25519:P-256}
-    for _ in 1 2 3 4 5 6 7 8; do
-        port=$(port_candidate)
-        # stdin stays open (s_server would end on EOF): a FIFO this script holds
-        OPENSSL_CONF=$conf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups "$groups" \
-            -cert "$cert" -key "$key" -www >"$name.log" 2>&1 <stdin.fifo &
-        pids+=("$!")
-        for _ in $(seq 50); do
-            grep -q ACCEPT "$name.log" 2>/dev/null && return 0
-            grep -qi error "$name.log" 2>/dev/null && break
-            sleep 0.1
-        done
-    done
-    bad "s_server $name did not start: $(head -c 300 "$name.log")"
-    return 1
+    s_server "$name.log" "$conf" "$groups" -cert "$cert" -key "$key" -www
 }
 start_server a a.pem || { finish ets_visibility; exit 1; }
 port_a=$port

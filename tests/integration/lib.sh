@@ -58,3 +58,33 @@ EOF
 port_candidate() {
     echo $((20000 + RANDOM % 12000))
 }
+
+# s_server LOG CONF GROUPS ARGS...: stock openssl s_server (TLS 1.3, GROUPS, OPENSSL_CONF=CONF, then ARGS) on a free
+# loopback port, retried on another if it does not come up; its standard input is a FIFO this script holds open
+# (without -www it would end on EOF). Once it says ACCEPT it is in pids, and $port and $server_pid are set.
+s_server() {
+    local log=$1 conf=$2 groups=$3
+    shift 3
+    if [ ! -p "$tmp/s_server.stdin" ]; then
+        mkfifo "$tmp/s_server.stdin"
+        exec 9<>"$tmp/s_server.stdin"
+    fi
+    for _ in 1 2 3 4 5 6 7 8; do
+        port=$(port_candidate)
+        OPENSSL_CONF=$conf openssl s_server -accept "127.0.0.1:$port" -tls1_3 -groups "$groups" "$@" >"$log" 2>&1 \
+            <"$tmp/s_server.stdin" &
+        server_pid=$!
+        for _ in $(seq 50); do
+            if grep -q '^ACCEPT' "$log" 2>/dev/null; then
+                pids+=("$server_pid")
+                return 0
+            fi
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    done
+    bad "s_server did not start: $(head -c 300 "$log")"
+    return 1
+}

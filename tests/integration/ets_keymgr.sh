@@ -189,7 +189,13 @@ OPENSSL_CONF=$tmp/ets.cnf openssl s_server -accept "127.0.0.1:$W" -tls1_3 -group
 pids+=($!)
 wait_listen "$W" || bad "s_server with the fetched keys does not listen: $(cat "$tmp/web.log")"
 fp_x_first=$(awk '$1 == "x25519" {print $2}' "$tmp/first")
-# ... and a middlebox holding the same fetched keys decrypts those connections live
+run 0 "$msp" ets probe "127.0.0.1:$W" --groups X25519 --format json
+if grep -q "\"fingerprint\":\"$fp_x_first\"" "$tmp/out" && grep -q '"static_key_share":true' "$tmp/out"; then ok; else
+    bad "the server does not use the fetched key $fp_x_first: $(cat "$tmp/out")"
+fi
+# ... and a middlebox holding the same fetched keys decrypts a stock client's connections live. Not the probe's: it
+# closes without reading the last NewSessionTicket, and a server packet after its reset starts a phantom flow in the
+# decryptor (issue 13), which made this count flaky.
 "$msp" ets decrypt --interface lo --filter "tcp port $W" --key-dir "$tmp/k1" --events "$tmp/live.json" \
     2>"$tmp/live.err" &
 live=$!
@@ -197,10 +203,11 @@ for _ in $(seq 100); do
     grep -q "capturing on lo" "$tmp/live.err" 2>/dev/null && break
     sleep 0.1
 done
-run 0 "$msp" ets probe "127.0.0.1:$W" --groups X25519 --format json
-if grep -q "\"fingerprint\":\"$fp_x_first\"" "$tmp/out" && grep -q '"static_key_share":true' "$tmp/out"; then ok; else
-    bad "the server does not use the fetched key $fp_x_first: $(cat "$tmp/out")"
-fi
+for _ in 1 2; do
+    (printf 'GET / HTTP/1.0\r\n\r\n'; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$W" -groups X25519 \
+        -ign_eof >"$tmp/web.out" 2>&1
+    if grep -q "HTTP/1.0 200 ok" "$tmp/web.out"; then ok; else bad "s_client to the ETS server: $(tail -c 300 "$tmp/web.out")"; fi
+done
 sleep 0.5
 kill -INT $live
 if wait $live && grep -q '"flows":2,"decrypted":2,"undecryptable":0' "$tmp/live.json"; then ok; else

@@ -22,6 +22,12 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --output-junit junit.xml
 
+# The library as an application gets it: `cmake --install` of the optimised build into a scratch prefix, and
+# the examples built against that through pkg-config, then run.
+rm -rf build/prefix
+cmake --install build --prefix "$PWD/build/prefix" >/dev/null
+bash examples/run.sh build/prefix build/bench/bench_ets
+
 # In CI a skip is a failure: every tool a test needs is installed by scripts/deps.sh, so a skip there means a
 # broken set-up. CTest marks a skipped test in the JUnit file; cmocka prints "[  SKIPPED ]" for a skipped case.
 if [ "${CI:-}" = true ] && grep -qE '<skipped|status="(notrun|disabled)"|\[  SKIPPED \]' build-asan/junit.xml; then

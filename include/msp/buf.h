@@ -8,6 +8,8 @@
 #ifndef MSP_BUF_H
 #define MSP_BUF_H
 
+#include "msp/api.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,36 +24,36 @@ typedef struct msp_buf {
 } msp_buf_t;
 
 /** An empty heap buffer that grows up to limit bytes. */
-void msp_buf_init(msp_buf_t *b, size_t limit);
+MSP_API void msp_buf_init(msp_buf_t *b, size_t limit);
 
 /** A buffer over caller memory of cap bytes; it never grows or frees. */
-void msp_buf_init_fixed(msp_buf_t *b, void *storage, size_t cap);
+MSP_API void msp_buf_init_fixed(msp_buf_t *b, void *storage, size_t cap);
 
 /** Wipes the contents (they may be secrets) and frees owned memory. */
-void msp_buf_free(msp_buf_t *b);
+MSP_API void msp_buf_free(msp_buf_t *b);
 
 /** MSP_OK, or the first failure (MSP_ERR_LIMIT, MSP_ERR_NO_MEMORY). */
-int msp_buf_error(const msp_buf_t *b);
+MSP_API int msp_buf_error(const msp_buf_t *b);
 
 /** Makes room for n more bytes. */
-int msp_buf_reserve(msp_buf_t *b, size_t n);
+MSP_API int msp_buf_reserve(msp_buf_t *b, size_t n);
 
-int msp_buf_put(msp_buf_t *b, const void *p, size_t n);
-int msp_buf_put_u8(msp_buf_t *b, uint8_t v);
-int msp_buf_put_u16(msp_buf_t *b, uint16_t v); /* big-endian */
+MSP_API int msp_buf_put(msp_buf_t *b, const void *p, size_t n);
+MSP_API int msp_buf_put_u8(msp_buf_t *b, uint8_t v);
+MSP_API int msp_buf_put_u16(msp_buf_t *b, uint16_t v); /* big-endian */
 int msp_buf_put_u24(msp_buf_t *b, uint32_t v);
-int msp_buf_put_u32(msp_buf_t *b, uint32_t v);
-int msp_buf_put_u64(msp_buf_t *b, uint64_t v);
+MSP_API int msp_buf_put_u32(msp_buf_t *b, uint32_t v);
+MSP_API int msp_buf_put_u64(msp_buf_t *b, uint64_t v);
 
 /** Appends s without its terminator. */
-int msp_buf_puts(msp_buf_t *b, const char *s);
+MSP_API int msp_buf_puts(msp_buf_t *b, const char *s);
 
 /** Lower-case hex of p[0..n) into out, which holds 2 * n + 1 bytes (NUL-terminated). */
-void msp_hex(char *out, const uint8_t *p, size_t n);
+MSP_API void msp_hex(char *out, const uint8_t *p, size_t n);
 
 /** Appends formatted text (no terminator). */
-int msp_buf_printf(msp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int msp_buf_vprintf(msp_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+MSP_API int msp_buf_printf(msp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+MSP_API int msp_buf_vprintf(msp_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /**
  * Length-prefixed block, the writer's twin of msp_read_block: begin writes a
@@ -59,13 +61,13 @@ int msp_buf_vprintf(msp_buf_t *b, const char *fmt, va_list ap) __attribute__((fo
  * fills in the length of what was written since, or fails with MSP_ERR_LIMIT
  * if it does not fit the prefix.
  */
-int msp_buf_block_begin(msp_buf_t *b, size_t prefix_len, size_t *mark);
-int msp_buf_block_end(msp_buf_t *b, size_t prefix_len, size_t mark);
+MSP_API int msp_buf_block_begin(msp_buf_t *b, size_t prefix_len, size_t *mark);
+MSP_API int msp_buf_block_end(msp_buf_t *b, size_t prefix_len, size_t mark);
 
 /**
  * Returns the contents as a NUL-terminated string (the NUL is not counted in
  * len), or NULL after an error.
  */
-const char *msp_buf_cstr(msp_buf_t *b);
+MSP_API const char *msp_buf_cstr(msp_buf_t *b);
 
 #endif

@@ -15,6 +15,8 @@
 #ifndef MSP_ERROR_H
 #define MSP_ERROR_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 
 enum {
@@ -60,13 +62,13 @@ typedef struct msp_error {
  * and returns code, so that callers can write `return msp_error_set(...)`.
  * where may be NULL. Text that does not fit is cut, never overflowed.
  */
-int msp_error_set(msp_error_t *err, int code, const char *where, const char *fmt, ...)
+MSP_API int msp_error_set(msp_error_t *err, int code, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /** Clears err to MSP_OK with empty strings. */
-void msp_error_clear(msp_error_t *err);
+MSP_API void msp_error_clear(msp_error_t *err);
 
 /** A static, lower-case name for code ("decode_error", "no memory", ...). Never NULL. */
-const char *msp_error_name(int code);
+MSP_API const char *msp_error_name(int code);
 
 #endif

@@ -14,6 +14,8 @@
 #ifndef MSP_ETS_H
 #define MSP_ETS_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,17 +30,18 @@
 #define MSP_ETS_MAX_VI 16       /* visibility informations read from one certificate */
 
 /** The fingerprint of a key_share's key_exchange bytes (ETS-VI-3). */
-int msp_ets_fingerprint(const uint8_t *key_share, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN]);
+MSP_API int msp_ets_fingerprint(const uint8_t *key_share, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN]);
 
 /**
  * The key_share bytes of a static key (X25519: 32 raw bytes; P-256: the
  * 65-byte uncompressed point). MSP_ERR_ARGUMENT for another kind of key,
  * MSP_ERR_LIMIT when cap is too small.
  */
-int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len);
+MSP_API int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len);
 
 /** DER of a VisibilityInformation (access: UTF-8, at most MSP_ETS_MAX_ACCESS bytes), appended to out. */
-int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len, msp_buf_t *out);
+MSP_API int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len,
+                              msp_buf_t *out);
 
 /**
  * Parses the DER of a VisibilityInformation; the whole input must be it
@@ -46,18 +49,18 @@ int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *acc
  * description valid UTF-8. *access points into der. MSP_OK or
  * MSP_ERR_SYNTAX.
  */
-int msp_ets_vi_decode(const uint8_t *der, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const uint8_t **access,
-                      size_t *access_len);
+MSP_API int msp_ets_vi_decode(const uint8_t *der, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN],
+                              const uint8_t **access, size_t *access_len);
 
 /** Adds one VisibilityInformation otherName to the certificate's subjectAltName (created if absent). */
-int msp_ets_cert_add(X509 *x, const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len);
+MSP_API int msp_ets_cert_add(X509 *x, const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len);
 
 /**
  * Removes every VisibilityInformation otherName from the certificate's
  * subjectAltName (the extension goes when nothing else is left in it), for
  * re-signing a certificate with the visibility information of new keys.
  */
-int msp_ets_cert_clear(X509 *x, size_t *removed);
+MSP_API int msp_ets_cert_clear(X509 *x, size_t *removed);
 
 typedef struct msp_ets_vi {
     uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN];
@@ -73,6 +76,6 @@ typedef struct msp_ets_vi {
  * stand-alone extension with the ETS OID (non-conformant placement, ets.md
  * 3.3 note).
  */
-int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *misplaced);
+MSP_API int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *misplaced);
 
 #endif

@@ -18,6 +18,8 @@
 #ifndef MSP_ETS_DEC_H
 #define MSP_ETS_DEC_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,18 +43,18 @@
 /** Static private keys, looked up by the exact ServerHello key_share bytes. */
 typedef struct msp_ets_keys msp_ets_keys_t;
 
-msp_ets_keys_t *msp_ets_keys_new(void);
+MSP_API msp_ets_keys_t *msp_ets_keys_new(void);
 /** Adds an X25519 or P-256 private key (up-referenced); MSP_ERR_ARGUMENT for another kind, MSP_ERR_LIMIT when full. */
-int msp_ets_keys_add(msp_ets_keys_t *keys, EVP_PKEY *priv, msp_error_t *err);
-size_t msp_ets_keys_count(const msp_ets_keys_t *keys);
-void msp_ets_keys_free(msp_ets_keys_t *keys);
+MSP_API int msp_ets_keys_add(msp_ets_keys_t *keys, EVP_PKEY *priv, msp_error_t *err);
+MSP_API size_t msp_ets_keys_count(const msp_ets_keys_t *keys);
+MSP_API void msp_ets_keys_free(msp_ets_keys_t *keys);
 
 /** PSKs learned from NewSessionTickets, keyed by the ticket bytes; the least recently used goes when full. */
 typedef struct msp_ets_tickets msp_ets_tickets_t;
 
-msp_ets_tickets_t *msp_ets_tickets_new(size_t max);
-size_t msp_ets_tickets_count(const msp_ets_tickets_t *t);
-void msp_ets_tickets_free(msp_ets_tickets_t *t);
+MSP_API msp_ets_tickets_t *msp_ets_tickets_new(size_t max);
+MSP_API size_t msp_ets_tickets_count(const msp_ets_tickets_t *t);
+MSP_API void msp_ets_tickets_free(msp_ets_tickets_t *t);
 
 typedef enum msp_ets_event_kind {
     MSP_ETS_EV_HANDSHAKE = 1, /* the client Finished was seen: the connection decrypts */
@@ -79,7 +81,7 @@ typedef enum msp_ets_reason {
 } msp_ets_reason_t;
 
 /** A static name for reason ("no_static_key", ...). */
-const char *msp_ets_reason_name(msp_ets_reason_t reason);
+MSP_API const char *msp_ets_reason_name(msp_ets_reason_t reason);
 
 typedef struct msp_ets_event {
     msp_ets_event_kind_t kind;
@@ -116,16 +118,16 @@ typedef struct msp_ets_conn_cb {
 typedef struct msp_ets_conn msp_ets_conn_t;
 
 /** keys must outlive the connection; tickets may be NULL (resumptions are then undecryptable, no tickets kept). */
-msp_ets_conn_t *msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, const msp_ets_conn_cb_t *cb,
-                                 void *arg);
+MSP_API msp_ets_conn_t *msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets,
+                                         const msp_ets_conn_cb_t *cb, void *arg);
 /** MSP_OK, or MSP_ERR_ARGUMENT / MSP_ERR_NO_MEMORY; undecryptable input is an event, not an error. */
-int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n);
+MSP_API int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n);
 /** lost bytes of dir could not be reassembled: the connection becomes undecryptable. */
-int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
+MSP_API int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
 /** Both directions ended: reports a handshake cut short. */
-int msp_ets_conn_end(msp_ets_conn_t *c);
+MSP_API int msp_ets_conn_end(msp_ets_conn_t *c);
 /** Nonzero once the connection was reported undecryptable. */
-int msp_ets_conn_failed(const msp_ets_conn_t *c);
-void msp_ets_conn_free(msp_ets_conn_t *c);
+MSP_API int msp_ets_conn_failed(const msp_ets_conn_t *c);
+MSP_API void msp_ets_conn_free(msp_ets_conn_t *c);
 
 #endif

@@ -29,6 +29,8 @@
 #ifndef MSP_ETS_KEYPKG_H
 #define MSP_ETS_KEYPKG_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,8 +79,9 @@ typedef struct msp_ets_keypkg {
  * (Type B). n_static + n_signer must be 1..MSP_ETS_KP_MAX_ELEMENTS.
  * MSP_ERR_ARGUMENT for an unusable key, MSP_ERR_LIMIT when out is too small.
  */
-int msp_ets_keypkg_encode(const msp_ets_kp_static_t *statics, size_t n_static, const msp_ets_kp_signer_t *signers,
-                          size_t n_signer, msp_buf_t *out, msp_error_t *err);
+MSP_API int msp_ets_keypkg_encode(const msp_ets_kp_static_t *statics, size_t n_static,
+                                  const msp_ets_kp_signer_t *signers, size_t n_signer, msp_buf_t *out,
+                                  msp_error_t *err);
 
 /**
  * Parses a whole package into pkg (zeroed first; on failure nothing is
@@ -90,15 +93,15 @@ int msp_ets_keypkg_encode(const msp_ets_kp_static_t *statics, size_t n_static, c
  * MSP_ERR_SYNTAX (malformed), MSP_ERR_INVALID (well formed, breaks a
  * rule), MSP_ERR_LIMIT, MSP_ERR_NO_MEMORY.
  */
-int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg_t *pkg, msp_error_t *err);
+MSP_API int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg_t *pkg, msp_error_t *err);
 
 /** Frees what a package owns and zeroes it. */
-void msp_ets_keypkg_free(msp_ets_keypkg_t *pkg);
+MSP_API void msp_ets_keypkg_free(msp_ets_keypkg_t *pkg);
 
 /** "x25519", "p256", or NULL for another kind of key. */
-const char *msp_ets_kp_group_name(EVP_PKEY *key);
+MSP_API const char *msp_ets_kp_group_name(EVP_PKEY *key);
 
 /** The RFC 8446 NamedGroup of a static key (0x001d, 0x0017), or 0. */
-uint16_t msp_ets_kp_group_id(EVP_PKEY *key);
+MSP_API uint16_t msp_ets_kp_group_id(EVP_PKEY *key);
 
 #endif

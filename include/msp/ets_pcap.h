@@ -8,6 +8,8 @@
 #ifndef MSP_ETS_PCAP_H
 #define MSP_ETS_PCAP_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,16 +27,17 @@
 typedef struct msp_pcap_in msp_pcap_in_t;
 
 /** Opens a capture file; filter (may be NULL) is a BPF expression. */
-int msp_pcap_in_open_file(msp_pcap_in_t **in, const char *path, const char *filter, msp_error_t *err);
+MSP_API int msp_pcap_in_open_file(msp_pcap_in_t **in, const char *path, const char *filter, msp_error_t *err);
 
 /**
  * Opens an interface: snaplen MSP_PCAP_SNAPLEN, immediate mode, promiscuous
  * only if promisc, optional BPF filter.
  */
-int msp_pcap_in_open_live(msp_pcap_in_t **in, const char *ifname, const char *filter, int promisc, msp_error_t *err);
+MSP_API int msp_pcap_in_open_live(msp_pcap_in_t **in, const char *ifname, const char *filter, int promisc,
+                                  msp_error_t *err);
 
 /** The capture's link type (pass it to msp_tcp_packet). */
-int msp_pcap_in_link(const msp_pcap_in_t *in);
+MSP_API int msp_pcap_in_link(const msp_pcap_in_t *in);
 
 /**
  * Feeds packets to tcp until the file ends, msp_pcap_in_stop() is called,
@@ -42,15 +45,15 @@ int msp_pcap_in_link(const msp_pcap_in_t *in);
  * msp_tcp_finish. MSP_OK also when stopped; *count (may be NULL) gets the
  * packets read by this call.
  */
-int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uint64_t *count, msp_error_t *err);
+MSP_API int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uint64_t *count, msp_error_t *err);
 
 /** Asks a running msp_pcap_in_run to return. Async-signal-safe: call it from a SIGINT/SIGTERM handler. */
-void msp_pcap_in_stop(msp_pcap_in_t *in);
+MSP_API void msp_pcap_in_stop(msp_pcap_in_t *in);
 
 /** Live capture: packets the kernel dropped. MSP_ERR_IO if the capture cannot say (files). */
-int msp_pcap_in_dropped(msp_pcap_in_t *in, uint64_t *dropped);
+MSP_API int msp_pcap_in_dropped(msp_pcap_in_t *in, uint64_t *dropped);
 
-void msp_pcap_in_close(msp_pcap_in_t *in);
+MSP_API void msp_pcap_in_close(msp_pcap_in_t *in);
 
 /* ---- plaintext output ---- */
 
@@ -61,33 +64,33 @@ typedef struct msp_pcap_out_flow msp_pcap_out_flow_t;
  * A pcap (Ethernet link type, microsecond timestamps) written under a
  * temporary name beside path and renamed to path by msp_pcap_out_close.
  */
-int msp_pcap_out_open(msp_pcap_out_t **out, const char *path, msp_error_t *err);
+MSP_API int msp_pcap_out_open(msp_pcap_out_t **out, const char *path, msp_error_t *err);
 
 /**
  * Starts a flow with the addresses and ports of info (addr[0]/port[0]: the
  * client): a three-way handshake at ts_us.
  */
-int msp_pcap_out_flow_begin(msp_pcap_out_t *o, const msp_tcp_flow_info_t *info, uint64_t ts_us,
-                            msp_pcap_out_flow_t **flow, msp_error_t *err);
+MSP_API int msp_pcap_out_flow_begin(msp_pcap_out_t *o, const msp_tcp_flow_info_t *info, uint64_t ts_us,
+                                    msp_pcap_out_flow_t **flow, msp_error_t *err);
 
 /** n bytes from direction dir (0: client to server), in segments of at most MSP_PCAP_OUT_MSS. */
-int msp_pcap_out_data(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, int dir, const uint8_t *p, size_t n, uint64_t ts_us,
-                      msp_error_t *err);
+MSP_API int msp_pcap_out_data(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, int dir, const uint8_t *p, size_t n,
+                              uint64_t ts_us, msp_error_t *err);
 
 /** Bytes that are missing in direction dir: the sequence numbers skip them, as a capture with loss would. */
-int msp_pcap_out_gap(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, int dir, uint64_t lost, msp_error_t *err);
+MSP_API int msp_pcap_out_gap(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, int dir, uint64_t lost, msp_error_t *err);
 
 /** FIN/ACK both ways and the last ACK at ts_us; frees flow. */
-int msp_pcap_out_flow_end(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, uint64_t ts_us, msp_error_t *err);
+MSP_API int msp_pcap_out_flow_end(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, uint64_t ts_us, msp_error_t *err);
 
 /**
  * Ends the flows still open (at their last timestamp), writes everything
  * out and renames the file into place. Frees o, also on failure (the
  * temporary file is then removed).
  */
-int msp_pcap_out_close(msp_pcap_out_t *o, msp_error_t *err);
+MSP_API int msp_pcap_out_close(msp_pcap_out_t *o, msp_error_t *err);
 
 /** Frees o and removes the temporary file: nothing half-written stays. */
-void msp_pcap_out_abort(msp_pcap_out_t *o);
+MSP_API void msp_pcap_out_abort(msp_pcap_out_t *o);
 
 #endif

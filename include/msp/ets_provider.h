@@ -16,6 +16,8 @@
 #ifndef MSP_ETS_PROVIDER_H
 #define MSP_ETS_PROVIDER_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 
 #include <openssl/evp.h>
@@ -34,7 +36,7 @@
  * SSL_CTX_new_ex(lib, MSP_ETS_PROPQ, ...). MSP_ERR_ARGUMENT for no key, a
  * key of another kind, a public-only key or two keys of one group.
  */
-OSSL_LIB_CTX *msp_ets_libctx_new(EVP_PKEY *const *keys, size_t n, msp_error_t *err);
+MSP_API OSSL_LIB_CTX *msp_ets_libctx_new(EVP_PKEY *const *keys, size_t n, msp_error_t *err);
 
 /**
  * A TLS 1.3-only server SSL_CTX in lib whose groups list is exactly the
@@ -42,9 +44,9 @@ OSSL_LIB_CTX *msp_ets_libctx_new(EVP_PKEY *const *keys, size_t n, msp_error_t *e
  * key shares gets a HelloRetryRequest towards them, or handshake_failure
  * when it supports none. The certificate is the caller's to set.
  */
-SSL_CTX *msp_ets_server_ctx_new(OSSL_LIB_CTX *lib, msp_error_t *err);
+MSP_API SSL_CTX *msp_ets_server_ctx_new(OSSL_LIB_CTX *lib, msp_error_t *err);
 
 /** Frees a context of msp_ets_libctx_new (after every SSL_CTX made in it). NULL is ignored. */
-void msp_ets_libctx_free(OSSL_LIB_CTX *lib);
+MSP_API void msp_ets_libctx_free(OSSL_LIB_CTX *lib);
 
 #endif

@@ -33,6 +33,8 @@
 #ifndef MSP_ETS_TCP_H
 #define MSP_ETS_TCP_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,13 +96,13 @@ typedef struct msp_tcp_pkt {
 } msp_tcp_pkt_t;
 
 /** Decodes one captured packet (caplen bytes at p, len on the wire). Never reads past p + caplen. */
-msp_tcp_verdict_t msp_tcp_decode(int link, const uint8_t *p, size_t caplen, size_t len, msp_tcp_pkt_t *pkt);
+MSP_API msp_tcp_verdict_t msp_tcp_decode(int link, const uint8_t *p, size_t caplen, size_t len, msp_tcp_pkt_t *pkt);
 
 /** True for the link types msp_tcp_decode understands. */
-int msp_tcp_link_supported(int link);
+MSP_API int msp_tcp_link_supported(int link);
 
 /** A short name for a verdict ("fragment", ...). */
-const char *msp_tcp_verdict_name(msp_tcp_verdict_t v);
+MSP_API const char *msp_tcp_verdict_name(msp_tcp_verdict_t v);
 
 /**
  * Appends a packet for pkt (payload_len bytes of payload; wire_len is
@@ -109,7 +111,7 @@ const char *msp_tcp_verdict_name(msp_tcp_verdict_t v);
  * another link type, a bad IP version or a payload that does not fit an IP
  * packet.
  */
-int msp_tcp_build(int link, const msp_tcp_pkt_t *pkt, msp_buf_t *out);
+MSP_API int msp_tcp_build(int link, const msp_tcp_pkt_t *pkt, msp_buf_t *out);
 
 /* ---- flow table and reassembly ---- */
 
@@ -122,7 +124,7 @@ typedef enum msp_tcp_close_reason {
     MSP_TCP_CLOSE_REUSED,  /* a new SYN on the same addresses and ports */
 } msp_tcp_close_reason_t;
 
-const char *msp_tcp_close_reason_name(msp_tcp_close_reason_t r);
+MSP_API const char *msp_tcp_close_reason_name(msp_tcp_close_reason_t r);
 
 typedef struct msp_tcp_flow_info {
     uint64_t id;         /* 1, 2, ... in order of opening */
@@ -138,16 +140,16 @@ typedef struct msp_tcp_flow_info {
 
 typedef struct msp_tcp_flow msp_tcp_flow_t;
 
-const msp_tcp_flow_info_t *msp_tcp_flow_info(const msp_tcp_flow_t *flow);
-void msp_tcp_flow_set_user(msp_tcp_flow_t *flow, void *user);
-void *msp_tcp_flow_user(const msp_tcp_flow_t *flow);
+MSP_API const msp_tcp_flow_info_t *msp_tcp_flow_info(const msp_tcp_flow_t *flow);
+MSP_API void msp_tcp_flow_set_user(msp_tcp_flow_t *flow, void *user);
+MSP_API void *msp_tcp_flow_user(const msp_tcp_flow_t *flow);
 
 /**
  * Stops delivery for this flow (the caller is not interested): its data is
  * neither buffered nor passed on any more, gaps are not reported; open and
  * close still are.
  */
-void msp_tcp_flow_ignore(msp_tcp_flow_t *flow);
+MSP_API void msp_tcp_flow_ignore(msp_tcp_flow_t *flow);
 
 /*
  * Callbacks (any may be NULL). They run inside msp_tcp_packet/msp_tcp_finish
@@ -170,7 +172,7 @@ typedef struct msp_tcp_config {
     uint64_t hash_key; /* any value; vary it to make hash collisions unpredictable */
 } msp_tcp_config_t;
 
-void msp_tcp_config_default(msp_tcp_config_t *cfg);
+MSP_API void msp_tcp_config_default(msp_tcp_config_t *cfg);
 
 typedef struct msp_tcp_stats {
     uint64_t packets;       /* fed */
@@ -196,7 +198,7 @@ typedef struct msp_tcp_stats {
 typedef struct msp_tcp msp_tcp_t;
 
 /** A new table (cfg NULL: defaults). NULL on a bad config or no memory. */
-msp_tcp_t *msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void *ctx);
+MSP_API msp_tcp_t *msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void *ctx);
 
 /**
  * Feeds one captured packet. Packets that are not TCP, or broken, are
@@ -204,17 +206,17 @@ msp_tcp_t *msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *c
  * unsupported link type, MSP_ERR_NO_MEMORY if a flow or segment could not be
  * allocated (the packet is then lost, the table stays consistent).
  */
-int msp_tcp_packet(msp_tcp_t *t, int link, const uint8_t *p, size_t caplen, size_t len, uint64_t ts_us);
+MSP_API int msp_tcp_packet(msp_tcp_t *t, int link, const uint8_t *p, size_t caplen, size_t len, uint64_t ts_us);
 
 /** Feeds an already decoded segment (same rules). */
-int msp_tcp_segment(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, uint64_t ts_us);
+MSP_API int msp_tcp_segment(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, uint64_t ts_us);
 
 /** Closes every open flow (reason end of input), reporting their holes as gaps. */
-void msp_tcp_finish(msp_tcp_t *t);
+MSP_API void msp_tcp_finish(msp_tcp_t *t);
 
-const msp_tcp_stats_t *msp_tcp_stats(const msp_tcp_t *t);
+MSP_API const msp_tcp_stats_t *msp_tcp_stats(const msp_tcp_t *t);
 
 /** Frees the table; flows still open are dropped without callbacks (call msp_tcp_finish first). */
-void msp_tcp_free(msp_tcp_t *t);
+MSP_API void msp_tcp_free(msp_tcp_t *t);
 
 #endif

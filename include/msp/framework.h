@@ -12,6 +12,8 @@
 #ifndef MSP_FRAMEWORK_H
 #define MSP_FRAMEWORK_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,20 +47,20 @@ typedef struct msp_fw_catalog {
 } msp_fw_catalog_t;
 
 /** Parses a catalog (data/framework/catalog.ucl). err->where is "LINE" or a ref. */
-int msp_fw_catalog_parse(const char *text, size_t len, msp_fw_catalog_t **out, msp_error_t *err);
+MSP_API int msp_fw_catalog_parse(const char *text, size_t len, msp_fw_catalog_t **out, msp_error_t *err);
 
 /** The catalog compiled into msp. */
-int msp_fw_catalog_builtin(msp_fw_catalog_t **out, msp_error_t *err);
+MSP_API int msp_fw_catalog_builtin(msp_fw_catalog_t **out, msp_error_t *err);
 
-void msp_fw_catalog_free(msp_fw_catalog_t *cat);
+MSP_API void msp_fw_catalog_free(msp_fw_catalog_t *cat);
 
 /** Index of ref in the catalog, or -1. */
-int msp_fw_catalog_find(const msp_fw_catalog_t *cat, const char *ref);
+MSP_API int msp_fw_catalog_find(const msp_fw_catalog_t *cat, const char *ref);
 
 /** "Data Protection", "Transparency", ... */
-const char *msp_fw_principle_name(msp_fw_principle_t p);
+MSP_API const char *msp_fw_principle_name(msp_fw_principle_t p);
 /** "DP", "T", "AC", "GC" */
-const char *msp_fw_principle_code(msp_fw_principle_t p);
+MSP_API const char *msp_fw_principle_code(msp_fw_principle_t p);
 
 /* ---- profiles --------------------------------------------------------- */
 
@@ -72,9 +74,9 @@ typedef enum msp_fw_label {
 } msp_fw_label_t;
 
 /** "MM", ...; "" for MSP_FW_NONE. */
-const char *msp_fw_label_code(msp_fw_label_t l);
+MSP_API const char *msp_fw_label_code(msp_fw_label_t l);
 /** "MSP-Mandatory", ... */
-const char *msp_fw_label_name(msp_fw_label_t l);
+MSP_API const char *msp_fw_label_name(msp_fw_label_t l);
 
 /** One row of a profile: the values as printed, and the correction if any. */
 typedef struct msp_fw_row {
@@ -92,9 +94,9 @@ typedef struct msp_fw_row {
 } msp_fw_row_t;
 
 /** The label, met and text after errata. */
-msp_fw_label_t msp_fw_row_label(const msp_fw_row_t *r);
-int msp_fw_row_met(const msp_fw_row_t *r);
-const char *msp_fw_row_text(const msp_fw_row_t *r);
+MSP_API msp_fw_label_t msp_fw_row_label(const msp_fw_row_t *r);
+MSP_API int msp_fw_row_met(const msp_fw_row_t *r);
+MSP_API const char *msp_fw_row_text(const msp_fw_row_t *r);
 
 /** An erratum in the analysis prose, recorded against its clause. */
 typedef struct msp_fw_clause_erratum {
@@ -141,32 +143,32 @@ typedef struct msp_fw_profile {
  * read as UCL at all fails: MSP_ERR_SYNTAX / MSP_ERR_LIMIT with err->where
  * the line number. source_name prefixes the findings.
  */
-int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, const char *text, size_t len,
-                         msp_fw_profile_t **out, msp_error_t *err);
+MSP_API int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, const char *text, size_t len,
+                                 msp_fw_profile_t **out, msp_error_t *err);
 
 /**
  * Loads a profile by what a user typed: a path (anything with a '/' or
  * ending in ".ucl", or an existing file), else a shipped profile name.
  */
-int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **out, msp_error_t *err);
+MSP_API int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **out, msp_error_t *err);
 
-void msp_fw_profile_free(msp_fw_profile_t *p);
+MSP_API void msp_fw_profile_free(msp_fw_profile_t *p);
 
 /** The name of the i-th shipped profile (0-based), or NULL past the last. */
-const char *msp_fw_shipped_name(size_t i);
+MSP_API const char *msp_fw_shipped_name(size_t i);
 
 /** Applies the Selection Process and Conformance Analysis rules; adds findings. */
-void msp_fw_check(msp_fw_profile_t *p);
+MSP_API void msp_fw_check(msp_fw_profile_t *p);
 
 /** Adds a finding (the message is printf-formatted). */
-void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+MSP_API void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /** Number of findings of this severity. */
-size_t msp_fw_count(const msp_fw_profile_t *p, msp_fw_severity_t sev);
+MSP_API size_t msp_fw_count(const msp_fw_profile_t *p, msp_fw_severity_t sev);
 
 /** 1 when every MM requirement is met after errata (the profile may be in the MSP series). */
-int msp_fw_in_series(const msp_fw_profile_t *p);
+MSP_API int msp_fw_in_series(const msp_fw_profile_t *p);
 
 /* ---- text rules --------------------------------------------------------- */
 
@@ -186,8 +188,8 @@ typedef struct msp_fw_wordmap {
     uint64_t bits[4];
 } msp_fw_wordmap_t;
 
-msp_fw_textdiff_t msp_fw_text_diff(const char *tmpl, const char *text, msp_fw_wordmap_t *changed, char *where,
-                                   size_t where_len);
+MSP_API msp_fw_textdiff_t msp_fw_text_diff(const char *tmpl, const char *text, msp_fw_wordmap_t *changed, char *where,
+                                           size_t where_len);
 
 /* ---- rendering ---------------------------------------------------------- */
 
@@ -199,20 +201,20 @@ typedef enum msp_fw_format {
 } msp_fw_format_t;
 
 /** Parses "text", "md", "json", "html"; -1 otherwise. */
-int msp_fw_format_parse(const char *s);
+MSP_API int msp_fw_format_parse(const char *s);
 
 /** The verdict as one sentence: "may be part of the MSP series: ..." or "not part of ...: REFS." */
-void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *out);
+MSP_API void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *out);
 
 /** Findings as lines "SOURCE:REF: severity: message\n". */
-int msp_fw_render_findings(const msp_fw_profile_t *p, msp_buf_t *out);
+MSP_API int msp_fw_render_findings(const msp_fw_profile_t *p, msp_buf_t *out);
 /** The four tables, verdict, errata and findings (clause 6.1.3, Annex B/C shape). */
-int msp_fw_render_report(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *out);
+MSP_API int msp_fw_render_report(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *out);
 /** The template requirements (Tables 6.2-6.5). */
-int msp_fw_render_catalog(const msp_fw_catalog_t *cat, msp_fw_format_t fmt, msp_buf_t *out);
+MSP_API int msp_fw_render_catalog(const msp_fw_catalog_t *cat, msp_fw_format_t fmt, msp_buf_t *out);
 /** One matrix, a column per profile. */
-int msp_fw_render_compare(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *out);
+MSP_API int msp_fw_render_compare(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *out);
 /** A profile skeleton with every requirement and its template text, labels to fill in. */
-int msp_fw_render_new(const msp_fw_catalog_t *cat, const char *name, msp_buf_t *out);
+MSP_API int msp_fw_render_new(const msp_fw_catalog_t *cat, const char *name, msp_buf_t *out);
 
 #endif

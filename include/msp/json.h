@@ -7,6 +7,8 @@
 #ifndef MSP_JSON_H
 #define MSP_JSON_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,27 +25,27 @@ typedef struct msp_json {
 } msp_json_t;
 
 /** Starts writing into out; pretty = 1 indents with two spaces per level. */
-void msp_json_init(msp_json_t *j, msp_buf_t *out, int pretty);
+MSP_API void msp_json_init(msp_json_t *j, msp_buf_t *out, int pretty);
 
-void msp_json_object_begin(msp_json_t *j);
-void msp_json_object_end(msp_json_t *j);
-void msp_json_array_begin(msp_json_t *j);
-void msp_json_array_end(msp_json_t *j);
+MSP_API void msp_json_object_begin(msp_json_t *j);
+MSP_API void msp_json_object_end(msp_json_t *j);
+MSP_API void msp_json_array_begin(msp_json_t *j);
+MSP_API void msp_json_array_end(msp_json_t *j);
 
 /** The key of the next member; only inside an object. */
-void msp_json_key(msp_json_t *j, const char *key);
+MSP_API void msp_json_key(msp_json_t *j, const char *key);
 
 /** s may be NULL, which writes null. */
-void msp_json_string(msp_json_t *j, const char *s);
-void msp_json_string_n(msp_json_t *j, const char *s, size_t len);
-void msp_json_bool(msp_json_t *j, int v);
-void msp_json_int(msp_json_t *j, int64_t v);
-void msp_json_null(msp_json_t *j);
+MSP_API void msp_json_string(msp_json_t *j, const char *s);
+MSP_API void msp_json_string_n(msp_json_t *j, const char *s, size_t len);
+MSP_API void msp_json_bool(msp_json_t *j, int v);
+MSP_API void msp_json_int(msp_json_t *j, int64_t v);
+MSP_API void msp_json_null(msp_json_t *j);
 
 /** Ends the document with a newline; MSP_OK or the buffer's first error. */
-int msp_json_finish(msp_json_t *j);
+MSP_API int msp_json_finish(msp_json_t *j);
 
 /** True when the len bytes at p are valid UTF-8 (no surrogates, no overlong forms). */
-int msp_utf8_valid(const void *p, size_t len);
+MSP_API int msp_utf8_valid(const void *p, size_t len);
 
 #endif

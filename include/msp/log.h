@@ -5,6 +5,8 @@
 #ifndef MSP_LOG_H
 #define MSP_LOG_H
 
+#include "msp/api.h"
+
 typedef enum msp_log_level {
     MSP_LOG_ERROR = 0,
     MSP_LOG_WARN = 1,
@@ -19,9 +21,10 @@ typedef struct msp_logger {
 } msp_logger_t;
 
 /** Formats and emits one message; lg may be NULL (then nothing happens). */
-void msp_log(const msp_logger_t *lg, msp_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+MSP_API void msp_log(const msp_logger_t *lg, msp_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** A sink that writes "msp: LEVEL: msg\n" to stderr; ctx is unused. */
-void msp_log_stderr(void *ctx, msp_log_level_t level, const char *msg);
+MSP_API void msp_log_stderr(void *ctx, msp_log_level_t level, const char *msg);
 
 #endif

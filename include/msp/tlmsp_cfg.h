@@ -15,6 +15,8 @@
 #ifndef MSP_TLMSP_CFG_H
 #define MSP_TLMSP_CFG_H
 
+#include "msp/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -208,26 +210,27 @@ typedef struct msp_tlmsp_cfg {
  * MSP_ERR_NO_MEMORY, with err->where = "FILE:LINE" and err->detail one
  * lower-case sentence.
  */
-int msp_tlmsp_cfg_load_file(const char *path, msp_tlmsp_cfg_t **out, msp_error_t *err);
+MSP_API int msp_tlmsp_cfg_load_file(const char *path, msp_tlmsp_cfg_t **out, msp_error_t *err);
 
 /** The same from len bytes of text; name (may be NULL) stands for the file in err->where. */
-int msp_tlmsp_cfg_load_mem(const char *text, size_t len, const char *name, msp_tlmsp_cfg_t **out, msp_error_t *err);
+MSP_API int msp_tlmsp_cfg_load_mem(const char *text, size_t len, const char *name, msp_tlmsp_cfg_t **out,
+                                   msp_error_t *err);
 
 /** Frees the model and everything it points to. NULL is fine. */
-void msp_tlmsp_cfg_free(msp_tlmsp_cfg_t *cfg);
+MSP_API void msp_tlmsp_cfg_free(msp_tlmsp_cfg_t *cfg);
 
 /** The context with this id, or NULL. */
-const msp_tlmsp_cfg_context_t *msp_tlmsp_cfg_context_by_id(const msp_tlmsp_cfg_t *cfg, unsigned id);
+MSP_API const msp_tlmsp_cfg_context_t *msp_tlmsp_cfg_context_by_id(const msp_tlmsp_cfg_t *cfg, unsigned id);
 
 /** The one context with this tag; NULL when none has it or several share it. */
-const msp_tlmsp_cfg_context_t *msp_tlmsp_cfg_context_by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag);
+MSP_API const msp_tlmsp_cfg_context_t *msp_tlmsp_cfg_context_by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag);
 
 /** The middlebox with this tag, or NULL. */
-const msp_tlmsp_cfg_entity_t *msp_tlmsp_cfg_middlebox_by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag);
+MSP_API const msp_tlmsp_cfg_entity_t *msp_tlmsp_cfg_middlebox_by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag);
 
 /** The activity with this tag, or NULL; *index (may be NULL) gets its index. */
-const msp_tlmsp_cfg_activity_t *msp_tlmsp_cfg_activity_by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag,
-                                                              size_t *index);
+MSP_API const msp_tlmsp_cfg_activity_t *msp_tlmsp_cfg_activity_by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag,
+                                                                      size_t *index);
 
 /**
  * Splits an address as the reference does: "scheme://host[:port]" with the
@@ -237,12 +240,12 @@ const msp_tlmsp_cfg_activity_t *msp_tlmsp_cfg_activity_by_tag(const msp_tlmsp_cf
  * Returns MSP_OK, MSP_ERR_SYNTAX (not an address, or a MAC address, which
  * has no host), or MSP_ERR_LIMIT (host does not fit host_cap).
  */
-int msp_tlmsp_cfg_address_parse(const char *url, char *host, size_t host_cap, uint16_t *port);
+MSP_API int msp_tlmsp_cfg_address_parse(const char *url, char *host, size_t host_cap, uint16_t *port);
 
 /** Name of an alert description (RFC 5246, TS 103 523-2), or NULL for an unnamed number. */
-const char *msp_tlmsp_cfg_alert_name(unsigned description);
+MSP_API const char *msp_tlmsp_cfg_alert_name(unsigned description);
 
 /** "none", "r" or "rw". */
-const char *msp_tlmsp_cfg_access_name(msp_tlmsp_cfg_access_t access);
+MSP_API const char *msp_tlmsp_cfg_access_name(msp_tlmsp_cfg_access_t access);
 
 #endif

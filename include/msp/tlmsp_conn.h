@@ -19,6 +19,8 @@
 #ifndef MSP_TLMSP_CONN_H
 #define MSP_TLMSP_CONN_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,11 +85,11 @@ typedef struct msp_tlmsp_conn msp_tlmsp_conn_t;
  * borrowed. MSP_OK, MSP_ERR_ARGUMENT (a missing key, random callback or
  * contexts), MSP_ERR_NO_MEMORY.
  */
-int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
-void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c);
+MSP_API int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+MSP_API void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c);
 
 /** Client: writes the ClientHello. */
-int msp_tlmsp_conn_start(msp_tlmsp_conn_t *c, msp_buf_t *out);
+MSP_API int msp_tlmsp_conn_start(msp_tlmsp_conn_t *c, msp_buf_t *out);
 
 /**
  * Feeds received bytes: handshake messages are answered into out,
@@ -95,7 +97,7 @@ int msp_tlmsp_conn_start(msp_tlmsp_conn_t *c, msp_buf_t *out);
  * the alert we sent (then the connection is dead), or MSP_ERR_CLASS_PEER_ALERT
  * + n when the peer sent fatal alert n (or n = 0 after close_notify).
  */
-int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, msp_buf_t *out);
+MSP_API int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, msp_buf_t *out);
 
 /**
  * Discovery (tlmsp-handshake.md 7.2): when msp_tlmsp_conn_input returned
@@ -104,16 +106,17 @@ int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, 
  * second attempt (cfg as for the first), which names the discovered list,
  * and is to be connected to msp_tlmsp_conn_first_hop() of the new one.
  */
-int msp_tlmsp_conn_reconnect(const msp_tlmsp_conn_t *old, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+MSP_API int msp_tlmsp_conn_reconnect(const msp_tlmsp_conn_t *old, const msp_tlmsp_endpoint_cfg_t *cfg,
+                                     msp_tlmsp_conn_t **out);
 
 /** Where a client connects: the first non-transparent middlebox of its list, else the server. */
-const msp_tlmsp_address_t *msp_tlmsp_conn_first_hop(const msp_tlmsp_conn_t *c);
+MSP_API const msp_tlmsp_address_t *msp_tlmsp_conn_first_hop(const msp_tlmsp_conn_t *c);
 
 /** True once both Finished and every MiddleboxFinished have been exchanged. */
-int msp_tlmsp_conn_ready(const msp_tlmsp_conn_t *c);
+MSP_API int msp_tlmsp_conn_ready(const msp_tlmsp_conn_t *c);
 
 /** True once a close_notify or a fatal alert went either way. */
-int msp_tlmsp_conn_closed(const msp_tlmsp_conn_t *c);
+MSP_API int msp_tlmsp_conn_closed(const msp_tlmsp_conn_t *c);
 
 /**
  * Sends application data in context ctx (a present user context), split
@@ -121,14 +124,14 @@ int msp_tlmsp_conn_closed(const msp_tlmsp_conn_t *c);
  * accepts, tlmsp-records.md 2.4). Only when ready. MSP_ALERT_UNKNOWN_CONTEXT
  * for a context not in the session (nothing is sent).
  */
-int msp_tlmsp_conn_send(msp_tlmsp_conn_t *c, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out);
+MSP_API int msp_tlmsp_conn_send(msp_tlmsp_conn_t *c, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out);
 
 /** Sends an alert container in ctx (close_notify: level 1, desc 0, ctx 0). */
-int msp_tlmsp_conn_alert(msp_tlmsp_conn_t *c, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out);
+MSP_API int msp_tlmsp_conn_alert(msp_tlmsp_conn_t *c, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out);
 
 /** The session's middleboxes (as agreed in the ServerHello) and contexts; valid while c lives. */
-const msp_tlmsp_mbox_list_t *msp_tlmsp_conn_middleboxes(const msp_tlmsp_conn_t *c);
-const msp_tlmsp_context_list_t *msp_tlmsp_conn_contexts(const msp_tlmsp_conn_t *c);
+MSP_API const msp_tlmsp_mbox_list_t *msp_tlmsp_conn_middleboxes(const msp_tlmsp_conn_t *c);
+MSP_API const msp_tlmsp_context_list_t *msp_tlmsp_conn_contexts(const msp_tlmsp_conn_t *c);
 
 /* ---- middlebox ---- */
 
@@ -164,16 +167,16 @@ typedef struct msp_tlmsp_mbox_cfg {
 
 typedef struct msp_tlmsp_mbox msp_tlmsp_mbox_t;
 
-int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out);
-void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m);
+MSP_API int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out);
+MSP_API void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m);
 
 /**
  * Feeds bytes received from the client (from_server = 0) or the server
  * (1). Output for each hop is appended to to_client / to_server. Returns as
  * msp_tlmsp_conn_input; a failure sends the alert both ways.
  */
-int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in, size_t *inlen, msp_buf_t *to_client,
-                         msp_buf_t *to_server);
+MSP_API int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in, size_t *inlen,
+                                 msp_buf_t *to_client, msp_buf_t *to_server);
 
 /**
  * The next hop once the ClientHello is in (the next non-transparent
@@ -181,19 +184,21 @@ int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in
  * driver connects to it and then sends what msp_tlmsp_mbox_input put into
  * to_server.
  */
-const msp_tlmsp_address_t *msp_tlmsp_mbox_next_hop(const msp_tlmsp_mbox_t *m);
+MSP_API const msp_tlmsp_address_t *msp_tlmsp_mbox_next_hop(const msp_tlmsp_mbox_t *m);
 
 /** True when both hops completed their handshake. */
-int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m);
+MSP_API int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m);
 
 /** This middlebox's id and its access to ctx (MSP_TLMSP_ACCESS_*), once the ClientHello is in. */
-uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m);
-uint8_t msp_tlmsp_mbox_access(const msp_tlmsp_mbox_t *m, uint8_t ctx);
+MSP_API uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m);
+MSP_API uint8_t msp_tlmsp_mbox_access(const msp_tlmsp_mbox_t *m, uint8_t ctx);
 
 /** Inserts data toward the server (to_server = 1) or client in ctx; needs write access. */
-int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out);
+MSP_API int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len,
+                                msp_buf_t *out);
 
 /** Sends an alert container toward the server (to_server = 1) or client, in ctx (0, or a context it can read). */
-int msp_tlmsp_mbox_alert(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out);
+MSP_API int msp_tlmsp_mbox_alert(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, uint8_t level, uint8_t desc,
+                                 msp_buf_t *out);
 
 #endif

@@ -9,6 +9,8 @@
 #ifndef MSP_TLMSP_HELLO_H
 #define MSP_TLMSP_HELLO_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,13 +78,13 @@ typedef struct msp_tlmsp_context_list {
  * auth 0/1 with no conflicting repeats, context 0 never listed, audit 0/1,
  * origin_verification 0, no context twice) fails with MSP_ALERT_DECODE_ERROR.
  */
-int msp_tlmsp_ext_client_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_client_t *e);
-int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_server_t *e);
-int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context_list_t *c);
+MSP_API int msp_tlmsp_ext_client_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_client_t *e);
+MSP_API int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_server_t *e);
+MSP_API int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context_list_t *c);
 
 /** Builders: the extension_data (without type and length), appended to out. */
-int msp_tlmsp_ext_client_build(const msp_tlmsp_ext_client_t *e, msp_buf_t *out);
-int msp_tlmsp_ext_server_build(const msp_tlmsp_ext_server_t *e, msp_buf_t *out);
-int msp_tlmsp_context_list_build(const msp_tlmsp_context_list_t *c, msp_buf_t *out);
+MSP_API int msp_tlmsp_ext_client_build(const msp_tlmsp_ext_client_t *e, msp_buf_t *out);
+MSP_API int msp_tlmsp_ext_server_build(const msp_tlmsp_ext_server_t *e, msp_buf_t *out);
+MSP_API int msp_tlmsp_context_list_build(const msp_tlmsp_context_list_t *c, msp_buf_t *out);
 
 #endif

@@ -8,6 +8,8 @@
 #ifndef MSP_TLMSP_IO_H
 #define MSP_TLMSP_IO_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,22 +33,22 @@ typedef struct msp_io_ep_events {
  * now on). A client's ClientHello is sent at once. MSP_OK or
  * MSP_ERR_NO_MEMORY (then nothing is owned).
  */
-int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev,
-                  msp_io_ep_t **out);
+MSP_API int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev,
+                          msp_io_ep_t **out);
 
 /** Closes the socket and frees the connection. */
-void msp_io_ep_free(msp_io_ep_t *ep);
+MSP_API void msp_io_ep_free(msp_io_ep_t *ep);
 
-msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep);
+MSP_API msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep);
 
 /** Queues application data (msp_tlmsp_conn_send) and writes what the socket takes. */
-int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len);
+MSP_API int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len);
 
 /** Sends an alert (close_notify: 0, 1, 0); after a closing alert the driver shuts down once flushed. */
-int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc);
+MSP_API int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc);
 
 /** Bytes queued and not yet taken by the socket. */
-size_t msp_io_ep_pending(const msp_io_ep_t *ep);
+MSP_API size_t msp_io_ep_pending(const msp_io_ep_t *ep);
 
 typedef struct msp_io_mb msp_io_mb_t;
 
@@ -59,15 +61,15 @@ typedef struct msp_io_mb_events {
 } msp_io_mb_events_t;
 
 /** Drives a middlebox for the accepted client socket fd (owned, with m, from now on). */
-int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t *m, const msp_io_mb_events_t *ev,
-                  msp_io_mb_t **out);
-void msp_io_mb_free(msp_io_mb_t *mb);
-msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb);
+MSP_API int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t *m, const msp_io_mb_events_t *ev,
+                          msp_io_mb_t **out);
+MSP_API void msp_io_mb_free(msp_io_mb_t *mb);
+MSP_API msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb);
 
 /** Inserts data toward the server (to_server = 1) or the client (msp_tlmsp_mbox_send). */
-int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
+MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
 
 /** Sends an alert toward the server (to_server = 1) or the client (msp_tlmsp_mbox_alert). */
-int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
+MSP_API int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
 
 #endif

@@ -12,6 +12,8 @@
 #ifndef MSP_UCL_H
 #define MSP_UCL_H
 
+#include "msp/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,25 +70,26 @@ typedef struct msp_ucl_doc msp_ucl_doc_t;
  * with err->where = "LINE" (decimal line number) and err->detail saying what
  * was expected, and *doc is NULL. limits may be NULL for the defaults.
  */
-int msp_ucl_parse(const char *text, size_t len, const msp_ucl_limits_t *limits, msp_ucl_doc_t **doc, msp_error_t *err);
+MSP_API int msp_ucl_parse(const char *text, size_t len, const msp_ucl_limits_t *limits, msp_ucl_doc_t **doc,
+                          msp_error_t *err);
 
 /** The top-level value of a parsed document. */
-const msp_ucl_t *msp_ucl_root(const msp_ucl_doc_t *doc);
+MSP_API const msp_ucl_t *msp_ucl_root(const msp_ucl_doc_t *doc);
 
 /** Frees the document and every node in it. NULL is fine. */
-void msp_ucl_free(msp_ucl_doc_t *doc);
+MSP_API void msp_ucl_free(msp_ucl_doc_t *doc);
 
 /**
  * The first child of obj with this key, or NULL. Repeated keys stay as
  * separate children in file order (libucl's "implicit array"); use
  * msp_ucl_count_key() to find them and walk ->next to visit them.
  */
-const msp_ucl_t *msp_ucl_lookup(const msp_ucl_t *obj, const char *key);
+MSP_API const msp_ucl_t *msp_ucl_lookup(const msp_ucl_t *obj, const char *key);
 
 /** How many children of obj carry this key. */
-size_t msp_ucl_count_key(const msp_ucl_t *obj, const char *key);
+MSP_API size_t msp_ucl_count_key(const msp_ucl_t *obj, const char *key);
 
 /** A static name for a type ("string", "object", ...). */
-const char *msp_ucl_type_name(msp_ucl_type_t type);
+MSP_API const char *msp_ucl_type_name(msp_ucl_type_t type);
 
 #endif

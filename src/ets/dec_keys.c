@@ -1,5 +1,5 @@
 /*
- * Static key set, suite table and the shared secret of the decryptor (ets.md 7). ETSI TS 103 523-3 4.2: the
+ * Static key set, suite table and the shared secret of the decryptor (ets.md 7). ETSI TS 103 523-3 4.1-4.2: the
  * middlebox "gets a passive copy of the packets plus the server's static key pair" (ets.md 2); 4.3.1-4.3.2:
  * one static key pair per group, the handshake otherwise ordinary TLS 1.3 (ets.md 3.1, ETS-KX-1/2).
  */

@@ -113,7 +113,7 @@ int msp_tlmsp_keymat_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint8_t id,
     return MSP_OK;
 }
 
-/* 5.5 receiver: the "body must be longer than 13 bytes and shorter than 33698". */
+/* 5.5 receiver: a body "shorter than 33698" bytes, with room for the id, the nonce and the tag. */
 int msp_tlmsp_keymat_open(msp_tlmsp_gcm_t *g, const uint8_t key[16], const uint8_t *body, size_t len, uint8_t *id,
                           uint8_t *plain, size_t *plain_len)
 {

@@ -138,8 +138,8 @@ static int known_contexts(const msp_tlmsp_contrib_t *c, const uint8_t present[25
 }
 
 /*
- * 5.5 receiver: "first byte must equal its own id", body longer than 13 and shorter than 33698 bytes, "each
- * context id must be present".
+ * 5.5 receiver: "first byte must equal its own id", the body "shorter than 33698" bytes, "each context id must be
+ * present".
  */
 int msp_tlmsp_key_material_open(msp_tlmsp_gcm_t *g, const uint8_t key[MSP_TLMSP_KEY_LEN], const uint8_t *body,
                                 size_t len, uint8_t expect_id, const uint8_t present[256], msp_tlmsp_contrib_t *c)

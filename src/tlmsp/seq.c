@@ -95,7 +95,7 @@ static int check_indicators(const msp_tlmsp_seq_t *s, const uint8_t *m_info, siz
 }
 
 /*
- * 6.4 for a container: a normal step for every entity on path up to the origin ("origin not on path -> fatal"),
+ * 6.4 for a container: a normal step for every entity on path up to the origin (an origin not on path is fatal),
  * then a delete step for every indicator up to its source_ID.
  */
 int msp_tlmsp_seq_rx_container(msp_tlmsp_seq_t *s, uint8_t origin, const uint8_t *m_info, size_t m_info_len)

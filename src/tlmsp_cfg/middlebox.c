@@ -88,7 +88,7 @@ static int need_access(cfg_ld_t *ld, const msp_ucl_t *item, const mbox_walk_t *w
 
 /*
  * tlmsp-records.md 11.3: "without forward, the middlebox needs rw on the matched contexts" (matches are deleted,
- * 7.4) and inserting needs write access (7.1, 7.5); renegotiation is an endpoint's (tlmsp-handshake.md 8).
+ * 7.4) and inserting needs write access (7.1, 7.5); only endpoints renegotiate (the reference's check).
  */
 static int function_check(cfg_ld_t *ld, const msp_ucl_t *item, size_t index, void *arg)
 {

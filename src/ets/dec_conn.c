@@ -10,6 +10,11 @@
  * NewSessionTicket needs the client Finished (resumption_master_secret).
  * A direction whose next record cannot be handled yet keeps its bytes (up
  * to MSP_ETS_DEC_MAX_PENDING) and is drained whenever the other one moves.
+ *
+ * This is the ETS middlebox of ETSI TS 103 523-3 4.1-4.2: a passive
+ * decryptor, real time or store-then-decrypt, holding the server's static key
+ * pair (ets.md 2). Nothing of TLS 1.3 changes under ETS (4.3.1, ets.md 3.1
+ * ETS-KX-1), so the framing rules cited below are RFC 8446's (ets.md 7).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -241,6 +246,7 @@ static int may(msp_ets_conn_t *c, int dir, uint8_t type)
     return ph == PH_SFLIGHT || ph == PH_DONE ? GO : ph == PH_CFLIGHT ? WAIT : SKIP + 1;
 }
 
+/* ets.md 7 "Inputs": dummy change_cipher_spec records can appear between handshake records: ignore. */
 static void record(msp_ets_conn_t *c, int dir, uint8_t *rec, size_t len)
 {
     c->d[dir].records++;

@@ -1,4 +1,8 @@
-/* Static key set, suite table and the shared secret of the decryptor (ets.md 7). */
+/*
+ * Static key set, suite table and the shared secret of the decryptor (ets.md 7). ETSI TS 103 523-3 4.1-4.2: the
+ * middlebox "gets a passive copy of the packets plus the server's static key pair" (ets.md 2); 4.3.1-4.3.2:
+ * one static key pair per group, the handshake otherwise ordinary TLS 1.3 (ets.md 3.1, ETS-KX-1/2).
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +93,7 @@ static EVP_PKEY *peer_scratch(EVP_PKEY *priv, const uint8_t *share, size_t len)
     return p;
 }
 
+/* A static key pair (TS 103 523-3 4.3.2, ets.md 3.1 ETS-KX-2), kept with its fingerprint (4.3.3, ETS-VI-3). */
 int msp_ets_keys_add(msp_ets_keys_t *k, EVP_PKEY *priv, msp_error_t *err)
 {
     if (k == NULL || priv == NULL) {
@@ -118,6 +123,7 @@ int msp_ets_keys_add(msp_ets_keys_t *k, EVP_PKEY *priv, msp_error_t *err)
     return MSP_OK;
 }
 
+/* The static key whose public value is the ServerHello key_share (ets.md 7 "Key lookup in ETS"). */
 const dec_key_t *dec_key_find(const msp_ets_keys_t *keys, uint16_t group, const uint8_t *share, size_t len)
 {
     for (size_t i = 0; i < keys->n; i++) {
@@ -138,6 +144,7 @@ static EVP_PKEY *peer_key(const dec_key_t *k, const uint8_t *peer, size_t len)
     return EVP_PKEY_set1_encoded_public_key(k->peer, peer, len) == 1 ? k->peer : NULL;
 }
 
+/* The (EC)DHE shared secret from the static private key and the client's share (ets.md 7 "Shared secret"). */
 int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uint8_t *out, size_t *out_len)
 {
     EVP_PKEY *p = peer_key(k, peer, peer_len);
@@ -159,6 +166,7 @@ int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uin
     return ok ? MSP_OK : MSP_ALERT_ILLEGAL_PARAMETER;
 }
 
+/* Hash and AEAD by suite (ets.md 7): 0x1301-0x1305, IV length 12 for all. */
 const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite_t *s)
 {
     memset(s, 0, sizeof(*s));
@@ -197,7 +205,11 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
     return s;
 }
 
-/* ---- ticket store ---- */
+/*
+ * ---- ticket store ----
+ * ets.md 7 "PSK resumption": a middlebox that did not decrypt the issuing connection "cannot decrypt the
+ * resumption, even with psk_dhe_ke and the static key"; so PSKs learnt from NewSessionTicket are kept.
+ */
 
 msp_ets_tickets_t *msp_ets_tickets_new(size_t max)
 {

@@ -1,4 +1,7 @@
-/* TLS 1.3 key schedule and record protection of the decryptor (RFC 8446 7, 5.2; ets.md 7). */
+/*
+ * TLS 1.3 key schedule and record protection of the decryptor (RFC 8446 7, 5.2; ets.md 7). ETSI TS 103 523-3
+ * adds nothing here: 4.3.1 keeps the handshake "byte-for-byte ordinary TLS 1.3" (ets.md 3.1, ETS-KX-1).
+ */
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -75,6 +78,7 @@ int dec_expand_label(msp_ets_conn_t *c, const uint8_t *secret, const char *label
     return rc;
 }
 
+/* Derive-Secret(s, label, msgs) = HKDF-Expand-Label(s, label, Transcript-Hash(msgs), Hash.len) (ets.md 7). */
 int dec_derive_secret(msp_ets_conn_t *c, const uint8_t *secret, const char *label, const uint8_t *hash, uint8_t *out)
 {
     return dec_expand_label(c, secret, label, hash, c->suite->hlen, out, c->suite->hlen);
@@ -143,6 +147,10 @@ static int open_ccm(const dec_suite_t *s, EVP_CIPHER_CTX *x, const uint8_t *nonc
            EVP_DecryptUpdate(x, body, &outl, body, (int)clen) == 1;
 }
 
+/*
+ * ets.md 7 "Traffic keys": nonce = iv XOR the 64-bit sequence number, AAD = the 5-byte record header; the
+ * plaintext is content | type | zero padding.
+ */
 int dec_aead_open(const dec_suite_t *s, dec_aead_t *a, uint8_t *rec, size_t len, uint8_t **inner, size_t *n,
                   uint8_t *type)
 {

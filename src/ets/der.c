@@ -1,3 +1,7 @@
+/*
+ * DER lengths (definite, minimal) for what ETSI TS 103 523-3 encodes in ASN.1: the VisibilityInformation (4.3.3,
+ * ets.md 3.3) and the key packages (4.3.4-4.3.8, ets.md 3.4).
+ */
 #include "der.h"
 
 void ets_der_put_len(msp_buf_t *out, size_t n)

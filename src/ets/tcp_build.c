@@ -1,6 +1,8 @@
 /*
  * Packet construction: the plaintext capture writer and the tests build
- * their TCP segments here, with checksums an IDS would accept.
+ * their TCP segments here, with checksums an IDS would accept. No ETSI
+ * TS 103 523-3 clause applies (what a middlebox does with the plaintext is
+ * outside the standard).
  */
 #include "msp/ets_tcp.h"
 

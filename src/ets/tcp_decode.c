@@ -1,4 +1,7 @@
-/* Link, IP and TCP header decoding for the passive TCP layer (ets_tcp.h). */
+/*
+ * Link, IP and TCP header decoding for the passive TCP layer (ets_tcp.h): the passive copy of the packets an ETS
+ * middlebox gets (TS 103 523-3 4.1-4.2, ets.md 2). No ETS clause governs the headers themselves.
+ */
 #include "msp/ets_tcp.h"
 
 #include <string.h>

@@ -7,6 +7,10 @@
  * non-overlapping segments, all strictly ahead of the next byte to deliver
  * and within the window of it; offsets from that byte therefore compare as
  * plain unsigned numbers.
+ *
+ * ETSI TS 103 523-3 4.1-4.2: the middlebox "gets a passive copy of the packets"
+ * (ets.md 2); decrypting needs "both TCP directions reassembled" (ets.md 7).
+ * The standard says nothing about TCP itself: no clause applies below.
  */
 #include "msp/ets_tcp.h"
 

@@ -16,6 +16,10 @@
 #define DER_OCTET_STRING 0x04
 #define DER_UTF8_STRING 0x0c
 
+/*
+ * 4.3.3: fingerprint = the first 80 bits of SHA-256 over the static public key "exactly as sent in the ServerHello
+ * key_share" (ets.md 3.3 ETS-VI-3).
+ */
 int msp_ets_fingerprint(const uint8_t *key_share, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
 {
     uint8_t h[32];
@@ -27,6 +31,7 @@ int msp_ets_fingerprint(const uint8_t *key_share, size_t len, uint8_t fp[MSP_ETS
     return MSP_OK;
 }
 
+/* The key_share bytes of a static key (ETS-VI-3: 32 raw bytes for X25519, the 65-byte point for P-256). */
 int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len)
 {
     char group[32];
@@ -50,6 +55,10 @@ int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len)
                : MSP_ERR_ARGUMENT;
 }
 
+/*
+ * VisibilityInformation ::= SEQUENCE { fingerprint OCTET STRING (SIZE(10)), accessDescription UTF8String }
+ * (4.3.3, ets.md 3.3 ETS-VI-2); accessDescription is free text that "shall be accurate" (ETS-VI-6).
+ */
 int msp_ets_vi_encode(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len, msp_buf_t *out)
 {
     if (access_len > MSP_ETS_MAX_ACCESS || !msp_utf8_valid(access, access_len)) {
@@ -95,6 +104,7 @@ static int read_tlv(msp_reader_t *r, uint8_t tag, msp_reader_t *value)
     return msp_read_sub(r, len, value) == MSP_OK ? MSP_OK : MSP_ERR_SYNTAX;
 }
 
+/* ETS-VI-2 (4.3.3), read strictly: exactly the two fields, the fingerprint exactly 10 bytes. */
 int msp_ets_vi_decode(const uint8_t *der, size_t len, uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const uint8_t **access,
                       size_t *access_len)
 {
@@ -146,6 +156,10 @@ static GENERAL_NAME *vi_name(const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const ch
     return gen;
 }
 
+/*
+ * 4.3.3: the server certificate "shall carry visibility information" as a subjectAltName otherName (ETS-VI-1,
+ * ETS-VI-4); one otherName per static key pair (ETS-VI-5), so existing names are kept.
+ */
 int msp_ets_cert_add(X509 *x, const uint8_t fp[MSP_ETS_FINGERPRINT_LEN], const char *access, size_t access_len)
 {
     int crit = 0;
@@ -184,6 +198,10 @@ static int read_one(const GENERAL_NAME *gen, const ASN1_OBJECT *want, msp_ets_vi
     return MSP_OK;
 }
 
+/*
+ * Every VisibilityInformation of the SAN (4.3.3, ETS-VI-4/5); a stand-alone extension with the same OID is
+ * reported as "non-conformant placement" (ets.md 3.3 note) rather than ignored.
+ */
 int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *misplaced)
 {
     ASN1_OBJECT *want = vi_oid();
@@ -205,6 +223,10 @@ int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *mis
     return ret;
 }
 
+/*
+ * Removes the ETS otherNames (4.3.3 ETS-VI-4) before re-signing with new keys: "a rotated key therefore needs a
+ * new (or multi-key) certificate" (ets.md 3.5).
+ */
 int msp_ets_cert_clear(X509 *x, size_t *removed)
 {
     int crit = 0;

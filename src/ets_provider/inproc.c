@@ -1,4 +1,8 @@
-/* The msp-ets provider in a dedicated library context of our own programs (ets.md 8.1 route 1). */
+/*
+ * The msp-ets provider in a dedicated library context of our own programs (ets.md 8.1 route 1): ETS is on only
+ * in a context made for it, as ETSI TS 103 523-3 clause 5 wants: "ETS mode shall be explicitly enabled" (ets.md
+ * 3.1 ETS-KX-4).
+ */
 #include "msp/ets_provider.h"
 
 #include <string.h>
@@ -80,6 +84,10 @@ OSSL_LIB_CTX *msp_ets_libctx_new(EVP_PKEY *const *keys, size_t n, msp_error_t *e
     return lib;
 }
 
+/*
+ * An ETS server context: TLS 1.3 with only the groups that have a static key (4.3.2, ets.md 3.1 ETS-KX-2: "a group
+ * without a static key must not be negotiated"; clients get a HelloRetryRequest towards them, ets.md 8.3.6).
+ */
 SSL_CTX *msp_ets_server_ctx_new(OSSL_LIB_CTX *lib, msp_error_t *err)
 {
     prov_ctx_t *ctx = lib != NULL ? ours(lib) : NULL;

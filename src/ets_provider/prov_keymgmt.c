@@ -2,7 +2,9 @@
  * X25519 and EC key management of msp-ets: every call forwarded to the
  * default provider's key management (ets.md 8.3.1), except key generation
  * with a template, which is libssl asking for the TLS 1.3 server share
- * (ets.md 8.3.5): that one gets the static key.
+ * (ets.md 8.3.5): that one gets the static key. That is the one change ETSI
+ * TS 103 523-3 4.3.1 makes to TLS 1.3: "the server's key_share comes from a
+ * static key pair" (ets.md 3.1 ETS-KX-1).
  */
 #include "prov.h"
 
@@ -65,7 +67,7 @@ static int km_set_params(void *keydata, const OSSL_PARAM params[])
         return 1;
     }
     if (k->is_static || in_of(k)->set_params == NULL) {
-        /* the server's share must stay the key the middleboxes hold */
+        /* the server's share must stay the key the middleboxes hold (4.3.1, ets.md 8.3.1: refuse set_params) */
         return 0;
     }
     return in_of(k)->set_params(k->inner, params);
@@ -151,6 +153,7 @@ static int is_p256(const char *name)
            OPENSSL_strcasecmp(name, "secp256r1") == 0;
 }
 
+/* The TLS 1.3 server share: the static key of the group (4.3.1-4.3.2, ETS-KX-1/2), or a refusal. */
 static void *gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
     prov_gen_t *g = genctx;

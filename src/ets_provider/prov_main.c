@@ -1,4 +1,8 @@
-/* The msp-ets provider: entry point, configuration, TLS-GROUP capabilities and the static key store (ets.md 8.3). */
+/*
+ * The msp-ets provider: entry point, configuration, TLS-GROUP capabilities and the static key store (ets.md 8.3).
+ * It makes an OpenSSL 3 server the ETS server of ETSI TS 103 523-3 4.3.1-4.3.2 (ets.md 3.1): ordinary TLS 1.3
+ * but for a static key share, one static key pair per group.
+ */
 #include "prov.h"
 
 #include <stdarg.h>
@@ -232,6 +236,7 @@ static int group_of_pkey(EVP_PKEY *pk)
     return -1;
 }
 
+/* "one static key pair per elliptic curve / finite field size it supports" (4.3.2, ets.md 3.1 ETS-KX-2). */
 int prov_set_static(prov_ctx_t *ctx, EVP_PKEY *key)
 {
     int g = key != NULL ? group_of_pkey(key) : -1;
@@ -285,6 +290,8 @@ static int same_file(const prov_static_t *st, const struct stat *sb)
  * bytes we read even when the file is replaced meanwhile. A file that fails
  * keeps the previous key (rotation must not take a running server down) and
  * is not retried until it changes again. Called with the write lock held.
+ * TS 103 523-3 4.3.2 (ets.md 3.1 ETS-KX-3): an installed key pair is "rotated
+ * as necessary".
  */
 static void reload_if_changed(prov_ctx_t *ctx, prov_static_t *st, int group)
 {
@@ -460,7 +467,10 @@ static const OSSL_DISPATCH prov_dispatch[] = {
     {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))prov_get_capabilities},
     {0, NULL}};
 
-/* The key file paths of our openssl.cnf section; absent keys are simply not served. */
+/*
+ * The key file paths of our openssl.cnf section; absent keys are simply not served. Loading the module with them
+ * is the explicit enabling that TS 103 523-3 clause 5 requires (ets.md 3.1 ETS-KX-4).
+ */
 static int read_config(prov_ctx_t *ctx, OSSL_FUNC_core_get_params_fn *get_params)
 {
     char *paths[PROV_NGROUPS] = {NULL, NULL};

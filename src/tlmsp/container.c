@@ -1,3 +1,8 @@
+/*
+ * TLMSP containers and their protection (ETSI TS 103 523-2). The write-up gives no clause numbers of the
+ * standard here except for the size limits (4.2.1.3, tlmsp-records.md 1); the bare section numbers below
+ * are tlmsp-records.md's.
+ */
 #include "msp/tlmsp_container.h"
 
 #include <stddef.h>
@@ -7,9 +12,12 @@
 
 #include "msp/error.h"
 
-/* ---- parsing (tlmsp-records.md 4) ---- */
+/* ---- parsing (tlmsp-records.md 4.1 layout) ---- */
 
-/* M_INFO (4.3): m_id | n | n x (source_ID | delete_count(2)), kept verbatim for the MAC inputs. */
+/*
+ * M_INFO (4.3): m_id | n | n x (source_ID | delete_count(2)), present iff INSERTED or DELETED (4.1); kept
+ * verbatim because "M_INFO is copied verbatim into every MAC/AAD input" (4.3).
+ */
 static int parse_m_info(msp_reader_t *r, msp_tlmsp_container_t *c)
 {
     msp_reader_t start = *r;
@@ -29,6 +37,7 @@ static int parse_m_info(msp_reader_t *r, msp_tlmsp_container_t *c)
     return ret;
 }
 
+/* forwardingMAC (4.6): id | order | flags | outboundReaderCheckMAC(16) | nonce(12) | checkMAC(16). */
 static int parse_fmac(msp_reader_t *r, msp_tlmsp_fmac_t *fm)
 {
     int ret = msp_read_u8(r, &fm->id);
@@ -66,6 +75,10 @@ static int parse_fmacs(msp_reader_t *r, msp_tlmsp_container_t *c)
     return ret;
 }
 
+/*
+ * contextId | flags | [M_INFO] | v16<fragment> | writerMAC | forwarding MACs (4.1); before keys only an
+ * alert container, whose fragment is the 2-byte alert and which has no MACs (4.7).
+ */
 int msp_tlmsp_container_parse(msp_reader_t *r, int protected_, msp_tlmsp_container_t *c)
 {
     msp_reader_t save = *r;
@@ -204,7 +217,7 @@ static EVP_CIPHER_CTX *keyed(msp_tlmsp_gcm_t *g, const uint8_t key[16], const ui
     return EVP_CipherInit_ex(s->ctx, NULL, NULL, key, nonce, enc) ? s->ctx : NULL;
 }
 
-/* AES-128-GCM with the 12 explicit nonce bytes as the whole IV (3: no implicit part, no XOR). */
+/* AES-128-GCM with the 12 explicit nonce bytes as the whole IV (3, 5.3: no implicit part, no XOR). */
 static int gcm(msp_tlmsp_gcm_t *g, int enc, const uint8_t key[16], const uint8_t nonce[12], const piece_t *pieces,
                size_t npieces, const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16])
 {
@@ -231,6 +244,10 @@ static int gcm(msp_tlmsp_gcm_t *g, int enc, const uint8_t key[16], const uint8_t
 
 /* ---- the container MACs (5.5-5.8) ---- */
 
+/*
+ * Fragment encryption (5.5): key ctx c reader_enc, IV = the nonce, AAD = mac_input(author, no frag,
+ * L = plaintext length). 2.4: the fragment "must also be <= 16383" on write (TS 103 523-2 4.2.1.3).
+ */
 int msp_tlmsp_fragment_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tlmsp_mac_in_t *in,
                             const uint8_t nonce[12], const uint8_t *plain, size_t len, uint8_t *out)
 {
@@ -244,6 +261,7 @@ int msp_tlmsp_fragment_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp
     return gcm(g, 1, key, nonce, p, np, plain, len, out + MSP_TLMSP_GCM_NONCE_LEN, out + MSP_TLMSP_GCM_NONCE_LEN + len);
 }
 
+/* 5.5 receiver: L = fragment_length - 28 and the author is nonce[0]; a bad tag is fatal (8). */
 int msp_tlmsp_fragment_open(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tlmsp_mac_in_t *in,
                             const uint8_t *fragment, size_t fragment_len, uint8_t *plain)
 {
@@ -265,6 +283,7 @@ static int gmac(msp_tlmsp_gcm_t *g, const uint8_t key[16], const uint8_t nonce[1
     return gcm(g, 1, key, nonce, p, np, NULL, 0, NULL, out);
 }
 
+/* Writer MAC (5.6): GMAC(ctx c writer_MAC, IV = fragment nonce, mac_input(author, whole fragment)). */
 int msp_tlmsp_writer_mac(msp_tlmsp_gcm_t *g, const uint8_t key[16], const msp_tlmsp_mac_in_t *in,
                          const uint8_t *fragment, size_t fragment_len, uint8_t out[16])
 {
@@ -289,6 +308,7 @@ size_t msp_tlmsp_mac_input_flat(const msp_tlmsp_mac_in_t *in, const uint8_t *fra
     return n;
 }
 
+/* Reader-check MAC (5.7), first half: h = SHA-256(mac_input(fm.id, whole fragment)), seq of the generator. */
 int msp_tlmsp_reader_check_hash(msp_tlmsp_gcm_t *g, const msp_tlmsp_mac_in_t *in, const uint8_t *fragment,
                                 size_t fragment_len, uint8_t hash[32])
 {
@@ -302,6 +322,7 @@ int msp_tlmsp_reader_check_hash(msp_tlmsp_gcm_t *g, const msp_tlmsp_mac_in_t *in
     return ok && EVP_DigestFinal_ex(g->md, hash, NULL) ? MSP_OK : MSP_ALERT_INTERNAL_ERROR;
 }
 
+/* 5.7, second half: GMAC(key = synch_MAC of the direction, IV = fm.nonce, AAD = h). */
 int msp_tlmsp_reader_check_gmac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], const uint8_t nonce[12],
                                 const uint8_t hash[32], uint8_t out[16])
 {
@@ -317,6 +338,10 @@ int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], 
     return ret == MSP_OK ? msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out) : ret;
 }
 
+/*
+ * Check MAC (5.8): GMAC(A-B enc key, fm.nonce, head | M_INFO | len | id | order | flags | [inbound] |
+ * outbound), len 19 or 35; the inbound reader-check MAC only if order != 0.
+ */
 int msp_tlmsp_check_mac(msp_tlmsp_gcm_t *g, const uint8_t ab_key[16], const msp_tlmsp_mac_in_t *in,
                         const msp_tlmsp_fmac_t *fm, const uint8_t *inbound, uint8_t out[16])
 {
@@ -337,7 +362,7 @@ int msp_tlmsp_mac_verify(const uint8_t got[16], const uint8_t want[16], int fail
     return CRYPTO_memcmp(got, want, MSP_TLMSP_MAC_LEN) == 0 ? MSP_OK : fail_alert;
 }
 
-/* ---- context-0 records (3) ---- */
+/* ---- context-0 records (3): Finished and MiddleboxFinished after CCS, protected hop by hop ---- */
 
 /* seq(8) | type | 0x0303 | len(2) | sid(4): sequence first and sid last, unlike the container inputs. */
 static void record0_aad(uint64_t seq, uint8_t type, uint32_t sid, size_t len, uint8_t out[17])
@@ -355,6 +380,7 @@ static void record0_aad(uint64_t seq, uint8_t type, uint32_t sid, size_t len, ui
     }
 }
 
+/* 3: key = ctx0 reader_enc of the hop direction; record payload max 65535 (TS 103 523-2 4.2.1.3, 1). */
 int msp_tlmsp_record0_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint64_t seq, uint8_t type, uint32_t sid,
                            const uint8_t nonce[12], const uint8_t *plain, size_t len, uint8_t *out)
 {

@@ -1,3 +1,8 @@
+/*
+ * The TLMSP hello extensions of ETSI TS 103 523-2: 0xff06 TLMSP and 0xff07 ContextList (clause 4.3.5, as
+ * tlmsp-handshake.md 1.4 cites it). The write-up gives no finer clause; the bare section numbers below are
+ * tlmsp-handshake.md's.
+ */
 #include "msp/tlmsp_hello.h"
 
 #include <string.h>
@@ -6,7 +11,7 @@
 
 /* ---- parsing (tlmsp-handshake.md 3.2-3.4) ---- */
 
-/* Address = type(1) | v16<bytes>: type 0..4, no NUL byte, at most 2048 bytes (1.8); empty is tolerated. */
+/* Address = type(1) | v16<bytes> (3.2): type 0..4, no NUL byte, at most 2048 bytes (1.8); empty is tolerated. */
 static int parse_address(msp_reader_t *r, msp_tlmsp_address_t *a)
 {
     msp_reader_t v;
@@ -31,7 +36,10 @@ static int read_u8_max(msp_reader_t *r, uint8_t *v, uint8_t max)
     return ret == MSP_OK && *v > max ? MSP_ALERT_DECODE_ERROR : ret;
 }
 
-/* n x (context_id | auth): auth 0 read, 1 write; a repeat must agree (TLMSP_context_access_add()). */
+/*
+ * n x (context_id | auth): auth 0 read, 1 write (1.7); 3.2 reader rules: "a repeated context id with a
+ * different auth is an error" (TLMSP_context_access_add()).
+ */
 static int parse_access(msp_reader_t *r, uint8_t access[256])
 {
     uint8_t n;
@@ -54,6 +62,10 @@ static int parse_access(msp_reader_t *r, uint8_t access[256])
     return ret;
 }
 
+/*
+ * MiddleboxInfo (3.2): id in 0x02..0xFD (1.6), inserted 0 or 1 (2 = forbidden is rejected, 7.4),
+ * transparent 0 or 1, and the ticket must be empty (resumption is not supported, 8).
+ */
 static int parse_info(msp_reader_t *r, msp_tlmsp_mbox_info_t *m)
 {
     memset(m, 0, sizeof(*m));
@@ -80,6 +92,7 @@ static int parse_info(msp_reader_t *r, msp_tlmsp_mbox_info_t *m)
     return ret == MSP_OK ? parse_access(r, m->access) : ret;
 }
 
+/* MiddleboxList = v16<MiddleboxInfo*> (3.2): ids unique within one list (1.6), at most 251 entries (1.10). */
 static int parse_list(msp_reader_t *r, msp_tlmsp_mbox_list_t *l)
 {
     msp_reader_t v;
@@ -100,6 +113,7 @@ static int parse_list(msp_reader_t *r, msp_tlmsp_mbox_list_t *l)
     return ret;
 }
 
+/* Extension version 1.0: it "must match exactly on receipt, else decode_error" (1.1). */
 static int parse_version(msp_reader_t *r)
 {
     uint8_t major, minor;
@@ -111,6 +125,7 @@ static int parse_version(msp_reader_t *r)
                                                                                            : ret;
 }
 
+/* ClientHello 0xff06 (3.2): the sid, handshake_hash and discovered list only if discovery_ack = 1 (7.2). */
 int msp_tlmsp_ext_client_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_client_t *e)
 {
     msp_reader_t r, hh;
@@ -146,6 +161,7 @@ int msp_tlmsp_ext_client_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_clien
     return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
 }
 
+/* ServerHello 0xff06 (3.4): version, Sid, both addresses echoed, the server's list; no trailing bytes. */
 int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_server_t *e)
 {
     msp_reader_t r;
@@ -166,7 +182,10 @@ int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_serve
     return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
 }
 
-/* ContextDescription = id | audit | origin_verification (= 0) | v8<purpose> */
+/*
+ * ContextDescription = id | audit | origin_verification (= 0) | v8<purpose> (3.3): context 0, a context
+ * listed twice, audit not 0/1 or origin_verification not 0 is a decode_error.
+ */
 static int parse_description(msp_reader_t *r, msp_tlmsp_context_list_t *c)
 {
     uint8_t id, audit, origin;
@@ -193,6 +212,7 @@ static int parse_description(msp_reader_t *r, msp_tlmsp_context_list_t *c)
     return ret;
 }
 
+/* 0xff07 ContextList = v16<ContextDescription*> (TS 103 523-2 4.3.5; 3.3). */
 int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context_list_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -205,7 +225,11 @@ int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context
     return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
 }
 
-/* ---- building ---- */
+/*
+ * ---- building ----
+ * 3.6: emit canonical encodings (lists in order, contexts ascending), "because both the endpoint Finished
+ * and the MiddleboxFinished transcripts assume identical bytes".
+ */
 
 static void put_address(msp_buf_t *b, const msp_tlmsp_address_t *a)
 {
@@ -216,6 +240,7 @@ static void put_address(msp_buf_t *b, const msp_tlmsp_address_t *a)
     msp_buf_block_end(b, 2, mark);
 }
 
+/* 3.2 writer rules: entries in list order, access entries in ascending context id, empty ticket. */
 static void put_list(msp_buf_t *b, const msp_tlmsp_mbox_list_t *l)
 {
     size_t mark;
@@ -248,6 +273,7 @@ static void put_list(msp_buf_t *b, const msp_tlmsp_mbox_list_t *l)
     msp_buf_block_end(b, 2, mark);
 }
 
+/* ClientHello 0xff06 (3.2; the post-discovery fields, 7.2 step 4). */
 int msp_tlmsp_ext_client_build(const msp_tlmsp_ext_client_t *e, msp_buf_t *out)
 {
     msp_buf_put_u8(out, MSP_TLMSP_EXT_MAJOR);
@@ -267,6 +293,7 @@ int msp_tlmsp_ext_client_build(const msp_tlmsp_ext_client_t *e, msp_buf_t *out)
     return msp_buf_error(out);
 }
 
+/* ServerHello 0xff06 (3.4). */
 int msp_tlmsp_ext_server_build(const msp_tlmsp_ext_server_t *e, msp_buf_t *out)
 {
     msp_buf_put_u8(out, MSP_TLMSP_EXT_MAJOR);
@@ -278,6 +305,7 @@ int msp_tlmsp_ext_server_build(const msp_tlmsp_ext_server_t *e, msp_buf_t *out)
     return msp_buf_error(out);
 }
 
+/* 0xff07 (3.3 writer): every present context except 0, ascending id. */
 int msp_tlmsp_context_list_build(const msp_tlmsp_context_list_t *c, msp_buf_t *out)
 {
     size_t mark;

@@ -1,3 +1,7 @@
+/*
+ * The TLMSP key schedule of ETSI TS 103 523-2 as the reference computes it. The write-up gives no clause
+ * numbers of the standard for it; the bare section numbers below are tlmsp-handshake.md's (2, 6).
+ */
 #include "msp/tlmsp_kdf.h"
 
 #include <string.h>
@@ -91,6 +95,10 @@ static EVP_PKEY *peer_key(EVP_PKEY *own, const uint8_t *peer, size_t peer_len)
     return key;
 }
 
+/*
+ * Premaster secrets (6.2): ECDH of the same endpoint key with each peer's key; raw shared secret as in TLS
+ * (X25519 32 bytes, P-256 the x-coordinate).
+ */
 int msp_tlmsp_premaster(EVP_PKEY *own, const uint8_t *peer, size_t peer_len, uint8_t *out, size_t *out_len)
 {
     EVP_PKEY *pk = peer_key(own, peer, peer_len);
@@ -112,6 +120,7 @@ int msp_tlmsp_premaster(EVP_PKEY *own, const uint8_t *peer, size_t peer_len, uin
     return ret;
 }
 
+/* IDList hash (6.3): SHA-256 over the leaf DERs: [client] | m1 .. mN in list order | server. */
 int msp_tlmsp_idlist_hash(const msp_iov_t *certs, size_t ncerts, uint8_t out[MSP_TLMSP_HASH_LEN])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -124,6 +133,7 @@ int msp_tlmsp_idlist_hash(const msp_iov_t *certs, size_t ncerts, uint8_t out[MSP
     return ok ? MSP_OK : MSP_ERR_NO_MEMORY;
 }
 
+/* master(A,B) = PRF(premaster, "master secret", idlist_hash | a_random | b_random)[0:48] (6.4). */
 int msp_tlmsp_master_secret(const uint8_t *premaster, size_t premaster_len,
                             const uint8_t idlist_hash[MSP_TLMSP_HASH_LEN], const uint8_t a_random[MSP_TLMSP_RANDOM_LEN],
                             const uint8_t b_random[MSP_TLMSP_RANDOM_LEN], uint8_t out[MSP_TLMSP_MASTER_LEN])
@@ -134,6 +144,10 @@ int msp_tlmsp_master_secret(const uint8_t *premaster, size_t premaster_len,
     return msp_tlmsp_prf(premaster, premaster_len, "master secret", seed, 3, out, MSP_TLMSP_MASTER_LEN);
 }
 
+/*
+ * kb(A,B) = PRF(master, "key expansion", a_random | b_random)[0:64] (6.5), A first, not the TLS order:
+ * B_to_A_MAC | A_to_B_MAC | B_to_A_enc | A_to_B_enc.
+ */
 int msp_tlmsp_key_block(const uint8_t master[MSP_TLMSP_MASTER_LEN], const uint8_t a_random[MSP_TLMSP_RANDOM_LEN],
                         const uint8_t b_random[MSP_TLMSP_RANDOM_LEN], msp_tlmsp_key_block_t *kb)
 {
@@ -178,6 +192,10 @@ static int context_block(uint8_t id, const uint8_t *s_part, const uint8_t *c_par
     return ret;
 }
 
+/*
+ * Context keys (6.8): reader_block(c) = PRF(S_r | C_r, "reader keys", seed(c))[0:64], writer_block(c) =
+ * PRF(S_w | C_w, "writer keys", seed(c))[0:32]; the server's contribution first.
+ */
 int msp_tlmsp_context_keys(uint8_t id, const uint8_t s_reader[16], const uint8_t c_reader[16],
                            const uint8_t s_writer[16], const uint8_t c_writer[16], const msp_tlmsp_randoms_t *r,
                            msp_tlmsp_context_keys_t *keys)
@@ -200,6 +218,7 @@ int msp_tlmsp_context_keys(uint8_t id, const uint8_t s_reader[16], const uint8_t
     return ret;
 }
 
+/* synch_block = PRF(S_s | C_s, "synch keys", seed(0))[0:32]: client_synch | server_synch (6.8). */
 int msp_tlmsp_synch_keys(const uint8_t s_synch[16], const uint8_t c_synch[16], const msp_tlmsp_randoms_t *r,
                          uint8_t client_synch[16], uint8_t server_synch[16])
 {
@@ -213,6 +232,7 @@ int msp_tlmsp_synch_keys(const uint8_t s_synch[16], const uint8_t c_synch[16], c
     return ret;
 }
 
+/* MiddleboxFinished verify_data = PRF(master(E, m), label, SHA-256(transcript))[0:12] (6.11). */
 int msp_tlmsp_verify_data(const uint8_t master[MSP_TLMSP_MASTER_LEN], const char *label,
                           const uint8_t transcript_hash[MSP_TLMSP_HASH_LEN], uint8_t out[MSP_TLMSP_VERIFY_LEN])
 {

@@ -1,3 +1,7 @@
+/*
+ * MiddleboxKeyMaterial / MiddleboxKeyConfirmation bodies of ETSI TS 103 523-2. The write-up gives no clause
+ * numbers of the standard for them; the bare section numbers below are tlmsp-handshake.md's (5.5, 5.6).
+ */
 #include "msp/tlmsp_keymat.h"
 
 #include <string.h>
@@ -6,6 +10,10 @@
 
 #include "msp/error.h"
 
+/*
+ * contributions (5.5): for each present context ascending, c | [synch, c = 0 only] | v8<reader> | v8<writer>;
+ * reader empty "if the target may not read c", writer empty "if the target may not write c".
+ */
 int msp_tlmsp_contrib_encode(const msp_tlmsp_contrib_t *c, const uint8_t access[256], msp_buf_t *out)
 {
     for (int id = 0; id < 256; id++) {
@@ -27,7 +35,7 @@ int msp_tlmsp_contrib_encode(const msp_tlmsp_contrib_t *c, const uint8_t access[
     return msp_buf_error(out);
 }
 
-/* v8<16 bytes or nothing> */
+/* v8<16 bytes or nothing>: "a non-empty reader/writer must be exactly 16 bytes" (5.5). */
 static int read_part(msp_reader_t *r, uint8_t *has, uint8_t out[MSP_TLMSP_CONTRIB_LEN])
 {
     msp_reader_t v;
@@ -43,6 +51,7 @@ static int read_part(msp_reader_t *r, uint8_t *has, uint8_t out[MSP_TLMSP_CONTRI
     return n != 0 ? msp_read_copy(&v, out, n) : MSP_OK;
 }
 
+/* The receiver's side of 5.5 (context 0, with its synch, required; a context listed twice refused). */
 int msp_tlmsp_contrib_decode(const uint8_t *p, size_t len, msp_tlmsp_contrib_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -75,6 +84,7 @@ int msp_tlmsp_contrib_decode(const uint8_t *p, size_t len, msp_tlmsp_contrib_t *
     return ret;
 }
 
+/* body = id | nonce(12) | GCM(contributions) | tag(16), IV = the nonce, AAD = id | nonce (5.5, 5.6). */
 int msp_tlmsp_keymat_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint8_t id, const uint8_t nonce[12],
                           const uint8_t *plain, size_t len, msp_buf_t *out)
 {
@@ -103,6 +113,7 @@ int msp_tlmsp_keymat_seal(msp_tlmsp_gcm_t *g, const uint8_t key[16], uint8_t id,
     return MSP_OK;
 }
 
+/* 5.5 receiver: a body "shorter than 33698" bytes, with room for the id, the nonce and the tag. */
 int msp_tlmsp_keymat_open(msp_tlmsp_gcm_t *g, const uint8_t key[16], const uint8_t *body, size_t len, uint8_t *id,
                           uint8_t *plain, size_t *plain_len)
 {

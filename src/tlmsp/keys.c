@@ -1,6 +1,8 @@
 /*
  * Key material for the state machines (tlmsp-handshake.md 5.5-5.6,
  * 6.5-6.8, 6.10-6.11), built on the primitives of kdf.c and keymat.c.
+ * ETSI TS 103 523-2 clause numbers: the write-up gives none for these, so the
+ * bare section numbers below are tlmsp-handshake.md's.
  */
 #include "msp/tlmsp_keys.h"
 
@@ -41,6 +43,7 @@ static int same(const uint8_t *a, const uint8_t *b)
     return CRYPTO_memcmp(a, b, MSP_TLMSP_CONTRIB_LEN) == 0;
 }
 
+/* The A-B key for a message from src to dst (6.5; with AES-GCM the Encryption slot, "MAC" slots unused). */
 int msp_tlmsp_pair_key(const msp_tlmsp_key_block_t *kb, uint8_t src, uint8_t dst, const uint8_t **key)
 {
     int known = (is_endpoint(src) || is_mbox(src)) && (is_endpoint(dst) || is_mbox(dst));
@@ -83,6 +86,10 @@ int msp_tlmsp_contrib_generate(msp_tlmsp_contrib_t *c, const uint8_t present[256
     return ret;
 }
 
+/*
+ * MiddleboxKeyMaterial (5.5) or, with the middlebox's own rights, KeyConfirmation (5.6): the contributions
+ * filtered by "the sender's view of the target's rights".
+ */
 int msp_tlmsp_key_material_seal(msp_tlmsp_gcm_t *g, const uint8_t key[MSP_TLMSP_KEY_LEN], uint8_t id, uint8_t sender,
                                 const uint8_t suffix[MSP_TLMSP_NONCE_SUFFIX_LEN], const msp_tlmsp_contrib_t *c,
                                 const uint8_t *access, msp_buf_t *out)
@@ -130,6 +137,10 @@ static int known_contexts(const msp_tlmsp_contrib_t *c, const uint8_t present[25
     return MSP_OK;
 }
 
+/*
+ * 5.5 receiver: "first byte must equal its own id", the body "shorter than 33698" bytes, "each context id must be
+ * present".
+ */
 int msp_tlmsp_key_material_open(msp_tlmsp_gcm_t *g, const uint8_t key[MSP_TLMSP_KEY_LEN], const uint8_t *body,
                                 size_t len, uint8_t expect_id, const uint8_t present[256], msp_tlmsp_contrib_t *c)
 {
@@ -177,6 +188,10 @@ static int confirms(const msp_tlmsp_contrib_t *peer, const msp_tlmsp_contrib_t *
     return !(a & MSP_TLMSP_CAN_WRITE) || (conf->has_writer[c] && same(conf->writer[c], peer->writer[c]));
 }
 
+/*
+ * Key-confirmation check (6.7): for every present context and every middlebox "a confirmation entry for (m, c)
+ * must exist" and the echoed synch/reader/writer must equal; "any failure -> fatal alert 179".
+ */
 int msp_tlmsp_key_confirmation_check(const uint8_t present[256], const msp_tlmsp_contrib_t *peer,
                                      const msp_tlmsp_contrib_t *const *confirm, const uint8_t (*access)[256],
                                      size_t nmbox)
@@ -213,6 +228,7 @@ int msp_tlmsp_derive_context_keys(uint8_t id, const msp_tlmsp_contrib_t *client,
                                   keys);
 }
 
+/* 6.8: synch keys from S_s | C_s over seed(0). */
 int msp_tlmsp_derive_synch_keys(const msp_tlmsp_contrib_t *client, const msp_tlmsp_contrib_t *server,
                                 const msp_tlmsp_randoms_t *r, uint8_t client_synch[MSP_TLMSP_KEY_LEN],
                                 uint8_t server_synch[MSP_TLMSP_KEY_LEN])
@@ -220,6 +236,7 @@ int msp_tlmsp_derive_synch_keys(const msp_tlmsp_contrib_t *client, const msp_tlm
     return msp_tlmsp_synch_keys(server->synch, client->synch, r, client_synch, server_synch);
 }
 
+/* Lcontrib(m) (6.11): per present context, [C_s | S_s], C_r | S_r if m may read, C_w | S_w if m may write. */
 int msp_tlmsp_lcontrib(const uint8_t present[256], const msp_tlmsp_contrib_t *client, const msp_tlmsp_contrib_t *server,
                        const uint8_t access[256], msp_buf_t *out)
 {
@@ -252,7 +269,10 @@ static int to_endpoint(const uint8_t *body, size_t len)
     return first_byte(body, len, &id) == MSP_OK && is_endpoint(id);
 }
 
-/* ssl/tlmsp_fin.c: tlmsp_finish_endpoint_exclude() */
+/*
+ * Endpoint Finished transcript (6.10): omits every KeyConfirmation and MiddleboxFinished and every KeyMaterial
+ * not addressed to an endpoint (ssl/tlmsp_fin.c: tlmsp_finish_endpoint_exclude()).
+ */
 int msp_tlmsp_endpoint_transcript_includes(uint8_t type, const uint8_t *body, size_t len)
 {
     switch (type) {
@@ -266,7 +286,10 @@ int msp_tlmsp_endpoint_transcript_includes(uint8_t type, const uint8_t *body, si
     }
 }
 
-/* ssl/tlmsp_fin.c: tlmsp_finish_append() */
+/*
+ * T_m, the MiddleboxFinished transcript (6.11 inclusion rules): only m's own MiddleboxHello, Cert and HelloDone,
+ * KeyMaterial only to an endpoint (ssl/tlmsp_fin.c: tlmsp_finish_append()).
+ */
 int msp_tlmsp_mbox_transcript_includes(uint8_t type, const uint8_t *body, size_t len, uint8_t mbox)
 {
     uint8_t id;

@@ -23,6 +23,7 @@ static EVP_PKEY *peer_dh_key(EVP_PKEY *own, const uint8_t *peer_y, size_t peer_l
     return peer;
 }
 
+/* DHE premaster (tlmsp-handshake.md 6.2: "leading zero bytes stripped as OpenSSL does"); no TS clause given. */
 int msp_tlmsp_premaster_dhe(EVP_PKEY *own, const uint8_t *peer_y, size_t peer_len, uint8_t *out, size_t out_cap,
                             size_t *out_len)
 {

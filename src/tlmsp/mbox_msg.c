@@ -1,3 +1,7 @@
+/*
+ * The new TLMSP handshake messages of ETSI TS 103 523-2 (types 41-51). The write-up gives no clause numbers
+ * of the standard for them; the bare section numbers below are tlmsp-handshake.md's (5.1-5.7).
+ */
 #include "msp/tlmsp_mbox_msg.h"
 
 #include <string.h>
@@ -9,6 +13,7 @@
 
 #define CURVE_TYPE_NAMED 3
 
+/* A middlebox id is 0x02..0xFD (1.6). */
 static int read_mbox_id(msp_reader_t *r, uint8_t *id)
 {
     int ret = msp_read_u8(r, id);
@@ -26,6 +31,10 @@ static int read_empty(msp_reader_t *r, size_t prefix)
     return ret == MSP_OK && msp_reader_left(&v) != 0 ? MSP_ALERT_DECODE_ERROR : ret;
 }
 
+/*
+ * MiddleboxHello (41, 5.1): id | version | to_client_random | to_server_random; session_id, cipher_suites and
+ * compression "must be empty"; no extensions, no trailing bytes.
+ */
 int msp_tlmsp_mbox_hello_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_hello_t *m)
 {
     msp_reader_t r;
@@ -54,6 +63,7 @@ int msp_tlmsp_mbox_hello_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_hell
     return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
 }
 
+/* 5.1: body length 71, version 0x0303. */
 int msp_tlmsp_mbox_hello_build(const msp_tlmsp_mbox_hello_t *m, msp_buf_t *out)
 {
     msp_buf_put_u8(out, m->id);
@@ -90,6 +100,7 @@ int msp_tlmsp_mbox_cert_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_cert_
     return ret;
 }
 
+/* MiddleboxCert (42, 5.2). */
 int msp_tlmsp_mbox_cert_build(const msp_tlmsp_mbox_cert_t *m, msp_buf_t *out)
 {
     msp_tls12_certificate_t chain;
@@ -138,6 +149,7 @@ static int parse_half(msp_reader_t *r, msp_tlmsp_kex_half_t *h)
     return ret;
 }
 
+/* MiddleboxKeyExchange (45, 5.3): id | params_to_client | sig | params_to_server | sig. */
 int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t *m)
 {
     msp_reader_t r;
@@ -191,6 +203,7 @@ int msp_tlmsp_mbox_kex_signed_data(const msp_tlmsp_mbox_hello_t *hello, const ms
     return msp_buf_error(out);
 }
 
+/* MiddleboxHelloDone (46, 5.4): body = id. */
 int msp_tlmsp_mbox_hello_done_parse(const uint8_t *p, size_t len, uint8_t *id)
 {
     msp_reader_t r;
@@ -204,6 +217,7 @@ int msp_tlmsp_mbox_hello_done_build(uint8_t id, msp_buf_t *out)
     return msp_buf_put_u8(out, id);
 }
 
+/* MiddleboxFinished (51, 5.7): mbox_id | verify_data; "verify_data length must be 12". */
 int msp_tlmsp_mbox_finished_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_finished_t *m)
 {
     msp_reader_t r;
@@ -240,6 +254,10 @@ int msp_tlmsp_mbox_kex_sign(EVP_PKEY *key, uint16_t sigalg, const msp_tlmsp_mbox
     return msp_sigalg_sign(key, sigalg, &part, 1, sig, sig_len);
 }
 
+/*
+ * 5.3: endpoints accept any sigalg that matches the certificate key; "a new implementation talking to reference
+ * middleboxes must accept SHA-1 signatures here".
+ */
 int msp_tlmsp_mbox_kex_verify(EVP_PKEY *key, const msp_tlmsp_mbox_hello_t *hello, const msp_tlmsp_kex_half_t *half)
 {
     if (!msp_sigalg_fits(key, half->sigalg)) {

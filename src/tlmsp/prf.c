@@ -2,7 +2,8 @@
  * Finished and MiddleboxFinished verify_data (tlmsp-handshake.md 6.10,
  * 6.11). The TLMSP PRF itself is msp_tlmsp_prf() (kdf.c); the endpoint
  * Finished uses the stock TLS 1.2 PRF, taken from OpenSSL's TLS1-PRF KDF
- * so that it is not our code that computes it.
+ * so that it is not our code that computes it. The write-up gives no
+ * ETSI TS 103 523-2 clause numbers for these; sections cited are its own.
  */
 #include "msp/tlmsp_keys.h"
 
@@ -49,6 +50,10 @@ static int tls12_prf(const uint8_t master[MSP_TLMSP_MASTER_LEN], const char *lab
     return ok ? MSP_OK : MSP_ERR_NO_MEMORY;
 }
 
+/*
+ * Endpoint Finished: the stock TLS 1.2 PRF with the TLMSP master secret (tlmsp-handshake.md 6.10);
+ * MiddleboxFinished: the TLMSP PRF, the label by direction (6.11).
+ */
 int msp_tlmsp_finished(msp_tlmsp_finished_kind_t kind, const uint8_t master[MSP_TLMSP_MASTER_LEN],
                        const uint8_t transcript_hash[MSP_TLMSP_HASH_LEN], uint8_t out[MSP_TLMSP_VERIFY_LEN])
 {
@@ -83,7 +88,7 @@ static int is_mbox(uint8_t id)
     return id >= MSP_TLMSP_ID_FIRST_MIDDLEBOX && id <= MSP_TLMSP_ID_LAST_MIDDLEBOX;
 }
 
-/* ssl/tlmsp_fin.c: tlmsp_finish_verify_label(), plus the two endpoint Finished. */
+/* The 6.11 label table (ssl/tlmsp_fin.c: tlmsp_finish_verify_label()), plus the two endpoint Finished (6.10). */
 int msp_tlmsp_finished_kind(uint8_t src, uint8_t dst, msp_tlmsp_finished_kind_t *kind)
 {
     if (src == MSP_TLMSP_ID_CLIENT && (dst == MSP_TLMSP_ID_SERVER || is_mbox(dst))) {

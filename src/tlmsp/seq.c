@@ -1,3 +1,7 @@
+/*
+ * TLMSP sequence numbers (ETSI TS 103 523-2) as the reference keeps them. The write-up gives no clause numbers
+ * of the standard for them; the bare section numbers below are tlmsp-records.md's (6).
+ */
 #include "msp/tlmsp_seq.h"
 
 #include <string.h>
@@ -11,12 +15,14 @@ static void normal_step(msp_tlmsp_counter_t *c)
     c->pending = 1;
 }
 
+/* 6.2 reset: value = 0, pending = 0. */
 static void reset(msp_tlmsp_counter_t *c)
 {
     c->value = 0;
     c->pending = 0;
 }
 
+/* One counter per entity on the receive path, plus our own transmit counter (6.1, 6.4). */
 int msp_tlmsp_seq_init(msp_tlmsp_seq_t *s, uint8_t self, const uint8_t *path, size_t npath)
 {
     if (npath == 0 || npath > MSP_TLMSP_MAX_PATH) {
@@ -29,11 +35,13 @@ int msp_tlmsp_seq_init(msp_tlmsp_seq_t *s, uint8_t self, const uint8_t *path, si
     return MSP_OK;
 }
 
+/* 6.5: "on sending CCS the writer resets its own counter". */
 void msp_tlmsp_seq_reset_tx(msp_tlmsp_seq_t *s)
 {
     reset(&s->tx);
 }
 
+/* 6.5: "on receiving CCS the receiver resets the counters of every entity on path". */
 void msp_tlmsp_seq_reset_rx(msp_tlmsp_seq_t *s)
 {
     for (size_t i = 0; i < s->npath; i++) {
@@ -41,6 +49,7 @@ void msp_tlmsp_seq_reset_rx(msp_tlmsp_seq_t *s)
     }
 }
 
+/* Transmit side (6.3): one normal step per record or container written, then the delete step D. */
 uint64_t msp_tlmsp_seq_tx(msp_tlmsp_seq_t *s, uint64_t deletes)
 {
     normal_step(&s->tx);
@@ -49,6 +58,7 @@ uint64_t msp_tlmsp_seq_tx(msp_tlmsp_seq_t *s, uint64_t deletes)
     return v;
 }
 
+/* 6.4: "for each context-0 record: normal step for every entity on path". */
 void msp_tlmsp_seq_rx_record(msp_tlmsp_seq_t *s)
 {
     for (size_t i = 0; i < s->npath; i++) {
@@ -84,6 +94,10 @@ static int check_indicators(const msp_tlmsp_seq_t *s, const uint8_t *m_info, siz
     return MSP_OK;
 }
 
+/*
+ * 6.4 for a container: a normal step for every entity on path up to the origin (an origin not on path is fatal),
+ * then a delete step for every indicator up to its source_ID.
+ */
 int msp_tlmsp_seq_rx_container(msp_tlmsp_seq_t *s, uint8_t origin, const uint8_t *m_info, size_t m_info_len)
 {
     int last = position(s, origin);
@@ -107,6 +121,7 @@ int msp_tlmsp_seq_rx_container(msp_tlmsp_seq_t *s, uint8_t origin, const uint8_t
     return MSP_OK;
 }
 
+/* seq(id) for the MAC inputs (5.4): our transmit counter, or the receive counter of id (6.4). */
 int msp_tlmsp_seq_of(const msp_tlmsp_seq_t *s, uint8_t id, uint64_t *value)
 {
     if (id == s->self) {

@@ -11,7 +11,10 @@ typedef struct sigalg {
     int pss;
 } sigalg_t;
 
-/* The SHA-1 pair is what the reference's middleboxes sign with (5.3); the rest is what TLS 1.2 peers use. */
+/*
+ * The SHA-1 pair is what the reference's middleboxes sign with (tlmsp-handshake.md 1.9, 5.3: an implementation
+ * "must accept SHA-1 signatures here"); the rest is what TLS 1.2 peers use. No TS 103 523-2 clause is given.
+ */
 static const sigalg_t sigalgs[] = {
     {0x0201, "SHA1", EVP_PKEY_RSA, 0},   {0x0203, "SHA1", EVP_PKEY_EC, 0},    {0x0401, "SHA256", EVP_PKEY_RSA, 0},
     {0x0501, "SHA384", EVP_PKEY_RSA, 0}, {0x0601, "SHA512", EVP_PKEY_RSA, 0}, {0x0403, "SHA256", EVP_PKEY_EC, 0},

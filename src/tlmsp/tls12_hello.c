@@ -1,6 +1,8 @@
 /*
  * ClientHello and ServerHello (RFC 5246 7.4.1.2-3, tlmsp-handshake.md 3.1,
- * 3.4), their extension lists, and the handshake message header.
+ * 3.4), their extension lists, and the handshake message header. TLMSP
+ * (ETSI TS 103 523-2) keeps the TLS 1.2 hellos; the write-up gives no clause
+ * of the standard for them.
  */
 #include "msp/tlmsp_tls12.h"
 
@@ -95,6 +97,7 @@ static int read_compression(msp_reader_t *r, msp_tls12_client_hello_t *m)
     return MSP_ALERT_DECODE_ERROR;
 }
 
+/* RFC 5246 7.4.1.2; under TLMSP client_version 0x0303, no supported_versions (tlmsp-handshake.md 1.1, 3.1). */
 int msp_tls12_client_hello_parse(const uint8_t *p, size_t len, msp_tls12_client_hello_t *m)
 {
     msp_reader_t r;
@@ -110,6 +113,7 @@ int msp_tls12_client_hello_parse(const uint8_t *p, size_t len, msp_tls12_client_
     return ret == MSP_OK ? read_extensions(&r, m->ext, &m->next) : ret;
 }
 
+/* RFC 5246 7.4.1.3; its 0xff06 extension is tlmsp-handshake.md 3.4. */
 int msp_tls12_server_hello_parse(const uint8_t *p, size_t len, msp_tls12_server_hello_t *m)
 {
     msp_reader_t r;

@@ -1,7 +1,8 @@
 /*
  * Action blocks. As in the reference, each send, reply, alert, log,
  * shutdown or renegotiate inside them is one action; an empty block adds
- * none.
+ * none. The format is the reference tools' (tlmsp-records.md 11.3); the
+ * write-up gives no ETSI TS 103 523-2 clause for the rules cited below.
  */
 #include <stdio.h>
 #include <string.h>
@@ -113,6 +114,7 @@ static int payload_source(cfg_ld_t *ld, const msp_ucl_t *node, const char *in, m
     return rc;
 }
 
+/* Data goes in a user context: "application data in context 0 is rejected" (tlmsp-records.md 4.2). */
 static int send_one(cfg_ld_t *ld, const msp_ucl_t *node, act_build_t *b, msp_tlmsp_cfg_action_t *a)
 {
     char in[180];
@@ -146,6 +148,7 @@ static int alert_description(cfg_ld_t *ld, const msp_ucl_t *v, const char *in, m
     return rc;
 }
 
+/* warning (1) or fatal (2): any other level is fatal on receipt (tlmsp-records.md 10.2). */
 static int alert_level(cfg_ld_t *ld, const msp_ucl_t *v, const char *in, msp_tlmsp_cfg_action_t *a)
 {
     if (v->type == MSP_UCL_STRING && strcmp(v->v.str.s, "warning") == 0) {
@@ -158,6 +161,7 @@ static int alert_level(cfg_ld_t *ld, const msp_ucl_t *v, const char *in, msp_tlm
     return MSP_OK;
 }
 
+/* An alert container may use context 0, unlike data (tlmsp-records.md 4.2, 10.2). */
 static int alert_one(cfg_ld_t *ld, const msp_ucl_t *node, act_build_t *b, msp_tlmsp_cfg_action_t *a)
 {
     char in[180];

@@ -1,6 +1,8 @@
 /*
  * Activity blocks: a tag, one match (time, container or pattern) and the
- * actions to run when it fires.
+ * actions to run when it fires. This is the reference tools' grammar
+ * (tlmsp-records.md 11.3), not a rule of ETSI TS 103 523-2; the access an
+ * activity needs is checked in middlebox.c.
  */
 #include <stdio.h>
 #include <string.h>

@@ -4,6 +4,10 @@
  * Forms: scheme://host[:port] (the only one with a port; the scheme is
  * ignored), a bare host name, an IPv4 or IPv6 literal, and for the client a
  * MAC address (it only goes into the ClientHello).
+ * On the wire an Address is type (URL 0, FQDN 1, IPv4 2, IPv6 3, MAC 4) and
+ * opaque bytes; "the tools classify strings with :// as URL" and "use
+ * tlmsp://host:port (scheme ignored when connecting)" (tlmsp-handshake.md 1.8;
+ * no ETSI TS 103 523-2 clause is given by the write-up).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -161,6 +165,7 @@ int msp_tlmsp_cfg_address_parse(const char *url, char *host, size_t host_cap, ui
     return rc;
 }
 
+/* URL iff the text holds "://", as the reference tools decide (tlmsp-handshake.md 1.8). */
 int cfg_address(cfg_ld_t *ld, const msp_ucl_t *node, bool mac_ok, const char *in, msp_tlmsp_cfg_address_t *out)
 {
     char host[HOST_MAX + 1];

@@ -1,7 +1,8 @@
 /*
  * Alert descriptions by name (RFC 5246 section 7.2, ETSI TS 103 523-2) and
  * the access names. The reference's spellings are accepted beside the
- * specification's where the two differ.
+ * specification's where the two differ. The TLMSP alerts 170-180 are
+ * tlmsp-handshake.md 1.5 (the write-up gives no clause of the standard).
  */
 #include <stddef.h>
 #include <string.h>

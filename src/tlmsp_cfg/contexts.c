@@ -1,6 +1,8 @@
 /*
  * Context blocks, and the ways other blocks name contexts: by id, by tag,
- * or '*' for all of them.
+ * or '*' for all of them. The format is the reference tools' (tlmsp-records.md
+ * 11.3); the limits are TLMSP's (ETSI TS 103 523-2, no clause given by the
+ * write-up): tlmsp-handshake.md 1.7 and 1.10.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +13,10 @@ static const cfg_key_t context_keys[] = {
     {"id", false}, {"tag", false}, {"comment", false}, {"purpose", false}, {"audit", false},
 };
 
-/* The reference gives a context without an id the lowest free one when its block ends, in file order. */
+/*
+ * The reference gives a context without an id the lowest free one when its block ends, in file order. User
+ * contexts are 1..255; 0 is the control context, "never listed in the ContextList" (tlmsp-handshake.md 1.7).
+ */
 static int assign_id(cfg_ld_t *ld, const msp_ucl_t *node, msp_tlmsp_cfg_context_t *c)
 {
     for (unsigned id = MSP_TLMSP_CFG_CONTEXT_ID_MIN; id <= MSP_TLMSP_CFG_CONTEXT_ID_MAX; id++) {
@@ -62,7 +67,7 @@ static int context_strings(cfg_ld_t *ld, const msp_ucl_t *node, msp_tlmsp_cfg_co
     }
     const msp_ucl_t *purpose = cfg_find(node, "purpose");
     if (rc == MSP_OK && purpose != NULL && strlen(c->purpose) > 255) {
-        /* ContextDescription carries the purpose in at most 255 bytes. */
+        /* ContextDescription carries the purpose in at most 255 bytes (tlmsp-handshake.md 1.10, 3.3). */
         rc = cfg_fail(ld, MSP_ERR_INVALID, purpose, "the purpose of a context is at most 255 bytes, not %zu",
                       strlen(c->purpose));
     }
@@ -79,6 +84,7 @@ static int context_one(cfg_ld_t *ld, const msp_ucl_t *node, msp_tlmsp_cfg_contex
     if (rc == MSP_OK) {
         rc = context_strings(ld, node, c);
     }
+    /* audit = yes is a "confirmed" context (tlmsp-records.md 9; the ContextList audit byte, tlmsp-handshake.md 3.3). */
     const msp_ucl_t *audit = cfg_find(node, "audit");
     if (rc == MSP_OK && audit != NULL) {
         rc = cfg_get_bool(ld, audit, "audit", "context", &c->audit);

@@ -80,6 +80,7 @@ static bool version_text(const char *s, unsigned *v)
     return s[i] == '\0' && major < 256 && minor < 256;
 }
 
+/* Only TLMSP 1.0 exists: the extension's version "must match exactly on receipt" (tlmsp-handshake.md 1.1). */
 static int version_one(cfg_ld_t *ld, const msp_ucl_t *v, const char *in, uint16_t *out)
 {
     unsigned ver;
@@ -131,6 +132,7 @@ static int cert_files(cfg_ld_t *ld, const msp_ucl_t *node, const char *in, msp_t
     return rc;
 }
 
+/* client { address; function } and server { address; function; cert-file; cert-key-file } (tlmsp-records.md 11.3). */
 int cfg_endpoint(cfg_ld_t *ld, const msp_ucl_t *node, msp_tlmsp_cfg_entity_t *e)
 {
     bool server = e->role == MSP_TLMSP_CFG_SERVER;

@@ -1,6 +1,8 @@
 /*
  * Loading a configuration: reading the text, the UCL parse, the order of
  * the top-level blocks, and the one owner of every allocation (the pool).
+ * The blocks are those of the reference tools' configuration
+ * (tlmsp-records.md 11.3): context, activity, client, server, middlebox.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -1,7 +1,9 @@
 /*
  * Middlebox blocks: identity, discovery flags, the contexts each may read
  * or write, and the activities it runs in each direction, which must fit
- * that access (the reference's check).
+ * that access (the reference's check). The format is the reference tools'
+ * (tlmsp-records.md 11.3); the write-up gives no ETSI TS 103 523-2 clause for
+ * the rules it carries, so the sections cited are the write-ups'.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +32,7 @@ typedef struct mbox_walk {
     cfg_which_t which; /* every context granted so far in this middlebox */
 } mbox_walk_t;
 
+/* none, r or rw: on the wire "absent = no access", 0 read, 1 write, "write implies read" (tlmsp-handshake.md 1.7). */
 static int grant_access(cfg_ld_t *ld, const msp_ucl_t *block, const char *in, msp_tlmsp_cfg_access_t *out)
 {
     static const char *const names[] = {"none", "r", "rw"};
@@ -83,6 +86,10 @@ static int need_access(cfg_ld_t *ld, const msp_ucl_t *item, const mbox_walk_t *w
                     msp_tlmsp_cfg_access_name(w->e->access[id]));
 }
 
+/*
+ * tlmsp-records.md 11.3: "without forward, the middlebox needs rw on the matched contexts" (matches are deleted,
+ * 7.4) and inserting needs write access (7.1, 7.5); only endpoints renegotiate (the reference's check).
+ */
 static int function_check(cfg_ld_t *ld, const msp_ucl_t *item, size_t index, void *arg)
 {
     const mbox_walk_t *w = arg;
@@ -135,6 +142,10 @@ static int mbox_files(cfg_ld_t *ld, const msp_ucl_t *node, const char *in, msp_t
     return rc == MSP_OK ? cfg_entity_files(ld, node, in, e) : rc;
 }
 
+/*
+ * transparent, discovered (inserted by the server's discovery callback) and forbidden: tlmsp-handshake.md 7.2-7.4
+ * (the list's inserted byte 2 = forbidden is "rejected by every parser", 7.4).
+ */
 static int mbox_flags(cfg_ld_t *ld, const msp_ucl_t *node, const char *in, msp_tlmsp_cfg_entity_t *e)
 {
     static const char *const keys[] = {"transparent", "discovered", "forbidden"};
@@ -187,6 +198,7 @@ static int mbox_body(cfg_ld_t *ld, const msp_ucl_t *node, mbox_walk_t *w)
     return rc;
 }
 
+/* One middlebox block, in path order from client to server (tlmsp-handshake.md 1.6); at most 251 (1.10). */
 static int mbox_visit(cfg_ld_t *ld, const msp_ucl_t *node, void *arg)
 {
     mbox_walk_t *w = arg;

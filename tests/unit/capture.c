@@ -143,7 +143,7 @@ static void assemble(flow_t *f, cap_stream_t *out)
 int cap_load(const char *relpath, cap_file_t *cap)
 {
     char path[1024], err[PCAP_ERRBUF_SIZE];
-    snprintf(path, sizeof(path), "%s/%s", MSP_SPEC_DIR, relpath);
+    snprintf(path, sizeof(path), "%s/%s", MSP_VECTORS_DIR, relpath);
     memset(cap, 0, sizeof(*cap));
     pcap_t *p = pcap_open_offline(path, err);
     if (p == NULL) {

@@ -2,7 +2,7 @@
  * Test helper: the TCP byte streams of a capture file (pcap or pcapng,
  * read with libpcap), one per direction of each connection, reassembled
  * by sequence number. Used to check our decoders against the reference's
- * own traffic in ../shared/spec (the -verify folders).
+ * own traffic in tests/vectors/ (captures of the reference programs).
  */
 #ifndef MSP_TEST_CAPTURE_H
 #define MSP_TEST_CAPTURE_H
@@ -23,7 +23,7 @@ typedef struct cap_file {
     size_t n;
 } cap_file_t;
 
-/** Loads MSP_SPEC_DIR/relpath; 0 on success, -1 with a message on stderr. */
+/** Loads MSP_VECTORS_DIR/relpath; 0 on success, -1 with a message on stderr. */
 int cap_load(const char *relpath, cap_file_t *cap);
 void cap_free(cap_file_t *cap);
 

@@ -1,6 +1,6 @@
 /*
  * Our decoders on the reference's own traffic: the 1-middlebox capture of
- * tlmsp-handshake-verify/sample-1mbox. Every record of every hop and
+ * tlmsp-handshake/sample-1mbox. Every record of every hop and
  * direction decodes; the middlebox's certificate and the server's give the
  * IDList hash the vectors state; both MiddleboxKeyExchange signatures
  * verify with the middlebox's certificate key, and fail when tampered.
@@ -31,10 +31,10 @@ static vec_file_t vec;
 static int setup(void **state)
 {
     (void)state;
-    if (cap_load("tlmsp-handshake-verify/sample-1mbox/cap.pcap", &cap) != 0) {
+    if (cap_load("tlmsp-handshake/sample-1mbox/cap.pcap", &cap) != 0) {
         return -1;
     }
-    return vec_load(&vec, "tlmsp-handshake-verify/vectors-1mbox.txt");
+    return vec_load(&vec, "tlmsp-handshake/vectors-1mbox.txt");
 }
 
 static int teardown(void **state)

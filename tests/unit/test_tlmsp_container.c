@@ -1,6 +1,6 @@
 /*
  * Containers and their MACs against the reference's records
- * (../shared/spec/tlmsp-records-verify/vectors.txt, V1-V5): parse each
+ * (tests/vectors/tlmsp-records/vectors.txt, V1-V5): parse each
  * record, decrypt with the key given there, recompute the writer MAC, every
  * reader-check MAC that the vectors mark as verifying and every check MAC,
  * re-seal byte-identically, and make every tampered field fail.
@@ -17,7 +17,7 @@
 #include "msp/tlmsp_container.h"
 #include "vectors.h"
 
-#define VEC_FILE "tlmsp-records-verify/vectors.txt"
+#define VEC_FILE "tlmsp-records/vectors.txt"
 
 static vec_file_t f;
 static msp_tlmsp_gcm_t g;

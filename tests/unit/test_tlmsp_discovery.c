@@ -1,6 +1,6 @@
 /*
  * Discovery with reconnect (tlmsp-handshake.md 7.2) on the reference's own
- * capture (tlmsp-handshake-verify/sample-discovery): the first attempt's
+ * capture (tlmsp-handshake/sample-discovery): the first attempt's
  * ServerHello inserts a middlebox; the second ClientHello carries
  * discovery_ack = 1, the initial list, the first Sid, the SHA-256 of the
  * first attempt's ClientHello..ServerHelloDone and the discovered list; the
@@ -30,7 +30,7 @@ static cap_file_t cap;
 static int setup(void **state)
 {
     (void)state;
-    return cap_load("tlmsp-handshake-verify/sample-discovery/cap.pcap", &cap);
+    return cap_load("tlmsp-handshake/sample-discovery/cap.pcap", &cap);
 }
 
 static int teardown(void **state)

@@ -1,6 +1,6 @@
 /*
  * The TLMSP hello extensions against the reference's 1-middlebox session
- * (tlmsp-handshake-verify/vectors-1mbox.txt): parse each, check the fields
+ * (tlmsp-handshake/vectors-1mbox.txt): parse each, check the fields
  * tlmsp-handshake.md 3.5 states, rebuild byte-identically, and reject
  * every malformed variant with decode_error.
  */
@@ -21,7 +21,7 @@ static vec_file_t f;
 static int setup(void **state)
 {
     (void)state;
-    return vec_load(&f, "tlmsp-handshake-verify/vectors-1mbox.txt");
+    return vec_load(&f, "tlmsp-handshake/vectors-1mbox.txt");
 }
 
 static int teardown(void **state)

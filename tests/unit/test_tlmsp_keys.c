@@ -1,6 +1,6 @@
 /*
  * The key schedule API of msp/tlmsp_keys.h against the reference's own
- * sessions (../shared/spec/tlmsp-handshake-verify/):
+ * sessions (tests/vectors/tlmsp-handshake/):
  *
  *  - vectors-1mbox.txt: every value in the file recomputed from its inputs
  *    (premaster and master secrets, key blocks, the six KeyMaterial /
@@ -37,7 +37,7 @@
 #include "msp/tlmsp_keys.h"
 #include "vectors.h"
 
-#define VEC_FILE "tlmsp-handshake-verify/vectors-1mbox.txt"
+#define VEC_FILE "tlmsp-handshake/vectors-1mbox.txt"
 #define C MSP_TLMSP_ID_CLIENT
 #define S MSP_TLMSP_ID_SERVER
 
@@ -834,11 +834,11 @@ static void cload(csess_t *s, const char *dir, const uint16_t *ports, size_t npo
     memset(s, 0, sizeof(*s));
     s->dir = dir;
     char path[256];
-    snprintf(path, sizeof(path), "tlmsp-handshake-verify/%s/cap.pcap", dir);
+    snprintf(path, sizeof(path), "tlmsp-handshake/%s/cap.pcap", dir);
     assert_int_equal(cap_load(path, &s->cap), 0);
     static const char *const logs[] = {"cli.log", "mb.log", "srv.log"};
     for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "tlmsp-handshake-verify/%s/%s", dir, logs[i]);
+        snprintf(path, sizeof(path), "tlmsp-handshake/%s/%s", dir, logs[i]);
         assert_int_equal(vec_load(&s->logs[i], path), 0);
     }
     s->nhops = nports;

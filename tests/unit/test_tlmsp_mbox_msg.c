@@ -1,6 +1,6 @@
 /*
  * The middlebox handshake messages against the reference's 1-middlebox
- * session (tlmsp-handshake-verify/vectors-1mbox.txt): MiddleboxHello,
+ * session (tlmsp-handshake/vectors-1mbox.txt): MiddleboxHello,
  * MiddleboxKeyExchange and MiddleboxHelloDone parse, carry what 5.1-5.4
  * say (the key-exchange points are the public halves of the private keys
  * in the file) and rebuild byte-identically; malformed bodies fail.
@@ -24,7 +24,7 @@ static vec_file_t f;
 static int setup(void **state)
 {
     (void)state;
-    return vec_load(&f, "tlmsp-handshake-verify/vectors-1mbox.txt");
+    return vec_load(&f, "tlmsp-handshake/vectors-1mbox.txt");
 }
 
 static int teardown(void **state)

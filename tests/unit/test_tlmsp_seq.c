@@ -1,6 +1,6 @@
 /*
  * Sequence numbers (tlmsp-records.md 6), replayed on the record sequences
- * of the reference sessions whose counters tlmsp-records-verify/vectors.txt
+ * of the reference sessions whose counters tlmsp-records/vectors.txt
  * states: V2 (the middlebox receives the client's first container with
  * seq(client) = 2), V3 and V4 (the server receives an inserted and then a
  * delete container from middlebox 230 with seq(230) = 2, then 3).
@@ -22,7 +22,7 @@ static vec_file_t f;
 static int setup(void **state)
 {
     (void)state;
-    return vec_load(&f, "tlmsp-records-verify/vectors.txt");
+    return vec_load(&f, "tlmsp-records/vectors.txt");
 }
 
 static int teardown(void **state)

@@ -1,6 +1,6 @@
 /*
  * The TLMSP key schedule against the reference's 1-middlebox session
- * (../shared/spec/tlmsp-handshake-verify/vectors-1mbox.txt): from the
+ * (tests/vectors/tlmsp-handshake/vectors-1mbox.txt): from the
  * ephemeral private keys and the public values on the wire, recompute
  * every premaster and master secret, every pairwise key block, open every
  * MiddleboxKeyMaterial / KeyConfirmation with the key our block gives, and
@@ -27,7 +27,7 @@
 #include "msp/reader.h"
 #include "vectors.h"
 
-#define VEC_FILE "tlmsp-handshake-verify/vectors-1mbox.txt"
+#define VEC_FILE "tlmsp-handshake/vectors-1mbox.txt"
 #define MBOX_HELLO_LEN 71
 
 typedef struct session {
@@ -494,7 +494,7 @@ static void test_finished_from_capture(void **state)
     load(&s);
     derive_all(&s);
     static cap_file_t cap;
-    assert_int_equal(cap_load("tlmsp-handshake-verify/sample-1mbox/cap.pcap", &cap), 0);
+    assert_int_equal(cap_load("tlmsp-handshake/sample-1mbox/cap.pcap", &cap), 0);
     static cap_msg_t up[64], down[64];
     size_t nu = cap_handshake_messages(cap_to(&cap, 10481), up, 64);     /* client -> middlebox */
     size_t nd = cap_handshake_messages(cap_from(&cap, 10481), down, 64); /* middlebox -> client */
@@ -692,7 +692,7 @@ static void test_every_record_authenticates(void **state)
     static keys1_t k;
     session_keys(&s, &k);
     static cap_file_t cap;
-    assert_int_equal(cap_load("tlmsp-handshake-verify/sample-1mbox/cap.pcap", &cap), 0);
+    assert_int_equal(cap_load("tlmsp-handshake/sample-1mbox/cap.pcap", &cap), 0);
     msp_tlmsp_gcm_t g;
     assert_int_equal(msp_tlmsp_gcm_init(&g), MSP_OK);
     const hop_side_t sides[] = {

@@ -1,6 +1,6 @@
 /*
  * The TLS 1.2 handshake messages TLMSP carries (msp/tlmsp_tls12.h) against
- * the reference's own traffic (tlmsp-handshake-verify/sample-1mbox and
+ * the reference's own traffic (tlmsp-handshake/sample-1mbox and
  * sample-2mbox): the real ClientHello, ServerHello, Certificate,
  * ServerKeyExchange and ClientKeyExchange parse, carry what
  * tlmsp-handshake.md 1.4, 1.9, 3.1 and 3.4 state and rebuild
@@ -33,8 +33,8 @@ static const struct {
     const char *path;
     uint16_t port;
 } samples[NSAMPLES] = {
-    {"tlmsp-handshake-verify/sample-1mbox/cap.pcap", 10481},
-    {"tlmsp-handshake-verify/sample-2mbox/cap.pcap", 10411},
+    {"tlmsp-handshake/sample-1mbox/cap.pcap", 10481},
+    {"tlmsp-handshake/sample-2mbox/cap.pcap", 10411},
 };
 
 static cap_file_t cap[NSAMPLES];

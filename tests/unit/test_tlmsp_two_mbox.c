@@ -1,5 +1,5 @@
 /*
- * The reference's 2-middlebox session (tlmsp-handshake-verify/sample-2mbox):
+ * The reference's 2-middlebox session (tlmsp-handshake/sample-2mbox):
  * from the capture and the ephemeral private keys its dump patch logged,
  * recompute all five master secrets (client-server, client-m1, client-m2,
  * server-m1, server-m2) and compare them with the ones it dumped. This
@@ -25,7 +25,7 @@
 #include "msp/tlmsp_mbox_msg.h"
 #include "vectors.h"
 
-#define DIR "tlmsp-handshake-verify/sample-2mbox/"
+#define DIR "tlmsp-handshake/sample-2mbox/"
 #define FIRST_HOP_PORT 10411
 
 static cap_file_t cap;

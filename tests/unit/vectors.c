@@ -7,7 +7,7 @@
 int vec_load(vec_file_t *f, const char *relpath)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", MSP_SPEC_DIR, relpath);
+    snprintf(path, sizeof(path), "%s/%s", MSP_VECTORS_DIR, relpath);
     FILE *fp = fopen(path, "rb");
     if (fp == NULL) {
         fprintf(stderr, "vectors: cannot open %s\n", path);

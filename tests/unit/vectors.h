@@ -1,5 +1,5 @@
 /*
- * Reads the known-answer files of ../shared/spec/ (the -verify folders) ("label: hex"
+ * Reads the known-answer files of tests/vectors/ ("label: hex"
  * lines, optionally grouped under "### " headings), so that tests take the
  * reference's values from the files themselves instead of pasting them.
  */
@@ -14,7 +14,7 @@ typedef struct vec_file {
     size_t len;
 } vec_file_t;
 
-/** Loads MSP_SPEC_DIR/relpath; 0 on success, -1 (with a message on stderr) otherwise. */
+/** Loads MSP_VECTORS_DIR/relpath; 0 on success, -1 (with a message on stderr) otherwise. */
 int vec_load(vec_file_t *f, const char *relpath);
 void vec_free(vec_file_t *f);
 

@@ -183,6 +183,22 @@ int dec_aead_open(const dec_suite_t *s, dec_aead_t *a, uint8_t *rec, size_t len,
                   uint8_t *type);
 
 /* dec_hs.c */
+
+/* A ServerHello or HelloRetryRequest, as far as the decryptor and the probe (probe.c) look at it; pointers into msg. */
+typedef struct dec_server_hello {
+    const uint8_t *random;
+    uint16_t legacy_version, version, suite, group, psk; /* version: supported_versions, 0 when absent */
+    const uint8_t *share;                                /* key_exchange of key_share (NULL for an HRR) */
+    size_t share_len;
+    int has_share, has_psk;
+    int hrr; /* random is SHA-256("HelloRetryRequest"): group is the selected_group, no share */
+} dec_server_hello_t;
+
+/*
+ * Parses a whole ServerHello handshake message (msg: type 2, its 3-byte length, the body; len exactly that).
+ * MSP_OK (also for a TLS 1.2 ServerHello without extensions) or MSP_ALERT_DECODE_ERROR.
+ */
+int dec_server_hello_parse(const uint8_t *msg, size_t len, dec_server_hello_t *sh);
 int dec_handshake(msp_ets_conn_t *c, int dir, const uint8_t *msg, size_t len);
 
 /* dec_conn.c */

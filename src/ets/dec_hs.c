@@ -34,14 +34,6 @@ static const uint8_t hrr_random[32] = {0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61,
                                        0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb,
                                        0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c};
 
-typedef struct server_hello {
-    const uint8_t *random;
-    uint16_t legacy_version, version, suite, group, psk;
-    const uint8_t *share;
-    size_t share_len;
-    int has_share, has_psk;
-} server_hello_t;
-
 static int malformed(msp_ets_conn_t *c, int dir, const char *what)
 {
     dec_fail(c, dir, MSP_ETS_R_MALFORMED, "malformed handshake: %s", what);
@@ -152,13 +144,17 @@ static int client_hello(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
 
 /* ---- ServerHello ---- */
 
-static int sh_parse(const uint8_t *msg, size_t len, server_hello_t *sh)
+int dec_server_hello_parse(const uint8_t *msg, size_t len, dec_server_hello_t *sh)
 {
     msp_reader_t r, s, e, x;
-    uint8_t comp;
-    uint16_t type;
+    uint8_t type, comp;
+    uint16_t ext;
+    uint32_t body;
     memset(sh, 0, sizeof(*sh));
-    msp_reader_init(&r, msg + 4, len - 4);
+    msp_reader_init(&r, msg, len);
+    if (msp_read_u8(&r, &type) || type != HS_SERVER_HELLO || msp_read_u24(&r, &body) || body != msp_reader_left(&r)) {
+        return MSP_ALERT_DECODE_ERROR; /* the decryptor's framing guarantees this; the probe's callers may not */
+    }
     if (msp_read_u16(&r, &sh->legacy_version) || msp_read_bytes(&r, 32, &sh->random) || msp_read_block(&r, 1, &s) ||
         msp_read_u16(&r, &sh->suite) || msp_read_u8(&r, &comp)) {
         return MSP_ALERT_DECODE_ERROR;
@@ -169,21 +165,21 @@ static int sh_parse(const uint8_t *msg, size_t len, server_hello_t *sh)
     if (msp_read_block(&r, 2, &e) || msp_reader_expect_end(&r)) {
         return MSP_ALERT_DECODE_ERROR;
     }
-    int hrr = memcmp(sh->random, hrr_random, 32) == 0;
+    sh->hrr = memcmp(sh->random, hrr_random, 32) == 0;
     while (msp_reader_left(&e) > 0) {
-        if (msp_read_u16(&e, &type) || msp_read_block(&e, 2, &x)) {
+        if (msp_read_u16(&e, &ext) || msp_read_block(&e, 2, &x)) {
             return MSP_ALERT_DECODE_ERROR;
         }
         int rc = MSP_OK;
-        if (type == EXT_SUPPORTED_VERSIONS) {
+        if (ext == EXT_SUPPORTED_VERSIONS) {
             rc = msp_read_u16(&x, &sh->version);
-        } else if (type == EXT_PRE_SHARED_KEY) {
+        } else if (ext == EXT_PRE_SHARED_KEY) {
             sh->has_psk = 1;
             rc = msp_read_u16(&x, &sh->psk);
-        } else if (type == EXT_KEY_SHARE) {
+        } else if (ext == EXT_KEY_SHARE) {
             sh->has_share = 1;
             rc = msp_read_u16(&x, &sh->group);
-            if (rc == MSP_OK && !hrr) {
+            if (rc == MSP_OK && !sh->hrr) {
                 rc = msp_read_block(&x, 2, &s);
                 sh->share = s.pos;
                 sh->share_len = msp_reader_left(&s);
@@ -257,7 +253,7 @@ static int early_secrets(msp_ets_conn_t *c)
 }
 
 /* The PSK the ServerHello selected, or a reported failure. */
-static int selected_psk(msp_ets_conn_t *c, const server_hello_t *sh, uint8_t *psk)
+static int selected_psk(msp_ets_conn_t *c, const dec_server_hello_t *sh, uint8_t *psk)
 {
     size_t n;
     if (sh->psk >= c->npsk) {
@@ -281,7 +277,7 @@ static int selected_psk(msp_ets_conn_t *c, const server_hello_t *sh, uint8_t *ps
 }
 
 /* (EC)DHE with the static key whose public share the server sent (ets.md 7, key lookup). */
-static int shared_secret(msp_ets_conn_t *c, const server_hello_t *sh, uint8_t *out, size_t *out_len)
+static int shared_secret(msp_ets_conn_t *c, const dec_server_hello_t *sh, uint8_t *out, size_t *out_len)
 {
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     c->group = sh->group;
@@ -329,10 +325,10 @@ static int handshake_secrets(msp_ets_conn_t *c, const uint8_t *psk, const uint8_
 
 static int server_hello(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
 {
-    server_hello_t sh;
+    dec_server_hello_t sh;
     uint8_t psk[DEC_MAX_HASH], dh[MSP_ETS_DEC_MAX_SHARE];
     size_t dh_len = sizeof(dh);
-    if (sh_parse(msg, len, &sh) != MSP_OK) {
+    if (dec_server_hello_parse(msg, len, &sh) != MSP_OK) {
         return malformed(c, 1, "ServerHello");
     }
     if (sh.version != 0x0304) {
@@ -344,7 +340,7 @@ static int server_hello(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
     if (rc != MSP_OK) {
         return rc;
     }
-    if (memcmp(sh.random, hrr_random, 32) == 0) {
+    if (sh.hrr) {
         return hello_retry(c, msg, len);
     }
     if ((c->phase == PH_SH1 && add(c, c->ch.base, c->ch.len) != MSP_OK) || add(c, msg, len) != MSP_OK) {

@@ -339,4 +339,28 @@ has "$tmp/out" "verdict: visibility information matching the key share, which di
 run 0 "$msp" ets probe "127.0.0.1:$port_x" --servername ets.test --require-visibility --format json
 has "$tmp/out" '"static_key_share":false,"comparable":false,'
 
+# ---- (h) a visibility information entry that is malformed (a 9-byte fingerprint, from openssl req): the probe
+# refuses to judge (exit 1, one error line), the decryptor decrypts and says so on the handshake line
+# (visibility_error), where it used to print "visibility":[] exactly as for no entry at all ----
+printf '%s\n' '[req]' 'distinguished_name = dn' 'x509_extensions = ext' 'prompt = no' '[dn]' 'CN = ets.test' '[ext]' \
+    'subjectAltName = @san' '[san]' 'DNS.1 = ets.test' 'otherName.1 = 0.4.0.3523.3.1;SEQUENCE:short' '[short]' \
+    'fingerprint = FORMAT:HEX,OCTETSTRING:65be2a27489585a805' 'access = UTF8:x' >h.cnf
+openssl req -x509 -key cert.key -days 2 -config h.cnf -out h.pem >/dev/null 2>&1 || bad "openssl req h.pem"
+run 2 "$msp" ets show h.pem
+start_server h h.pem || { finish ets_visibility; exit 1; }
+port_h=$port
+run 1 "$msp" ets probe "127.0.0.1:$port_h" --servername ets.test
+has "$tmp/err" "error: the certificate carries a malformed visibility information entry"
+capture cap3.pcapng "tcp port $port_h"
+printf 'GET /h HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client -connect "127.0.0.1:$port_h" -servername ets.test \
+    -ign_eof -quiet >client_h.out 2>client_h.err
+has client_h.out "HTTP/1.0 200 ok"
+sleep 0.5
+kill -INT $cap_pid
+wait $cap_pid 2>/dev/null
+run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap3.pcapng --events h.json
+has h.json "\"fingerprint\":\"$fp_used\",\"visibility\":[],\"visibility_matches\":false,\"visibility_error\":\"the certificate carries a malformed visibility information entry\"}"
+has h.json '"flows":1,"decrypted":1,"undecryptable":0'
+lacks all.json '"visibility_error"'
+
 finish ets_visibility

@@ -1,10 +1,11 @@
 /*
  * msp ets decrypt: the passive ETS middlebox. Packets from a capture file or
- * an interface go through the TCP layer (ets_tcp.h) into one TLS 1.3
- * decryptor per connection (ets_dec.h), which needs nothing but the static
- * server keys. Out come JSON events, plaintext per flow and direction, an
- * NSS key log for Wireshark, and a plaintext capture for the tools an
- * enterprise already runs.
+ * an interface go into the library's passive pipeline (ets_passive.h: TCP
+ * reassembly, one TLS 1.3 decryptor per connection, the visibility check),
+ * which needs nothing but the static server keys. This file opens the
+ * capture and the outputs and prints what the pipeline reports: JSON events,
+ * plaintext per flow and direction, an NSS key log for Wireshark, and a
+ * plaintext capture for the tools an enterprise already runs.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,14 +19,11 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include <openssl/x509.h>
-
 #include "cli.h"
 #include "ets_cli.h"
 #include "msp/ets.h"
-#include "msp/ets_dec.h"
+#include "msp/ets_passive.h"
 #include "msp/ets_pcap.h"
-#include "msp/ets_tcp.h"
 #include "msp/json.h"
 
 static const char usage[] =
@@ -67,43 +65,22 @@ typedef struct dec_args {
 
 typedef struct dec_run dec_run_t;
 
-/* One TCP connection and what we write of it. */
+/* What we write of one flow. */
 typedef struct dec_flow {
-    dec_run_t *run;
-    msp_tcp_flow_t *tcp;
-    msp_ets_conn_t *conn;
-    uint64_t id;
     FILE *out[2];
     msp_pcap_out_flow_t *pout;
-    uint64_t plain[2];
-    int handshake, failed, saw_data;
 } dec_flow_t;
-
-/* Counters for the summary. */
-typedef struct dec_counts {
-    uint64_t flows, decrypted, undecryptable, empty, plaintext;
-} dec_counts_t;
 
 struct dec_run {
     const dec_args_t *args;
-    msp_ets_keys_t *keys;
-    msp_ets_tickets_t *tickets;
+    msp_ets_passive_t *pipe;
     FILE *events, *keylog;
     char keylog_tmp[4096];
     msp_pcap_out_t *pout;
     msp_buf_t line;
-    dec_counts_t n;
-    uint64_t now_us;
     int io_error;
     char cut[512]; /* why the capture ended early, "" when it was read to its end */
-    /* the last certificate checked, so that a server's many connections parse it once */
-    uint8_t *cert;
-    size_t cert_len;
-    msp_ets_vi_t vi[MSP_ETS_MAX_VI];
-    size_t n_vi;
 };
-
-static const msp_ets_conn_cb_t dec_callbacks;
 
 /* ---- output helpers ---- */
 
@@ -145,109 +122,83 @@ static const char *dir_name(int dir)
     return dir == 0 ? "client" : "server";
 }
 
+static uint64_t flow_id(const msp_ets_passive_flow_t *f)
+{
+    return msp_ets_passive_flow_info(f)->id;
+}
+
 /* ---- per-flow files ---- */
 
-static FILE *flow_file(dec_flow_t *f, int dir)
+static FILE *flow_file(dec_run_t *r, msp_ets_passive_flow_t *pf, dec_flow_t *f, int dir)
 {
-    if (f->out[dir] != NULL || f->run->args->out_dir == NULL) {
+    if (f->out[dir] != NULL || r->args->out_dir == NULL) {
         return f->out[dir];
     }
-    const msp_tcp_flow_info_t *info = msp_tcp_flow_info(f->tcp);
+    const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
     char c[64], s[64], path[4096];
     addr_text(c, sizeof c, info, 0);
     addr_text(s, sizeof s, info, 1);
-    snprintf(path, sizeof path, "%s/flow-%llu-%s-%s.%s", f->run->args->out_dir, (unsigned long long)f->id, c, s,
+    snprintf(path, sizeof path, "%s/flow-%llu-%s-%s.%s", r->args->out_dir, (unsigned long long)info->id, c, s,
              dir == 0 ? "c2s" : "s2c");
     f->out[dir] = fopen(path, "wb");
     if (f->out[dir] == NULL) {
         cli_error("msp ets decrypt", "%s: error: %s", path, strerror(errno));
-        f->run->io_error = 1;
+        r->io_error = 1;
     }
     return f->out[dir];
 }
 
-static void write_plain(dec_flow_t *f, int dir, const uint8_t *p, size_t n)
+/* ---- pipeline callbacks ---- */
+
+static void on_plaintext(void *arg, msp_ets_passive_flow_t *pf, int dir, const uint8_t *p, size_t n, uint64_t ts_us)
 {
-    dec_run_t *r = f->run;
-    FILE *out = flow_file(f, dir);
+    dec_run_t *r = arg;
+    dec_flow_t *f = msp_ets_passive_flow_user(pf);
+    if (f == NULL) {
+        return;
+    }
+    FILE *out = flow_file(r, pf, f, dir);
     if (out != NULL && fwrite(p, 1, n, out) != n) {
         r->io_error = 1;
     }
     if (r->pout != NULL) {
+        const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
         msp_error_t err = {0};
-        if (f->pout == NULL &&
-            msp_pcap_out_flow_begin(r->pout, msp_tcp_flow_info(f->tcp), msp_tcp_flow_info(f->tcp)->first_ts_us,
-                                    &f->pout, &err) != MSP_OK) {
+        if (f->pout == NULL && msp_pcap_out_flow_begin(r->pout, info, info->first_ts_us, &f->pout, &err) != MSP_OK) {
             r->io_error = 1;
         }
-        if (f->pout != NULL && msp_pcap_out_data(r->pout, f->pout, dir, p, n, r->now_us, &err) != MSP_OK) {
+        if (f->pout != NULL && msp_pcap_out_data(r->pout, f->pout, dir, p, n, ts_us, &err) != MSP_OK) {
             r->io_error = 1;
         }
-    }
-    f->plain[dir] += n;
-    r->n.plaintext += n;
-}
-
-/* ---- decryptor callbacks ---- */
-
-static void on_plaintext(void *arg, int dir, uint8_t content_type, const uint8_t *p, size_t n)
-{
-    if (content_type == 23) {
-        write_plain(arg, dir, p, n);
     }
 }
 
-static void on_keylog(void *arg, const char *label, const uint8_t client_random[32], const uint8_t *secret, size_t len)
+static void on_keylog(void *arg, msp_ets_passive_flow_t *pf, const char *line, size_t len)
 {
-    dec_run_t *r = ((dec_flow_t *)arg)->run;
-    char rnd[65], sec[2 * 64 + 1];
-    if (r->keylog == NULL || len > 64) {
-        return;
-    }
-    msp_hex(rnd, client_random, 32);
-    msp_hex(sec, secret, len);
-    if (fprintf(r->keylog, "%s %s %s\n", label, rnd, sec) < 0) {
+    dec_run_t *r = arg;
+    (void)pf;
+    if (r->keylog != NULL && fwrite(line, 1, len, r->keylog) != len) {
         r->io_error = 1;
     }
 }
 
-/* The visibility information of the server certificate, parsed once per distinct certificate. */
-static void check_visibility(dec_run_t *r, const msp_ets_event_t *ev)
+/* The certificate's visibility information, each entry matched against the key share sent; an entry that cannot be
+ * read is said so after the (then empty) list. */
+static void put_visibility(dec_run_t *r, const msp_ets_passive_vis_t *pv)
 {
-    if (ev->cert == NULL) {
-        return;
-    }
-    /* equivalent mutant: '==' -> '!=': then every certificate is parsed again, to the same entries (only slower) */
-    if (r->cert == NULL || r->cert_len != ev->cert_len || memcmp(r->cert, ev->cert, ev->cert_len) != 0) {
-        const unsigned char *p = ev->cert;
-        X509 *x = d2i_X509(NULL, &p, (long)ev->cert_len);
-        int misplaced = 0;
-        r->n_vi = 0;
-        if (x == NULL || msp_ets_cert_read(x, r->vi, MSP_ETS_MAX_VI, &r->n_vi, &misplaced) != MSP_OK) {
-            r->n_vi = 0;
-        }
-        X509_free(x);
-        free(r->cert);
-        r->cert = malloc(ev->cert_len);
-        /* equivalent mutant: '!=' -> '==': length 0 kept, so no hit: every certificate parsed again, same entries */
-        r->cert_len = r->cert != NULL ? ev->cert_len : 0;
-        /* equivalent mutant: '!=' -> '==': never copied, fresh malloc bytes never equal a DER certificate: no hit */
-        if (r->cert != NULL) {
-            memcpy(r->cert, ev->cert, ev->cert_len);
-        }
-    }
-    int matches = 0;
+    const msp_ets_visibility_t *vis = pv->vis;
     msp_buf_puts(&r->line, ",\"visibility\":[");
-    for (size_t k = 0; k < r->n_vi; k++) {
+    for (size_t k = 0; k < vis->n_vi; k++) {
         char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-        int m = memcmp(r->vi[k].fingerprint, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN) == 0;
-        matches |= m;
-        msp_hex(fp, r->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_hex(fp, vis->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_buf_printf(&r->line, "%s{\"fingerprint\":\"%s\"", k > 0 ? "," : "", fp);
-        line_str(r, "access", r->vi[k].access, r->vi[k].access_len);
-        msp_buf_printf(&r->line, ",\"matches\":%s}", m ? "true" : "false");
+        line_str(r, "access", vis->vi[k].access, vis->vi[k].access_len);
+        msp_buf_printf(&r->line, ",\"matches\":%s}", vis->match[k] ? "true" : "false");
     }
-    msp_buf_printf(&r->line, "],\"visibility_matches\":%s", matches ? "true" : "false");
+    msp_buf_printf(&r->line, "],\"visibility_matches\":%s", vis->matches ? "true" : "false");
+    if (pv->error != MSP_OK) {
+        line_str(r, "visibility_error", pv->error_text, strlen(pv->error_text));
+    }
 }
 
 static const char *suite_name(uint16_t s)
@@ -262,13 +213,11 @@ static const char *group_name(uint16_t g)
     return g == 0x001d ? "x25519" : g == 0x0017 ? "secp256r1" : g == 0 ? "none (psk_ke)" : "other";
 }
 
-static void event_handshake(dec_flow_t *f, const msp_ets_event_t *ev)
+static void event_handshake(dec_run_t *r, uint64_t id, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis)
 {
-    dec_run_t *r = f->run;
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     msp_hex(fp, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN);
-    f->handshake = 1;
-    line_begin(r, "handshake", f->id);
+    line_begin(r, "handshake", id);
     msp_buf_printf(&r->line, ",\"suite\":\"%s\",\"group\":\"%s\"", suite_name(ev->suite), group_name(ev->group));
     line_str(r, "sni", ev->sni, strlen(ev->sni));
     line_str(r, "alpn", ev->alpn, strlen(ev->alpn));
@@ -278,39 +227,38 @@ static void event_handshake(dec_flow_t *f, const msp_ets_event_t *ev)
                    : ev->early_accepted ? "accepted"
                                         : "rejected",
                    fp);
-    check_visibility(r, ev);
+    if (vis != NULL) {
+        put_visibility(r, vis);
+    }
     line_end(r);
 }
 
-static void on_event(void *arg, const msp_ets_event_t *ev)
+static void on_event(void *arg, msp_ets_passive_flow_t *pf, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis)
 {
-    dec_flow_t *f = arg;
-    dec_run_t *r = f->run;
+    dec_run_t *r = arg;
+    uint64_t id = flow_id(pf);
     switch (ev->kind) {
     case MSP_ETS_EV_HANDSHAKE:
-        event_handshake(f, ev);
+        event_handshake(r, id, ev, vis);
         return;
     case MSP_ETS_EV_KEY_UPDATE:
-        line_begin(r, "key_update", f->id);
+        line_begin(r, "key_update", id);
         msp_buf_printf(&r->line, ",\"dir\":\"%s\",\"generation\":%u", dir_name(ev->dir), ev->generation);
         break;
     case MSP_ETS_EV_TICKET:
-        line_begin(r, "ticket", f->id);
+        line_begin(r, "ticket", id);
         msp_buf_printf(&r->line, ",\"lifetime\":%u,\"max_early_data\":%u,\"ticket_len\":%zu", ev->lifetime,
                        ev->max_early_data, ev->ticket_len);
         break;
     case MSP_ETS_EV_ALERT:
-        line_begin(r, "alert", f->id);
+        line_begin(r, "alert", id);
         msp_buf_printf(&r->line, ",\"dir\":\"%s\",\"level\":%u,\"description\":%u", dir_name(ev->dir), ev->alert_level,
                        ev->alert_desc);
         break;
     case MSP_ETS_EV_UNDECRYPTABLE:
-        f->failed = 1;
-        line_begin(r, "undecryptable", f->id);
+        line_begin(r, "undecryptable", id);
         msp_buf_printf(&r->line, ",\"reason\":\"%s\"", msp_ets_reason_name(ev->reason));
         line_str(r, "detail", ev->text, strlen(ev->text));
-        /* Nothing more will come out of it: stop reassembling it. */
-        msp_tcp_flow_ignore(f->tcp);
         break;
     default:
         return;
@@ -318,101 +266,54 @@ static void on_event(void *arg, const msp_ets_event_t *ev)
     line_end(r);
 }
 
-static const msp_ets_conn_cb_t dec_callbacks = {on_plaintext, on_event, on_keylog};
-
-/* ---- TCP callbacks ---- */
-
-static void on_open(void *ctx, msp_tcp_flow_t *tcp, const msp_tcp_flow_info_t *info)
+static void on_open(void *arg, msp_ets_passive_flow_t *pf)
 {
-    dec_run_t *r = ctx;
+    dec_run_t *r = arg;
+    const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
     dec_flow_t *f = calloc(1, sizeof *f);
-    if (f == NULL || (f->conn = msp_ets_conn_new(r->keys, r->tickets, &dec_callbacks, f)) == NULL) {
-        free(f);
-        r->io_error = 1;
-        msp_tcp_flow_ignore(tcp);
-        return;
+    if (f == NULL) {
+        r->io_error = 1; /* its plaintext cannot be written */
     }
-    f->run = r;
-    f->tcp = tcp;
-    f->id = info->id;
-    msp_tcp_flow_set_user(tcp, f);
-    r->n.flows++;
+    msp_ets_passive_flow_set_user(pf, f);
     char c[64], s[64];
     addr_text(c, sizeof c, info, 0);
     addr_text(s, sizeof s, info, 1);
-    line_begin(r, "flow", f->id);
+    line_begin(r, "flow", info->id);
     msp_buf_printf(&r->line, ",\"client\":\"%s\",\"server\":\"%s\",\"ts\":%llu.%06llu,\"initiator_guessed\":%s", c, s,
                    (unsigned long long)(info->first_ts_us / 1000000), (unsigned long long)(info->first_ts_us % 1000000),
                    info->initiator_guessed ? "true" : "false");
     line_end(r);
 }
 
-static void on_data(void *ctx, msp_tcp_flow_t *tcp, int dir, const uint8_t *p, size_t n, uint64_t ts_us)
+static void on_close(void *arg, msp_ets_passive_flow_t *pf, msp_tcp_close_reason_t reason)
 {
-    dec_flow_t *f = msp_tcp_flow_user(tcp);
-    ((dec_run_t *)ctx)->now_us = ts_us;
-    if (f != NULL) {
-        f->saw_data = 1;
-        if (msp_ets_conn_feed(f->conn, dir, p, n) != MSP_OK) {
-            f->run->io_error = 1;
-        }
-    }
-}
-
-static void on_gap(void *ctx, msp_tcp_flow_t *tcp, int dir, uint64_t lost, uint64_t ts_us)
-{
-    dec_flow_t *f = msp_tcp_flow_user(tcp);
-    ((dec_run_t *)ctx)->now_us = ts_us;
-    if (f != NULL) {
-        f->saw_data = 1;
-        msp_ets_conn_gap(f->conn, dir, lost);
-    }
-}
-
-static void flow_summary(dec_run_t *r, dec_flow_t *f, msp_tcp_close_reason_t reason)
-{
-    const msp_tcp_flow_info_t *info = msp_tcp_flow_info(f->tcp);
-    const char *status = f->failed ? "undecryptable" : f->handshake ? "decrypted" : "empty";
-    if (f->failed) {
-        r->n.undecryptable++;
-    } else if (f->handshake) {
-        r->n.decrypted++;
-    } else {
-        r->n.empty++;
-    }
-    line_begin(r, "flow_end", f->id);
+    dec_run_t *r = arg;
+    const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
+    line_begin(r, "flow_end", info->id);
     msp_buf_printf(&r->line, ",\"reason\":\"%s\",\"status\":\"%s\",\"plaintext\":[%llu,%llu],\"lost\":[%llu,%llu]",
-                   msp_tcp_close_reason_name(reason), status, (unsigned long long)f->plain[0],
-                   (unsigned long long)f->plain[1], (unsigned long long)info->lost[0],
+                   msp_tcp_close_reason_name(reason), msp_ets_flow_status_name(msp_ets_passive_flow_status(pf)),
+                   (unsigned long long)msp_ets_passive_flow_plaintext(pf, 0),
+                   (unsigned long long)msp_ets_passive_flow_plaintext(pf, 1), (unsigned long long)info->lost[0],
                    (unsigned long long)info->lost[1]);
     line_end(r);
-}
-
-static void on_close(void *ctx, msp_tcp_flow_t *tcp, msp_tcp_close_reason_t reason)
-{
-    dec_run_t *r = ctx;
-    dec_flow_t *f = msp_tcp_flow_user(tcp);
+    dec_flow_t *f = msp_ets_passive_flow_user(pf);
     if (f == NULL) {
         return;
     }
-    if (f->saw_data) {
-        msp_ets_conn_end(f->conn); /* a handshake cut short is reported now */
-    }
-    flow_summary(r, f, reason);
     for (int d = 0; d < 2; d++) {
         if (f->out[d] != NULL && fclose(f->out[d]) != 0) {
             r->io_error = 1;
         }
     }
     msp_error_t err = {0};
-    if (f->pout != NULL &&
-        msp_pcap_out_flow_end(r->pout, f->pout, msp_tcp_flow_info(tcp)->last_ts_us, &err) != MSP_OK) {
+    if (f->pout != NULL && msp_pcap_out_flow_end(r->pout, f->pout, info->last_ts_us, &err) != MSP_OK) {
         r->io_error = 1;
     }
-    msp_ets_conn_free(f->conn);
-    msp_tcp_flow_set_user(tcp, NULL);
     free(f);
+    msp_ets_passive_flow_set_user(pf, NULL);
 }
+
+static const msp_ets_passive_cb_t dec_callbacks = {on_open, on_plaintext, on_event, on_keylog, on_close};
 
 /* ---- arguments ---- */
 
@@ -507,33 +408,24 @@ static int parse_args(int argc, char **argv, dec_args_t *a)
 /* ---- setup and teardown ---- */
 
 /* One static key; a key already loaded (the key manager's GROUP.pem is a copy of a GROUP-FINGERPRINT.pem) is
- * skipped. */
-static int add_key(dec_run_t *r, const char *path, uint8_t (*seen)[MSP_ETS_FINGERPRINT_LEN], size_t *n_seen)
+ * skipped by the pipeline. */
+static int add_key(dec_run_t *r, const char *path)
 {
     EVP_PKEY *key = ets_cli_load_key("msp ets decrypt", path);
-    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
     msp_error_t err = {0};
-    int st = key != NULL ? ets_cli_fingerprint("msp ets decrypt", path, key, fp, NULL) : CLI_USAGE;
-    for (size_t k = 0; st == CLI_OK && k < *n_seen; k++) {
-        if (memcmp(seen[k], fp, sizeof fp) == 0) {
-            EVP_PKEY_free(key);
-            return CLI_OK;
-        }
-    }
-    if (st == CLI_OK && msp_ets_keys_add(r->keys, key, &err) != MSP_OK) {
-        cli_error("msp ets decrypt", "%s: error: %s", path,
-                  err.code == MSP_ERR_LIMIT ? "more than 64 static keys" : err.detail);
-        st = CLI_USAGE;
-    }
-    if (st == CLI_OK) {
-        memcpy(seen[(*n_seen)++], fp, sizeof fp);
-    }
+    int rc = key != NULL ? msp_ets_passive_add_key(r->pipe, key, &err) : MSP_ERR_IO;
     EVP_PKEY_free(key);
-    return st;
+    if (rc == MSP_ERR_ARGUMENT) {
+        cli_error("msp ets decrypt",
+                  "%s: error: not an X25519 or P-256 key (the groups ETS static keys are served for)", path);
+    } else if (rc != MSP_OK && rc != MSP_ERR_IO) {
+        cli_error("msp ets decrypt", "%s: error: %s", path, err.detail);
+    }
+    return rc == MSP_OK ? CLI_OK : CLI_USAGE;
 }
 
 /* The key files of a folder: x25519*.pem and p256*.pem, what msp ets keygen and msp ets keymgr fetch write. */
-static int add_key_dir(dec_run_t *r, const char *dir, uint8_t (*seen)[MSP_ETS_FINGERPRINT_LEN], size_t *n_seen)
+static int add_key_dir(dec_run_t *r, const char *dir)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -541,18 +433,18 @@ static int add_key_dir(dec_run_t *r, const char *dir, uint8_t (*seen)[MSP_ETS_FI
         return CLI_USAGE;
     }
     int st = CLI_OK;
-    size_t before = *n_seen;
+    size_t before = msp_ets_passive_key_count(r->pipe);
     for (struct dirent *e = readdir(d); st == CLI_OK && e != NULL; e = readdir(d)) {
         size_t len = strlen(e->d_name);
         int named = strncmp(e->d_name, "x25519", 6) == 0 || strncmp(e->d_name, "p256", 4) == 0;
         if (named && len > 4 && strcmp(e->d_name + len - 4, ".pem") == 0) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            st = add_key(r, path, seen, n_seen);
+            st = add_key(r, path);
         }
     }
     closedir(d);
-    if (st == CLI_OK && *n_seen == before) {
+    if (st == CLI_OK && msp_ets_passive_key_count(r->pipe) == before) {
         cli_error("msp ets decrypt", "%s: error: no static key (x25519*.pem, p256*.pem) in this folder", dir);
         st = CLI_USAGE;
     }
@@ -561,22 +453,23 @@ static int add_key_dir(dec_run_t *r, const char *dir, uint8_t (*seen)[MSP_ETS_FI
 
 static int load_keys(dec_run_t *r)
 {
-    r->keys = msp_ets_keys_new();
-    r->tickets = r->args->tickets > 0 ? msp_ets_tickets_new(r->args->tickets) : NULL;
-    uint8_t(*seen)[MSP_ETS_FINGERPRINT_LEN] = calloc(MSP_ETS_DEC_MAX_KEYS, sizeof *seen);
-    size_t n_seen = 0;
-    int st = CLI_OK;
-    if (r->keys == NULL || seen == NULL || (r->args->tickets > 0 && r->tickets == NULL)) {
+    msp_ets_passive_cfg_t cfg;
+    msp_ets_passive_cfg_default(&cfg);
+    cfg.tcp.max_flows = r->args->max_flows;
+    cfg.max_tickets = r->args->tickets;
+    cfg.cb = &dec_callbacks;
+    cfg.arg = r;
+    if (msp_ets_passive_new(&cfg, &r->pipe) != MSP_OK) {
         cli_error("msp ets decrypt", "error: out of memory");
-        st = CLI_USAGE;
+        return CLI_USAGE;
     }
+    int st = CLI_OK;
     for (size_t k = 0; st == CLI_OK && k < r->args->n_keys; k++) {
-        st = add_key(r, r->args->keys[k], seen, &n_seen);
+        st = add_key(r, r->args->keys[k]);
     }
     for (size_t k = 0; st == CLI_OK && k < r->args->n_key_dirs; k++) {
-        st = add_key_dir(r, r->args->key_dirs[k], seen, &n_seen);
+        st = add_key_dir(r, r->args->key_dirs[k]);
     }
-    free(seen);
     return st;
 }
 
@@ -662,7 +555,7 @@ static void on_signal(int sig)
 
 /* MSP_OK; MSP_ERR_IO when the capture could not be opened; when it breaks off later (a file cut inside a
  * packet, an interface gone), what was read is still decrypted and r->cut says why it ended. */
-static int capture(dec_run_t *r, msp_tcp_t *tcp)
+static int capture(dec_run_t *r)
 {
     const dec_args_t *a = r->args;
     msp_pcap_in_t *in = NULL;
@@ -681,7 +574,7 @@ static int capture(dec_run_t *r, msp_tcp_t *tcp)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (msp_pcap_in_run(in, tcp, a->count, NULL, &err) != MSP_OK) {
+    if (msp_pcap_in_run(in, msp_ets_passive_tcp(r->pipe), a->count, NULL, &err) != MSP_OK) {
         snprintf(r->cut, sizeof r->cut, "%s", err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));
     }
     running_capture = NULL;
@@ -689,18 +582,19 @@ static int capture(dec_run_t *r, msp_tcp_t *tcp)
     return MSP_OK;
 }
 
-static void summary(dec_run_t *r, const msp_tcp_stats_t *st)
+static void summary(dec_run_t *r)
 {
+    const msp_tcp_stats_t *st = msp_ets_passive_tcp_stats(r->pipe);
+    const msp_ets_passive_counts_t *n = msp_ets_passive_counts(r->pipe);
     line_begin(r, "summary", 0);
     msp_buf_printf(&r->line,
                    ",\"packets\":%llu,\"bytes\":%llu,\"flows\":%llu,\"decrypted\":%llu,\"undecryptable\":%llu,"
                    "\"empty\":%llu,\"plaintext\":%llu,\"non_tcp\":%llu,\"fragments\":%llu,\"truncated\":%llu,"
                    "\"gaps\":%llu,\"evicted\":%llu",
-                   (unsigned long long)st->packets, (unsigned long long)st->bytes, (unsigned long long)r->n.flows,
-                   (unsigned long long)r->n.decrypted, (unsigned long long)r->n.undecryptable,
-                   (unsigned long long)r->n.empty, (unsigned long long)r->n.plaintext, (unsigned long long)st->non_tcp,
-                   (unsigned long long)st->fragments, (unsigned long long)st->truncated, (unsigned long long)st->gaps,
-                   (unsigned long long)st->evicted);
+                   (unsigned long long)st->packets, (unsigned long long)st->bytes, (unsigned long long)n->flows,
+                   (unsigned long long)n->decrypted, (unsigned long long)n->undecryptable, (unsigned long long)n->empty,
+                   (unsigned long long)n->plaintext, (unsigned long long)st->non_tcp, (unsigned long long)st->fragments,
+                   (unsigned long long)st->truncated, (unsigned long long)st->gaps, (unsigned long long)st->evicted);
     if (r->cut[0] != '\0') {
         line_str(r, "capture_error", r->cut, strlen(r->cut));
     }
@@ -709,30 +603,23 @@ static void summary(dec_run_t *r, const msp_tcp_stats_t *st)
 
 static int decrypt(dec_run_t *r)
 {
-    msp_tcp_config_t cfg;
-    msp_tcp_config_default(&cfg);
-    cfg.max_flows = r->args->max_flows;
-    static const msp_tcp_callbacks_t cb = {on_open, on_data, on_gap, on_close};
-    msp_tcp_t *tcp = msp_tcp_new(&cfg, &cb, r);
-    if (tcp == NULL) {
-        cli_error("msp ets decrypt", "error: out of memory");
-        return CLI_USAGE;
+    if (capture(r) != MSP_OK) {
+        return CLI_USAGE; /* nothing was read: no events at all */
     }
-    int rc = capture(r, tcp);
-    if (rc != MSP_OK) {
-        msp_tcp_free(tcp); /* nothing was read: no events at all */
-        return CLI_USAGE;
-    }
-    msp_tcp_finish(tcp);
-    summary(r, msp_tcp_stats(tcp));
-    msp_tcp_free(tcp);
+    msp_ets_passive_finish(r->pipe);
+    summary(r);
     if (fflush(r->events) != 0) {
         r->io_error = 1;
     }
-    if (rc == MSP_OK && r->io_error) {
+    msp_error_t err = {0};
+    if (msp_ets_passive_error(r->pipe, &err) != MSP_OK) {
+        cli_error("msp ets decrypt", "error: %s", err.detail);
+        return CLI_USAGE;
+    }
+    if (r->io_error) {
         cli_error("msp ets decrypt", "error: writing the output failed: %s", strerror(errno));
     }
-    return rc != MSP_OK || r->io_error ? CLI_USAGE : CLI_OK;
+    return r->io_error ? CLI_USAGE : CLI_OK;
 }
 
 int cmd_ets_decrypt(int argc, char **argv)
@@ -756,18 +643,18 @@ int cmd_ets_decrypt(int argc, char **argv)
     }
     int closed = close_outputs(&r, status == CLI_OK);
     if (status == CLI_OK) {
-        status = closed != CLI_OK ? closed : r.n.undecryptable > 0 || r.cut[0] != '\0' ? CLI_FAIL : CLI_OK;
+        uint64_t undecryptable = msp_ets_passive_counts(r.pipe)->undecryptable;
+        status = closed != CLI_OK ? closed : undecryptable > 0 || r.cut[0] != '\0' ? CLI_FAIL : CLI_OK;
     }
     if (status == CLI_FAIL && r.cut[0] != '\0') {
         /* everything before the break was decrypted and written: the outputs are whole up to there */
         cli_error("msp ets decrypt", "error: %s (what came before it was decrypted)", r.cut);
     } else if (status == CLI_FAIL) {
         cli_error("msp ets decrypt", "%llu of %llu connections could not be decrypted (see the undecryptable events)",
-                  (unsigned long long)r.n.undecryptable, (unsigned long long)r.n.flows);
+                  (unsigned long long)msp_ets_passive_counts(r.pipe)->undecryptable,
+                  (unsigned long long)msp_ets_passive_counts(r.pipe)->flows);
     }
     msp_buf_free(&r.line);
-    free(r.cert);
-    msp_ets_tickets_free(r.tickets);
-    msp_ets_keys_free(r.keys);
+    msp_ets_passive_free(r.pipe);
     return status;
 }

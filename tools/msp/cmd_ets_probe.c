@@ -22,8 +22,8 @@
 #include "cli.h"
 #include "ets_cli.h"
 #include "msp/ets.h"
+#include "msp/ets_probe.h"
 #include "msp/json.h"
-#include "msp/reader.h"
 
 static const char usage[] =
     "usage: msp ets probe HOST:PORT [--servername NAME] [--groups LIST] [--ca FILE]\n"
@@ -43,7 +43,7 @@ static const char usage[] =
     "information matching it, or visibility information that does not match); 2 when a\n"
     "connection fails or the arguments are wrong.\n";
 
-#define PROBE_MAX_CONN 16
+#define PROBE_MAX_CONN MSP_ETS_PROBE_MAX_CONN
 
 typedef struct probe_args {
     const char *target, *servername, *groups, *ca;
@@ -51,21 +51,17 @@ typedef struct probe_args {
     int connections, timeout, json, refuse_ets, require_visibility;
 } probe_args_t;
 
-/* What one connection showed. */
+/* What one connection showed: the key share (the library's), the suite and the certificate check. */
 typedef struct probe_conn {
-    uint16_t group;
-    uint8_t share[ETS_CLI_MAX_SHARE * 2]; /* room for any group's share we report (cut at this size) */
-    size_t share_len;
-    int hrr, have_share;
+    msp_ets_probe_conn_t share;
     char suite[64];
     char verify[128];
 } probe_conn_t;
 
 typedef struct probe_result {
     probe_conn_t conn[PROBE_MAX_CONN];
-    msp_ets_vi_t vi[MSP_ETS_MAX_VI];
-    size_t n_vi;
-    int misplaced, vi_error;
+    uint8_t *cert; /* DER of the first connection's server certificate */
+    size_t cert_len;
 } probe_result_t;
 
 static const char *group_name(uint16_t g)
@@ -86,50 +82,14 @@ static const char *group_name(uint16_t g)
     }
 }
 
-/* The key_share extension of a ServerHello (or the group of a HelloRetryRequest). */
-static void parse_server_hello(const uint8_t *p, size_t n, probe_conn_t *c)
-{
-    static const uint8_t hrr_random[32] = {0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c,
-                                           0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb,
-                                           0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c};
-    msp_reader_t r, sid, exts;
-    const uint8_t *random;
-    uint8_t type;
-    uint32_t len;
-    uint16_t version, suite;
-    msp_reader_init(&r, p, n);
-    if (msp_read_u8(&r, &type) != MSP_OK || type != 2 || msp_read_u24(&r, &len) != MSP_OK ||
-        msp_read_u16(&r, &version) != MSP_OK || msp_read_bytes(&r, 32, &random) != MSP_OK ||
-        msp_read_block(&r, 1, &sid) != MSP_OK || msp_read_u16(&r, &suite) != MSP_OK ||
-        msp_read_bytes(&r, 1, &random) != MSP_OK || msp_read_block(&r, 2, &exts) != MSP_OK) {
-        return;
-    }
-    int hrr = memcmp(p + 6, hrr_random, 32) == 0;
-    c->hrr |= hrr;
-    while (msp_reader_left(&exts) > 0) {
-        uint16_t ext_type, group;
-        msp_reader_t body, share;
-        if (msp_read_u16(&exts, &ext_type) != MSP_OK || msp_read_block(&exts, 2, &body) != MSP_OK) {
-            return;
-        }
-        if (ext_type != 51 || hrr || msp_read_u16(&body, &group) != MSP_OK ||
-            msp_read_block(&body, 2, &share) != MSP_OK) {
-            continue;
-        }
-        c->group = group;
-        c->share_len = msp_reader_left(&share) < sizeof c->share ? msp_reader_left(&share) : sizeof c->share;
-        msp_read_copy(&share, c->share, c->share_len);
-        c->have_share = 1;
-    }
-}
-
 static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
     (void)version;
     (void)ssl;
     const uint8_t *p = buf;
     if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == 2) {
-        parse_server_hello(p, len, arg);
+        /* a ServerHello that does not parse fails the handshake in OpenSSL too: nothing to record */
+        msp_ets_probe_server_hello(&((probe_conn_t *)arg)->share, p, len, NULL);
     }
 }
 
@@ -211,11 +171,14 @@ static int handshake(SSL *ssl, int fd, int timeout)
     }
 }
 
-static void read_visibility(SSL *ssl, probe_result_t *res)
+static void keep_certificate(SSL *ssl, probe_result_t *res)
 {
     X509 *peer = SSL_get1_peer_certificate(ssl);
-    if (peer != NULL) {
-        res->vi_error = msp_ets_cert_read(peer, res->vi, MSP_ETS_MAX_VI, &res->n_vi, &res->misplaced) != MSP_OK;
+    unsigned char *der = NULL;
+    int n = peer != NULL ? i2d_X509(peer, &der) : 0;
+    if (n > 0) {
+        res->cert = der;
+        res->cert_len = (size_t)n;
     }
     X509_free(peer);
 }
@@ -249,7 +212,7 @@ static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, prob
                  : v == X509_V_OK ? "verified"
                                   : X509_verify_cert_error_string(v));
         if (first) {
-            read_visibility(ssl, res);
+            keep_certificate(ssl, res);
         }
         SSL_shutdown(ssl);
     }
@@ -259,92 +222,39 @@ static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, prob
     return ok ? CLI_OK : CLI_USAGE;
 }
 
-/* Verdict facts: did the share repeat, and does some visibility information name it. The match of each entry is
- * decided here once; the renderers print it and never compare again. */
-typedef struct verdict {
-    int repeated, comparable, visible, matches;
-    int match[MSP_ETS_MAX_VI];
-    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
-} verdict_t;
-
-static void judge(const probe_args_t *a, const probe_result_t *res, verdict_t *v)
+static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res,
+                        const msp_ets_probe_verdict_t *v)
 {
-    const probe_conn_t *c0 = &res->conn[0];
-    memset(v, 0, sizeof *v);
-    v->comparable = c0->have_share;
-    for (int i = 1; i < a->connections; i++) {
-        const probe_conn_t *c = &res->conn[i];
-        if (!c->have_share || c->group != c0->group) {
-            v->comparable = 0;
-        } else if (c->share_len == c0->share_len && memcmp(c->share, c0->share, c->share_len) == 0) {
-            v->repeated = 1;
-        }
-    }
-    v->visible = res->n_vi > 0;
-    if (c0->have_share) {
-        msp_ets_fingerprint(c0->share, c0->share_len, v->fp);
-        for (size_t k = 0; k < res->n_vi; k++) {
-            v->match[k] = memcmp(res->vi[k].fingerprint, v->fp, MSP_ETS_FINGERPRINT_LEN) == 0;
-            v->matches |= v->match[k];
-        }
-    }
-}
-
-static const char *verdict_text(const verdict_t *v)
-{
-    if (v->repeated && v->matches) {
-        return "ETS server: static key share, disclosed by accurate visibility information";
-    }
-    if (v->repeated && v->visible) {
-        return "ETS server: static key share, but the visibility information does not match it";
-    }
-    if (v->repeated) {
-        return "static key share without visibility information (ETS Annex A, or an undisclosed reused key)";
-    }
-    if (v->visible && !v->matches) {
-        return "visibility information that does not match the key share sent";
-    }
-    if (v->visible) {
-        return "visibility information matching the key share, which did not repeat (key rotated between "
-               "connections?)";
-    }
-    return v->comparable ? "no sign of ETS: a fresh key share on every connection, no visibility information"
-                         : "no visibility information; key shares not comparable (groups differed)";
-}
-
-static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res, const verdict_t *v)
-{
-    char hex[2 * sizeof res->conn[0].share + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    char hex[2 * MSP_ETS_PROBE_MAX_SHARE + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     for (int i = 0; i < a->connections; i++) {
-        const probe_conn_t *c = &res->conn[i];
-        uint8_t cfp[MSP_ETS_FINGERPRINT_LEN];
-        msp_ets_fingerprint(c->share, c->share_len, cfp);
-        msp_hex(fp, cfp, sizeof cfp);
+        const msp_ets_probe_conn_t *c = &res->conn[i].share;
+        msp_hex(fp, c->fingerprint, sizeof c->fingerprint);
         msp_hex(hex, c->share, c->share_len);
         msp_buf_printf(b, "%s: connection %d: %s, group %s%s, key share fingerprint %s, certificate %s\n", a->target,
-                       i + 1, c->suite, group_name(c->group), c->hrr ? " (after HelloRetryRequest)" : "", fp,
-                       c->verify);
+                       i + 1, res->conn[i].suite, group_name(c->group), c->hrr ? " (after HelloRetryRequest)" : "", fp,
+                       res->conn[i].verify);
     }
-    for (size_t k = 0; k < res->n_vi; k++) {
-        msp_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+    for (size_t k = 0; k < v->vis.n_vi; k++) {
+        msp_hex(fp, v->vis.vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s), access ", a->target, k + 1, fp,
-                       v->match[k] ? "matches the key share sent" : "another key: not the key share sent");
-        ets_cli_put_text(b, res->vi[k].access, res->vi[k].access_len);
+                       v->vis.match[k] ? "matches the key share sent" : "another key: not the key share sent");
+        ets_cli_put_text(b, v->vis.vi[k].access, v->vis.vi[k].access_len);
         msp_buf_put_u8(b, '\n');
     }
-    if (res->misplaced) {
+    if (v->vis.misplaced) {
         msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName\n", a->target);
     }
     msp_buf_printf(b, "%s: key share: %s\n", a->target,
                    v->repeated     ? "repeated (static)"
                    : v->comparable ? "fresh on every connection"
                                    : "not comparable");
-    msp_buf_printf(b, "%s: verdict: %s\n", a->target, verdict_text(v));
+    msp_buf_printf(b, "%s: verdict: %s\n", a->target, v->text);
 }
 
-static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res, const verdict_t *v)
+static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res,
+                        const msp_ets_probe_verdict_t *v)
 {
-    char hex[2 * sizeof res->conn[0].share + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    char hex[2 * MSP_ETS_PROBE_MAX_SHARE + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     msp_json_t j;
     msp_json_init(&j, b, 0);
     msp_json_object_begin(&j);
@@ -353,14 +263,12 @@ static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_
     msp_json_key(&j, "connections");
     msp_json_array_begin(&j);
     for (int i = 0; i < a->connections; i++) {
-        const probe_conn_t *c = &res->conn[i];
-        uint8_t cfp[MSP_ETS_FINGERPRINT_LEN];
-        msp_ets_fingerprint(c->share, c->share_len, cfp);
-        msp_hex(fp, cfp, sizeof cfp);
+        const msp_ets_probe_conn_t *c = &res->conn[i].share;
+        msp_hex(fp, c->fingerprint, sizeof c->fingerprint);
         msp_hex(hex, c->share, c->share_len);
         msp_json_object_begin(&j);
         msp_json_key(&j, "suite");
-        msp_json_string(&j, c->suite);
+        msp_json_string(&j, res->conn[i].suite);
         msp_json_key(&j, "group");
         msp_json_string(&j, group_name(c->group));
         msp_json_key(&j, "hello_retry_request");
@@ -370,32 +278,32 @@ static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_
         msp_json_key(&j, "fingerprint");
         msp_json_string(&j, fp);
         msp_json_key(&j, "certificate");
-        msp_json_string(&j, c->verify);
+        msp_json_string(&j, res->conn[i].verify);
         msp_json_object_end(&j);
     }
     msp_json_array_end(&j);
     msp_json_key(&j, "visibility");
     msp_json_array_begin(&j);
-    for (size_t k = 0; k < res->n_vi; k++) {
-        msp_hex(fp, res->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+    for (size_t k = 0; k < v->vis.n_vi; k++) {
+        msp_hex(fp, v->vis.vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_json_object_begin(&j);
         msp_json_key(&j, "fingerprint");
         msp_json_string(&j, fp);
         msp_json_key(&j, "access");
-        msp_json_string_n(&j, res->vi[k].access, res->vi[k].access_len);
+        msp_json_string_n(&j, v->vis.vi[k].access, v->vis.vi[k].access_len);
         msp_json_key(&j, "matches_key_share");
-        msp_json_bool(&j, v->match[k]);
+        msp_json_bool(&j, v->vis.match[k]);
         msp_json_object_end(&j);
     }
     msp_json_array_end(&j);
     msp_json_key(&j, "misplaced_extension");
-    msp_json_bool(&j, res->misplaced);
+    msp_json_bool(&j, v->vis.misplaced);
     msp_json_key(&j, "static_key_share");
     msp_json_bool(&j, v->repeated);
     msp_json_key(&j, "comparable");
     msp_json_bool(&j, v->comparable);
     msp_json_key(&j, "verdict");
-    msp_json_string(&j, verdict_text(v));
+    msp_json_string(&j, v->text);
     msp_json_object_end(&j);
     msp_buf_puts(b, "\n");
 }
@@ -490,31 +398,41 @@ int cmd_ets_probe(int argc, char **argv)
     }
     SSL_CTX *ctx = client_ctx(&a);
     probe_result_t *res = calloc(1, sizeof *res);
-    int status = ctx != NULL && res != NULL ? CLI_OK : CLI_USAGE;
+    msp_ets_probe_verdict_t *v = calloc(1, sizeof *v);
+    int status = ctx != NULL && res != NULL && v != NULL ? CLI_OK : CLI_USAGE;
     for (int i = 0; status == CLI_OK && i < a.connections; i++) {
         status = probe_once(&a, ctx, &res->conn[i], res, i == 0);
     }
     SSL_CTX_free(ctx);
-    if (status == CLI_OK && res->vi_error) {
-        cli_error("msp ets probe", "%s: error: the certificate carries a malformed visibility information entry",
-                  a.target);
+    msp_ets_probe_conn_t conns[PROBE_MAX_CONN];
+    for (int i = 0; status == CLI_OK && i < a.connections; i++) {
+        conns[i] = res->conn[i].share;
+    }
+    msp_ets_probe_facts_t facts = {conns,
+                                   (size_t)a.connections,
+                                   res != NULL ? res->cert : NULL,
+                                   res != NULL ? res->cert_len : 0,
+                                   {a.refuse_ets, a.require_visibility}};
+    msp_error_t err = {0};
+    if (status == CLI_OK && msp_ets_probe_judge(&facts, v, &err) != MSP_OK) {
+        cli_error("msp ets probe", "%s: error: %s", a.target, err.detail);
         status = CLI_FAIL;
     }
     if (status == CLI_OK) {
-        verdict_t v;
-        judge(&a, res, &v);
         msp_buf_t out;
         msp_buf_init(&out, CLI_OUTPUT_LIMIT);
-        (a.json ? render_json : render_text)(&out, &a, res, &v);
+        (a.json ? render_json : render_text)(&out, &a, res, v);
         status = cli_write_stdout("msp ets probe", &out);
         msp_buf_free(&out);
-        int refuse = (a.refuse_ets && (v.repeated || v.visible)) ||
-                     (a.require_visibility && ((v.repeated && !v.matches) || (v.visible && !v.matches)));
-        if (status == CLI_OK && refuse) {
-            cli_error("msp ets probe", "%s: refused by policy: %s", a.target, verdict_text(&v));
+        if (status == CLI_OK && v->refused) {
+            cli_error("msp ets probe", "%s: refused by policy: %s", a.target, v->text);
             status = CLI_FAIL;
         }
     }
+    if (res != NULL) {
+        OPENSSL_free(res->cert);
+    }
     free(res);
+    free(v);
     return status;
 }

@@ -1,0 +1,160 @@
+/*
+ * The passive ETS middlebox (ets.md 7), sans-IO: captured packets in, per
+ * flow decrypted TLS 1.3 out. It chains the TCP layer (ets_tcp.h: decoding,
+ * flow table, reassembly) into one decryptor per connection (ets_dec.h) and
+ * checks each server certificate's visibility information against the key
+ * share the server sent (ets_probe.h), parsing a certificate once while the
+ * next connection shows the same one.
+ *
+ *   msp_ets_passive_cfg_t cfg;
+ *   msp_ets_passive_cfg_default(&cfg);
+ *   cfg.cb = &my_callbacks;  cfg.arg = me;
+ *   msp_ets_passive_t *p;
+ *   msp_ets_passive_new(&cfg, &p);
+ *   msp_ets_passive_add_key(p, static_key, &err);          // or msp_ets_passive_add_keypkg
+ *   for each captured packet:
+ *       msp_ets_passive_packet(p, ts_us, link, bytes, caplen, len);
+ *   msp_ets_passive_finish(p);                               // end of input: every flow ends
+ *   ... msp_ets_passive_counts(p), msp_ets_passive_tcp_stats(p), msp_ets_passive_error(p, &err) ...
+ *   msp_ets_passive_free(p);
+ *
+ * Time is the packets' timestamps, never the wall clock. Callbacks run
+ * inside packet/finish (or a driver feeding msp_ets_passive_tcp); they must
+ * not call packet, finish or free. Everything a callback gets is valid only
+ * during the call, except the flow, which lives until its flow_end returns.
+ * Bounds: the TCP limits of cfg.tcp, MSP_ETS_DEC_* per connection,
+ * cfg.max_tickets PSKs, MSP_ETS_DEC_MAX_KEYS static keys, one certificate
+ * (at most MSP_ETS_DEC_MAX_CERT_MSG bytes) remembered.
+ */
+#ifndef MSP_ETS_PASSIVE_H
+#define MSP_ETS_PASSIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "msp/api.h"
+#include "msp/error.h"
+#include "msp/ets_dec.h"
+#include "msp/ets_keypkg.h"
+#include "msp/ets_probe.h"
+#include "msp/ets_tcp.h"
+
+#define MSP_ETS_PASSIVE_TICKETS_DEFAULT 65536u /* PSKs kept for resumptions */
+#define MSP_ETS_PASSIVE_MAX_KEYLOG 256         /* bytes of one key log line, newline included */
+
+typedef struct msp_ets_passive msp_ets_passive_t;
+
+/** One TCP connection as the pipeline sees it; owned by the pipeline. */
+typedef struct msp_ets_passive_flow msp_ets_passive_flow_t;
+
+/** How a flow ended up. */
+typedef enum msp_ets_flow_status {
+    MSP_ETS_FLOW_EMPTY = 0,     /* no TLS 1.3 handshake completed, nothing undecryptable either */
+    MSP_ETS_FLOW_DECRYPTED,     /* the handshake was followed: everything after it decrypts */
+    MSP_ETS_FLOW_UNDECRYPTABLE, /* an MSP_ETS_EV_UNDECRYPTABLE event said why */
+} msp_ets_flow_status_t;
+
+/** "empty", "decrypted", "undecryptable". */
+MSP_API const char *msp_ets_flow_status_name(msp_ets_flow_status_t s);
+
+/** The visibility check of a handshake's server certificate. */
+typedef struct msp_ets_passive_vis {
+    const msp_ets_visibility_t *vis; /* entries matched against the handshake's key share; empty on error */
+    int error;                       /* MSP_OK, or why the entries could not be read (msp_ets_visibility_read) */
+    const char *error_text;          /* "" or one line */
+} msp_ets_passive_vis_t;
+
+typedef struct msp_ets_passive_cb {
+    /* a new TCP connection (msp_ets_passive_flow_info says which) */
+    void (*flow_open)(void *arg, msp_ets_passive_flow_t *flow);
+    /* decrypted application data of direction dir (0: client to server), from the packet at ts_us */
+    void (*plaintext)(void *arg, msp_ets_passive_flow_t *flow, int dir, const uint8_t *p, size_t n, uint64_t ts_us);
+    /*
+     * A decryptor event (ets_dec.h): HANDSHAKE, KEY_UPDATE, TICKET, ALERT,
+     * UNDECRYPTABLE (the flow's error; nothing more is decrypted of it).
+     * vis: for a HANDSHAKE with a server certificate (a full handshake),
+     * NULL otherwise (resumption: there is no certificate to check).
+     */
+    void (*event)(void *arg, msp_ets_passive_flow_t *flow, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis);
+    /* one NSS key log (SSLKEYLOGFILE) line, "LABEL <client_random> <secret>\n", len bytes */
+    void (*keylog)(void *arg, msp_ets_passive_flow_t *flow, const char *line, size_t len);
+    /* the connection is over (status, byte counts final); the flow is freed when this returns */
+    void (*flow_end)(void *arg, msp_ets_passive_flow_t *flow, msp_tcp_close_reason_t reason);
+} msp_ets_passive_cb_t;
+
+typedef struct msp_ets_passive_cfg {
+    msp_tcp_config_t tcp;           /* flow table and reassembly limits */
+    size_t max_tickets;             /* PSKs kept; 0: none (resumptions are then undecryptable) */
+    const msp_ets_passive_cb_t *cb; /* any member may be NULL; cb may be NULL */
+    void *arg;
+} msp_ets_passive_cfg_t;
+
+/** TCP defaults (msp_tcp_config_default), MSP_ETS_PASSIVE_TICKETS_DEFAULT tickets, no callbacks. */
+MSP_API void msp_ets_passive_cfg_default(msp_ets_passive_cfg_t *cfg);
+
+/** MSP_OK; MSP_ERR_ARGUMENT for a bad config; MSP_ERR_NO_MEMORY. */
+MSP_API int msp_ets_passive_new(const msp_ets_passive_cfg_t *cfg, msp_ets_passive_t **out);
+MSP_API void msp_ets_passive_free(msp_ets_passive_t *p);
+
+/**
+ * Adds a static X25519 or P-256 private key (up-referenced). A key already
+ * held (same key share) is skipped with MSP_OK. MSP_ERR_ARGUMENT for another
+ * kind of key, MSP_ERR_LIMIT beyond MSP_ETS_DEC_MAX_KEYS.
+ */
+MSP_API int msp_ets_passive_add_key(msp_ets_passive_t *p, EVP_PKEY *key, msp_error_t *err);
+
+/** Adds every static (Type A) key of a decoded key package (ets_keypkg.h), as msp_ets_passive_add_key. */
+MSP_API int msp_ets_passive_add_keypkg(msp_ets_passive_t *p, const msp_ets_keypkg_t *pkg, msp_error_t *err);
+
+/** Static keys held. */
+MSP_API size_t msp_ets_passive_key_count(const msp_ets_passive_t *p);
+
+/**
+ * Feeds one captured packet (link type as ets_tcp.h, caplen bytes at
+ * bytes, len on the wire). Packets that are not TCP are counted and
+ * skipped with MSP_OK; MSP_ERR_ARGUMENT for an unsupported link type;
+ * MSP_ERR_NO_MEMORY (the packet is lost, see msp_ets_passive_error).
+ */
+MSP_API int msp_ets_passive_packet(msp_ets_passive_t *p, uint64_t ts_us, int link, const uint8_t *bytes, size_t caplen,
+                                   size_t len);
+
+/** The TCP table packets go into, for a driver that feeds it itself (msp_pcap_in_run): same as packet(). */
+MSP_API msp_tcp_t *msp_ets_passive_tcp(msp_ets_passive_t *p);
+
+/** End of input: every open flow ends (holes reported, handshakes cut short reported). */
+MSP_API void msp_ets_passive_finish(msp_ets_passive_t *p);
+
+typedef struct msp_ets_passive_counts {
+    uint64_t flows;             /* opened */
+    uint64_t decrypted;         /* ended with status decrypted */
+    uint64_t undecryptable;     /* ended with status undecryptable */
+    uint64_t empty;             /* ended with status empty */
+    uint64_t plaintext;         /* application data bytes handed out */
+    uint64_t visibility_errors; /* handshakes whose certificate's visibility information could not be read */
+} msp_ets_passive_counts_t;
+
+MSP_API const msp_ets_passive_counts_t *msp_ets_passive_counts(const msp_ets_passive_t *p);
+MSP_API const msp_tcp_stats_t *msp_ets_passive_tcp_stats(const msp_ets_passive_t *p);
+
+/**
+ * MSP_OK, or the first failure of the pipeline itself (no memory for a
+ * flow or a decryptor: that connection was not followed), with err filled.
+ */
+MSP_API int msp_ets_passive_error(const msp_ets_passive_t *p, msp_error_t *err);
+
+/* ---- a flow, inside the callbacks ---- */
+
+/** Id (1, 2, ... in order of opening), addresses, ports, times, bytes lost per direction. */
+MSP_API const msp_tcp_flow_info_t *msp_ets_passive_flow_info(const msp_ets_passive_flow_t *f);
+MSP_API msp_ets_flow_status_t msp_ets_passive_flow_status(const msp_ets_passive_flow_t *f);
+/** Application data bytes handed out for direction dir so far. */
+MSP_API uint64_t msp_ets_passive_flow_plaintext(const msp_ets_passive_flow_t *f, int dir);
+/** Nonzero when the handshake's certificate carried visibility information that could not be read. */
+MSP_API int msp_ets_passive_flow_visibility_error(const msp_ets_passive_flow_t *f);
+/** The caller's own pointer for this flow (NULL until set). */
+MSP_API void msp_ets_passive_flow_set_user(msp_ets_passive_flow_t *f, void *user);
+MSP_API void *msp_ets_passive_flow_user(const msp_ets_passive_flow_t *f);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * The verdict of an ETS-aware client (TS 103 523-3 Annex B, ets.md 6), sans-IO:
+ * what `msp ets probe` concludes from a few full TLS 1.3 handshakes with one
+ * server. The caller runs the connections; per connection it hands over the
+ * ServerHello handshake messages it received (a HelloRetryRequest and the
+ * real ServerHello), and once the server certificate (DER). Out comes:
+ *
+ *   - whether the key share repeated over the connections (a static or
+ *     long-lived key: the only signal an Annex A server gives);
+ *   - the certificate's visibility information (ets.h) and, per entry,
+ *     whether its fingerprint is that of the key share actually sent;
+ *   - one verdict sentence, and whether the caller's policy refuses the server.
+ *
+ *   msp_ets_probe_conn_t conn[2] = {0};
+ *   ... for every ServerHello message msg of connection i:
+ *       msp_ets_probe_server_hello(&conn[i], msg, len, &err);
+ *   msp_ets_probe_facts_t f = {conn, 2, cert_der, cert_len, {.require_visibility = 1}};
+ *   msp_ets_probe_verdict_t *v = malloc(sizeof *v);   // large: the entries' text
+ *   if (msp_ets_probe_judge(&f, v, &err) == MSP_OK && v->refused) ...
+ *
+ * The ServerHello is read by the passive decryptor's own parser.
+ */
+#ifndef MSP_ETS_PROBE_H
+#define MSP_ETS_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msp/api.h"
+#include "msp/error.h"
+#include "msp/ets.h"
+
+#define MSP_ETS_PROBE_MAX_CONN 16   /* connections judged together */
+#define MSP_ETS_PROBE_MAX_SHARE 133 /* key_exchange bytes kept (P-521 would be 133); longer ones are cut */
+
+/** What one connection showed of the server's key share. */
+typedef struct msp_ets_probe_conn {
+    uint16_t group; /* NamedGroup of the ServerHello's key_share */
+    uint8_t share[MSP_ETS_PROBE_MAX_SHARE];
+    size_t share_len;
+    uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN]; /* of share (ETS-VI-3), when have_share */
+    int have_share;                               /* a ServerHello with a key_share was seen */
+    int hrr;                                      /* a HelloRetryRequest came first */
+} msp_ets_probe_conn_t;
+
+/**
+ * Records one received ServerHello or HelloRetryRequest handshake message
+ * (type, 3-byte length and body; len exactly that) into c, which starts
+ * zeroed. MSP_OK; MSP_ERR_SYNTAX when it does not parse (c unchanged).
+ */
+MSP_API int msp_ets_probe_server_hello(msp_ets_probe_conn_t *c, const uint8_t *msg, size_t len, msp_error_t *err);
+
+/** What the caller requires of the server (both 0: report only). */
+typedef struct msp_ets_probe_policy {
+    int refuse_ets;         /* refuse a repeated key share or any visibility information */
+    int require_visibility; /* refuse a repeated key share without matching visibility information, and
+                               visibility information that does not match the key share sent */
+} msp_ets_probe_policy_t;
+
+/** Everything the verdict is made of. */
+typedef struct msp_ets_probe_facts {
+    const msp_ets_probe_conn_t *conn; /* the connections, in order; the first one's share is judged */
+    size_t n_conn;                    /* 1 .. MSP_ETS_PROBE_MAX_CONN */
+    const uint8_t *cert;              /* DER of the server's end-entity certificate; NULL: none seen */
+    size_t cert_len;
+    msp_ets_probe_policy_t policy;
+} msp_ets_probe_facts_t;
+
+/** A server certificate's visibility information, judged against one key share. */
+typedef struct msp_ets_visibility {
+    msp_ets_vi_t vi[MSP_ETS_MAX_VI]; /* in subjectAltName order */
+    size_t n_vi;
+    int match[MSP_ETS_MAX_VI]; /* vi[k] names the key share (msp_ets_visibility_match) */
+    int matches;               /* some match[k] */
+    int misplaced;             /* an extension with the ETS OID outside subjectAltName */
+} msp_ets_visibility_t;
+
+/**
+ * Reads the visibility information of a certificate (DER) into *vis,
+ * matches all cleared. MSP_OK (n_vi 0: none); MSP_ERR_SYNTAX when the
+ * certificate does not parse or an entry is malformed (ets.h: reported,
+ * never skipped), MSP_ERR_LIMIT for more than MSP_ETS_MAX_VI entries:
+ * *vis is then empty and err says which.
+ */
+MSP_API int msp_ets_visibility_read(const uint8_t *cert, size_t cert_len, msp_ets_visibility_t *vis, msp_error_t *err);
+
+/** Sets vis->match[] and vis->matches for the key share with fingerprint fp. */
+MSP_API void msp_ets_visibility_match(msp_ets_visibility_t *vis, const uint8_t fp[MSP_ETS_FINGERPRINT_LEN]);
+
+typedef struct msp_ets_probe_verdict {
+    msp_ets_visibility_t vis; /* the certificate's, matched against the first connection's key share */
+    int repeated;             /* some connection sent the first one's key share again */
+    int comparable;           /* every connection had a share of the same group */
+    int visible;              /* vis.n_vi > 0 */
+    int refused;              /* the policy refuses the server */
+    const char *text;         /* the verdict, one static sentence */
+} msp_ets_probe_verdict_t;
+
+/**
+ * Judges the facts into *v. MSP_OK; MSP_ERR_ARGUMENT for no or too many
+ * connections; MSP_ERR_SYNTAX when the certificate does not parse or
+ * carries a malformed visibility information entry, MSP_ERR_LIMIT when it
+ * carries more than MSP_ETS_MAX_VI (no verdict then: err says why).
+ */
+MSP_API int msp_ets_probe_judge(const msp_ets_probe_facts_t *facts, msp_ets_probe_verdict_t *v, msp_error_t *err);
+
+#endif

@@ -1,12 +1,8 @@
 /*
- * The reference tools' match-action activities (tlmsp-tools libdemo,
- * keywords in libtlmsp-cfg/everything.ucl) for our programs: time-driven
- * sends, container and pattern matches, send / reply / alert / log /
- * shutdown actions, templates, files and handlers, presentation output.
- *
- * Matching is per container: a pattern must lie within one container's
- * data (the reference also searches across a run of queued containers of
- * accessible contexts; docs/tlmsp-programs.md says what that changes).
+ * The activities of msp client, server and middlebox on libev: the
+ * library's matcher (msp/tlmsp_activity.h) decides, this runs what it
+ * decides: timers, the actions after the input that caused them (the core
+ * is not re-entrant), handler processes, presentation output.
  */
 #ifndef MSP_TOOLS_ACTIVITY_H
 #define MSP_TOOLS_ACTIVITY_H
@@ -17,9 +13,7 @@
 
 #include <ev.h>
 
-#include "msp/buf.h"
-#include "msp/tlmsp_cfg.h"
-#include "msp/tlmsp_conn.h"
+#include "msp/tlmsp_activity.h"
 
 /* How the activities act on the connection. to_server: direction (endpoints ignore it). */
 typedef struct act_io {
@@ -29,25 +23,17 @@ typedef struct act_io {
     int (*shutdown)(void *user);
 } act_io_t;
 
-typedef struct act_state act_state_t;
-
 /* One function list (an entity's activities for one direction). */
 typedef struct act_set {
-    const msp_tlmsp_cfg_t *cfg;
+    msp_tlmsp_activity_t *m;
     const char *who; /* "client", "server", "mbox1" ... for the output */
-    int middlebox;
-    int to_server; /* the direction this list looks at (and sends in, for `send`) */
-    size_t n;
-    act_state_t *st;
     act_io_t io;
     struct ev_loop *loop;
     FILE *present; /* presentation output, NULL for none */
     int force_present;
-    /* actions waiting for the end of the current input (the core is not re-entrant) */
-    msp_buf_t queue;
     ev_idle idle;
-    msp_buf_t replacement;
-    char err[256];
+    ev_timer timer;
+    char err[600];
 } act_set_t;
 
 /** Compiles regexes, loads files; refuses what cannot run (renegotiate). 0, or -1 with set->err. */

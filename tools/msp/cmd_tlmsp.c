@@ -198,56 +198,29 @@ int cmd_tlmsp_client(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     msp_tlmsp_cfg_t *cfg;
+    msp_tlmsp_setup_t *setup = NULL;
     if (prog_load("client", &o, &cfg) != 0) {
         return 2;
     }
-    if (!cfg->client.defined || !cfg->server.defined) {
-        prog_error("client", "%s: the configuration needs a client and a server block", cfg->name);
+    if (prog_setup("client", &o, cfg, NULL, &setup) != 0) {
         msp_tlmsp_cfg_free(cfg);
-        return 2;
+        return 2; /* input that cannot be read */
     }
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(0);
     ep_app_t a;
-    memset(&a, 0, sizeof(a));
-    msp_tlmsp_context_list_t ctx;
-    msp_tlmsp_mbox_list_t *list = calloc(1, sizeof(*list));
-    int ret = list != NULL ? ep_app_init(&a, "client", &o, cfg, loop, &cfg->client.to_server, 1) : -1;
+    int ret = ep_app_init(&a, "client", &o, cfg, loop, &cfg->client.to_server, 1);
     msp_tlmsp_conn_t *conn = NULL;
-    X509_STORE *trust = NULL;
-    if (ret == 0 && prog_trust("client", &o, &trust) != 0) {
-        ep_app_free(&a);
-        free(list);
-        msp_tlmsp_cfg_free(cfg);
-        return 2; /* input that cannot be read */
-    }
+    msp_tlmsp_events_t events = {&a, on_ep_data, on_ep_alert};
+    msp_tlmsp_setup_endpoint(setup, &events, &a.ec);
     if (ret == 0) {
-        prog_contexts(cfg, &ctx);
-        prog_middleboxes(cfg, list, 0);
-        msp_tlmsp_endpoint_cfg_t ec;
-        memset(&ec, 0, sizeof(ec));
-        ec.random = prog_random;
-        prog_address(&cfg->client.address, &ec.client_address);
-        prog_address(&cfg->server.address, &ec.server_address);
-        ec.contexts = &ctx;
-        ec.middleboxes = list;
-        ec.trust = trust;
-        ec.events = (msp_tlmsp_events_t){&a, on_ep_data, on_ep_alert};
-        a.ec = ec;
-        ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &ec, &conn) == MSP_OK ? 0 : -1;
+        ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &a.ec, &conn) == MSP_OK ? 0 : -1;
     }
     /* the first hop: the first middlebox the client names, else the server */
-    int fd = -1;
-    if (ret == 0) {
-        fd = prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift);
-        ret = fd >= 0 ? 0 : -1;
-    }
+    int fd = ret == 0 ? prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift) : -1;
     msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, NULL};
-    if (ret == 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) != MSP_OK) {
-        ret = -1;
-    }
     a.result = 1;
-    if (ret == 0) {
+    if (fd >= 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) == MSP_OK) {
         ev_run(loop, 0);
     } else {
         msp_tlmsp_conn_free(conn);
@@ -255,12 +228,10 @@ int cmd_tlmsp_client(int argc, char **argv)
             close(fd);
         }
     }
-    int status = ret == 0 ? a.result : 1;
     ep_app_free(&a);
-    X509_STORE_free(trust);
-    free(list);
+    msp_tlmsp_setup_free(setup);
     msp_tlmsp_cfg_free(cfg);
-    return status;
+    return a.result;
 }
 
 /* ---- server ---- */
@@ -269,9 +240,7 @@ typedef struct server_app {
     const prog_opts_t *o;
     const msp_tlmsp_cfg_t *cfg;
     struct ev_loop *loop;
-    prog_identity_t id;
-    msp_tlmsp_mbox_list_t policy;
-    X509_STORE *trust;
+    msp_tlmsp_setup_t *setup; /* identity, trust and the middlebox list it accepts */
     ev_io accept_w;
 } server_app_t;
 
@@ -296,13 +265,9 @@ static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
     msp_tlmsp_conn_t *conn = NULL;
     int ok = a != NULL && ep_app_init(a, "server", s->o, s->cfg, loop, &s->cfg->server.to_client, 0) == 0;
     if (ok) {
+        msp_tlmsp_events_t events = {a, on_ep_data, on_ep_alert};
         msp_tlmsp_endpoint_cfg_t ec;
-        memset(&ec, 0, sizeof(ec));
-        ec.random = prog_random;
-        ec.middleboxes = &s->policy;
-        ec.trust = s->trust;
-        ec.identity = (msp_tlmsp_identity_t){s->id.key, s->id.ders, s->id.der_len, s->id.n};
-        ec.events = (msp_tlmsp_events_t){a, on_ep_data, on_ep_alert};
+        msp_tlmsp_setup_endpoint(s->setup, &events, &ec);
         ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
     }
     msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, NULL};
@@ -331,14 +296,10 @@ int cmd_tlmsp_server(int argc, char **argv)
         return 2;
     }
     int status = 2;
-    if (!s.cfg->server.defined) {
-        prog_error("server", "%s: the configuration has no server block", s.cfg->name);
-    } else if (prog_trust("server", &o, &s.trust) == 0 &&
-               prog_identity_load("server", &o, s.cfg->server.cert_file, s.cfg->server.cert_key_file, &s.id) == 0) {
+    if (prog_setup("server", &o, s.cfg, NULL, &s.setup) == 0) {
         signal(SIGPIPE, SIG_IGN);
         s.o = &o;
         s.loop = ev_default_loop(0);
-        prog_middleboxes(s.cfg, &s.policy, 1);
         int fd =
             prog_listen("server", s.cfg->server.address.host, (uint16_t)(s.cfg->server.address.port + o.port_shift));
         if (fd >= 0) {
@@ -349,9 +310,8 @@ int cmd_tlmsp_server(int argc, char **argv)
             close(fd);
             status = 0;
         }
-        prog_identity_free(&s.id);
     }
-    X509_STORE_free(s.trust);
+    msp_tlmsp_setup_free(s.setup);
     msp_tlmsp_cfg_free((msp_tlmsp_cfg_t *)s.cfg);
     return status;
 }
@@ -363,8 +323,7 @@ typedef struct mb_site {
     const msp_tlmsp_cfg_t *cfg;
     const msp_tlmsp_cfg_entity_t *e;
     struct ev_loop *loop;
-    prog_identity_t id;
-    X509_STORE *trust;
+    msp_tlmsp_setup_t *setup; /* identity and trust */
     ev_io accept_w;
 } mb_site_t;
 
@@ -464,13 +423,7 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (ok) {
         msp_tlmsp_mbox_cfg_t mc;
-        memset(&mc, 0, sizeof(mc));
-        mc.random = prog_random;
-        prog_address(&site->e->address, &mc.address);
-        mc.identity = (msp_tlmsp_identity_t){site->id.key, site->id.ders, site->id.der_len, site->id.n};
-        mc.container = mb_container;
-        mc.user = a;
-        mc.trust = site->trust;
+        msp_tlmsp_setup_mbox(site->setup, mb_container, a, &mc);
         ok = msp_tlmsp_mbox_new(&mc, &m) == MSP_OK;
     }
     msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
@@ -487,12 +440,12 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static int mb_site_open(mb_site_t *site)
+static int mb_site_open(mb_site_t *site, const char *tag)
 {
-    if (prog_trust("middlebox", site->o, &site->trust) != 0 ||
-        prog_identity_load("middlebox", site->o, site->e->cert_file, site->e->cert_key_file, &site->id) != 0) {
+    if (prog_setup("middlebox", site->o, site->cfg, tag, &site->setup) != 0) {
         return -1;
     }
+    site->e = msp_tlmsp_setup_entity(site->setup);
     int fd = prog_listen("middlebox", site->e->address.host, (uint16_t)(site->e->address.port + site->o->port_shift));
     if (fd < 0) {
         return -1;
@@ -526,20 +479,13 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
         sites[i].o = &o;
         sites[i].cfg = cfg;
         sites[i].loop = loop;
-        sites[i].e = o.all ? &cfg->middleboxes[i] : msp_tlmsp_cfg_middlebox_by_tag(cfg, o.tags[i]);
-        if (sites[i].e == NULL) {
-            prog_error("middlebox", "%s: no middlebox tagged '%s'", cfg->name, o.tags[i]);
-            ok = 0;
-        } else {
-            ok = mb_site_open(&sites[i]) == 0;
-        }
+        ok = mb_site_open(&sites[i], o.all ? cfg->middleboxes[i].tag : o.tags[i]) == 0;
     }
     if (ok) {
         ev_run(loop, 0);
     }
     for (size_t i = 0; sites != NULL && i < n; i++) {
-        prog_identity_free(&sites[i].id);
-        X509_STORE_free(sites[i].trust);
+        msp_tlmsp_setup_free(sites[i].setup);
     }
     free(sites);
     msp_tlmsp_cfg_free(cfg);

@@ -42,6 +42,7 @@ typedef struct msp_tlmsp_activity_cfg {
     bool middlebox;                          /* else an endpoint */
     bool to_server;                          /* the direction of the data this list sees */
     size_t max_queue;                        /* endpoint: bytes held unmatched; 0: the default */
+    bool reflect; /* endpoint: every container is also sent back as it came (the reference server's -r) */
 } msp_tlmsp_activity_cfg_t;
 
 typedef enum msp_tlmsp_action_kind {
@@ -54,7 +55,7 @@ typedef enum msp_tlmsp_action_kind {
 
 typedef struct msp_tlmsp_action {
     msp_tlmsp_action_kind_t kind;
-    const msp_tlmsp_cfg_activity_t *activity; /* the one whose match or timer caused it */
+    const msp_tlmsp_cfg_activity_t *activity; /* the one whose match or timer caused it; NULL: reflect */
     uint32_t line;                            /* the action's line in the configuration (0 for MATCHED) */
     uint8_t context;
     bool to_server;

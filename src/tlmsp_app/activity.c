@@ -518,8 +518,13 @@ static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p
     } else if (a->nsegs == MAX_SEGMENTS) {
         consume(a, a->segs[0].off + a->segs[0].len);
     }
+    int rc = MSP_OK;
+    if (a->cfg.reflect) {
+        msp_tlmsp_action_t back = {.kind = MSP_TLMSP_ACTION_SEND, .context = ctx, .to_server = a->cfg.to_server};
+        rc = push(a, &back, p, len);
+    }
     a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len, len, a->counter};
-    int rc = len > 0 ? msp_buf_put(&a->queue, p, len) : MSP_OK;
+    rc = rc == MSP_OK && len > 0 ? msp_buf_put(&a->queue, p, len) : rc;
     for (bool again = rc == MSP_OK; again && rc == MSP_OK && a->nsegs > 0;) {
         hit_t best = {.start = SIZE_MAX}, h;
         act_state_t *win = NULL;

@@ -29,7 +29,7 @@ static msp_tlmsp_cfg_t *load(const char *text)
 static msp_tlmsp_activity_t *matcher(const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_fnlist_t *fns, bool middlebox,
                                      bool to_server, size_t max_queue)
 {
-    msp_tlmsp_activity_cfg_t ac = {cfg, fns, middlebox, to_server, max_queue};
+    msp_tlmsp_activity_cfg_t ac = {cfg, fns, middlebox, to_server, max_queue, false};
     msp_tlmsp_activity_t *a = NULL;
     msp_error_t err;
     if (msp_tlmsp_activity_new(&ac, &a, &err) != MSP_OK) {
@@ -266,6 +266,20 @@ static void test_action_kinds_endpoint(void **state)
     assert_int_equal(alerts, 1);
     assert_int_equal(logged, 1);
     msp_tlmsp_activity_free(a);
+    /* reflect: every container goes back as it came, before what the activities do with it */
+    msp_tlmsp_activity_cfg_t ac = {cfg, &cfg->client.to_server, false, true, 0, true};
+    msp_error_t err;
+    assert_int_equal(msp_tlmsp_activity_new(&ac, &a, &err), MSP_OK);
+    feed(a, 1, "ke");
+    feed(a, 2, "y");
+    assert_true(msp_tlmsp_activity_next(a, &x));
+    assert_null(x.activity);
+    assert_int_equal(x.kind, MSP_TLMSP_ACTION_SEND);
+    assert_int_equal(x.context, 1);
+    drain(a, out, sizeof(out));
+    assert_string_equal(out, "send 2 s y;matched 1 s key;send 2 s <ye>;send 1 s back;alert 2 s ;"
+                             "handler 0 s key $ wc -c;handler 1 s key $ tr a-z A-Z;shutdown 0 s ;");
+    msp_tlmsp_activity_free(a);
     msp_tlmsp_cfg_free(cfg);
 }
 
@@ -398,7 +412,7 @@ static void test_time(void **state)
 static void refused(const char *text, int code, const char *where, const char *part)
 {
     msp_tlmsp_cfg_t *cfg = load(text);
-    msp_tlmsp_activity_cfg_t ac = {cfg, &cfg->client.to_server, false, true, 0};
+    msp_tlmsp_activity_cfg_t ac = {cfg, &cfg->client.to_server, false, true, 0, false};
     msp_tlmsp_activity_t *a = (msp_tlmsp_activity_t *)1;
     msp_error_t err;
     assert_int_equal(msp_tlmsp_activity_new(&ac, &a, &err), code);

@@ -30,14 +30,13 @@ void act_print_bytes(FILE *f, const uint8_t *p, size_t len)
 
 static void present(act_set_t *set, const msp_tlmsp_action_t *x, const char *what, const uint8_t *p, size_t len)
 {
-    if (set->present == NULL || !(x->activity->present || set->force_present)) {
+    if (x->activity == NULL || !(x->activity->present || set->force_present)) {
         return;
     }
-    fprintf(set->present, "%s: activity %s %s %zu bytes in context %u: ", set->who, x->activity->tag, what, len,
-            x->context);
-    act_print_bytes(set->present, p, len);
-    fputc('\n', set->present);
-    fflush(set->present);
+    fprintf(stdout, "%s: activity %s %s %zu bytes in context %u: ", set->who, x->activity->tag, what, len, x->context);
+    act_print_bytes(stdout, p, len);
+    fputc('\n', stdout);
+    fflush(stdout);
 }
 
 /* Runs cmd under /bin/sh with in on stdin and collects its stdout (at most MAX_OUTPUT bytes). */
@@ -76,6 +75,24 @@ static int run_handler(const char *cmd, const uint8_t *in, size_t in_len, msp_bu
     return pid > 0 && msp_buf_error(out) == MSP_OK ? 0 : -1;
 }
 
+static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    if (set->mb != NULL && *set->mb != NULL) {
+        msp_io_mb_send(*set->mb, to_server, ctx, p, len);
+    } else if (set->ep != NULL && *set->ep != NULL) {
+        msp_io_ep_send(*set->ep, ctx, p, len);
+    }
+}
+
+static void alert(act_set_t *set, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
+{
+    if (set->mb != NULL && *set->mb != NULL) {
+        msp_io_mb_alert(*set->mb, to_server, ctx, level, desc);
+    } else if (set->ep != NULL && *set->ep != NULL) {
+        msp_io_ep_alert(*set->ep, ctx, level, desc);
+    }
+}
+
 static void handler(act_set_t *set, const msp_tlmsp_action_t *x)
 {
     msp_buf_t out;
@@ -86,7 +103,7 @@ static void handler(act_set_t *set, const msp_tlmsp_action_t *x)
         present(set, x, "logged", out.base, out.len);
     } else {
         present(set, x, "sent", out.base, out.len);
-        set->io.send(set->io.user, x->to_server, x->context, out.base, out.len);
+        send(set, x->to_server, x->context, out.base, out.len);
     }
     msp_buf_free(&out);
 }
@@ -103,18 +120,20 @@ static void run_actions(act_set_t *set)
         case MSP_TLMSP_ACTION_SEND:
             present(set, &x, "sent", x.p, x.len);
             if (!x.applied) {
-                set->io.send(set->io.user, x.to_server, x.context, x.p, x.len);
+                send(set, x.to_server, x.context, x.p, x.len);
             }
             break;
         case MSP_TLMSP_ACTION_ALERT:
-            set->io.alert(set->io.user, x.to_server, x.context, x.level, x.description);
+            alert(set, x.to_server, x.context, x.level, x.description);
             break;
         case MSP_TLMSP_ACTION_HANDLER:
             handler(set, &x);
             break;
         case MSP_TLMSP_ACTION_SHUTDOWN:
-            if (set->io.shutdown(set->io.user) != MSP_OK) {
-                return; /* the connection is gone (and maybe the set with it) */
+            /* close_notify; a middlebox sends it both ways */
+            alert(set, 0, 0, 1, 0);
+            if (set->mb != NULL) {
+                alert(set, 1, 0, 1, 0);
             }
             break;
         }
@@ -153,23 +172,22 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     ev_idle_start(loop, &set->idle);
 }
 
-int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_fnlist_t *fns,
-             const char *who, int middlebox, int to_server, const act_io_t *io, FILE *present_to, int force_present)
+int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_activity_cfg_t *ac, const char *who,
+             msp_io_ep_t **ep, msp_io_mb_t **mb, int force_present)
 {
     memset(set, 0, sizeof(*set));
     set->who = who;
-    set->io = *io;
+    set->ep = ep;
+    set->mb = mb;
     set->loop = loop;
-    set->present = present_to;
     set->force_present = force_present;
     ev_idle_init(&set->idle, on_idle);
     set->idle.data = set;
     ev_timer_init(&set->timer, on_timer, 0, 0);
     set->timer.data = set;
-    msp_tlmsp_activity_cfg_t ac = {cfg, fns, middlebox != 0, to_server != 0, 0};
     msp_error_t err;
-    if (msp_tlmsp_activity_new(&ac, &set->m, &err) != MSP_OK) {
-        snprintf(set->err, sizeof(set->err), "%s: %s", err.where[0] != '\0' ? err.where : cfg->name, err.detail);
+    if (msp_tlmsp_activity_new(ac, &set->m, &err) != MSP_OK) {
+        snprintf(set->err, sizeof(set->err), "%s: %s", err.where[0] != '\0' ? err.where : ac->cfg->name, err.detail);
         return -1;
     }
     return 0;

@@ -14,31 +14,24 @@
 #include <ev.h>
 
 #include "msp/tlmsp_activity.h"
+#include "msp/tlmsp_io.h"
 
-/* How the activities act on the connection. to_server: direction (endpoints ignore it). */
-typedef struct act_io {
-    void *user;
-    int (*send)(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
-    int (*alert)(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
-    int (*shutdown)(void *user);
-} act_io_t;
-
-/* One function list (an entity's activities for one direction). */
+/* One function list (an entity's activities for one direction) of an endpoint or a middlebox connection. */
 typedef struct act_set {
     msp_tlmsp_activity_t *m;
-    const char *who; /* "client", "server", "mbox1" ... for the output */
-    act_io_t io;
+    const char *who;  /* "client", "server", "mbox1" ... for the output */
+    msp_io_ep_t **ep; /* where the actions go: the endpoint's driver, */
+    msp_io_mb_t **mb; /* or the middlebox's (NULL until connected, after closing) */
     struct ev_loop *loop;
-    FILE *present; /* presentation output, NULL for none */
-    int force_present;
+    int force_present; /* -P: present every activity */
     ev_idle idle;
     ev_timer timer;
     char err[600];
 } act_set_t;
 
-/** Compiles regexes, loads files; refuses what cannot run (renegotiate). 0, or -1 with set->err. */
-int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_fnlist_t *fns,
-             const char *who, int middlebox, int to_server, const act_io_t *io, FILE *present, int force_present);
+/** The matcher for ac (regexes compiled, files read), acting on *ep or *mb. 0, or -1 with set->err. */
+int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_activity_cfg_t *ac, const char *who,
+             msp_io_ep_t **ep, msp_io_mb_t **mb, int force_present);
 void act_free(act_set_t *set);
 
 /** The connection is up: time-driven activities start. */

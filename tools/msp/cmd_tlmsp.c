@@ -22,35 +22,9 @@ typedef struct ep_app {
     struct ev_loop *loop;
     msp_io_ep_t *ep;
     act_set_t acts;
-    int result; /* the client's exit status */
-    int reflect;
-    msp_buf_t reflected;
-    ev_idle reflect_w;
+    int result;                  /* the client's exit status */
     msp_tlmsp_endpoint_cfg_t ec; /* client: to connect again after discovery */
 } ep_app_t;
-
-static int ep_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
-{
-    ep_app_t *a = user;
-    (void)to_server;
-    return a->ep != NULL ? msp_io_ep_send(a->ep, ctx, p, len) : MSP_ERR_ARGUMENT;
-}
-
-static int ep_alert(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
-{
-    ep_app_t *a = user;
-    (void)to_server;
-    return a->ep != NULL ? msp_io_ep_alert(a->ep, ctx, level, desc) : MSP_ERR_ARGUMENT;
-}
-
-static int ep_shutdown(void *user)
-{
-    ep_app_t *a = user;
-    if (a->ep != NULL) {
-        msp_io_ep_alert(a->ep, 0, 1, 0);
-    }
-    return MSP_OK;
-}
 
 static void on_ep_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
 {
@@ -59,12 +33,6 @@ static void on_ep_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
     size_t n;
     if (a->o->verbose > 1) {
         fprintf(stderr, "msp %s: %zu bytes in context %u\n", a->role, len, ctx);
-    }
-    if (a->reflect) {
-        msp_buf_put_u8(&a->reflected, ctx);
-        msp_buf_put_u32(&a->reflected, (uint32_t)len);
-        msp_buf_put(&a->reflected, p, len);
-        ev_idle_start(a->loop, &a->reflect_w);
     }
     act_on_data(&a->acts, ctx, MSP_TLMSP_ACCESS_RW, p, len, &d, &n);
 }
@@ -104,36 +72,12 @@ static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
     }
     a->result = err == MSP_OK ? 0 : 1;
     act_stop(&a->acts);
-    ev_idle_stop(a->loop, &a->reflect_w);
     a->ep = NULL;
     msp_io_ep_free(ep);
     if (strcmp(a->role, "client") == 0) {
         ev_break(a->loop, EVBREAK_ALL);
     }
 }
-
-/* -r: what came in goes back out once the input that carried it is done (the core is not re-entrant). */
-static void reflect_idle(ep_app_t *a)
-{
-    size_t off = 0;
-    while (a->ep != NULL && off + 5 <= a->reflected.len) {
-        const uint8_t *h = a->reflected.base + off;
-        size_t len = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
-        msp_io_ep_send(a->ep, h[0], h + 5, len);
-        off += 5 + len;
-    }
-    a->reflected.len = 0;
-}
-
-static void reflect_cb(struct ev_loop *loop, ev_idle *w, int revents)
-{
-    ep_app_t *a = w->data;
-    (void)revents;
-    ev_idle_stop(loop, w);
-    reflect_idle(a);
-}
-
-static const act_io_t ep_io = {NULL, ep_send, ep_alert, ep_shutdown};
 
 static int ep_app_init(ep_app_t *a, const char *role, const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg,
                        struct ev_loop *loop, const msp_tlmsp_cfg_fnlist_t *fns, int to_server)
@@ -143,13 +87,8 @@ static int ep_app_init(ep_app_t *a, const char *role, const prog_opts_t *o, cons
     a->o = o;
     a->cfg = cfg;
     a->loop = loop;
-    a->reflect = o->reflect;
-    msp_buf_init(&a->reflected, 256u << 20);
-    ev_idle_init(&a->reflect_w, reflect_cb);
-    a->reflect_w.data = a;
-    act_io_t io = ep_io;
-    io.user = a;
-    if (act_init(&a->acts, loop, cfg, fns, role, 0, to_server, &io, stdout, o->presentation) != 0) {
+    msp_tlmsp_activity_cfg_t ac = {cfg, fns, false, to_server, 0, o->reflect};
+    if (act_init(&a->acts, loop, &ac, role, &a->ep, NULL, o->presentation) != 0) {
         prog_error(role, "%s", a->acts.err);
         return -1;
     }
@@ -160,7 +99,15 @@ static void ep_app_free(ep_app_t *a)
 {
     msp_io_ep_free(a->ep);
     act_free(&a->acts);
-    msp_buf_free(&a->reflected);
+}
+
+/* A connection's state goes once the loop is out of every call that may still use it. */
+static void free_ep_later(int revents, void *arg)
+{
+    ep_app_t *a = arg;
+    (void)revents;
+    act_free(&a->acts);
+    free(a);
 }
 
 /* 7.2: the server inserted middleboxes; connect again along the list it returned. */
@@ -248,9 +195,7 @@ static void server_closed(void *user, msp_io_ep_t *ep, int err)
 {
     ep_app_t *a = user;
     on_ep_closed(user, ep, err);
-    act_free(&a->acts);
-    msp_buf_free(&a->reflected);
-    free(a);
+    ev_once(a->loop, -1, 0, 0, free_ep_later, a);
 }
 
 static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -333,29 +278,6 @@ typedef struct mb_app {
     act_set_t to_server, to_client;
 } mb_app_t;
 
-static int mb_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
-{
-    mb_app_t *a = user;
-    return a->mb != NULL ? msp_io_mb_send(a->mb, to_server, ctx, p, len) : MSP_ERR_ARGUMENT;
-}
-
-static int mb_alert(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
-{
-    mb_app_t *a = user;
-    return a->mb != NULL ? msp_io_mb_alert(a->mb, to_server, ctx, level, desc) : MSP_ERR_ARGUMENT;
-}
-
-/* A middlebox ends the session with close_notify both ways. */
-static int mb_shutdown(void *user)
-{
-    mb_app_t *a = user;
-    if (a->mb != NULL) {
-        msp_io_mb_alert(a->mb, 0, 0, 1, 0);
-        msp_io_mb_alert(a->mb, 1, 0, 1, 0);
-    }
-    return MSP_OK;
-}
-
 static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access,
                                         const uint8_t *p, size_t len, const uint8_t **data, size_t *data_len)
 {
@@ -387,19 +309,27 @@ static void mb_ready(void *user, msp_io_mb_t *mb)
     act_start(&a->to_client);
 }
 
+static void free_mb_later(int revents, void *arg)
+{
+    mb_app_t *a = arg;
+    (void)revents;
+    act_free(&a->to_server);
+    act_free(&a->to_client);
+    free(a);
+}
+
 static void mb_closed(void *user, msp_io_mb_t *mb, int err)
 {
     mb_app_t *a = user;
     if (err != MSP_OK) {
         prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
     }
-    act_free(&a->to_server);
-    act_free(&a->to_client);
+    a->mb = NULL;
+    act_stop(&a->to_server);
+    act_stop(&a->to_client);
     msp_io_mb_free(mb);
-    free(a);
+    ev_once(a->site->loop, -1, 0, 0, free_mb_later, a);
 }
-
-static const act_io_t mb_io = {NULL, mb_send, mb_alert, mb_shutdown};
 
 static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -411,15 +341,13 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
     mb_app_t *a = calloc(1, sizeof(*a));
     msp_tlmsp_mbox_t *m = NULL;
-    act_io_t io = mb_io;
-    io.user = a;
     int ok = a != NULL;
     if (ok) {
+        msp_tlmsp_activity_cfg_t up = {site->cfg, &site->e->to_server, true, true, 0, false};
+        msp_tlmsp_activity_cfg_t down = {site->cfg, &site->e->to_client, true, false, 0, false};
         a->site = site;
-        ok = act_init(&a->to_server, loop, site->cfg, &site->e->to_server, site->e->tag, 1, 1, &io, stdout,
-                      site->o->presentation) == 0 &&
-             act_init(&a->to_client, loop, site->cfg, &site->e->to_client, site->e->tag, 1, 0, &io, stdout,
-                      site->o->presentation) == 0;
+        ok = act_init(&a->to_server, loop, &up, site->e->tag, NULL, &a->mb, site->o->presentation) == 0 &&
+             act_init(&a->to_client, loop, &down, site->e->tag, NULL, &a->mb, site->o->presentation) == 0;
     }
     if (ok) {
         msp_tlmsp_mbox_cfg_t mc;

@@ -52,6 +52,7 @@ struct msp_tlmsp_activity {
     size_t n;
     act_state_t *st;
     uint64_t counter; /* containers seen */
+    bool matching;    /* some activity has a container or pattern match */
     msp_buf_t queue;  /* an endpoint's held bytes; segs say which container each came from */
     segment_t *segs;
     size_t nsegs;
@@ -169,6 +170,8 @@ int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activi
     for (size_t i = 0; i < n; i++) {
         a->st[a->n].a = &cfg->cfg->activities[cfg->functions->activity[i]];
         a->n++;
+        const msp_tlmsp_cfg_match_t *m = &a->st[a->n - 1].a->match;
+        a->matching |= m->container != MSP_TLMSP_CFG_CONTAINER_NONE || m->pattern != MSP_TLMSP_CFG_PATTERN_NONE;
         int rc = prepare(&a->st[a->n - 1], cfg->cfg->name, err);
         if (rc != MSP_OK) {
             msp_tlmsp_activity_free(a);
@@ -522,6 +525,9 @@ static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p
     if (a->cfg.reflect) {
         msp_tlmsp_action_t back = {.kind = MSP_TLMSP_ACTION_SEND, .context = ctx, .to_server = a->cfg.to_server};
         rc = push(a, &back, p, len);
+    }
+    if (!a->matching) {
+        return rc; /* nothing would ever look at what is held */
     }
     a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len, len, a->counter};
     rc = rc == MSP_OK && len > 0 ? msp_buf_put(&a->queue, p, len) : rc;

@@ -387,6 +387,16 @@ static void test_time(void **state)
     msp_tlmsp_activity_t *a = matcher(cfg, &cfg->server.to_client, false, false, 0);
     char out[1024];
     assert_int_equal(msp_tlmsp_activity_next_due(a), MSP_TLMSP_ACTIVITY_NO_TIME); /* not started */
+    /* a list of timers only holds nothing */
+    size_t tick;
+    assert_non_null(msp_tlmsp_cfg_activity_by_tag(cfg, "tick", &tick));
+    msp_tlmsp_cfg_fnlist_t timers = {1, &tick};
+    msp_tlmsp_activity_t *t = matcher(cfg, &timers, false, false, 0);
+    feed(t, 1, "data no activity looks at");
+    assert_int_equal(msp_tlmsp_activity_held(t), 0);
+    msp_tlmsp_activity_free(t);
+    feed(a, 1, "held: half looks at context 2 only");
+    assert_int_equal(msp_tlmsp_activity_held(a), 34);
     msp_tlmsp_activity_start(a, 1000);
     assert_int_equal(msp_tlmsp_activity_next_due(a), 1100);
     assert_int_equal(msp_tlmsp_activity_advance(a, 1099), MSP_OK);

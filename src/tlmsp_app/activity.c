@@ -85,7 +85,8 @@ static int read_file(const char *name, uint8_t **out, size_t *out_len, uint32_t 
         free(b);
         return msp_error_set(err, code, where, "%s: unreadable or larger than 16 MiB", name);
     }
-    *out = b;
+    uint8_t *fit = realloc(b, n > 0 ? n : 1); /* keep what the file holds, not the ceiling */
+    *out = fit != NULL ? fit : b;
     *out_len = n;
     return MSP_OK;
 }

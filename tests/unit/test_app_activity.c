@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -417,6 +418,43 @@ static void test_time(void **state)
     msp_tlmsp_cfg_free(cfg);
 }
 
+/* Pattern and payload files are read once, when the matcher is made. */
+static void test_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/msp-test-act-XXXXXX", pat[64], pay[64], text[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(pat, sizeof(pat), "%s/pattern", dir);
+    snprintf(pay, sizeof(pay), "%s/payload", dir);
+    FILE *f = fopen(pat, "wb");
+    assert_non_null(f);
+    fwrite("a\0b", 1, 3, f); /* any byte, NUL included */
+    fclose(f);
+    f = fopen(pay, "wb");
+    assert_non_null(f);
+    fputs("from a file", f);
+    fclose(f);
+    snprintf(text, sizeof(text),
+             "context { id = 1 }\nactivity { tag = f; match { which = 1; file = \"%s\" }\n"
+             "  action { send { context = 1; file = \"%s\" } } }\n"
+             "client { address = tlmsp://h; function = f }\nserver { address = tlmsp://h:1 }\n",
+             pat, pay);
+    msp_tlmsp_cfg_t *cfg = load(text);
+    msp_tlmsp_activity_t *a = matcher(cfg, &cfg->client.to_server, false, true, 0);
+    unlink(pat);
+    unlink(pay);
+    rmdir(dir);
+    char out[256];
+    assert_int_equal(msp_tlmsp_activity_input(a, 1, MSP_TLMSP_ACCESS_RW, (const uint8_t *)"xa", 2, NULL, NULL, NULL),
+                     MSP_OK);
+    assert_int_equal(msp_tlmsp_activity_input(a, 1, MSP_TLMSP_ACCESS_RW, (const uint8_t *)"\0b", 2, NULL, NULL, NULL),
+                     MSP_OK);
+    drain(a, out, sizeof(out));
+    assert_string_equal(out, "matched 1 s a;send 1 s from a file;"); /* %.*s stops at the NUL */
+    msp_tlmsp_activity_free(a);
+    msp_tlmsp_cfg_free(cfg);
+}
+
 /* ---- what cannot run ---- */
 
 static void refused(const char *text, int code, const char *where, const char *part)
@@ -458,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_action_kinds_middlebox),
         cmocka_unit_test(test_container_match),
         cmocka_unit_test(test_time),
+        cmocka_unit_test(test_files),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

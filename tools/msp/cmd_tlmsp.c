@@ -241,7 +241,8 @@ int cmd_tlmsp_server(int argc, char **argv)
         return 2;
     }
     int status = 2;
-    if (prog_setup("server", &o, s.cfg, NULL, &s.setup) == 0) {
+    if (prog_setup("server", &o, s.cfg, NULL, &s.setup) == 0 &&
+        prog_check_activities("server", s.cfg, &s.cfg->server) == 0) {
         signal(SIGPIPE, SIG_IGN);
         s.o = &o;
         s.loop = ev_default_loop(0);
@@ -374,6 +375,9 @@ static int mb_site_open(mb_site_t *site, const char *tag)
         return -1;
     }
     site->e = msp_tlmsp_setup_entity(site->setup);
+    if (prog_check_activities("middlebox", site->cfg, site->e) != 0) {
+        return -1;
+    }
     int fd = prog_listen("middlebox", site->e->address.host, (uint16_t)(site->e->address.port + site->o->port_shift));
     if (fd < 0) {
         return -1;

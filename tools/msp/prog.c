@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "msp/error.h"
+#include "msp/tlmsp_activity.h"
 
 FILE *prog_err;
 
@@ -290,4 +291,21 @@ int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int por
         return -1;
     }
     return prog_connect(role, host, (uint16_t)(port + port_shift));
+}
+
+int prog_check_activities(const char *role, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_entity_t *e)
+{
+    const msp_tlmsp_cfg_fnlist_t *lists[] = {&e->to_server, &e->to_client};
+    for (size_t i = 0; i < 2; i++) {
+        msp_tlmsp_activity_cfg_t ac = {cfg, lists[i], e->role == MSP_TLMSP_CFG_MIDDLEBOX, i == 0, 0, false};
+        msp_tlmsp_activity_t *a = NULL;
+        msp_error_t err;
+        msp_error_clear(&err);
+        if (msp_tlmsp_activity_new(&ac, &a, &err) != MSP_OK) {
+            prog_error(role, "%s: %s", err.where[0] != '\0' ? err.where : cfg->name, err.detail);
+            return -1;
+        }
+        msp_tlmsp_activity_free(a);
+    }
+    return 0;
 }

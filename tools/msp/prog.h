@@ -45,6 +45,9 @@ int prog_load(const char *role, const prog_opts_t *o, msp_tlmsp_cfg_t **cfg);
 int prog_setup(const char *role, const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg, const char *tag,
                msp_tlmsp_setup_t **out);
 
+/** Compiles e's activities once, as the reference does at start-up: 0, or -1 with the error printed. */
+int prog_check_activities(const char *role, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_entity_t *e);
+
 /** Non-blocking sockets: a listener on host:port, a connection to host:port. -1 (printed) on failure. */
 int prog_listen(const char *role, const char *host, uint16_t port);
 int prog_connect(const char *role, const char *host, uint16_t port);

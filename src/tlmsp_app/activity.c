@@ -511,7 +511,9 @@ static void consume(msp_tlmsp_activity_t *a, size_t n)
         }
     }
     a->nsegs = keep;
-    memmove(a->queue.base, a->queue.base + n, a->queue.len - n);
+    if (a->queue.len > n) {
+        memmove(a->queue.base, a->queue.base + n, a->queue.len - n);
+    }
     a->queue.len -= n;
 }
 
@@ -527,11 +529,15 @@ static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p
         msp_tlmsp_action_t back = {.kind = MSP_TLMSP_ACTION_SEND, .context = ctx, .to_server = a->cfg.to_server};
         rc = push(a, &back, p, len);
     }
-    if (!a->matching) {
+    if (rc != MSP_OK || !a->matching) {
         return rc; /* nothing would ever look at what is held */
     }
-    a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len, len, a->counter};
-    rc = rc == MSP_OK && len > 0 ? msp_buf_put(&a->queue, p, len) : rc;
+    rc = msp_buf_put(&a->queue, p, len);
+    if (rc != MSP_OK) {
+        a->queue.err = MSP_OK;
+        return rc;
+    }
+    a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len - len, len, a->counter};
     for (bool again = rc == MSP_OK; again && rc == MSP_OK && a->nsegs > 0;) {
         hit_t best = {.start = SIZE_MAX}, h;
         act_state_t *win = NULL;

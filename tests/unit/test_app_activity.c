@@ -176,6 +176,37 @@ static void test_split_across_containers(void **state)
     msp_tlmsp_cfg_free(cfg);
 }
 
+/* However the sender splits a stream into containers, an endpoint sees the same matches. */
+static void test_any_split(void **state)
+{
+    (void)state;
+    static const char stream[] = "xinformationinfoinformationyyinformationinformatio";
+    size_t n = sizeof(stream) - 1;
+    msp_tlmsp_cfg_t *cfg = load_file("activity-growth.ucl");
+    msp_tlmsp_activity_t *a = matcher(cfg, &cfg->server.to_client, false, false, 0);
+    char whole[1024], split[1024];
+    feed(a, 1, stream);
+    drain(a, whole, sizeof(whole));
+    assert_non_null(strstr(whole, "matched 1 c information;send 1 c informationinformation;matched"));
+    msp_tlmsp_activity_free(a);
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j < n; j += 7) {
+            a = matcher(cfg, &cfg->server.to_client, false, false, 0);
+            const size_t cuts[] = {0, i, j, n};
+            for (size_t k = 0; k + 1 < 4; k++) {
+                assert_int_equal(msp_tlmsp_activity_input(a, 1, MSP_TLMSP_ACCESS_RW, (const uint8_t *)stream + cuts[k],
+                                                          cuts[k + 1] - cuts[k], NULL, NULL, NULL),
+                                 MSP_OK);
+            }
+            drain(a, split, sizeof(split));
+            assert_string_equal(split, whole);
+            assert_int_equal(msp_tlmsp_activity_held(a), 10); /* "informatio" waits for its last byte */
+            msp_tlmsp_activity_free(a);
+        }
+    }
+    msp_tlmsp_cfg_free(cfg);
+}
+
 /* A pattern searches one run of consecutive containers in its contexts, not across another context. */
 static const char two_contexts[] = "context { id = 1 } context { id = 2 }\n"
                                    "activity { tag = one; match { which = 1; data = \"abcdef\" } action { } }\n"
@@ -491,6 +522,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_growth),
         cmocka_unit_test(test_split_across_containers),
+        cmocka_unit_test(test_any_split),
         cmocka_unit_test(test_runs_of_contexts),
         cmocka_unit_test(test_action_kinds_endpoint),
         cmocka_unit_test(test_action_kinds_middlebox),

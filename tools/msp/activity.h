@@ -1,12 +1,8 @@
 /*
- * The reference tools' match-action activities (tlmsp-tools libdemo,
- * keywords in libtlmsp-cfg/everything.ucl) for our programs: time-driven
- * sends, container and pattern matches, send / reply / alert / log /
- * shutdown actions, templates, files and handlers, presentation output.
- *
- * Matching is per container: a pattern must lie within one container's
- * data (the reference also searches across a run of queued containers of
- * accessible contexts; docs/tlmsp-programs.md says what that changes).
+ * The activities of msp client, server and middlebox on libev: the
+ * library's matcher (msp/tlmsp_activity.h) decides, this runs what it
+ * decides: timers, the actions after the input that caused them (the core
+ * is not re-entrant), handler processes, presentation output.
  */
 #ifndef MSP_TOOLS_ACTIVITY_H
 #define MSP_TOOLS_ACTIVITY_H
@@ -17,42 +13,25 @@
 
 #include <ev.h>
 
-#include "msp/buf.h"
-#include "msp/tlmsp_cfg.h"
-#include "msp/tlmsp_conn.h"
+#include "msp/tlmsp_activity.h"
+#include "msp/tlmsp_io.h"
 
-/* How the activities act on the connection. to_server: direction (endpoints ignore it). */
-typedef struct act_io {
-    void *user;
-    int (*send)(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
-    int (*alert)(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
-    int (*shutdown)(void *user);
-} act_io_t;
-
-typedef struct act_state act_state_t;
-
-/* One function list (an entity's activities for one direction). */
+/* One function list (an entity's activities for one direction) of an endpoint or a middlebox connection. */
 typedef struct act_set {
-    const msp_tlmsp_cfg_t *cfg;
-    const char *who; /* "client", "server", "mbox1" ... for the output */
-    int middlebox;
-    int to_server; /* the direction this list looks at (and sends in, for `send`) */
-    size_t n;
-    act_state_t *st;
-    act_io_t io;
+    msp_tlmsp_activity_t *m;
+    const char *who;  /* "client", "server", "mbox1" ... for the output */
+    msp_io_ep_t **ep; /* where the actions go: the endpoint's driver, */
+    msp_io_mb_t **mb; /* or the middlebox's (NULL until connected, after closing) */
     struct ev_loop *loop;
-    FILE *present; /* presentation output, NULL for none */
-    int force_present;
-    /* actions waiting for the end of the current input (the core is not re-entrant) */
-    msp_buf_t queue;
+    int force_present; /* -P: present every activity */
     ev_idle idle;
-    msp_buf_t replacement;
-    char err[256];
+    ev_timer timer;
+    char err[600];
 } act_set_t;
 
-/** Compiles regexes, loads files; refuses what cannot run (renegotiate). 0, or -1 with set->err. */
-int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_fnlist_t *fns,
-             const char *who, int middlebox, int to_server, const act_io_t *io, FILE *present, int force_present);
+/** The matcher for ac (regexes compiled, files read), acting on *ep or *mb. 0, or -1 with set->err. */
+int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_activity_cfg_t *ac, const char *who,
+             msp_io_ep_t **ep, msp_io_mb_t **mb, int force_present);
 void act_free(act_set_t *set);
 
 /** The connection is up: time-driven activities start. */

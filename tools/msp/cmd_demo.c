@@ -19,11 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "cli.h"
+#include "msp/buf.h"
+#include "msp/tlmsp_setup.h"
 #include "prog.h"
 
 static const char demo_cfg[] =
@@ -44,34 +42,30 @@ static const char demo_cfg[] =
     "            function-to-server = mbox1-ping; function-to-client = mbox1-pong }\n"
     "server { address = \"tlmsp://localhost:%u\"; function = reply-pong }\n";
 
-static int write_identity(const char *dir, const char *name)
+static int write_file(const char *dir, const char *name, const char *suffix, const msp_buf_t *b)
 {
     char path[PATH_MAX];
-    EVP_PKEY *key = EVP_RSA_gen(2048);
-    X509 *x = X509_new();
-    X509_NAME *n = X509_NAME_new();
-    int ok = key != NULL && x != NULL && n != NULL && X509_set_version(x, 2) &&
-             ASN1_INTEGER_set(X509_get_serialNumber(x), 1) && X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
-             X509_gmtime_adj(X509_getm_notAfter(x), 86400) &&
-             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0) &&
-             X509_set_subject_name(x, n) && X509_set_issuer_name(x, n) && X509_set_pubkey(x, key) &&
-             X509_sign(x, key, EVP_sha256()) > 0;
-    snprintf(path, sizeof(path), "%s/%s-cert.pem", dir, name);
-    FILE *f = ok ? fopen(path, "w") : NULL;
-    ok = f != NULL && PEM_write_X509(f, x) == 1;
+    snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
+    FILE *f = fopen(path, "w");
+    int ok = f != NULL && fwrite(b->base, 1, b->len, f) == b->len;
     if (f != NULL && fclose(f) != 0) {
         ok = 0;
     }
-    snprintf(path, sizeof(path), "%s/%s-key.pem", dir, name);
-    f = ok ? fopen(path, "w") : NULL;
-    ok = f != NULL && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
-    if (f != NULL && fclose(f) != 0) {
-        ok = 0;
-    }
-    X509_NAME_free(n);
-    X509_free(x);
-    EVP_PKEY_free(key);
     return ok ? 0 : -1;
+}
+
+static int write_identity(const char *dir, const char *name)
+{
+    msp_buf_t cert, key;
+    msp_buf_init(&cert, 1u << 20);
+    msp_buf_init(&key, 1u << 20);
+    int rc = msp_tlmsp_setup_selfsigned(name, 1, &cert, &key) == MSP_OK &&
+                     write_file(dir, name, "-cert.pem", &cert) == 0 && write_file(dir, name, "-key.pem", &key) == 0
+                 ? 0
+                 : -1;
+    msp_buf_free(&cert);
+    msp_buf_free(&key);
+    return rc;
 }
 
 /* A port the kernel says is free now (a race with other programs is possible but harmless here). */

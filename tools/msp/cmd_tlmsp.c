@@ -22,35 +22,9 @@ typedef struct ep_app {
     struct ev_loop *loop;
     msp_io_ep_t *ep;
     act_set_t acts;
-    int result; /* the client's exit status */
-    int reflect;
-    msp_buf_t reflected;
-    ev_idle reflect_w;
+    int result;                  /* the client's exit status */
     msp_tlmsp_endpoint_cfg_t ec; /* client: to connect again after discovery */
 } ep_app_t;
-
-static int ep_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
-{
-    ep_app_t *a = user;
-    (void)to_server;
-    return a->ep != NULL ? msp_io_ep_send(a->ep, ctx, p, len) : MSP_ERR_ARGUMENT;
-}
-
-static int ep_alert(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
-{
-    ep_app_t *a = user;
-    (void)to_server;
-    return a->ep != NULL ? msp_io_ep_alert(a->ep, ctx, level, desc) : MSP_ERR_ARGUMENT;
-}
-
-static int ep_shutdown(void *user)
-{
-    ep_app_t *a = user;
-    if (a->ep != NULL) {
-        msp_io_ep_alert(a->ep, 0, 1, 0);
-    }
-    return MSP_OK;
-}
 
 static void on_ep_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
 {
@@ -59,12 +33,6 @@ static void on_ep_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
     size_t n;
     if (a->o->verbose > 1) {
         fprintf(stderr, "msp %s: %zu bytes in context %u\n", a->role, len, ctx);
-    }
-    if (a->reflect) {
-        msp_buf_put_u8(&a->reflected, ctx);
-        msp_buf_put_u32(&a->reflected, (uint32_t)len);
-        msp_buf_put(&a->reflected, p, len);
-        ev_idle_start(a->loop, &a->reflect_w);
     }
     act_on_data(&a->acts, ctx, MSP_TLMSP_ACCESS_RW, p, len, &d, &n);
 }
@@ -104,36 +72,12 @@ static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
     }
     a->result = err == MSP_OK ? 0 : 1;
     act_stop(&a->acts);
-    ev_idle_stop(a->loop, &a->reflect_w);
     a->ep = NULL;
     msp_io_ep_free(ep);
     if (strcmp(a->role, "client") == 0) {
         ev_break(a->loop, EVBREAK_ALL);
     }
 }
-
-/* -r: what came in goes back out once the input that carried it is done (the core is not re-entrant). */
-static void reflect_idle(ep_app_t *a)
-{
-    size_t off = 0;
-    while (a->ep != NULL && off + 5 <= a->reflected.len) {
-        const uint8_t *h = a->reflected.base + off;
-        size_t len = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
-        msp_io_ep_send(a->ep, h[0], h + 5, len);
-        off += 5 + len;
-    }
-    a->reflected.len = 0;
-}
-
-static void reflect_cb(struct ev_loop *loop, ev_idle *w, int revents)
-{
-    ep_app_t *a = w->data;
-    (void)revents;
-    ev_idle_stop(loop, w);
-    reflect_idle(a);
-}
-
-static const act_io_t ep_io = {NULL, ep_send, ep_alert, ep_shutdown};
 
 static int ep_app_init(ep_app_t *a, const char *role, const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg,
                        struct ev_loop *loop, const msp_tlmsp_cfg_fnlist_t *fns, int to_server)
@@ -143,13 +87,8 @@ static int ep_app_init(ep_app_t *a, const char *role, const prog_opts_t *o, cons
     a->o = o;
     a->cfg = cfg;
     a->loop = loop;
-    a->reflect = o->reflect;
-    msp_buf_init(&a->reflected, 256u << 20);
-    ev_idle_init(&a->reflect_w, reflect_cb);
-    a->reflect_w.data = a;
-    act_io_t io = ep_io;
-    io.user = a;
-    if (act_init(&a->acts, loop, cfg, fns, role, 0, to_server, &io, stdout, o->presentation) != 0) {
+    msp_tlmsp_activity_cfg_t ac = {cfg, fns, false, to_server, 0, o->reflect};
+    if (act_init(&a->acts, loop, &ac, role, &a->ep, NULL, o->presentation) != 0) {
         prog_error(role, "%s", a->acts.err);
         return -1;
     }
@@ -160,7 +99,15 @@ static void ep_app_free(ep_app_t *a)
 {
     msp_io_ep_free(a->ep);
     act_free(&a->acts);
-    msp_buf_free(&a->reflected);
+}
+
+/* A connection's state goes once the loop is out of every call that may still use it. */
+static void free_ep_later(int revents, void *arg)
+{
+    ep_app_t *a = arg;
+    (void)revents;
+    act_free(&a->acts);
+    free(a);
 }
 
 /* 7.2: the server inserted middleboxes; connect again along the list it returned. */
@@ -198,56 +145,29 @@ int cmd_tlmsp_client(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     msp_tlmsp_cfg_t *cfg;
+    msp_tlmsp_setup_t *setup = NULL;
     if (prog_load("client", &o, &cfg) != 0) {
         return 2;
     }
-    if (!cfg->client.defined || !cfg->server.defined) {
-        prog_error("client", "%s: the configuration needs a client and a server block", cfg->name);
+    if (prog_setup("client", &o, cfg, NULL, &setup) != 0) {
         msp_tlmsp_cfg_free(cfg);
-        return 2;
+        return 2; /* input that cannot be read */
     }
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(0);
     ep_app_t a;
-    memset(&a, 0, sizeof(a));
-    msp_tlmsp_context_list_t ctx;
-    msp_tlmsp_mbox_list_t *list = calloc(1, sizeof(*list));
-    int ret = list != NULL ? ep_app_init(&a, "client", &o, cfg, loop, &cfg->client.to_server, 1) : -1;
+    int ret = ep_app_init(&a, "client", &o, cfg, loop, &cfg->client.to_server, 1);
     msp_tlmsp_conn_t *conn = NULL;
-    X509_STORE *trust = NULL;
-    if (ret == 0 && prog_trust("client", &o, &trust) != 0) {
-        ep_app_free(&a);
-        free(list);
-        msp_tlmsp_cfg_free(cfg);
-        return 2; /* input that cannot be read */
-    }
+    msp_tlmsp_events_t events = {&a, on_ep_data, on_ep_alert};
+    msp_tlmsp_setup_endpoint(setup, &events, &a.ec);
     if (ret == 0) {
-        prog_contexts(cfg, &ctx);
-        prog_middleboxes(cfg, list, 0);
-        msp_tlmsp_endpoint_cfg_t ec;
-        memset(&ec, 0, sizeof(ec));
-        ec.random = prog_random;
-        prog_address(&cfg->client.address, &ec.client_address);
-        prog_address(&cfg->server.address, &ec.server_address);
-        ec.contexts = &ctx;
-        ec.middleboxes = list;
-        ec.trust = trust;
-        ec.events = (msp_tlmsp_events_t){&a, on_ep_data, on_ep_alert};
-        a.ec = ec;
-        ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &ec, &conn) == MSP_OK ? 0 : -1;
+        ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &a.ec, &conn) == MSP_OK ? 0 : -1;
     }
     /* the first hop: the first middlebox the client names, else the server */
-    int fd = -1;
-    if (ret == 0) {
-        fd = prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift);
-        ret = fd >= 0 ? 0 : -1;
-    }
+    int fd = ret == 0 ? prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift) : -1;
     msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, NULL};
-    if (ret == 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) != MSP_OK) {
-        ret = -1;
-    }
     a.result = 1;
-    if (ret == 0) {
+    if (fd >= 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) == MSP_OK) {
         ev_run(loop, 0);
     } else {
         msp_tlmsp_conn_free(conn);
@@ -255,12 +175,10 @@ int cmd_tlmsp_client(int argc, char **argv)
             close(fd);
         }
     }
-    int status = ret == 0 ? a.result : 1;
     ep_app_free(&a);
-    X509_STORE_free(trust);
-    free(list);
+    msp_tlmsp_setup_free(setup);
     msp_tlmsp_cfg_free(cfg);
-    return status;
+    return a.result;
 }
 
 /* ---- server ---- */
@@ -269,9 +187,7 @@ typedef struct server_app {
     const prog_opts_t *o;
     const msp_tlmsp_cfg_t *cfg;
     struct ev_loop *loop;
-    prog_identity_t id;
-    msp_tlmsp_mbox_list_t policy;
-    X509_STORE *trust;
+    msp_tlmsp_setup_t *setup; /* identity, trust and the middlebox list it accepts */
     ev_io accept_w;
 } server_app_t;
 
@@ -279,9 +195,7 @@ static void server_closed(void *user, msp_io_ep_t *ep, int err)
 {
     ep_app_t *a = user;
     on_ep_closed(user, ep, err);
-    act_free(&a->acts);
-    msp_buf_free(&a->reflected);
-    free(a);
+    ev_once(a->loop, -1, 0, 0, free_ep_later, a);
 }
 
 static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -296,13 +210,9 @@ static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
     msp_tlmsp_conn_t *conn = NULL;
     int ok = a != NULL && ep_app_init(a, "server", s->o, s->cfg, loop, &s->cfg->server.to_client, 0) == 0;
     if (ok) {
+        msp_tlmsp_events_t events = {a, on_ep_data, on_ep_alert};
         msp_tlmsp_endpoint_cfg_t ec;
-        memset(&ec, 0, sizeof(ec));
-        ec.random = prog_random;
-        ec.middleboxes = &s->policy;
-        ec.trust = s->trust;
-        ec.identity = (msp_tlmsp_identity_t){s->id.key, s->id.ders, s->id.der_len, s->id.n};
-        ec.events = (msp_tlmsp_events_t){a, on_ep_data, on_ep_alert};
+        msp_tlmsp_setup_endpoint(s->setup, &events, &ec);
         ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
     }
     msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, NULL};
@@ -331,14 +241,11 @@ int cmd_tlmsp_server(int argc, char **argv)
         return 2;
     }
     int status = 2;
-    if (!s.cfg->server.defined) {
-        prog_error("server", "%s: the configuration has no server block", s.cfg->name);
-    } else if (prog_trust("server", &o, &s.trust) == 0 &&
-               prog_identity_load("server", &o, s.cfg->server.cert_file, s.cfg->server.cert_key_file, &s.id) == 0) {
+    if (prog_setup("server", &o, s.cfg, NULL, &s.setup) == 0 &&
+        prog_check_activities("server", s.cfg, &s.cfg->server) == 0) {
         signal(SIGPIPE, SIG_IGN);
         s.o = &o;
         s.loop = ev_default_loop(0);
-        prog_middleboxes(s.cfg, &s.policy, 1);
         int fd =
             prog_listen("server", s.cfg->server.address.host, (uint16_t)(s.cfg->server.address.port + o.port_shift));
         if (fd >= 0) {
@@ -349,9 +256,8 @@ int cmd_tlmsp_server(int argc, char **argv)
             close(fd);
             status = 0;
         }
-        prog_identity_free(&s.id);
     }
-    X509_STORE_free(s.trust);
+    msp_tlmsp_setup_free(s.setup);
     msp_tlmsp_cfg_free((msp_tlmsp_cfg_t *)s.cfg);
     return status;
 }
@@ -363,8 +269,7 @@ typedef struct mb_site {
     const msp_tlmsp_cfg_t *cfg;
     const msp_tlmsp_cfg_entity_t *e;
     struct ev_loop *loop;
-    prog_identity_t id;
-    X509_STORE *trust;
+    msp_tlmsp_setup_t *setup; /* identity and trust */
     ev_io accept_w;
 } mb_site_t;
 
@@ -373,29 +278,6 @@ typedef struct mb_app {
     msp_io_mb_t *mb;
     act_set_t to_server, to_client;
 } mb_app_t;
-
-static int mb_send(void *user, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
-{
-    mb_app_t *a = user;
-    return a->mb != NULL ? msp_io_mb_send(a->mb, to_server, ctx, p, len) : MSP_ERR_ARGUMENT;
-}
-
-static int mb_alert(void *user, int to_server, uint8_t ctx, uint8_t level, uint8_t desc)
-{
-    mb_app_t *a = user;
-    return a->mb != NULL ? msp_io_mb_alert(a->mb, to_server, ctx, level, desc) : MSP_ERR_ARGUMENT;
-}
-
-/* A middlebox ends the session with close_notify both ways. */
-static int mb_shutdown(void *user)
-{
-    mb_app_t *a = user;
-    if (a->mb != NULL) {
-        msp_io_mb_alert(a->mb, 0, 0, 1, 0);
-        msp_io_mb_alert(a->mb, 1, 0, 1, 0);
-    }
-    return MSP_OK;
-}
 
 static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access,
                                         const uint8_t *p, size_t len, const uint8_t **data, size_t *data_len)
@@ -428,19 +310,27 @@ static void mb_ready(void *user, msp_io_mb_t *mb)
     act_start(&a->to_client);
 }
 
+static void free_mb_later(int revents, void *arg)
+{
+    mb_app_t *a = arg;
+    (void)revents;
+    act_free(&a->to_server);
+    act_free(&a->to_client);
+    free(a);
+}
+
 static void mb_closed(void *user, msp_io_mb_t *mb, int err)
 {
     mb_app_t *a = user;
     if (err != MSP_OK) {
         prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
     }
-    act_free(&a->to_server);
-    act_free(&a->to_client);
+    a->mb = NULL;
+    act_stop(&a->to_server);
+    act_stop(&a->to_client);
     msp_io_mb_free(mb);
-    free(a);
+    ev_once(a->site->loop, -1, 0, 0, free_mb_later, a);
 }
-
-static const act_io_t mb_io = {NULL, mb_send, mb_alert, mb_shutdown};
 
 static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -452,25 +342,17 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
     mb_app_t *a = calloc(1, sizeof(*a));
     msp_tlmsp_mbox_t *m = NULL;
-    act_io_t io = mb_io;
-    io.user = a;
     int ok = a != NULL;
     if (ok) {
+        msp_tlmsp_activity_cfg_t up = {site->cfg, &site->e->to_server, true, true, 0, false};
+        msp_tlmsp_activity_cfg_t down = {site->cfg, &site->e->to_client, true, false, 0, false};
         a->site = site;
-        ok = act_init(&a->to_server, loop, site->cfg, &site->e->to_server, site->e->tag, 1, 1, &io, stdout,
-                      site->o->presentation) == 0 &&
-             act_init(&a->to_client, loop, site->cfg, &site->e->to_client, site->e->tag, 1, 0, &io, stdout,
-                      site->o->presentation) == 0;
+        ok = act_init(&a->to_server, loop, &up, site->e->tag, NULL, &a->mb, site->o->presentation) == 0 &&
+             act_init(&a->to_client, loop, &down, site->e->tag, NULL, &a->mb, site->o->presentation) == 0;
     }
     if (ok) {
         msp_tlmsp_mbox_cfg_t mc;
-        memset(&mc, 0, sizeof(mc));
-        mc.random = prog_random;
-        prog_address(&site->e->address, &mc.address);
-        mc.identity = (msp_tlmsp_identity_t){site->id.key, site->id.ders, site->id.der_len, site->id.n};
-        mc.container = mb_container;
-        mc.user = a;
-        mc.trust = site->trust;
+        msp_tlmsp_setup_mbox(site->setup, mb_container, a, &mc);
         ok = msp_tlmsp_mbox_new(&mc, &m) == MSP_OK;
     }
     msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
@@ -487,10 +369,13 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static int mb_site_open(mb_site_t *site)
+static int mb_site_open(mb_site_t *site, const char *tag)
 {
-    if (prog_trust("middlebox", site->o, &site->trust) != 0 ||
-        prog_identity_load("middlebox", site->o, site->e->cert_file, site->e->cert_key_file, &site->id) != 0) {
+    if (prog_setup("middlebox", site->o, site->cfg, tag, &site->setup) != 0) {
+        return -1;
+    }
+    site->e = msp_tlmsp_setup_entity(site->setup);
+    if (prog_check_activities("middlebox", site->cfg, site->e) != 0) {
         return -1;
     }
     int fd = prog_listen("middlebox", site->e->address.host, (uint16_t)(site->e->address.port + site->o->port_shift));
@@ -526,20 +411,13 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
         sites[i].o = &o;
         sites[i].cfg = cfg;
         sites[i].loop = loop;
-        sites[i].e = o.all ? &cfg->middleboxes[i] : msp_tlmsp_cfg_middlebox_by_tag(cfg, o.tags[i]);
-        if (sites[i].e == NULL) {
-            prog_error("middlebox", "%s: no middlebox tagged '%s'", cfg->name, o.tags[i]);
-            ok = 0;
-        } else {
-            ok = mb_site_open(&sites[i]) == 0;
-        }
+        ok = mb_site_open(&sites[i], o.all ? cfg->middleboxes[i].tag : o.tags[i]) == 0;
     }
     if (ok) {
         ev_run(loop, 0);
     }
     for (size_t i = 0; sites != NULL && i < n; i++) {
-        prog_identity_free(&sites[i].id);
-        X509_STORE_free(sites[i].trust);
+        msp_tlmsp_setup_free(sites[i].setup);
     }
     free(sites);
     msp_tlmsp_cfg_free(cfg);

@@ -1,7 +1,6 @@
 /* Shared set-up of the TLMSP programs (prog.h). */
 #include "prog.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,11 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
-
 #include "msp/error.h"
+#include "msp/tlmsp_activity.h"
 
 FILE *prog_err;
 
@@ -203,173 +199,23 @@ int prog_load(const char *role, const prog_opts_t *o, msp_tlmsp_cfg_t **cfg)
     return 0;
 }
 
-/* A relative name is looked up in the PKI folder (default: the config file's), then in its private/ folder. */
-static FILE *open_pki(const prog_opts_t *o, const char *name, char *path, size_t cap)
+int prog_setup(const char *role, const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg, const char *tag,
+               msp_tlmsp_setup_t **out)
 {
-    if (name[0] == '/') {
-        snprintf(path, cap, "%s", name);
-        return fopen(path, "r");
-    }
     char dir[PATH_MAX];
-    if (o->pki != NULL) {
-        snprintf(dir, sizeof(dir), "%s", o->pki);
-    } else {
-        const char *slash = strrchr(o->config, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - o->config) : 1,
-                 slash != NULL ? o->config : ".");
-    }
-    snprintf(path, cap, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        char alt[PATH_MAX + 16];
-        snprintf(alt, sizeof(alt), "%s/private/%s", dir, name);
-        f = fopen(alt, "r");
-        if (f != NULL) {
-            snprintf(path, cap, "%s", alt);
-        }
-    }
-    return f;
-}
-
-int prog_identity_load(const char *role, const prog_opts_t *o, const char *cert_file, const char *key_file,
-                       prog_identity_t *id)
-{
-    char path[PATH_MAX + 32];
-    memset(id, 0, sizeof(*id));
-    FILE *f = open_pki(o, cert_file, path, sizeof(path));
-    if (f == NULL) {
-        prog_error(role, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    X509 *x;
-    while (id->n < 16 && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-        unsigned char *der = NULL;
-        int len = i2d_X509(x, &der);
-        X509_free(x);
-        if (len > 0) {
-            id->der[id->n] = der;
-            id->der_len[id->n] = (size_t)len;
-            id->ders[id->n] = der;
-            id->n++;
-        }
-    }
-    fclose(f);
-    if (id->n == 0) {
-        prog_error(role, "%s: no PEM certificate in it", path);
-        return -1;
-    }
-    f = open_pki(o, key_file, path, sizeof(path));
-    id->key = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-    if (f != NULL) {
-        fclose(f);
-    }
-    if (id->key == NULL) {
-        prog_error(role, "%s: %s", path, f == NULL ? strerror(errno) : "no PEM private key in it");
-        prog_identity_free(id);
+    const char *slash = strrchr(o->config, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - o->config) : 1, slash != NULL ? o->config : ".");
+    msp_tlmsp_setup_cfg_t sc = {cfg, MSP_TLMSP_CFG_CLIENT, tag, o->pki != NULL ? o->pki : dir, o->trust, NULL, NULL};
+    sc.role = strcmp(role, "client") == 0   ? MSP_TLMSP_CFG_CLIENT
+              : strcmp(role, "server") == 0 ? MSP_TLMSP_CFG_SERVER
+                                            : MSP_TLMSP_CFG_MIDDLEBOX;
+    msp_error_t err;
+    msp_error_clear(&err);
+    if (msp_tlmsp_setup_new(&sc, out, &err) != MSP_OK) {
+        prog_error(role, "%s%s%s", err.where, err.where[0] != '\0' ? ": " : "", err.detail);
         return -1;
     }
     return 0;
-}
-
-int prog_trust(const char *role, const prog_opts_t *o, X509_STORE **store)
-{
-    *store = NULL;
-    if (o->trust == NULL) {
-        return 0;
-    }
-    *store = X509_STORE_new();
-    if (*store == NULL || X509_STORE_load_file(*store, o->trust) != 1) {
-        prog_error(role, "--trust %s: no PEM certificate could be read from it", o->trust);
-        X509_STORE_free(*store);
-        *store = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-void prog_identity_free(prog_identity_t *id)
-{
-    EVP_PKEY_free(id->key);
-    for (size_t i = 0; i < id->n; i++) {
-        OPENSSL_free(id->der[i]);
-    }
-    memset(id, 0, sizeof(*id));
-}
-
-/* tlmsp-tools libtlmsp-util/address.c: a URL when it has "://"; else an IP literal, a MAC, or a name. */
-void prog_address(const msp_tlmsp_cfg_address_t *a, msp_tlmsp_address_t *out)
-{
-    uint8_t buf[16];
-    out->bytes = (const uint8_t *)a->text;
-    out->len = strlen(a->text);
-    if (strstr(a->text, "://") != NULL) {
-        out->type = MSP_TLMSP_ADDR_URL;
-    } else if (a->kind == MSP_TLMSP_CFG_ADDR_MAC) {
-        out->type = MSP_TLMSP_ADDR_MAC;
-    } else if (inet_pton(AF_INET, a->text, buf) == 1) {
-        out->type = MSP_TLMSP_ADDR_IPV4;
-    } else if (inet_pton(AF_INET6, a->text, buf) == 1) {
-        out->type = MSP_TLMSP_ADDR_IPV6;
-    } else {
-        out->type = MSP_TLMSP_ADDR_FQDN;
-    }
-}
-
-void prog_contexts(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_context_list_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < cfg->n_contexts; i++) {
-        const msp_tlmsp_cfg_context_t *c = &cfg->contexts[i];
-        out->present[c->id] = 1;
-        out->audit[c->id] = c->audit;
-        out->purpose[c->id] = (const uint8_t *)c->purpose;
-        out->purpose_len[c->id] = (uint8_t)strlen(c->purpose);
-    }
-}
-
-static uint8_t access_of(msp_tlmsp_cfg_access_t a)
-{
-    return a == MSP_TLMSP_CFG_ACCESS_RW  ? MSP_TLMSP_ACCESS_RW
-           : a == MSP_TLMSP_CFG_ACCESS_R ? MSP_TLMSP_ACCESS_R
-                                         : MSP_TLMSP_ACCESS_NONE;
-}
-
-/* 1.6: a random byte in 0x02..0xfd not yet used, as tlmsp_middlebox_free_id() draws them. */
-static uint8_t free_id(const msp_tlmsp_mbox_list_t *l)
-{
-    for (;;) {
-        uint8_t b;
-        RAND_bytes(&b, 1);
-        int used = b < MSP_TLMSP_ID_FIRST_MIDDLEBOX || b > MSP_TLMSP_ID_LAST_MIDDLEBOX;
-        for (size_t i = 0; !used && i < l->n; i++) {
-            used = l->m[i].id == b;
-        }
-        if (!used) {
-            return b;
-        }
-    }
-}
-
-void prog_middleboxes(const msp_tlmsp_cfg_t *cfg, msp_tlmsp_mbox_list_t *out, int server)
-{
-    out->n = 0;
-    for (size_t i = 0; i < cfg->n_middleboxes && out->n < MSP_TLMSP_MAX_MIDDLEBOXES; i++) {
-        const msp_tlmsp_cfg_entity_t *e = &cfg->middleboxes[i];
-        /* the client names the static ones; the server also inserts the discovered ones (everything.ucl, 7.2) */
-        if (e->transparent || (e->discovered && !server)) {
-            continue;
-        }
-        msp_tlmsp_mbox_info_t *m = &out->m[out->n];
-        memset(m, 0, sizeof(*m));
-        /* for the server: insert it when the client's list lacks it (1), or refuse it (2) */
-        m->inserted = server && e->forbidden ? 2 : e->discovered;
-        m->id = server ? (uint8_t)(MSP_TLMSP_ID_FIRST_MIDDLEBOX + out->n) : free_id(out);
-        prog_address(&e->address, &m->address);
-        for (int c = 1; c < 256; c++) {
-            m->access[c] = access_of(e->access[c]);
-        }
-        out->n++;
-    }
 }
 
 static int nonblocking(int fd)
@@ -447,10 +293,19 @@ int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int por
     return prog_connect(role, host, (uint16_t)(port + port_shift));
 }
 
-void prog_random(void *user, uint8_t *buf, size_t len)
+int prog_check_activities(const char *role, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_entity_t *e)
 {
-    (void)user;
-    if (RAND_bytes(buf, (int)len) != 1) {
-        abort(); /* no randomness: nothing safe can be done */
+    const msp_tlmsp_cfg_fnlist_t *lists[] = {&e->to_server, &e->to_client};
+    for (size_t i = 0; i < 2; i++) {
+        msp_tlmsp_activity_cfg_t ac = {cfg, lists[i], e->role == MSP_TLMSP_CFG_MIDDLEBOX, i == 0, 0, false};
+        msp_tlmsp_activity_t *a = NULL;
+        msp_error_t err;
+        msp_error_clear(&err);
+        if (msp_tlmsp_activity_new(&ac, &a, &err) != MSP_OK) {
+            prog_error(role, "%s: %s", err.where[0] != '\0' ? err.where : cfg->name, err.detail);
+            return -1;
+        }
+        msp_tlmsp_activity_free(a);
     }
+    return 0;
 }

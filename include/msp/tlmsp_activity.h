@@ -1,0 +1,124 @@
+/*
+ * The match-action activities of the reference's programs (tlmsp-tools
+ * libdemo/activity.c, keywords in libtlmsp-cfg/everything.ucl), sans-IO:
+ * containers (context, bytes) and the configured patterns in, actions out.
+ * No sockets, no clock, no processes: time-driven activities run when the
+ * caller says the time has come, and a `handler` is returned as an action
+ * for the caller to run (docs/tlmsp-programs.md).
+ *
+ * One matcher per function list (an entity's activities for one direction).
+ *
+ * Matching is the reference's: after each container, every activity looks
+ * for its match in the data held so far, the earliest match wins (ties: the
+ * first activity of the list), its actions run, everything up to the end of
+ * the match is consumed, and the rest is searched again until nothing
+ * matches. An endpoint holds what did not match (the reference's read
+ * queue, at most max_queue bytes), so a pattern split across containers
+ * matches once its last part arrives; a pattern searches the first run of
+ * consecutive containers in its `which` contexts. A middlebox must decide
+ * on each container as it passes (the engine forwards it at once), so it
+ * matches every occurrence within that container only.
+ */
+#ifndef MSP_TLMSP_ACTIVITY_H
+#define MSP_TLMSP_ACTIVITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msp/api.h"
+#include "msp/error.h"
+#include "msp/tlmsp_cfg.h"
+#include "msp/tlmsp_conn.h"
+
+#define MSP_TLMSP_ACTIVITY_MAX_FILE ((size_t)16 << 20)     /* a pattern or payload file */
+#define MSP_TLMSP_ACTIVITY_DEFAULT_QUEUE ((size_t)1 << 20) /* the reference's READ_QUEUE_MAX_DEPTH_BYTES */
+#define MSP_TLMSP_ACTIVITY_MAX_PENDING ((size_t)64 << 20)  /* bytes of actions not yet taken */
+#define MSP_TLMSP_ACTIVITY_NO_TIME UINT64_MAX
+
+typedef struct msp_tlmsp_activity_cfg {
+    const msp_tlmsp_cfg_t *cfg;              /* borrowed for the matcher's life */
+    const msp_tlmsp_cfg_fnlist_t *functions; /* the list to run; NULL: none */
+    bool middlebox;                          /* else an endpoint */
+    bool to_server;                          /* the direction of the data this list sees */
+    size_t max_queue;                        /* endpoint: bytes held unmatched; 0: the default */
+    bool reflect; /* endpoint: every container is also sent back as it came (the reference server's -r) */
+} msp_tlmsp_activity_cfg_t;
+
+typedef enum msp_tlmsp_action_kind {
+    MSP_TLMSP_ACTION_MATCHED = 1, /* an activity matched p/len in context (for presentation) */
+    MSP_TLMSP_ACTION_SEND,        /* send p/len in context toward the server (to_server) or the client */
+    MSP_TLMSP_ACTION_ALERT,       /* send alert level/description in context toward to_server */
+    MSP_TLMSP_ACTION_SHUTDOWN,    /* end the session (close_notify) */
+    MSP_TLMSP_ACTION_HANDLER,     /* run command with p/len on stdin; send its output as SEND would, or log it (log) */
+} msp_tlmsp_action_kind_t;
+
+typedef struct msp_tlmsp_action {
+    msp_tlmsp_action_kind_t kind;
+    const msp_tlmsp_cfg_activity_t *activity; /* the one whose match or timer caused it; NULL: reflect */
+    uint32_t line;                            /* the action's line in the configuration (0 for MATCHED) */
+    uint8_t context;
+    bool to_server;
+    bool applied;        /* SEND: already in the container's replacement (middlebox): present it only */
+    bool log;            /* HANDLER: its output is logged, not sent */
+    uint8_t level;       /* ALERT: 1 warning, 2 fatal */
+    uint8_t description; /* ALERT */
+    const char *command; /* HANDLER: for /bin/sh -c */
+    const uint8_t *p;
+    size_t len;
+} msp_tlmsp_action_t;
+
+typedef struct msp_tlmsp_activity msp_tlmsp_activity_t;
+
+/**
+ * Compiles the regexes and reads the pattern and payload files (names as
+ * configured, relative to the working directory). MSP_OK, or
+ * MSP_ERR_INVALID (a regex that does not compile, `renegotiate`, which
+ * TLMSP lacks), MSP_ERR_IO, MSP_ERR_LIMIT (a file over
+ * MSP_TLMSP_ACTIVITY_MAX_FILE), MSP_ERR_NO_MEMORY; err says where and why.
+ */
+MSP_API int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activity_t **out, msp_error_t *err);
+MSP_API void msp_tlmsp_activity_free(msp_tlmsp_activity_t *a);
+
+/**
+ * The connection is up at now_ms (any clock of the caller, in ms): every
+ * time-driven activity is scheduled from now (`at = 0` is due at once).
+ */
+MSP_API void msp_tlmsp_activity_start(msp_tlmsp_activity_t *a, uint64_t now_ms);
+
+/** The connection is gone: nothing is scheduled any more, held data and untaken actions are dropped. */
+MSP_API void msp_tlmsp_activity_stop(msp_tlmsp_activity_t *a);
+
+/** When the next time-driven activity is due, or MSP_TLMSP_ACTIVITY_NO_TIME. */
+MSP_API uint64_t msp_tlmsp_activity_next_due(const msp_tlmsp_activity_t *a);
+
+/**
+ * Runs every time-driven activity due by now_ms, once each (a repeating one
+ * late by more than its period skips what it missed). MSP_OK or
+ * MSP_ERR_LIMIT / MSP_ERR_NO_MEMORY (too many untaken actions).
+ */
+MSP_API int msp_tlmsp_activity_advance(msp_tlmsp_activity_t *a, uint64_t now_ms);
+
+/**
+ * A container's data in context ctx: for an endpoint the application data
+ * received; for a middlebox a container passing through, with its access
+ * (MSP_TLMSP_ACCESS_*) and p NULL without read access. Matches and queues
+ * actions. verdict (may be NULL for an endpoint) gets what becomes of a
+ * middlebox's container: FORWARD, DELETE (the match was all of it), or
+ * REPLACE with the bytes in *data and *data_len, valid until the next call on a. MSP_OK, or
+ * MSP_ERR_LIMIT / MSP_ERR_NO_MEMORY (then the container is forwarded).
+ */
+MSP_API int msp_tlmsp_activity_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access, const uint8_t *p, size_t len,
+                                     msp_tlmsp_verdict_t *verdict, const uint8_t **data, size_t *data_len);
+
+/**
+ * Takes the next queued action, in the order of the configuration.
+ * Returns true and fills *out (bytes valid until the next call on a), or
+ * false when none is left.
+ */
+MSP_API bool msp_tlmsp_activity_next(msp_tlmsp_activity_t *a, msp_tlmsp_action_t *out);
+
+/** Bytes held unmatched (an endpoint's read queue). */
+MSP_API size_t msp_tlmsp_activity_held(const msp_tlmsp_activity_t *a);
+
+#endif

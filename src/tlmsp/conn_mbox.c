@@ -127,7 +127,7 @@ static int on_client_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len,
     }
     if (ret == MSP_OK) {
         choose_next(m);
-        m->hello = 1;
+        m->state_b = MB_SERVER_HELLO; /* the server side opens with the ClientHello on its way */
         /* Forwarded as received: with a canonical client it is what the reference rebuilds anyway (3.6). */
         ret = hop_write_msg(&m->b, msg, msg_len);
         m->b.alert_container = 1;
@@ -407,9 +407,6 @@ static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
 
 static int on_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
 {
-    if (from == &m->b) {
-        m->server_fin = 1;
-    }
     int ret = from == &m->a ? fork_transcripts(m, msg, len) : sess_hash_add(m->tc, msg, len);
     return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
 }
@@ -426,102 +423,229 @@ static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
     return body[0] == m->s.self ? replace_finished(m, from, body, len) : hop_write_msg(other(m, from), msg, msg_len);
 }
 
-/* ---- dispatch ---- */
+/* ---- the rows' handlers (H 4.5, its table of what a middlebox forwards and processes) ---- */
 
-static int after_keys(msp_tlmsp_mbox_t *m, hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                      size_t msg_len)
+static msp_tlmsp_mbox_t *owner(hop_t *h)
 {
-    if (type == MSP_TLMSP_HT_FINISHED && (h == &m->a ? m->tc == NULL : m->tc != NULL && !m->server_fin)) {
-        return on_finished(m, h, msg, msg_len);
-    }
-    if (type == MSP_TLMSP_HT_MIDDLEBOX_FINISHED && m->tc != NULL) {
-        return on_mbox_finished(m, h, body, len, msg, msg_len);
-    }
-    return MSP_ALERT_UNEXPECTED_MESSAGE;
+    return h->owner;
 }
 
-static int other_mbox(msp_tlmsp_mbox_t *m, hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                      size_t msg_len)
+/* ClientHello from C: adopt list and contexts, find self, forward it (H 3.6). */
+static int mb_client_hello(hop_t *h, const hs_msg_t *m)
 {
+    return on_client_hello(owner(h), m->body, m->len, m->msg, m->msg_len);
+}
+
+/* ServerHello: verbatim, first; Sid and server_random kept (H 4.5). */
+static int mb_server_hello(hop_t *h, const hs_msg_t *m)
+{
+    return on_server_hello(owner(h), m->body, m->len, m->msg, m->msg_len);
+}
+
+/* Certificate: kept for the IDList (6.3) and the ServerKeyExchange signature, then forwarded (H 4.5). */
+static int mb_certificate(hop_t *h, const hs_msg_t *m)
+{
+    MSP_GUARD(hs_server_cert(&owner(h)->s, m->body, m->len));
+    return pass(owner(h), h, m->msg, m->msg_len);
+}
+
+/* ServerKeyExchange: the server's signature verified, its key share kept (H 4.5). */
+static int mb_server_kex(hop_t *h, const hs_msg_t *m)
+{
+    MSP_GUARD(hs_server_kex(&owner(h)->s, m->body, m->len));
+    return pass(owner(h), h, m->msg, m->msg_len);
+}
+
+/*
+ * ServerHelloDone (H 4.5): "if self is the last middlebox (mN), send own MiddleboxHello, MiddleboxCert,
+ * MiddleboxKeyExchange, MiddleboxHelloDone in both directions". One with a body is refused as unexpected. A
+ * repeated one is passed on: the client refuses it.
+ */
+static int mb_hello_done(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    MSP_ENSURE(m->len == 0, MSP_ALERT_UNEXPECTED_MESSAGE);
+    MSP_GUARD(pass(mb, h, m->msg, m->msg_len));
+    return (size_t)mb->me + 1 == mb->s.list->n && !mb->sent ? send_own(mb) : MSP_OK;
+}
+
+/*
+ * Another middlebox's Hello, Cert, KeyExchange, HelloDone: kept (randoms, certificate, 5.1-5.4) and forwarded;
+ * ours follow our successor's MiddleboxHelloDone toward the client (H 4.1, 4.5).
+ */
+static int mb_other_mbox(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
     uint8_t index;
-    int ret = hs_mbox_msg(&m->s, type, body, len, &index);
-    /* Ours follow our successor's MiddleboxHelloDone toward the client (4.1). */
-    int successor = h == &m->b && type == MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE && index == m->me + 1;
-    if (ret == MSP_OK) {
-        ret = pass(m, h, msg, msg_len);
-    }
-    return ret == MSP_OK && successor && !m->sent ? send_own(m) : ret;
+    MSP_GUARD(hs_mbox_msg(&mb->s, m->type, m->body, m->len, &index));
+    int successor = h == &mb->b && m->type == MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE && index == mb->me + 1;
+    MSP_GUARD(pass(mb, h, m->msg, m->msg_len));
+    return successor && !mb->sent ? send_own(mb) : MSP_OK;
 }
 
-static int from_server(msp_tlmsp_mbox_t *m, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                       size_t msg_len)
+/* ClientKeyExchange: the client's key share kept (H 4.5), only once ours are out (the client answers them). */
+static int mb_client_kex(hop_t *h, const hs_msg_t *m)
 {
-    int ret;
-    switch (type) {
-    case MSP_TLMSP_HT_SERVER_HELLO:
-        return m->s.sh == NULL ? on_server_hello(m, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    case MSP_TLMSP_HT_CERTIFICATE:
-        ret = m->s.server_cert == NULL ? hs_server_cert(&m->s, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
-    case MSP_TLMSP_HT_SERVER_KEY_EXCHANGE:
-        ret =
-            m->s.server_pub != NULL && m->s.group == 0 ? hs_server_kex(&m->s, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
-    case MSP_TLMSP_HT_SERVER_HELLO_DONE:
-        ret = m->s.group != 0 && len == 0 ? pass(m, &m->b, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        return ret == MSP_OK && (size_t)m->me + 1 == m->s.list->n && !m->sent ? send_own(m) : ret;
-    default:
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
+    msp_tlmsp_mbox_t *mb = owner(h);
+    const uint8_t *p;
+    size_t n;
+    MSP_ENSURE(mb->sent, MSP_ALERT_UNEXPECTED_MESSAGE);
+    MSP_GUARD(msp_tls12_client_kex_parse(m->body, m->len, &p, &n));
+    MSP_ENSURE(n <= MAX_POINT, MSP_ALERT_ILLEGAL_PARAMETER);
+    memcpy(mb->s.cke_point, p, n);
+    mb->s.cke_point_len = n;
+    return pass(mb, h, m->msg, m->msg_len);
+}
+
+/* MiddleboxKeyMaterial (H 4.5, 5.5): "if addressed to self: decrypt, ... emit MiddleboxKeyConfirmation toward the
+ * other endpoint; the KeyMaterial is not forwarded"; addressed to another id: verbatim. */
+static int mb_key_material(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    if (m->len >= 1 && m->body[0] == mb->s.self) {
+        return on_own_material(mb, h, m->body, m->len);
     }
+    return pass(mb, h, m->msg, m->msg_len);
+}
+
+/* KeyConfirmation of another middlebox, CertificateRequest: "verbatim, not processed" (H 4.5). */
+static int mb_pass(hop_t *h, const hs_msg_t *m)
+{
+    return pass(owner(h), h, m->msg, m->msg_len);
+}
+
+/* ChangeCipherSpec (H 4.5, 6.9): only once our pairs exist; passed on, which keys the other hop's direction. */
+static int mb_ccs(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    (void)m;
+    MSP_ENSURE(mb->keyed, MSP_ALERT_UNEXPECTED_MESSAGE);
+    MSP_GUARD(sess_derive_context_keys(&mb->s));
+    return hop_write_ccs(other(mb, h));
+}
+
+/* The client's Finished: re-protected toward the server; the transcripts fork here (6.11). */
+static int mb_client_finished(hop_t *h, const hs_msg_t *m)
+{
+    return on_finished(owner(h), h, m->msg, m->msg_len);
+}
+
+/* The server's Finished: it answers the client's, so that one went through first. */
+static int mb_server_finished(hop_t *h, const hs_msg_t *m)
+{
+    MSP_ENSURE(owner(h)->tc != NULL, MSP_ALERT_UNEXPECTED_MESSAGE);
+    return on_finished(owner(h), h, m->msg, m->msg_len);
+}
+
+/* MiddleboxFinished (H 4.5, 6.11): ours verified and replaced, the others forwarded; one per middlebox. */
+static int mb_mbox_finished(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    MSP_GUARD(on_mbox_finished(mb, h, m->body, m->len, m->msg, m->msg_len));
+    if ((h == &mb->a ? mb->fin_a : mb->fin_b) == mb->s.list->n) {
+        *(h == &mb->a ? &mb->state_a : &mb->state_b) = MB_DONE;
+    }
+    return MSP_OK;
+}
+
+static const char *const mb_state_names[] = {"IDLE",          "CLIENT_HELLO", "SERVER_HELLO", "CERTIFICATE",
+                                             "SERVER_KEX",    "HELLO_DONE",   "RELAY",        "FINISHED",
+                                             "MBOX_FINISHED", "DONE"};
+
+#define HS MSP_TLMSP_CT_HANDSHAKE
+#define CCS MSP_TLMSP_CT_CHANGE_CIPHER_SPEC
+#define FWD "it, forwarded"
+#define OWN_FOUR "it, forwarded; after our successor's HelloDone: our own four, both ways"
+#define ROW(state, ct, type, next, fn, sends, ref)                                                                     \
+    {                                                                                                                  \
+        state, ct, type, next, next, fn, sends, ref                                                                    \
+    }
+#define RELAY_ROWS(state, next, dir)                                                                                   \
+    ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO, next, mb_other_mbox, FWD, "H 4.5, 5.1"),                              \
+        ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_CERT, next, mb_other_mbox, FWD, "H 4.5, 5.2"),                           \
+        ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, next, mb_other_mbox, FWD, "H 4.5, 5.3"),                   \
+        ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, next, mb_other_mbox, dir, "H 4.1, 4.5, 5.4")
+
+/* Hop A, facing the client: what the client and the middleboxes on its side send. */
+static const hs_row_t mbox_client_rows[] = {
+    ROW(MB_CLIENT_HELLO, HS, MSP_TLMSP_HT_CLIENT_HELLO, MB_RELAY, mb_client_hello, "it, on to the next hop",
+        "H 3.6, 4.5"),
+    RELAY_ROWS(MB_RELAY, MB_RELAY, FWD),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE, MB_RELAY, mb_client_kex, FWD, "H 4.5"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, MB_RELAY, mb_key_material,
+        "ours: a KeyConfirmation toward S; another's: it, forwarded", "H 4.5, 5.5, 5.6"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, CCS, 1, MB_FINISHED, mb_ccs, "ChangeCipherSpec toward S", "H 4.5, 6.9"),
+    ROW(MB_FINISHED, HS, MSP_TLMSP_HT_FINISHED, MB_MBOX_FINISHED, mb_client_finished, "it, re-protected",
+        "H 4.5, 6.11"),
+    {MB_MBOX_FINISHED, HS, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, MB_MBOX_FINISHED, MB_DONE, mb_mbox_finished,
+     "ours: verified, our own toward S; another's: it, forwarded", "H 4.5, 6.11"},
+};
+
+/* Hop B, facing the server: the server's flight in order, then what the server and its side's middleboxes send. */
+static const hs_row_t mbox_server_rows[] = {
+    ROW(MB_SERVER_HELLO, HS, MSP_TLMSP_HT_SERVER_HELLO, MB_CERTIFICATE, mb_server_hello, FWD, "H 4.5, 3.4"),
+    /* H 4.5: "anything else (CertificateRequest, ...) verbatim, not processed": the client judges where it is */
+    ROW(MB_SERVER_HELLO, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_SERVER_HELLO, mb_pass, FWD, "H 4.5"),
+    ROW(MB_CERTIFICATE, HS, MSP_TLMSP_HT_CERTIFICATE, MB_SERVER_KEX, mb_certificate, FWD, "H 4.5"),
+    ROW(MB_CERTIFICATE, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_CERTIFICATE, mb_pass, FWD, "H 4.5"),
+    ROW(MB_SERVER_KEX, HS, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, MB_HELLO_DONE, mb_server_kex, FWD, "H 4.5"),
+    ROW(MB_SERVER_KEX, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_SERVER_KEX, mb_pass, FWD, "H 4.5"),
+    ROW(MB_HELLO_DONE, HS, MSP_TLMSP_HT_SERVER_HELLO_DONE, MB_RELAY, mb_hello_done,
+        "it, forwarded; when we are mN: our own four, both ways", "H 4.1, 4.5"),
+    ROW(MB_HELLO_DONE, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_HELLO_DONE, mb_pass, FWD, "H 4.1, 4.5"),
+    /* a missing ServerHelloDone is the client's to notice (H 4.3 step 2): the middlebox messages are passed on */
+    RELAY_ROWS(MB_HELLO_DONE, MB_RELAY, OWN_FOUR),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_SERVER_HELLO_DONE, MB_RELAY, mb_hello_done, FWD, "H 4.5"),
+    RELAY_ROWS(MB_RELAY, MB_RELAY, OWN_FOUR),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, MB_RELAY, mb_key_material,
+        "ours: a KeyConfirmation toward C; another's: it, forwarded", "H 4.5, 5.5, 5.6"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, CCS, 1, MB_FINISHED, mb_ccs, "ChangeCipherSpec toward C", "H 4.5, 6.9"),
+    ROW(MB_FINISHED, HS, MSP_TLMSP_HT_FINISHED, MB_MBOX_FINISHED, mb_server_finished, "it, re-protected",
+        "H 4.5, 6.11"),
+    {MB_MBOX_FINISHED, HS, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, MB_MBOX_FINISHED, MB_DONE, mb_mbox_finished,
+     "ours: verified, our own toward C; another's: it, forwarded", "H 4.5, 6.11"},
+};
+
+const hs_table_t mbox_client_table = {"middlebox, client-facing hop",
+                                      "tlmsp-handshake.md 4.5",
+                                      mbox_client_rows,
+                                      sizeof(mbox_client_rows) / sizeof(mbox_client_rows[0]),
+                                      mb_state_names,
+                                      sizeof(mb_state_names) / sizeof(mb_state_names[0]),
+                                      MB_CLIENT_HELLO,
+                                      MB_DONE};
+const hs_table_t mbox_server_table = {"middlebox, server-facing hop",
+                                      "tlmsp-handshake.md 4.5",
+                                      mbox_server_rows,
+                                      sizeof(mbox_server_rows) / sizeof(mbox_server_rows[0]),
+                                      mb_state_names,
+                                      sizeof(mb_state_names) / sizeof(mb_state_names[0]),
+                                      MB_SERVER_HELLO,
+                                      MB_DONE};
+
+static int mb_dispatch(hop_t *h, uint8_t ct, const hs_msg_t *msg)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    if (h == &m->a) {
+        return hs_dispatch(&mbox_client_table, &m->state_a, h, ct, msg);
+    }
+    return hs_dispatch(&mbox_server_table, &m->state_b, h, ct, msg);
 }
 
 static int mbox_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
-    msp_tlmsp_mbox_t *m = h->owner;
-    if (!m->hello) {
-        return h == &m->a && type == MSP_TLMSP_HT_CLIENT_HELLO ? on_client_hello(m, body, len, msg, msg_len)
-                                                               : MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
-    if (h->rx_keyed) {
-        return after_keys(m, h, type, body, len, msg, msg_len);
-    }
-    switch (type) {
-    case MSP_TLMSP_HT_MIDDLEBOX_HELLO:
-    case MSP_TLMSP_HT_MIDDLEBOX_CERT:
-    case MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE:
-    case MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE:
-        return other_mbox(m, h, type, body, len, msg, msg_len);
-    case MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE: {
-        const uint8_t *p;
-        size_t n;
-        int ret = h == &m->a && m->sent ? msp_tls12_client_kex_parse(body, len, &p, &n) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        if (ret == MSP_OK && n > MAX_POINT) {
-            ret = MSP_ALERT_ILLEGAL_PARAMETER;
-        }
-        if (ret == MSP_OK) {
-            memcpy(m->s.cke_point, p, n);
-            m->s.cke_point_len = n;
-        }
-        return ret == MSP_OK ? pass(m, h, msg, msg_len) : ret;
-    }
-    case MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL:
-        if (len >= 1 && body[0] == m->s.self) {
-            return on_own_material(m, h, body, len);
-        }
-        return pass(m, h, msg, msg_len);
-    case MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION:
-    case MSP_TLMSP_HT_CERTIFICATE_REQUEST:
-        return pass(m, h, msg, msg_len);
-    default:
-        return h == &m->b ? from_server(m, type, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    hs_msg_t m = {type, body, len, msg, msg_len};
+    return mb_dispatch(h, MSP_TLMSP_CT_HANDSHAKE, &m);
 }
 
 static int mbox_ccs(hop_t *h)
 {
-    msp_tlmsp_mbox_t *m = h->owner;
-    int ret = m->keyed ? sess_derive_context_keys(&m->s) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    return ret == MSP_OK ? hop_write_ccs(other(m, h)) : ret;
+    hs_msg_t m = {1, NULL, 0, NULL, 0};
+    return mb_dispatch(h, MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, &m);
 }
 
 static int mbox_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *plain,
@@ -587,6 +711,8 @@ int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out)
     }
     m->cfg = *cfg;
     m->me = -1;
+    m->state_a = MB_CLIENT_HELLO;
+    m->state_b = MB_IDLE;
     int ret = sess_init(&m->s, MSP_TLMSP_ID_NONE, cfg->random, cfg->random_user);
     m->s.trust = cfg->trust;
     m->s.identity = cfg->identity;
@@ -631,13 +757,14 @@ int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in
 
 const msp_tlmsp_address_t *msp_tlmsp_mbox_next_hop(const msp_tlmsp_mbox_t *m)
 {
-    return m->hello ? &m->next : NULL;
+    return m->state_a != MB_CLIENT_HELLO ? &m->next : NULL;
 }
 
 int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m)
 {
     size_t n = m->s.list->n;
-    return m->hello && m->fin_a == n && m->fin_b == n && m->a.tx_keyed && m->b.tx_keyed && !m->a.dead && !m->b.dead;
+    return m->state_a != MB_CLIENT_HELLO && m->fin_a == n && m->fin_b == n && m->a.tx_keyed && m->b.tx_keyed &&
+           !m->a.dead && !m->b.dead;
 }
 
 uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m)
@@ -666,7 +793,7 @@ int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const u
 int msp_tlmsp_mbox_alert(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out)
 {
     hop_t *h = to_server ? &m->b : &m->a;
-    if (!m->hello || h->dead ||
+    if (m->state_a == MB_CLIENT_HELLO || h->dead ||
         (ctx != 0 && (!m->s.ctx.present[ctx] || sess_access(&m->s, m->s.self, ctx) == MSP_TLMSP_ACCESS_NONE))) {
         return MSP_ERR_ARGUMENT; /* an alert goes in a context the sender can read (records 10.2) */
     }

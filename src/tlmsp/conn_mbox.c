@@ -30,8 +30,8 @@ static int note(msp_tlmsp_mbox_t *m, const uint8_t *msg, size_t len)
 
 static int pass(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
 {
-    int ret = note(m, msg, len);
-    return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
+    MSP_GUARD(note(m, msg, len));
+    return hop_write_msg(other(m, from), msg, len);
 }
 
 /* ---- ClientHello (3.6) ---- */
@@ -61,8 +61,8 @@ static int paths(msp_tlmsp_mbox_t *m)
         pb[nb++] = m->s.list->m[i].id;
     }
     pb[nb++] = MSP_TLMSP_ID_SERVER;
-    int ret = hop_seq_path(&m->a, pa, na);
-    return ret == MSP_OK ? hop_seq_path(&m->b, pb, nb) : ret;
+    MSP_GUARD(hop_seq_path(&m->a, pa, na));
+    return hop_seq_path(&m->b, pb, nb);
 }
 
 static void choose_next(msp_tlmsp_mbox_t *m)
@@ -83,90 +83,83 @@ static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
     const msp_tls12_ext_t *l = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLMSP_EXT_CONTEXT_LIST);
     const msp_tls12_ext_t *g = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SUPPORTED_GROUPS);
     const msp_tls12_ext_t *a = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SIGNATURE_ALGORITHMS);
-    if (x == NULL || l == NULL || g == NULL) {
-        return MSP_ALERT_HANDSHAKE_FAILURE;
-    }
+    /* H 3.6: a TLMSP ClientHello (0xff06, 0xff07) with the groups our key share must come from (5.3) */
+    MSP_ENSURE(x != NULL && l != NULL && g != NULL, MSP_ALERT_HANDSHAKE_FAILURE);
     msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
     const uint8_t *list, *algs = NULL;
     size_t list_len, algs_len = 0;
-    int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ext_u16_list(g, &list, &list_len);
+    int ret;
+    MSP_ENSURE(e != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_ext_client_parse(x->data, x->len, e), out);
+    MSP_GUARD_GOTO(ret, msp_tls12_ext_u16_list(g, &list, &list_len), out);
+    if (a != NULL) {
+        MSP_GUARD_GOTO(ret, msp_tls12_ext_u16_list(a, &algs, &algs_len), out);
     }
-    if (ret == MSP_OK && a != NULL) {
-        ret = msp_tls12_ext_u16_list(a, &algs, &algs_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg);
-    }
-    if (ret == MSP_OK) {
-        /* after discovery the route is the discovered list (7.2) */
-        ret = hs_adopt(s, e, e->discovery_ack ? &e->discovered : &e->middleboxes, l);
-    }
+    MSP_GUARD_GOTO(ret, msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg), out);
+    /* after discovery the route is the discovered list (7.2) */
+    ret = hs_adopt(s, e, e->discovery_ack ? &e->discovered : &e->middleboxes, l);
+out:
     free(e);
-    if (ret == MSP_OK) {
-        ret = find_self(m);
-    }
-    return ret;
+    MSP_GUARD(ret);
+    return find_self(m);
 }
 
 static int on_client_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
     msp_tls12_client_hello_t *ch = calloc(1, sizeof(*ch));
-    int ret = ch != NULL ? msp_tls12_client_hello_parse(body, len, ch) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        ret = adopt(m, ch);
-    }
-    if (ret == MSP_OK) {
-        memcpy(m->s.client_random, ch->random, 32);
-        ret = sess_dup(&m->s.ch, &m->s.ch_len, msg, msg_len);
-    }
+    int ret;
+    MSP_ENSURE(ch != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD_GOTO(ret, msp_tls12_client_hello_parse(body, len, ch), out);
+    MSP_GUARD_GOTO(ret, adopt(m, ch), out);
+    memcpy(m->s.client_random, ch->random, 32);
+    ret = sess_dup(&m->s.ch, &m->s.ch_len, msg, msg_len);
+out:
     free(ch);
-    if (ret == MSP_OK) {
-        ret = paths(m);
-    }
-    if (ret == MSP_OK) {
-        choose_next(m);
-        m->state_b = MB_SERVER_HELLO; /* the server side opens with the ClientHello on its way */
-        /* Forwarded as received: with a canonical client it is what the reference rebuilds anyway (3.6). */
-        ret = hop_write_msg(&m->b, msg, msg_len);
-        m->b.alert_container = 1;
-    }
+    MSP_GUARD(ret);
+    MSP_GUARD(paths(m));
+    choose_next(m);
+    m->state_b = MB_SERVER_HELLO; /* the server side opens with the ClientHello on its way */
+    /* Forwarded as received: with a canonical client it is what the reference rebuilds anyway (3.6). */
+    ret = hop_write_msg(&m->b, msg, msg_len);
+    m->b.alert_container = 1;
     return ret;
 }
 
 /* ---- from the server side before our own messages ---- */
 
-static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+static int server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
     sess_t *s = &m->s;
     msp_tls12_server_hello_t sh;
-    int ret = msp_tls12_server_hello_parse(body, len, &sh);
-    const msp_tls12_ext_t *x = ret == MSP_OK ? msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_TLMSP) : NULL;
-    if (ret == MSP_OK &&
-        (x == NULL || sh.compression != 0 || msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_CONTEXT_LIST) != NULL ||
-         (sh.cipher_suite != MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 &&
-          sh.cipher_suite != MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256))) {
-        ret = MSP_ALERT_HANDSHAKE_FAILURE;
-    }
-    msp_tlmsp_ext_server_t *e = ret == MSP_OK ? calloc(1, sizeof(*e)) : NULL;
-    if (ret == MSP_OK) {
-        ret = e != NULL ? msp_tlmsp_ext_server_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    }
+    MSP_GUARD(msp_tls12_server_hello_parse(body, len, &sh));
+    const msp_tls12_ext_t *x = msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_TLMSP);
+    /* H 4.5: "compression must be 0, parse 0xff06 (basic validation), 0xff07 -> decode_error"; we refuse both,
+     * and any suite but the two of H 1.9, as handshake_failure */
+    MSP_ENSURE(x != NULL && sh.compression == 0 &&
+                   msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_CONTEXT_LIST) == NULL &&
+                   (sh.cipher_suite == MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 ||
+                    sh.cipher_suite == MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256),
+               MSP_ALERT_HANDSHAKE_FAILURE);
+    msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
+    MSP_ENSURE(e != NULL, MSP_ERR_NO_MEMORY);
+    int ret = msp_tlmsp_ext_server_parse(x->data, x->len, e);
     /* A list the server changed (discovery, 7.2) only concerns the client, which will reconnect: passed on. */
     if (ret == MSP_OK) {
         s->sid = e->sid;
-        memcpy(s->server_random, sh.random, 32);
-        ret = sess_dup(&s->sh, &s->sh_len, msg, msg_len);
     }
     free(e);
-    if (ret == MSP_OK) {
-        ret = sess_transcripts_start(s, 0);
-    }
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&m->a, msg, msg_len);
-    }
-    /* records 2.2/2.3: both hops carry the Sid from here on, and alerts are containers */
+    MSP_GUARD(ret);
+    memcpy(s->server_random, sh.random, 32);
+    MSP_GUARD(sess_dup(&s->sh, &s->sh_len, msg, msg_len));
+    MSP_GUARD(sess_transcripts_start(s, 0));
+    return hop_write_msg(&m->a, msg, msg_len);
+}
+
+static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    int ret = server_hello(m, body, len, msg, msg_len);
+    /* records 2.2/2.3: both hops carry the Sid from here on (an alert about this message too), and alerts are
+     * containers */
     m->b.rx_sid = m->b.tx_sid = m->a.tx_sid = m->a.rx_sid = 1;
     m->a.alert_container = 1;
     return ret;
@@ -174,15 +167,16 @@ static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len,
 
 /* ---- our own four messages, in both directions (4.1) ---- */
 
+static int write_both(msp_tlmsp_mbox_t *m, const uint8_t *p, size_t n)
+{
+    MSP_GUARD(note(m, p, n));
+    MSP_GUARD(hop_write_msg(&m->a, p, n));
+    return hop_write_msg(&m->b, p, n);
+}
+
 static int both(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
 {
-    int ret = note(m, msg->base, msg->len);
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&m->a, msg->base, msg->len);
-    }
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&m->b, msg->base, msg->len);
-    }
+    int ret = write_both(m, msg->base, msg->len);
     msg->len = 0;
     return ret;
 }
@@ -191,32 +185,25 @@ static int kex_half(msp_tlmsp_mbox_t *m, EVP_PKEY **key, const msp_tlmsp_mbox_he
                     uint8_t *sig, msp_tlmsp_kex_half_t *half)
 {
     size_t point_len = 0, sig_len = 1024;
-    int ret = msp_tls12_ecdhe_keygen(m->s.group, key);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ecdhe_public(*key, point, MAX_POINT, &point_len);
-    }
+    MSP_GUARD(msp_tls12_ecdhe_keygen(m->s.group, key));
+    MSP_GUARD(msp_tls12_ecdhe_public(*key, point, MAX_POINT, &point_len));
     *half = (msp_tlmsp_kex_half_t){NULL, 0, m->s.group, point, point_len, m->sigalg, NULL, 0};
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_mbox_kex_sign(m->cfg.identity.key, m->sigalg, hello, half, sig, &sig_len);
-    }
+    MSP_GUARD(msp_tlmsp_mbox_kex_sign(m->cfg.identity.key, m->sigalg, hello, half, sig, &sig_len));
     half->signature = sig;
     half->signature_len = sig_len;
-    return ret;
+    return MSP_OK;
 }
 
 static int own_kex(msp_tlmsp_mbox_t *m, const msp_tlmsp_mbox_hello_t *hello, msp_buf_t *msg)
 {
     uint8_t pc[MAX_POINT], ps[MAX_POINT], sc[1024], ss[1024];
     msp_tlmsp_mbox_kex_t k = {hello->id, {0}, {0}};
-    int ret = kex_half(m, &m->s.eph, hello, pc, sc, &k.to_client);
-    if (ret == MSP_OK) {
-        ret = kex_half(m, &m->s.eph2, hello, ps, ss, &k.to_server);
-    }
+    /* H 5.3: two key shares, to_client and to_server, each signed */
+    MSP_GUARD(kex_half(m, &m->s.eph, hello, pc, sc, &k.to_client));
+    MSP_GUARD(kex_half(m, &m->s.eph2, hello, ps, ss, &k.to_server));
     size_t mark;
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, &mark);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_mbox_kex_build(&k, msg);
-    }
+    int ret = msp_tlmsp_mbox_kex_build(&k, msg);
     msp_tls12_hs_end(msg, mark);
     return ret;
 }
@@ -236,10 +223,12 @@ static int own_cert(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
     msp_tls12_hs_end(msg, mark);
     mbox_peer_t *me = &m->s.mb[m->me];
     me->got = GOT_HELLO | GOT_CERT | GOT_KEX | GOT_DONE;
-    return ret == MSP_OK ? sess_dup(&me->cert, &me->cert_len, id->der[0], id->der_len[0]) : ret;
+    MSP_GUARD(ret);
+    return sess_dup(&me->cert, &me->cert_len, id->der[0], id->der_len[0]);
 }
 
-static int send_own(msp_tlmsp_mbox_t *m)
+/* H 4.1, 4.5: MiddleboxHello, MiddleboxCert, MiddleboxKeyExchange, MiddleboxHelloDone, in both directions. */
+static int own_four(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
 {
     sess_t *s = &m->s;
     msp_tlmsp_mbox_hello_t hello = {s->self, {0}, {0}};
@@ -247,31 +236,26 @@ static int send_own(msp_tlmsp_mbox_t *m)
     sess_random(s, hello.to_server_random, 32);
     memcpy(s->mb_to_client[m->me], hello.to_client_random, 32);
     memcpy(s->mb_to_server[m->me], hello.to_server_random, 32);
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO, &mark);
+    msp_tlmsp_mbox_hello_build(&hello, msg);
+    msp_tls12_hs_end(msg, mark);
+    MSP_GUARD(both(m, msg));
+    MSP_GUARD(own_cert(m, msg));
+    MSP_GUARD(both(m, msg));
+    MSP_GUARD(own_kex(m, &hello, msg));
+    MSP_GUARD(both(m, msg));
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, &mark);
+    msp_tlmsp_mbox_hello_done_build(s->self, msg);
+    msp_tls12_hs_end(msg, mark);
+    return both(m, msg);
+}
+
+static int send_own(msp_tlmsp_mbox_t *m)
+{
     msp_buf_t msg;
     msp_buf_init(&msg, MAX_HS_MSG);
-    size_t mark;
-    msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO, &mark);
-    msp_tlmsp_mbox_hello_build(&hello, &msg);
-    msp_tls12_hs_end(&msg, mark);
-    int ret = both(m, &msg);
-    if (ret == MSP_OK) {
-        ret = own_cert(m, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = both(m, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = own_kex(m, &hello, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = both(m, &msg);
-    }
-    if (ret == MSP_OK) {
-        msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, &mark);
-        msp_tlmsp_mbox_hello_done_build(s->self, &msg);
-        msp_tls12_hs_end(&msg, mark);
-        ret = both(m, &msg);
-    }
+    int ret = own_four(m, &msg);
     msp_buf_free(&msg);
     m->sent = 1;
     return ret;
@@ -287,26 +271,23 @@ static int pairs(msp_tlmsp_mbox_t *m)
     if (m->keyed) {
         return MSP_OK;
     }
-    int ret = s->cke_point_len > 0 ? sess_idlist(s) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_premaster(s->eph, s->cke_point, s->cke_point_len, pms, &pms_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->client_random, s->mb_to_client[m->me], s->master_c);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_block(s->master_c, s->client_random, s->mb_to_client[m->me], &s->kb_c);
-    }
+    /* the KeyMaterial follows the ClientKeyExchange (H 4.2) */
+    MSP_ENSURE(s->cke_point_len > 0, MSP_ALERT_UNEXPECTED_MESSAGE);
+    int ret;
+    MSP_GUARD_GOTO(ret, sess_idlist(s), out);
+    /* H 6.4: with the client over our to_client key, with the server over our to_server key */
+    MSP_GUARD_GOTO(ret, msp_tlmsp_premaster(s->eph, s->cke_point, s->cke_point_len, pms, &pms_len), out);
+    MSP_GUARD_GOTO(
+        ret, msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->client_random, s->mb_to_client[m->me], s->master_c),
+        out);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_key_block(s->master_c, s->client_random, s->mb_to_client[m->me], &s->kb_c), out);
     pms_len = sizeof(pms);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_premaster(s->eph2, s->ske_point, s->ske_point_len, pms, &pms_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->server_random, s->mb_to_server[m->me], s->master_s);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_block(s->master_s, s->server_random, s->mb_to_server[m->me], &s->kb_s);
-    }
+    MSP_GUARD_GOTO(ret, msp_tlmsp_premaster(s->eph2, s->ske_point, s->ske_point_len, pms, &pms_len), out);
+    MSP_GUARD_GOTO(
+        ret, msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->server_random, s->mb_to_server[m->me], s->master_s),
+        out);
+    ret = msp_tlmsp_key_block(s->master_s, s->server_random, s->mb_to_server[m->me], &s->kb_s);
+out:
     OPENSSL_cleanse(pms, sizeof(pms));
     m->keyed = ret == MSP_OK;
     return ret;
@@ -322,25 +303,16 @@ static int on_own_material(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body
     msp_tlmsp_contrib_t *c = from_client ? s->cc : s->sc;
     const uint8_t *key;
     uint8_t suffix[MSP_TLMSP_NONCE_SUFFIX_LEN];
-    int ret = pairs(m);
-    if (ret == MSP_OK) {
-        ret = sess_pair_key(s, src, s->self, &key);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, c);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_pair_key(s, s->self, dst, &key);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(pairs(m));
+    MSP_GUARD(sess_pair_key(s, src, s->self, &key));
+    MSP_GUARD(msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, c));
+    MSP_GUARD(sess_pair_key(s, s->self, dst, &key));
     sess_random(s, suffix, sizeof(suffix));
     msp_buf_t msg;
     msp_buf_init(&msg, MSP_TLMSP_KEYMAT_MAX_BODY + 4);
     size_t mark;
     msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, &mark);
-    ret = msp_tlmsp_key_material_seal(&s->g, key, s->self, s->self, suffix, c, s->list->m[m->me].access, &msg);
+    int ret = msp_tlmsp_key_material_seal(&s->g, key, s->self, s->self, suffix, c, s->list->m[m->me].access, &msg);
     msp_tls12_hs_end(&msg, mark);
     if (ret == MSP_OK) {
         ret = hop_write_msg(other(m, from), msg.base, msg.len);
@@ -356,22 +328,16 @@ static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
     sess_t *s = &m->s;
     m->tc = EVP_MD_CTX_new();
     m->ts = EVP_MD_CTX_new();
-    int ret =
-        m->tc != NULL && m->ts != NULL && EVP_MD_CTX_copy_ex(m->tc, s->t) == 1 && EVP_MD_CTX_copy_ex(m->ts, s->t) == 1
-            ? MSP_OK
-            : MSP_ERR_NO_MEMORY;
+    MSP_ENSURE(m->tc != NULL && m->ts != NULL && EVP_MD_CTX_copy_ex(m->tc, s->t) == 1 &&
+                   EVP_MD_CTX_copy_ex(m->ts, s->t) == 1,
+               MSP_ERR_NO_MEMORY);
     msp_buf_t l;
     msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[m->me].access, &l);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_add(m->ts, l.base, l.len);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_add(m->ts, fin, len);
-    }
-    return ret == MSP_OK ? sess_hash_add(m->tc, fin, len) : ret;
+    /* H 6.11: toward the server, Lcontrib(m) goes in before the client Finished */
+    MSP_GUARD(msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[m->me].access, &l));
+    MSP_GUARD(sess_hash_add(m->ts, l.base, l.len));
+    MSP_GUARD(sess_hash_add(m->ts, fin, len));
+    return sess_hash_add(m->tc, fin, len);
 }
 
 static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len)
@@ -380,21 +346,14 @@ static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
     int from_client = from == &m->a;
     msp_tlmsp_mbox_finished_t f;
     uint8_t hin[32], hout[32];
-    int ret = msp_tlmsp_mbox_finished_parse(body, len, &f);
-    if (ret == MSP_OK) {
-        ret = sess_hash_peek(from_client ? m->tc : m->ts, NULL, 0, hin);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished_check(from_client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX,
-                                       from_client ? s->master_c : s->master_s, hin, f.verify_data, 12);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_peek(from_client ? m->ts : m->tc, NULL, 0, hout);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished(from_client ? MSP_TLMSP_FIN_MBOX_TO_SERVER : MSP_TLMSP_FIN_MBOX_TO_CLIENT,
-                                 from_client ? s->master_s : s->master_c, hout, f.verify_data);
-    }
+    MSP_GUARD(msp_tlmsp_mbox_finished_parse(body, len, &f));
+    /* H 6.11: "verify against the sending endpoint and replace it with its own MiddleboxFinished" */
+    MSP_GUARD(sess_hash_peek(from_client ? m->tc : m->ts, NULL, 0, hin));
+    MSP_GUARD(msp_tlmsp_finished_check(from_client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX,
+                                       from_client ? s->master_c : s->master_s, hin, f.verify_data, 12));
+    MSP_GUARD(sess_hash_peek(from_client ? m->ts : m->tc, NULL, 0, hout));
+    MSP_GUARD(msp_tlmsp_finished(from_client ? MSP_TLMSP_FIN_MBOX_TO_SERVER : MSP_TLMSP_FIN_MBOX_TO_CLIENT,
+                                 from_client ? s->master_s : s->master_c, hout, f.verify_data));
     uint8_t store[4 + 13];
     msp_buf_t msg;
     msp_buf_init_fixed(&msg, store, sizeof(store));
@@ -402,13 +361,13 @@ static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
     msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, &mark);
     msp_tlmsp_mbox_finished_build(&f, &msg);
     msp_tls12_hs_end(&msg, mark);
-    return ret == MSP_OK ? hop_write_msg(other(m, from), msg.base, msg.len) : ret;
+    return hop_write_msg(other(m, from), msg.base, msg.len);
 }
 
 static int on_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
 {
-    int ret = from == &m->a ? fork_transcripts(m, msg, len) : sess_hash_add(m->tc, msg, len);
-    return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
+    MSP_GUARD(from == &m->a ? fork_transcripts(m, msg, len) : sess_hash_add(m->tc, msg, len));
+    return hop_write_msg(other(m, from), msg, len);
 }
 
 static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len, const uint8_t *msg,
@@ -416,9 +375,7 @@ static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
 {
     /* equivalent mutant: '==' -> '!=': each side still has a counter of its own; ready() wants both at n */
     size_t *seen = from == &m->a ? &m->fin_a : &m->fin_b;
-    if (len < 1 || *seen >= m->s.list->n) {
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    MSP_ENSURE(len >= 1 && *seen < m->s.list->n, MSP_ALERT_UNEXPECTED_MESSAGE);
     (*seen)++;
     return body[0] == m->s.self ? replace_finished(m, from, body, len) : hop_write_msg(other(m, from), msg, msg_len);
 }

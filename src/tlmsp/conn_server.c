@@ -30,19 +30,19 @@ static int choose(sess_t *s, const msp_tls12_client_hello_t *ch, offer_t *o)
     const msp_tls12_ext_t *a = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SIGNATURE_ALGORITHMS);
     const uint8_t *list = NULL, *algs = NULL;
     size_t list_len = 0, algs_len = 0;
-    int ret = g != NULL ? msp_tls12_ext_u16_list(g, &list, &list_len) : MSP_ALERT_HANDSHAKE_FAILURE;
-    if (ret == MSP_OK && a != NULL) {
-        ret = msp_tls12_ext_u16_list(a, &algs, &algs_len);
+    MSP_ENSURE(g != NULL, MSP_ALERT_HANDSHAKE_FAILURE);
+    MSP_GUARD(msp_tls12_ext_u16_list(g, &list, &list_len));
+    if (a != NULL) {
+        MSP_GUARD(msp_tls12_ext_u16_list(a, &algs, &algs_len));
     }
     /* The client's preference decides the group, as the reference's middleboxes decide theirs (5.3). */
     s->group = 0;
-    for (size_t i = 0; ret == MSP_OK && s->group == 0 && i + 1 < list_len; i += 2) {
+    for (size_t i = 0; s->group == 0 && i + 1 < list_len; i += 2) {
         uint16_t v = (uint16_t)(list[i] << 8 | list[i + 1]);
         if (v == MSP_TLS12_GROUP_X25519 || v == MSP_TLS12_GROUP_P256) {
             s->group = v;
         }
     }
-    MSP_GUARD(ret);
     /* H 1.9: X25519 or P-256, else handshake_failure (RFC 5246 7.4.1.3: no acceptable parameters) */
     MSP_ENSURE(s->group != 0, MSP_ALERT_HANDSHAKE_FAILURE);
     return msp_tls12_choose_sigalg(s->identity.key, algs, algs_len, &o->sigalg);
@@ -146,34 +146,34 @@ static int server_hello_msg(msp_tlmsp_conn_t *c, const offer_t *o, msp_buf_t *ms
     msp_buf_init(&ff06, 65535);
     msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
     msp_tls12_server_hello_t *h = calloc(1, sizeof(*h));
-    int ret = e != NULL && h != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        e->sid = s->sid;
-        e->client = s->client_address;
-        e->server = s->server_address;
-        memcpy(&e->middleboxes, s->list, sizeof(*s->list));
-        ret = msp_tlmsp_ext_server_build(e, &ff06);
+    int ret;
+    MSP_ENSURE_GOTO(ret, e != NULL && h != NULL, MSP_ERR_NO_MEMORY, out);
+    /* H 3.4: Sid, the addresses as the client sent them, the list as agreed */
+    e->sid = s->sid;
+    e->client = s->client_address;
+    e->server = s->server_address;
+    memcpy(&e->middleboxes, s->list, sizeof(*s->list));
+    MSP_GUARD_GOTO(ret, msp_tlmsp_ext_server_build(e, &ff06), out);
+    h->version = MSP_TLMSP_WIRE_VERSION;
+    memcpy(h->random, s->server_random, 32);
+    h->cipher_suite = o->suite;
+    if (o->secure_reneg) {
+        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_RENEGOTIATION_INFO, empty_reneg, 1};
     }
-    if (ret == MSP_OK) {
-        h->version = MSP_TLMSP_WIRE_VERSION;
-        memcpy(h->random, s->server_random, 32);
-        h->cipher_suite = o->suite;
-        if (o->secure_reneg) {
-            h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_RENEGOTIATION_INFO, empty_reneg, 1};
-        }
-        if (o->point_formats) {
-            h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, formats, 2};
-        }
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
-        size_t mark;
-        msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_HELLO, &mark);
-        ret = msp_tls12_server_hello_build(h, msg);
-        msp_tls12_hs_end(msg, mark);
+    if (o->point_formats) {
+        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, formats, 2};
     }
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_HELLO, &mark);
+    ret = msp_tls12_server_hello_build(h, msg);
+    msp_tls12_hs_end(msg, mark);
+out:
     free(e);
     free(h);
     msp_buf_free(&ff06);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
 }
 
 static int certificate_msg(sess_t *s, msp_buf_t *msg)
@@ -188,7 +188,8 @@ static int certificate_msg(sess_t *s, msp_buf_t *msg)
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_CERTIFICATE, &mark);
     int ret = msp_tls12_certificate_build(&m, msg);
     msp_tls12_hs_end(msg, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
 }
 
 static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)

@@ -1,3 +1,4 @@
+#include "../common/guard.h"
 #include "msp/tlmsp_container.h"
 
 #include <stddef.h>
@@ -314,7 +315,8 @@ int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], 
 {
     uint8_t h[32];
     int ret = msp_tlmsp_reader_check_hash(g, in, fragment, fragment_len, h);
-    return ret == MSP_OK ? msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out) : ret;
+    MSP_GUARD(ret);
+    return msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out);
 }
 
 int msp_tlmsp_check_mac(msp_tlmsp_gcm_t *g, const uint8_t ab_key[16], const msp_tlmsp_mac_in_t *in,

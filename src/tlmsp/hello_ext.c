@@ -1,3 +1,4 @@
+#include "../common/guard.h"
 #include "msp/tlmsp_hello.h"
 
 #include <string.h>
@@ -77,7 +78,8 @@ static int parse_info(msp_reader_t *r, msp_tlmsp_mbox_info_t *m)
     if (ret == MSP_OK && msp_reader_left(&ticket) != 0) {
         ret = MSP_ALERT_DECODE_ERROR; /* resumption is not supported (8) */
     }
-    return ret == MSP_OK ? parse_access(r, m->access) : ret;
+    MSP_GUARD(ret);
+    return parse_access(r, m->access);
 }
 
 static int parse_list(msp_reader_t *r, msp_tlmsp_mbox_list_t *l)
@@ -143,7 +145,8 @@ int msp_tlmsp_ext_client_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_clien
             ret = parse_list(&r, &e->discovered);
         }
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_server_t *e)
@@ -163,7 +166,8 @@ int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_serve
     if (ret == MSP_OK) {
         ret = parse_list(&r, &e->middleboxes);
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 /* ContextDescription = id | audit | origin_verification (= 0) | v8<purpose> */
@@ -202,7 +206,8 @@ int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context
     while (ret == MSP_OK && msp_reader_left(&v) > 0) {
         ret = parse_description(&v, c);
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 /* ---- building ---- */

@@ -1,3 +1,4 @@
+#include "../common/guard.h"
 #include "msp/tlmsp_mbox_msg.h"
 
 #include <string.h>
@@ -51,7 +52,8 @@ int msp_tlmsp_mbox_hello_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_hell
     if (ret == MSP_OK) {
         ret = read_empty(&r, 1);
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tlmsp_mbox_hello_build(const msp_tlmsp_mbox_hello_t *m, msp_buf_t *out)
@@ -149,7 +151,8 @@ int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t 
     if (ret == MSP_OK) {
         ret = parse_half(&r, &m->to_server);
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 /* ServerECDHParams: curve_type | group | v8<point>, the bytes that are also signed. */
@@ -196,7 +199,8 @@ int msp_tlmsp_mbox_hello_done_parse(const uint8_t *p, size_t len, uint8_t *id)
     msp_reader_t r;
     msp_reader_init(&r, p, len);
     int ret = read_mbox_id(&r, id);
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tlmsp_mbox_hello_done_build(uint8_t id, msp_buf_t *out)
@@ -212,7 +216,8 @@ int msp_tlmsp_mbox_finished_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_f
     if (ret == MSP_OK) {
         ret = msp_read_copy(&r, m->verify_data, sizeof(m->verify_data));
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tlmsp_mbox_finished_build(const msp_tlmsp_mbox_finished_t *m, msp_buf_t *out)

@@ -2,6 +2,7 @@
  * ClientHello and ServerHello (RFC 5246 7.4.1.2-3, tlmsp-handshake.md 3.1,
  * 3.4), their extension lists, and the handshake message header.
  */
+#include "../common/guard.h"
 #include "msp/tlmsp_tls12.h"
 
 #include "msp/error.h"
@@ -64,7 +65,8 @@ static int read_extensions(msp_reader_t *r, msp_tls12_ext_t *ext, size_t *next)
             (*next)++;
         }
     }
-    return ret == MSP_OK ? msp_reader_expect_end(r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(r);
 }
 
 static int read_suites(msp_reader_t *r, msp_tls12_client_hello_t *m)
@@ -107,7 +109,8 @@ int msp_tls12_client_hello_parse(const uint8_t *p, size_t len, msp_tls12_client_
     if (ret == MSP_OK) {
         ret = read_compression(&r, m);
     }
-    return ret == MSP_OK ? read_extensions(&r, m->ext, &m->next) : ret;
+    MSP_GUARD(ret);
+    return read_extensions(&r, m->ext, &m->next);
 }
 
 int msp_tls12_server_hello_parse(const uint8_t *p, size_t len, msp_tls12_server_hello_t *m)
@@ -122,7 +125,8 @@ int msp_tls12_server_hello_parse(const uint8_t *p, size_t len, msp_tls12_server_
     if (ret == MSP_OK) {
         ret = msp_read_u8(&r, &m->compression);
     }
-    return ret == MSP_OK ? read_extensions(&r, m->ext, &m->next) : ret;
+    MSP_GUARD(ret);
+    return read_extensions(&r, m->ext, &m->next);
 }
 
 static void put_vec(msp_buf_t *out, size_t prefix, const uint8_t *p, size_t len)

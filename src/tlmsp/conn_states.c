@@ -4,8 +4,10 @@
  * (tls/s2n_handshake_io.c). Dispatch looks the received message up in the
  * table of the current state; handlers do the work. A message without a row
  * is unexpected_message: "any other order is unexpected_message"
- * (tlmsp-handshake.md 4.3 step 3; RFC 5246 7.2.2 for the TLS 1.2 messages;
- * ETSI TS 103 523-2 keeps the TLS 1.2 handshake rules for them).
+ * (tlmsp-handshake.md 4.3 step 3, for the middlebox messages; RFC 5246
+ * 7.2.2, "An inappropriate message was received", for the TLS 1.2 ones).
+ * Clauses are the write-up's (H = tlmsp-handshake.md): it cites the
+ * reference code, which is what ETSI TS 103 523-2 runs as.
  *
  * The same tables print the flow in docs/tlmsp.md (hs_flow; tests/unit/
  * tlmsp_flow.c checks the document against it).

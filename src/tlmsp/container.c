@@ -1,4 +1,3 @@
-#include "../common/guard.h"
 #include "msp/tlmsp_container.h"
 
 #include <stddef.h>
@@ -7,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "msp/error.h"
+#include "../common/guard.h"
 
 /* ---- parsing (tlmsp-records.md 4) ---- */
 
@@ -314,8 +314,7 @@ int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], 
                                const uint8_t *fragment, size_t fragment_len, const uint8_t nonce[12], uint8_t out[16])
 {
     uint8_t h[32];
-    int ret = msp_tlmsp_reader_check_hash(g, in, fragment, fragment_len, h);
-    MSP_GUARD(ret);
+    MSP_GUARD(msp_tlmsp_reader_check_hash(g, in, fragment, fragment_len, h));
     return msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out);
 }
 

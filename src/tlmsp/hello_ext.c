@@ -1,9 +1,9 @@
-#include "../common/guard.h"
 #include "msp/tlmsp_hello.h"
 
 #include <string.h>
 
 #include "msp/error.h"
+#include "../common/guard.h"
 
 /* ---- parsing (tlmsp-handshake.md 3.2-3.4) ---- */
 
@@ -153,20 +153,11 @@ int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_serve
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = parse_version(&r);
-    if (ret == MSP_OK) {
-        ret = msp_read_u32(&r, &e->sid);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_address(&r, &e->client);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_address(&r, &e->server);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_list(&r, &e->middleboxes);
-    }
-    MSP_GUARD(ret);
+    MSP_GUARD(parse_version(&r));
+    MSP_GUARD(msp_read_u32(&r, &e->sid));
+    MSP_GUARD(parse_address(&r, &e->client));
+    MSP_GUARD(parse_address(&r, &e->server));
+    MSP_GUARD(parse_list(&r, &e->middleboxes));
     return msp_reader_expect_end(&r);
 }
 

@@ -1,4 +1,3 @@
-#include "../common/guard.h"
 #include "msp/tlmsp_mbox_msg.h"
 
 #include <string.h>
@@ -7,6 +6,7 @@
 #include "msp/reader.h"
 #include "msp/tlmsp_tls12.h"
 #include "sigalg.h"
+#include "../common/guard.h"
 
 #define CURVE_TYPE_NAMED 3
 
@@ -33,26 +33,13 @@ int msp_tlmsp_mbox_hello_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_hell
     uint16_t version;
     msp_reader_init(&r, p, len);
     /* The version is written as 0x0303 but not checked on receipt (5.1); we do the same. */
-    int ret = read_mbox_id(&r, &m->id);
-    if (ret == MSP_OK) {
-        ret = msp_read_u16(&r, &version);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_read_copy(&r, m->to_client_random, 32);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_read_copy(&r, m->to_server_random, 32);
-    }
-    if (ret == MSP_OK) {
-        ret = read_empty(&r, 1);
-    }
-    if (ret == MSP_OK) {
-        ret = read_empty(&r, 2);
-    }
-    if (ret == MSP_OK) {
-        ret = read_empty(&r, 1);
-    }
-    MSP_GUARD(ret);
+    MSP_GUARD(read_mbox_id(&r, &m->id));
+    MSP_GUARD(msp_read_u16(&r, &version));
+    MSP_GUARD(msp_read_copy(&r, m->to_client_random, 32));
+    MSP_GUARD(msp_read_copy(&r, m->to_server_random, 32));
+    MSP_GUARD(read_empty(&r, 1));
+    MSP_GUARD(read_empty(&r, 2));
+    MSP_GUARD(read_empty(&r, 1));
     return msp_reader_expect_end(&r);
 }
 
@@ -144,14 +131,9 @@ int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t 
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_mbox_id(&r, &m->id);
-    if (ret == MSP_OK) {
-        ret = parse_half(&r, &m->to_client);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_half(&r, &m->to_server);
-    }
-    MSP_GUARD(ret);
+    MSP_GUARD(read_mbox_id(&r, &m->id));
+    MSP_GUARD(parse_half(&r, &m->to_client));
+    MSP_GUARD(parse_half(&r, &m->to_server));
     return msp_reader_expect_end(&r);
 }
 
@@ -198,8 +180,7 @@ int msp_tlmsp_mbox_hello_done_parse(const uint8_t *p, size_t len, uint8_t *id)
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_mbox_id(&r, id);
-    MSP_GUARD(ret);
+    MSP_GUARD(read_mbox_id(&r, id));
     return msp_reader_expect_end(&r);
 }
 
@@ -212,11 +193,8 @@ int msp_tlmsp_mbox_finished_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_f
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_mbox_id(&r, &m->id);
-    if (ret == MSP_OK) {
-        ret = msp_read_copy(&r, m->verify_data, sizeof(m->verify_data));
-    }
-    MSP_GUARD(ret);
+    MSP_GUARD(read_mbox_id(&r, &m->id));
+    MSP_GUARD(msp_read_copy(&r, m->verify_data, sizeof(m->verify_data)));
     return msp_reader_expect_end(&r);
 }
 

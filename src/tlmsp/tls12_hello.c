@@ -2,10 +2,10 @@
  * ClientHello and ServerHello (RFC 5246 7.4.1.2-3, tlmsp-handshake.md 3.1,
  * 3.4), their extension lists, and the handshake message header.
  */
-#include "../common/guard.h"
 #include "msp/tlmsp_tls12.h"
 
 #include "msp/error.h"
+#include "../common/guard.h"
 
 #define MAX_SESSION_ID 32
 
@@ -102,14 +102,9 @@ int msp_tls12_client_hello_parse(const uint8_t *p, size_t len, msp_tls12_client_
     msp_reader_t r;
     msp_reader_init(&r, p, len);
     m->next = 0;
-    int ret = read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len);
-    if (ret == MSP_OK) {
-        ret = read_suites(&r, m);
-    }
-    if (ret == MSP_OK) {
-        ret = read_compression(&r, m);
-    }
-    MSP_GUARD(ret);
+    MSP_GUARD(read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len));
+    MSP_GUARD(read_suites(&r, m));
+    MSP_GUARD(read_compression(&r, m));
     return read_extensions(&r, m->ext, &m->next);
 }
 
@@ -118,14 +113,9 @@ int msp_tls12_server_hello_parse(const uint8_t *p, size_t len, msp_tls12_server_
     msp_reader_t r;
     msp_reader_init(&r, p, len);
     m->next = 0;
-    int ret = read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len);
-    if (ret == MSP_OK) {
-        ret = msp_read_u16(&r, &m->cipher_suite);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_read_u8(&r, &m->compression);
-    }
-    MSP_GUARD(ret);
+    MSP_GUARD(read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len));
+    MSP_GUARD(msp_read_u16(&r, &m->cipher_suite));
+    MSP_GUARD(msp_read_u8(&r, &m->compression));
     return read_extensions(&r, m->ext, &m->next);
 }
 

@@ -4,7 +4,6 @@
  * sigalg table (sigalg.h), ephemeral keys and the choice of a sigalg
  * (tlmsp-handshake.md 1.9).
  */
-#include "../common/guard.h"
 #include "msp/tlmsp_tls12.h"
 
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "msp/error.h"
 #include "sigalg.h"
+#include "../common/guard.h"
 
 #define CURVE_TYPE_NAMED 3
 
@@ -145,8 +145,7 @@ int msp_tls12_client_kex_parse(const uint8_t *p, size_t len, const uint8_t **poi
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_point(&r, point, point_len);
-    MSP_GUARD(ret);
+    MSP_GUARD(read_point(&r, point, point_len));
     return msp_reader_expect_end(&r);
 }
 

@@ -152,20 +152,16 @@ static int fresh_open(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len, 
     sess_nonce(s, nonce);
     put_head(h, f->type, f->ctx, f->flags, f->m_info, f->m_info_len, &mark);
     msp_buf_put_u16(h->out, (uint16_t)flen);
-    int ret = msp_buf_reserve(h->out, flen + 16 + MSP_TLMSP_FMAC_LEN + 1);
+    MSP_GUARD(msp_buf_reserve(h->out, flen + 16 + MSP_TLMSP_FMAC_LEN + 1));
     uint8_t *frag = h->out->base + h->out->len;
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_fragment_seal(&s->g, reader_key(s, f->ctx, h->dir_tx), &u->in, nonce, p, len, frag);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(msp_tlmsp_fragment_seal(&s->g, reader_key(s, f->ctx, h->dir_tx), &u->in, nonce, p, len, frag));
     u->frag_off = h->out->len;
     u->flen = flen;
     h->out->len += flen;
     uint8_t *w = h->out->base + h->out->len;
     /* An alert from a writer without write access carries a zero writer MAC (4.5). */
     memset(w, 0, 16);
+    int ret = MSP_OK;
     if (sess_access(s, s->self, f->ctx) == MSP_TLMSP_ACCESS_RW) {
         ret = msp_tlmsp_writer_mac(&s->g, writer_key(s, f->ctx, h->dir_tx), &u->in, frag, flen, w);
     }
@@ -358,21 +354,15 @@ int data_replace(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const u
     sess_nonce(s, nonce);
     put_head(h, type, c->context, c->flags, c->m_info, c->m_info_len, &mark);
     msp_buf_put_u16(h->out, (uint16_t)flen);
-    int ret = msp_buf_reserve(h->out, flen + 16);
+    MSP_GUARD(msp_buf_reserve(h->out, flen + 16));
     size_t frag_at = h->out->len;
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_fragment_seal(&s->g, reader_key(s, c->context, h->dir_tx), &in, nonce, p, len,
-                                      h->out->base + frag_at);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_writer_mac(&s->g, writer_key(s, c->context, h->dir_tx), &in, h->out->base + frag_at, flen,
-                                   h->out->base + frag_at + flen);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    /* records 7.3: a writer re-encrypts the new plaintext (5.5) and signs it with its writer MAC (5.6) */
+    MSP_GUARD(msp_tlmsp_fragment_seal(&s->g, reader_key(s, c->context, h->dir_tx), &in, nonce, p, len,
+                                      h->out->base + frag_at));
+    MSP_GUARD(msp_tlmsp_writer_mac(&s->g, writer_key(s, c->context, h->dir_tx), &in, h->out->base + frag_at, flen,
+                                   h->out->base + frag_at + flen));
     h->out->len += flen + 16;
-    ret = put_chain(h, c, &in, h->out->base + frag_at, flen, 1);
+    int ret = put_chain(h, c, &in, h->out->base + frag_at, flen, 1);
     msp_buf_block_end(h->out, 2, mark);
     MSP_GUARD(ret);
     return msp_buf_error(h->out);

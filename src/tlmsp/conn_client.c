@@ -334,29 +334,25 @@ const hs_table_t client_table = {"client",       "tlmsp-handshake.md 4.3",
 
 int msp_tlmsp_conn_reconnect(const msp_tlmsp_conn_t *old, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out)
 {
+    MSP_ENSURE(out != NULL, MSP_ERR_ARGUMENT);
     *out = NULL;
-    if (old->s.self != MSP_TLMSP_ID_CLIENT || !old->reconnect || old->discovered == NULL) {
-        return MSP_ERR_ARGUMENT;
-    }
+    /* H 7.2: only a client whose first ServerHello changed the path reconnects */
+    MSP_ENSURE(old != NULL && old->s.self == MSP_TLMSP_ID_CLIENT && old->reconnect && old->discovered != NULL,
+               MSP_ERR_ARGUMENT);
     msp_tlmsp_conn_t *c;
-    int ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, cfg, &c);
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(msp_tlmsp_client_new(cfg, &c));
+    int ret;
     /* the first list keeps the ids the first attempt gave it; the route is the discovered list */
-    ret = sess_list_dup(old->s.list, &c->initial, &c->initial_store);
-    if (ret == MSP_OK) {
-        ret = sess_set_list(&c->s, old->discovered);
-    }
-    if (ret != MSP_OK) {
-        msp_tlmsp_conn_free(c);
-        return ret;
-    }
+    MSP_GUARD_GOTO(ret, sess_list_dup(old->s.list, &c->initial, &c->initial_store), fail);
+    MSP_GUARD_GOTO(ret, sess_set_list(&c->s, old->discovered), fail);
     c->attempt2 = 1;
     c->s.sid = old->s.sid;
     memcpy(c->dhash, old->dhash, sizeof(c->dhash));
     *out = c;
     return MSP_OK;
+fail:
+    msp_tlmsp_conn_free(c);
+    return ret;
 }
 
 const msp_tlmsp_address_t *msp_tlmsp_conn_first_hop(const msp_tlmsp_conn_t *c)

@@ -658,14 +658,13 @@ static const hop_ops_t mbox_ops = {mbox_handshake, mbox_ccs, mbox_container, mbo
 
 int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out)
 {
+    MSP_ENSURE(out != NULL, MSP_ERR_ARGUMENT);
     *out = NULL;
-    if (cfg->random == NULL || cfg->identity.key == NULL || cfg->identity.ncerts == 0 || cfg->address.len == 0) {
-        return MSP_ERR_ARGUMENT;
-    }
+    MSP_ENSURE(cfg != NULL && cfg->random != NULL && cfg->identity.key != NULL && cfg->identity.ncerts != 0 &&
+                   cfg->address.len != 0,
+               MSP_ERR_ARGUMENT);
     msp_tlmsp_mbox_t *m = calloc(1, sizeof(*m));
-    if (m == NULL) {
-        return MSP_ERR_NO_MEMORY;
-    }
+    MSP_ENSURE(m != NULL, MSP_ERR_NO_MEMORY);
     m->cfg = *cfg;
     m->me = -1;
     m->state_a = MB_CLIENT_HELLO;

@@ -9,7 +9,7 @@
  * tables, so a row added later is covered without touching this file.
  *
  * Plus the same through the wire for the first state of each role, and the
- * guard macros of src/common/guard.h.
+ * guard macros of src/common/guard.h, and the constructor convention.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -313,6 +313,27 @@ static void test_guard(void **state)
     assert_int_equal(guard_err(NULL, 0), MSP_ERR_LIMIT);
 }
 
+/* ---- one constructor convention: int msp_x_new(cfg, &out), *out NULL on failure, a NULL-safe free ---- */
+
+static void test_constructors(void **state)
+{
+    (void)state;
+    msp_tlmsp_conn_t *c = (msp_tlmsp_conn_t *)&c; /* not NULL: the call must clear it */
+    assert_int_equal(msp_tlmsp_client_new(NULL, &c), MSP_ERR_ARGUMENT);
+    assert_null(c);
+    assert_int_equal(msp_tlmsp_client_new(NULL, NULL), MSP_ERR_ARGUMENT);
+    msp_tlmsp_endpoint_cfg_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    c = (msp_tlmsp_conn_t *)&c;
+    assert_int_equal(msp_tlmsp_server_new(&cfg, &c), MSP_ERR_ARGUMENT); /* no random callback, no key */
+    assert_null(c);
+    msp_tlmsp_mbox_t *m = (msp_tlmsp_mbox_t *)&m;
+    assert_int_equal(msp_tlmsp_mbox_new(NULL, &m), MSP_ERR_ARGUMENT);
+    assert_null(m);
+    msp_tlmsp_conn_free(NULL);
+    msp_tlmsp_mbox_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_wire_client),
         cmocka_unit_test(test_wire_mbox),
         cmocka_unit_test(test_guard),
+        cmocka_unit_test(test_constructors),
     };
     return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

@@ -167,7 +167,7 @@ typedef int (*hs_fn)(hop_t *h, const hs_msg_t *m);
  * fn may move it on to alt instead (a loop that ends: the last
  * MiddleboxHelloDone, the last MiddleboxFinished). Anything without a row is
  * unexpected_message (10): "any other order is unexpected_message"
- * (tlmsp-handshake.md 4.3 step 3; RFC 5246 7.4 for the TLS messages).
+ * (tlmsp-handshake.md 4.3 step 3; RFC 5246 7.2.2 for the TLS messages).
  * sends and ref are for the flow printed into docs/tlmsp.md.
  */
 typedef struct hs_row {

@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509_vfy.h>
 
+#include "msp/api.h"
 #include "msp/buf.h"
 #include "msp/tlmsp.h"
 #include "msp/tlmsp_hello.h"
@@ -86,6 +87,16 @@ typedef struct msp_tlmsp_conn msp_tlmsp_conn_t;
  * contexts), MSP_ERR_NO_MEMORY.
  */
 MSP_API int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+
+/**
+ * The same in the constructor convention of every msp object
+ * (`int msp_x_new(const msp_x_cfg_t *cfg, msp_x_t **out)`): a client, a
+ * server. *out is NULL unless MSP_OK is returned.
+ */
+MSP_API int msp_tlmsp_client_new(const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+MSP_API int msp_tlmsp_server_new(const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+
+/** Releases c and everything it owns; NULL is a no-op. */
 MSP_API void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c);
 
 /** Client: writes the ClientHello. */
@@ -167,7 +178,10 @@ typedef struct msp_tlmsp_mbox_cfg {
 
 typedef struct msp_tlmsp_mbox msp_tlmsp_mbox_t;
 
+/** MSP_OK, MSP_ERR_ARGUMENT (no random callback, key, certificate or address), MSP_ERR_NO_MEMORY; *out NULL on failure.
+ */
 MSP_API int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out);
+/** Releases m and everything it owns; NULL is a no-op. */
 MSP_API void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m);
 
 /**

@@ -19,6 +19,8 @@
 #include "msp/tlmsp_keys.h"
 #include "msp/tlmsp_seq.h"
 
+#include "../common/guard.h"
+
 #define DIR_C2S 0 /* client_* keys (tlmsp-records.md 5.2) */
 #define DIR_S2C 1
 #define MAX_POINT 133                  /* an uncompressed P-521 point; we use X25519 (32) and P-256 (65) */
@@ -139,6 +141,64 @@ typedef struct hop {
     msp_buf_t hs; /* a handshake message being reassembled */
 } hop_t;
 
+/* ---- the handshake as data (conn_states.c; the tables are in conn_client.c, conn_server.c, conn_mbox.c) ---- */
+
+/*
+ * One received handshake message (or ChangeCipherSpec record, or the
+ * caller's start): type and body, msg = the whole message with its 4-byte
+ * header, as it goes into transcripts and is forwarded.
+ */
+typedef struct hs_msg {
+    uint8_t type;
+    const uint8_t *body;
+    size_t len;
+    const uint8_t *msg;
+    size_t msg_len;
+} hs_msg_t;
+
+#define HS_CT_START 0 /* the caller's msp_tlmsp_conn_start(): a row that only sends */
+
+typedef int (*hs_fn)(hop_t *h, const hs_msg_t *m);
+
+/*
+ * A row (after s2n-tls's tls/s2n_handshake_io.c state_machine[]): in state,
+ * a record of content type ct (22 handshake, 20 ChangeCipherSpec) carrying
+ * message type is handled by fn; the state becomes next before fn runs, and
+ * fn may move it on to alt instead (a loop that ends: the last
+ * MiddleboxHelloDone, the last MiddleboxFinished). Anything without a row is
+ * unexpected_message (10): "any other order is unexpected_message"
+ * (tlmsp-handshake.md 4.3 step 3; RFC 5246 7.2.2 for the TLS messages).
+ * sends and ref are for the flow printed into docs/tlmsp.md.
+ */
+typedef struct hs_row {
+    uint8_t state;
+    uint8_t ct;
+    uint8_t type;
+    uint8_t next;
+    uint8_t alt;
+    hs_fn fn;
+    const char *sends; /* what fn writes, "" for nothing */
+    const char *ref;   /* the clause it implements */
+} hs_row_t;
+
+typedef struct hs_table {
+    const char *role;
+    const char *ref;
+    const hs_row_t *rows;
+    size_t nrows;
+    const char *const *states; /* names, indexed by state */
+    size_t nstates;
+    uint8_t initial, terminal;
+} hs_table_t;
+
+const hs_row_t *hs_find(const hs_table_t *t, int state, uint8_t ct, uint8_t type);
+int hs_dispatch(const hs_table_t *t, int *state, hop_t *h, uint8_t ct, const hs_msg_t *m);
+const char *hs_type_name(uint8_t ct, uint8_t type);
+/* The flow of every table as text (docs/tlmsp.md, between its markers), into out. */
+int hs_flow(msp_buf_t *out);
+
+extern const hs_table_t client_table, server_table, mbox_client_table, mbox_server_table;
+
 /* ---- session (conn_sess.c) ---- */
 int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user);
 void sess_free(sess_t *s);
@@ -207,7 +267,9 @@ enum ep_state {
     EP_FINISHED,
     EP_MBOX_FINISHED,
     EP_READY,
+    EP_NSTATES
 };
+extern const char *const ep_state_names[EP_NSTATES];
 
 struct msp_tlmsp_conn {
     sess_t s;
@@ -232,30 +294,47 @@ struct msp_tlmsp_conn {
 int ep_transcript(struct msp_tlmsp_conn *c, const uint8_t *msg, size_t len);
 int ep_send_msg(struct msp_tlmsp_conn *c, const uint8_t *msg, size_t len);
 int ep_key_materials(struct msp_tlmsp_conn *c);
-int ep_on_key_material(struct msp_tlmsp_conn *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                       size_t msg_len);
 int ep_send_finished(struct msp_tlmsp_conn *c);
-int ep_on_finished(struct msp_tlmsp_conn *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                   size_t msg_len);
-int client_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len);
+int ep_mbox_msg(struct msp_tlmsp_conn *c, const hs_msg_t *m, uint8_t *index);
 int client_hello(struct msp_tlmsp_conn *c);
-int server_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len);
-int ep_mbox_msg(struct msp_tlmsp_conn *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                size_t msg_len, uint8_t *index);
+/* row handlers both endpoints use (conn_endpoint.c) */
+int ep_on_mbox_msg(hop_t *h, const hs_msg_t *m);
+int ep_on_confirmation(hop_t *h, const hs_msg_t *m);
+int ep_on_peer_material(struct msp_tlmsp_conn *c, const hs_msg_t *m);
+int ep_on_ccs(hop_t *h, const hs_msg_t *m);
+int ep_on_finished(hop_t *h, const hs_msg_t *m);
+int ep_on_mbox_finished(hop_t *h, const hs_msg_t *m);
 
 /* ---- middlebox (conn_mbox.c) ---- */
+/*
+ * A middlebox hop's state (tlmsp-handshake.md 4.5), one per hop: A faces the
+ * client (mbox_client_table), B the server (mbox_server_table). B waits in
+ * MB_IDLE until the ClientHello came in on A.
+ */
+enum mb_state {
+    MB_IDLE,
+    MB_CLIENT_HELLO,  /* A */
+    MB_SERVER_HELLO,  /* B: ServerHello, Certificate, ServerKeyExchange, ServerHelloDone in order */
+    MB_CERTIFICATE,   /* B */
+    MB_SERVER_KEX,    /* B */
+    MB_HELLO_DONE,    /* B */
+    MB_RELAY,         /* middlebox messages, ClientKeyExchange (A), key material, until ChangeCipherSpec */
+    MB_FINISHED,      /* the endpoint's Finished (protected) */
+    MB_MBOX_FINISHED, /* one MiddleboxFinished per middlebox */
+    MB_DONE,
+};
+
 struct msp_tlmsp_mbox {
     sess_t s;
     hop_t a, b;
+    int state_a, state_b; /* enum mb_state of each hop */
     msp_tlmsp_mbox_cfg_t cfg;
     int me;    /* our index in the list, -1 before the ClientHello */
-    int hello; /* the ClientHello is in */
     int sent;  /* our own four messages are out */
     int keyed; /* the pairs with both endpoints are derived */
     uint16_t sigalg;
     EVP_MD_CTX *tc, *ts; /* client-facing and server-facing transcripts, forked at the client Finished */
     size_t fin_a, fin_b; /* MiddleboxFinished seen from each side */
-    int server_fin;      /* the server Finished went through */
     msp_tlmsp_address_t next;
 };
 

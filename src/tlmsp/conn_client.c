@@ -36,7 +36,8 @@ static int tlmsp_exts(msp_tlmsp_conn_t *c, msp_buf_t *ff06, msp_buf_t *ff07)
     }
     int ret = msp_tlmsp_ext_client_build(e, ff06);
     free(e);
-    return ret == MSP_OK ? msp_tlmsp_context_list_build(&s->ctx, ff07) : ret;
+    MSP_GUARD(ret);
+    return msp_tlmsp_context_list_build(&s->ctx, ff07);
 }
 
 static int keep_hello(uint8_t **dst, size_t *dst_len, const uint8_t *msg, size_t len)
@@ -52,36 +53,34 @@ int client_hello(msp_tlmsp_conn_t *c)
     msp_buf_init(&ff07, 65535);
     msp_buf_init(&msg, 3 * 65536);
     msp_tls12_client_hello_t *h = calloc(1, sizeof(*h));
-    int ret = h != NULL ? tlmsp_exts(c, &ff06, &ff07) : MSP_ERR_NO_MEMORY;
+    int ret;
+    MSP_ENSURE_GOTO(ret, h != NULL, MSP_ERR_NO_MEMORY, out);
+    MSP_GUARD_GOTO(ret, tlmsp_exts(c, &ff06, &ff07), out);
+    sess_random(s, s->client_random, 32);
+    h->version = MSP_TLMSP_WIRE_VERSION;
+    memcpy(h->random, s->client_random, 32);
+    h->cipher_suites = suites;
+    h->cipher_suites_len = sizeof(suites);
+    h->compression = null_compression;
+    h->compression_len = 1;
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, point_formats, sizeof(point_formats)};
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_SUPPORTED_GROUPS, groups, sizeof(groups)};
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_SIGNATURE_ALGORITHMS, sigalgs, sizeof(sigalgs)};
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_CONTEXT_LIST, ff07.base, ff07.len};
+    size_t mark;
+    msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_CLIENT_HELLO, &mark);
+    ret = msp_tls12_client_hello_build(h, &msg);
+    msp_tls12_hs_end(&msg, mark);
     if (ret == MSP_OK) {
-        sess_random(s, s->client_random, 32);
-        h->version = MSP_TLMSP_WIRE_VERSION;
-        memcpy(h->random, s->client_random, 32);
-        h->cipher_suites = suites;
-        h->cipher_suites_len = sizeof(suites);
-        h->compression = null_compression;
-        h->compression_len = 1;
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, point_formats, sizeof(point_formats)};
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_SUPPORTED_GROUPS, groups, sizeof(groups)};
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_SIGNATURE_ALGORITHMS, sigalgs, sizeof(sigalgs)};
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_CONTEXT_LIST, ff07.base, ff07.len};
-        size_t mark;
-        msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_CLIENT_HELLO, &mark);
-        ret = msp_tls12_client_hello_build(h, &msg);
-        msp_tls12_hs_end(&msg, mark);
-    }
-    if (ret == MSP_OK) {
-        ret = keep_hello(&s->ch, &s->ch_len, msg.base, msg.len);
-    }
-    if (ret == MSP_OK) {
+        MSP_GUARD_GOTO(ret, keep_hello(&s->ch, &s->ch_len, msg.base, msg.len), out);
         ret = hop_write_msg(&c->h, msg.base, msg.len);
     }
+out:
     free(h);
     msp_buf_free(&ff06);
     msp_buf_free(&ff07);
     msp_buf_free(&msg);
-    c->state = EP_SERVER_HELLO;
     return ret;
 }
 
@@ -158,63 +157,75 @@ static int check_tlmsp_ext(msp_tlmsp_conn_t *c, const msp_tls12_server_hello_t *
         return MSP_ALERT_HANDSHAKE_FAILURE; /* no silent fallback to TLS 1.2 (unlike 7.6) */
     }
     msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
-    int ret = e != NULL ? msp_tlmsp_ext_server_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK &&
-        (!sess_same_address(&e->client, &s->client_address) || !sess_same_address(&e->server, &s->server_address))) {
-        ret = MSP_ALERT_DECODE_ERROR; /* 3.4 */
-    }
-    int changed = 0;
-    if (ret == MSP_OK) {
-        ret = compare_lists(s->list, &e->middleboxes, c->attempt2, &changed);
-    }
-    if (ret == MSP_OK && c->attempt2 && e->sid != s->sid) {
-        ret = MSP_ALERT_DECODE_ERROR; /* the Sid of the first attempt is reused (3.4) */
-    }
-    if (ret == MSP_OK && changed) {
+    int ret, changed = 0;
+    MSP_ENSURE(e != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_ext_server_parse(x->data, x->len, e), out);
+    /* H 3.4: the addresses come back as the client sent them */
+    MSP_ENSURE_GOTO(
+        ret, sess_same_address(&e->client, &s->client_address) && sess_same_address(&e->server, &s->server_address),
+        MSP_ALERT_DECODE_ERROR, out);
+    MSP_GUARD_GOTO(ret, compare_lists(s->list, &e->middleboxes, c->attempt2, &changed), out);
+    /* H 7.2: the second attempt reuses the Sid of the first */
+    MSP_ENSURE_GOTO(ret, !c->attempt2 || e->sid == s->sid, MSP_ALERT_DECODE_ERROR, out);
+    if (changed) {
         /* keep the new list (its address bytes are in s->sh, kept for the connection's life) */
         c->reconnect = 1;
         c->discovered = malloc(sizeof(*c->discovered));
-        ret = c->discovered != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-        if (ret == MSP_OK) {
-            memcpy(c->discovered, &e->middleboxes, sizeof(*c->discovered));
-        }
+        MSP_ENSURE_GOTO(ret, c->discovered != NULL, MSP_ERR_NO_MEMORY, out);
+        memcpy(c->discovered, &e->middleboxes, sizeof(*c->discovered));
     }
-    if (ret == MSP_OK) {
-        s->sid = e->sid;
-    }
+    s->sid = e->sid;
+out:
     free(e);
     return ret;
 }
 
-static int on_server_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+/* ---- the rows' handlers ---- */
+
+/* H 4.3 step 1: the ClientHello (3.1). */
+static int on_start(hop_t *h, const hs_msg_t *m)
 {
+    (void)m;
+    return client_hello(h->owner);
+}
+
+/* H 4.3 step 2: the ServerHello, its 0xff06 (3.4) and the list comparison (7.1). */
+static int on_server_hello(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
     sess_t *s = &c->s;
     msp_tls12_server_hello_t sh;
-    (void)body;
     /* parsed from our copy: a discovered list points into it (7.2) */
-    int ret = keep_hello(&s->sh, &s->sh_len, msg, msg_len);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_server_hello_parse(s->sh + 4, len, &sh);
-    }
-    if (ret == MSP_OK && sh.version != MSP_TLMSP_WIRE_VERSION) {
-        ret = MSP_ALERT_PROTOCOL_VERSION;
-    }
-    if (ret == MSP_OK && ((sh.cipher_suite != MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 &&
-                           sh.cipher_suite != MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256) ||
-                          sh.compression != 0)) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        ret = check_tlmsp_ext(c, &sh);
-    }
-    if (ret == MSP_OK) {
-        memcpy(s->server_random, sh.random, 32);
-        c->h.tx_sid = c->h.rx_sid = c->h.alert_container = 1; /* records 2.2, 2.3 */
-    }
-    if (ret == MSP_OK) {
-        ret = sess_transcripts_start(s, 1);
-    }
-    return ret == MSP_OK ? path_to_server(c) : ret;
+    MSP_GUARD(keep_hello(&s->sh, &s->sh_len, m->msg, m->msg_len));
+    MSP_GUARD(msp_tls12_server_hello_parse(s->sh + 4, m->len, &sh));
+    /* H 1.1: "TLMSP ... wire version 0x0303" */
+    MSP_ENSURE(sh.version == MSP_TLMSP_WIRE_VERSION, MSP_ALERT_PROTOCOL_VERSION);
+    /* H 1.9: one of the suites we offered, no compression */
+    MSP_ENSURE((sh.cipher_suite == MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 ||
+                sh.cipher_suite == MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256) &&
+                   sh.compression == 0,
+               MSP_ALERT_ILLEGAL_PARAMETER);
+    MSP_GUARD(check_tlmsp_ext(c, &sh));
+    memcpy(s->server_random, sh.random, 32);
+    c->h.tx_sid = c->h.rx_sid = c->h.alert_container = 1; /* records 2.2, 2.3 */
+    MSP_GUARD(sess_transcripts_start(s, 1));
+    return path_to_server(c);
+}
+
+/* H 4.3 step 2: the server's Certificate (its leaf ends the IDList, 6.3). */
+static int on_certificate(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_GUARD(hs_server_cert(&c->s, m->body, m->len));
+    return ep_transcript(c, m->msg, m->msg_len);
+}
+
+/* H 4.3 step 2: the ServerKeyExchange, signed by the server (RFC 5246 7.4.3). */
+static int on_server_kex(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_GUARD(hs_server_kex(&c->s, m->body, m->len));
+    return ep_transcript(c, m->msg, m->msg_len);
 }
 
 /* ClientKeyExchange, the secrets, the contributions and every KeyMaterial (4.3 step 4). */
@@ -223,30 +234,20 @@ static int key_exchange(msp_tlmsp_conn_t *c)
     sess_t *s = &c->s;
     uint8_t point[MAX_POINT];
     size_t point_len = 0;
-    int ret = msp_tls12_ecdhe_keygen(s->group, &s->eph);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ecdhe_public(s->eph, point, sizeof(point), &point_len);
-    }
+    c->state = EP_KEY_MATERIAL;
+    MSP_GUARD(msp_tls12_ecdhe_keygen(s->group, &s->eph));
+    MSP_GUARD(msp_tls12_ecdhe_public(s->eph, point, sizeof(point), &point_len));
     uint8_t store[4 + 1 + MAX_POINT];
     msp_buf_t msg;
     msp_buf_init_fixed(&msg, store, sizeof(store));
     size_t mark;
     msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE, &mark);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_client_kex_build(point, point_len, &msg);
-    }
+    int ret = msp_tls12_client_kex_build(point, point_len, &msg);
     msp_tls12_hs_end(&msg, mark);
-    if (ret == MSP_OK) {
-        ret = ep_send_msg(c, msg.base, msg.len);
-    }
-    if (ret == MSP_OK) {
-        ret = hs_endpoint_masters(s);
-    }
-    if (ret == MSP_OK) {
-        ret = ep_key_materials(c);
-    }
-    c->state = EP_KEY_MATERIAL;
-    return ret;
+    MSP_GUARD(ret);
+    MSP_GUARD(ep_send_msg(c, msg.base, msg.len));
+    MSP_GUARD(hs_endpoint_masters(s));
+    return ep_key_materials(c);
 }
 
 /*
@@ -263,86 +264,95 @@ static int discovery_abort(msp_tlmsp_conn_t *c)
     return ret == MSP_OK ? MSP_ERR_RECONNECT : ret;
 }
 
-static int expect(uint8_t type, uint8_t want)
+/*
+ * H 4.3 step 2: the ServerHelloDone ends the server's flight (empty: RFC 5246 7.4.5, else decode_error). No
+ * CertificateRequest: we have no client certificate to give, and the reference never asks (8). Then discovery
+ * (7.2), or, without middleboxes, our key exchange (step 4).
+ */
+static int on_hello_done(hop_t *h, const hs_msg_t *m)
 {
-    return type == want ? MSP_OK : MSP_ALERT_UNEXPECTED_MESSAGE;
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_ENSURE(m->len == 0, MSP_ALERT_DECODE_ERROR);
+    MSP_GUARD(ep_transcript(c, m->msg, m->msg_len));
+    if (c->reconnect) {
+        return discovery_abort(c);
+    }
+    return c->s.list->n == 0 ? key_exchange(c) : MSP_OK;
 }
 
-int client_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+/* H 4.3 step 3: "stop after the MiddleboxHelloDone whose id is the first middlebox of the list (m1)" (4.2). */
+static int on_mbox_done(hop_t *h, const hs_msg_t *m)
 {
     msp_tlmsp_conn_t *c = h->owner;
     uint8_t index;
-    int ret;
-    switch (c->state) {
-    case EP_SERVER_HELLO:
-        ret = expect(type, MSP_TLMSP_HT_SERVER_HELLO);
-        ret = ret == MSP_OK ? on_server_hello(c, body, len, msg, msg_len) : ret;
-        c->state = EP_CERTIFICATE;
-        return ret;
-    case EP_CERTIFICATE:
-        ret = expect(type, MSP_TLMSP_HT_CERTIFICATE);
-        ret = ret == MSP_OK ? hs_server_cert(&c->s, body, len) : ret;
-        c->state = EP_SERVER_KEX;
-        return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
-    case EP_SERVER_KEX:
-        ret = expect(type, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE);
-        ret = ret == MSP_OK ? hs_server_kex(&c->s, body, len) : ret;
-        c->state = EP_HELLO_DONE;
-        return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
-    case EP_HELLO_DONE:
-        /* No CertificateRequest: we have no client certificate to give, and the reference never asks (8). */
-        ret = expect(type, MSP_TLMSP_HT_SERVER_HELLO_DONE);
-        ret = ret == MSP_OK && len != 0 ? MSP_ALERT_DECODE_ERROR : ret;
-        ret = ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
-        c->state = EP_MBOX_MSGS;
-        if (ret == MSP_OK && c->reconnect) {
-            return discovery_abort(c);
-        }
-        return ret == MSP_OK && c->s.list->n == 0 ? key_exchange(c) : ret;
-    case EP_MBOX_MSGS:
-        ret = ep_mbox_msg(c, type, body, len, msg, msg_len, &index);
-        /* The MiddleboxHelloDone of m1 is the last (4.2). */
-        if (ret == MSP_OK && type == MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE && index == 0) {
-            ret = key_exchange(c);
-        }
-        return ret;
-    case EP_KEY_MATERIAL:
-        ret = ep_on_key_material(c, type, body, len, msg, msg_len);
-        if (ret == MSP_OK && type == MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL) {
-            ret = ep_send_finished(c);
-            c->state = EP_CCS;
-        }
-        return ret;
-    default:
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    MSP_GUARD(ep_mbox_msg(c, m, &index));
+    return index == 0 ? key_exchange(c) : MSP_OK;
 }
+
+/* H 4.3 step 5, 6: the server's KeyMaterial (6.7 check), then ChangeCipherSpec, Finished, MiddleboxFinished. */
+static int on_key_material(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_GUARD(ep_on_peer_material(c, m));
+    return ep_send_finished(c);
+}
+
+#define HS MSP_TLMSP_CT_HANDSHAKE
+#define CCS MSP_TLMSP_CT_CHANGE_CIPHER_SPEC
+static const hs_row_t client_rows[] = {
+    {EP_START, HS_CT_START, 0, EP_SERVER_HELLO, EP_SERVER_HELLO, on_start, "ClientHello", "H 4.3 step 1, 3.1"},
+    {EP_SERVER_HELLO, HS, MSP_TLMSP_HT_SERVER_HELLO, EP_CERTIFICATE, EP_CERTIFICATE, on_server_hello, "",
+     "H 4.3 step 2, 3.4, 7.1"},
+    {EP_CERTIFICATE, HS, MSP_TLMSP_HT_CERTIFICATE, EP_SERVER_KEX, EP_SERVER_KEX, on_certificate, "", "H 4.3 step 2"},
+    {EP_SERVER_KEX, HS, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, EP_HELLO_DONE, EP_HELLO_DONE, on_server_kex, "",
+     "H 4.3 step 2"},
+    {EP_HELLO_DONE, HS, MSP_TLMSP_HT_SERVER_HELLO_DONE, EP_MBOX_MSGS, EP_KEY_MATERIAL, on_hello_done,
+     "no middleboxes: ClientKeyExchange, MiddleboxKeyMaterial(->S); discovery: fatal close_notify (7.2)",
+     "H 4.3 step 2, 4"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.3 step 3, 5.1"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_CERT, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.3 step 3, 5.2"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.3 step 3, 5.3"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, EP_MBOX_MSGS, EP_KEY_MATERIAL, on_mbox_done,
+     "after m1's: ClientKeyExchange, MiddleboxKeyMaterial(->m1..mN, ->S)", "H 4.3 step 3, 4"},
+    {EP_KEY_MATERIAL, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, EP_KEY_MATERIAL, EP_KEY_MATERIAL, ep_on_confirmation,
+     "", "H 4.3 step 5, 5.6"},
+    {EP_KEY_MATERIAL, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, EP_CCS, EP_CCS, on_key_material,
+     "ChangeCipherSpec, Finished, MiddleboxFinished(m1..mN)", "H 4.3 step 5, 6, 6.7"},
+    {EP_CCS, CCS, 1, EP_FINISHED, EP_FINISHED, ep_on_ccs, "", "H 4.3 step 7, 6.9"},
+    {EP_FINISHED, HS, MSP_TLMSP_HT_FINISHED, EP_MBOX_FINISHED, EP_READY, ep_on_finished, "", "H 4.3 step 7, 6.10"},
+    {EP_MBOX_FINISHED, HS, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, EP_MBOX_FINISHED, EP_READY, ep_on_mbox_finished, "",
+     "H 4.3 step 7, 6.11"},
+};
+
+const hs_table_t client_table = {"client",       "tlmsp-handshake.md 4.3",
+                                 client_rows,    sizeof(client_rows) / sizeof(client_rows[0]),
+                                 ep_state_names, EP_NSTATES,
+                                 EP_START,       EP_READY};
 
 int msp_tlmsp_conn_reconnect(const msp_tlmsp_conn_t *old, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out)
 {
+    MSP_ENSURE(out != NULL, MSP_ERR_ARGUMENT);
     *out = NULL;
-    if (old->s.self != MSP_TLMSP_ID_CLIENT || !old->reconnect || old->discovered == NULL) {
-        return MSP_ERR_ARGUMENT;
-    }
+    /* H 7.2: only a client whose first ServerHello changed the path reconnects */
+    MSP_ENSURE(old != NULL && old->s.self == MSP_TLMSP_ID_CLIENT && old->reconnect && old->discovered != NULL,
+               MSP_ERR_ARGUMENT);
     msp_tlmsp_conn_t *c;
-    int ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, cfg, &c);
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(msp_tlmsp_client_new(cfg, &c));
+    int ret;
     /* the first list keeps the ids the first attempt gave it; the route is the discovered list */
-    ret = sess_list_dup(old->s.list, &c->initial, &c->initial_store);
-    if (ret == MSP_OK) {
-        ret = sess_set_list(&c->s, old->discovered);
-    }
-    if (ret != MSP_OK) {
-        msp_tlmsp_conn_free(c);
-        return ret;
-    }
+    MSP_GUARD_GOTO(ret, sess_list_dup(old->s.list, &c->initial, &c->initial_store), fail);
+    MSP_GUARD_GOTO(ret, sess_set_list(&c->s, old->discovered), fail);
     c->attempt2 = 1;
     c->s.sid = old->s.sid;
     memcpy(c->dhash, old->dhash, sizeof(c->dhash));
     *out = c;
     return MSP_OK;
+fail:
+    msp_tlmsp_conn_free(c);
+    return ret;
 }
 
 const msp_tlmsp_address_t *msp_tlmsp_conn_first_hop(const msp_tlmsp_conn_t *c)

@@ -90,7 +90,8 @@ static int put_new_fmac(hop_t *h, const msp_tlmsp_mac_in_t *in, const uint8_t *f
     msp_buf_put(h->out, rc, 16);
     msp_buf_put(h->out, nonce, 12);
     msp_buf_put(h->out, check, 16);
-    return ret != MSP_OK ? ret : msp_buf_error(h->out);
+    MSP_GUARD(ret);
+    return msp_buf_error(h->out);
 }
 
 static void put_old_fmac(msp_buf_t *out, const msp_tlmsp_fmac_t *fm)
@@ -151,20 +152,16 @@ static int fresh_open(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len, 
     sess_nonce(s, nonce);
     put_head(h, f->type, f->ctx, f->flags, f->m_info, f->m_info_len, &mark);
     msp_buf_put_u16(h->out, (uint16_t)flen);
-    int ret = msp_buf_reserve(h->out, flen + 16 + MSP_TLMSP_FMAC_LEN + 1);
+    MSP_GUARD(msp_buf_reserve(h->out, flen + 16 + MSP_TLMSP_FMAC_LEN + 1));
     uint8_t *frag = h->out->base + h->out->len;
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_fragment_seal(&s->g, reader_key(s, f->ctx, h->dir_tx), &u->in, nonce, p, len, frag);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(msp_tlmsp_fragment_seal(&s->g, reader_key(s, f->ctx, h->dir_tx), &u->in, nonce, p, len, frag));
     u->frag_off = h->out->len;
     u->flen = flen;
     h->out->len += flen;
     uint8_t *w = h->out->base + h->out->len;
     /* An alert from a writer without write access carries a zero writer MAC (4.5). */
     memset(w, 0, 16);
+    int ret = MSP_OK;
     if (sess_access(s, s->self, f->ctx) == MSP_TLMSP_ACCESS_RW) {
         ret = msp_tlmsp_writer_mac(&s->g, writer_key(s, f->ctx, h->dir_tx), &u->in, frag, flen, w);
     }
@@ -176,7 +173,8 @@ static int fresh_open(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len, 
         msp_buf_put_u8(h->out, 0);
     }
     msp_buf_block_end(h->out, 2, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(h->out);
+    MSP_GUARD(ret);
+    return msp_buf_error(h->out);
 }
 
 /* The forwarding MAC of order 0 (4.6, 5.7, 5.8) into the bytes fresh_open() left, from the fragment's hash. */
@@ -208,11 +206,9 @@ static int fresh(hop_t *h, const fresh_t *f, const uint8_t *p, size_t len)
 {
     unsent_t u;
     uint8_t hash[32];
-    int ret = fresh_open(h, f, p, len, &u);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_reader_check_hash(&h->s->g, &u.in, h->out->base + u.frag_off, u.flen, hash);
-    }
-    return ret == MSP_OK ? fresh_close(h, &u, hash) : ret;
+    MSP_GUARD(fresh_open(h, f, p, len, &u));
+    MSP_GUARD(msp_tlmsp_reader_check_hash(&h->s->g, &u.in, h->out->base + u.frag_off, u.flen, hash));
+    return fresh_close(h, &u, hash);
 }
 
 /* Originate (endpoint) or insert (middlebox) one container of at most MAX_CONTAINER_DATA bytes. */
@@ -340,7 +336,8 @@ int data_forward(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c)
     msp_buf_put(h->out, c->writer_mac, 16);
     int ret = put_chain(h, c, &in, c->fragment, c->fragment_len, 0);
     msp_buf_block_end(h->out, 2, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(h->out);
+    MSP_GUARD(ret);
+    return msp_buf_error(h->out);
 }
 
 /* Modify (7.3): flags and M_INFO unchanged, fragment and writer MAC ours. */
@@ -357,23 +354,18 @@ int data_replace(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const u
     sess_nonce(s, nonce);
     put_head(h, type, c->context, c->flags, c->m_info, c->m_info_len, &mark);
     msp_buf_put_u16(h->out, (uint16_t)flen);
-    int ret = msp_buf_reserve(h->out, flen + 16);
+    MSP_GUARD(msp_buf_reserve(h->out, flen + 16));
     size_t frag_at = h->out->len;
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_fragment_seal(&s->g, reader_key(s, c->context, h->dir_tx), &in, nonce, p, len,
-                                      h->out->base + frag_at);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_writer_mac(&s->g, writer_key(s, c->context, h->dir_tx), &in, h->out->base + frag_at, flen,
-                                   h->out->base + frag_at + flen);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    /* records 7.3: a writer re-encrypts the new plaintext (5.5) and signs it with its writer MAC (5.6) */
+    MSP_GUARD(msp_tlmsp_fragment_seal(&s->g, reader_key(s, c->context, h->dir_tx), &in, nonce, p, len,
+                                      h->out->base + frag_at));
+    MSP_GUARD(msp_tlmsp_writer_mac(&s->g, writer_key(s, c->context, h->dir_tx), &in, h->out->base + frag_at, flen,
+                                   h->out->base + frag_at + flen));
     h->out->len += flen + 16;
-    ret = put_chain(h, c, &in, h->out->base + frag_at, flen, 1);
+    int ret = put_chain(h, c, &in, h->out->base + frag_at, flen, 1);
     msp_buf_block_end(h->out, 2, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(h->out);
+    MSP_GUARD(ret);
+    return msp_buf_error(h->out);
 }
 
 /* Delete (7.4): a fresh empty container from us with one delete indicator for the original's origin. */
@@ -400,9 +392,9 @@ static int check_writer(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, 
         return MSP_ALERT_BAD_WRITER_MAC; /* written by an entity that may not write this context */
     }
     uint8_t w[16];
-    int ret =
-        msp_tlmsp_writer_mac(&h->s->g, writer_key(h->s, c->context, !h->dir_tx), in, c->fragment, c->fragment_len, w);
-    return ret != MSP_OK ? ret : msp_tlmsp_mac_verify(w, c->writer_mac, MSP_ALERT_BAD_WRITER_MAC);
+    MSP_GUARD(
+        msp_tlmsp_writer_mac(&h->s->g, writer_key(h->s, c->context, !h->dir_tx), in, c->fragment, c->fragment_len, w));
+    return msp_tlmsp_mac_verify(w, c->writer_mac, MSP_ALERT_BAD_WRITER_MAC);
 }
 
 static int check_reader_check(hop_t *h, const msp_tlmsp_container_t *c, msp_tlmsp_mac_in_t in,
@@ -412,11 +404,9 @@ static int check_reader_check(hop_t *h, const msp_tlmsp_container_t *c, msp_tlms
     if (msp_tlmsp_seq_of(&h->seq, fm->id, &in.seq) != MSP_OK) {
         return MSP_ALERT_BAD_READER_MAC; /* generated by an entity that is not upstream of us */
     }
-    int ret = rc_hash(h->s, &in, c->fragment, c->fragment_len, hash);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_reader_check_gmac(&h->s->g, h->s->synch[!h->dir_tx], fm->nonce, hash, rc);
-    }
-    return ret != MSP_OK ? ret : msp_tlmsp_mac_verify(rc, fm->reader_check, MSP_ALERT_BAD_READER_MAC);
+    MSP_GUARD(rc_hash(h->s, &in, c->fragment, c->fragment_len, hash));
+    MSP_GUARD(msp_tlmsp_reader_check_gmac(&h->s->g, h->s->synch[!h->dir_tx], fm->nonce, hash, rc));
+    return msp_tlmsp_mac_verify(rc, fm->reader_check, MSP_ALERT_BAD_READER_MAC);
 }
 
 static const msp_tlmsp_fmac_t *with_order(const msp_tlmsp_container_t *c, unsigned order)

@@ -17,29 +17,34 @@
 int ep_transcript(msp_tlmsp_conn_t *c, const uint8_t *msg, size_t len)
 {
     sess_t *s = &c->s;
-    int ret = MSP_OK;
     if (msp_tlmsp_endpoint_transcript_includes(msg[0], msg + 4, len - 4)) {
-        ret = sess_hash_add(s->t, msg, len);
+        MSP_GUARD(sess_hash_add(s->t, msg, len));
     }
-    for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
+    for (size_t i = 0; i < s->list->n; i++) {
         if (msp_tlmsp_mbox_transcript_includes(msg[0], msg + 4, len - 4, s->list->m[i].id)) {
-            ret = sess_hash_add(s->mb[i].t, msg, len);
+            MSP_GUARD(sess_hash_add(s->mb[i].t, msg, len));
         }
     }
-    return ret;
+    return MSP_OK;
 }
 
 int ep_send_msg(msp_tlmsp_conn_t *c, const uint8_t *msg, size_t len)
 {
-    int ret = ep_transcript(c, msg, len);
-    return ret == MSP_OK ? hop_write_msg(&c->h, msg, len) : ret;
+    MSP_GUARD(ep_transcript(c, msg, len));
+    return hop_write_msg(&c->h, msg, len);
 }
 
-int ep_mbox_msg(msp_tlmsp_conn_t *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len,
-                uint8_t *index)
+int ep_mbox_msg(msp_tlmsp_conn_t *c, const hs_msg_t *m, uint8_t *index)
 {
-    int ret = hs_mbox_msg(&c->s, type, body, len, index);
-    return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
+    MSP_GUARD(hs_mbox_msg(&c->s, m->type, m->body, m->len, index));
+    return ep_transcript(c, m->msg, m->msg_len);
+}
+
+/* MiddleboxHello, Cert, KeyExchange (and the server's HelloDone): H 4.3 step 3, 4.4 step 3. */
+int ep_on_mbox_msg(hop_t *h, const hs_msg_t *m)
+{
+    uint8_t index;
+    return ep_mbox_msg(h->owner, m, &index);
 }
 
 /* Contributions (6.6) and KeyMaterial to m1..mN, then to the other endpoint (4.3 step 4, 4.4 step 6). */
@@ -55,16 +60,16 @@ int ep_key_materials(msp_tlmsp_conn_t *c)
     sess_random(s, rnd, 16 + 32 * nctx);
     int ret = msp_tlmsp_contrib_generate(client ? s->cc : s->sc, s->present, rnd, 16 + 32 * nctx);
     OPENSSL_cleanse(rnd, 16 + 32 * nctx);
+    MSP_GUARD(ret);
     msp_buf_t msg;
     msp_buf_init(&msg, MSP_TLMSP_KEYMAT_MAX_BODY + 4);
-    for (size_t i = 0; ret == MSP_OK && i <= s->list->n; i++) {
+    for (size_t i = 0; i <= s->list->n; i++) {
         uint8_t target = i < s->list->n ? s->list->m[i].id : (client ? MSP_TLMSP_ID_SERVER : MSP_TLMSP_ID_CLIENT);
         msg.len = 0;
-        ret = hs_key_material(s, target, &msg);
-        if (ret == MSP_OK) {
-            ret = ep_send_msg(c, msg.base, msg.len);
-        }
+        MSP_GUARD_GOTO(ret, hs_key_material(s, target, &msg), out);
+        MSP_GUARD_GOTO(ret, ep_send_msg(c, msg.base, msg.len), out);
     }
+out:
     msp_buf_free(&msg);
     return ret;
 }
@@ -75,22 +80,14 @@ static int on_confirmation(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
     sess_t *s = &c->s;
     uint8_t id;
     const uint8_t *key;
-    int ret = msp_tlmsp_key_material_id(body, len, &id);
-    int i = ret == MSP_OK ? sess_mbox_index(s, id) : -1;
-    if (ret == MSP_OK && (i < 0 || s->mb[i].confirm != NULL)) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        ret = sess_pair_key(s, id, s->self, &key);
-    }
-    if (ret == MSP_OK) {
-        s->mb[i].confirm = calloc(1, sizeof(*s->mb[i].confirm));
-        ret = s->mb[i].confirm != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, id, s->present, s->mb[i].confirm);
-    }
-    return ret;
+    MSP_GUARD(msp_tlmsp_key_material_id(body, len, &id));
+    int i = sess_mbox_index(s, id);
+    /* H 5.6: one confirmation per listed middlebox, from that middlebox */
+    MSP_ENSURE(i >= 0 && s->mb[i].confirm == NULL, MSP_ALERT_ILLEGAL_PARAMETER);
+    MSP_GUARD(sess_pair_key(s, id, s->self, &key));
+    s->mb[i].confirm = calloc(1, sizeof(*s->mb[i].confirm));
+    MSP_ENSURE(s->mb[i].confirm != NULL, MSP_ERR_NO_MEMORY);
+    return msp_tlmsp_key_material_open(&s->g, key, body, len, id, s->present, s->mb[i].confirm);
 }
 
 /* The other endpoint's KeyMaterial, then the 6.7 check against every confirmation. */
@@ -101,16 +98,14 @@ static int on_peer_material(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len
     uint8_t peer = client ? MSP_TLMSP_ID_SERVER : MSP_TLMSP_ID_CLIENT;
     msp_tlmsp_contrib_t *pc = client ? s->sc : s->cc;
     const uint8_t *key;
-    int ret = sess_pair_key(s, peer, s->self, &key);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, pc);
-    }
-    if (ret != MSP_OK || s->list->n == 0) {
-        return ret;
+    MSP_GUARD(sess_pair_key(s, peer, s->self, &key));
+    MSP_GUARD(msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, pc));
+    if (s->list->n == 0) {
+        return MSP_OK;
     }
     const msp_tlmsp_contrib_t **confirm = calloc(s->list->n, sizeof(*confirm));
     uint8_t(*access)[256] = calloc(s->list->n, 256);
-    ret = confirm != NULL && access != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
+    int ret = confirm != NULL && access != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
     for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
         confirm[i] = s->mb[i].confirm;
         memcpy(access[i], s->list->m[i].access, 256);
@@ -123,21 +118,24 @@ static int on_peer_material(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len
     return ret;
 }
 
-/* KeyConfirmations (one per middlebox, any order) then the other endpoint's KeyMaterial (4.3 step 5, 4.4 step 5). */
-int ep_on_key_material(msp_tlmsp_conn_t *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                       size_t msg_len)
+/*
+ * KeyConfirmations (one per middlebox, any order: H 4.3 step 5, 4.4 step 5 "one or more
+ * MiddleboxKeyConfirmation then MiddleboxKeyMaterial"); one more than there are middleboxes is unexpected.
+ */
+int ep_on_confirmation(hop_t *h, const hs_msg_t *m)
 {
-    int ret = MSP_ALERT_UNEXPECTED_MESSAGE;
-    if (type == MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION && c->confirmations < c->s.list->n) {
-        ret = on_confirmation(c, body, len);
-        c->confirmations++;
-    } else if (type == MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL) {
-        ret = on_peer_material(c, body, len);
-    }
-    if (ret == MSP_OK) {
-        ret = ep_transcript(c, msg, msg_len);
-    }
-    return ret;
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_ENSURE(c->confirmations < c->s.list->n, MSP_ALERT_UNEXPECTED_MESSAGE);
+    c->confirmations++;
+    MSP_GUARD(on_confirmation(c, m->body, m->len));
+    return ep_transcript(c, m->msg, m->msg_len);
+}
+
+/* The other endpoint's KeyMaterial and the 6.7 check (H 4.3 step 5, 4.4 step 5); the caller answers. */
+int ep_on_peer_material(msp_tlmsp_conn_t *c, const hs_msg_t *m)
+{
+    MSP_GUARD(on_peer_material(c, m->body, m->len));
+    return ep_transcript(c, m->msg, m->msg_len);
 }
 
 static void fin_msg(uint8_t out[16], const uint8_t verify[12])
@@ -152,39 +150,33 @@ static int mbox_fin(sess_t *s, size_t i, msp_tlmsp_finished_kind_t kind, msp_buf
 {
     uint8_t h[32];
     msp_tlmsp_mbox_finished_t f = {s->list->m[i].id, {0}};
-    int ret = sess_hash_peek(s->mb[i].t, NULL, 0, h);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished(kind, s->mb[i].master, h, f.verify_data);
-    }
+    MSP_GUARD(sess_hash_peek(s->mb[i].t, NULL, 0, h));
+    MSP_GUARD(msp_tlmsp_finished(kind, s->mb[i].master, h, f.verify_data));
     size_t mark;
     msp_tls12_hs_begin(out, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, &mark);
     msp_tlmsp_mbox_finished_build(&f, out);
     msp_tls12_hs_end(out, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(out);
+    return msp_buf_error(out);
 }
 
 /* Lcontrib(m) into T_m just before the client Finished (server side, 6.11). */
 static int add_lcontrib(sess_t *s)
 {
-    int ret = MSP_OK;
-    for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
+    for (size_t i = 0; i < s->list->n; i++) {
         msp_buf_t l;
         msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
-        ret = msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[i].access, &l);
-        if (ret == MSP_OK) {
-            ret = sess_hash_add(s->mb[i].t, l.base, l.len);
-        }
+        MSP_GUARD(msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[i].access, &l));
+        MSP_GUARD(sess_hash_add(s->mb[i].t, l.base, l.len));
     }
-    return ret;
+    return MSP_OK;
 }
 
 static int add_to_all(sess_t *s, const uint8_t *msg, size_t len)
 {
-    int ret = MSP_OK;
-    for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
-        ret = sess_hash_add(s->mb[i].t, msg, len);
+    for (size_t i = 0; i < s->list->n; i++) {
+        MSP_GUARD(sess_hash_add(s->mb[i].t, msg, len));
     }
-    return ret;
+    return MSP_OK;
 }
 
 /* ChangeCipherSpec, Finished, then MiddleboxFinished to m1..mN (4.3 step 6, 4.4 step 8). */
@@ -193,37 +185,25 @@ int ep_send_finished(msp_tlmsp_conn_t *c)
     sess_t *s = &c->s;
     int client = s->self == MSP_TLMSP_ID_CLIENT;
     uint8_t h[32], v[12];
-    int ret = sess_derive_context_keys(s);
-    if (ret == MSP_OK) {
-        ret = hop_write_ccs(&c->h);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_peek(s->t, NULL, 0, h);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished(client ? MSP_TLMSP_FIN_CLIENT : MSP_TLMSP_FIN_SERVER, s->master_cs, h, v);
-    }
+    MSP_GUARD(sess_derive_context_keys(s));
+    MSP_GUARD(hop_write_ccs(&c->h));
+    MSP_GUARD(sess_hash_peek(s->t, NULL, 0, h));
+    MSP_GUARD(msp_tlmsp_finished(client ? MSP_TLMSP_FIN_CLIENT : MSP_TLMSP_FIN_SERVER, s->master_cs, h, v));
     uint8_t *fin = client ? c->client_fin : c->server_fin;
     fin_msg(fin, v);
-    if (ret == MSP_OK && client) {
-        ret = sess_hash_add(s->t, fin, 16);
+    if (client) {
+        MSP_GUARD(sess_hash_add(s->t, fin, 16));
+        MSP_GUARD(add_to_all(s, fin, 16));
     }
-    if (ret == MSP_OK && client) {
-        ret = add_to_all(s, fin, 16);
-    }
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&c->h, fin, 16);
-    }
+    MSP_GUARD(hop_write_msg(&c->h, fin, 16));
     msp_buf_t msg;
     uint8_t store[4 + 13];
-    for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
+    for (size_t i = 0; i < s->list->n; i++) {
         msp_buf_init_fixed(&msg, store, sizeof(store));
-        ret = mbox_fin(s, i, client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX, &msg);
-        if (ret == MSP_OK) {
-            ret = hop_write_msg(&c->h, msg.base, msg.len);
-        }
+        MSP_GUARD(mbox_fin(s, i, client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX, &msg));
+        MSP_GUARD(hop_write_msg(&c->h, msg.base, msg.len));
     }
-    return ret;
+    return MSP_OK;
 }
 
 static int on_peer_finished(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len, const uint8_t *msg)
@@ -231,23 +211,16 @@ static int on_peer_finished(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len
     sess_t *s = &c->s;
     int client = s->self == MSP_TLMSP_ID_CLIENT;
     uint8_t h[32];
-    int ret = sess_hash_peek(s->t, NULL, 0, h);
-    if (ret == MSP_OK) {
-        ret =
-            msp_tlmsp_finished_check(client ? MSP_TLMSP_FIN_SERVER : MSP_TLMSP_FIN_CLIENT, s->master_cs, h, body, len);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(sess_hash_peek(s->t, NULL, 0, h));
+    MSP_GUARD(
+        msp_tlmsp_finished_check(client ? MSP_TLMSP_FIN_SERVER : MSP_TLMSP_FIN_CLIENT, s->master_cs, h, body, len));
     memcpy(client ? c->server_fin : c->client_fin, msg, 16);
     if (client) {
         return add_to_all(s, msg, 16); /* the client adds the server Finished to every T_m (6.11) */
     }
-    ret = sess_hash_add(s->t, msg, 16);
-    if (ret == MSP_OK) {
-        ret = add_lcontrib(s);
-    }
-    return ret == MSP_OK ? add_to_all(s, msg, 16) : ret;
+    MSP_GUARD(sess_hash_add(s->t, msg, 16));
+    MSP_GUARD(add_lcontrib(s));
+    return add_to_all(s, msg, 16);
 }
 
 /* A MiddleboxFinished from each middlebox, each verified; the reference stops at mN's (9.10), we need them all. */
@@ -256,59 +229,73 @@ static int on_mbox_finished(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len
     sess_t *s = &c->s;
     msp_tlmsp_mbox_finished_t f;
     uint8_t h[32];
-    int ret = msp_tlmsp_mbox_finished_parse(body, len, &f);
-    int i = ret == MSP_OK ? sess_mbox_index(s, f.id) : -1;
-    if (ret == MSP_OK && (i < 0 || s->mb[i].finished)) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_peek(s->mb[i].t, NULL, 0, h);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished_check(s->self == MSP_TLMSP_ID_CLIENT ? MSP_TLMSP_FIN_MBOX_TO_CLIENT
+    MSP_GUARD(msp_tlmsp_mbox_finished_parse(body, len, &f));
+    int i = sess_mbox_index(s, f.id);
+    /* H 5.7: from a listed middlebox, once */
+    MSP_ENSURE(i >= 0 && !s->mb[i].finished, MSP_ALERT_ILLEGAL_PARAMETER);
+    MSP_GUARD(sess_hash_peek(s->mb[i].t, NULL, 0, h));
+    MSP_GUARD(msp_tlmsp_finished_check(s->self == MSP_TLMSP_ID_CLIENT ? MSP_TLMSP_FIN_MBOX_TO_CLIENT
                                                                       : MSP_TLMSP_FIN_MBOX_TO_SERVER,
-                                       s->mb[i].master, h, f.verify_data, 12);
-    }
-    if (ret == MSP_OK) {
-        s->mb[i].finished = 1;
-        c->mbox_finished++;
-    }
-    return ret;
+                                       s->mb[i].master, h, f.verify_data, 12));
+    s->mb[i].finished = 1;
+    c->mbox_finished++;
+    return MSP_OK;
 }
 
-/* Finished then every MiddleboxFinished; the server answers with its own once they are all in (4.4 step 8). */
-int ep_on_finished(msp_tlmsp_conn_t *c, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                   size_t msg_len)
+/* Once every MiddleboxFinished is in, the server answers with its own flight (4.4 step 8) and both are ready. */
+static int finish_if_all(msp_tlmsp_conn_t *c)
 {
-    int ret = MSP_ALERT_UNEXPECTED_MESSAGE;
-    if (c->state == EP_FINISHED && type == MSP_TLMSP_HT_FINISHED && msg_len == 16) {
-        ret = on_peer_finished(c, body, len, msg);
-        c->state = EP_MBOX_FINISHED;
-    } else if (c->state == EP_FINISHED && type == MSP_TLMSP_HT_FINISHED) {
-        ret = MSP_ALERT_DECODE_ERROR;
-    } else if (c->state == EP_MBOX_FINISHED && type == MSP_TLMSP_HT_MIDDLEBOX_FINISHED) {
-        ret = on_mbox_finished(c, body, len);
-    }
-    if (ret != MSP_OK || c->state != EP_MBOX_FINISHED || c->mbox_finished < c->s.list->n) {
-        return ret;
-    }
-    if (c->s.self == MSP_TLMSP_ID_SERVER) {
-        ret = ep_send_finished(c);
+    if (c->mbox_finished < c->s.list->n) {
+        return MSP_OK;
     }
     c->state = EP_READY;
-    return ret;
+    return c->s.self == MSP_TLMSP_ID_SERVER ? ep_send_finished(c) : MSP_OK;
 }
 
+/* The peer's Finished (6.10): 12 bytes of verify_data, else decode_error (RFC 5246 7.4.9). */
+int ep_on_finished(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_ENSURE(m->msg_len == 16, MSP_ALERT_DECODE_ERROR);
+    MSP_GUARD(on_peer_finished(c, m->body, m->len, m->msg));
+    return finish_if_all(c);
+}
+
+/*
+ * A MiddleboxFinished from each middlebox, each verified (6.11); the reference stops at mN's
+ * (H 4.3 step 7 "until the one from the last middlebox", 9.10), we need them all.
+ */
+int ep_on_mbox_finished(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    MSP_GUARD(on_mbox_finished(c, m->body, m->len));
+    return finish_if_all(c);
+}
+
+/* ChangeCipherSpec (6.9): the context keys are derived from the contributions now complete (6.8). */
+int ep_on_ccs(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_conn_t *c = h->owner;
+    (void)m;
+    return sess_derive_context_keys(&c->s);
+}
+
+const char *const ep_state_names[EP_NSTATES] = {"START",      "SERVER_HELLO", "CERTIFICATE",   "SERVER_KEX",
+                                                "HELLO_DONE", "MBOX_MSGS",    "CLIENT_HELLO",  "KEY_MATERIAL",
+                                                "CCS",        "FINISHED",     "MBOX_FINISHED", "READY"};
+
 /* ---- hop callbacks ---- */
+
+static const hs_table_t *ep_table(const msp_tlmsp_conn_t *c)
+{
+    return c->s.self == MSP_TLMSP_ID_CLIENT ? &client_table : &server_table;
+}
 
 static int ep_ccs(hop_t *h)
 {
     msp_tlmsp_conn_t *c = h->owner;
-    if (c->state != EP_CCS) {
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
-    c->state = EP_FINISHED;
-    return sess_derive_context_keys(&c->s);
+    hs_msg_t m = {1, NULL, 0, NULL, 0};
+    return hs_dispatch(ep_table(c), &c->state, h, MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, &m);
 }
 
 static int ep_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *ct, const uint8_t *plain, size_t plain_len,
@@ -339,17 +326,12 @@ static int ep_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *ct,
     return level == 1 || level == 2 ? MSP_ERR_CLASS_PEER_ALERT + desc : MSP_ALERT_ILLEGAL_PARAMETER;
 }
 
+/* No renegotiation, no tickets with TLMSP (H 8): READY has no rows. */
 static int ep_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
     msp_tlmsp_conn_t *c = h->owner;
-    if (c->state == EP_FINISHED || c->state == EP_MBOX_FINISHED) {
-        return ep_on_finished(c, type, body, len, msg, msg_len);
-    }
-    if (c->state == EP_READY || c->state == EP_CCS) {
-        return MSP_ALERT_UNEXPECTED_MESSAGE; /* no renegotiation, no tickets with TLMSP (8) */
-    }
-    return c->s.self == MSP_TLMSP_ID_CLIENT ? client_handshake(h, type, body, len, msg, msg_len)
-                                            : server_handshake(h, type, body, len, msg, msg_len);
+    hs_msg_t m = {type, body, len, msg, msg_len};
+    return hs_dispatch(ep_table(c), &c->state, h, MSP_TLMSP_CT_HANDSHAKE, &m);
 }
 
 static const hop_ops_t ep_ops = {ep_handshake, ep_ccs, ep_container, NULL};
@@ -362,32 +344,25 @@ static int copy_cfg(msp_tlmsp_conn_t *c, const msp_tlmsp_endpoint_cfg_t *cfg)
     s->trust = cfg->trust;
     s->identity = cfg->identity;
     c->ev = cfg->events;
-    int ret = sess_store_addresses(s, &cfg->client_address, &cfg->server_address);
-    if (ret == MSP_OK && s->self == MSP_TLMSP_ID_CLIENT) {
-        ret = sess_set_contexts(s, cfg->contexts);
+    MSP_GUARD(sess_store_addresses(s, &cfg->client_address, &cfg->server_address));
+    if (s->self == MSP_TLMSP_ID_CLIENT) {
+        MSP_GUARD(sess_set_contexts(s, cfg->contexts));
+        return sess_set_list(s, cfg->middleboxes);
     }
-    if (ret == MSP_OK && s->self == MSP_TLMSP_ID_CLIENT) {
-        ret = sess_set_list(s, cfg->middleboxes);
-    }
-    if (ret == MSP_OK && s->self == MSP_TLMSP_ID_SERVER && cfg->middleboxes != NULL) {
-        ret = sess_list_dup(cfg->middleboxes, &c->policy, &c->policy_store);
-    }
-    return ret;
+    return cfg->middleboxes != NULL ? sess_list_dup(cfg->middleboxes, &c->policy, &c->policy_store) : MSP_OK;
 }
 
 int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out)
 {
+    MSP_ENSURE(out != NULL, MSP_ERR_ARGUMENT);
     *out = NULL;
     int client = role == MSP_TLMSP_ID_CLIENT;
-    if ((!client && role != MSP_TLMSP_ID_SERVER) || cfg->random == NULL ||
-        (client ? cfg->contexts == NULL || cfg->middleboxes == NULL
-                : cfg->identity.key == NULL || cfg->identity.ncerts == 0)) {
-        return MSP_ERR_ARGUMENT;
-    }
+    MSP_ENSURE(cfg != NULL && (client || role == MSP_TLMSP_ID_SERVER) && cfg->random != NULL, MSP_ERR_ARGUMENT);
+    MSP_ENSURE(client ? cfg->contexts != NULL && cfg->middleboxes != NULL
+                      : cfg->identity.key != NULL && cfg->identity.ncerts != 0,
+               MSP_ERR_ARGUMENT);
     msp_tlmsp_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return MSP_ERR_NO_MEMORY;
-    }
+    MSP_ENSURE(c != NULL, MSP_ERR_NO_MEMORY);
     int ret = sess_init(&c->s, role, cfg->random, cfg->random_user);
     if (ret == MSP_OK) {
         ret = copy_cfg(c, cfg);
@@ -400,6 +375,16 @@ int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tl
     }
     *out = c;
     return MSP_OK;
+}
+
+int msp_tlmsp_client_new(const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out)
+{
+    return msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, cfg, out);
+}
+
+int msp_tlmsp_server_new(const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out)
+{
+    return msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, cfg, out);
 }
 
 void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c)
@@ -423,7 +408,8 @@ int msp_tlmsp_conn_start(msp_tlmsp_conn_t *c, msp_buf_t *out)
         return MSP_ERR_ARGUMENT;
     }
     c->h.out = out;
-    int ret = client_hello(c);
+    hs_msg_t m = {0, NULL, 0, NULL, 0};
+    int ret = hs_dispatch(&client_table, &c->state, &c->h, HS_CT_START, &m);
     c->h.out = NULL;
     return ret;
 }

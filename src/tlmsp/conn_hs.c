@@ -18,41 +18,34 @@ int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, ms
     msp_tls12_hs_begin(msg, type, &mark);
     int ret = body(arg, msg);
     msp_tls12_hs_end(msg, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
 }
 
 /* The server's Certificate (client and middlebox): its leaf for the IDList and its key for the key exchange. */
 int hs_server_cert(sess_t *s, const uint8_t *body, size_t len)
 {
     msp_tls12_certificate_t m;
-    int ret = msp_tls12_certificate_parse(body, len, &m);
-    if (ret == MSP_OK && m.ncerts == 0) {
-        ret = MSP_ALERT_BAD_CERTIFICATE;
-    }
-    if (ret == MSP_OK) {
-        ret = sess_dup(&s->server_cert, &s->server_cert_len, m.der[0], m.der_len[0]);
-    }
-    return ret == MSP_OK ? sess_cert_key(s, m.der[0], m.der_len[0], &s->server_pub) : ret;
+    MSP_GUARD(msp_tls12_certificate_parse(body, len, &m));
+    /* RFC 5246 7.4.2: the server's certificate is required with ECDHE_RSA / ECDHE_ECDSA (H 1.9) */
+    MSP_ENSURE(m.ncerts > 0, MSP_ALERT_BAD_CERTIFICATE);
+    MSP_GUARD(sess_dup(&s->server_cert, &s->server_cert_len, m.der[0], m.der_len[0]));
+    return sess_cert_key(s, m.der[0], m.der_len[0], &s->server_pub);
 }
 
 /* The ServerKeyExchange (client and middlebox): signed by the server's key, on a group we support. */
 int hs_server_kex(sess_t *s, const uint8_t *body, size_t len)
 {
     msp_tls12_server_kex_t k;
-    int ret = msp_tls12_server_kex_parse(body, len, &k);
-    if (ret == MSP_OK &&
-        ((k.group != MSP_TLS12_GROUP_X25519 && k.group != MSP_TLS12_GROUP_P256) || k.point_len > MAX_POINT)) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_server_kex_verify(s->server_pub, s->client_random, s->server_random, &k);
-    }
-    if (ret == MSP_OK) {
-        s->group = k.group;
-        memcpy(s->ske_point, k.point, k.point_len);
-        s->ske_point_len = k.point_len;
-    }
-    return ret;
+    MSP_GUARD(msp_tls12_server_kex_parse(body, len, &k));
+    /* H 1.9: X25519 or P-256, the groups we offered */
+    MSP_ENSURE((k.group == MSP_TLS12_GROUP_X25519 || k.group == MSP_TLS12_GROUP_P256) && k.point_len <= MAX_POINT,
+               MSP_ALERT_ILLEGAL_PARAMETER);
+    MSP_GUARD(msp_tls12_server_kex_verify(s->server_pub, s->client_random, s->server_random, &k));
+    s->group = k.group;
+    memcpy(s->ske_point, k.point, k.point_len);
+    s->ske_point_len = k.point_len;
+    return MSP_OK;
 }
 
 /* What a ClientHello's TLMSP extensions give the server and every middlebox: contexts, addresses, the list. */
@@ -60,29 +53,26 @@ int hs_adopt(sess_t *s, const msp_tlmsp_ext_client_t *e, const msp_tlmsp_mbox_li
              const msp_tls12_ext_t *context_list)
 {
     msp_tlmsp_context_list_t ctx;
-    int ret = msp_tlmsp_context_list_parse(context_list->data, context_list->len, &ctx);
-    if (ret == MSP_OK) {
-        ret = sess_set_contexts(s, &ctx);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_store_addresses(s, &e->client, &e->server);
-    }
-    return ret == MSP_OK ? sess_set_list(s, list) : ret;
+    MSP_GUARD(msp_tlmsp_context_list_parse(context_list->data, context_list->len, &ctx));
+    MSP_GUARD(sess_set_contexts(s, &ctx));
+    MSP_GUARD(sess_store_addresses(s, &e->client, &e->server));
+    return sess_set_list(s, list);
 }
 
 /* The index of a middlebox message's sender: a listed middlebox other than ourselves (5.1). */
 static int sender(const sess_t *s, uint8_t id, int *i)
 {
     *i = sess_mbox_index(s, id);
-    return *i < 0 || id == s->self ? MSP_ALERT_ILLEGAL_PARAMETER : MSP_OK;
+    MSP_ENSURE(*i >= 0 && id != s->self, MSP_ALERT_ILLEGAL_PARAMETER);
+    return MSP_OK;
 }
 
 /* Each middlebox sends Hello, Cert, KeyExchange, HelloDone in that order, once (4.3). */
 static int in_order(mbox_peer_t *m, uint8_t bit)
 {
-    if (m->got != bit - 1) {
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    /* H 4.3 step 3: "MiddleboxHello -> MiddleboxCert -> MiddleboxKeyExchange -> MiddleboxHelloDone (any other
+     * order is unexpected_message)" */
+    MSP_ENSURE(m->got == bit - 1, MSP_ALERT_UNEXPECTED_MESSAGE);
     m->got |= bit;
     return MSP_OK;
 }
@@ -90,42 +80,28 @@ static int in_order(mbox_peer_t *m, uint8_t bit)
 static int on_hello(sess_t *s, const uint8_t *body, size_t len, int *i)
 {
     msp_tlmsp_mbox_hello_t h;
-    int ret = msp_tlmsp_mbox_hello_parse(body, len, &h);
-    if (ret == MSP_OK) {
-        ret = sender(s, h.id, i);
-    }
-    if (ret == MSP_OK) {
-        ret = in_order(&s->mb[*i], GOT_HELLO);
-    }
-    if (ret == MSP_OK) {
-        memcpy(s->mb_to_client[*i], h.to_client_random, 32);
-        memcpy(s->mb_to_server[*i], h.to_server_random, 32);
-    }
-    return ret;
+    MSP_GUARD(msp_tlmsp_mbox_hello_parse(body, len, &h));
+    MSP_GUARD(sender(s, h.id, i));
+    MSP_GUARD(in_order(&s->mb[*i], GOT_HELLO));
+    memcpy(s->mb_to_client[*i], h.to_client_random, 32);
+    memcpy(s->mb_to_server[*i], h.to_server_random, 32);
+    return MSP_OK;
 }
 
 static int on_cert(sess_t *s, const uint8_t *body, size_t len, int *i)
 {
     msp_tlmsp_mbox_cert_t c;
-    int ret = msp_tlmsp_mbox_cert_parse(body, len, &c);
-    if (ret == MSP_OK) {
-        ret = sender(s, c.id, i);
-    }
-    if (ret == MSP_OK) {
-        ret = in_order(&s->mb[*i], GOT_CERT);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_dup(&s->mb[*i].cert, &s->mb[*i].cert_len, c.der[0], c.der_len[0]);
-    }
-    return ret == MSP_OK ? sess_cert_key(s, c.der[0], c.der_len[0], &s->mb[*i].pub) : ret;
+    MSP_GUARD(msp_tlmsp_mbox_cert_parse(body, len, &c));
+    MSP_GUARD(sender(s, c.id, i));
+    MSP_GUARD(in_order(&s->mb[*i], GOT_CERT));
+    MSP_GUARD(sess_dup(&s->mb[*i].cert, &s->mb[*i].cert_len, c.der[0], c.der_len[0]));
+    return sess_cert_key(s, c.der[0], c.der_len[0], &s->mb[*i].pub);
 }
 
 static int keep_point(const msp_tlmsp_kex_half_t *h, uint16_t group, uint8_t *dst, size_t *dst_len)
 {
     /* Every middlebox key must be on the ServerKeyExchange group: the endpoints use one key with all (5.3). */
-    if (h->group != group || h->point_len > MAX_POINT) {
-        return MSP_ALERT_ILLEGAL_PARAMETER;
-    }
+    MSP_ENSURE(h->group == group && h->point_len <= MAX_POINT, MSP_ALERT_ILLEGAL_PARAMETER);
     memcpy(dst, h->point, h->point_len);
     *dst_len = h->point_len;
     return MSP_OK;
@@ -134,39 +110,25 @@ static int keep_point(const msp_tlmsp_kex_half_t *h, uint16_t group, uint8_t *ds
 static int on_kex(sess_t *s, const uint8_t *body, size_t len, int *i)
 {
     msp_tlmsp_mbox_kex_t k;
-    int ret = msp_tlmsp_mbox_kex_parse(body, len, &k);
-    if (ret == MSP_OK) {
-        ret = sender(s, k.id, i);
-    }
-    if (ret == MSP_OK) {
-        ret = in_order(&s->mb[*i], GOT_KEX);
-    }
+    MSP_GUARD(msp_tlmsp_mbox_kex_parse(body, len, &k));
+    MSP_GUARD(sender(s, k.id, i));
+    MSP_GUARD(in_order(&s->mb[*i], GOT_KEX));
     msp_tlmsp_mbox_hello_t h = {k.id, {0}, {0}};
-    if (ret == MSP_OK) {
-        memcpy(h.to_client_random, s->mb_to_client[*i], 32);
-        memcpy(h.to_server_random, s->mb_to_server[*i], 32);
-        ret = msp_tlmsp_mbox_kex_verify(s->mb[*i].pub, &h, &k.to_client);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_mbox_kex_verify(s->mb[*i].pub, &h, &k.to_server);
-    }
-    if (ret == MSP_OK) {
-        ret = keep_point(&k.to_client, s->group, s->mb[*i].to_client_point, &s->mb[*i].to_client_point_len);
-    }
-    if (ret == MSP_OK) {
-        ret = keep_point(&k.to_server, s->group, s->mb[*i].to_server_point, &s->mb[*i].to_server_point_len);
-    }
-    return ret;
+    memcpy(h.to_client_random, s->mb_to_client[*i], 32);
+    memcpy(h.to_server_random, s->mb_to_server[*i], 32);
+    /* H 5.3: both halves signed by the middlebox's certified key */
+    MSP_GUARD(msp_tlmsp_mbox_kex_verify(s->mb[*i].pub, &h, &k.to_client));
+    MSP_GUARD(msp_tlmsp_mbox_kex_verify(s->mb[*i].pub, &h, &k.to_server));
+    MSP_GUARD(keep_point(&k.to_client, s->group, s->mb[*i].to_client_point, &s->mb[*i].to_client_point_len));
+    return keep_point(&k.to_server, s->group, s->mb[*i].to_server_point, &s->mb[*i].to_server_point_len);
 }
 
 static int on_done(sess_t *s, const uint8_t *body, size_t len, int *i)
 {
     uint8_t id;
-    int ret = msp_tlmsp_mbox_hello_done_parse(body, len, &id);
-    if (ret == MSP_OK) {
-        ret = sender(s, id, i);
-    }
-    return ret == MSP_OK ? in_order(&s->mb[*i], GOT_DONE) : ret;
+    MSP_GUARD(msp_tlmsp_mbox_hello_done_parse(body, len, &id));
+    MSP_GUARD(sender(s, id, i));
+    return in_order(&s->mb[*i], GOT_DONE);
 }
 
 /* One of another middlebox's four messages; returns its list index through *index. */
@@ -199,15 +161,14 @@ static int master_and_block(EVP_PKEY *own, const uint8_t *peer, size_t peer_len,
 {
     uint8_t pms[MSP_TLMSP_MAX_PREMASTER];
     size_t pms_len = sizeof(pms);
-    int ret = msp_tlmsp_premaster(own, peer, peer_len, pms, &pms_len);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_master_secret(pms, pms_len, idlist, a_random, b_random, master);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_block(master, a_random, b_random, kb);
-    }
+    int ret;
+    MSP_GUARD_GOTO(ret, msp_tlmsp_premaster(own, peer, peer_len, pms, &pms_len), out);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_master_secret(pms, pms_len, idlist, a_random, b_random, master), out);
+    ret = msp_tlmsp_key_block(master, a_random, b_random, kb);
+out:
     OPENSSL_cleanse(pms, sizeof(pms));
-    return ret == MSP_OK ? ret : MSP_ALERT_ILLEGAL_PARAMETER;
+    /* a share that gives no secret (a low-order point, 6.2) is the peer's bad parameter */
+    return ret == MSP_OK ? MSP_OK : MSP_ALERT_ILLEGAL_PARAMETER;
 }
 
 /*
@@ -218,25 +179,23 @@ int hs_endpoint_masters(sess_t *s)
 {
     int client = s->self == MSP_TLMSP_ID_CLIENT;
     for (size_t i = 0; i < s->list->n; i++) {
-        if (s->mb[i].got != (GOT_HELLO | GOT_CERT | GOT_KEX | GOT_DONE)) {
-            return MSP_ALERT_UNEXPECTED_MESSAGE; /* the reference only notices later (9.10) */
-        }
+        /* H 4.3 step 3: "(Nothing checks that every middlebox sent its four messages.)" We do: the reference
+         * only notices later (9.10). */
+        MSP_ENSURE(s->mb[i].got == (GOT_HELLO | GOT_CERT | GOT_KEX | GOT_DONE), MSP_ALERT_UNEXPECTED_MESSAGE);
     }
-    int ret = sess_idlist(s);
+    MSP_GUARD(sess_idlist(s));
     const uint8_t *peer = client ? s->ske_point : s->cke_point;
     size_t peer_len = client ? s->ske_point_len : s->cke_point_len;
-    if (ret == MSP_OK) {
-        ret = master_and_block(s->eph, peer, peer_len, s->idlist, s->client_random, s->server_random, s->master_cs,
-                               &s->kb_cs);
-    }
-    for (size_t i = 0; ret == MSP_OK && i < s->list->n; i++) {
+    MSP_GUARD(master_and_block(s->eph, peer, peer_len, s->idlist, s->client_random, s->server_random, s->master_cs,
+                               &s->kb_cs));
+    for (size_t i = 0; i < s->list->n; i++) {
         mbox_peer_t *m = &s->mb[i];
-        ret = master_and_block(s->eph, client ? m->to_client_point : m->to_server_point,
-                               client ? m->to_client_point_len : m->to_server_point_len, s->idlist,
-                               client ? s->client_random : s->server_random,
-                               client ? s->mb_to_client[i] : s->mb_to_server[i], m->master, &m->kb);
+        MSP_GUARD(master_and_block(s->eph, client ? m->to_client_point : m->to_server_point,
+                                   client ? m->to_client_point_len : m->to_server_point_len, s->idlist,
+                                   client ? s->client_random : s->server_random,
+                                   client ? s->mb_to_client[i] : s->mb_to_server[i], m->master, &m->kb));
     }
-    return ret;
+    return MSP_OK;
 }
 
 /* MiddleboxKeyMaterial to target (5.5): everything to the other endpoint, a middlebox what its entry grants. */
@@ -248,15 +207,13 @@ int hs_key_material(sess_t *s, uint8_t target, msp_buf_t *msg)
     if (i >= 0) {
         access = s->list->m[i].access;
     }
-    int ret = sess_pair_key(s, s->self, target, &key);
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(sess_pair_key(s, s->self, target, &key));
     sess_random(s, suffix, sizeof(suffix));
     size_t mark;
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, &mark);
-    ret = msp_tlmsp_key_material_seal(&s->g, key, target, s->self, suffix,
-                                      s->self == MSP_TLMSP_ID_CLIENT ? s->cc : s->sc, access, msg);
+    int ret = msp_tlmsp_key_material_seal(&s->g, key, target, s->self, suffix,
+                                          s->self == MSP_TLMSP_ID_CLIENT ? s->cc : s->sc, access, msg);
     msp_tls12_hs_end(msg, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
 }

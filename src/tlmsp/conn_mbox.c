@@ -30,8 +30,8 @@ static int note(msp_tlmsp_mbox_t *m, const uint8_t *msg, size_t len)
 
 static int pass(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
 {
-    int ret = note(m, msg, len);
-    return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
+    MSP_GUARD(note(m, msg, len));
+    return hop_write_msg(other(m, from), msg, len);
 }
 
 /* ---- ClientHello (3.6) ---- */
@@ -61,8 +61,8 @@ static int paths(msp_tlmsp_mbox_t *m)
         pb[nb++] = m->s.list->m[i].id;
     }
     pb[nb++] = MSP_TLMSP_ID_SERVER;
-    int ret = hop_seq_path(&m->a, pa, na);
-    return ret == MSP_OK ? hop_seq_path(&m->b, pb, nb) : ret;
+    MSP_GUARD(hop_seq_path(&m->a, pa, na));
+    return hop_seq_path(&m->b, pb, nb);
 }
 
 static void choose_next(msp_tlmsp_mbox_t *m)
@@ -83,90 +83,83 @@ static int adopt(msp_tlmsp_mbox_t *m, const msp_tls12_client_hello_t *ch)
     const msp_tls12_ext_t *l = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLMSP_EXT_CONTEXT_LIST);
     const msp_tls12_ext_t *g = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SUPPORTED_GROUPS);
     const msp_tls12_ext_t *a = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SIGNATURE_ALGORITHMS);
-    if (x == NULL || l == NULL || g == NULL) {
-        return MSP_ALERT_HANDSHAKE_FAILURE;
-    }
+    /* H 3.6: a TLMSP ClientHello (0xff06, 0xff07) with the groups our key share must come from (5.3) */
+    MSP_ENSURE(x != NULL && l != NULL && g != NULL, MSP_ALERT_HANDSHAKE_FAILURE);
     msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
     const uint8_t *list, *algs = NULL;
     size_t list_len, algs_len = 0;
-    int ret = e != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ext_u16_list(g, &list, &list_len);
+    int ret;
+    MSP_ENSURE(e != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_ext_client_parse(x->data, x->len, e), out);
+    MSP_GUARD_GOTO(ret, msp_tls12_ext_u16_list(g, &list, &list_len), out);
+    if (a != NULL) {
+        MSP_GUARD_GOTO(ret, msp_tls12_ext_u16_list(a, &algs, &algs_len), out);
     }
-    if (ret == MSP_OK && a != NULL) {
-        ret = msp_tls12_ext_u16_list(a, &algs, &algs_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg);
-    }
-    if (ret == MSP_OK) {
-        /* after discovery the route is the discovered list (7.2) */
-        ret = hs_adopt(s, e, e->discovery_ack ? &e->discovered : &e->middleboxes, l);
-    }
+    MSP_GUARD_GOTO(ret, msp_tls12_choose_sigalg(m->cfg.identity.key, algs, algs_len, &m->sigalg), out);
+    /* after discovery the route is the discovered list (7.2) */
+    ret = hs_adopt(s, e, e->discovery_ack ? &e->discovered : &e->middleboxes, l);
+out:
     free(e);
-    if (ret == MSP_OK) {
-        ret = find_self(m);
-    }
-    return ret;
+    MSP_GUARD(ret);
+    return find_self(m);
 }
 
 static int on_client_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
     msp_tls12_client_hello_t *ch = calloc(1, sizeof(*ch));
-    int ret = ch != NULL ? msp_tls12_client_hello_parse(body, len, ch) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        ret = adopt(m, ch);
-    }
-    if (ret == MSP_OK) {
-        memcpy(m->s.client_random, ch->random, 32);
-        ret = sess_dup(&m->s.ch, &m->s.ch_len, msg, msg_len);
-    }
+    int ret;
+    MSP_ENSURE(ch != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD_GOTO(ret, msp_tls12_client_hello_parse(body, len, ch), out);
+    MSP_GUARD_GOTO(ret, adopt(m, ch), out);
+    memcpy(m->s.client_random, ch->random, 32);
+    ret = sess_dup(&m->s.ch, &m->s.ch_len, msg, msg_len);
+out:
     free(ch);
-    if (ret == MSP_OK) {
-        ret = paths(m);
-    }
-    if (ret == MSP_OK) {
-        choose_next(m);
-        m->hello = 1;
-        /* Forwarded as received: with a canonical client it is what the reference rebuilds anyway (3.6). */
-        ret = hop_write_msg(&m->b, msg, msg_len);
-        m->b.alert_container = 1;
-    }
+    MSP_GUARD(ret);
+    MSP_GUARD(paths(m));
+    choose_next(m);
+    m->state_b = MB_SERVER_HELLO; /* the server side opens with the ClientHello on its way */
+    /* Forwarded as received: with a canonical client it is what the reference rebuilds anyway (3.6). */
+    ret = hop_write_msg(&m->b, msg, msg_len);
+    m->b.alert_container = 1;
     return ret;
 }
 
 /* ---- from the server side before our own messages ---- */
 
-static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+static int server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
     sess_t *s = &m->s;
     msp_tls12_server_hello_t sh;
-    int ret = msp_tls12_server_hello_parse(body, len, &sh);
-    const msp_tls12_ext_t *x = ret == MSP_OK ? msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_TLMSP) : NULL;
-    if (ret == MSP_OK &&
-        (x == NULL || sh.compression != 0 || msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_CONTEXT_LIST) != NULL ||
-         (sh.cipher_suite != MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 &&
-          sh.cipher_suite != MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256))) {
-        ret = MSP_ALERT_HANDSHAKE_FAILURE;
-    }
-    msp_tlmsp_ext_server_t *e = ret == MSP_OK ? calloc(1, sizeof(*e)) : NULL;
-    if (ret == MSP_OK) {
-        ret = e != NULL ? msp_tlmsp_ext_server_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
-    }
+    MSP_GUARD(msp_tls12_server_hello_parse(body, len, &sh));
+    const msp_tls12_ext_t *x = msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_TLMSP);
+    /* H 4.5: "compression must be 0, parse 0xff06 (basic validation), 0xff07 -> decode_error"; we refuse both,
+     * and any suite but the two of H 1.9, as handshake_failure */
+    MSP_ENSURE(x != NULL && sh.compression == 0 &&
+                   msp_tls12_find_ext(sh.ext, sh.next, MSP_TLMSP_EXT_CONTEXT_LIST) == NULL &&
+                   (sh.cipher_suite == MSP_TLS12_ECDHE_RSA_AES128_GCM_SHA256 ||
+                    sh.cipher_suite == MSP_TLS12_ECDHE_ECDSA_AES128_GCM_SHA256),
+               MSP_ALERT_HANDSHAKE_FAILURE);
+    msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
+    MSP_ENSURE(e != NULL, MSP_ERR_NO_MEMORY);
+    int ret = msp_tlmsp_ext_server_parse(x->data, x->len, e);
     /* A list the server changed (discovery, 7.2) only concerns the client, which will reconnect: passed on. */
     if (ret == MSP_OK) {
         s->sid = e->sid;
-        memcpy(s->server_random, sh.random, 32);
-        ret = sess_dup(&s->sh, &s->sh_len, msg, msg_len);
     }
     free(e);
-    if (ret == MSP_OK) {
-        ret = sess_transcripts_start(s, 0);
-    }
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&m->a, msg, msg_len);
-    }
-    /* records 2.2/2.3: both hops carry the Sid from here on, and alerts are containers */
+    MSP_GUARD(ret);
+    memcpy(s->server_random, sh.random, 32);
+    MSP_GUARD(sess_dup(&s->sh, &s->sh_len, msg, msg_len));
+    MSP_GUARD(sess_transcripts_start(s, 0));
+    return hop_write_msg(&m->a, msg, msg_len);
+}
+
+static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+{
+    int ret = server_hello(m, body, len, msg, msg_len);
+    /* records 2.2/2.3: both hops carry the Sid from here on (an alert about this message too), and alerts are
+     * containers */
     m->b.rx_sid = m->b.tx_sid = m->a.tx_sid = m->a.rx_sid = 1;
     m->a.alert_container = 1;
     return ret;
@@ -174,15 +167,16 @@ static int on_server_hello(msp_tlmsp_mbox_t *m, const uint8_t *body, size_t len,
 
 /* ---- our own four messages, in both directions (4.1) ---- */
 
+static int write_both(msp_tlmsp_mbox_t *m, const uint8_t *p, size_t n)
+{
+    MSP_GUARD(note(m, p, n));
+    MSP_GUARD(hop_write_msg(&m->a, p, n));
+    return hop_write_msg(&m->b, p, n);
+}
+
 static int both(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
 {
-    int ret = note(m, msg->base, msg->len);
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&m->a, msg->base, msg->len);
-    }
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&m->b, msg->base, msg->len);
-    }
+    int ret = write_both(m, msg->base, msg->len);
     msg->len = 0;
     return ret;
 }
@@ -191,32 +185,25 @@ static int kex_half(msp_tlmsp_mbox_t *m, EVP_PKEY **key, const msp_tlmsp_mbox_he
                     uint8_t *sig, msp_tlmsp_kex_half_t *half)
 {
     size_t point_len = 0, sig_len = 1024;
-    int ret = msp_tls12_ecdhe_keygen(m->s.group, key);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ecdhe_public(*key, point, MAX_POINT, &point_len);
-    }
+    MSP_GUARD(msp_tls12_ecdhe_keygen(m->s.group, key));
+    MSP_GUARD(msp_tls12_ecdhe_public(*key, point, MAX_POINT, &point_len));
     *half = (msp_tlmsp_kex_half_t){NULL, 0, m->s.group, point, point_len, m->sigalg, NULL, 0};
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_mbox_kex_sign(m->cfg.identity.key, m->sigalg, hello, half, sig, &sig_len);
-    }
+    MSP_GUARD(msp_tlmsp_mbox_kex_sign(m->cfg.identity.key, m->sigalg, hello, half, sig, &sig_len));
     half->signature = sig;
     half->signature_len = sig_len;
-    return ret;
+    return MSP_OK;
 }
 
 static int own_kex(msp_tlmsp_mbox_t *m, const msp_tlmsp_mbox_hello_t *hello, msp_buf_t *msg)
 {
     uint8_t pc[MAX_POINT], ps[MAX_POINT], sc[1024], ss[1024];
     msp_tlmsp_mbox_kex_t k = {hello->id, {0}, {0}};
-    int ret = kex_half(m, &m->s.eph, hello, pc, sc, &k.to_client);
-    if (ret == MSP_OK) {
-        ret = kex_half(m, &m->s.eph2, hello, ps, ss, &k.to_server);
-    }
+    /* H 5.3: two key shares, to_client and to_server, each signed */
+    MSP_GUARD(kex_half(m, &m->s.eph, hello, pc, sc, &k.to_client));
+    MSP_GUARD(kex_half(m, &m->s.eph2, hello, ps, ss, &k.to_server));
     size_t mark;
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, &mark);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_mbox_kex_build(&k, msg);
-    }
+    int ret = msp_tlmsp_mbox_kex_build(&k, msg);
     msp_tls12_hs_end(msg, mark);
     return ret;
 }
@@ -236,10 +223,12 @@ static int own_cert(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
     msp_tls12_hs_end(msg, mark);
     mbox_peer_t *me = &m->s.mb[m->me];
     me->got = GOT_HELLO | GOT_CERT | GOT_KEX | GOT_DONE;
-    return ret == MSP_OK ? sess_dup(&me->cert, &me->cert_len, id->der[0], id->der_len[0]) : ret;
+    MSP_GUARD(ret);
+    return sess_dup(&me->cert, &me->cert_len, id->der[0], id->der_len[0]);
 }
 
-static int send_own(msp_tlmsp_mbox_t *m)
+/* H 4.1, 4.5: MiddleboxHello, MiddleboxCert, MiddleboxKeyExchange, MiddleboxHelloDone, in both directions. */
+static int own_four(msp_tlmsp_mbox_t *m, msp_buf_t *msg)
 {
     sess_t *s = &m->s;
     msp_tlmsp_mbox_hello_t hello = {s->self, {0}, {0}};
@@ -247,31 +236,26 @@ static int send_own(msp_tlmsp_mbox_t *m)
     sess_random(s, hello.to_server_random, 32);
     memcpy(s->mb_to_client[m->me], hello.to_client_random, 32);
     memcpy(s->mb_to_server[m->me], hello.to_server_random, 32);
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO, &mark);
+    msp_tlmsp_mbox_hello_build(&hello, msg);
+    msp_tls12_hs_end(msg, mark);
+    MSP_GUARD(both(m, msg));
+    MSP_GUARD(own_cert(m, msg));
+    MSP_GUARD(both(m, msg));
+    MSP_GUARD(own_kex(m, &hello, msg));
+    MSP_GUARD(both(m, msg));
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, &mark);
+    msp_tlmsp_mbox_hello_done_build(s->self, msg);
+    msp_tls12_hs_end(msg, mark);
+    return both(m, msg);
+}
+
+static int send_own(msp_tlmsp_mbox_t *m)
+{
     msp_buf_t msg;
     msp_buf_init(&msg, MAX_HS_MSG);
-    size_t mark;
-    msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO, &mark);
-    msp_tlmsp_mbox_hello_build(&hello, &msg);
-    msp_tls12_hs_end(&msg, mark);
-    int ret = both(m, &msg);
-    if (ret == MSP_OK) {
-        ret = own_cert(m, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = both(m, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = own_kex(m, &hello, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = both(m, &msg);
-    }
-    if (ret == MSP_OK) {
-        msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, &mark);
-        msp_tlmsp_mbox_hello_done_build(s->self, &msg);
-        msp_tls12_hs_end(&msg, mark);
-        ret = both(m, &msg);
-    }
+    int ret = own_four(m, &msg);
     msp_buf_free(&msg);
     m->sent = 1;
     return ret;
@@ -287,26 +271,23 @@ static int pairs(msp_tlmsp_mbox_t *m)
     if (m->keyed) {
         return MSP_OK;
     }
-    int ret = s->cke_point_len > 0 ? sess_idlist(s) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_premaster(s->eph, s->cke_point, s->cke_point_len, pms, &pms_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->client_random, s->mb_to_client[m->me], s->master_c);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_block(s->master_c, s->client_random, s->mb_to_client[m->me], &s->kb_c);
-    }
+    /* the KeyMaterial follows the ClientKeyExchange (H 4.2) */
+    MSP_ENSURE(s->cke_point_len > 0, MSP_ALERT_UNEXPECTED_MESSAGE);
+    int ret;
+    MSP_GUARD_GOTO(ret, sess_idlist(s), out);
+    /* H 6.4: with the client over our to_client key, with the server over our to_server key */
+    MSP_GUARD_GOTO(ret, msp_tlmsp_premaster(s->eph, s->cke_point, s->cke_point_len, pms, &pms_len), out);
+    MSP_GUARD_GOTO(
+        ret, msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->client_random, s->mb_to_client[m->me], s->master_c),
+        out);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_key_block(s->master_c, s->client_random, s->mb_to_client[m->me], &s->kb_c), out);
     pms_len = sizeof(pms);
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_premaster(s->eph2, s->ske_point, s->ske_point_len, pms, &pms_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->server_random, s->mb_to_server[m->me], s->master_s);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_block(s->master_s, s->server_random, s->mb_to_server[m->me], &s->kb_s);
-    }
+    MSP_GUARD_GOTO(ret, msp_tlmsp_premaster(s->eph2, s->ske_point, s->ske_point_len, pms, &pms_len), out);
+    MSP_GUARD_GOTO(
+        ret, msp_tlmsp_master_secret(pms, pms_len, s->idlist, s->server_random, s->mb_to_server[m->me], s->master_s),
+        out);
+    ret = msp_tlmsp_key_block(s->master_s, s->server_random, s->mb_to_server[m->me], &s->kb_s);
+out:
     OPENSSL_cleanse(pms, sizeof(pms));
     m->keyed = ret == MSP_OK;
     return ret;
@@ -322,25 +303,16 @@ static int on_own_material(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body
     msp_tlmsp_contrib_t *c = from_client ? s->cc : s->sc;
     const uint8_t *key;
     uint8_t suffix[MSP_TLMSP_NONCE_SUFFIX_LEN];
-    int ret = pairs(m);
-    if (ret == MSP_OK) {
-        ret = sess_pair_key(s, src, s->self, &key);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, c);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_pair_key(s, s->self, dst, &key);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(pairs(m));
+    MSP_GUARD(sess_pair_key(s, src, s->self, &key));
+    MSP_GUARD(msp_tlmsp_key_material_open(&s->g, key, body, len, s->self, s->present, c));
+    MSP_GUARD(sess_pair_key(s, s->self, dst, &key));
     sess_random(s, suffix, sizeof(suffix));
     msp_buf_t msg;
     msp_buf_init(&msg, MSP_TLMSP_KEYMAT_MAX_BODY + 4);
     size_t mark;
     msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, &mark);
-    ret = msp_tlmsp_key_material_seal(&s->g, key, s->self, s->self, suffix, c, s->list->m[m->me].access, &msg);
+    int ret = msp_tlmsp_key_material_seal(&s->g, key, s->self, s->self, suffix, c, s->list->m[m->me].access, &msg);
     msp_tls12_hs_end(&msg, mark);
     if (ret == MSP_OK) {
         ret = hop_write_msg(other(m, from), msg.base, msg.len);
@@ -356,22 +328,16 @@ static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
     sess_t *s = &m->s;
     m->tc = EVP_MD_CTX_new();
     m->ts = EVP_MD_CTX_new();
-    int ret =
-        m->tc != NULL && m->ts != NULL && EVP_MD_CTX_copy_ex(m->tc, s->t) == 1 && EVP_MD_CTX_copy_ex(m->ts, s->t) == 1
-            ? MSP_OK
-            : MSP_ERR_NO_MEMORY;
+    MSP_ENSURE(m->tc != NULL && m->ts != NULL && EVP_MD_CTX_copy_ex(m->tc, s->t) == 1 &&
+                   EVP_MD_CTX_copy_ex(m->ts, s->t) == 1,
+               MSP_ERR_NO_MEMORY);
     msp_buf_t l;
     msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[m->me].access, &l);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_add(m->ts, l.base, l.len);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_add(m->ts, fin, len);
-    }
-    return ret == MSP_OK ? sess_hash_add(m->tc, fin, len) : ret;
+    /* H 6.11: toward the server, Lcontrib(m) goes in before the client Finished */
+    MSP_GUARD(msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[m->me].access, &l));
+    MSP_GUARD(sess_hash_add(m->ts, l.base, l.len));
+    MSP_GUARD(sess_hash_add(m->ts, fin, len));
+    return sess_hash_add(m->tc, fin, len);
 }
 
 static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len)
@@ -380,21 +346,14 @@ static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
     int from_client = from == &m->a;
     msp_tlmsp_mbox_finished_t f;
     uint8_t hin[32], hout[32];
-    int ret = msp_tlmsp_mbox_finished_parse(body, len, &f);
-    if (ret == MSP_OK) {
-        ret = sess_hash_peek(from_client ? m->tc : m->ts, NULL, 0, hin);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished_check(from_client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX,
-                                       from_client ? s->master_c : s->master_s, hin, f.verify_data, 12);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_peek(from_client ? m->ts : m->tc, NULL, 0, hout);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tlmsp_finished(from_client ? MSP_TLMSP_FIN_MBOX_TO_SERVER : MSP_TLMSP_FIN_MBOX_TO_CLIENT,
-                                 from_client ? s->master_s : s->master_c, hout, f.verify_data);
-    }
+    MSP_GUARD(msp_tlmsp_mbox_finished_parse(body, len, &f));
+    /* H 6.11: "verify against the sending endpoint and replace it with its own MiddleboxFinished" */
+    MSP_GUARD(sess_hash_peek(from_client ? m->tc : m->ts, NULL, 0, hin));
+    MSP_GUARD(msp_tlmsp_finished_check(from_client ? MSP_TLMSP_FIN_CLIENT_TO_MBOX : MSP_TLMSP_FIN_SERVER_TO_MBOX,
+                                       from_client ? s->master_c : s->master_s, hin, f.verify_data, 12));
+    MSP_GUARD(sess_hash_peek(from_client ? m->ts : m->tc, NULL, 0, hout));
+    MSP_GUARD(msp_tlmsp_finished(from_client ? MSP_TLMSP_FIN_MBOX_TO_SERVER : MSP_TLMSP_FIN_MBOX_TO_CLIENT,
+                                 from_client ? s->master_s : s->master_c, hout, f.verify_data));
     uint8_t store[4 + 13];
     msp_buf_t msg;
     msp_buf_init_fixed(&msg, store, sizeof(store));
@@ -402,16 +361,13 @@ static int replace_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
     msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, &mark);
     msp_tlmsp_mbox_finished_build(&f, &msg);
     msp_tls12_hs_end(&msg, mark);
-    return ret == MSP_OK ? hop_write_msg(other(m, from), msg.base, msg.len) : ret;
+    return hop_write_msg(other(m, from), msg.base, msg.len);
 }
 
 static int on_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *msg, size_t len)
 {
-    if (from == &m->b) {
-        m->server_fin = 1;
-    }
-    int ret = from == &m->a ? fork_transcripts(m, msg, len) : sess_hash_add(m->tc, msg, len);
-    return ret == MSP_OK ? hop_write_msg(other(m, from), msg, len) : ret;
+    MSP_GUARD(from == &m->a ? fork_transcripts(m, msg, len) : sess_hash_add(m->tc, msg, len));
+    return hop_write_msg(other(m, from), msg, len);
 }
 
 static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *body, size_t len, const uint8_t *msg,
@@ -419,109 +375,234 @@ static int on_mbox_finished(msp_tlmsp_mbox_t *m, hop_t *from, const uint8_t *bod
 {
     /* equivalent mutant: '==' -> '!=': each side still has a counter of its own; ready() wants both at n */
     size_t *seen = from == &m->a ? &m->fin_a : &m->fin_b;
-    if (len < 1 || *seen >= m->s.list->n) {
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    MSP_ENSURE(len >= 1 && *seen < m->s.list->n, MSP_ALERT_UNEXPECTED_MESSAGE);
     (*seen)++;
     return body[0] == m->s.self ? replace_finished(m, from, body, len) : hop_write_msg(other(m, from), msg, msg_len);
 }
 
-/* ---- dispatch ---- */
+/* ---- the rows' handlers (H 4.5, its table of what a middlebox forwards and processes) ---- */
 
-static int after_keys(msp_tlmsp_mbox_t *m, hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                      size_t msg_len)
+static msp_tlmsp_mbox_t *owner(hop_t *h)
 {
-    if (type == MSP_TLMSP_HT_FINISHED && (h == &m->a ? m->tc == NULL : m->tc != NULL && !m->server_fin)) {
-        return on_finished(m, h, msg, msg_len);
-    }
-    if (type == MSP_TLMSP_HT_MIDDLEBOX_FINISHED && m->tc != NULL) {
-        return on_mbox_finished(m, h, body, len, msg, msg_len);
-    }
-    return MSP_ALERT_UNEXPECTED_MESSAGE;
+    return h->owner;
 }
 
-static int other_mbox(msp_tlmsp_mbox_t *m, hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                      size_t msg_len)
+/* ClientHello from C: adopt list and contexts, find self, forward it (H 3.6). */
+static int mb_client_hello(hop_t *h, const hs_msg_t *m)
 {
+    return on_client_hello(owner(h), m->body, m->len, m->msg, m->msg_len);
+}
+
+/* ServerHello: verbatim, first; Sid and server_random kept (H 4.5). */
+static int mb_server_hello(hop_t *h, const hs_msg_t *m)
+{
+    return on_server_hello(owner(h), m->body, m->len, m->msg, m->msg_len);
+}
+
+/* Certificate: kept for the IDList (6.3) and the ServerKeyExchange signature, then forwarded (H 4.5). */
+static int mb_certificate(hop_t *h, const hs_msg_t *m)
+{
+    MSP_GUARD(hs_server_cert(&owner(h)->s, m->body, m->len));
+    return pass(owner(h), h, m->msg, m->msg_len);
+}
+
+/* ServerKeyExchange: the server's signature verified, its key share kept (H 4.5). */
+static int mb_server_kex(hop_t *h, const hs_msg_t *m)
+{
+    MSP_GUARD(hs_server_kex(&owner(h)->s, m->body, m->len));
+    return pass(owner(h), h, m->msg, m->msg_len);
+}
+
+/*
+ * ServerHelloDone (H 4.5): "if self is the last middlebox (mN), send own MiddleboxHello, MiddleboxCert,
+ * MiddleboxKeyExchange, MiddleboxHelloDone in both directions". One with a body is refused as unexpected. A
+ * repeated one is passed on: the client refuses it.
+ */
+static int mb_hello_done(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    MSP_ENSURE(m->len == 0, MSP_ALERT_UNEXPECTED_MESSAGE);
+    MSP_GUARD(pass(mb, h, m->msg, m->msg_len));
+    return (size_t)mb->me + 1 == mb->s.list->n && !mb->sent ? send_own(mb) : MSP_OK;
+}
+
+/*
+ * Another middlebox's Hello, Cert, KeyExchange, HelloDone: kept (randoms, certificate, 5.1-5.4) and forwarded;
+ * ours follow our successor's MiddleboxHelloDone toward the client (H 4.1, 4.5).
+ */
+static int mb_other_mbox(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
     uint8_t index;
-    int ret = hs_mbox_msg(&m->s, type, body, len, &index);
-    /* Ours follow our successor's MiddleboxHelloDone toward the client (4.1). */
-    int successor = h == &m->b && type == MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE && index == m->me + 1;
-    if (ret == MSP_OK) {
-        ret = pass(m, h, msg, msg_len);
-    }
-    return ret == MSP_OK && successor && !m->sent ? send_own(m) : ret;
+    MSP_GUARD(hs_mbox_msg(&mb->s, m->type, m->body, m->len, &index));
+    int successor = h == &mb->b && m->type == MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE && index == mb->me + 1;
+    MSP_GUARD(pass(mb, h, m->msg, m->msg_len));
+    return successor && !mb->sent ? send_own(mb) : MSP_OK;
 }
 
-static int from_server(msp_tlmsp_mbox_t *m, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg,
-                       size_t msg_len)
+/* ClientKeyExchange: the client's key share kept (H 4.5), only once ours are out (the client answers them). */
+static int mb_client_kex(hop_t *h, const hs_msg_t *m)
 {
-    int ret;
-    switch (type) {
-    case MSP_TLMSP_HT_SERVER_HELLO:
-        return m->s.sh == NULL ? on_server_hello(m, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    case MSP_TLMSP_HT_CERTIFICATE:
-        ret = m->s.server_cert == NULL ? hs_server_cert(&m->s, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
-    case MSP_TLMSP_HT_SERVER_KEY_EXCHANGE:
-        ret =
-            m->s.server_pub != NULL && m->s.group == 0 ? hs_server_kex(&m->s, body, len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        return ret == MSP_OK ? pass(m, &m->b, msg, msg_len) : ret;
-    case MSP_TLMSP_HT_SERVER_HELLO_DONE:
-        ret = m->s.group != 0 && len == 0 ? pass(m, &m->b, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        return ret == MSP_OK && (size_t)m->me + 1 == m->s.list->n && !m->sent ? send_own(m) : ret;
-    default:
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
+    msp_tlmsp_mbox_t *mb = owner(h);
+    const uint8_t *p;
+    size_t n;
+    MSP_ENSURE(mb->sent, MSP_ALERT_UNEXPECTED_MESSAGE);
+    MSP_GUARD(msp_tls12_client_kex_parse(m->body, m->len, &p, &n));
+    MSP_ENSURE(n <= MAX_POINT, MSP_ALERT_ILLEGAL_PARAMETER);
+    memcpy(mb->s.cke_point, p, n);
+    mb->s.cke_point_len = n;
+    return pass(mb, h, m->msg, m->msg_len);
+}
+
+/* MiddleboxKeyMaterial (H 4.5, 5.5): "if addressed to self: decrypt, ... emit MiddleboxKeyConfirmation toward the
+ * other endpoint; the KeyMaterial is not forwarded"; addressed to another id: verbatim. */
+static int mb_key_material(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    if (m->len >= 1 && m->body[0] == mb->s.self) {
+        return on_own_material(mb, h, m->body, m->len);
     }
+    return pass(mb, h, m->msg, m->msg_len);
+}
+
+/* KeyConfirmation of another middlebox, CertificateRequest: "verbatim, not processed" (H 4.5). */
+static int mb_pass(hop_t *h, const hs_msg_t *m)
+{
+    return pass(owner(h), h, m->msg, m->msg_len);
+}
+
+/* ChangeCipherSpec (H 4.5, 6.9): only once our pairs exist; passed on, which keys the other hop's direction. */
+static int mb_ccs(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    (void)m;
+    MSP_ENSURE(mb->keyed, MSP_ALERT_UNEXPECTED_MESSAGE);
+    MSP_GUARD(sess_derive_context_keys(&mb->s));
+    return hop_write_ccs(other(mb, h));
+}
+
+/* The client's Finished: re-protected toward the server; the transcripts fork here (6.11). */
+static int mb_client_finished(hop_t *h, const hs_msg_t *m)
+{
+    return on_finished(owner(h), h, m->msg, m->msg_len);
+}
+
+/* The server's Finished: it answers the client's, so that one went through first. */
+static int mb_server_finished(hop_t *h, const hs_msg_t *m)
+{
+    MSP_ENSURE(owner(h)->tc != NULL, MSP_ALERT_UNEXPECTED_MESSAGE);
+    return on_finished(owner(h), h, m->msg, m->msg_len);
+}
+
+/* MiddleboxFinished (H 4.5, 6.11): ours verified and replaced, the others forwarded; one per middlebox. */
+static int mb_mbox_finished(hop_t *h, const hs_msg_t *m)
+{
+    msp_tlmsp_mbox_t *mb = owner(h);
+    MSP_GUARD(on_mbox_finished(mb, h, m->body, m->len, m->msg, m->msg_len));
+    if ((h == &mb->a ? mb->fin_a : mb->fin_b) == mb->s.list->n) {
+        *(h == &mb->a ? &mb->state_a : &mb->state_b) = MB_DONE;
+    }
+    return MSP_OK;
+}
+
+static const char *const mb_state_names[] = {"IDLE",          "CLIENT_HELLO", "SERVER_HELLO", "CERTIFICATE",
+                                             "SERVER_KEX",    "HELLO_DONE",   "RELAY",        "FINISHED",
+                                             "MBOX_FINISHED", "DONE"};
+
+#define HS MSP_TLMSP_CT_HANDSHAKE
+#define CCS MSP_TLMSP_CT_CHANGE_CIPHER_SPEC
+#define FWD "it, forwarded"
+#define OWN_FOUR "it, forwarded; after our successor's HelloDone: our own four, both ways"
+#define ROW(state, ct, type, next, fn, sends, ref)                                                                     \
+    {                                                                                                                  \
+        state, ct, type, next, next, fn, sends, ref                                                                    \
+    }
+#define RELAY_ROWS(state, next, dir)                                                                                   \
+    ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO, next, mb_other_mbox, FWD, "H 4.5, 5.1"),                              \
+        ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_CERT, next, mb_other_mbox, FWD, "H 4.5, 5.2"),                           \
+        ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, next, mb_other_mbox, FWD, "H 4.5, 5.3"),                   \
+        ROW(state, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, next, mb_other_mbox, dir, "H 4.1, 4.5, 5.4")
+
+/* Hop A, facing the client: what the client and the middleboxes on its side send. */
+static const hs_row_t mbox_client_rows[] = {
+    ROW(MB_CLIENT_HELLO, HS, MSP_TLMSP_HT_CLIENT_HELLO, MB_RELAY, mb_client_hello, "it, on to the next hop",
+        "H 3.6, 4.5"),
+    RELAY_ROWS(MB_RELAY, MB_RELAY, FWD),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE, MB_RELAY, mb_client_kex, FWD, "H 4.5"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, MB_RELAY, mb_key_material,
+        "ours: a KeyConfirmation toward S; another's: it, forwarded", "H 4.5, 5.5, 5.6"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, CCS, 1, MB_FINISHED, mb_ccs, "ChangeCipherSpec toward S", "H 4.5, 6.9"),
+    ROW(MB_FINISHED, HS, MSP_TLMSP_HT_FINISHED, MB_MBOX_FINISHED, mb_client_finished, "it, re-protected",
+        "H 4.5, 6.11"),
+    {MB_MBOX_FINISHED, HS, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, MB_MBOX_FINISHED, MB_DONE, mb_mbox_finished,
+     "ours: verified, our own toward S; another's: it, forwarded", "H 4.5, 6.11"},
+};
+
+/* Hop B, facing the server: the server's flight in order, then what the server and its side's middleboxes send. */
+static const hs_row_t mbox_server_rows[] = {
+    ROW(MB_SERVER_HELLO, HS, MSP_TLMSP_HT_SERVER_HELLO, MB_CERTIFICATE, mb_server_hello, FWD, "H 4.5, 3.4"),
+    /* H 4.5: "anything else (CertificateRequest, ...) verbatim, not processed": the client judges where it is */
+    ROW(MB_SERVER_HELLO, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_SERVER_HELLO, mb_pass, FWD, "H 4.5"),
+    ROW(MB_CERTIFICATE, HS, MSP_TLMSP_HT_CERTIFICATE, MB_SERVER_KEX, mb_certificate, FWD, "H 4.5"),
+    ROW(MB_CERTIFICATE, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_CERTIFICATE, mb_pass, FWD, "H 4.5"),
+    ROW(MB_SERVER_KEX, HS, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, MB_HELLO_DONE, mb_server_kex, FWD, "H 4.5"),
+    ROW(MB_SERVER_KEX, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_SERVER_KEX, mb_pass, FWD, "H 4.5"),
+    ROW(MB_HELLO_DONE, HS, MSP_TLMSP_HT_SERVER_HELLO_DONE, MB_RELAY, mb_hello_done,
+        "it, forwarded; when we are mN: our own four, both ways", "H 4.1, 4.5"),
+    ROW(MB_HELLO_DONE, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_HELLO_DONE, mb_pass, FWD, "H 4.1, 4.5"),
+    /* a missing ServerHelloDone is the client's to notice (H 4.3 step 2): the middlebox messages are passed on */
+    RELAY_ROWS(MB_HELLO_DONE, MB_RELAY, OWN_FOUR),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_SERVER_HELLO_DONE, MB_RELAY, mb_hello_done, FWD, "H 4.5"),
+    RELAY_ROWS(MB_RELAY, MB_RELAY, OWN_FOUR),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, MB_RELAY, mb_key_material,
+        "ours: a KeyConfirmation toward C; another's: it, forwarded", "H 4.5, 5.5, 5.6"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, HS, MSP_TLMSP_HT_CERTIFICATE_REQUEST, MB_RELAY, mb_pass, FWD, "H 4.5"),
+    ROW(MB_RELAY, CCS, 1, MB_FINISHED, mb_ccs, "ChangeCipherSpec toward C", "H 4.5, 6.9"),
+    ROW(MB_FINISHED, HS, MSP_TLMSP_HT_FINISHED, MB_MBOX_FINISHED, mb_server_finished, "it, re-protected",
+        "H 4.5, 6.11"),
+    {MB_MBOX_FINISHED, HS, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, MB_MBOX_FINISHED, MB_DONE, mb_mbox_finished,
+     "ours: verified, our own toward C; another's: it, forwarded", "H 4.5, 6.11"},
+};
+
+const hs_table_t mbox_client_table = {"middlebox, client-facing hop",
+                                      "tlmsp-handshake.md 4.5",
+                                      mbox_client_rows,
+                                      sizeof(mbox_client_rows) / sizeof(mbox_client_rows[0]),
+                                      mb_state_names,
+                                      sizeof(mb_state_names) / sizeof(mb_state_names[0]),
+                                      MB_CLIENT_HELLO,
+                                      MB_DONE};
+const hs_table_t mbox_server_table = {"middlebox, server-facing hop",
+                                      "tlmsp-handshake.md 4.5",
+                                      mbox_server_rows,
+                                      sizeof(mbox_server_rows) / sizeof(mbox_server_rows[0]),
+                                      mb_state_names,
+                                      sizeof(mb_state_names) / sizeof(mb_state_names[0]),
+                                      MB_SERVER_HELLO,
+                                      MB_DONE};
+
+static int mb_dispatch(hop_t *h, uint8_t ct, const hs_msg_t *msg)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    if (h == &m->a) {
+        return hs_dispatch(&mbox_client_table, &m->state_a, h, ct, msg);
+    }
+    return hs_dispatch(&mbox_server_table, &m->state_b, h, ct, msg);
 }
 
 static int mbox_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
 {
-    msp_tlmsp_mbox_t *m = h->owner;
-    if (!m->hello) {
-        return h == &m->a && type == MSP_TLMSP_HT_CLIENT_HELLO ? on_client_hello(m, body, len, msg, msg_len)
-                                                               : MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
-    if (h->rx_keyed) {
-        return after_keys(m, h, type, body, len, msg, msg_len);
-    }
-    switch (type) {
-    case MSP_TLMSP_HT_MIDDLEBOX_HELLO:
-    case MSP_TLMSP_HT_MIDDLEBOX_CERT:
-    case MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE:
-    case MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE:
-        return other_mbox(m, h, type, body, len, msg, msg_len);
-    case MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE: {
-        const uint8_t *p;
-        size_t n;
-        int ret = h == &m->a && m->sent ? msp_tls12_client_kex_parse(body, len, &p, &n) : MSP_ALERT_UNEXPECTED_MESSAGE;
-        if (ret == MSP_OK && n > MAX_POINT) {
-            ret = MSP_ALERT_ILLEGAL_PARAMETER;
-        }
-        if (ret == MSP_OK) {
-            memcpy(m->s.cke_point, p, n);
-            m->s.cke_point_len = n;
-        }
-        return ret == MSP_OK ? pass(m, h, msg, msg_len) : ret;
-    }
-    case MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL:
-        if (len >= 1 && body[0] == m->s.self) {
-            return on_own_material(m, h, body, len);
-        }
-        return pass(m, h, msg, msg_len);
-    case MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION:
-    case MSP_TLMSP_HT_CERTIFICATE_REQUEST:
-        return pass(m, h, msg, msg_len);
-    default:
-        return h == &m->b ? from_server(m, type, body, len, msg, msg_len) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    hs_msg_t m = {type, body, len, msg, msg_len};
+    return mb_dispatch(h, MSP_TLMSP_CT_HANDSHAKE, &m);
 }
 
 static int mbox_ccs(hop_t *h)
 {
-    msp_tlmsp_mbox_t *m = h->owner;
-    int ret = m->keyed ? sess_derive_context_keys(&m->s) : MSP_ALERT_UNEXPECTED_MESSAGE;
-    return ret == MSP_OK ? hop_write_ccs(other(m, h)) : ret;
+    hs_msg_t m = {1, NULL, 0, NULL, 0};
+    return mb_dispatch(h, MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, &m);
 }
 
 static int mbox_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *plain,
@@ -577,16 +658,17 @@ static const hop_ops_t mbox_ops = {mbox_handshake, mbox_ccs, mbox_container, mbo
 
 int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out)
 {
+    MSP_ENSURE(out != NULL, MSP_ERR_ARGUMENT);
     *out = NULL;
-    if (cfg->random == NULL || cfg->identity.key == NULL || cfg->identity.ncerts == 0 || cfg->address.len == 0) {
-        return MSP_ERR_ARGUMENT;
-    }
+    MSP_ENSURE(cfg != NULL && cfg->random != NULL && cfg->identity.key != NULL && cfg->identity.ncerts != 0 &&
+                   cfg->address.len != 0,
+               MSP_ERR_ARGUMENT);
     msp_tlmsp_mbox_t *m = calloc(1, sizeof(*m));
-    if (m == NULL) {
-        return MSP_ERR_NO_MEMORY;
-    }
+    MSP_ENSURE(m != NULL, MSP_ERR_NO_MEMORY);
     m->cfg = *cfg;
     m->me = -1;
+    m->state_a = MB_CLIENT_HELLO;
+    m->state_b = MB_IDLE;
     int ret = sess_init(&m->s, MSP_TLMSP_ID_NONE, cfg->random, cfg->random_user);
     m->s.trust = cfg->trust;
     m->s.identity = cfg->identity;
@@ -631,13 +713,14 @@ int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in
 
 const msp_tlmsp_address_t *msp_tlmsp_mbox_next_hop(const msp_tlmsp_mbox_t *m)
 {
-    return m->hello ? &m->next : NULL;
+    return m->state_a != MB_CLIENT_HELLO ? &m->next : NULL;
 }
 
 int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m)
 {
     size_t n = m->s.list->n;
-    return m->hello && m->fin_a == n && m->fin_b == n && m->a.tx_keyed && m->b.tx_keyed && !m->a.dead && !m->b.dead;
+    return m->state_a != MB_CLIENT_HELLO && m->fin_a == n && m->fin_b == n && m->a.tx_keyed && m->b.tx_keyed &&
+           !m->a.dead && !m->b.dead;
 }
 
 uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m)
@@ -666,7 +749,7 @@ int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const u
 int msp_tlmsp_mbox_alert(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, uint8_t level, uint8_t desc, msp_buf_t *out)
 {
     hop_t *h = to_server ? &m->b : &m->a;
-    if (!m->hello || h->dead ||
+    if (m->state_a == MB_CLIENT_HELLO || h->dead ||
         (ctx != 0 && (!m->s.ctx.present[ctx] || sess_access(&m->s, m->s.self, ctx) == MSP_TLMSP_ACCESS_NONE))) {
         return MSP_ERR_ARGUMENT; /* an alert goes in a context the sender can read (records 10.2) */
     }

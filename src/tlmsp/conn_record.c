@@ -221,8 +221,11 @@ static int context0(hop_t *h, uint8_t type, const uint8_t *p, size_t n)
         return MSP_ALERT_ILLEGAL_PARAMETER; /* the author byte names nobody on our path (records 5.3) */
     }
     uint8_t *plain = h->s->scratch;
-    int ret = msp_tlmsp_record0_open(&h->s->g, ctx0_key(h->s, !h->dir_tx), seq, type, h->s->sid, p, n, plain);
-    return ret == MSP_OK ? handshake_bytes(h, plain, n - MSP_TLMSP_FRAGMENT_OVERHEAD) : MSP_ALERT_BAD_RECORD_MAC;
+    /* records 3.3: a context-0 record that does not open is bad_record_mac (RFC 5246 7.2.2) */
+    MSP_ENSURE(msp_tlmsp_record0_open(&h->s->g, ctx0_key(h->s, !h->dir_tx), seq, type, h->s->sid, p, n, plain) ==
+                   MSP_OK,
+               MSP_ALERT_BAD_RECORD_MAC);
+    return handshake_bytes(h, plain, n - MSP_TLMSP_FRAGMENT_OVERHEAD);
 }
 
 static int record(hop_t *h, uint8_t type, const uint8_t *p, size_t n)

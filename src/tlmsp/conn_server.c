@@ -30,22 +30,22 @@ static int choose(sess_t *s, const msp_tls12_client_hello_t *ch, offer_t *o)
     const msp_tls12_ext_t *a = msp_tls12_find_ext(ch->ext, ch->next, MSP_TLS12_EXT_SIGNATURE_ALGORITHMS);
     const uint8_t *list = NULL, *algs = NULL;
     size_t list_len = 0, algs_len = 0;
-    int ret = g != NULL ? msp_tls12_ext_u16_list(g, &list, &list_len) : MSP_ALERT_HANDSHAKE_FAILURE;
-    if (ret == MSP_OK && a != NULL) {
-        ret = msp_tls12_ext_u16_list(a, &algs, &algs_len);
+    MSP_ENSURE(g != NULL, MSP_ALERT_HANDSHAKE_FAILURE);
+    MSP_GUARD(msp_tls12_ext_u16_list(g, &list, &list_len));
+    if (a != NULL) {
+        MSP_GUARD(msp_tls12_ext_u16_list(a, &algs, &algs_len));
     }
     /* The client's preference decides the group, as the reference's middleboxes decide theirs (5.3). */
     s->group = 0;
-    for (size_t i = 0; ret == MSP_OK && s->group == 0 && i + 1 < list_len; i += 2) {
+    for (size_t i = 0; s->group == 0 && i + 1 < list_len; i += 2) {
         uint16_t v = (uint16_t)(list[i] << 8 | list[i + 1]);
         if (v == MSP_TLS12_GROUP_X25519 || v == MSP_TLS12_GROUP_P256) {
             s->group = v;
         }
     }
-    if (ret == MSP_OK && s->group == 0) {
-        ret = MSP_ALERT_HANDSHAKE_FAILURE;
-    }
-    return ret == MSP_OK ? msp_tls12_choose_sigalg(s->identity.key, algs, algs_len, &o->sigalg) : ret;
+    /* H 1.9: X25519 or P-256, else handshake_failure (RFC 5246 7.4.1.3: no acceptable parameters) */
+    MSP_ENSURE(s->group != 0, MSP_ALERT_HANDSHAKE_FAILURE);
+    return msp_tls12_choose_sigalg(s->identity.key, algs, algs_len, &o->sigalg);
 }
 
 static int same_access(const msp_tlmsp_mbox_info_t *a, const msp_tlmsp_mbox_info_t *b)
@@ -121,19 +121,18 @@ static int adopt_tlmsp(msp_tlmsp_conn_t *c, const msp_tls12_client_hello_t *ch)
     }
     msp_tlmsp_ext_client_t *e = calloc(1, sizeof(*e));
     msp_tlmsp_mbox_list_t *list = calloc(1, sizeof(*list));
-    int ret = e != NULL && list != NULL ? msp_tlmsp_ext_client_parse(x->data, x->len, e) : MSP_ERR_NO_MEMORY;
+    int ret;
+    MSP_ENSURE_GOTO(ret, e != NULL && list != NULL, MSP_ERR_NO_MEMORY, out);
+    MSP_GUARD_GOTO(ret, msp_tlmsp_ext_client_parse(x->data, x->len, e), out);
     /* After discovery the client names the discovered list (and the Sid it was given); the first list and the
      * handshake hash are only kept by the reference, never checked (7.2, 9.5): we do the same. */
-    if (ret == MSP_OK) {
-        ret = discover(s, c->policy, e->discovery_ack ? &e->discovered : &e->middleboxes, list);
-    }
-    if (ret == MSP_OK) {
-        ret = hs_adopt(s, e, list, l);
-    }
-    if (ret == MSP_OK && e->discovery_ack) {
+    MSP_GUARD_GOTO(ret, discover(s, c->policy, e->discovery_ack ? &e->discovered : &e->middleboxes, list), out);
+    MSP_GUARD_GOTO(ret, hs_adopt(s, e, list, l), out);
+    if (e->discovery_ack) {
         s->sid = e->sid;
         c->attempt2 = 1;
     }
+out:
     free(e);
     free(list);
     return ret;
@@ -147,34 +146,34 @@ static int server_hello_msg(msp_tlmsp_conn_t *c, const offer_t *o, msp_buf_t *ms
     msp_buf_init(&ff06, 65535);
     msp_tlmsp_ext_server_t *e = calloc(1, sizeof(*e));
     msp_tls12_server_hello_t *h = calloc(1, sizeof(*h));
-    int ret = e != NULL && h != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        e->sid = s->sid;
-        e->client = s->client_address;
-        e->server = s->server_address;
-        memcpy(&e->middleboxes, s->list, sizeof(*s->list));
-        ret = msp_tlmsp_ext_server_build(e, &ff06);
+    int ret;
+    MSP_ENSURE_GOTO(ret, e != NULL && h != NULL, MSP_ERR_NO_MEMORY, out);
+    /* H 3.4: Sid, the addresses as the client sent them, the list as agreed */
+    e->sid = s->sid;
+    e->client = s->client_address;
+    e->server = s->server_address;
+    memcpy(&e->middleboxes, s->list, sizeof(*s->list));
+    MSP_GUARD_GOTO(ret, msp_tlmsp_ext_server_build(e, &ff06), out);
+    h->version = MSP_TLMSP_WIRE_VERSION;
+    memcpy(h->random, s->server_random, 32);
+    h->cipher_suite = o->suite;
+    if (o->secure_reneg) {
+        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_RENEGOTIATION_INFO, empty_reneg, 1};
     }
-    if (ret == MSP_OK) {
-        h->version = MSP_TLMSP_WIRE_VERSION;
-        memcpy(h->random, s->server_random, 32);
-        h->cipher_suite = o->suite;
-        if (o->secure_reneg) {
-            h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_RENEGOTIATION_INFO, empty_reneg, 1};
-        }
-        if (o->point_formats) {
-            h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, formats, 2};
-        }
-        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
-        size_t mark;
-        msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_HELLO, &mark);
-        ret = msp_tls12_server_hello_build(h, msg);
-        msp_tls12_hs_end(msg, mark);
+    if (o->point_formats) {
+        h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLS12_EXT_EC_POINT_FORMATS, formats, 2};
     }
+    h->ext[h->next++] = (msp_tls12_ext_t){MSP_TLMSP_EXT_TLMSP, ff06.base, ff06.len};
+    size_t mark;
+    msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_HELLO, &mark);
+    ret = msp_tls12_server_hello_build(h, msg);
+    msp_tls12_hs_end(msg, mark);
+out:
     free(e);
     free(h);
     msp_buf_free(&ff06);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
 }
 
 static int certificate_msg(sess_t *s, msp_buf_t *msg)
@@ -189,7 +188,8 @@ static int certificate_msg(sess_t *s, msp_buf_t *msg)
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_CERTIFICATE, &mark);
     int ret = msp_tls12_certificate_build(&m, msg);
     msp_tls12_hs_end(msg, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
 }
 
 static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)
@@ -198,25 +198,25 @@ static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)
     size_t point_len = 0, sig_len = sizeof(sig);
     msp_buf_t p;
     msp_buf_init_fixed(&p, params, sizeof(params));
-    int ret = msp_tls12_ecdhe_keygen(s->group, &s->eph);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ecdhe_public(s->eph, point, sizeof(point), &point_len);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_ecdh_params(s->group, point, point_len, &p);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_tls12_server_kex_sign(s->identity.key, sigalg, s->client_random, s->server_random, p.base, p.len, sig,
-                                        &sig_len);
-    }
+    MSP_GUARD(msp_tls12_ecdhe_keygen(s->group, &s->eph));
+    MSP_GUARD(msp_tls12_ecdhe_public(s->eph, point, sizeof(point), &point_len));
+    MSP_GUARD(msp_tls12_ecdh_params(s->group, point, point_len, &p));
+    MSP_GUARD(msp_tls12_server_kex_sign(s->identity.key, sigalg, s->client_random, s->server_random, p.base, p.len, sig,
+                                        &sig_len));
     msp_tls12_server_kex_t k = {p.base, p.len, s->group, point, point_len, sigalg, sig, sig_len};
     size_t mark;
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, &mark);
-    if (ret == MSP_OK) {
-        ret = msp_tls12_server_kex_build(&k, msg);
-    }
+    int ret = msp_tls12_server_kex_build(&k, msg);
     msp_tls12_hs_end(msg, mark);
-    return ret != MSP_OK ? ret : msp_buf_error(msg);
+    MSP_GUARD(ret);
+    return msp_buf_error(msg);
+}
+
+static int send_server_hello(msp_tlmsp_conn_t *c, const offer_t *o, msp_buf_t *msg)
+{
+    MSP_GUARD(server_hello_msg(c, o, msg));
+    MSP_GUARD(sess_dup(&c->s.sh, &c->s.sh_len, msg->base, msg->len));
+    return hop_write_msg(&c->h, msg->base, msg->len);
 }
 
 /* ServerHello (no Sid on its record, 2.2), Certificate, ServerKeyExchange, ServerHelloDone (4.4 step 2). */
@@ -225,39 +225,25 @@ static int flight(msp_tlmsp_conn_t *c, const offer_t *o)
     sess_t *s = &c->s;
     msp_buf_t msg;
     msp_buf_init(&msg, MAX_HS_MSG);
-    int ret = server_hello_msg(c, o, &msg);
-    if (ret == MSP_OK) {
-        ret = sess_dup(&s->sh, &s->sh_len, msg.base, msg.len);
-    }
-    if (ret == MSP_OK) {
-        ret = hop_write_msg(&c->h, msg.base, msg.len);
-    }
-    c->h.tx_sid = c->h.rx_sid = 1;
-    if (ret == MSP_OK) {
-        ret = sess_transcripts_start(s, 1);
-    }
-    msg.len = 0;
-    if (ret == MSP_OK) {
-        /* our own leaf ends the IDList (6.3) */
-        ret = sess_dup(&s->server_cert, &s->server_cert_len, s->identity.der[0], s->identity.der_len[0]);
-    }
-    if (ret == MSP_OK) {
-        ret = certificate_msg(s, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = ep_send_msg(c, msg.base, msg.len);
-    }
-    msg.len = 0;
-    if (ret == MSP_OK) {
-        ret = server_kex_msg(s, o->sigalg, &msg);
-    }
-    if (ret == MSP_OK) {
-        ret = ep_send_msg(c, msg.base, msg.len);
-    }
     static const uint8_t done[4] = {MSP_TLMSP_HT_SERVER_HELLO_DONE, 0, 0, 0};
-    if (ret == MSP_OK) {
-        ret = ep_send_msg(c, done, sizeof(done));
+    int ret = send_server_hello(c, o, &msg);
+    /* records 2.2: the ServerHello's record has no Sid, every later one (an alert about it too) has */
+    c->h.tx_sid = c->h.rx_sid = 1;
+    if (ret != MSP_OK) {
+        goto out;
     }
+    MSP_GUARD_GOTO(ret, sess_transcripts_start(s, 1), out);
+    msg.len = 0;
+    /* our own leaf ends the IDList (6.3) */
+    MSP_GUARD_GOTO(ret, sess_dup(&s->server_cert, &s->server_cert_len, s->identity.der[0], s->identity.der_len[0]),
+                   out);
+    MSP_GUARD_GOTO(ret, certificate_msg(s, &msg), out);
+    MSP_GUARD_GOTO(ret, ep_send_msg(c, msg.base, msg.len), out);
+    msg.len = 0;
+    MSP_GUARD_GOTO(ret, server_kex_msg(s, o->sigalg, &msg), out);
+    MSP_GUARD_GOTO(ret, ep_send_msg(c, msg.base, msg.len), out);
+    ret = ep_send_msg(c, done, sizeof(done));
+out:
     msp_buf_free(&msg);
     return ret;
 }
@@ -273,33 +259,29 @@ static int path_to_client(msp_tlmsp_conn_t *c)
     return hop_seq_path(&c->h, path, n);
 }
 
-static int on_client_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+/* ---- the rows' handlers ---- */
+
+/* H 4.4 step 1, 2: the ClientHello (3.1-3.3), then our flight. */
+static int on_client_hello(hop_t *hop, const hs_msg_t *m)
 {
+    msp_tlmsp_conn_t *c = hop->owner;
     sess_t *s = &c->s;
     msp_tls12_client_hello_t *ch = calloc(1, sizeof(*ch));
     offer_t o;
-    int ret = ch != NULL ? msp_tls12_client_hello_parse(body, len, ch) : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK && ch->version < MSP_TLMSP_WIRE_VERSION) {
-        ret = MSP_ALERT_PROTOCOL_VERSION;
-    }
-    if (ret == MSP_OK) {
-        ret = adopt_tlmsp(c, ch);
-    }
-    if (ret == MSP_OK) {
-        c->h.alert_container = 1; /* from here on alerts are containers (3.4) */
-        ret = choose(s, ch, &o);
-    }
-    if (ret == MSP_OK) {
-        memcpy(s->client_random, ch->random, 32);
-        ret = sess_dup(&s->ch, &s->ch_len, msg, msg_len);
-    }
+    int ret;
+    MSP_ENSURE(ch != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD_GOTO(ret, msp_tls12_client_hello_parse(m->body, m->len, ch), out);
+    /* H 1.1: TLMSP is wire version 0x0303; an older client cannot speak it */
+    MSP_ENSURE_GOTO(ret, ch->version >= MSP_TLMSP_WIRE_VERSION, MSP_ALERT_PROTOCOL_VERSION, out);
+    MSP_GUARD_GOTO(ret, adopt_tlmsp(c, ch), out);
+    c->h.alert_container = 1; /* from here on alerts are containers (3.4) */
+    MSP_GUARD_GOTO(ret, choose(s, ch, &o), out);
+    memcpy(s->client_random, ch->random, 32);
+    MSP_GUARD_GOTO(ret, sess_dup(&s->ch, &s->ch_len, m->msg, m->msg_len), out);
+out:
     free(ch);
-    if (ret == MSP_OK) {
-        ret = path_to_client(c);
-    }
-    if (ret != MSP_OK) {
-        return ret;
-    }
+    MSP_GUARD(ret);
+    MSP_GUARD(path_to_client(c));
     uint8_t sid[4];
     sess_random(s, sid, 4);
     if (!c->attempt2) {
@@ -309,49 +291,56 @@ static int on_client_hello(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len,
     return flight(c, &o);
 }
 
-static int on_client_kex(msp_tlmsp_conn_t *c, const uint8_t *body, size_t len)
+/* H 4.4 step 4: the ClientKeyExchange and the master secrets (6.4). */
+static int on_client_kex(hop_t *h, const hs_msg_t *m)
 {
+    msp_tlmsp_conn_t *c = h->owner;
     sess_t *s = &c->s;
     const uint8_t *point;
     size_t point_len = 0;
-    int ret = msp_tls12_client_kex_parse(body, len, &point, &point_len);
-    if (ret == MSP_OK && point_len > MAX_POINT) {
-        ret = MSP_ALERT_ILLEGAL_PARAMETER;
-    }
-    if (ret == MSP_OK) {
-        memcpy(s->cke_point, point, point_len);
-        s->cke_point_len = point_len;
-        ret = hs_endpoint_masters(s);
-    }
-    return ret;
+    MSP_GUARD(msp_tls12_client_kex_parse(m->body, m->len, &point, &point_len));
+    MSP_ENSURE(point_len <= MAX_POINT, MSP_ALERT_ILLEGAL_PARAMETER);
+    memcpy(s->cke_point, point, point_len);
+    s->cke_point_len = point_len;
+    MSP_GUARD(hs_endpoint_masters(s));
+    return ep_transcript(c, m->msg, m->msg_len);
 }
 
-int server_handshake(hop_t *h, uint8_t type, const uint8_t *body, size_t len, const uint8_t *msg, size_t msg_len)
+/* H 4.4 step 5, 6: the client's KeyMaterial (6.7 check), then ours to m1..mN and the client. */
+static int on_key_material(hop_t *h, const hs_msg_t *m)
 {
     msp_tlmsp_conn_t *c = h->owner;
-    uint8_t index;
-    int ret;
-    switch (c->state) {
-    case EP_CLIENT_HELLO:
-        ret = type == MSP_TLMSP_HT_CLIENT_HELLO ? on_client_hello(c, body, len, msg, msg_len)
-                                                : MSP_ALERT_UNEXPECTED_MESSAGE;
-        c->state = EP_MBOX_MSGS;
-        return ret;
-    case EP_MBOX_MSGS:
-        if (type != MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE) {
-            return ep_mbox_msg(c, type, body, len, msg, msg_len, &index);
-        }
-        ret = on_client_kex(c, body, len);
-        c->state = EP_KEY_MATERIAL;
-        return ret == MSP_OK ? ep_transcript(c, msg, msg_len) : ret;
-    case EP_KEY_MATERIAL:
-        ret = ep_on_key_material(c, type, body, len, msg, msg_len);
-        if (ret == MSP_OK && type == MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL) {
-            ret = ep_key_materials(c);
-            c->state = EP_CCS;
-        }
-        return ret;
-    default:
-        return MSP_ALERT_UNEXPECTED_MESSAGE;
-    }
+    MSP_GUARD(ep_on_peer_material(c, m));
+    return ep_key_materials(c);
 }
+
+#define HS MSP_TLMSP_CT_HANDSHAKE
+#define CCS MSP_TLMSP_CT_CHANGE_CIPHER_SPEC
+#define OUR_FINISHED "once every MiddleboxFinished is in: ChangeCipherSpec, Finished, MiddleboxFinished(m1..mN)"
+static const hs_row_t server_rows[] = {
+    {EP_CLIENT_HELLO, HS, MSP_TLMSP_HT_CLIENT_HELLO, EP_MBOX_MSGS, EP_MBOX_MSGS, on_client_hello,
+     "ServerHello, Certificate, ServerKeyExchange, ServerHelloDone", "H 4.4 step 1, 2, 3.2-3.4"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.4 step 3, 5.1"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_CERT, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.4 step 3, 5.2"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_EXCHANGE, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.4 step 3, 5.3"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_MIDDLEBOX_HELLO_DONE, EP_MBOX_MSGS, EP_MBOX_MSGS, ep_on_mbox_msg, "",
+     "H 4.4 step 3, 5.4"},
+    {EP_MBOX_MSGS, HS, MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE, EP_KEY_MATERIAL, EP_KEY_MATERIAL, on_client_kex, "",
+     "H 4.4 step 4, 6.4"},
+    {EP_KEY_MATERIAL, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_CONFIRMATION, EP_KEY_MATERIAL, EP_KEY_MATERIAL, ep_on_confirmation,
+     "", "H 4.4 step 5, 5.6"},
+    {EP_KEY_MATERIAL, HS, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, EP_CCS, EP_CCS, on_key_material,
+     "MiddleboxKeyMaterial(->m1..mN, ->C)", "H 4.4 step 5, 6, 6.7"},
+    {EP_CCS, CCS, 1, EP_FINISHED, EP_FINISHED, ep_on_ccs, "", "H 4.4 step 7, 6.9"},
+    {EP_FINISHED, HS, MSP_TLMSP_HT_FINISHED, EP_MBOX_FINISHED, EP_READY, ep_on_finished, OUR_FINISHED,
+     "H 4.4 step 7, 8, 6.10"},
+    {EP_MBOX_FINISHED, HS, MSP_TLMSP_HT_MIDDLEBOX_FINISHED, EP_MBOX_FINISHED, EP_READY, ep_on_mbox_finished,
+     OUR_FINISHED, "H 4.4 step 7, 8, 6.11"},
+};
+
+const hs_table_t server_table = {
+    "server",   "tlmsp-handshake.md 4.4", server_rows, sizeof(server_rows) / sizeof(server_rows[0]), ep_state_names,
+    EP_NSTATES, EP_CLIENT_HELLO,          EP_READY};

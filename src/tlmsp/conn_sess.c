@@ -319,24 +319,16 @@ static EVP_MD_CTX *new_hash(void)
 int sess_transcripts_start(sess_t *s, int per_mbox)
 {
     s->t = new_hash();
-    int ret = s->t != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK) {
-        ret = sess_hash_add(s->t, s->ch, s->ch_len);
-    }
-    if (ret == MSP_OK) {
-        ret = sess_hash_add(s->t, s->sh, s->sh_len);
-    }
-    for (size_t i = 0; per_mbox && ret == MSP_OK && i < s->list->n; i++) {
+    MSP_ENSURE(s->t != NULL, MSP_ERR_NO_MEMORY);
+    MSP_GUARD(sess_hash_add(s->t, s->ch, s->ch_len));
+    MSP_GUARD(sess_hash_add(s->t, s->sh, s->sh_len));
+    for (size_t i = 0; per_mbox && i < s->list->n; i++) {
         s->mb[i].t = new_hash();
-        ret = s->mb[i].t != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-        if (ret == MSP_OK) {
-            ret = sess_hash_add(s->mb[i].t, s->ch, s->ch_len);
-        }
-        if (ret == MSP_OK) {
-            ret = sess_hash_add(s->mb[i].t, s->sh, s->sh_len);
-        }
+        MSP_ENSURE(s->mb[i].t != NULL, MSP_ERR_NO_MEMORY);
+        MSP_GUARD(sess_hash_add(s->mb[i].t, s->ch, s->ch_len));
+        MSP_GUARD(sess_hash_add(s->mb[i].t, s->sh, s->sh_len));
     }
-    return ret;
+    return MSP_OK;
 }
 
 /* The pairwise key for a message src -> dst that this entity holds (6.5). */

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "msp/error.h"
+#include "../common/guard.h"
 
 /* ---- parsing (tlmsp-records.md 4.1 layout) ---- */
 
@@ -334,8 +335,8 @@ int msp_tlmsp_reader_check_mac(msp_tlmsp_gcm_t *g, const uint8_t synch_key[16], 
                                const uint8_t *fragment, size_t fragment_len, const uint8_t nonce[12], uint8_t out[16])
 {
     uint8_t h[32];
-    int ret = msp_tlmsp_reader_check_hash(g, in, fragment, fragment_len, h);
-    return ret == MSP_OK ? msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out) : ret;
+    MSP_GUARD(msp_tlmsp_reader_check_hash(g, in, fragment, fragment_len, h));
+    return msp_tlmsp_reader_check_gmac(g, synch_key, nonce, h, out);
 }
 
 /*

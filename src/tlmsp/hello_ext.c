@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "msp/error.h"
+#include "../common/guard.h"
 
 /* ---- parsing (tlmsp-handshake.md 3.2-3.4) ---- */
 
@@ -89,7 +90,8 @@ static int parse_info(msp_reader_t *r, msp_tlmsp_mbox_info_t *m)
     if (ret == MSP_OK && msp_reader_left(&ticket) != 0) {
         ret = MSP_ALERT_DECODE_ERROR; /* resumption is not supported (8) */
     }
-    return ret == MSP_OK ? parse_access(r, m->access) : ret;
+    MSP_GUARD(ret);
+    return parse_access(r, m->access);
 }
 
 /* MiddleboxList = v16<MiddleboxInfo*> (3.2): ids unique within one list (1.6), at most 251 entries (1.10). */
@@ -158,7 +160,8 @@ int msp_tlmsp_ext_client_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_clien
             ret = parse_list(&r, &e->discovered);
         }
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 /* ServerHello 0xff06 (3.4): version, Sid, both addresses echoed, the server's list; no trailing bytes. */
@@ -166,20 +169,12 @@ int msp_tlmsp_ext_server_parse(const uint8_t *p, size_t len, msp_tlmsp_ext_serve
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = parse_version(&r);
-    if (ret == MSP_OK) {
-        ret = msp_read_u32(&r, &e->sid);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_address(&r, &e->client);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_address(&r, &e->server);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_list(&r, &e->middleboxes);
-    }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(parse_version(&r));
+    MSP_GUARD(msp_read_u32(&r, &e->sid));
+    MSP_GUARD(parse_address(&r, &e->client));
+    MSP_GUARD(parse_address(&r, &e->server));
+    MSP_GUARD(parse_list(&r, &e->middleboxes));
+    return msp_reader_expect_end(&r);
 }
 
 /*
@@ -222,7 +217,8 @@ int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context
     while (ret == MSP_OK && msp_reader_left(&v) > 0) {
         ret = parse_description(&v, c);
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 /*

@@ -10,6 +10,7 @@
 #include "msp/reader.h"
 #include "msp/tlmsp_tls12.h"
 #include "sigalg.h"
+#include "../common/guard.h"
 
 #define CURVE_TYPE_NAMED 3
 
@@ -41,26 +42,14 @@ int msp_tlmsp_mbox_hello_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_hell
     uint16_t version;
     msp_reader_init(&r, p, len);
     /* The version is written as 0x0303 but not checked on receipt (5.1); we do the same. */
-    int ret = read_mbox_id(&r, &m->id);
-    if (ret == MSP_OK) {
-        ret = msp_read_u16(&r, &version);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_read_copy(&r, m->to_client_random, 32);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_read_copy(&r, m->to_server_random, 32);
-    }
-    if (ret == MSP_OK) {
-        ret = read_empty(&r, 1);
-    }
-    if (ret == MSP_OK) {
-        ret = read_empty(&r, 2);
-    }
-    if (ret == MSP_OK) {
-        ret = read_empty(&r, 1);
-    }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(read_mbox_id(&r, &m->id));
+    MSP_GUARD(msp_read_u16(&r, &version));
+    MSP_GUARD(msp_read_copy(&r, m->to_client_random, 32));
+    MSP_GUARD(msp_read_copy(&r, m->to_server_random, 32));
+    MSP_GUARD(read_empty(&r, 1));
+    MSP_GUARD(read_empty(&r, 2));
+    MSP_GUARD(read_empty(&r, 1));
+    return msp_reader_expect_end(&r);
 }
 
 /* 5.1: body length 71, version 0x0303. */
@@ -154,14 +143,10 @@ int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t 
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_mbox_id(&r, &m->id);
-    if (ret == MSP_OK) {
-        ret = parse_half(&r, &m->to_client);
-    }
-    if (ret == MSP_OK) {
-        ret = parse_half(&r, &m->to_server);
-    }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(read_mbox_id(&r, &m->id));
+    MSP_GUARD(parse_half(&r, &m->to_client));
+    MSP_GUARD(parse_half(&r, &m->to_server));
+    return msp_reader_expect_end(&r);
 }
 
 /* ServerECDHParams: curve_type | group | v8<point>, the bytes that are also signed. */
@@ -208,8 +193,8 @@ int msp_tlmsp_mbox_hello_done_parse(const uint8_t *p, size_t len, uint8_t *id)
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_mbox_id(&r, id);
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(read_mbox_id(&r, id));
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tlmsp_mbox_hello_done_build(uint8_t id, msp_buf_t *out)
@@ -222,11 +207,9 @@ int msp_tlmsp_mbox_finished_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_f
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_mbox_id(&r, &m->id);
-    if (ret == MSP_OK) {
-        ret = msp_read_copy(&r, m->verify_data, sizeof(m->verify_data));
-    }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(read_mbox_id(&r, &m->id));
+    MSP_GUARD(msp_read_copy(&r, m->verify_data, sizeof(m->verify_data)));
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tlmsp_mbox_finished_build(const msp_tlmsp_mbox_finished_t *m, msp_buf_t *out)

@@ -7,6 +7,7 @@
 #include "msp/tlmsp_tls12.h"
 
 #include "msp/error.h"
+#include "../common/guard.h"
 
 #define MAX_SESSION_ID 32
 
@@ -66,7 +67,8 @@ static int read_extensions(msp_reader_t *r, msp_tls12_ext_t *ext, size_t *next)
             (*next)++;
         }
     }
-    return ret == MSP_OK ? msp_reader_expect_end(r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(r);
 }
 
 static int read_suites(msp_reader_t *r, msp_tls12_client_hello_t *m)
@@ -103,14 +105,10 @@ int msp_tls12_client_hello_parse(const uint8_t *p, size_t len, msp_tls12_client_
     msp_reader_t r;
     msp_reader_init(&r, p, len);
     m->next = 0;
-    int ret = read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len);
-    if (ret == MSP_OK) {
-        ret = read_suites(&r, m);
-    }
-    if (ret == MSP_OK) {
-        ret = read_compression(&r, m);
-    }
-    return ret == MSP_OK ? read_extensions(&r, m->ext, &m->next) : ret;
+    MSP_GUARD(read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len));
+    MSP_GUARD(read_suites(&r, m));
+    MSP_GUARD(read_compression(&r, m));
+    return read_extensions(&r, m->ext, &m->next);
 }
 
 /* RFC 5246 7.4.1.3; its 0xff06 extension is tlmsp-handshake.md 3.4. */
@@ -119,14 +117,10 @@ int msp_tls12_server_hello_parse(const uint8_t *p, size_t len, msp_tls12_server_
     msp_reader_t r;
     msp_reader_init(&r, p, len);
     m->next = 0;
-    int ret = read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len);
-    if (ret == MSP_OK) {
-        ret = msp_read_u16(&r, &m->cipher_suite);
-    }
-    if (ret == MSP_OK) {
-        ret = msp_read_u8(&r, &m->compression);
-    }
-    return ret == MSP_OK ? read_extensions(&r, m->ext, &m->next) : ret;
+    MSP_GUARD(read_head(&r, &m->version, m->random, &m->session_id, &m->session_id_len));
+    MSP_GUARD(msp_read_u16(&r, &m->cipher_suite));
+    MSP_GUARD(msp_read_u8(&r, &m->compression));
+    return read_extensions(&r, m->ext, &m->next);
 }
 
 static void put_vec(msp_buf_t *out, size_t prefix, const uint8_t *p, size_t len)

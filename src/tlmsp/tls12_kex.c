@@ -13,6 +13,7 @@
 
 #include "msp/error.h"
 #include "sigalg.h"
+#include "../common/guard.h"
 
 #define CURVE_TYPE_NAMED 3
 
@@ -32,7 +33,8 @@ int msp_tls12_certificate_parse(const uint8_t *p, size_t len, msp_tls12_certific
             m->der_len[m->ncerts++] = msp_reader_left(&cert);
         }
     }
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(ret);
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tls12_certificate_build(const msp_tls12_certificate_t *m, msp_buf_t *out)
@@ -144,8 +146,8 @@ int msp_tls12_client_kex_parse(const uint8_t *p, size_t len, const uint8_t **poi
 {
     msp_reader_t r;
     msp_reader_init(&r, p, len);
-    int ret = read_point(&r, point, point_len);
-    return ret == MSP_OK ? msp_reader_expect_end(&r) : ret;
+    MSP_GUARD(read_point(&r, point, point_len));
+    return msp_reader_expect_end(&r);
 }
 
 int msp_tls12_client_kex_build(const uint8_t *point, size_t point_len, msp_buf_t *out)

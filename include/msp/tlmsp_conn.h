@@ -86,6 +86,7 @@ typedef struct msp_tlmsp_conn msp_tlmsp_conn_t;
  * contexts), MSP_ERR_NO_MEMORY.
  */
 MSP_API int msp_tlmsp_conn_new(uint8_t role, const msp_tlmsp_endpoint_cfg_t *cfg, msp_tlmsp_conn_t **out);
+/** NULL is ignored. */
 MSP_API void msp_tlmsp_conn_free(msp_tlmsp_conn_t *c);
 
 /** Client: writes the ClientHello. */
@@ -168,6 +169,7 @@ typedef struct msp_tlmsp_mbox_cfg {
 typedef struct msp_tlmsp_mbox msp_tlmsp_mbox_t;
 
 MSP_API int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out);
+/** NULL is ignored. */
 MSP_API void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m);
 
 /**

@@ -421,8 +421,8 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
         body[k] = (uint8_t)("0123456789abcdefghijklmnopqrstuvwxyz\n"[k % 37]);
     }
     msp_error_t err = {0};
-    if (msp_pcap_out_open(&g.out[0], path, &err) != MSP_OK ||
-        (prefix > 0 && msp_pcap_out_open(&g.out[1], ppath, &err) != MSP_OK)) {
+    if (msp_pcap_out_open(path, &g.out[0], &err) != MSP_OK ||
+        (prefix > 0 && msp_pcap_out_open(ppath, &g.out[1], &err) != MSP_OK)) {
         die("%s", err.detail);
     }
     memset(ci, 0, sizeof *ci);
@@ -920,9 +920,9 @@ int main(int argc, char **argv)
         X509 *cert = make_cert(cert_key);
         write_key(key_path, key);
         msp_error_t err = {0};
-        OSSL_LIB_CTX *lib = msp_ets_libctx_new(&key, 1, &err);
-        SSL_CTX *sctx = lib != NULL ? msp_ets_server_ctx_new(lib, &err) : NULL;
-        if (sctx == NULL) {
+        OSSL_LIB_CTX *lib = NULL;
+        SSL_CTX *sctx = NULL;
+        if (msp_ets_libctx_new(&key, 1, &lib, &err) != MSP_OK || msp_ets_server_ctx_new(lib, &sctx, &err) != MSP_OK) {
             die("ETS server: %s", err.detail);
         }
         if (!SSL_CTX_use_certificate(sctx, cert) || !SSL_CTX_use_PrivateKey(sctx, cert_key)) {

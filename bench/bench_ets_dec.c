@@ -158,8 +158,8 @@ static const msp_ets_conn_cb_t CB = {on_plain, on_event, NULL};
 
 static msp_ets_conn_t *conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *t, count_t *cnt)
 {
-    msp_ets_conn_t *c = msp_ets_conn_new(keys, t, &CB, cnt);
-    if (c == NULL) {
+    msp_ets_conn_t *c = NULL;
+    if (msp_ets_conn_new(keys, t, &CB, cnt, &c) != MSP_OK) {
         die("msp_ets_conn_new");
     }
     return c;
@@ -281,7 +281,10 @@ static void run_handshakes(const opts_t *o, const msp_ets_keys_t *keys, const ch
         for (size_t i = 0; i < o->conns; i++) {
             record(&r[i], SUITES[s].ossl, group, 0);
         }
-        msp_ets_tickets_t *t = o->tickets > 0 ? msp_ets_tickets_new(o->tickets) : NULL;
+        msp_ets_tickets_t *t = NULL;
+        if (o->tickets > 0 && msp_ets_tickets_new(o->tickets, &t) != MSP_OK) {
+            die("msp_ets_tickets_new");
+        }
         count_t cnt = {0};
         uint64_t n = 0;
         double t0 = now(), el;
@@ -399,10 +402,10 @@ static void setup(void)
     W.cert = self_signed(W.cert_key);
     msp_error_t err;
     EVP_PKEY *keys[2] = {W.x25519, W.p256};
-    if ((W.lib = msp_ets_libctx_new(keys, 2, &err)) == NULL) {
+    if (msp_ets_libctx_new(keys, 2, &W.lib, &err) != MSP_OK) {
         die("msp_ets_libctx_new: %s", err.detail);
     }
-    if ((W.sctx = msp_ets_server_ctx_new(W.lib, &err)) == NULL) {
+    if (msp_ets_server_ctx_new(W.lib, &W.sctx, &err) != MSP_OK) {
         die("msp_ets_server_ctx_new: %s", err.detail);
     }
     if (SSL_CTX_use_certificate(W.sctx, W.cert) != 1 || SSL_CTX_use_PrivateKey(W.sctx, W.cert_key) != 1 ||
@@ -494,8 +497,8 @@ int main(int argc, char **argv)
     parse(argc, argv, &o);
     setup();
     msp_error_t err;
-    msp_ets_keys_t *keys = msp_ets_keys_new();
-    if (keys == NULL || msp_ets_keys_add(keys, W.x25519, &err) != MSP_OK ||
+    msp_ets_keys_t *keys = NULL;
+    if (msp_ets_keys_new(&keys) != MSP_OK || msp_ets_keys_add(keys, W.x25519, &err) != MSP_OK ||
         msp_ets_keys_add(keys, W.p256, &err) != MSP_OK) {
         die("static keys");
     }

@@ -111,7 +111,7 @@ int main(int argc, char **argv)
         ret = msp_ets_passive_add_key(p, key, &err);
     }
     if (ret == MSP_OK) {
-        ret = msp_pcap_in_open_file(&in, argv[2], NULL, &err);
+        ret = msp_pcap_in_open_file(argv[2], NULL, &in, &err);
     }
     uint64_t packets = 0;
     if (ret == MSP_OK) {

@@ -22,8 +22,7 @@ static msp_ets_keys_t *fuzz_keys(void)
         uint8_t raw[32];
         memset(raw, 0x42, sizeof(raw));
         EVP_PKEY *k = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, raw, sizeof(raw));
-        keys = msp_ets_keys_new();
-        if (k == NULL || keys == NULL || msp_ets_keys_add(keys, k, NULL) != MSP_OK) {
+        if (k == NULL || msp_ets_keys_new(&keys) != MSP_OK || msp_ets_keys_add(keys, k, NULL) != MSP_OK) {
             abort();
         }
         EVP_PKEY_free(k);
@@ -57,11 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const msp_ets_conn_cb_t cb = {on_plain, on_event, on_keylog};
     static msp_ets_tickets_t *tickets;
     size_t sum = 0;
-    if (tickets == NULL && (tickets = msp_ets_tickets_new(4)) == NULL) {
+    if (tickets == NULL && msp_ets_tickets_new(4, &tickets) != MSP_OK) {
         abort();
     }
-    msp_ets_conn_t *c = msp_ets_conn_new(fuzz_keys(), tickets, &cb, &sum);
-    if (c == NULL) {
+    msp_ets_conn_t *c = NULL;
+    if (msp_ets_conn_new(fuzz_keys(), tickets, &cb, &sum, &c) != MSP_OK) {
         abort();
     }
     size_t i = 0;

@@ -93,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.idle_us = 2000;
     sink_t sink = {0, 0, 0};
     msp_tcp_callbacks_t cb = {NULL, on_data, on_gap, NULL};
-    msp_tcp_t *t = msp_tcp_new(&cfg, &cb, &sink);
-    if (t == NULL) {
+    msp_tcp_t *t = NULL;
+    if (msp_tcp_new(&cfg, &cb, &sink, &t) != MSP_OK) {
         return 0;
     }
     msp_reader_t r;

@@ -43,17 +43,28 @@
 /** Static private keys, looked up by the exact ServerHello key_share bytes. */
 typedef struct msp_ets_keys msp_ets_keys_t;
 
-MSP_API msp_ets_keys_t *msp_ets_keys_new(void);
+/**
+ * An empty key set, with the digests, ciphers and HMAC it derives with
+ * fetched once. *out gets it; MSP_ERR_NO_MEMORY (*out NULL) on an allocation
+ * or OpenSSL failure. Free with msp_ets_keys_free.
+ */
+MSP_API int msp_ets_keys_new(msp_ets_keys_t **out);
 /** Adds an X25519 or P-256 private key (up-referenced); MSP_ERR_ARGUMENT for another kind, MSP_ERR_LIMIT when full. */
 MSP_API int msp_ets_keys_add(msp_ets_keys_t *keys, EVP_PKEY *priv, msp_error_t *err);
 MSP_API size_t msp_ets_keys_count(const msp_ets_keys_t *keys);
+/** NULL is ignored. */
 MSP_API void msp_ets_keys_free(msp_ets_keys_t *keys);
 
 /** PSKs learned from NewSessionTickets, keyed by the ticket bytes; the least recently used goes when full. */
 typedef struct msp_ets_tickets msp_ets_tickets_t;
 
-MSP_API msp_ets_tickets_t *msp_ets_tickets_new(size_t max);
+/**
+ * A store of at most max PSKs. *out gets it; MSP_ERR_ARGUMENT for max 0 or
+ * above 2^24, MSP_ERR_NO_MEMORY; *out is NULL on failure.
+ */
+MSP_API int msp_ets_tickets_new(size_t max, msp_ets_tickets_t **out);
 MSP_API size_t msp_ets_tickets_count(const msp_ets_tickets_t *t);
+/** NULL is ignored. */
 MSP_API void msp_ets_tickets_free(msp_ets_tickets_t *t);
 
 typedef enum msp_ets_event_kind {
@@ -117,9 +128,14 @@ typedef struct msp_ets_conn_cb {
 
 typedef struct msp_ets_conn msp_ets_conn_t;
 
-/** keys must outlive the connection; tickets may be NULL (resumptions are then undecryptable, no tickets kept). */
-MSP_API msp_ets_conn_t *msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets,
-                                         const msp_ets_conn_cb_t *cb, void *arg);
+/**
+ * A connection; *out gets it. keys must outlive the connection; tickets may
+ * be NULL (resumptions are then undecryptable, no tickets kept); cb may be
+ * NULL, and so may any of its callbacks. MSP_ERR_ARGUMENT for keys NULL,
+ * MSP_ERR_NO_MEMORY; *out is NULL on failure.
+ */
+MSP_API int msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, const msp_ets_conn_cb_t *cb,
+                             void *arg, msp_ets_conn_t **out);
 /** MSP_OK, or MSP_ERR_ARGUMENT / MSP_ERR_NO_MEMORY; undecryptable input is an event, not an error. */
 MSP_API int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n);
 /** lost bytes of dir could not be reassembled: the connection becomes undecryptable. */
@@ -128,6 +144,7 @@ MSP_API int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
 MSP_API int msp_ets_conn_end(msp_ets_conn_t *c);
 /** Nonzero once the connection was reported undecryptable. */
 MSP_API int msp_ets_conn_failed(const msp_ets_conn_t *c);
+/** NULL is ignored. */
 MSP_API void msp_ets_conn_free(msp_ets_conn_t *c);
 
 #endif

@@ -96,6 +96,7 @@ MSP_API void msp_ets_passive_cfg_default(msp_ets_passive_cfg_t *cfg);
 
 /** MSP_OK; MSP_ERR_ARGUMENT for a bad config; MSP_ERR_NO_MEMORY. */
 MSP_API int msp_ets_passive_new(const msp_ets_passive_cfg_t *cfg, msp_ets_passive_t **out);
+/** NULL is ignored. */
 MSP_API void msp_ets_passive_free(msp_ets_passive_t *p);
 
 /**

@@ -26,14 +26,22 @@
 
 typedef struct msp_pcap_in msp_pcap_in_t;
 
-/** Opens a capture file; filter (may be NULL) is a BPF expression. */
-MSP_API int msp_pcap_in_open_file(msp_pcap_in_t **in, const char *path, const char *filter, msp_error_t *err);
+/**
+ * Opens a capture file; filter (may be NULL) is a BPF expression. *out gets
+ * the capture. MSP_ERR_NO_MEMORY, MSP_ERR_IO (cannot open or read it, or
+ * the filter cannot be set), MSP_ERR_SYNTAX (the filter does not compile),
+ * MSP_ERR_INVALID (a link type msp_tcp_decode does not understand); *out is
+ * NULL on failure.
+ */
+MSP_API int msp_pcap_in_open_file(const char *path, const char *filter, msp_pcap_in_t **out, msp_error_t *err);
 
 /**
  * Opens an interface: snaplen MSP_PCAP_SNAPLEN, immediate mode, promiscuous
- * only if promisc, optional BPF filter.
+ * only if promisc, optional BPF filter. *out gets the capture; the codes are
+ * those of msp_pcap_in_open_file (MSP_ERR_IO also when the interface cannot
+ * be opened or activated).
  */
-MSP_API int msp_pcap_in_open_live(msp_pcap_in_t **in, const char *ifname, const char *filter, int promisc,
+MSP_API int msp_pcap_in_open_live(const char *ifname, const char *filter, int promisc, msp_pcap_in_t **out,
                                   msp_error_t *err);
 
 /** The capture's link type (pass it to msp_tcp_packet). */
@@ -53,6 +61,7 @@ MSP_API void msp_pcap_in_stop(msp_pcap_in_t *in);
 /** Live capture: packets the kernel dropped. MSP_ERR_IO if the capture cannot say (files). */
 MSP_API int msp_pcap_in_dropped(msp_pcap_in_t *in, uint64_t *dropped);
 
+/** NULL is ignored. */
 MSP_API void msp_pcap_in_close(msp_pcap_in_t *in);
 
 /* ---- plaintext output ---- */
@@ -63,8 +72,10 @@ typedef struct msp_pcap_out_flow msp_pcap_out_flow_t;
 /**
  * A pcap (Ethernet link type, microsecond timestamps) written under a
  * temporary name beside path and renamed to path by msp_pcap_out_close.
+ * *out gets it. MSP_ERR_NO_MEMORY, MSP_ERR_IO (the temporary file cannot be
+ * created or started); *out is NULL on failure.
  */
-MSP_API int msp_pcap_out_open(msp_pcap_out_t **out, const char *path, msp_error_t *err);
+MSP_API int msp_pcap_out_open(const char *path, msp_pcap_out_t **out, msp_error_t *err);
 
 /**
  * Starts a flow with the addresses and ports of info (addr[0]/port[0]: the
@@ -86,11 +97,11 @@ MSP_API int msp_pcap_out_flow_end(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, 
 /**
  * Ends the flows still open (at their last timestamp), writes everything
  * out and renames the file into place. Frees o, also on failure (the
- * temporary file is then removed).
+ * temporary file is then removed). o NULL: MSP_OK, nothing done.
  */
 MSP_API int msp_pcap_out_close(msp_pcap_out_t *o, msp_error_t *err);
 
-/** Frees o and removes the temporary file: nothing half-written stays. */
+/** Frees o and removes the temporary file: nothing half-written stays. NULL is ignored. */
 MSP_API void msp_pcap_out_abort(msp_pcap_out_t *o);
 
 #endif

@@ -197,8 +197,12 @@ typedef struct msp_tcp_stats {
 
 typedef struct msp_tcp msp_tcp_t;
 
-/** A new table (cfg NULL: defaults). NULL on a bad config or no memory. */
-MSP_API msp_tcp_t *msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void *ctx);
+/**
+ * A new table (cfg NULL: defaults; cb NULL: no callbacks); *out gets it.
+ * MSP_ERR_ARGUMENT for a config out of its ranges, MSP_ERR_NO_MEMORY; *out
+ * is NULL on failure.
+ */
+MSP_API int msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void *ctx, msp_tcp_t **out);
 
 /**
  * Feeds one captured packet. Packets that are not TCP, or broken, are
@@ -216,7 +220,7 @@ MSP_API void msp_tcp_finish(msp_tcp_t *t);
 
 MSP_API const msp_tcp_stats_t *msp_tcp_stats(const msp_tcp_t *t);
 
-/** Frees the table; flows still open are dropped without callbacks (call msp_tcp_finish first). */
+/** Frees the table; flows still open are dropped without callbacks (call msp_tcp_finish first). NULL is ignored. */
 MSP_API void msp_tcp_free(msp_tcp_t *t);
 
 #endif

@@ -52,6 +52,7 @@ MSP_API int msp_fw_catalog_parse(const char *text, size_t len, msp_fw_catalog_t 
 /** The catalog compiled into msp. */
 MSP_API int msp_fw_catalog_builtin(msp_fw_catalog_t **out, msp_error_t *err);
 
+/** NULL is ignored. */
 MSP_API void msp_fw_catalog_free(msp_fw_catalog_t *cat);
 
 /** Index of ref in the catalog, or -1. */
@@ -152,6 +153,7 @@ MSP_API int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source
  */
 MSP_API int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **out, msp_error_t *err);
 
+/** NULL is ignored. */
 MSP_API void msp_fw_profile_free(msp_fw_profile_t *p);
 
 /** The name of the i-th shipped profile (0-based), or NULL past the last. */

@@ -78,6 +78,7 @@ typedef struct msp_tlmsp_activity msp_tlmsp_activity_t;
  * MSP_TLMSP_ACTIVITY_MAX_FILE), MSP_ERR_NO_MEMORY; err says where and why.
  */
 MSP_API int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activity_t **out, msp_error_t *err);
+/** NULL is ignored. */
 MSP_API void msp_tlmsp_activity_free(msp_tlmsp_activity_t *a);
 
 /**

@@ -36,7 +36,7 @@ typedef struct msp_io_ep_events {
 MSP_API int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev,
                           msp_io_ep_t **out);
 
-/** Closes the socket and frees the connection. */
+/** Closes the socket and frees the connection. NULL is ignored. */
 MSP_API void msp_io_ep_free(msp_io_ep_t *ep);
 
 MSP_API msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep);
@@ -63,6 +63,7 @@ typedef struct msp_io_mb_events {
 /** Drives a middlebox for the accepted client socket fd (owned, with m, from now on). */
 MSP_API int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t *m, const msp_io_mb_events_t *ev,
                           msp_io_mb_t **out);
+/** NULL is ignored. */
 MSP_API void msp_io_mb_free(msp_io_mb_t *mb);
 MSP_API msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb);
 

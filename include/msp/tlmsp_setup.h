@@ -77,6 +77,7 @@ typedef struct msp_tlmsp_setup msp_tlmsp_setup_t;
  * MSP_ERR_NO_MEMORY.
  */
 MSP_API int msp_tlmsp_setup_new(const msp_tlmsp_setup_cfg_t *cfg, msp_tlmsp_setup_t **out, msp_error_t *err);
+/** NULL is ignored. */
 MSP_API void msp_tlmsp_setup_free(msp_tlmsp_setup_t *s);
 
 /** The configuration block of the role: where it listens (server, middlebox) and what it runs. */

@@ -81,15 +81,16 @@ void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret)
     }
 }
 
-msp_ets_conn_t *msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, const msp_ets_conn_cb_t *cb,
-                                 void *arg)
+int msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tickets, const msp_ets_conn_cb_t *cb, void *arg,
+                     msp_ets_conn_t **out)
 {
+    *out = NULL;
     if (keys == NULL) {
-        return NULL;
+        return MSP_ERR_ARGUMENT;
     }
     msp_ets_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        return NULL;
+        return MSP_ERR_NO_MEMORY;
     }
     c->keys = keys;
     c->cr = &keys->crypto;
@@ -104,7 +105,8 @@ msp_ets_conn_t *msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *
     }
     msp_buf_init(&c->ch, 4 + MSP_ETS_DEC_MAX_HS_MSG);
     msp_buf_init(&c->cert, MSP_ETS_DEC_MAX_CERT_MSG);
-    return c;
+    *out = c;
+    return MSP_OK;
 }
 
 void msp_ets_conn_free(msp_ets_conn_t *c)

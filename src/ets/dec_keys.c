@@ -53,14 +53,19 @@ static int crypto_fetch(dec_crypto_t *cr)
            EVP_Digest("", 0, cr->empty384, NULL, cr->sha384, NULL) == 1;
 }
 
-msp_ets_keys_t *msp_ets_keys_new(void)
+int msp_ets_keys_new(msp_ets_keys_t **out)
 {
+    *out = NULL;
     msp_ets_keys_t *k = calloc(1, sizeof(*k));
-    if (k != NULL && !crypto_fetch(&k->crypto)) {
-        msp_ets_keys_free(k);
-        return NULL;
+    if (k == NULL) {
+        return MSP_ERR_NO_MEMORY;
     }
-    return k;
+    if (!crypto_fetch(&k->crypto)) {
+        msp_ets_keys_free(k);
+        return MSP_ERR_NO_MEMORY;
+    }
+    *out = k;
+    return MSP_OK;
 }
 
 void msp_ets_keys_free(msp_ets_keys_t *k)
@@ -211,10 +216,11 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
  * resumption, even with psk_dhe_ke and the static key"; so PSKs learnt from NewSessionTicket are kept.
  */
 
-msp_ets_tickets_t *msp_ets_tickets_new(size_t max)
+int msp_ets_tickets_new(size_t max, msp_ets_tickets_t **out)
 {
+    *out = NULL;
     if (max == 0 || max > DEC_MAX_TICKETS) {
-        return NULL;
+        return MSP_ERR_ARGUMENT;
     }
     size_t slots = 1;
     while (slots < 2 * max) {
@@ -222,7 +228,7 @@ msp_ets_tickets_t *msp_ets_tickets_new(size_t max)
     }
     msp_ets_tickets_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
-        return NULL;
+        return MSP_ERR_NO_MEMORY;
     }
     t->e = calloc(max, sizeof(*t->e));
     t->slot = calloc(slots, sizeof(*t->slot));
@@ -230,12 +236,13 @@ msp_ets_tickets_t *msp_ets_tickets_new(size_t max)
         free(t->e);
         free(t->slot);
         free(t);
-        return NULL;
+        return MSP_ERR_NO_MEMORY;
     }
     t->max = max;
     t->mask = slots - 1;
     t->newest = t->oldest = DEC_NONE;
-    return t;
+    *out = t;
+    return MSP_OK;
 }
 
 void msp_ets_tickets_free(msp_ets_tickets_t *t)

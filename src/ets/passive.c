@@ -175,7 +175,7 @@ static void on_open(void *ctx, msp_tcp_flow_t *tcp, const msp_tcp_flow_info_t *i
     (void)info;
     msp_ets_passive_t *p = ctx;
     msp_ets_passive_flow_t *f = calloc(1, sizeof *f);
-    if (f == NULL || (f->conn = msp_ets_conn_new(p->keys, p->tickets, &conn_callbacks, f)) == NULL) {
+    if (f == NULL || msp_ets_conn_new(p->keys, p->tickets, &conn_callbacks, f, &f->conn) != MSP_OK) {
         free(f);
         pipeline_error(p, MSP_ERR_NO_MEMORY, "no memory for a connection: it was not followed");
         msp_tcp_flow_ignore(tcp);
@@ -267,10 +267,10 @@ int msp_ets_passive_new(const msp_ets_passive_cfg_t *cfg, msp_ets_passive_t **ou
         p->cb = *cfg->cb;
     }
     p->arg = cfg->arg;
-    p->keys = msp_ets_keys_new();
-    p->tickets = cfg->max_tickets > 0 ? msp_ets_tickets_new(cfg->max_tickets) : NULL;
-    p->tcp = msp_tcp_new(&cfg->tcp, &tcp_cb, p);
-    if (p->keys == NULL || (cfg->max_tickets > 0 && p->tickets == NULL) || p->tcp == NULL) {
+    /* cfg_ok checked the arguments: what fails here is memory (or OpenSSL fetching the algorithms) */
+    if (msp_ets_keys_new(&p->keys) != MSP_OK ||
+        (cfg->max_tickets > 0 && msp_ets_tickets_new(cfg->max_tickets, &p->tickets) != MSP_OK) ||
+        msp_tcp_new(&cfg->tcp, &tcp_cb, p, &p->tcp) != MSP_OK) {
         msp_ets_passive_free(p);
         return MSP_ERR_NO_MEMORY;
     }

@@ -107,19 +107,20 @@ const msp_tcp_stats_t *msp_tcp_stats(const msp_tcp_t *t)
     return &t->st;
 }
 
-msp_tcp_t *msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void *ctx)
+int msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void *ctx, msp_tcp_t **out)
 {
+    *out = NULL;
     msp_tcp_config_t def;
     if (cfg == NULL) {
         msp_tcp_config_default(&def);
         cfg = &def;
     }
     if (cfg->max_flows < 1 || cfg->window < 1 || cfg->window > (1u << 30) || cfg->max_segs < 1) {
-        return NULL;
+        return MSP_ERR_ARGUMENT;
     }
     msp_tcp_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
-        return NULL;
+        return MSP_ERR_NO_MEMORY;
     }
     t->cfg = *cfg;
     if (cb != NULL) {
@@ -133,9 +134,10 @@ msp_tcp_t *msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *c
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
     if (t->buckets == NULL) {
         free(t);
-        return NULL;
+        return MSP_ERR_NO_MEMORY;
     }
-    return t;
+    *out = t;
+    return MSP_OK;
 }
 
 /* ---- hashing: the same value for both directions ---- */

@@ -66,34 +66,36 @@ static int install(OSSL_LIB_CTX *lib, EVP_PKEY *const *keys, size_t n, msp_error
     return MSP_OK;
 }
 
-OSSL_LIB_CTX *msp_ets_libctx_new(EVP_PKEY *const *keys, size_t n, msp_error_t *err)
+int msp_ets_libctx_new(EVP_PKEY *const *keys, size_t n, OSSL_LIB_CTX **out, msp_error_t *err)
 {
+    *out = NULL;
     if (n == 0 || n > MSP_ETS_MAX_KEYS || keys == NULL) {
-        msp_error_set(err, MSP_ERR_ARGUMENT, "ets_provider", "between 1 and %d static keys expected", MSP_ETS_MAX_KEYS);
-        return NULL;
+        return msp_error_set(err, MSP_ERR_ARGUMENT, "ets_provider", "between 1 and %d static keys expected",
+                             MSP_ETS_MAX_KEYS);
     }
     OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
     if (lib == NULL) {
-        msp_error_set(err, MSP_ERR_NO_MEMORY, "ets_provider", "no library context");
-        return NULL;
+        return msp_error_set(err, MSP_ERR_NO_MEMORY, "ets_provider", "no library context");
     }
-    if (install(lib, keys, n, err) != MSP_OK) {
+    int ret = install(lib, keys, n, err);
+    if (ret != MSP_OK) {
         msp_ets_libctx_free(lib);
-        return NULL;
+        return ret;
     }
-    return lib;
+    *out = lib;
+    return MSP_OK;
 }
 
 /*
  * An ETS server context: TLS 1.3 with only the groups that have a static key (4.3.2, ets.md 3.1 ETS-KX-2: "a group
  * without a static key must not be negotiated"; clients get a HelloRetryRequest towards them, ets.md 8.3.6).
  */
-SSL_CTX *msp_ets_server_ctx_new(OSSL_LIB_CTX *lib, msp_error_t *err)
+int msp_ets_server_ctx_new(OSSL_LIB_CTX *lib, SSL_CTX **out, msp_error_t *err)
 {
+    *out = NULL;
     prov_ctx_t *ctx = lib != NULL ? ours(lib) : NULL;
     if (ctx == NULL) {
-        msp_error_set(err, MSP_ERR_ARGUMENT, "ets_provider", "not a library context of msp_ets_libctx_new");
-        return NULL;
+        return msp_error_set(err, MSP_ERR_ARGUMENT, "ets_provider", "not a library context of msp_ets_libctx_new");
     }
     char groups[32] = "";
     if (prov_serves(ctx, PROV_G_X25519)) {
@@ -106,11 +108,12 @@ SSL_CTX *msp_ets_server_ctx_new(OSSL_LIB_CTX *lib, msp_error_t *err)
     /* TLS 1.2 ECDHE would take a fresh key (no template), silently not ETS: 1.3 only (ets.md 8.3.5) */
     if (sctx == NULL || !SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) ||
         !SSL_CTX_set_max_proto_version(sctx, TLS1_3_VERSION) || !SSL_CTX_set1_groups_list(sctx, groups)) {
-        fail(err, MSP_ERR_NO_MEMORY, "server SSL_CTX");
+        int ret = fail(err, MSP_ERR_NO_MEMORY, "server SSL_CTX");
         SSL_CTX_free(sctx);
-        return NULL;
+        return ret;
     }
-    return sctx;
+    *out = sctx;
+    return MSP_OK;
 }
 
 typedef struct loaded {

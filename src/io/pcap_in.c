@@ -73,8 +73,9 @@ static int finish_open(msp_pcap_in_t *in, const char *filter, msp_pcap_in_t **ou
     return MSP_OK;
 }
 
-int msp_pcap_in_open_file(msp_pcap_in_t **out, const char *path, const char *filter, msp_error_t *err)
+int msp_pcap_in_open_file(const char *path, const char *filter, msp_pcap_in_t **out, msp_error_t *err)
 {
+    *out = NULL;
     char ebuf[PCAP_ERRBUF_SIZE] = "";
     msp_pcap_in_t *in = alloc_in(path);
     if (in == NULL) {
@@ -89,8 +90,9 @@ int msp_pcap_in_open_file(msp_pcap_in_t **out, const char *path, const char *fil
     return finish_open(in, filter, out, err);
 }
 
-int msp_pcap_in_open_live(msp_pcap_in_t **out, const char *ifname, const char *filter, int promisc, msp_error_t *err)
+int msp_pcap_in_open_live(const char *ifname, const char *filter, int promisc, msp_pcap_in_t **out, msp_error_t *err)
 {
+    *out = NULL;
     char ebuf[PCAP_ERRBUF_SIZE] = "";
     msp_pcap_in_t *in = alloc_in(ifname);
     if (in == NULL) {

@@ -58,8 +58,9 @@ static void free_out(msp_pcap_out_t *o, int remove_tmp)
     free(o);
 }
 
-int msp_pcap_out_open(msp_pcap_out_t **out, const char *path, msp_error_t *err)
+int msp_pcap_out_open(const char *path, msp_pcap_out_t **out, msp_error_t *err)
 {
+    *out = NULL;
     msp_pcap_out_t *o = calloc(1, sizeof(*o));
     size_t n = strlen(path);
     if (o == NULL || (o->path = strdup(path)) == NULL || (o->tmp = malloc(n + 16)) == NULL) {
@@ -213,6 +214,9 @@ int msp_pcap_out_flow_end(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, uint64_t
 
 int msp_pcap_out_close(msp_pcap_out_t *o, msp_error_t *err)
 {
+    if (o == NULL) {
+        return MSP_OK;
+    }
     int ret = MSP_OK;
     while (o->flows != NULL && ret == MSP_OK) {
         ret = msp_pcap_out_flow_end(o, o->flows, o->flows->last_ts, err);

@@ -170,6 +170,23 @@ static void seen_free(seen_t *s)
 
 static const msp_ets_conn_cb_t CB = {on_plain, on_event, on_keylog};
 
+/* The constructors, asserted to succeed: the tests below are about what the objects do. */
+static msp_ets_conn_t *conn_new(const msp_ets_keys_t *k, msp_ets_tickets_t *t, const msp_ets_conn_cb_t *cb, void *arg)
+{
+    msp_ets_conn_t *c = NULL;
+    assert_int_equal(msp_ets_conn_new(k, t, cb, arg, &c), MSP_OK);
+    assert_non_null(c);
+    return c;
+}
+
+static msp_ets_tickets_t *tickets_new(size_t max)
+{
+    msp_ets_tickets_t *t = NULL;
+    assert_int_equal(msp_ets_tickets_new(max, &t), MSP_OK);
+    assert_non_null(t);
+    return t;
+}
+
 /* How the recorded streams are handed to the decryptor. */
 enum { ORDER_LIVE, ORDER_CLIENT_FIRST, ORDER_SERVER_FIRST, ORDER_RANDOM, ORDER_BYTES, NORDERS };
 
@@ -274,7 +291,7 @@ static void check_all_orders(const ets_pair_t *p, msp_ets_keys_t *keys, msp_ets_
 {
     for (int order = 0; order < NORDERS; order++) {
         seen_t s = {0};
-        msp_ets_conn_t *c = msp_ets_conn_new(keys, tickets, &CB, &s);
+        msp_ets_conn_t *c = conn_new(keys, tickets, &CB, &s);
         assert_non_null(c);
         feed(c, p, order);
         if (s.undecryptable) {
@@ -299,7 +316,8 @@ static void check_all_orders(const ets_pair_t *p, msp_ets_keys_t *keys, msp_ets_
 
 static msp_ets_keys_t *keys_with(EVP_PKEY *a, EVP_PKEY *b)
 {
-    msp_ets_keys_t *k = msp_ets_keys_new();
+    msp_ets_keys_t *k = NULL;
+    assert_int_equal(msp_ets_keys_new(&k), MSP_OK);
     assert_non_null(k);
     msp_error_t err;
     if (a != NULL) {
@@ -331,7 +349,7 @@ static void run_basic(const char *suites, const char *groups, uint16_t suite, ui
     pair_start(&p, (ets_pair_opts_t){.ciphersuites = suites, .groups = groups});
     exchange(&p, 6);
     msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
-    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    msp_ets_tickets_t *t = tickets_new(8);
     seen_t s;
     check_all_orders(&p, k, t, &s);
     assert_int_equal(s.hs.suite, suite);
@@ -390,7 +408,7 @@ static SSL_SESSION *first_connection(ets_pair_t *p, const char *suites, msp_ets_
     pair_start(p, (ets_pair_opts_t){.ciphersuites = suites, .groups = "X25519"});
     exchange(p, 2);
     seen_t s = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s);
+    msp_ets_conn_t *c = conn_new(k, t, &CB, &s);
     feed(c, p, ORDER_LIVE);
     assert_int_equal(s.undecryptable, 0);
     assert_true(s.tickets >= 1);
@@ -407,7 +425,7 @@ static void test_resumption(void **state)
 {
     (void)state;
     msp_ets_keys_t *k = keys_with(W.x25519, NULL);
-    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    msp_ets_tickets_t *t = tickets_new(8);
     ets_pair_t p1, p2;
     SSL_SESSION *sess = first_connection(&p1, "TLS_AES_256_GCM_SHA384", k, t);
     pair_start(&p2, (ets_pair_opts_t){.ciphersuites = "TLS_AES_256_GCM_SHA384", .groups = "X25519", .session = sess});
@@ -420,9 +438,9 @@ static void test_resumption(void **state)
     seen_free(&s);
 
     /* the resumed connection alone, with a fresh ticket store: not decryptable, said once */
-    msp_ets_tickets_t *fresh = msp_ets_tickets_new(8);
+    msp_ets_tickets_t *fresh = tickets_new(8);
     seen_t n = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, fresh, &CB, &n);
+    msp_ets_conn_t *c = conn_new(k, fresh, &CB, &n);
     feed(c, &p2, ORDER_RANDOM);
     assert_int_equal(n.undecryptable, 1);
     assert_int_equal(n.reason, MSP_ETS_R_PSK_UNKNOWN);
@@ -443,7 +461,7 @@ static void test_early_data(void **state)
 {
     (void)state;
     msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
-    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    msp_ets_tickets_t *t = tickets_new(8);
     ets_pair_t p1, p2;
     SSL_SESSION *sess = first_connection(&p1, "TLS_AES_128_GCM_SHA256", k, t);
     assert_true(SSL_SESSION_get_max_early_data(sess) > 0);
@@ -487,7 +505,7 @@ static void test_key_update_many_records(void **state)
 static void expect_failure(const ets_pair_t *p, msp_ets_keys_t *k, int order, msp_ets_reason_t reason, const char *text)
 {
     seen_t s = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+    msp_ets_conn_t *c = conn_new(k, NULL, &CB, &s);
     feed(c, p, order);
     assert_int_equal(s.undecryptable, 1);
     if (s.reason != reason) {
@@ -530,7 +548,7 @@ static void test_undecryptable(void **state)
 
     /* a gap */
     seen_t s = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(right, NULL, &CB, &s);
+    msp_ets_conn_t *c = conn_new(right, NULL, &CB, &s);
     assert_int_equal(msp_ets_conn_feed(c, 0, p.bytes[0], 100), MSP_OK);
     assert_int_equal(msp_ets_conn_gap(c, 0, 1234), MSP_OK);
     assert_int_equal(msp_ets_conn_feed(c, 0, p.bytes[0] + 1334, p.len[0] - 1334), MSP_OK);
@@ -584,7 +602,7 @@ static void test_not_tls13(void **state)
     static const uint8_t sh[] = {22, 3, 3, 0, 42, 2, 0, 0, 38, 3, 3, [11 ... 42] = 9, 0, 0xc0, 0x2f, 0};
     msp_ets_keys_t *k = keys_with(W.x25519, NULL);
     seen_t s = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+    msp_ets_conn_t *c = conn_new(k, NULL, &CB, &s);
     assert_int_equal(msp_ets_conn_feed(c, 1, sh, sizeof(sh)), MSP_OK);
     assert_int_equal(s.undecryptable, 0); /* waits for the ClientHello */
     assert_int_equal(msp_ets_conn_feed(c, 0, ch, sizeof(ch)), MSP_OK);
@@ -607,7 +625,7 @@ static void test_malformed(void **state)
     msp_ets_keys_t *k = keys_with(W.x25519, NULL);
     for (size_t i = 0; i < 3; i++) {
         seen_t s = {0};
-        msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+        msp_ets_conn_t *c = conn_new(k, NULL, &CB, &s);
         assert_int_equal(msp_ets_conn_feed(c, 0, in[i], len[i]), MSP_OK);
         assert_int_equal(msp_ets_conn_feed(c, 0, in[i], len[i]), MSP_OK);
         assert_int_equal(msp_ets_conn_end(c), MSP_OK);
@@ -627,7 +645,7 @@ static void test_pending_limit(void **state)
     static uint8_t rec[5 + 16384] = {22, 3, 3, 0x40, 0};
     msp_ets_keys_t *k = keys_with(W.x25519, NULL);
     seen_t s = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, &s);
+    msp_ets_conn_t *c = conn_new(k, NULL, &CB, &s);
     for (int i = 0; i < 20 && s.undecryptable == 0; i++) {
         assert_int_equal(msp_ets_conn_feed(c, 1, rec, sizeof(rec)), MSP_OK);
     }
@@ -653,7 +671,7 @@ static void test_schedule_constants(void **state)
                                         0x25, 0x0c, 0xeb, 0xea, 0xc3, 0x57, 0x6c, 0x36, 0x11, 0xba};
     static const uint8_t zero[32];
     msp_ets_keys_t *k = keys_with(NULL, NULL);
-    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, NULL, NULL);
+    msp_ets_conn_t *c = conn_new(k, NULL, NULL, NULL);
     c->suite = dec_suite_find(c->cr, 0x1301, &c->suite_store);
     assert_int_equal(dec_kdf_start(c), MSP_OK);
     uint8_t s[32];
@@ -669,7 +687,7 @@ static void test_schedule_constants(void **state)
 static void test_tickets_lru(void **state)
 {
     (void)state;
-    msp_ets_tickets_t *t = msp_ets_tickets_new(2);
+    msp_ets_tickets_t *t = tickets_new(2);
     uint8_t psk[32] = {1};
     assert_int_equal(dec_tickets_put(t, (const uint8_t *)"aaaa", 4, 0x1301, psk, 32), MSP_OK);
     assert_int_equal(dec_tickets_put(t, (const uint8_t *)"bbbb", 4, 0x1301, psk, 32), MSP_OK);
@@ -681,13 +699,38 @@ static void test_tickets_lru(void **state)
     assert_non_null(dec_tickets_get(t, (const uint8_t *)"cccc", 4));
     assert_null(dec_tickets_get(t, (const uint8_t *)"ccc", 3));
     msp_ets_tickets_free(t);
-    assert_null(msp_ets_tickets_new(0));
+}
+
+/* The constructors' failures: the code, and *out NULL even when it held something. */
+static void test_constructors(void **state)
+{
+    (void)state;
+    msp_ets_tickets_t *t = (msp_ets_tickets_t *)&t;
+    assert_int_equal(msp_ets_tickets_new(0, &t), MSP_ERR_ARGUMENT);
+    assert_null(t);
+    t = (msp_ets_tickets_t *)&t;
+    assert_int_equal(msp_ets_tickets_new(((size_t)1 << 24) + 1, &t), MSP_ERR_ARGUMENT);
+    assert_null(t);
+    msp_ets_conn_t *c = (msp_ets_conn_t *)&c;
+    assert_int_equal(msp_ets_conn_new(NULL, NULL, &CB, NULL, &c), MSP_ERR_ARGUMENT);
+    assert_null(c);
+    msp_ets_keys_t *k = NULL;
+    assert_int_equal(msp_ets_keys_new(&k), MSP_OK);
+    assert_int_equal(msp_ets_conn_new(k, NULL, NULL, NULL, &c), MSP_OK);
+    assert_non_null(c);
+    msp_ets_conn_free(c);
+    msp_ets_keys_free(k);
+    /* every free accepts NULL */
+    msp_ets_conn_free(NULL);
+    msp_ets_tickets_free(NULL);
+    msp_ets_keys_free(NULL);
 }
 
 static void test_keys_add(void **state)
 {
     (void)state;
-    msp_ets_keys_t *k = msp_ets_keys_new();
+    msp_ets_keys_t *k = NULL;
+    assert_int_equal(msp_ets_keys_new(&k), MSP_OK);
     msp_error_t err;
     EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     assert_int_equal(msp_ets_keys_add(k, rsa, &err), MSP_ERR_ARGUMENT);
@@ -738,9 +781,10 @@ static void test_fuzz_corpus(void **state)
         return;
     }
     msp_error_t err;
-    OSSL_LIB_CTX *lib = msp_ets_libctx_new(&key, 1, &err);
+    OSSL_LIB_CTX *lib = NULL;
+    assert_int_equal(msp_ets_libctx_new(&key, 1, &lib, &err), MSP_OK);
     SSL_CTX *saved = W.sctx;
-    W.sctx = msp_ets_server_ctx_new(lib, &err);
+    assert_int_equal(msp_ets_server_ctx_new(lib, &W.sctx, &err), MSP_OK);
     assert_non_null(W.sctx);
     SSL_CTX_use_certificate(W.sctx, W.cert);
     SSL_CTX_use_PrivateKey(W.sctx, W.cert_key);
@@ -931,7 +975,7 @@ static void test_psk_ke(void **state)
     SSL_CTX_set_options(cctx, SSL_OP_ALLOW_NO_DHE_KEX);
     SSL_CTX_set_options(W.sctx, SSL_OP_ALLOW_NO_DHE_KEX);
     msp_ets_keys_t *k = keys_with(W.x25519, W.p256);
-    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    msp_ets_tickets_t *t = tickets_new(8);
     ets_pair_t p1, p2;
     ets_pair_opts_t o = {
         .ciphersuites = "TLS_AES_128_GCM_SHA256", .groups = "X25519", .sni = "ets.example", .alpn = "h2"};
@@ -940,7 +984,7 @@ static void test_psk_ke(void **state)
     }
     exchange(&p1, 2);
     seen_t s1 = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s1);
+    msp_ets_conn_t *c = conn_new(k, t, &CB, &s1);
     feed(c, &p1, ORDER_LIVE);
     assert_int_equal(s1.undecryptable, 0);
     assert_true(s1.tickets >= 1);
@@ -1199,7 +1243,7 @@ static void expect_failure_tickets(const ets_pair_t *p, msp_ets_keys_t *k, msp_e
                                    msp_ets_reason_t reason, const char *text)
 {
     seen_t s = {0};
-    msp_ets_conn_t *c = msp_ets_conn_new(k, t, &CB, &s);
+    msp_ets_conn_t *c = conn_new(k, t, &CB, &s);
     feed(c, p, order);
     assert_int_equal(s.undecryptable, 1);
     if (s.reason != reason) {
@@ -1234,7 +1278,7 @@ static void test_end_of_early_data(void **state)
     reseal_free(&q, ETS_C2S);
     ets_pair_free(&p);
 
-    msp_ets_tickets_t *t = msp_ets_tickets_new(8);
+    msp_ets_tickets_t *t = tickets_new(8);
     ets_pair_t p1, p2;
     SSL_SESSION *sess = first_connection(&p1, "TLS_AES_128_GCM_SHA256", k, t);
     pair_start(&p2,
@@ -1264,7 +1308,7 @@ static void test_end_of_early_data(void **state)
  */
 static msp_ets_conn_t *at_finished(msp_ets_keys_t *k, seen_t *s, int dir, int th)
 {
-    msp_ets_conn_t *c = msp_ets_conn_new(k, NULL, &CB, s);
+    msp_ets_conn_t *c = conn_new(k, NULL, &CB, s);
     assert_non_null(c);
     c->suite = dec_suite_find(c->cr, 0x1301, &c->suite_store);
     assert_non_null(c->suite);
@@ -1372,13 +1416,11 @@ static int setup(void **state)
     W.cert = self_signed(W.cert_key);
     msp_error_t err;
     EVP_PKEY *keys[2] = {W.x25519, W.p256};
-    W.lib = msp_ets_libctx_new(keys, 2, &err);
-    if (W.lib == NULL) {
+    if (msp_ets_libctx_new(keys, 2, &W.lib, &err) != MSP_OK) {
         fprintf(stderr, "libctx: %s\n", err.detail);
         return -1;
     }
-    W.sctx = msp_ets_server_ctx_new(W.lib, &err);
-    if (W.sctx == NULL || SSL_CTX_use_certificate(W.sctx, W.cert) != 1 ||
+    if (msp_ets_server_ctx_new(W.lib, &W.sctx, &err) != MSP_OK || SSL_CTX_use_certificate(W.sctx, W.cert) != 1 ||
         SSL_CTX_use_PrivateKey(W.sctx, W.cert_key) != 1) {
         return -1;
     }
@@ -1410,6 +1452,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schedule_constants),
         cmocka_unit_test(test_tickets_lru),
+        cmocka_unit_test(test_constructors),
         cmocka_unit_test(test_keys_add),
         cmocka_unit_test(test_x25519_1301),
         cmocka_unit_test(test_x25519_1302),

@@ -545,8 +545,9 @@ static X509 *certificate(int malformed)
 static SSL_CTX *server(X509 *cert)
 {
     msp_error_t err;
-    SSL_CTX *s = msp_ets_server_ctx_new(W.lib, &err);
-    if (s == NULL || SSL_CTX_use_certificate(s, cert) != 1 || SSL_CTX_use_PrivateKey(s, W.cert_key) != 1) {
+    SSL_CTX *s = NULL;
+    if (msp_ets_server_ctx_new(W.lib, &s, &err) != MSP_OK || SSL_CTX_use_certificate(s, cert) != 1 ||
+        SSL_CTX_use_PrivateKey(s, W.cert_key) != 1) {
         return NULL;
     }
     return s;
@@ -563,8 +564,7 @@ static int setup(void **state)
     W.cert_bad = certificate(1);
     msp_error_t err;
     EVP_PKEY *keys[2] = {W.x25519, W.p256};
-    W.lib = msp_ets_libctx_new(keys, 2, &err);
-    if (W.lib == NULL) {
+    if (msp_ets_libctx_new(keys, 2, &W.lib, &err) != MSP_OK) {
         fprintf(stderr, "libctx: %s\n", err.detail);
         return -1;
     }

@@ -348,15 +348,13 @@ static int setup(void **state)
     W.cert_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     msp_error_t err;
     EVP_PKEY *keys[2] = {W.x25519, W.p256};
-    W.lib = msp_ets_libctx_new(keys, 2, &err);
-    if (W.lib == NULL) {
+    if (msp_ets_libctx_new(keys, 2, &W.lib, &err) != MSP_OK) {
         fprintf(stderr, "libctx: %s\n", err.detail);
         return -1;
     }
     for (int k = 0; k < NCERTS; k++) {
         W.cert[k] = certificate(k);
-        W.ets[k] = msp_ets_server_ctx_new(W.lib, &err);
-        if (!use_cert(W.ets[k], W.cert[k])) {
+        if (msp_ets_server_ctx_new(W.lib, &W.ets[k], &err) != MSP_OK || !use_cert(W.ets[k], W.cert[k])) {
             return -1;
         }
     }

@@ -37,7 +37,8 @@ static void pub_of(EVP_PKEY *k, uint8_t *out, size_t want)
 static SSL_CTX *server_ctx(OSSL_LIB_CTX *lib, int cert_kind, EVP_PKEY **ck, X509 **cert)
 {
     msp_error_t err;
-    SSL_CTX *s = msp_ets_server_ctx_new(lib, &err);
+    SSL_CTX *s = NULL;
+    assert_int_equal(msp_ets_server_ctx_new(lib, &s, &err), MSP_OK);
     assert_non_null(s);
     assert_int_equal(ets_pair_make_cert(cert_kind, ck, cert), 0);
     assert_int_equal(ets_pair_server_setup(s, *ck, *cert), 0);
@@ -53,7 +54,7 @@ static int setup(void **state)
     pub_of(f->p256, f->p_pub, 65);
     EVP_PKEY *keys[] = {f->x25519, f->p256};
     msp_error_t err;
-    f->lib = msp_ets_libctx_new(keys, 2, &err);
+    assert_int_equal(msp_ets_libctx_new(keys, 2, &f->lib, &err), MSP_OK);
     assert_non_null(f->lib);
     f->sctx = server_ctx(f->lib, ETS_CERT_P256, &f->cert_key, &f->cert);
     f->cctx = ets_pair_client_ctx();
@@ -215,7 +216,8 @@ static void test_two_contexts_independent(void **state)
     pub_of(other, other_pub, 32);
     assert_memory_not_equal(other_pub, f->x_pub, 32);
     msp_error_t err;
-    OSSL_LIB_CTX *lib2 = msp_ets_libctx_new(&other, 1, &err);
+    OSSL_LIB_CTX *lib2 = NULL;
+    assert_int_equal(msp_ets_libctx_new(&other, 1, &lib2, &err), MSP_OK);
     assert_non_null(lib2);
     EVP_PKEY *ck;
     X509 *cert;
@@ -349,19 +351,33 @@ static void test_bad_arguments(void **state)
     fixture_t *f = *state;
     msp_error_t err;
     EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
-    assert_null(msp_ets_libctx_new(&rsa, 1, &err));
+    /* each failure returns its code, records it in err and leaves *out NULL (even when it held something) */
+    OSSL_LIB_CTX *lib = (OSSL_LIB_CTX *)&lib;
+    assert_int_equal(msp_ets_libctx_new(&rsa, 1, &lib, &err), MSP_ERR_ARGUMENT);
     assert_int_equal(err.code, MSP_ERR_ARGUMENT);
+    assert_null(lib);
     EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    assert_null(msp_ets_libctx_new(&p384, 1, &err));
+    lib = (OSSL_LIB_CTX *)&lib;
+    assert_int_equal(msp_ets_libctx_new(&p384, 1, &lib, &err), MSP_ERR_ARGUMENT);
     assert_int_equal(err.code, MSP_ERR_ARGUMENT);
+    assert_null(lib);
     EVP_PKEY *two[] = {f->x25519, f->x25519};
-    assert_null(msp_ets_libctx_new(two, 2, &err));
+    assert_int_equal(msp_ets_libctx_new(two, 2, &lib, &err), MSP_ERR_ARGUMENT);
     assert_int_equal(err.code, MSP_ERR_ARGUMENT);
-    assert_null(msp_ets_libctx_new(two, 0, &err));
-    assert_null(msp_ets_server_ctx_new(NULL, &err));
+    assert_null(lib);
+    lib = (OSSL_LIB_CTX *)&lib;
+    assert_int_equal(msp_ets_libctx_new(two, 0, &lib, &err), MSP_ERR_ARGUMENT);
+    assert_null(lib);
+    SSL_CTX *s = (SSL_CTX *)&s;
+    assert_int_equal(msp_ets_server_ctx_new(NULL, &s, &err), MSP_ERR_ARGUMENT);
+    assert_null(s);
     OSSL_LIB_CTX *plain = OSSL_LIB_CTX_new();
-    assert_null(msp_ets_server_ctx_new(plain, &err));
+    s = (SSL_CTX *)&s;
+    assert_int_equal(msp_ets_server_ctx_new(plain, &s, &err), MSP_ERR_ARGUMENT);
+    assert_int_equal(err.code, MSP_ERR_ARGUMENT);
+    assert_null(s);
     OSSL_LIB_CTX_free(plain);
+    msp_ets_libctx_free(NULL);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(p384);
     ERR_clear_error();

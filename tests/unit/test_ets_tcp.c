@@ -91,7 +91,8 @@ static const msp_tcp_callbacks_t CB = {on_open, on_data, on_gap, on_close};
 static msp_tcp_t *table(rec_t *r, const msp_tcp_config_t *cfg)
 {
     memset(r, 0, sizeof(*r));
-    msp_tcp_t *t = msp_tcp_new(cfg, &CB, r);
+    msp_tcp_t *t = NULL;
+    assert_int_equal(msp_tcp_new(cfg, &CB, r, &t), MSP_OK);
     assert_non_null(t);
     return t;
 }
@@ -841,10 +842,15 @@ static void test_bad_config(void **state)
     msp_tcp_config_t cfg;
     msp_tcp_config_default(&cfg);
     cfg.max_flows = 0;
-    assert_null(msp_tcp_new(&cfg, NULL, NULL));
+    msp_tcp_t *t = (msp_tcp_t *)&t; /* a failure leaves NULL, whatever was there */
+    assert_int_equal(msp_tcp_new(&cfg, NULL, NULL, &t), MSP_ERR_ARGUMENT);
+    assert_null(t);
     msp_tcp_config_default(&cfg);
     cfg.window = (1u << 30) + 1;
-    assert_null(msp_tcp_new(&cfg, NULL, NULL));
+    t = (msp_tcp_t *)&t;
+    assert_int_equal(msp_tcp_new(&cfg, NULL, NULL, &t), MSP_ERR_ARGUMENT);
+    assert_null(t);
+    msp_tcp_free(NULL);
     assert_string_equal(msp_tcp_close_reason_name(MSP_TCP_CLOSE_END), "end_of_input");
     assert_string_equal(msp_tcp_verdict_name(MSP_TCP_FRAGMENT), "fragment");
 }

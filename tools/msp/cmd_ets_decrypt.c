@@ -499,7 +499,7 @@ static int open_outputs(dec_run_t *r)
         cli_error("msp ets decrypt", "%s: error: %s", a->keylog, strerror(errno));
         return CLI_USAGE;
     }
-    if (a->out_pcap != NULL && msp_pcap_out_open(&r->pout, a->out_pcap, &err) != MSP_OK) {
+    if (a->out_pcap != NULL && msp_pcap_out_open(a->out_pcap, &r->pout, &err) != MSP_OK) {
         cli_print_error("msp ets decrypt", &err);
         return CLI_USAGE;
     }
@@ -560,8 +560,8 @@ static int capture(dec_run_t *r)
     const dec_args_t *a = r->args;
     msp_pcap_in_t *in = NULL;
     msp_error_t err = {0};
-    int rc = a->pcap != NULL ? msp_pcap_in_open_file(&in, a->pcap, a->filter, &err)
-                             : msp_pcap_in_open_live(&in, a->iface, a->filter, a->promisc, &err);
+    int rc = a->pcap != NULL ? msp_pcap_in_open_file(a->pcap, a->filter, &in, &err)
+                             : msp_pcap_in_open_live(a->iface, a->filter, a->promisc, &in, &err);
     if (rc != MSP_OK) {
         cli_print_error("msp ets decrypt", &err);
         return MSP_ERR_IO;

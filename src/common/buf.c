@@ -24,7 +24,7 @@ void msp_buf_init_fixed(msp_buf_t *b, void *storage, size_t cap)
 
 void msp_buf_free(msp_buf_t *b)
 {
-    if (b->base != NULL) {
+    if (b != NULL && b->base != NULL) {
         OPENSSL_cleanse(b->base, b->cap);
         if (b->owned) {
             free(b->base);

@@ -391,6 +391,7 @@ static int parse_named(const msp_fw_catalog_t *cat, const char *name, const char
 
 int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **out, msp_error_t *err)
 {
+    *out = NULL;
     struct stat st;
     size_t alen = strlen(arg);
     int is_path = strchr(arg, '/') != NULL || (alen > 4 && strcmp(arg + alen - 4, ".ucl") == 0) || stat(arg, &st) == 0;

@@ -95,6 +95,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev, msp_io_ep_t **out)
 {
+    *out = NULL;
     msp_io_ep_t *ep = calloc(1, sizeof(*ep));
     if (ep == NULL) {
         return MSP_ERR_NO_MEMORY;

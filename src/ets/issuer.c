@@ -148,16 +148,27 @@ static int build_new(const msp_ets_cert_cfg_t *cfg, X509 *x, msp_error_t *err)
     return MSP_OK;
 }
 
+/* The issuer's keyid as authorityKeyIdentifier, where the old one stood (or last). */
+static int replace_aki(X509 *x, X509 *issuer)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
+    int at = X509_get_ext_by_NID(x, NID_authority_key_identifier, -1);
+    if (ext != NULL && at >= 0) {
+        X509_EXTENSION_free(X509_delete_ext(x, at));
+    }
+    int ok = ext != NULL && X509_add_ext(x, ext, at) == 1;
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
 /* A copy of base for a new issuer: new serial and issuer name, its own keyid, the old visibility information gone. */
 static int build_reissue(const msp_ets_cert_cfg_t *cfg, X509 *x, msp_error_t *err)
 {
     size_t removed = 0;
-    int at = X509_get_ext_by_NID(x, NID_authority_key_identifier, -1);
-    if (at >= 0) {
-        X509_EXTENSION_free(X509_delete_ext(x, at));
-    }
     int ok = X509_set_issuer_name(x, X509_get_subject_name(cfg->issuer_cert)) == 1 &&
-             add_ext(x, cfg->issuer_cert, NID_authority_key_identifier, "keyid:always") &&
+             replace_aki(x, cfg->issuer_cert) &&
              (cfg->not_after == 0 || set_validity(x, cfg->not_before, cfg->not_after)) &&
              msp_ets_cert_clear(x, &removed) == MSP_OK;
     if (!ok) {

@@ -226,6 +226,7 @@ static void handle(void *user, const km_request_t *req, km_response_t *resp)
     }
     if (strcmp(req->method, "GET") != 0) {
         fail(resp, 405, "GET only");
+        resp->allow = "GET";
         return;
     }
     msp_error_t err;
@@ -553,6 +554,7 @@ static void consume(void *user, const km_request_t *req, km_response_t *resp)
     }
     if (strcmp(req->method, "PUT") != 0) {
         fail(resp, 405, "PUT only");
+        resp->allow = "PUT";
         return;
     }
     msp_ets_keypkg_t pkg;

@@ -14,6 +14,7 @@
 #define KM_MAX_BODY (1u << 20) /* PUT and response bodies */
 #define KM_IO_TIMEOUT 5        /* seconds a peer may stall one read or write */
 #define KM_MAX_TARGET 4096
+#define KM_LINGER_MS 1000 /* how long a closing connection waits for the peer to close too */
 
 extern volatile sig_atomic_t km_stop;
 
@@ -40,7 +41,9 @@ typedef struct km_request {
 typedef struct km_response {
     int status;
     const char *content_type;
-    msp_buf_t body; /* owned by the server loop */
+    msp_buf_t body;    /* owned by the server loop */
+    int head_only;     /* HEAD: send the head only */
+    const char *allow; /* the Allow header of a 405 */
 } km_response_t;
 
 typedef void (*km_handler_fn)(void *user, const km_request_t *req, km_response_t *resp);

@@ -244,11 +244,41 @@ static void respond(SSL *ssl, km_response_t *resp)
     const uint8_t *body = msp_buf_error(&resp->body) == MSP_OK ? resp->body.base : NULL;
     size_t len = body != NULL ? resp->body.len : 0;
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                     resp->status, reason(resp->status), resp->content_type ? resp->content_type : "text/plain", len);
-    if (ssl_write_all(ssl, head, (size_t)n) == 0 && len > 0) {
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%sConnection: close\r\n\r\n",
+                     resp->status, reason(resp->status), resp->content_type ? resp->content_type : "text/plain", len,
+                     resp->allow ? "Allow: " : "", resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "");
+    /* HEAD: the head of the answer GET would get, no body (RFC 9110 9.3.2) */
+    if (ssl_write_all(ssl, head, (size_t)n) == 0 && len > 0 && !resp->head_only) {
         ssl_write_all(ssl, body, len);
     }
+}
+
+/*
+ * Closes without a reset: a close() with unread bytes in the receive buffer
+ * (the client's Finished and request after a refused handshake, or its
+ * close_notify) makes the kernel send RST, which can overtake the alert or the
+ * answer still in flight. So: FIN first, then read and drop what the peer
+ * still sends until it closes too, for at most KM_LINGER_MS.
+ */
+static void linger_close(int fd)
+{
+    uint8_t sink[4096];
+    struct timeval start, now;
+    shutdown(fd, SHUT_WR);
+    gettimeofday(&start, NULL);
+    for (;;) {
+        gettimeofday(&now, NULL);
+        long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (spent >= KM_LINGER_MS || poll(&p, 1, (int)(KM_LINGER_MS - spent)) <= 0) {
+            break;
+        }
+        ssize_t n = recv(fd, sink, sizeof(sink), 0);
+        if (n <= 0 && !(n < 0 && errno == EINTR)) {
+            break;
+        }
+    }
+    close(fd);
 }
 
 static void error_body(km_response_t *resp, int status, const char *text)
@@ -315,8 +345,8 @@ static int read_request(SSL *ssl, uint8_t *buf, km_request_t *req, km_response_t
         error_body(resp, 413, "body over 1 MiB or a malformed Content-Length");
         return -1;
     }
-    if (body_len > 0 && strcmp(req->method, "PUT") != 0) {
-        error_body(resp, 400, "a body is accepted with PUT only");
+    if (body_len > 0 && (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)) {
+        error_body(resp, 400, "a body is not accepted with GET or HEAD");
         return -1;
     }
     /* the body follows the head in the same buffer; the part already read moves to its start */
@@ -363,13 +393,14 @@ static void serve_one(int cfd, SSL_CTX *ctx, const char *allow, const char *cmd,
                 handler(user, &req, &resp);
             }
         }
+        resp.head_only = strcmp(req.method, "HEAD") == 0;
         respond(ssl, &resp);
         fprintf(stderr, "%s: \"%s\" %s %s %d %zu\n", cmd, req.peer, req.method[0] ? req.method : "-",
                 req.target[0] ? req.target : "-", resp.status, resp.body.len);
         SSL_shutdown(ssl);
     }
     SSL_free(ssl);
-    close(cfd);
+    linger_close(cfd);
     msp_buf_free(&resp.body);
 }
 

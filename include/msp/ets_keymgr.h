@@ -31,6 +31,7 @@
 #include "msp/buf.h"
 #include "msp/error.h"
 #include "msp/ets.h"
+#include "msp/ets_keypkg.h"
 
 #define MSP_ETS_KEYMGR_KEYS_PATH "/.well-known/enterprise-transport-security/keys" /* GET (ETS-KT-3) */
 #define MSP_ETS_KEYMGR_PUSH_PATH "/enterprise-transport-security/keys"             /* PUT (ETS-KT-2) */
@@ -135,6 +136,26 @@ MSP_API int msp_ets_keymgr_get(msp_ets_keymgr_t *km, const char *query, int64_t 
  * only. MSP_ERR_NOT_FOUND when no key is current.
  */
 MSP_API int msp_ets_keymgr_current(msp_ets_keymgr_t *km, int64_t now, msp_buf_t *out, msp_error_t *err);
+
+/* ---- the consumer's side (ets.md 3.4 ETS-KT-3, 3.5) ---- */
+
+/**
+ * Appends the target of a GET to a key manager: MSP_ETS_KEYMGR_KEYS_PATH
+ * then either ?fingerprints=LIST (hex, comma-separated, as given) or
+ * ?groups= the NamedGroups of the MSP_ETS_KEYMGR_* bits in groups, with
+ * &certs=LIST ("ISSUER:SUBJECT,...") and &context=NAME when not NULL.
+ * Values are percent-encoded where they hold anything but letters, digits
+ * and "-._~,:". MSP_ERR_ARGUMENT unless exactly one of fingerprints and
+ * groups is given, MSP_ERR_LIMIT past MSP_ETS_KEYMGR_MAX_QUERY.
+ */
+MSP_API int msp_ets_keymgr_target(const char *fingerprints, unsigned groups, const char *certs, const char *context,
+                                  msp_buf_t *out, msp_error_t *err);
+
+/**
+ * The index in statics[0..n) of the newest key of group (0x001d, 0x0017)
+ * valid at now (the one a consumer installs as its current key), or -1.
+ */
+MSP_API int msp_ets_keymgr_newest(const msp_ets_kp_static_t *statics, size_t n, uint16_t group, int64_t now);
 
 /** The HTTP status for a code of msp_ets_keymgr_get: 200, 400, 404 or 500. */
 MSP_API int msp_ets_keymgr_http_status(int code);

@@ -326,3 +326,60 @@ int msp_ets_keymgr_http_status(int code)
         return 500;
     }
 }
+
+/* value, percent-encoded outside the characters the query syntax leaves alone */
+static void put_value(msp_buf_t *out, const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~,:", *p) != NULL) {
+            msp_buf_put_u8(out, *p);
+        } else {
+            msp_buf_printf(out, "%%%02X", *p);
+        }
+    }
+}
+
+int msp_ets_keymgr_target(const char *fingerprints, unsigned groups, const char *certs, const char *context,
+                          msp_buf_t *out, msp_error_t *err)
+{
+    if ((fingerprints == NULL) == (groups == 0) || (groups & ~(MSP_ETS_KEYMGR_X25519 | MSP_ETS_KEYMGR_P256)) != 0) {
+        return msp_error_set(err, MSP_ERR_ARGUMENT, NULL, "exactly one of fingerprints and groups is required");
+    }
+    size_t start = out->len;
+    msp_buf_puts(out, MSP_ETS_KEYMGR_KEYS_PATH "?");
+    if (fingerprints != NULL) {
+        msp_buf_puts(out, "fingerprints=");
+        put_value(out, fingerprints);
+    } else {
+        msp_buf_puts(out, groups == (MSP_ETS_KEYMGR_X25519 | MSP_ETS_KEYMGR_P256) ? "groups=0x001d,0x0017"
+                          : groups == MSP_ETS_KEYMGR_X25519                       ? "groups=0x001d"
+                                                                                  : "groups=0x0017");
+        const char *names[2] = {"&certs=", "&context="}, *values[2] = {certs, context};
+        for (size_t i = 0; i < 2; i++) {
+            if (values[i] != NULL) {
+                msp_buf_puts(out, names[i]);
+                put_value(out, values[i]);
+            }
+        }
+    }
+    size_t query = out->len - start - strlen(MSP_ETS_KEYMGR_KEYS_PATH "?");
+    if (msp_buf_error(out) != MSP_OK || query >= MSP_ETS_KEYMGR_MAX_QUERY) {
+        return msp_error_set(err, MSP_ERR_LIMIT, NULL, "the request parameters are over %d bytes",
+                             MSP_ETS_KEYMGR_MAX_QUERY);
+    }
+    return MSP_OK;
+}
+
+int msp_ets_keymgr_newest(const msp_ets_kp_static_t *statics, size_t n, uint16_t group, int64_t now)
+{
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        const msp_ets_kp_static_t *s = &statics[i];
+        int valid = s->not_before <= now && (!s->has_not_after || now < s->not_after);
+        if (valid && msp_ets_kp_group_id(s->key) == group && (best < 0 || s->not_before >= statics[best].not_before)) {
+            best = (int)i;
+        }
+    }
+    return best;
+}

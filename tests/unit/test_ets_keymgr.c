@@ -606,6 +606,60 @@ static void test_dir_store(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+static void test_consumer_side(void **state)
+{
+    fixture_t *f = *state;
+    msp_buf_t t;
+    msp_error_t err;
+    msp_buf_init(&t, 8192);
+    assert_int_equal(
+        msp_ets_keymgr_target(NULL, MSP_ETS_KEYMGR_X25519 | MSP_ETS_KEYMGR_P256, "0x0403:0x0403", "ets.test", &t, &err),
+        MSP_OK);
+    assert_string_equal(msp_buf_cstr(&t),
+                        MSP_ETS_KEYMGR_KEYS_PATH "?groups=0x001d,0x0017&certs=0x0403:0x0403&context=ets.test");
+    /* what would end or add a parameter is percent-encoded, and the manager decodes it back */
+    t.len = 0;
+    assert_int_equal(msp_ets_keymgr_target(NULL, MSP_ETS_KEYMGR_P256, NULL, "a b&x=%#", &t, &err), MSP_OK);
+    assert_string_equal(msp_buf_cstr(&t), MSP_ETS_KEYMGR_KEYS_PATH "?groups=0x0017&context=a%20b%26x%3D%25%23");
+    t.len = 0;
+    assert_int_equal(msp_ets_keymgr_target("00112233445566778899", 0, NULL, NULL, &t, &err), MSP_OK);
+    assert_string_equal(msp_buf_cstr(&t), MSP_ETS_KEYMGR_KEYS_PATH "?fingerprints=00112233445566778899");
+    assert_int_equal(msp_ets_keymgr_target("00", MSP_ETS_KEYMGR_X25519, NULL, NULL, &t, &err), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_ets_keymgr_target(NULL, 0, NULL, NULL, &t, &err), MSP_ERR_ARGUMENT);
+    char *big = malloc(MSP_ETS_KEYMGR_MAX_QUERY + 1);
+    memset(big, 'a', MSP_ETS_KEYMGR_MAX_QUERY);
+    big[MSP_ETS_KEYMGR_MAX_QUERY] = '\0';
+    t.len = 0;
+    assert_int_equal(msp_ets_keymgr_target(big, 0, NULL, NULL, &t, &err), MSP_ERR_LIMIT);
+    free(big);
+    msp_buf_free(&t);
+    /* the round trip through the manager: the target's query answers; the newest valid key is found */
+    start(f);
+    tick(f, T0, MSP_OK);
+    tick(f, T0 + 10, MSP_OK);
+    msp_buf_init(&t, 8192);
+    assert_int_equal(msp_ets_keymgr_target(NULL, MSP_ETS_KEYMGR_X25519 | MSP_ETS_KEYMGR_P256, NULL, NULL, &t, &err),
+                     MSP_OK);
+    const char *q = strchr(msp_buf_cstr(&t), '?') + 1;
+    msp_ets_keypkg_t pkg;
+    assert_int_equal(get(f, q, T0 + 11, &pkg), MSP_OK);
+    msp_buf_free(&t);
+    assert_int_equal(msp_ets_keymgr_newest(pkg.statics, pkg.n_static, 0x0017, T0 + 11), 1);
+    msp_ets_keypkg_free(&pkg);
+    msp_ets_kp_static_t s[3] = {{NULL, T0, T0 + 20, 1}, {NULL, T0 + 10, T0 + 30, 1}, {NULL, T0 + 50, 0, 0}};
+    for (size_t i = 0; i < 3; i++) {
+        s[i].key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    }
+    assert_int_equal(msp_ets_keymgr_newest(s, 3, 0x001d, T0 + 11), 1);
+    assert_int_equal(msp_ets_keymgr_newest(s, 3, 0x001d, T0 + 5), 0);
+    assert_int_equal(msp_ets_keymgr_newest(s, 3, 0x001d, T0 + 40), -1); /* expired; the third not yet valid */
+    assert_int_equal(msp_ets_keymgr_newest(s, 3, 0x001d, T0 + 50), 2);  /* no doNotUseAfter: valid on */
+    assert_int_equal(msp_ets_keymgr_newest(s, 3, 0x0017, T0 + 11), -1);
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY_free(s[i].key);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consumer_side, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,8 @@ static const char usage[] =
     "                            [--context NAME]] --out-dir DIR [--watch SECONDS] [--allow-subject PATTERN]\n"
     "\n"
     "serve: an ETS key manager (TS 103 523-3 clause 4.3.5-4.3.8) over HTTPS with mutual TLS 1.3: any client\n"
-    "certificate chaining to --ca is authorised (narrowed by --allow-subject, an fnmatch pattern on the RFC 2253\n"
-    "subject). It makes a static key per group on start and every --rotate seconds (default 86400), valid for\n"
+    "certificate chaining to --ca is authorised (narrowed by --allow-subject, an fnmatch pattern on the whole\n"
+    "RFC 2253 subject string, where * also matches the commas between RDNs). It makes a static key per group on start and every --rotate seconds (default 86400), valid for\n"
     "--lifetime seconds (default twice --rotate), kept in --store and findable by fingerprint until expiry plus\n"
     "--retention (default --lifetime). GET " KEYS_PATH "?fingerprints=HEX,... or ?groups=0x001d,0x0017\n"
     "[&certs=ISSUER:SUBJECT,...][&context=DNSNAME] returns an RFC 5958 key package (application/pkcs8);\n"
@@ -442,7 +442,6 @@ static int save_package(const char *dir, const msp_ets_keypkg_t *pkg, int stable
 {
     char path[4096], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1], a[32], b[32];
     int64_t now = (int64_t)time(NULL);
-    const msp_ets_kp_static_t *best[2] = {NULL, NULL};
     for (size_t i = 0; i < pkg->n_static; i++) {
         const msp_ets_kp_static_t *s = &pkg->statics[i];
         uint8_t f[MSP_ETS_FINGERPRINT_LEN];
@@ -455,11 +454,6 @@ static int save_package(const char *dir, const msp_ets_keypkg_t *pkg, int stable
         if (write_pem_key(path, s->key, NULL) != CLI_OK) {
             return CLI_USAGE;
         }
-        int g = strcmp(group, "x25519") == 0 ? 0 : 1;
-        int valid = s->not_before <= now && (!s->has_not_after || now < s->not_after);
-        if (valid && (best[g] == NULL || s->not_before >= best[g]->not_before)) {
-            best[g] = s;
-        }
         iso(a, s->not_before);
         if (s->has_not_after) {
             iso(b, s->not_after);
@@ -468,9 +462,11 @@ static int save_package(const char *dir, const msp_ets_keypkg_t *pkg, int stable
         }
         printf("%s %s %s %s\n", group, fp, a, b);
     }
+    static const uint16_t ids[2] = {0x001d, 0x0017};
     for (int g = 0; stable && g < 2; g++) {
+        int best = msp_ets_keymgr_newest(pkg->statics, pkg->n_static, ids[g], now);
         snprintf(path, sizeof(path), "%s/%s.pem", dir, GROUP_NAMES[g]);
-        if (best[g] != NULL && write_pem_key(path, best[g]->key, NULL) != CLI_OK) {
+        if (best >= 0 && write_pem_key(path, pkg->statics[best].key, NULL) != CLI_OK) {
             return CLI_USAGE;
         }
     }
@@ -489,27 +485,17 @@ static int save_package(const char *dir, const msp_ets_keypkg_t *pkg, int stable
     return CLI_OK;
 }
 
-static int build_target(const opts_t *o, char *out, size_t cap)
+static int build_target(const opts_t *o, msp_buf_t *out)
 {
-    int n;
-    if (o->fingerprints != NULL) {
-        n = snprintf(out, cap, KEYS_PATH "?fingerprints=%s", o->fingerprints);
-    } else {
-        int g[2];
-        if (parse_groups(o->groups, g) != 0) {
-            cli_error(CMD, "fetch: error: --groups: x25519 and/or p256 expected");
-            return -1;
-        }
-        n = snprintf(out, cap, KEYS_PATH "?groups=%s%s%s%s%s",
-                     g[0] && g[1] ? "0x001d,0x0017"
-                     : g[0]       ? "0x001d"
-                                  : "0x0017",
-                     o->certs ? "&certs=" : "", o->certs ? o->certs : "", o->context ? "&context=" : "",
-                     o->context ? o->context : "");
+    int g[2] = {0, 0};
+    msp_error_t err;
+    if (o->fingerprints == NULL && parse_groups(o->groups, g) != 0) {
+        cli_error(CMD, "fetch: error: --groups: x25519 and/or p256 expected");
+        return -1;
     }
-    const char *q = strchr(out, '?');
-    if (n < 0 || (size_t)n >= cap || strpbrk(q, " \r\n%#") != NULL) {
-        cli_error(CMD, "fetch: error: the request parameters are too long or hold unusable characters");
+    unsigned groups = (g[0] ? MSP_ETS_KEYMGR_X25519 : 0) | (g[1] ? MSP_ETS_KEYMGR_P256 : 0);
+    if (msp_ets_keymgr_target(o->fingerprints, groups, o->certs, o->context, out, &err) != MSP_OK) {
+        cli_error(CMD, "fetch: error: %s", err.detail);
         return -1;
     }
     return 0;
@@ -578,7 +564,10 @@ static void consume(void *user, const km_request_t *req, km_response_t *resp)
 static int fetch(int argc, char **argv)
 {
     opts_t o;
-    char why[512], target[KM_MAX_TARGET];
+    char why[512], target_mem[KM_MAX_TARGET];
+    const char *target = NULL;
+    msp_buf_t tb;
+    msp_buf_init_fixed(&tb, target_mem, sizeof(target_mem));
     if (parse_opts(argc, argv, &o) != 0) {
         return CLI_USAGE;
     }
@@ -595,7 +584,7 @@ static int fetch(int argc, char **argv)
         cli_error(CMD, "fetch: error: %s: not a directory", o.out_dir);
         return CLI_USAGE;
     }
-    if (o.url != NULL && build_target(&o, target, sizeof(target)) != 0) {
+    if (o.url != NULL && (build_target(&o, &tb) != 0 || (target = msp_buf_cstr(&tb)) == NULL)) {
         return CLI_USAGE;
     }
     SSL_CTX *ctx = km_tls_ctx(o.listen != NULL, o.cert, o.key, o.ca, why, sizeof(why));

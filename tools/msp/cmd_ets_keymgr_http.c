@@ -282,46 +282,18 @@ static void peer_subject(SSL *ssl, char *out, size_t n)
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
-    switch (t) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    default:
-        return "PATCH";
+    static const struct {
+        enum evhttp_cmd_type type;
+        const char *name;
+    } names[] = {{EVHTTP_REQ_GET, "GET"},     {EVHTTP_REQ_POST, "POST"},       {EVHTTP_REQ_HEAD, "HEAD"},
+                 {EVHTTP_REQ_PUT, "PUT"},     {EVHTTP_REQ_DELETE, "DELETE"},   {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+                 {EVHTTP_REQ_TRACE, "TRACE"}, {EVHTTP_REQ_CONNECT, "CONNECT"}, {EVHTTP_REQ_PATCH, "PATCH"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].type == t) {
+            return names[i].name;
+        }
     }
-}
-
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    default:
-        return "Internal Server Error";
-    }
+    return "-";
 }
 
 static void on_close(struct evhttp_connection *evcon, void *arg)
@@ -373,8 +345,8 @@ static void on_request(struct evhttp_request *r, void *arg)
     if (body != NULL && len > 0) {
         evbuffer_add(body, resp.body.base, len);
     }
-    /* evhttp leaves the body out for HEAD (RFC 9110 9.3.2) */
-    evhttp_send_reply(r, resp.status, reason(resp.status), body);
+    /* evhttp leaves the body out for HEAD (RFC 9110 9.3.2); a NULL reason is the standard phrase */
+    evhttp_send_reply(r, resp.status, NULL, body);
     fprintf(stderr, "%s: \"%s\" %s %s %d %zu\n", srv->cmd, req.peer, req.method, req.target[0] ? req.target : "-",
             resp.status, len);
     evbuffer_free(body);

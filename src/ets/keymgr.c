@@ -25,17 +25,17 @@
 
 static const unsigned GROUPS[2] = {MSP_ETS_KEYMGR_X25519, MSP_ETS_KEYMGR_P256};
 
-const char *km_group_name(unsigned group)
+const char *keymgr_group_name(unsigned group)
 {
     return group == MSP_ETS_KEYMGR_X25519 ? "x25519" : "p256";
 }
 
-int km_findable(const msp_ets_keymgr_t *km, const km_key_t *k, int64_t now)
+int keymgr_findable(const msp_ets_keymgr_t *km, const km_key_t *k, int64_t now)
 {
     return now < k->not_after + km->retention;
 }
 
-const km_key_t *km_current(const msp_ets_keymgr_t *km, unsigned group, int64_t now)
+const km_key_t *keymgr_current(const msp_ets_keymgr_t *km, unsigned group, int64_t now)
 {
     const km_key_t *best = NULL;
     for (size_t i = 0; i < km->n_keys; i++) {
@@ -58,7 +58,7 @@ static void emit(const msp_ets_keymgr_t *km, msp_ets_keymgr_event_kind_t kind, c
     ev.kind = kind;
     ev.name = name;
     if (k != NULL) {
-        ev.group = km_group_name(k->group);
+        ev.group = keymgr_group_name(k->group);
         memcpy(ev.fingerprint, k->fp, sizeof(ev.fingerprint));
         ev.not_before = k->not_before;
         ev.not_after = k->not_after;
@@ -78,7 +78,7 @@ static void record_name(const km_key_t *k, char name[MSP_ETS_KEYMGR_MAX_NAME])
 {
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     msp_hex(fp, k->fp, sizeof(k->fp));
-    snprintf(name, MSP_ETS_KEYMGR_MAX_NAME, "%s-%s.pem", km_group_name(k->group), fp);
+    snprintf(name, MSP_ETS_KEYMGR_MAX_NAME, "%s-%s.pem", keymgr_group_name(k->group), fp);
 }
 
 static int record_encode(const km_key_t *k, msp_buf_t *out)
@@ -89,7 +89,7 @@ static int record_encode(const km_key_t *k, msp_buf_t *out)
     long n = ok ? BIO_get_mem_data(b, &pem) : 0;
     ok = ok && n > 0 &&
          msp_buf_printf(out, "msp-ets-group: %s\nmsp-ets-not-before: %lld\nmsp-ets-not-after: %lld\n",
-                        km_group_name(k->group), (long long)k->not_before, (long long)k->not_after) == MSP_OK &&
+                        keymgr_group_name(k->group), (long long)k->not_before, (long long)k->not_after) == MSP_OK &&
          msp_buf_put(out, pem, (size_t)n) == MSP_OK;
     BIO_free(b);
     ERR_clear_error();
@@ -243,7 +243,7 @@ static int new_key(msp_ets_keymgr_t *km, unsigned group, int64_t now, msp_error_
     if (k->key == NULL || fingerprint_of(k->key, k->fp) != MSP_OK) {
         EVP_PKEY_free(k->key);
         ERR_clear_error();
-        return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "cannot make a %s key", km_group_name(group));
+        return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "cannot make a %s key", keymgr_group_name(group));
     }
     char name[MSP_ETS_KEYMGR_MAX_NAME];
     msp_buf_t rec;
@@ -257,7 +257,7 @@ static int new_key(msp_ets_keymgr_t *km, unsigned group, int64_t now, msp_error_
     msp_buf_free(&rec);
     if (ret != MSP_OK) {
         EVP_PKEY_free(k->key);
-        return msp_error_set(err, ret, NULL, "cannot store the new %s key as %s", km_group_name(group), name);
+        return msp_error_set(err, ret, NULL, "cannot store the new %s key as %s", keymgr_group_name(group), name);
     }
     km->n_keys++;
     emit(km, MSP_ETS_KEYMGR_NEW_KEY, k, name);
@@ -271,7 +271,7 @@ static void retire(msp_ets_keymgr_t *km, int64_t now)
     for (size_t i = 0; i < km->n_keys; i++) {
         km_key_t *k = &km->keys[i];
         char name[MSP_ETS_KEYMGR_MAX_NAME];
-        if (km_findable(km, k, now)) {
+        if (keymgr_findable(km, k, now)) {
             km->keys[j++] = *k;
             continue;
         }

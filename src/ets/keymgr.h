@@ -27,16 +27,16 @@ struct msp_ets_keymgr {
 };
 
 /* Not yet retired: findable by fingerprint. */
-int km_findable(const msp_ets_keymgr_t *km, const km_key_t *k, int64_t now);
+int keymgr_findable(const msp_ets_keymgr_t *km, const km_key_t *k, int64_t now);
 
 /* The newest key of group valid at now, or NULL. */
-const km_key_t *km_current(const msp_ets_keymgr_t *km, unsigned group, int64_t now);
+const km_key_t *keymgr_current(const msp_ets_keymgr_t *km, unsigned group, int64_t now);
 
 /* "x25519" or "p256". */
-const char *km_group_name(unsigned group);
+const char *keymgr_group_name(unsigned group);
 
 /* The package DER of these keys and signers, appended to out. */
-int km_encode(const km_key_t *const *keys, size_t n, const msp_ets_kp_signer_t *signers, size_t n_signers,
-              msp_buf_t *out, msp_error_t *err);
+int keymgr_encode(const km_key_t *const *keys, size_t n, const msp_ets_kp_signer_t *signers, size_t n_signers,
+                  msp_buf_t *out, msp_error_t *err);
 
 #endif

@@ -98,8 +98,8 @@ static const char *next_item(const char *p)
     return c != NULL ? c + 1 : NULL;
 }
 
-int km_encode(const km_key_t *const *keys, size_t n, const msp_ets_kp_signer_t *signers, size_t n_signers,
-              msp_buf_t *out, msp_error_t *err)
+int keymgr_encode(const km_key_t *const *keys, size_t n, const msp_ets_kp_signer_t *signers, size_t n_signers,
+                  msp_buf_t *out, msp_error_t *err)
 {
     msp_ets_kp_static_t s[MSP_ETS_KP_MAX_ELEMENTS];
     n = n < MSP_ETS_KP_MAX_ELEMENTS ? n : MSP_ETS_KP_MAX_ELEMENTS;
@@ -139,7 +139,7 @@ static int by_fingerprints(msp_ets_keymgr_t *km, const char *list, int64_t now, 
         }
         /* every key on record with that fingerprint, all of them on a collision (ETS-KT-3); retired ones are gone */
         for (size_t i = 0; i < km->n_keys && n < MSP_ETS_KP_MAX_ELEMENTS; i++) {
-            if (memcmp(km->keys[i].fp, fp, sizeof(fp)) == 0 && km_findable(km, &km->keys[i], now)) {
+            if (memcmp(km->keys[i].fp, fp, sizeof(fp)) == 0 && keymgr_findable(km, &km->keys[i], now)) {
                 found[n++] = &km->keys[i];
             }
         }
@@ -147,7 +147,7 @@ static int by_fingerprints(msp_ets_keymgr_t *km, const char *list, int64_t now, 
     if (n == 0) {
         return msp_error_set(err, MSP_ERR_NOT_FOUND, NULL, "no key on record with these fingerprints");
     }
-    return km_encode(found, n, NULL, 0, out, err);
+    return keymgr_encode(found, n, NULL, 0, out, err);
 }
 
 static int dns_ok(const char *s)
@@ -246,7 +246,7 @@ static int by_groups(msp_ets_keymgr_t *km, const query_t *q, int64_t now, msp_bu
     }
     want &= km->groups;
     for (size_t g = 0; g < 2; g++) {
-        if ((want & GROUPS[g]) && (list[n] = km_current(km, GROUPS[g], now)) != NULL) {
+        if ((want & GROUPS[g]) && (list[n] = keymgr_current(km, GROUPS[g], now)) != NULL) {
             n++;
         }
     }
@@ -266,7 +266,7 @@ static int by_groups(msp_ets_keymgr_t *km, const query_t *q, int64_t now, msp_bu
     size_t ns = 0;
     int ret = issue_all(km, q->certs, list, n, q->context, signers, &ns, err);
     if (ret == MSP_OK) {
-        ret = km_encode(list, n, signers, ns, out, err);
+        ret = keymgr_encode(list, n, signers, ns, out, err);
     }
     for (size_t i = 0; i < ns; i++) {
         EVP_PKEY_free(signers[i].key);
@@ -299,16 +299,16 @@ int msp_ets_keymgr_current(msp_ets_keymgr_t *km, int64_t now, msp_buf_t *out, ms
 {
     const km_key_t *list[2];
     size_t n = 0;
-    if ((km->groups & MSP_ETS_KEYMGR_X25519) && (list[n] = km_current(km, MSP_ETS_KEYMGR_X25519, now)) != NULL) {
+    if ((km->groups & MSP_ETS_KEYMGR_X25519) && (list[n] = keymgr_current(km, MSP_ETS_KEYMGR_X25519, now)) != NULL) {
         n++;
     }
-    if ((km->groups & MSP_ETS_KEYMGR_P256) && (list[n] = km_current(km, MSP_ETS_KEYMGR_P256, now)) != NULL) {
+    if ((km->groups & MSP_ETS_KEYMGR_P256) && (list[n] = keymgr_current(km, MSP_ETS_KEYMGR_P256, now)) != NULL) {
         n++;
     }
     if (n == 0) {
         return msp_error_set(err, MSP_ERR_NOT_FOUND, NULL, "no key is current");
     }
-    return km_encode(list, n, NULL, 0, out, err);
+    return keymgr_encode(list, n, NULL, 0, out, err);
 }
 
 int msp_ets_keymgr_http_status(int code)

@@ -590,17 +590,31 @@ static void test_dir_store(void **state)
     fh = fopen(tmp, "w");
     fputs("hello\n", fh);
     fclose(fh);
+    /* a record over MSP_ETS_KEYMGR_MAX_RECORD is not read, only skipped: a real record followed by padding */
+    char big[256];
+    snprintf(big, sizeof(big), "%s/big.pem", dir);
+    FILE *src = fopen(path, "r");
+    fh = fopen(big, "w");
+    for (int c; (c = fgetc(src)) != EOF;) {
+        fputc(c, fh);
+    }
+    for (int i = 0; i < MSP_ETS_KEYMGR_MAX_RECORD; i++) {
+        fputc('\n', fh);
+    }
+    fclose(src);
+    fclose(fh);
     msp_ets_keymgr_free(f->km);
     f->km = NULL;
     start(f);
     assert_int_equal(msp_ets_keymgr_count(f->km), 1);
-    assert_int_equal(f->events[MSP_ETS_KEYMGR_SKIPPED], 1);
+    assert_int_equal(f->events[MSP_ETS_KEYMGR_SKIPPED], 2);
     /* retirement removes the file */
     tick(f, T0 + 2, MSP_OK);
     assert_int_equal(f->events[MSP_ETS_KEYMGR_RETIRED_KEY], 1);
     assert_int_not_equal(stat(path, &st), 0);
     unlink(stray);
     unlink(tmp);
+    unlink(big);
     snprintf(path, sizeof(path), "rm -f %s/*.pem", dir);
     assert_int_equal(system(path), 0);
     assert_int_equal(rmdir(dir), 0);

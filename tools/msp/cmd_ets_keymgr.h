@@ -1,4 +1,4 @@
-/* msp ets keymgr: the HTTPS transport (mutual TLS 1.3, minimal HTTP/1.1) shared by serve and fetch. */
+/* msp ets keymgr: the HTTPS transport (mutual TLS 1.3, libevent evhttp) shared by serve and fetch. */
 #ifndef MSP_CMD_ETS_KEYMGR_H
 #define MSP_CMD_ETS_KEYMGR_H
 
@@ -14,6 +14,8 @@
 #define KM_MAX_BODY (1u << 20) /* PUT and response bodies */
 #define KM_IO_TIMEOUT 5        /* seconds a peer may stall one read or write */
 #define KM_MAX_TARGET 4096
+#define KM_LINGER_MS 1000 /* how long a closing connection waits for the peer to close too */
+#define KM_MAX_LINGER 64  /* connections waiting so at a time */
 
 extern volatile sig_atomic_t km_stop;
 
@@ -40,17 +42,19 @@ typedef struct km_request {
 typedef struct km_response {
     int status;
     const char *content_type;
-    msp_buf_t body; /* owned by the server loop */
+    msp_buf_t body;    /* owned by the server loop */
+    const char *allow; /* the Allow header of a 405 */
 } km_response_t;
 
 typedef void (*km_handler_fn)(void *user, const km_request_t *req, km_response_t *resp);
-/** Called before every wait; returns the milliseconds until it wants to run again (-1: never). */
+/** Called now and then; returns the milliseconds until it wants to run again (-1: never). */
 typedef int (*km_tick_fn)(void *user);
 
 /**
- * Accepts one connection at a time until km_stop: mutual TLS, one request
- * (bounded, timed out), one response, close. allow_subject (fnmatch pattern
- * on the RFC 2253 subject) may be NULL. Logs one line per request to stderr.
+ * Serves connections until km_stop (SIGINT/SIGTERM): mutual TLS, one
+ * request each (bounded, timed out), one response, close. allow_subject
+ * (fnmatch pattern on the RFC 2253 subject) may be NULL. Logs one line per
+ * request and per refused handshake to stderr.
  */
 void km_serve(int fd, SSL_CTX *ctx, const char *allow_subject, const char *cmd, km_handler_fn handler, km_tick_fn tick,
               void *user);

@@ -1,17 +1,27 @@
-/* msp ets keymgr transport: HTTPS with mutual TLS 1.3 (ets.md 3.4 ETS-KT-1, ETS-KT-4), minimal bounded HTTP/1.1. */
+/*
+ * msp ets keymgr transport: HTTPS with mutual TLS 1.3 (ets.md 3.4 ETS-KT-1,
+ * ETS-KT-4): libevent's evhttp over bufferevent_openssl, server and client,
+ * with bounded heads and bodies and timeouts.
+ */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -105,13 +115,6 @@ int km_split_hostport(const char *s, char *host, size_t host_len, char *port, si
     return 0;
 }
 
-static void set_timeouts(int fd)
-{
-    struct timeval tv = {KM_IO_TIMEOUT, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 int km_listen(const char *hostport, char *why, size_t why_len)
 {
     char host[256], port[16];
@@ -131,7 +134,7 @@ int km_listen(const char *hostport, char *why, size_t why_len)
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 16) != 0) {
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 16) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
         snprintf(why, why_len, "%s: %s", hostport, strerror(errno));
         if (fd >= 0) {
             close(fd);
@@ -142,125 +145,132 @@ int km_listen(const char *hostport, char *why, size_t why_len)
     return fd;
 }
 
-/* Reads until the blank line ending the head; what follows it (the start of a body) stays in buf. */
-static int read_head(SSL *ssl, uint8_t *buf, size_t cap, size_t *got, size_t *head_len)
+/*
+ * Debian's libev.so.4 (the TLMSP drivers) exports libevent 1.x names too
+ * (event_base_new, event_add, ...): whichever library the dynamic linker
+ * loads first wins them, libevent's own internal calls included, and with
+ * libev's a libevent loop crashes. tools/msp/CMakeLists.txt links libevent
+ * first; this says so plainly should that ever change.
+ */
+static int libevent_wins(char *why, size_t why_len)
 {
-    *got = 0;
-    while (*got < cap) {
-        int n = SSL_read(ssl, buf + *got, (int)(cap - *got));
-        if (n <= 0) {
-            return -1;
+    Dl_info info;
+    if (dladdr((void *)event_base_new, &info) != 0 && info.dli_fname != NULL &&
+        strstr(info.dli_fname, "libev.so") != NULL) {
+        snprintf(why, why_len, "event_base_new comes from %s, not libevent (link libevent before libev)",
+                 info.dli_fname);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- server ---- */
+
+typedef struct server {
+    struct event_base *base;
+    SSL_CTX *ctx;
+    const char *allow, *cmd;
+    km_handler_fn handler;
+    km_tick_fn tick;
+    void *user;
+    struct event *timer;
+    int lingering; /* connections draining after close */
+} server_t;
+
+/* The one server of this process, for the OpenSSL info callback (which has no user pointer of ours). */
+static server_t *the_server;
+
+typedef struct lingering {
+    server_t *srv;
+    struct event *ev;
+    int fd;
+} lingering_t;
+
+static void linger_done(evutil_socket_t fd, short what, void *arg)
+{
+    lingering_t *l = arg;
+    uint8_t sink[4096];
+    if ((what & EV_READ) && recv(fd, sink, sizeof(sink), 0) > 0) {
+        return; /* more to drop; EV_PERSIST brings us back, the timeout still bounds it */
+    }
+    event_free(l->ev);
+    close(l->fd);
+    l->srv->lingering--;
+    free(l);
+}
+
+/*
+ * Closes without a reset. evhttp closes the socket right after the last
+ * write; a close() with unread bytes in the receive buffer (the client's
+ * Finished and request after a refused handshake, or its close_notify)
+ * makes the kernel send RST, which can overtake the alert or answer in
+ * flight. A duplicate of the descriptor keeps the socket open: FIN now,
+ * then drop what the peer still sends until it closes, at most
+ * KM_LINGER_MS, at most KM_MAX_LINGER sockets at a time.
+ */
+static void linger(server_t *srv, int fd)
+{
+    struct timeval tv = {KM_LINGER_MS / 1000, (KM_LINGER_MS % 1000) * 1000};
+    lingering_t *l = srv->lingering < KM_MAX_LINGER ? calloc(1, sizeof(*l)) : NULL;
+    int dup_fd = l != NULL && fd >= 0 ? dup(fd) : -1;
+    if (dup_fd < 0) {
+        free(l);
+        return;
+    }
+    shutdown(dup_fd, SHUT_WR);
+    l->srv = srv;
+    l->fd = dup_fd;
+    l->ev = event_new(srv->base, dup_fd, EV_READ | EV_PERSIST, linger_done, l);
+    if (l->ev == NULL || event_add(l->ev, &tv) != 0) {
+        if (l->ev != NULL) {
+            event_free(l->ev);
         }
-        *got += (size_t)n;
-        for (size_t i = 3; i < *got; i++) {
-            if (memcmp(buf + i - 3, "\r\n\r\n", 4) == 0) {
-                *head_len = i + 1;
-                return 0;
-            }
+        close(dup_fd);
+        free(l);
+        return;
+    }
+    srv->lingering++;
+}
+
+/*
+ * evhttp (libevent 2.1) gives no hook on a connection before its first
+ * request, so a refused handshake is seen here: OpenSSL calls this after
+ * writing a fatal alert (the reason is on the error queue) or reading one.
+ */
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+    server_t *srv = the_server;
+    int fatal = (ret >> 8) == SSL3_AL_FATAL;
+    if (srv == NULL || !fatal || SSL_is_init_finished(ssl) || !(where & (SSL_CB_WRITE_ALERT | SSL_CB_READ_ALERT))) {
+        return;
+    }
+    char why[300];
+    if (where & SSL_CB_WRITE_ALERT) {
+        unsigned long e = ERR_peek_last_error();
+        char buf[256] = "";
+        if (e != 0) {
+            ERR_error_string_n(e, buf, sizeof(buf));
         }
+        snprintf(why, sizeof(why), "%s", e != 0 ? buf : SSL_alert_desc_string_long(ret));
+        linger(srv, SSL_get_fd(ssl));
+    } else {
+        snprintf(why, sizeof(why), "the client sent the alert %s", SSL_alert_desc_string_long(ret));
     }
-    return -1; /* over KM_MAX_HEAD */
+    fprintf(stderr, "%s: - - TLS handshake failed: %s\n", srv->cmd, why);
 }
 
-/* The value of a header (case-insensitive name) in a NUL-terminated head, or NULL. */
-static const char *header(const char *head, const char *name, char *out, size_t out_len)
+static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 {
-    size_t nl = strlen(name);
-    for (const char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line + 2, "\r\n")) {
-        const char *l = line + 2;
-        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
-            l += nl + 1;
-            l += strspn(l, " \t");
-            size_t n = strcspn(l, "\r\n");
-            while (n > 0 && (l[n - 1] == ' ' || l[n - 1] == '\t')) {
-                n--;
-            }
-            if (n >= out_len) {
-                return NULL;
-            }
-            memcpy(out, l, n);
-            out[n] = '\0';
-            return out;
-        }
-    }
-    return NULL;
-}
-
-static int parse_length(const char *v, size_t *n)
-{
-    char *end;
-    if (v == NULL || *v < '0' || *v > '9') {
-        return -1;
-    }
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno != 0 || *end != '\0' || x > KM_MAX_BODY) {
-        return -1;
-    }
-    *n = (size_t)x;
-    return 0;
-}
-
-static int ssl_write_all(SSL *ssl, const void *p, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        int w = SSL_write(ssl, (const uint8_t *)p + done, (int)(n - done));
-        if (w <= 0) {
-            return -1;
-        }
-        done += (size_t)w;
-    }
-    return 0;
-}
-
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 501:
-        return "Not Implemented";
-    default:
-        return "Internal Server Error";
-    }
-}
-
-static void respond(SSL *ssl, km_response_t *resp)
-{
-    char head[512];
-    const uint8_t *body = msp_buf_error(&resp->body) == MSP_OK ? resp->body.base : NULL;
-    size_t len = body != NULL ? resp->body.len : 0;
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                     resp->status, reason(resp->status), resp->content_type ? resp->content_type : "text/plain", len);
-    if (ssl_write_all(ssl, head, (size_t)n) == 0 && len > 0) {
-        ssl_write_all(ssl, body, len);
-    }
-}
-
-static void error_body(km_response_t *resp, int status, const char *text)
-{
-    resp->status = status;
-    resp->content_type = "text/plain";
-    msp_buf_printf(&resp->body, "%s\n", text);
+    server_t *srv = arg;
+    SSL *ssl = SSL_new(srv->ctx);
+    return ssl != NULL ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+                       : NULL;
 }
 
 static void peer_subject(SSL *ssl, char *out, size_t n)
 {
-    X509 *x = SSL_get0_peer_certificate(ssl);
+    X509 *x = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
     BIO *b = BIO_new(BIO_s_mem());
     out[0] = '\0';
     if (x != NULL && b != NULL && X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
@@ -270,203 +280,223 @@ static void peer_subject(SSL *ssl, char *out, size_t n)
     BIO_free(b);
 }
 
-/* "METHOD SP TARGET SP HTTP/1.x CRLF", each part bounded. */
-static int parse_request_line(const char *head, km_request_t *req)
+static const char *method_name(enum evhttp_cmd_type t)
 {
-    size_t line = strcspn(head, "\r\n"), m = strcspn(head, " ");
-    if (m == 0 || m >= sizeof(req->method) || m >= line) {
-        return -1;
-    }
-    const char *t = head + m + 1;
-    size_t tl = strcspn(t, " \r\n");
-    if (tl == 0 || tl >= sizeof(req->target) || t[tl] != ' ' || strncmp(t + tl + 1, "HTTP/1.", 7) != 0 ||
-        (size_t)(t + tl + 1 + 8 - head) != line || head[line] != '\r') {
-        return -1;
-    }
-    memcpy(req->method, head, m);
-    req->method[m] = '\0';
-    memcpy(req->target, t, tl);
-    req->target[tl] = '\0';
-    return 0;
-}
-
-/* Reads one request into req (head and body in buf) or fills resp with the error to send. */
-static int read_request(SSL *ssl, uint8_t *buf, km_request_t *req, km_response_t *resp)
-{
-    size_t got, head_len, body_len = 0;
-    char cl[32], te[32];
-    if (read_head(ssl, buf, KM_MAX_HEAD, &got, &head_len) != 0) {
-        error_body(resp, 400, "request head missing, cut short, slow or over 8 KiB");
-        return -1;
-    }
-    char head[KM_MAX_HEAD + 1];
-    memcpy(head, buf, head_len);
-    head[head_len] = '\0';
-    if (parse_request_line(head, req) != 0) {
-        error_body(resp, 400, "malformed request line");
-        return -1;
-    }
-    if (header(head, "Transfer-Encoding", te, sizeof(te)) != NULL) {
-        error_body(resp, 501, "no transfer codings, send Content-Length");
-        return -1;
-    }
-    const char *v = header(head, "Content-Length", cl, sizeof(cl));
-    if (v != NULL && parse_length(v, &body_len) != 0) {
-        error_body(resp, 413, "body over 1 MiB or a malformed Content-Length");
-        return -1;
-    }
-    if (body_len > 0 && strcmp(req->method, "PUT") != 0) {
-        error_body(resp, 400, "a body is accepted with PUT only");
-        return -1;
-    }
-    /* the body follows the head in the same buffer; the part already read moves to its start */
-    uint8_t *body = buf + KM_MAX_HEAD;
-    size_t have = got - head_len;
-    if (have > body_len) {
-        error_body(resp, 400, "more bytes than Content-Length");
-        return -1;
-    }
-    memmove(body, buf + head_len, have);
-    while (have < body_len) {
-        int n = SSL_read(ssl, body + have, (int)(body_len - have));
-        if (n <= 0) {
-            error_body(resp, 400, "body cut short or too slow");
-            return -1;
+    static const struct {
+        enum evhttp_cmd_type type;
+        const char *name;
+    } names[] = {{EVHTTP_REQ_GET, "GET"},     {EVHTTP_REQ_POST, "POST"},       {EVHTTP_REQ_HEAD, "HEAD"},
+                 {EVHTTP_REQ_PUT, "PUT"},     {EVHTTP_REQ_DELETE, "DELETE"},   {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+                 {EVHTTP_REQ_TRACE, "TRACE"}, {EVHTTP_REQ_CONNECT, "CONNECT"}, {EVHTTP_REQ_PATCH, "PATCH"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].type == t) {
+            return names[i].name;
         }
-        have += (size_t)n;
     }
-    req->body = body;
-    req->body_len = body_len;
-    return 0;
+    return "-";
 }
 
-static void serve_one(int cfd, SSL_CTX *ctx, const char *allow, const char *cmd, km_handler_fn handler, void *user,
-                      uint8_t *buf)
+static void on_close(struct evhttp_connection *evcon, void *arg)
 {
+    linger(arg, bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)));
+}
+
+static void error_body(km_response_t *resp, int status, const char *text)
+{
+    resp->status = status;
+    resp->content_type = "text/plain";
+    msp_buf_printf(&resp->body, "%s\n", text);
+}
+
+static void on_request(struct evhttp_request *r, void *arg)
+{
+    server_t *srv = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r);
     km_request_t req;
     km_response_t resp;
     memset(&req, 0, sizeof(req));
     memset(&resp, 0, sizeof(resp));
     msp_buf_init(&resp.body, KM_MAX_BODY + 4096);
-    set_timeouts(cfd);
-    SSL *ssl = SSL_new(ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, cfd) != 1 || SSL_accept(ssl) != 1) {
-        char why[300];
-        ssl_why(why, sizeof(why), "TLS handshake failed");
-        fprintf(stderr, "%s: - - %s\n", cmd, why);
+    evhttp_connection_set_closecb(evcon, on_close, srv);
+    peer_subject(bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)), req.peer, sizeof(req.peer));
+    snprintf(req.method, sizeof(req.method), "%s", method_name(evhttp_request_get_command(r)));
+    struct evbuffer *in = evhttp_request_get_input_buffer(r);
+    req.body_len = evbuffer_get_length(in);
+    req.body = evbuffer_pullup(in, -1);
+    const char *uri = evhttp_request_get_uri(r);
+    if (strlen(uri) >= sizeof(req.target)) {
+        error_body(&resp, 400, "request target over 4 KiB");
+    } else if (snprintf(req.target, sizeof(req.target), "%s", uri),
+               srv->allow != NULL && fnmatch(srv->allow, req.peer, 0) != 0) {
+        error_body(&resp, 403, "client certificate subject not allowed");
+    } else if (req.body_len > 0 && (strcmp(req.method, "GET") == 0 || strcmp(req.method, "HEAD") == 0)) {
+        error_body(&resp, 400, "a body is not accepted with GET or HEAD");
     } else {
-        peer_subject(ssl, req.peer, sizeof(req.peer));
-        if (read_request(ssl, buf, &req, &resp) == 0) {
-            if (allow != NULL && fnmatch(allow, req.peer, 0) != 0) {
-                error_body(&resp, 403, "client certificate subject not allowed");
-            } else {
-                handler(user, &req, &resp);
-            }
-        }
-        respond(ssl, &resp);
-        fprintf(stderr, "%s: \"%s\" %s %s %d %zu\n", cmd, req.peer, req.method[0] ? req.method : "-",
-                req.target[0] ? req.target : "-", resp.status, resp.body.len);
-        SSL_shutdown(ssl);
+        srv->handler(srv->user, &req, &resp);
     }
-    SSL_free(ssl);
-    close(cfd);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r);
+    struct evbuffer *body = evbuffer_new();
+    size_t len = msp_buf_error(&resp.body) == MSP_OK ? resp.body.len : 0;
+    evhttp_add_header(h, "Content-Type", resp.content_type ? resp.content_type : "text/plain");
+    evhttp_add_header(h, "Connection", "close");
+    if (resp.allow != NULL) {
+        evhttp_add_header(h, "Allow", resp.allow);
+    }
+    if (body != NULL && len > 0) {
+        evbuffer_add(body, resp.body.base, len);
+    }
+    /* evhttp leaves the body out for HEAD (RFC 9110 9.3.2); a NULL reason is the standard phrase */
+    evhttp_send_reply(r, resp.status, NULL, body);
+    fprintf(stderr, "%s: \"%s\" %s %s %d %zu\n", srv->cmd, req.peer, req.method, req.target[0] ? req.target : "-",
+            resp.status, len);
+    evbuffer_free(body);
     msp_buf_free(&resp.body);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    server_t *srv = arg;
+    (void)fd;
+    (void)what;
+    if (km_stop) {
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    /* a signal ends the loop within a quarter of a second, whatever the tick asks */
+    int ms = srv->tick != NULL ? srv->tick(srv->user) : 250;
+    ms = ms < 0 || ms > 250 ? 250 : ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(srv->timer, &tv);
 }
 
 void km_serve(int fd, SSL_CTX *ctx, const char *allow_subject, const char *cmd, km_handler_fn handler, km_tick_fn tick,
               void *user)
 {
-    uint8_t *buf = malloc(KM_MAX_HEAD + KM_MAX_BODY);
-    if (buf == NULL) {
-        fprintf(stderr, "%s: error: out of memory\n", cmd);
+    server_t srv = {.ctx = ctx, .allow = allow_subject, .cmd = cmd, .handler = handler, .tick = tick, .user = user};
+    struct evhttp *http = NULL;
+    char why[300];
+    if (!libevent_wins(why, sizeof(why))) {
+        fprintf(stderr, "%s: error: %s\n", cmd, why);
         return;
     }
-    while (!km_stop) {
-        int wait = tick != NULL ? tick(user) : -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, wait);
-        if (r <= 0 || km_stop) {
-            continue;
+    int own_fd = dup(fd); /* evhttp closes what it listens on */
+    srv.base = event_base_new();
+    http = srv.base != NULL ? evhttp_new(srv.base) : NULL;
+    srv.timer = srv.base != NULL ? evtimer_new(srv.base, on_tick, &srv) : NULL;
+    if (http == NULL || srv.timer == NULL || own_fd < 0 || evhttp_accept_socket(http, own_fd) != 0) {
+        fprintf(stderr, "%s: error: cannot start the HTTP server\n", cmd);
+        if (own_fd >= 0) {
+            close(own_fd);
         }
-        int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-        if (cfd >= 0) {
-            serve_one(cfd, ctx, allow_subject, cmd, handler, user, buf);
-        }
+    } else {
+        evhttp_set_bevcb(http, new_tls_bev, &srv);
+        evhttp_set_gencb(http, on_request, &srv);
+        evhttp_set_max_headers_size(http, KM_MAX_HEAD);
+        evhttp_set_max_body_size(http, KM_MAX_BODY);
+        evhttp_set_timeout(http, KM_IO_TIMEOUT);
+        /* every method reaches the handlers, which answer 405 with Allow (evhttp's own answer would be 501) */
+        evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+        the_server = &srv;
+        SSL_CTX_set_info_callback(ctx, on_tls_info);
+        on_tick(-1, 0, &srv);
+        event_base_dispatch(srv.base);
+        SSL_CTX_set_info_callback(ctx, NULL);
+        the_server = NULL;
     }
-    free(buf);
+    if (http != NULL) {
+        evhttp_free(http);
+    }
+    if (srv.timer != NULL) {
+        event_free(srv.timer);
+    }
+    if (srv.base != NULL) {
+        event_base_free(srv.base);
+    }
 }
 
-static int connect_to(const char *host, const char *port, char *why, size_t why_len)
+/* ---- client ---- */
+
+typedef struct exchange {
+    struct bufferevent *bev;
+    SSL *ssl;
+    const char *url;
+    int *status;
+    msp_buf_t *resp;
+    char *why;
+    size_t why_len;
+    int ok;
+} exchange_t;
+
+/* Why a request got no answer: the server's certificate, a TLS error, or the connection. */
+static void no_answer(exchange_t *x)
 {
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc != 0) {
-        snprintf(why, why_len, "%s: %s", host, gai_strerror(rc));
-        return -1;
+    long v = SSL_get_verify_result(x->ssl);
+    unsigned long e = bufferevent_get_openssl_error(x->bev);
+    char buf[256] = "";
+    if (v != X509_V_OK) {
+        snprintf(x->why, x->why_len, "%s: server certificate not accepted: %s", x->url,
+                 X509_verify_cert_error_string(v));
+    } else if (e != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        snprintf(x->why, x->why_len, "TLS handshake failed (is our certificate accepted?): %s", buf);
+    } else if (EVUTIL_SOCKET_ERROR() != 0) {
+        snprintf(x->why, x->why_len, "%s: %s", x->url, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    } else {
+        snprintf(x->why, x->why_len, "no HTTP response (connection closed, timed out or refused)");
     }
-    int fd = -1;
-    for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0) {
-            set_timeouts(fd);
-            if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-                snprintf(why, why_len, "%s:%s: %s", host, port, strerror(errno));
-                close(fd);
-                fd = -1;
-            }
-        }
-    }
-    freeaddrinfo(ai);
-    return fd;
+    ERR_clear_error();
 }
 
-/* The response: status line, headers, then Content-Length bytes (or up to close), at most KM_MAX_BODY. */
-static int read_response(SSL *ssl, int *status, msp_buf_t *resp, char *why, size_t why_len)
+static void on_response(struct evhttp_request *r, void *arg)
 {
-    uint8_t *buf = malloc(KM_MAX_HEAD);
-    size_t got, head_len, want = KM_MAX_BODY;
-    int known = 0;
-    char head[KM_MAX_HEAD + 1], cl[32];
-    if (buf == NULL || read_head(ssl, buf, KM_MAX_HEAD, &got, &head_len) != 0) {
-        free(buf);
-        snprintf(why, why_len, "no HTTP response (connection closed, timed out or refused)");
-        return -1;
+    exchange_t *x = arg;
+    if (r == NULL || evhttp_request_get_response_code(r) == 0) {
+        no_answer(x);
+        return;
     }
-    memcpy(head, buf, head_len);
-    head[head_len] = '\0';
-    if (sscanf(head, "HTTP/1.%*c %3d", status) != 1) {
-        free(buf);
-        snprintf(why, why_len, "malformed HTTP status line");
-        return -1;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r);
+    size_t n = evbuffer_get_length(in);
+    *x->status = evhttp_request_get_response_code(r);
+    if (msp_buf_put(x->resp, evbuffer_pullup(in, -1), n) != MSP_OK) {
+        snprintf(x->why, x->why_len, "response body over 1 MiB");
+        return;
     }
-    const char *v = header(head, "Content-Length", cl, sizeof(cl));
-    if (v != NULL) {
-        if (parse_length(v, &want) != 0) {
-            free(buf);
-            snprintf(why, why_len, "response body over 1 MiB or a malformed Content-Length");
-            return -1;
-        }
-        known = 1;
+    x->ok = 1;
+}
+
+static void on_request_error(enum evhttp_request_error e, void *arg)
+{
+    exchange_t *x = arg;
+    if (e == EVREQ_HTTP_DATA_TOO_LONG) {
+        snprintf(x->why, x->why_len, "response head or body over the limits (8 KiB, 1 MiB)");
+    } else if (e == EVREQ_HTTP_TIMEOUT) {
+        snprintf(x->why, x->why_len, "%s: timed out", x->url);
+    } else {
+        no_answer(x);
     }
-    msp_buf_put(resp, buf + head_len, got - head_len);
-    free(buf);
-    uint8_t chunk[16384];
-    while (resp->len < want && msp_buf_error(resp) == MSP_OK) {
-        size_t ask = want - resp->len < sizeof(chunk) ? want - resp->len : sizeof(chunk);
-        int n = SSL_read(ssl, chunk, (int)ask);
-        if (n <= 0) {
-            break;
-        }
-        msp_buf_put(resp, chunk, (size_t)n);
+}
+
+/* The TLS connection to host:port, verifying the server's name or address. */
+static struct bufferevent *connect_tls(struct event_base *base, SSL_CTX *ctx, const char *host, SSL **out)
+{
+    SSL *ssl = SSL_new(ctx);
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    int ok = ssl != NULL && (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
+                                   : SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1);
+    struct bufferevent *bev = ok ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                                  BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+                                 : NULL;
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
     }
-    if (msp_buf_error(resp) != MSP_OK || (known && resp->len != want)) {
-        snprintf(why, why_len, "response body cut short or over 1 MiB");
-        return -1;
-    }
-    return 0;
+    /* a server that closes without close_notify after a complete answer is no error (Content-Length says) */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    *out = ssl;
+    return bev;
 }
 
 int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *target, const uint8_t *body,
@@ -483,40 +513,44 @@ int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *ta
         snprintf(why, why_len, "%s: expected https://HOST:PORT", url);
         return -1;
     }
-    int fd = connect_to(host, port, why, why_len);
-    if (fd < 0) {
+    if (!libevent_wins(why, why_len)) {
         return -1;
     }
-    SSL *ssl = SSL_new(ctx);
-    unsigned char ip[16];
-    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
-    int ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1 &&
-             (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
-                    : SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1);
-    int ret = -1;
-    if (!ok || SSL_connect(ssl) != 1) {
-        long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
-        if (v != X509_V_OK) {
-            snprintf(why, why_len, "%s: server certificate not accepted: %s", url, X509_verify_cert_error_string(v));
-            ERR_clear_error();
-        } else {
-            ssl_why(why, why_len, "TLS handshake failed (is our certificate accepted?)");
+    exchange_t x = {.url = url, .status = status, .resp = resp, .why = why, .why_len = why_len};
+    struct event_base *base = event_base_new();
+    struct evhttp_connection *evcon = NULL;
+    struct evhttp_request *req = NULL;
+    snprintf(why, why_len, "cannot set up the request");
+    x.bev = base != NULL ? connect_tls(base, ctx, host, &x.ssl) : NULL;
+    evcon =
+        x.bev != NULL ? evhttp_connection_base_bufferevent_new(base, NULL, x.bev, host, (uint16_t)atoi(port)) : NULL;
+    req = evcon != NULL ? evhttp_request_new(on_response, &x) : NULL;
+    if (req != NULL) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_connection_set_timeout(evcon, KM_IO_TIMEOUT);
+        evhttp_connection_set_max_headers_size(evcon, KM_MAX_HEAD);
+        evhttp_connection_set_max_body_size(evcon, KM_MAX_BODY);
+        evhttp_request_set_error_cb(req, on_request_error);
+        evhttp_add_header(h, "Host", hostport);
+        evhttp_add_header(h, "Accept", "application/pkcs8");
+        evhttp_add_header(h, "Connection", "close");
+        if (body != NULL) {
+            evhttp_add_header(h, "Content-Type", "application/pkcs8");
+            evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
         }
-    } else {
-        char head[KM_MAX_TARGET + 512];
-        int n = snprintf(head, sizeof(head),
-                         "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/pkcs8\r\nContent-Length: %zu\r\n%s"
-                         "Connection: close\r\n\r\n",
-                         method, target, hostport, body_len, body != NULL ? "Content-Type: application/pkcs8\r\n" : "");
-        if (n < 0 || (size_t)n >= sizeof(head) || ssl_write_all(ssl, head, (size_t)n) != 0 ||
-            (body_len > 0 && ssl_write_all(ssl, body, body_len) != 0)) {
-            ssl_why(why, why_len, "cannot send the request (refused by the server?)");
-        } else {
-            ret = read_response(ssl, status, resp, why, why_len);
+        /* on failure evhttp_make_request frees req itself */
+        if (evhttp_make_request(evcon, req, strcmp(method, "PUT") == 0 ? EVHTTP_REQ_PUT : EVHTTP_REQ_GET, target) ==
+            0) {
+            event_base_dispatch(base);
         }
-        SSL_shutdown(ssl);
+    } else if (x.bev != NULL && evcon == NULL) {
+        bufferevent_free(x.bev);
     }
-    SSL_free(ssl);
-    close(fd);
-    return ret;
+    if (evcon != NULL) {
+        evhttp_connection_free(evcon); /* frees the bufferevent, the SSL and the socket */
+    }
+    if (base != NULL) {
+        event_base_free(base);
+    }
+    return x.ok ? 0 : -1;
 }

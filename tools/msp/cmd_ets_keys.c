@@ -14,12 +14,11 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509v3.h>
 
 #include "cli.h"
 #include "ets_cli.h"
 #include "msp/ets.h"
+#include "msp/ets_cert.h"
 
 static const char keygen_usage[] =
     "usage: msp ets keygen --group x25519|p256 --out FILE [--force]\n"
@@ -205,7 +204,7 @@ typedef struct cert_args {
     const char *statics[MSP_ETS_MAX_VI];
     size_t n_statics;
     const char *access, *out, *key, *subject, *resign, *ca_cert, *ca_key;
-    const char *dns[32];
+    const char *dns[MSP_ETS_CERT_MAX_DNS];
     size_t n_dns;
     int self_signed, force;
     long days; /* -1: not given */
@@ -283,109 +282,19 @@ static int parse_cert_args(int argc, char **argv, cert_args_t *a)
     return CLI_OK;
 }
 
-/* "/CN=a/O=b", as openssl req -subj takes it. */
-static X509_NAME *parse_subject(const char *cmd, const char *s)
+/* The fingerprints of the --static keys; ETS-VI-1 (a static key that is the certificate's own) named by file. */
+static int static_fingerprints(const char *cmd, const cert_args_t *a, EVP_PKEY *own,
+                               uint8_t fps[MSP_ETS_MAX_VI][MSP_ETS_FINGERPRINT_LEN])
 {
-    X509_NAME *name = X509_NAME_new();
-    char buf[1024];
-    if (name == NULL || s[0] != '/' || strlen(s) >= sizeof buf) {
-        cli_error(cmd, "error: --subject wants the form /CN=NAME[/O=ORG...], not '%s'", s);
-        X509_NAME_free(name);
-        return NULL;
-    }
-    strcpy(buf, s + 1);
-    for (char *save = NULL, *part = strtok_r(buf, "/", &save); part != NULL; part = strtok_r(NULL, "/", &save)) {
-        char *eq = strchr(part, '=');
-        if (eq == NULL || eq == part || eq[1] == '\0' ||
-            (*eq = '\0', X509_NAME_add_entry_by_txt(name, part, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0)) !=
-                1) {
-            cli_error(cmd, "error: --subject: '%s' is not a KEY=VALUE OpenSSL knows", part);
-            X509_NAME_free(name);
-            ERR_clear_error();
-            return NULL;
-        }
-    }
-    return name;
-}
-
-int ets_cli_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    int ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
-    X509_EXTENSION_free(ext);
-    return ok;
-}
-
-static int set_serial(X509 *x)
-{
-    uint8_t raw[16];
-    BIGNUM *bn = NULL;
-    if (RAND_bytes(raw, sizeof raw) != 1) {
-        return 0;
-    }
-    raw[0] &= 0x7f; /* positive, as RFC 5280 4.1.2.2 wants */
-    bn = BN_bin2bn(raw, sizeof raw, NULL);
-    int ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
-    BN_free(bn);
-    return ok;
-}
-
-static X509 *new_cert(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_key, X509 *issuer)
-{
-    X509 *x = X509_new();
-    X509_NAME *name = parse_subject(cmd, a->subject);
-    int ok = x != NULL && name != NULL && X509_set_version(x, 2) == 1 && X509_set_subject_name(x, name) == 1 &&
-             X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1 &&
-             X509_set_pubkey(x, subject_key) == 1 && set_serial(x);
-    ok = ok && ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_basic_constraints, "critical,CA:FALSE") &&
-         ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_ext_key_usage, "serverAuth") &&
-         ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_subject_key_identifier, "hash") &&
-         (issuer == NULL || ets_cli_add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"));
-    if (ok && a->n_dns > 0) {
-        char san[4096] = "";
-        size_t used = 0;
-        for (size_t k = 0; k < a->n_dns && used < sizeof san; k++) {
-            used += (size_t)snprintf(san + used, sizeof san - used, "%sDNS:%s", k > 0 ? "," : "", a->dns[k]);
-        }
-        ok = used < sizeof san && ets_cli_add_ext(x, issuer != NULL ? issuer : x, NID_subject_alt_name, san);
-    }
-    X509_NAME_free(name);
-    if (!ok) {
-        if (name != NULL) {
-            cli_error(cmd, "error: cannot build the certificate (a --dns name OpenSSL refuses?)");
-        }
-        X509_free(x);
-        ERR_clear_error();
-        return NULL;
-    }
-    return x;
-}
-
-static int add_visibility(const char *cmd, const cert_args_t *a, X509 *x)
-{
-    EVP_PKEY *subject = X509_get0_pubkey(x);
-    size_t removed;
-    if (msp_ets_cert_clear(x, &removed) != MSP_OK) {
-        cli_error(cmd, "error: cannot remove the old visibility information");
-        return CLI_FAIL;
-    }
     for (size_t k = 0; k < a->n_statics; k++) {
         EVP_PKEY *key = ets_cli_load_key(cmd, a->statics[k]);
-        uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
-        int status = key != NULL ? ets_cli_fingerprint(cmd, a->statics[k], key, fp, NULL) : CLI_USAGE;
-        if (status == CLI_OK && subject != NULL && EVP_PKEY_eq(key, subject) == 1) {
+        int status = key != NULL ? ets_cli_fingerprint(cmd, a->statics[k], key, fps[k], NULL) : CLI_USAGE;
+        EVP_PKEY_free(key);
+        if (status == CLI_OK && msp_ets_cert_is_own_key(own, fps[k])) {
             cli_error(cmd, "%s: error: the static key is the certificate's own key (ETS-VI-1 wants them different)",
                       a->statics[k]);
             status = CLI_USAGE;
         }
-        if (status == CLI_OK && msp_ets_cert_add(x, fp, a->access, strlen(a->access)) != MSP_OK) {
-            cli_error(cmd, "error: --access: not valid UTF-8 or longer than %d bytes", MSP_ETS_MAX_ACCESS);
-            status = CLI_USAGE;
-        }
-        EVP_PKEY_free(key);
-        ERR_clear_error();
         if (status != CLI_OK) {
             return status;
         }
@@ -393,26 +302,13 @@ static int add_visibility(const char *cmd, const cert_args_t *a, X509 *x)
     return CLI_OK;
 }
 
-static int set_validity(X509 *x, long days)
+static int write_cert(const char *cmd, const char *out, X509 *x)
 {
-    return X509_gmtime_adj(X509_getm_notBefore(x), -300) != NULL &&
-           X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL;
-}
-
-static int sign_and_write(const char *cmd, const cert_args_t *a, X509 *x, EVP_PKEY *signer)
-{
-    /* Ed25519/Ed448 sign without a separate digest; everything else with SHA-256. */
-    const EVP_MD *md = EVP_PKEY_is_a(signer, "ED25519") || EVP_PKEY_is_a(signer, "ED448") ? NULL : EVP_sha256();
-    if (X509_sign(x, signer, md) <= 0) {
-        cli_error(cmd, "error: signing failed: %s", ERR_reason_error_string(ERR_get_error()));
-        ERR_clear_error();
-        return CLI_FAIL;
-    }
     BIO *mem = BIO_new(BIO_s_mem());
     char *p = NULL;
     int ok = mem != NULL && PEM_write_bio_X509(mem, x) == 1;
     long n = ok ? BIO_get_mem_data(mem, &p) : 0;
-    int status = ok ? cli_write_file(cmd, a->out, p, (size_t)n, 0644) : CLI_FAIL;
+    int status = ok ? cli_write_file(cmd, out, p, (size_t)n, 0644) : CLI_FAIL;
     BIO_free(mem);
     return status;
 }
@@ -435,28 +331,46 @@ static int print_visibility(const char *out, X509 *x)
     return CLI_OK;
 }
 
-/* The certificate to sign: a new one, or a copy of --resign's. */
-static X509 *prepare(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_key, X509 *ca)
+/* Issues (or re-issues) the certificate the arguments describe: all but the reading is msp_ets_cert_issue. */
+static int issue(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_key, EVP_PKEY *ca_key, X509 *ca, X509 *base)
 {
-    if (a->resign == NULL) {
-        X509 *x = new_cert(cmd, a, subject_key, ca);
-        if (x != NULL && !set_validity(x, a->days > 0 ? a->days : 90)) {
-            X509_free(x);
-            x = NULL;
-        }
-        return x;
+    uint8_t fps[MSP_ETS_MAX_VI][MSP_ETS_FINGERPRINT_LEN];
+    int status = static_fingerprints(cmd, a, base != NULL ? X509_get0_pubkey(base) : subject_key, fps);
+    if (status != CLI_OK) {
+        return status;
     }
-    X509 *x = ets_cli_load_cert(cmd, a->resign);
-    if (x == NULL) {
-        return NULL;
+    int64_t now = (int64_t)time(NULL);
+    msp_ets_cert_cfg_t c = {
+        .subject_key = subject_key,
+        .subject = a->subject,
+        .dns = a->dns,
+        .n_dns = a->n_dns,
+        .fingerprints = (const uint8_t(*)[MSP_ETS_FINGERPRINT_LEN])fps,
+        .n_fingerprints = a->n_statics,
+        .access = a->access,
+        .issuer_cert = ca,
+        .issuer_key = a->self_signed ? subject_key : ca_key,
+        .base = base,
+    };
+    if (base == NULL || a->days > 0) {
+        /* five minutes back: a peer whose clock is a little behind still accepts it */
+        c.not_before = now - 300;
+        c.not_after = now + 86400 * (int64_t)(a->days > 0 ? a->days : 90);
     }
-    if (X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 || !set_serial(x) ||
-        (a->days > 0 && !set_validity(x, a->days))) {
-        cli_error(cmd, "%s: error: cannot re-issue this certificate", a->resign);
-        X509_free(x);
-        return NULL;
+    X509 *x = NULL;
+    msp_error_t err;
+    msp_error_clear(&err);
+    int ret = msp_ets_cert_issue(&c, &x, &err);
+    if (ret != MSP_OK) {
+        cli_error(cmd, "error: %s", err.detail);
+        return ret == MSP_ERR_ARGUMENT || ret == MSP_ERR_INVALID || ret == MSP_ERR_LIMIT ? CLI_USAGE : CLI_FAIL;
     }
-    return x;
+    status = write_cert(cmd, a->out, x);
+    if (status == CLI_OK) {
+        status = print_visibility(a->out, x);
+    }
+    X509_free(x);
+    return status;
 }
 
 static int cert(int argc, char **argv)
@@ -469,30 +383,18 @@ static int cert(int argc, char **argv)
     EVP_PKEY *subject_key = a.key != NULL ? ets_cli_load_key(cmd, a.key) : NULL;
     EVP_PKEY *ca_key = a.ca_key != NULL ? ets_cli_load_key(cmd, a.ca_key) : NULL;
     X509 *ca = a.ca_cert != NULL ? ets_cli_load_cert(cmd, a.ca_cert) : NULL;
-    X509 *x = NULL;
+    X509 *base = a.resign != NULL ? ets_cli_load_cert(cmd, a.resign) : NULL;
     int status = CLI_USAGE;
     if ((a.key != NULL && subject_key == NULL) || (a.ca_key != NULL && ca_key == NULL) ||
-        (a.ca_cert != NULL && ca == NULL)) {
-        goto done;
-    }
-    if (ca != NULL && X509_check_private_key(ca, ca_key) != 1) {
+        (a.ca_cert != NULL && ca == NULL) || (a.resign != NULL && base == NULL)) {
+        /* said */
+    } else if (ca != NULL && X509_check_private_key(ca, ca_key) != 1) {
         cli_error(cmd, "%s: error: --ca-key is not the key of this CA certificate", a.ca_key);
-        goto done;
+    } else {
+        status = issue(cmd, &a, subject_key, ca_key, ca, base);
     }
-    x = prepare(cmd, &a, subject_key, ca);
-    if (x == NULL) {
-        goto done;
-    }
-    status = add_visibility(cmd, &a, x);
-    if (status == CLI_OK) {
-        status = sign_and_write(cmd, &a, x, a.self_signed ? subject_key : ca_key);
-    }
-    if (status == CLI_OK) {
-        status = print_visibility(a.out, x);
-    }
-done:
     ERR_clear_error();
-    X509_free(x);
+    X509_free(base);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(subject_key);

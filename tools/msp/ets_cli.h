@@ -29,7 +29,4 @@ int ets_cli_fingerprint(const char *cmd, const char *path, EVP_PKEY *key, uint8_
 /** An access description as one quoted line: quotes, backslashes and control characters escaped. */
 void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len);
 
-/** Adds one extension from its openssl.cnf text form (issuer: the signing certificate, or x itself). */
-int ets_cli_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
-
 #endif

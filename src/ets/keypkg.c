@@ -322,8 +322,13 @@ static int encode_signer(const msp_ets_kp_signer_t *g, size_t i, msp_buf_t *out,
     OPENSSL_clear_free(p8der, p8len > 0 ? (size_t)p8len : 0);
     msp_buf_t cert;
     msp_buf_init(&cert, MSP_ETS_KP_MAX_CERT);
-    int ok = e != NULL && ASN1_INTEGER_get(e->version) == 0 && e->attrs == NULL && e->pub == NULL && g->cert != NULL &&
-             to_der(g->cert, ASN1_ITEM_rptr(X509), &cert) == MSP_OK;
+    int ok = e != NULL && ASN1_INTEGER_get(e->version) == 0 && to_der(g->cert, ASN1_ITEM_rptr(X509), &cert) == MSP_OK;
+    if (ok) { /* algorithm and privateKey are all we take from it */
+        sk_X509_ATTRIBUTE_pop_free(e->attrs, X509_ATTRIBUTE_free);
+        ASN1_BIT_STRING_free(e->pub);
+        e->attrs = NULL;
+        e->pub = NULL;
+    }
     if (!ok) {
         ASN1_item_free((ASN1_VALUE *)e, IT_ELEMENT);
         msp_buf_free(&cert);

@@ -84,34 +84,37 @@ static int ec_private_cb(int op, ASN1_VALUE **v, const ASN1_ITEM *it, void *arg)
     return 1;
 }
 
-ASN1_SEQUENCE_cb(KP_ELEMENT, element_cb) =
-    {
-        ASN1_SIMPLE(KP_ELEMENT, version, ASN1_INTEGER),    ASN1_SIMPLE(KP_ELEMENT, alg, X509_ALGOR),
-        ASN1_SIMPLE(KP_ELEMENT, priv, ASN1_OCTET_STRING),  ASN1_IMP_SET_OF_OPT(KP_ELEMENT, attrs, X509_ATTRIBUTE, 0),
-        ASN1_IMP_OPT(KP_ELEMENT, pub, ASN1_BIT_STRING, 1),
+/* clang-format off */
+ASN1_SEQUENCE_cb(KP_ELEMENT, element_cb) = {
+    ASN1_SIMPLE(KP_ELEMENT, version, ASN1_INTEGER),
+    ASN1_SIMPLE(KP_ELEMENT, alg, X509_ALGOR),
+    ASN1_SIMPLE(KP_ELEMENT, priv, ASN1_OCTET_STRING),
+    ASN1_IMP_SET_OF_OPT(KP_ELEMENT, attrs, X509_ATTRIBUTE, 0),
+    ASN1_IMP_OPT(KP_ELEMENT, pub, ASN1_BIT_STRING, 1),
 } static_ASN1_SEQUENCE_END_cb(KP_ELEMENT, KP_ELEMENT)
 
-        ASN1_SEQUENCE_cb(KP_EC_PRIVATE, ec_private_cb) =
-            {
-                ASN1_SIMPLE(KP_EC_PRIVATE, version, ASN1_INTEGER),
-                ASN1_SIMPLE(KP_EC_PRIVATE, priv, ASN1_OCTET_STRING),
-                ASN1_EXP_OPT(KP_EC_PRIVATE, curve, ASN1_OBJECT, 0),
-                ASN1_EXP_OPT(KP_EC_PRIVATE, pub, ASN1_BIT_STRING, 1),
+ASN1_SEQUENCE_cb(KP_EC_PRIVATE, ec_private_cb) = {
+    ASN1_SIMPLE(KP_EC_PRIVATE, version, ASN1_INTEGER),
+    ASN1_SIMPLE(KP_EC_PRIVATE, priv, ASN1_OCTET_STRING),
+    ASN1_EXP_OPT(KP_EC_PRIVATE, curve, ASN1_OBJECT, 0),
+    ASN1_EXP_OPT(KP_EC_PRIVATE, pub, ASN1_BIT_STRING, 1),
 } static_ASN1_SEQUENCE_END_cb(KP_EC_PRIVATE, KP_EC_PRIVATE)
 
-                ASN1_SEQUENCE(KP_VALIDITY) =
-                    {
-                        ASN1_SIMPLE(KP_VALIDITY, not_before, ASN1_INTEGER),
-                        ASN1_OPT(KP_VALIDITY, not_after, ASN1_INTEGER),
+ASN1_SEQUENCE(KP_VALIDITY) = {
+    ASN1_SIMPLE(KP_VALIDITY, not_before, ASN1_INTEGER),
+    ASN1_OPT(KP_VALIDITY, not_after, ASN1_INTEGER),
 } static_ASN1_SEQUENCE_END(KP_VALIDITY)
+
+static int to_der(const void *v, const ASN1_ITEM *it, msp_buf_t *out); /* ends the macros' last statement */
+/* clang-format on */
 
 #define IT_ELEMENT ASN1_ITEM_rptr(KP_ELEMENT)
 #define IT_EC_PRIVATE ASN1_ITEM_rptr(KP_EC_PRIVATE)
 #define IT_VALIDITY ASN1_ITEM_rptr(KP_VALIDITY)
 #define IT_OCTETS ASN1_ITEM_rptr(ASN1_OCTET_STRING)
 
-    /* DER of a structure into out, wiped when freed (it may hold a private key). */
-    static int to_der(const void *v, const ASN1_ITEM *it, msp_buf_t *out)
+/* DER of a structure into out, wiped when freed (it may hold a private key). */
+static int to_der(const void *v, const ASN1_ITEM *it, msp_buf_t *out)
 {
     uint8_t *der = NULL;
     int n = ASN1_item_i2d((const ASN1_VALUE *)v, &der, it);

@@ -13,7 +13,9 @@
  * constructed bit flipped, another tag, the same tag in the long form, an
  * element appended inside it; integers get out-of-range values. Every one of
  * them is refused as MSP_ERR_SYNTAX, except a version out of 0..1 and an
- * algorithm parameter of another universal type (MSP_ERR_INVALID).
+ * algorithm parameter of another universal type (MSP_ERR_INVALID). Another
+ * attribute beside the validity period is skipped when the SET OF is in DER
+ * order, refused when not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -766,6 +768,43 @@ static void test_every_truncation_with_signer(void **state)
     sample_free(&x);
 }
 
+/* Another attribute beside the validity period is skipped; DER orders a SET OF by encoding, so it goes first. */
+static void test_attribute_order(void **state)
+{
+    (void)state;
+    msp_ets_kp_static_t s = {x25519_fixed(), 10, 20, 1};
+    msp_buf_t b;
+    encode(&s, 1, NULL, 0, &b);
+    static const uint8_t other[] = {0x30, 0x07, 0x06, 0x01, 0x2a, 0x31, 0x02, 0x05, 0x00}; /* { 1.2, { NULL } } */
+    size_t at = 4 + 3 + 7 + 36, alen = b.base[at + 1];
+    assert_int_equal(b.base[at], 0xa0);
+    assert_true(b.base[1] + sizeof(other) < 0x80);
+    for (int first = 0; first < 2; first++) {
+        uint8_t v[256], *w = v;
+        memcpy(w, b.base, at + 2);
+        w += at + 2;
+        if (first) {
+            memcpy(w, other, sizeof(other));
+            w += sizeof(other);
+        }
+        memcpy(w, b.base + at + 2, alen);
+        w += alen;
+        if (!first) {
+            memcpy(w, other, sizeof(other));
+            w += sizeof(other);
+        }
+        memcpy(w, b.base + at + 2 + alen, b.len - at - 2 - alen);
+        w += b.len - at - 2 - alen;
+        v[1] += sizeof(other);
+        v[3] += sizeof(other);
+        v[at + 1] += sizeof(other);
+        assert_int_equal((size_t)(w - v), b.len + sizeof(other));
+        assert_int_equal(decode(v, (size_t)(w - v)), first ? MSP_OK : MSP_ERR_SYNTAX);
+    }
+    msp_buf_free(&b);
+    EVP_PKEY_free(s.key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_trailing_bytes),
         cmocka_unit_test(test_out_of_range_integers),
         cmocka_unit_test(test_every_truncation_with_signer),
+        cmocka_unit_test(test_attribute_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -699,6 +699,9 @@ int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg_t *pkg,
         return BAD(MSP_ERR_LIMIT, "a key package of %zu bytes (at most %u)", len, MSP_ETS_KP_MAX_SIZE);
     }
     msp_reader_t r, seq;
+    if (len == 0) { /* nothing to frame, and a reader over (NULL, 0) would add 0 to a null pointer */
+        return BAD(MSP_ERR_SYNTAX, "not one DER SEQUENCE (AsymmetricKeyPackage)");
+    }
     msp_reader_init(&r, der, len);
     if (ets_der_read(&r, T_SEQUENCE, &seq) != MSP_OK || msp_reader_expect_end(&r) != MSP_OK) {
         return BAD(MSP_ERR_SYNTAX, "not one DER SEQUENCE (AsymmetricKeyPackage)");

@@ -664,17 +664,35 @@ static int check_binding(const msp_ets_keypkg_t *pkg, msp_error_t *err)
     return ret;
 }
 
-/* One element, [der, der + len) its whole TLV. */
-static int read_element(const uint8_t *der, size_t len, size_t i, msp_ets_keypkg_t *pkg, msp_error_t *err)
+/* The element [der, der + len) in strict DER, or MSP_ERR_SYNTAX with what OpenSSL's decoder says, if it says. */
+static int parse_element(const uint8_t *der, size_t len, size_t i, KP_ELEMENT **e, msp_error_t *err)
 {
-    int64_t version;
     if (len > ELEMENT_LIMIT) {
         return BAD(MSP_ERR_LIMIT, "element %zu: %zu bytes (at most %u)", i, len, ELEMENT_LIMIT);
     }
-    KP_ELEMENT *e = from_der(der, len, IT_ELEMENT);
-    int ret = MSP_OK;
-    if (e == NULL || ASN1_INTEGER_get_int64(&version, e->version) != 1) {
-        ret = BAD(MSP_ERR_SYNTAX, "element %zu: not a DER OneAsymmetricKey", i);
+    ERR_set_mark();
+    int ret = (*e = from_der(der, len, IT_ELEMENT)) != NULL ? MSP_OK : MSP_ERR_SYNTAX;
+    if (ret != MSP_OK) {
+        const char *data = NULL;
+        unsigned long why = ERR_peek_last_error_data(&data, NULL);
+        const char *reason = why != 0 ? ERR_reason_error_string(why) : NULL;
+        BAD(ret, "element %zu: not a DER OneAsymmetricKey (%s%s%s)", i, reason != NULL ? reason : "not in DER form",
+            data != NULL && *data != '\0' ? ": " : "", data != NULL ? data : "");
+    }
+    ERR_pop_to_mark();
+    return ret;
+}
+
+static int read_element(const uint8_t *der, size_t len, size_t i, msp_ets_keypkg_t *pkg, msp_error_t *err)
+{
+    int64_t version;
+    KP_ELEMENT *e = NULL;
+    int ret = parse_element(der, len, i, &e, err);
+    if (ret != MSP_OK) {
+        return ret;
+    }
+    if (ASN1_INTEGER_get_int64(&version, e->version) != 1) {
+        ret = BAD(MSP_ERR_SYNTAX, "element %zu: a version beyond 64 bits", i);
     } else if (version == 1 && pkg->n_signer > 0) {
         ret = BAD(MSP_ERR_INVALID, "element %zu: a static key after a signer (Type B comes last)", i);
     } else if (version == 1) {

@@ -805,6 +805,49 @@ static void test_attribute_order(void **state)
     EVP_PKEY_free(s.key);
 }
 
+/* n copies of the element of a one-element package, as one package (a 3-byte length: n * element < 64 KiB). */
+static uint8_t *repeat(const msp_buf_t *one, size_t n, size_t *len)
+{
+    assert_true(one->base[1] < 0x80);
+    size_t elem = one->len - 2, body = n * elem;
+    assert_true(body >= 0x100 && body < 0x10000);
+    uint8_t *p = malloc(body + 4);
+    p[0] = 0x30;
+    p[1] = 0x82;
+    p[2] = (uint8_t)(body >> 8);
+    p[3] = (uint8_t)body;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p + 4 + i * elem, one->base + 2, elem);
+    }
+    *len = body + 4;
+    return p;
+}
+
+/* At most 64 elements; an element over MSP_ETS_KP_MAX_CERT + 8192 bytes is refused before it is decoded. */
+static void test_element_limits(void **state)
+{
+    (void)state;
+    msp_ets_kp_static_t s = {x25519_fixed(), 10, 20, 1};
+    msp_buf_t b;
+    encode(&s, 1, NULL, 0, &b);
+    size_t len;
+    uint8_t *p = repeat(&b, MSP_ETS_KP_MAX_ELEMENTS, &len);
+    assert_int_equal(decode(p, len), MSP_OK);
+    free(p);
+    p = repeat(&b, MSP_ETS_KP_MAX_ELEMENTS + 1, &len);
+    assert_int_equal(decode(p, len), MSP_ERR_LIMIT);
+    free(p);
+    msp_buf_free(&b);
+    EVP_PKEY_free(s.key);
+    /* SEQUENCE { SEQUENCE { 64 KiB of zeros } }: too big to be one element */
+    size_t big = 1 << 16;
+    p = calloc(1, big + 10);
+    static const uint8_t head[] = {0x30, 0x83, 0x01, 0x00, 0x05, 0x30, 0x83, 0x01, 0x00, 0x00};
+    memcpy(p, head, sizeof(head));
+    assert_int_equal(decode(p, big + 10), MSP_ERR_LIMIT);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -822,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_out_of_range_integers),
         cmocka_unit_test(test_every_truncation_with_signer),
         cmocka_unit_test(test_attribute_order),
+        cmocka_unit_test(test_element_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

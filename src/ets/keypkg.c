@@ -429,11 +429,11 @@ static int read_ec_private(const ASN1_OCTET_STRING *os, uint8_t priv[KEY_LEN], u
         memcpy(priv, k->priv->data, KEY_LEN);
         *has_pub = k->pub != NULL;
         *pub_len = *has_pub ? (size_t)k->pub->length : 0;
-        if (*pub_len <= P256_POINT_LEN) {
-            memcpy(pub, *has_pub ? k->pub->data : pub, *pub_len);
-        } else {
-            memset(pub, 0, P256_POINT_LEN + 1);
+        if (*pub_len > P256_POINT_LEN) {
             *pub_len = P256_POINT_LEN + 1;
+            memset(pub, 0, *pub_len);
+        } else if (*has_pub) {
+            memcpy(pub, k->pub->data, *pub_len);
         }
     }
     ASN1_item_free((ASN1_VALUE *)k, IT_EC_PRIVATE);

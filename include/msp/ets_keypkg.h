@@ -21,10 +21,15 @@
  *     the certificate DER. The certificate must carry one
  *     VisibilityInformation per Type A key of the package.
  *
- * Sans-IO: DER in, EVP_PKEY/X509 out and back. Strict DER (definite,
- * minimal lengths); every length goes through the reader API. OpenSSL's own
- * PKCS#8 decoder is not used for Type A (ets.md 7: it refuses v2 with a
- * publicKey and id-ecDH).
+ * Sans-IO: DER in, EVP_PKEY/X509 out and back. Strict DER: the package's
+ * SEQUENCE OF is framed through the reader API (definite, minimal lengths);
+ * each element, and what its OCTET STRINGs and attribute values hold, is
+ * decoded by OpenSSL ASN.1 templates and must encode back to the very same
+ * bytes, so that no BER form (long or indefinite lengths, constructed
+ * strings, high-tag-number forms, unsorted SET OF) passes. The certificate
+ * is checked the same way at its outer level (its tbsCertificate is OpenSSL's
+ * X.509 decoder's). OpenSSL's own PKCS#8 decoder is not used for Type A
+ * (ets.md 7: it refuses v2 with a publicKey and id-ecDH).
  */
 #ifndef MSP_ETS_KEYPKG_H
 #define MSP_ETS_KEYPKG_H
@@ -86,12 +91,15 @@ MSP_API int msp_ets_keypkg_encode(const msp_ets_kp_static_t *statics, size_t n_s
 /**
  * Parses a whole package into pkg (zeroed first; on failure nothing is
  * left to free). Refused: anything but strict DER, trailing bytes, more
- * than the limits, a version other than v2 for Type A / v1 for Type B, a
+ * than the limits (and an element over MSP_ETS_KP_MAX_CERT + 8192 bytes,
+ * checked before it is decoded), a version other than v2 for Type A / v1
+ * for Type B, a
  * Type A without validity or publicKey, a public key that does not belong
  * to the private key, a Type B before a Type A, a certificate whose key is
  * not the signer's or that lacks the fingerprint of a Type A key.
- * MSP_ERR_SYNTAX (malformed), MSP_ERR_INVALID (well formed, breaks a
- * rule), MSP_ERR_LIMIT, MSP_ERR_NO_MEMORY.
+ * MSP_ERR_SYNTAX (malformed; an element is checked whole, so a malformed
+ * element is MSP_ERR_SYNTAX even when it also breaks a rule), MSP_ERR_INVALID
+ * (well formed, breaks a rule), MSP_ERR_LIMIT, MSP_ERR_NO_MEMORY.
  */
 MSP_API int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg_t *pkg, msp_error_t *err);
 

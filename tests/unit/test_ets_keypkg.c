@@ -7,11 +7,21 @@
  * a valid package refused; wrong versions, a static key without validity,
  * public keys that are not the private key's, a signer before a static key
  * or without the fingerprints, non-minimal and indefinite lengths and the
- * size limit refused.
+ * size limit refused. A small DER editor re-emits whole packages with one TLV
+ * changed (ancestors' lengths fixed up), so that every TLV of a static and of
+ * a signer package gets: a non-minimal length, an indefinite length, its
+ * constructed bit flipped, another tag, the same tag in the long form, an
+ * element appended inside it; integers get out-of-range values. Every one of
+ * them is refused as MSP_ERR_SYNTAX, except a version out of 0..1 and an
+ * algorithm parameter of another universal type (MSP_ERR_INVALID). Another
+ * attribute beside the validity period is skipped when the SET OF is in DER
+ * order, refused when not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,7 +175,7 @@ static void test_every_truncation_refused(void **state)
     for (size_t n = 0; n < b.len; n++) {
         uint8_t *copy = malloc(n + 1); /* a fresh allocation of exactly n bytes lets ASan catch over-reads */
         memcpy(copy, b.base, n);
-        assert_int_not_equal(decode(n ? copy : NULL, n), MSP_OK);
+        assert_int_equal(decode(n ? copy : NULL, n), MSP_ERR_SYNTAX);
         free(copy);
     }
     msp_buf_free(&b);
@@ -386,6 +396,458 @@ static void test_der_strictness_and_limits(void **state)
     EVP_PKEY_free(s.key);
 }
 
+/*
+ * A DER editor for the tests: re-emits an encoding TLV by TLV, numbered in pre-order, with TLV `target` changed
+ * and every enclosing length fixed up. It descends into constructed TLVs (except `opaque`, the certificate, which
+ * is OpenSSL's to parse) and into the privateKey OCTET STRING of a static element (CurvePrivateKey, ECPrivateKey).
+ */
+enum { E_NONE, E_LONG_LEN, E_INDEFINITE, E_CONS_FLIP, E_TAG_SWAP, E_LONG_TAG, E_TRAILING, E_CONTENT };
+
+typedef struct edit {
+    size_t target;
+    int kind;
+    const uint8_t *content; /* E_CONTENT: the new content octets */
+    size_t content_len;
+    const uint8_t *opaque;
+    size_t count;      /* TLVs seen */
+    int hit;           /* the change applied (the target exists and the change fits its kind) */
+    uint8_t tag;       /* the target's tag */
+    const uint8_t *at; /* and where it starts in the original */
+    size_t n_int;      /* INTEGERs seen, and the target's number among them */
+    size_t int_at;
+} edit_t;
+
+static void tlv(const uint8_t *p, size_t n, uint8_t *tag, size_t *hdr, size_t *len)
+{
+    assert_true(n >= 2);
+    size_t l = p[1], h = 2;
+    if (l & 0x80) {
+        size_t k = l & 0x7f;
+        assert_true(k >= 1 && k <= 3 && n >= 2 + k);
+        l = 0;
+        for (size_t i = 0; i < k; i++) {
+            l = l << 8 | p[2 + i];
+        }
+        h += k;
+    }
+    assert_true(n - h >= l);
+    *tag = p[0];
+    *hdr = h;
+    *len = l;
+}
+
+/* A definite length, minimal or with one octet more than needed. */
+static void put_len(msp_buf_t *b, size_t n, int longer)
+{
+    size_t k = n < 0x80 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : 3;
+    if (k == 0 && !longer) {
+        msp_buf_put_u8(b, (uint8_t)n);
+        return;
+    }
+    k += longer != 0;
+    msp_buf_put_u8(b, (uint8_t)(0x80 | k));
+    for (size_t i = k; i-- > 0;) {
+        msp_buf_put_u8(b, i < sizeof(size_t) ? (uint8_t)(n >> (8 * i)) : 0);
+    }
+}
+
+static void emit(const uint8_t *p, size_t n, int depth, int in_static, edit_t *e, msp_buf_t *out)
+{
+    while (n > 0) {
+        uint8_t tag;
+        size_t h, len;
+        tlv(p, n, &tag, &h, &len);
+        const uint8_t *c = p + h;
+        size_t idx = e->count++;
+        int me = idx == e->target;
+        int cons = (tag & 0x20) != 0 && p != e->opaque;
+        int descend = cons || (tag == 0x04 && depth == 2 && in_static);
+        int is_static = tag == 0x30 && depth == 1 && len >= 3 && c[0] == 0x02 && c[1] == 0x01 && c[2] == 0x01;
+        if (tag == 0x02 && idx <= e->target) {
+            e->n_int++;
+        }
+        msp_buf_t inner;
+        msp_buf_init(&inner, 2 * MSP_ETS_KP_MAX_SIZE);
+        if (descend) {
+            emit(c, len, depth + 1, is_static, e, &inner);
+        } else {
+            msp_buf_put(&inner, c, len);
+        }
+        int long_len = 0, indefinite = 0;
+        if (me) {
+            e->tag = tag;
+            e->at = p;
+            e->int_at = e->n_int - 1;
+            switch (e->kind) {
+            case E_LONG_LEN:
+                e->hit = long_len = 1;
+                break;
+            case E_INDEFINITE:
+                e->hit = indefinite = (tag & 0x20) != 0;
+                break;
+            case E_CONS_FLIP:
+                tag ^= 0x20;
+                e->hit = 1;
+                break;
+            case E_TAG_SWAP:
+                tag ^= 0x01; /* SEQUENCE <-> SET, INTEGER <-> BIT STRING, OCTET STRING <-> NULL, [0] <-> [1] ... */
+                e->hit = 1;
+                break;
+            case E_LONG_TAG:
+                e->hit = 1; /* written below: the same class and number in the high-tag-number form */
+                break;
+            case E_TRAILING:
+                e->hit = descend;
+                msp_buf_put_u8(&inner, 0x05); /* a NULL after the last element */
+                msp_buf_put_u8(&inner, 0x00);
+                break;
+            case E_CONTENT:
+                e->hit = tag == 0x02;
+                inner.len = 0;
+                msp_buf_put(&inner, e->content, e->content_len);
+                break;
+            default:
+                break;
+            }
+        }
+        assert_int_equal(msp_buf_error(&inner), MSP_OK);
+        if (me && e->kind == E_LONG_TAG) {
+            msp_buf_put_u8(out, (uint8_t)((tag & 0xe0) | 0x1f));
+            msp_buf_put_u8(out, tag & 0x1f);
+        } else {
+            msp_buf_put_u8(out, tag);
+        }
+        if (indefinite) {
+            msp_buf_put_u8(out, 0x80);
+            msp_buf_put(out, inner.base, inner.len);
+            msp_buf_put_u8(out, 0);
+            msp_buf_put_u8(out, 0);
+        } else {
+            put_len(out, inner.len, long_len);
+            msp_buf_put(out, inner.base, inner.len);
+        }
+        msp_buf_free(&inner);
+        p += h + len;
+        n -= h + len;
+    }
+}
+
+/* The package with TLV t changed by kind; 0 when there is no TLV t (t past the last). */
+static int edited(const msp_buf_t *pkg, const uint8_t *opaque, size_t t, int kind, edit_t *e, msp_buf_t *out)
+{
+    memset(e, 0, sizeof(*e));
+    e->target = t;
+    e->kind = kind;
+    e->opaque = opaque;
+    msp_buf_init(out, 2 * MSP_ETS_KP_MAX_SIZE);
+    emit(pkg->base, pkg->len, 0, 0, e, out);
+    assert_int_equal(msp_buf_error(out), MSP_OK);
+    return t < e->count;
+}
+
+/*
+ * The algorithm parameters are an ANY: prime256v1 with another universal tag (ObjectDescriptor) is well formed, and
+ * so is id-X25519 with a NULL appended as its parameters; both are the wrong algorithm.
+ */
+static int want_for(const edit_t *e, int kind)
+{
+    static const uint8_t prime256v1[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+    static const uint8_t x25519[] = {0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e};
+    int param = memcmp(e->at, prime256v1, sizeof(prime256v1)) == 0;
+    int alg = memcmp(e->at, x25519, sizeof(x25519)) == 0;
+    return (kind == E_TAG_SWAP && param) || (kind == E_TRAILING && alg) ? MSP_ERR_INVALID : MSP_ERR_SYNTAX;
+}
+
+/* Every TLV changed by kind, one at a time: each is refused (want_for); returns how many were tried. */
+static size_t sweep(const msp_buf_t *pkg, const uint8_t *opaque, int kind)
+{
+    size_t tried = 0;
+    for (size_t t = 0;; t++) {
+        edit_t e;
+        msp_buf_t out;
+        if (!edited(pkg, opaque, t, kind, &e, &out)) {
+            msp_buf_free(&out);
+            break;
+        }
+        if (e.hit) {
+            int got = decode(out.base, out.len), want = want_for(&e, kind);
+#ifdef KP_DUMP
+            printf("DUMP kind %d node %zu tag %02x: %d\n", kind, t, e.tag, got);
+#else
+            if (got != want) {
+                fail_msg("kind %d, TLV %zu (tag %02x): %s, want %s", kind, t, e.tag, msp_error_name(got),
+                         msp_error_name(want));
+            }
+#endif
+            tried++;
+        }
+        msp_buf_free(&out);
+    }
+    return tried;
+}
+
+/* The packages the sweeps edit: two static keys; the same with a signer (its certificate left opaque). */
+typedef struct sample {
+    msp_ets_kp_static_t s[2];
+    EVP_PKEY *sk;
+    X509 *cert;
+    msp_buf_t statics, signed_pkg;
+    const uint8_t *cert_at; /* where the certificate starts in signed_pkg */
+} sample_t;
+
+static X509 *signer_cert(EVP_PKEY *key, const msp_ets_kp_static_t *s, size_t n);
+
+static void sample_init(sample_t *x)
+{
+    x->s[0] = (msp_ets_kp_static_t){x25519_fixed(), 10, 20, 1};
+    x->s[1] = (msp_ets_kp_static_t){p256(), 10, 0, 0};
+    x->sk = p256();
+    x->cert = signer_cert(x->sk, x->s, 2);
+    msp_ets_kp_signer_t g = {x->sk, x->cert};
+    encode(x->s, 2, NULL, 0, &x->statics);
+    encode(x->s, 2, &g, 1, &x->signed_pkg);
+    uint8_t *der = NULL;
+    int n = i2d_X509(x->cert, &der);
+    assert_true(n > 0);
+    x->cert_at = find(x->signed_pkg.base, x->signed_pkg.len, der, (size_t)n);
+    assert_non_null(x->cert_at);
+    OPENSSL_free(der);
+    /* the editor reproduces both packages when it changes nothing */
+    for (int i = 0; i < 2; i++) {
+        const msp_buf_t *b = i ? &x->signed_pkg : &x->statics;
+        edit_t e;
+        msp_buf_t out;
+        assert_int_equal(edited(b, x->cert_at, SIZE_MAX, E_NONE, &e, &out), 0);
+        assert_int_equal(out.len, b->len);
+        assert_memory_equal(out.base, b->base, b->len);
+        assert_int_equal(decode(out.base, out.len), MSP_OK);
+        msp_buf_free(&out);
+    }
+}
+
+static void sample_free(sample_t *x)
+{
+    msp_buf_free(&x->statics);
+    msp_buf_free(&x->signed_pkg);
+    X509_free(x->cert);
+    EVP_PKEY_free(x->sk);
+    EVP_PKEY_free(x->s[0].key);
+    EVP_PKEY_free(x->s[1].key);
+}
+
+/* Every kind of change on every TLV of both packages is refused (want_for); each sweep reaches the TLVs it should. */
+static void test_every_tlv_malformed(void **state)
+{
+    (void)state;
+    sample_t x;
+    sample_init(&x);
+    static const int kinds[] = {E_LONG_LEN, E_INDEFINITE, E_CONS_FLIP, E_TAG_SWAP, E_LONG_TAG, E_TRAILING};
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        size_t a = sweep(&x.statics, NULL, kinds[k]);
+        size_t b = sweep(&x.signed_pkg, x.cert_at, kinds[k]);
+        assert_true(a >= 10); /* two elements, each with five constructed TLVs or more */
+        assert_true(b > a);
+    }
+    sample_free(&x);
+}
+
+/* A trailing byte after the package, after an element, or after the last byte of the certificate. */
+static void test_trailing_bytes(void **state)
+{
+    (void)state;
+    sample_t x;
+    sample_init(&x);
+    for (int i = 0; i < 2; i++) {
+        const msp_buf_t *b = i ? &x.signed_pkg : &x.statics;
+        for (uint8_t v = 0; v < 3; v++) {
+            uint8_t *t = malloc(b->len + 1);
+            memcpy(t, b->base, b->len);
+            t[b->len] = v;
+            assert_int_equal(decode(t, b->len + 1), MSP_ERR_SYNTAX);
+            free(t);
+        }
+    }
+    sample_free(&x);
+}
+
+/* The INTEGERs of an X25519 element, in order: version, doNotUseBefore (10), doNotUseAfter (20). */
+static int with_int(const msp_buf_t *pkg, size_t which, const uint8_t *content, size_t n)
+{
+    for (size_t t = 0;; t++) {
+        edit_t e;
+        msp_buf_t out;
+        int more = edited(pkg, NULL, t, E_CONTENT, &e, &out);
+        assert_true(more);
+        e.content = content;
+        e.content_len = n;
+        if (e.hit && e.int_at == which) {
+            msp_buf_free(&out);
+            memset(&e, 0, sizeof(e));
+            e.target = t;
+            e.kind = E_CONTENT;
+            e.content = content;
+            e.content_len = n;
+            msp_buf_init(&out, 2 * MSP_ETS_KP_MAX_SIZE);
+            emit(pkg->base, pkg->len, 0, 0, &e, &out);
+            int got = decode(out.base, out.len);
+            msp_buf_free(&out);
+            return got;
+        }
+        msp_buf_free(&out);
+    }
+}
+
+static void test_out_of_range_integers(void **state)
+{
+    (void)state;
+    msp_ets_kp_static_t s = {x25519_fixed(), 10, 20, 1};
+    msp_buf_t b;
+    encode(&s, 1, NULL, 0, &b);
+    static const uint8_t big[] = {0x00, 0x80, 0, 0, 0, 0, 0, 0, 0}; /* 2^63: past int64_t */
+    static const uint8_t huge[] = {0x01, 0, 0, 0, 0, 0, 0, 0, 0};   /* 2^64 */
+    static const uint8_t minus[] = {0xff};                          /* -1 */
+    static const uint8_t min64[] = {0x80, 0, 0, 0, 0, 0, 0, 0};     /* INT64_MIN */
+    static const uint8_t max64[] = {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t v256[] = {0x01, 0x00};
+    static const uint8_t padded[] = {0x00, 0x01}; /* 1, not minimal */
+    static const uint8_t padded_neg[] = {0xff, 0xff};
+    /* the version: a number that is not 0 or 1 is a rule broken, an unreadable one malformed */
+    assert_int_equal(with_int(&b, 0, big, sizeof(big)), MSP_ERR_SYNTAX);
+    assert_int_equal(with_int(&b, 0, huge, sizeof(huge)), MSP_ERR_SYNTAX);
+    assert_int_equal(with_int(&b, 0, minus, sizeof(minus)), MSP_ERR_INVALID);
+    assert_int_equal(with_int(&b, 0, min64, sizeof(min64)), MSP_ERR_INVALID);
+    assert_int_equal(with_int(&b, 0, v256, sizeof(v256)), MSP_ERR_INVALID);
+    assert_int_equal(with_int(&b, 0, padded, sizeof(padded)), MSP_ERR_SYNTAX);
+    assert_int_equal(with_int(&b, 0, padded_neg, sizeof(padded_neg)), MSP_ERR_SYNTAX);
+    assert_int_equal(with_int(&b, 0, NULL, 0), MSP_ERR_SYNTAX);
+    /* the validity period: BinaryTime >= 0, doNotUseAfter >= doNotUseBefore, both within int64_t */
+    for (size_t which = 1; which <= 2; which++) {
+        assert_int_equal(with_int(&b, which, big, sizeof(big)), MSP_ERR_SYNTAX);
+        assert_int_equal(with_int(&b, which, huge, sizeof(huge)), MSP_ERR_SYNTAX);
+        assert_int_equal(with_int(&b, which, minus, sizeof(minus)), MSP_ERR_SYNTAX);
+        assert_int_equal(with_int(&b, which, min64, sizeof(min64)), MSP_ERR_SYNTAX);
+        assert_int_equal(with_int(&b, which, padded, sizeof(padded)), MSP_ERR_SYNTAX);
+        assert_int_equal(with_int(&b, which, NULL, 0), MSP_ERR_SYNTAX);
+    }
+    assert_int_equal(with_int(&b, 1, max64, sizeof(max64)), MSP_ERR_SYNTAX); /* after doNotUseAfter */
+    assert_int_equal(with_int(&b, 2, max64, sizeof(max64)), MSP_OK);
+    assert_int_equal(with_int(&b, 2, v256, sizeof(v256)), MSP_OK);
+    msp_buf_free(&b);
+    /* the largest BinaryTime travels both ways */
+    msp_ets_kp_static_t far = {s.key, 0, INT64_MAX, 1};
+    encode(&far, 1, NULL, 0, &b);
+    msp_ets_keypkg_t pkg;
+    msp_error_t err;
+    assert_int_equal(msp_ets_keypkg_decode(b.base, b.len, &pkg, &err), MSP_OK);
+    assert_true(pkg.statics[0].not_after == INT64_MAX);
+    msp_ets_keypkg_free(&pkg);
+    msp_buf_free(&b);
+    /* the ECPrivateKey version (the second INTEGER of a P-256 element) is 1 */
+    msp_ets_kp_static_t p = {p256(), 10, 20, 1};
+    encode(&p, 1, NULL, 0, &b);
+    assert_int_equal(with_int(&b, 1, v256, sizeof(v256)), MSP_ERR_SYNTAX);
+    assert_int_equal(with_int(&b, 1, big, sizeof(big)), MSP_ERR_SYNTAX);
+    assert_int_equal(with_int(&b, 1, minus, sizeof(minus)), MSP_ERR_SYNTAX);
+    msp_buf_free(&b);
+    EVP_PKEY_free(p.key);
+    EVP_PKEY_free(s.key);
+}
+
+/* A package cut at every length, with a signer: always malformed. */
+static void test_every_truncation_with_signer(void **state)
+{
+    (void)state;
+    sample_t x;
+    sample_init(&x);
+    for (size_t n = 0; n < x.signed_pkg.len; n++) {
+        uint8_t *copy = malloc(n + 1);
+        memcpy(copy, x.signed_pkg.base, n);
+        assert_int_equal(decode(n ? copy : NULL, n), MSP_ERR_SYNTAX);
+        free(copy);
+    }
+    sample_free(&x);
+}
+
+/* Another attribute beside the validity period is skipped; DER orders a SET OF by encoding, so it goes first. */
+static void test_attribute_order(void **state)
+{
+    (void)state;
+    msp_ets_kp_static_t s = {x25519_fixed(), 10, 20, 1};
+    msp_buf_t b;
+    encode(&s, 1, NULL, 0, &b);
+    static const uint8_t other[] = {0x30, 0x07, 0x06, 0x01, 0x2a, 0x31, 0x02, 0x05, 0x00}; /* { 1.2, { NULL } } */
+    size_t at = 4 + 3 + 7 + 36, alen = b.base[at + 1];
+    assert_int_equal(b.base[at], 0xa0);
+    assert_true(b.base[1] + sizeof(other) < 0x80);
+    for (int first = 0; first < 2; first++) {
+        uint8_t v[256], *w = v;
+        memcpy(w, b.base, at + 2);
+        w += at + 2;
+        if (first) {
+            memcpy(w, other, sizeof(other));
+            w += sizeof(other);
+        }
+        memcpy(w, b.base + at + 2, alen);
+        w += alen;
+        if (!first) {
+            memcpy(w, other, sizeof(other));
+            w += sizeof(other);
+        }
+        memcpy(w, b.base + at + 2 + alen, b.len - at - 2 - alen);
+        w += b.len - at - 2 - alen;
+        v[1] += sizeof(other);
+        v[3] += sizeof(other);
+        v[at + 1] += sizeof(other);
+        assert_int_equal((size_t)(w - v), b.len + sizeof(other));
+        assert_int_equal(decode(v, (size_t)(w - v)), first ? MSP_OK : MSP_ERR_SYNTAX);
+    }
+    msp_buf_free(&b);
+    EVP_PKEY_free(s.key);
+}
+
+/* n copies of the element of a one-element package, as one package (a 3-byte length: n * element < 64 KiB). */
+static uint8_t *repeat(const msp_buf_t *one, size_t n, size_t *len)
+{
+    assert_true(one->base[1] < 0x80);
+    size_t elem = one->len - 2, body = n * elem;
+    assert_true(body >= 0x100 && body < 0x10000);
+    uint8_t *p = malloc(body + 4);
+    p[0] = 0x30;
+    p[1] = 0x82;
+    p[2] = (uint8_t)(body >> 8);
+    p[3] = (uint8_t)body;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p + 4 + i * elem, one->base + 2, elem);
+    }
+    *len = body + 4;
+    return p;
+}
+
+/* At most 64 elements; an element over MSP_ETS_KP_MAX_CERT + 8192 bytes is refused before it is decoded. */
+static void test_element_limits(void **state)
+{
+    (void)state;
+    msp_ets_kp_static_t s = {x25519_fixed(), 10, 20, 1};
+    msp_buf_t b;
+    encode(&s, 1, NULL, 0, &b);
+    size_t len;
+    uint8_t *p = repeat(&b, MSP_ETS_KP_MAX_ELEMENTS, &len);
+    assert_int_equal(decode(p, len), MSP_OK);
+    free(p);
+    p = repeat(&b, MSP_ETS_KP_MAX_ELEMENTS + 1, &len);
+    assert_int_equal(decode(p, len), MSP_ERR_LIMIT);
+    free(p);
+    msp_buf_free(&b);
+    EVP_PKEY_free(s.key);
+    /* SEQUENCE { SEQUENCE { 64 KiB of zeros } }: too big to be one element */
+    size_t big = 1 << 16;
+    p = calloc(1, big + 10);
+    static const uint8_t head[] = {0x30, 0x83, 0x01, 0x00, 0x05, 0x30, 0x83, 0x01, 0x00, 0x00};
+    memcpy(p, head, sizeof(head));
+    assert_int_equal(decode(p, big + 10), MSP_ERR_LIMIT);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +860,12 @@ int main(void)
         cmocka_unit_test(test_public_private_mismatch),
         cmocka_unit_test(test_signer_round_trip),
         cmocka_unit_test(test_der_strictness_and_limits),
+        cmocka_unit_test(test_every_tlv_malformed),
+        cmocka_unit_test(test_trailing_bytes),
+        cmocka_unit_test(test_out_of_range_integers),
+        cmocka_unit_test(test_every_truncation_with_signer),
+        cmocka_unit_test(test_attribute_order),
+        cmocka_unit_test(test_element_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

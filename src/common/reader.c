@@ -7,7 +7,7 @@
 void msp_reader_init(msp_reader_t *r, const void *p, size_t len)
 {
     r->pos = p;
-    r->end = r->pos + (p != NULL ? len : 0);
+    r->end = p != NULL ? r->pos + len : r->pos; /* NULL + 0 is undefined in C */
 }
 
 size_t msp_reader_left(const msp_reader_t *r)

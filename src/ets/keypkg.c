@@ -749,6 +749,9 @@ int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg_t *pkg,
 
 void msp_ets_keypkg_free(msp_ets_keypkg_t *pkg)
 {
+    if (pkg == NULL) {
+        return;
+    }
     for (size_t i = 0; i < pkg->n_static; i++) {
         EVP_PKEY_free(pkg->statics[i].key);
     }

@@ -114,6 +114,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t *m, const msp_io_mb_events_t *ev,
                   msp_io_mb_t **out)
 {
+    *out = NULL;
     msp_io_mb_t *mb = calloc(1, sizeof(*mb));
     if (mb == NULL) {
         return MSP_ERR_NO_MEMORY;

@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 
 typedef struct job {
     msp_tlmsp_gcm_t g;

@@ -43,7 +43,7 @@
 
 #include "msp/error.h"
 #include "msp/tlmsp_conn.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 #include "msp/tlmsp_io.h"
 
 #define CHUNK 16355

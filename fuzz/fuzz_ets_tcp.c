@@ -14,7 +14,7 @@
 
 #include "msp/error.h"
 #include "msp/ets_tcp.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 static const int LINKS[8] = {MSP_TCP_LINK_EN10MB, MSP_TCP_LINK_RAW,  MSP_TCP_LINK_SLL,  MSP_TCP_LINK_SLL2,
                              MSP_TCP_LINK_NULL,   MSP_TCP_LINK_LOOP, MSP_TCP_LINK_IPV6, MSP_TCP_LINK_IPV4};

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_keys.h"
+#include "tlmsp_keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_mbox_msg.h"
+#include "tlmsp_mbox_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_tls12.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "msp/buf.h"
-#include "msp/reader.h"
 #include "msp/tlmsp.h"
 
 /* Per-context access of a middlebox: none, read, or read and write (1.7). */

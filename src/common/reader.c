@@ -1,4 +1,4 @@
-#include "msp/reader.h"
+#include "reader.h"
 
 #include <string.h>
 

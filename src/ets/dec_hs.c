@@ -5,7 +5,7 @@
 #include <openssl/crypto.h>
 
 #include "dec.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 enum {
     HS_CLIENT_HELLO = 1,

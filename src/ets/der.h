@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "msp/buf.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 /** A definite length in its minimal form (up to 2^24 - 1: everything we write is far smaller). */
 void ets_der_put_len(msp_buf_t *out, size_t n);

@@ -19,7 +19,7 @@
 #include <openssl/param_build.h>
 
 #include "msp/ets.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 #include "der.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86dd

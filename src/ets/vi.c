@@ -8,7 +8,7 @@
 
 #include "msp/error.h"
 #include "msp/json.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 #include "der.h"
 

@@ -14,10 +14,10 @@
 
 #include "msp/buf.h"
 #include "msp/tlmsp_conn.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 #include "msp/tlmsp_hello.h"
-#include "msp/tlmsp_keys.h"
-#include "msp/tlmsp_seq.h"
+#include "tlmsp_keys.h"
+#include "tlmsp_seq.h"
 
 #include "../common/guard.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_tls12.h"
 
 /* What we offer: the suites the reference works with (1.9), both groups, and every sigalg we verify, SHA-1 included
  * because the reference's middleboxes sign with it (5.3). */

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_mbox_msg.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_mbox_msg.h"
+#include "tlmsp_tls12.h"
 
 /* Every message sent or received after the ServerHello, into the transcripts it belongs to (6.10, 6.11). */
 int ep_transcript(msp_tlmsp_conn_t *c, const uint8_t *msg, size_t len)

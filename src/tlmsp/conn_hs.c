@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_mbox_msg.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_mbox_msg.h"
+#include "tlmsp_tls12.h"
 
 int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, msp_buf_t *msg)
 {

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_mbox_msg.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_mbox_msg.h"
+#include "tlmsp_tls12.h"
 
 static hop_t *other(msp_tlmsp_mbox_t *m, hop_t *h)
 {

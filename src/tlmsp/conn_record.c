@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 #define HDR 5
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_tls12.h"
 
 typedef struct offer {
     uint16_t suite;

@@ -3,7 +3,7 @@
  * standard here except for the size limits (4.2.1.3, tlmsp-records.md 1); the bare section numbers below
  * are tlmsp-records.md's.
  */
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 
 #include <stddef.h>
 #include <string.h>

@@ -3,6 +3,7 @@
  * tlmsp-handshake.md 1.4 cites it). The write-up gives no finer clause; the bare section numbers below are
  * tlmsp-handshake.md's.
  */
+#include "reader.h"
 #include "msp/tlmsp_hello.h"
 
 #include <string.h>

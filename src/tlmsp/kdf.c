@@ -2,7 +2,7 @@
  * The TLMSP key schedule of ETSI TS 103 523-2 as the reference computes it. The write-up gives no clause
  * numbers of the standard for it; the bare section numbers below are tlmsp-handshake.md's (2, 6).
  */
-#include "msp/tlmsp_kdf.h"
+#include "tlmsp_kdf.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * MiddleboxKeyMaterial / MiddleboxKeyConfirmation bodies of ETSI TS 103 523-2. The write-up gives no clause
  * numbers of the standard for them; the bare section numbers below are tlmsp-handshake.md's (5.5, 5.6).
  */
-#include "msp/tlmsp_keymat.h"
+#include "tlmsp_keymat.h"
 
 #include <string.h>
 

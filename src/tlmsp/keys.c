@@ -4,14 +4,14 @@
  * ETSI TS 103 523-2 clause numbers: the write-up gives none for these, so the
  * bare section numbers below are tlmsp-handshake.md's.
  */
-#include "msp/tlmsp_keys.h"
+#include "tlmsp_keys.h"
 
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 static int is_endpoint(uint8_t id)
 {

@@ -5,7 +5,7 @@
  * and the derive strips leading zero bytes (DH padding off, the default),
  * as OpenSSL 1.1.1's DH_compute_key does for the reference.
  */
-#include "msp/tlmsp_keys.h"
+#include "tlmsp_keys.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

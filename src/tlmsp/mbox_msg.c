@@ -2,13 +2,13 @@
  * The new TLMSP handshake messages of ETSI TS 103 523-2 (types 41-51). The write-up gives no clause numbers
  * of the standard for them; the bare section numbers below are tlmsp-handshake.md's (5.1-5.7).
  */
-#include "msp/tlmsp_mbox_msg.h"
+#include "tlmsp_mbox_msg.h"
 
 #include <string.h>
 
 #include "msp/error.h"
-#include "msp/reader.h"
-#include "msp/tlmsp_tls12.h"
+#include "reader.h"
+#include "tlmsp_tls12.h"
 #include "sigalg.h"
 #include "../common/guard.h"
 

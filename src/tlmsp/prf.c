@@ -5,7 +5,7 @@
  * so that it is not our code that computes it. The write-up gives no
  * ETSI TS 103 523-2 clause numbers for these; sections cited are its own.
  */
-#include "msp/tlmsp_keys.h"
+#include "tlmsp_keys.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * TLMSP sequence numbers (ETSI TS 103 523-2) as the reference keeps them. The write-up gives no clause numbers
  * of the standard for them; the bare section numbers below are tlmsp-records.md's (6).
  */
-#include "msp/tlmsp_seq.h"
+#include "tlmsp_seq.h"
 
 #include <string.h>
 

@@ -14,7 +14,7 @@
 #include <intel-ipsec-mb.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 
 #define MAX_FRAGMENT (16383 + 64)                         /* the largest fragment a reader accepts (records 2.4) */
 #define MAX_M_INFO (1 + 1 + 3 * 253)                      /* records 4.3 */

@@ -12,7 +12,7 @@
 
 #include <openssl/evp.h>
 
-#include "msp/tlmsp_kdf.h"
+#include "tlmsp_kdf.h"
 
 /** True when sigalg is in the table and fits key's type (RSA or EC). */
 int msp_sigalg_fits(EVP_PKEY *key, uint16_t sigalg);

@@ -4,7 +4,7 @@
  * (ETSI TS 103 523-2) keeps the TLS 1.2 hellos; the write-up gives no clause
  * of the standard for them.
  */
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_tls12.h"
 
 #include "msp/error.h"
 #include "../common/guard.h"

@@ -5,7 +5,7 @@
  * (tlmsp-handshake.md 1.9). The write-up gives no ETSI TS 103 523-2 clause
  * for these TLS 1.2 messages.
  */
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_tls12.h"
 
 #include <string.h>
 

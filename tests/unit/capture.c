@@ -9,7 +9,7 @@
 #include <pcap/pcap.h>
 
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 /* One TCP segment's payload, kept until its stream is assembled. */
 typedef struct seg {

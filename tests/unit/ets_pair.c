@@ -8,7 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "msp/reader.h"
+#include "reader.h"
 
 #define PUMP_ROUNDS 64 /* a handshake that needs more round trips than this is stuck */
 

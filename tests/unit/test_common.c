@@ -12,7 +12,7 @@
 #include "msp/error.h"
 #include "msp/json.h"
 #include "msp/log.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 static void test_reader_ints(void **state)
 {

@@ -17,9 +17,9 @@
 
 #include "capture.h"
 #include "msp/error.h"
-#include "msp/reader.h"
-#include "msp/tlmsp_kdf.h"
-#include "msp/tlmsp_mbox_msg.h"
+#include "reader.h"
+#include "tlmsp_kdf.h"
+#include "tlmsp_mbox_msg.h"
 #include "vectors.h"
 
 #define MBOX_PORT 10481

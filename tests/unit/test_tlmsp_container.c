@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 #include "vectors.h"
 
 #define VEC_FILE "tlmsp-records/vectors.txt"

@@ -20,7 +20,7 @@
 
 #include "capture.h"
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 #include "msp/tlmsp_hello.h"
 
 #define FIRST_HOP_PORT 10441

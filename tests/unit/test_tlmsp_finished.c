@@ -52,8 +52,8 @@
 
 #include "conn.h"
 #include "msp/error.h"
-#include "msp/tlmsp_mbox_msg.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_mbox_msg.h"
+#include "tlmsp_tls12.h"
 #include "net.h"
 
 static const char *const entity[4] = {"client", "m1", "m2", "server"};

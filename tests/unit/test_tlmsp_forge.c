@@ -42,8 +42,8 @@
 
 #include "conn.h"
 #include "msp/error.h"
-#include "msp/reader.h"
-#include "msp/tlmsp_tls12.h"
+#include "reader.h"
+#include "tlmsp_tls12.h"
 #include "net.h"
 
 /* ---- containers forged by m2 on its hop to the server ---- */

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {

@@ -32,9 +32,9 @@
 
 #include "capture.h"
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 #include "msp/tlmsp_hello.h"
-#include "msp/tlmsp_keys.h"
+#include "tlmsp_keys.h"
 #include "vectors.h"
 
 #define VEC_FILE "tlmsp-handshake/vectors-1mbox.txt"

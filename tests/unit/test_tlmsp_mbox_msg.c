@@ -16,7 +16,7 @@
 #include <openssl/x509.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_mbox_msg.h"
+#include "tlmsp_mbox_msg.h"
 #include "vectors.h"
 
 static vec_file_t f;

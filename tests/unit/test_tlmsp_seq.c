@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_seq.h"
+#include "tlmsp_seq.h"
 #include "vectors.h"
 
 static vec_file_t f;

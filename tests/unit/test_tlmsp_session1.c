@@ -19,12 +19,12 @@
 #include <openssl/x509.h>
 
 #include "msp/error.h"
-#include "msp/tlmsp_container.h"
-#include "msp/tlmsp_kdf.h"
-#include "msp/tlmsp_keymat.h"
-#include "msp/tlmsp_seq.h"
+#include "tlmsp_container.h"
+#include "tlmsp_kdf.h"
+#include "tlmsp_keymat.h"
+#include "tlmsp_seq.h"
 #include "capture.h"
-#include "msp/reader.h"
+#include "reader.h"
 #include "vectors.h"
 
 #define VEC_FILE "tlmsp-handshake/vectors-1mbox.txt"

@@ -33,7 +33,7 @@
 
 #include "conn.h"
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 #include "net.h"
 
 #define TABLE_PATH MSP_SOURCE_DIR "/tests/vectors/tlmsp-tamper.tsv"

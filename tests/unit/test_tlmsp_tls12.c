@@ -23,8 +23,8 @@
 #include "capture.h"
 #include "msp/error.h"
 #include "msp/tlmsp.h"
-#include "msp/tlmsp_kdf.h"
-#include "msp/tlmsp_tls12.h"
+#include "tlmsp_kdf.h"
+#include "tlmsp_tls12.h"
 
 #define NSAMPLES 2
 

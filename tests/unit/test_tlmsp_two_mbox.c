@@ -19,10 +19,10 @@
 
 #include "capture.h"
 #include "msp/error.h"
-#include "msp/reader.h"
+#include "reader.h"
 #include "msp/tlmsp_hello.h"
-#include "msp/tlmsp_kdf.h"
-#include "msp/tlmsp_mbox_msg.h"
+#include "tlmsp_kdf.h"
+#include "tlmsp_mbox_msg.h"
 #include "vectors.h"
 
 #define DIR "tlmsp-handshake/sample-2mbox/"

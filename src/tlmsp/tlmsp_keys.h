@@ -41,9 +41,9 @@
 
 #include "msp/buf.h"
 #include "msp/tlmsp.h"
-#include "msp/tlmsp_container.h"
-#include "msp/tlmsp_kdf.h"
-#include "msp/tlmsp_keymat.h"
+#include "tlmsp_container.h"
+#include "tlmsp_kdf.h"
+#include "tlmsp_keymat.h"
 
 #define MSP_TLMSP_NONCE_SUFFIX_LEN 11 /* a nonce is sender id | 11 random bytes (5.5, 6.8) */
 #define MSP_TLMSP_KEYMAT_OVERHEAD 29  /* id(1) | nonce(12) | ... | tag(16) */

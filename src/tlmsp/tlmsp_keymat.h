@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "msp/buf.h"
-#include "msp/tlmsp_container.h"
+#include "tlmsp_container.h"
 
 #define MSP_TLMSP_CONTRIB_LEN 16
 #define MSP_TLMSP_KEYMAT_MAX_BODY 33697 /* 5.5: a body must be shorter than 33698 bytes */

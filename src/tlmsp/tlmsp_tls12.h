@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 
 #include "msp/buf.h"
-#include "msp/reader.h"
+#include "reader.h"
 
 #define MSP_TLS12_MAX_EXTENSIONS 64 /* a hello with more is refused (decode_error) */
 #define MSP_TLS12_MAX_CERTS 16      /* a chain longer than this is refused */

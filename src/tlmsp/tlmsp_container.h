@@ -15,7 +15,7 @@
 
 #include <openssl/evp.h>
 
-#include "msp/reader.h"
+#include "reader.h"
 #include "msp/tlmsp.h"
 
 #define MSP_TLMSP_MAC_LEN 16

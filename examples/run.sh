@@ -17,9 +17,22 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 for p in tlmsp_client ets_decrypt profile_check; do
     cp "$here/$p.c" "$tmp/"
 done
-if make -s -C "$tmp" -f "$here/Makefile" >"$tmp/make.log" 2>&1; then ok; else bad "make: $(cat "$tmp/make.log")"; fi
-# Only what pkg-config gave: no path into the build tree.
-if grep -q "$(dirname "$here")/include\|$(dirname "$here")/build" "$tmp/make.log"; then bad "the build used the source tree"; else ok; fi
+if make -C "$tmp" -f "$here/Makefile" >"$tmp/make.log" 2>&1; then ok; else bad "make: $(cat "$tmp/make.log")"; fi
+# Only what pkg-config gave: the installed headers and libraries, never the source tree's.
+root=$(dirname "$here")
+if grep -qE -- "-I$root/(include|src)|-L$root/build[^ ]*/src" "$tmp/make.log"; then
+    bad "the examples were built against the source tree: $(grep -E -- "-I$root" "$tmp/make.log" | head -1)"
+else
+    ok
+fi
+
+# The static archive too: the same program linked with libmsp.a (pkg-config --static for its dependencies).
+static_libs=$(pkg-config --static --libs msp | sed 's/-lmsp\b//')
+# shellcheck disable=SC2086
+if cc -std=c17 -o "$tmp/profile_check_static" "$here/profile_check.c" $(pkg-config --cflags msp) \
+    "$prefix/lib/libmsp.a" $static_libs >"$tmp/static.log" 2>&1; then ok; else bad "static link: $(cat "$tmp/static.log")"; fi
+if ldd "$tmp/profile_check_static" | grep -q libmsp; then bad "the static build loads libmsp.so"; else ok; fi
+run 0 "$tmp/profile_check_static" ets
 
 # ---- profile check ----
 run 0 "$tmp/profile_check" ets

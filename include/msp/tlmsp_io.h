@@ -67,18 +67,19 @@ typedef struct msp_io_mb msp_io_mb_t;
  * msp_io_mb_route_failed the client gets a fatal middlebox_route_failure
  * alert and the session ends.
  *
- * cancel (optional): the driver no longer waits for a pending connection,
- * because the session ended (called before closed) or the driver is being
- * freed. The program drops its lookup here and must not call
- * msp_io_mb_connected or msp_io_mb_route_failed for mb afterwards. It must
- * not free mb from this event.
+ * Cancelling a pending connect: the driver never calls the program about
+ * it; the program's lookup must not outlive mb. When the session ends during
+ * the lookup, the closed event runs with msp_io_mb_connecting(mb) still
+ * true: the program drops its lookup there, before it frees mb. A program
+ * that frees mb at another time drops the lookup first when
+ * msp_io_mb_connecting(mb) is true. Answers given after the closed event
+ * are refused (while mb is not freed).
  */
 typedef struct msp_io_mb_events {
     void *user;
     int (*connect)(void *user, const msp_tlmsp_address_t *next);
     void (*ready)(void *user, msp_io_mb_t *mb);
     void (*closed)(void *user, msp_io_mb_t *mb, int err);
-    void (*cancel)(void *user, msp_io_mb_t *mb);
 } msp_io_mb_events_t;
 
 /** Drives a middlebox for the accepted client socket fd (owned, with m, from now on). */
@@ -92,7 +93,7 @@ MSP_API msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb);
  * hop, connected or connecting; the queued output goes out once it can.
  * MSP_OK (fd owned from now on; the closed event may already have run and
  * freed mb when this returns), or MSP_ERR_ARGUMENT when mb was not waiting
- * for a connection (fd not taken).
+ * for a connection or its session already ended (fd not taken).
  */
 MSP_API int msp_io_mb_connected(msp_io_mb_t *mb, int fd);
 
@@ -100,11 +101,11 @@ MSP_API int msp_io_mb_connected(msp_io_mb_t *mb, int fd);
  * Ends a pending connect in failure: the client gets a fatal
  * middlebox_route_failure alert and the closed event reports err (MSP_OK:
  * MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE); it may free mb. Ignored when mb was
- * not waiting for a connection.
+ * not waiting for a connection or its session already ended.
  */
 MSP_API void msp_io_mb_route_failed(msp_io_mb_t *mb, int err);
 
-/** True while mb waits for msp_io_mb_connected or msp_io_mb_route_failed. */
+/** True while mb waits for msp_io_mb_connected or msp_io_mb_route_failed (also in its closed event). */
 MSP_API int msp_io_mb_connecting(const msp_io_mb_t *mb);
 
 /** Inserts data toward the server (to_server = 1) or the client (msp_tlmsp_mbox_send). */

@@ -24,25 +24,12 @@ struct msp_io_mb {
     uint8_t rbuf[SOCK_READ_SIZE];
 };
 
-/* The program's lookup must not outlive the session: tell it once. */
-static void stop_waiting(msp_io_mb_t *mb)
-{
-    if (!mb->connecting) {
-        return;
-    }
-    mb->connecting = 0;
-    if (mb->ev.cancel != NULL) {
-        mb->ev.cancel(mb->ev.user, mb);
-    }
-}
-
 static void finish(msp_io_mb_t *mb, int err)
 {
     if (mb->done) {
         return;
     }
-    mb->done = 1;
-    stop_waiting(mb);
+    mb->done = 1; /* connecting stays: the closed event tells the program to drop its lookup */
     sock_flush(&mb->a);
     sock_flush(&mb->b);
     sock_read(&mb->a, 0);
@@ -165,7 +152,6 @@ void msp_io_mb_free(msp_io_mb_t *mb)
     if (mb == NULL) {
         return;
     }
-    stop_waiting(mb);
     sock_close(&mb->a);
     sock_close(&mb->b);
     msp_tlmsp_mbox_free(mb->m);
@@ -179,7 +165,7 @@ msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb)
 
 int msp_io_mb_connected(msp_io_mb_t *mb, int fd)
 {
-    if (!mb->connecting || fd < 0) {
+    if (!mb->connecting || mb->done || fd < 0) {
         return MSP_ERR_ARGUMENT;
     }
     mb->connecting = 0;
@@ -190,7 +176,7 @@ int msp_io_mb_connected(msp_io_mb_t *mb, int fd)
 
 void msp_io_mb_route_failed(msp_io_mb_t *mb, int err)
 {
-    if (!mb->connecting) {
+    if (!mb->connecting || mb->done) {
         return;
     }
     mb->connecting = 0;

@@ -3,7 +3,8 @@
  * middlebox and a server over socketpairs in one libev loop. The connect
  * event answers MSP_IO_MB_PENDING and the test finishes it as a program
  * whose name lookup ended would: msp_io_mb_connected, msp_io_mb_route_failed,
- * or the session ending first (the cancel event).
+ * or the session ending first (the closed event, with msp_io_mb_connecting
+ * still true: the program's cue to drop its lookup).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,15 +33,16 @@ typedef struct rig {
     net_t net;
     msp_io_ep_t *client, *server;
     msp_io_mb_t *mb;
-    int server_fd;   /* the middlebox's end toward the server, handed over by the test */
-    int answer;      /* what the connect event returns: MSP_IO_MB_PENDING or -1 */
-    int connects;    /* connect events */
-    char next[64];   /* the address the connect event was given */
-    char events[16]; /* middlebox events in order: 'c'ancel, 'x' closed */
-    size_t nevents;
-    int mb_err;        /* what the middlebox's closed event reported */
-    int client_closed; /* the client's closed event ran */
-    int client_err;    /* ... and what it reported */
+    int server_fd;        /* the middlebox's end toward the server, handed over by the test */
+    int answer;           /* what the connect event returns: MSP_IO_MB_PENDING or -1 */
+    int connects;         /* connect events */
+    char next[64];        /* the address the connect event was given */
+    int closes;           /* the middlebox's closed events */
+    int pending_at_close; /* msp_io_mb_connecting in the closed event */
+    int keep_mb;          /* the closed event leaves mb to the test */
+    int mb_err;           /* what the middlebox's closed event reported */
+    int client_closed;    /* the client's closed event ran */
+    int client_err;       /* ... and what it reported */
     int client_ready, server_ready;
     int stalled; /* the guard fired: nothing moved for 10 s */
     ev_timer guard;
@@ -63,18 +65,13 @@ static int mb_connect(void *user, const msp_tlmsp_address_t *next)
 static void mb_closed(void *user, msp_io_mb_t *mb, int err)
 {
     rig_t *r = user;
-    r->events[r->nevents++] = 'x';
+    r->closes++;
     r->mb_err = err;
-    r->mb = NULL;
-    msp_io_mb_free(mb);
-}
-
-static void mb_cancel(void *user, msp_io_mb_t *mb)
-{
-    rig_t *r = user;
-    assert_ptr_equal(mb, r->mb);
-    assert_false(msp_io_mb_connecting(mb)); /* the driver stopped waiting before it told us */
-    r->events[r->nevents++] = 'c';
+    r->pending_at_close = msp_io_mb_connecting(mb);
+    if (!r->keep_mb) {
+        r->mb = NULL;
+        msp_io_mb_free(mb);
+    }
 }
 
 static void ep_ready(void *user, msp_io_ep_t *ep)
@@ -138,6 +135,11 @@ static int client_closed(rig_t *r)
     return r->client_closed;
 }
 
+static int client_gone_seen(rig_t *r)
+{
+    return r->closes > 0;
+}
+
 static int hello_arrived(rig_t *r)
 {
     return r->net.at_server.data[1].len >= 5;
@@ -171,7 +173,7 @@ static void rig_open(rig_t *r, int answer)
     msp_io_ep_events_t eev = {r, ep_ready, ep_closed, NULL};
     assert_int_equal(msp_io_ep_new(r->loop, a[0], r->net.client, &eev, &r->client), MSP_OK);
     assert_int_equal(msp_io_ep_new(r->loop, b[1], r->net.server, &eev, &r->server), MSP_OK);
-    msp_io_mb_events_t mev = {r, mb_connect, NULL, mb_closed, mb_cancel};
+    msp_io_mb_events_t mev = {r, mb_connect, NULL, mb_closed};
     assert_int_equal(msp_io_mb_new(r->loop, a[1], r->net.m[0], &mev, &r->mb), MSP_OK);
     r->net.client = r->net.server = NULL; /* the drivers own them now */
     r->net.m[0] = NULL;
@@ -217,7 +219,7 @@ static void test_pending_then_connected(void **state)
     assert_int_equal(r->net.at_server.data[1].len, 5);
     assert_memory_equal(r->net.at_server.data[1].base, "hello", 5);
     assert_int_equal(r->connects, 1);
-    assert_int_equal(r->nevents, 0);
+    assert_int_equal(r->closes, 0);
     rig_close(r);
     free(r);
 }
@@ -229,8 +231,8 @@ static void expect_route_failure(rig_t *r, int mb_err)
     assert_int_equal(r->client_err, MSP_ERR_CLASS_PEER_ALERT + MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE);
     assert_null(r->mb);
     assert_int_equal(r->mb_err, mb_err);
-    assert_int_equal(r->nevents, 1);
-    assert_int_equal(r->events[0], 'x'); /* no cancel: the program ended the lookup itself */
+    assert_int_equal(r->closes, 1);
+    assert_false(r->pending_at_close); /* the program's own answer ended the wait: nothing to drop */
 }
 
 /* The lookup failed: the client hears middlebox_route_failure, the closed event reports the program's reason. */
@@ -273,7 +275,7 @@ static void test_connect_fails_at_once(void **state)
     free(r);
 }
 
-/* The client goes away during the lookup: the program is told to drop it, before the closed event. */
+/* The client goes away during the lookup: the closed event says the lookup still runs. */
 static void test_client_leaves_while_pending(void **state)
 {
     (void)state;
@@ -283,32 +285,52 @@ static void test_client_leaves_while_pending(void **state)
     msp_io_ep_free(r->client);
     r->client = NULL;
     assert_true(run_until(r, mb_gone));
-    assert_int_equal(r->nevents, 2);
-    assert_memory_equal(r->events, "cx", 2);
+    assert_int_equal(r->closes, 1);
+    assert_true(r->pending_at_close);
     assert_int_equal(r->mb_err, MSP_OK);
     rig_close(r);
     free(r);
 }
 
-/* A driver freed during the lookup tells the program once; a driver that never waited says nothing. */
-static void test_free_while_pending(void **state)
+/* An answer that comes after the session ended is refused, and the fd stays the program's. */
+static void test_answer_after_end_refused(void **state)
 {
     (void)state;
     rig_t *r = calloc(1, sizeof(*r));
     rig_open(r, MSP_IO_MB_PENDING);
+    r->keep_mb = 1;
     assert_true(run_until(r, mb_pending));
+    msp_io_ep_free(r->client);
+    r->client = NULL;
+    assert_true(run_until(r, client_gone_seen));
+    assert_true(r->pending_at_close);
+    assert_int_equal(msp_io_mb_connected(r->mb, r->server_fd), MSP_ERR_ARGUMENT);
+    msp_io_mb_route_failed(r->mb, MSP_OK);
+    assert_int_equal(r->closes, 1);                   /* no second end */
+    assert_int_equal(write(r->server_fd, "x", 1), 1); /* still open: not taken */
+    rig_close(r);
+    free(r);
+}
+
+/* A driver freed before the ClientHello came asked nothing; one freed during the lookup is simply gone. */
+static void test_free_before_and_during(void **state)
+{
+    (void)state;
+    rig_t *r = calloc(1, sizeof(*r));
+    rig_open(r, MSP_IO_MB_PENDING);
+    assert_int_equal(msp_io_mb_connecting(r->mb), 0);
     msp_io_mb_free(r->mb);
-    assert_int_equal(r->nevents, 1);
-    assert_int_equal(r->events[0], 'c');
     r->mb = NULL;
+    assert_int_equal(r->connects, 0);
     rig_close(r);
     free(r);
 
     r = calloc(1, sizeof(*r));
     rig_open(r, MSP_IO_MB_PENDING);
-    msp_io_mb_free(r->mb); /* before the ClientHello was read */
+    assert_true(run_until(r, mb_pending));
+    msp_io_mb_free(r->mb);
     r->mb = NULL;
-    assert_int_equal(r->nevents, 0);
+    assert_int_equal(r->closes, 0);
     rig_close(r);
     free(r);
 }
@@ -319,7 +341,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pending_then_connected),      cmocka_unit_test(test_pending_then_route_failed),
         cmocka_unit_test(test_route_failed_default_reason), cmocka_unit_test(test_connect_fails_at_once),
-        cmocka_unit_test(test_client_leaves_while_pending), cmocka_unit_test(test_free_while_pending),
+        cmocka_unit_test(test_client_leaves_while_pending), cmocka_unit_test(test_answer_after_end_refused),
+        cmocka_unit_test(test_free_before_and_during),
     };
     return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

@@ -314,15 +314,6 @@ static int mb_connect(void *user, const msp_tlmsp_address_t *next)
     return fd == PROG_PENDING ? MSP_IO_MB_PENDING : fd;
 }
 
-/* The session ended during the lookup: its answer must not reach the freed driver. */
-static void mb_cancel(void *user, msp_io_mb_t *mb)
-{
-    mb_app_t *a = user;
-    (void)mb;
-    prog_lookup_cancel(a->lookup);
-    a->lookup = NULL;
-}
-
 static void mb_ready(void *user, msp_io_mb_t *mb)
 {
     mb_app_t *a = user;
@@ -348,6 +339,10 @@ static void mb_closed(void *user, msp_io_mb_t *mb, int err)
     mb_app_t *a = user;
     if (err != MSP_OK) {
         prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
+    }
+    if (msp_io_mb_connecting(mb)) {
+        prog_lookup_cancel(a->lookup); /* the session ended during the lookup: its answer must not reach mb */
+        a->lookup = NULL;
     }
     a->mb = NULL;
     act_stop(&a->to_server);
@@ -379,7 +374,7 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
         msp_tlmsp_setup_mbox(site->setup, mb_container, a, &mc);
         ok = msp_tlmsp_mbox_new(&mc, &m) == MSP_OK;
     }
-    msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed, mb_cancel};
+    msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
     if (ok && msp_io_mb_new(loop, fd, m, &ev, &a->mb) == MSP_OK) {
         return;
     }

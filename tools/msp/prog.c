@@ -511,6 +511,26 @@ static int is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+static int hosts_know(const char *host)
+{
+    static const int families[] = {AF_INET, AF_INET6};
+    for (size_t i = 0; i < 2; i++) {
+        struct hostent *he = NULL;
+        if (ares_gethostbyname_file(resolver.ch, host, families[i], &he) == ARES_SUCCESS) {
+            ares_free_hostent(he);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int refuse_full(const char *role, const char *host, uint16_t port)
+{
+    prog_error(role, "next hop %s:%u: %d name lookups in flight already; session refused", host, port,
+               PROG_LOOKUPS_MAX);
+    return -1;
+}
+
 int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, int port_shift, prog_lookup_fn done,
                                void *user, prog_lookup_t **lookup)
 {
@@ -522,10 +542,10 @@ int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, i
     if (is_ip_literal(host) || !resolver.up) {
         return connect_resolved(role, host, port, is_ip_literal(host) ? AI_NUMERICHOST : 0);
     }
-    if (resolver.inflight >= PROG_LOOKUPS_MAX) {
-        prog_error(role, "next hop %s:%u: %d name lookups in flight already; session refused", host, port,
-                   PROG_LOOKUPS_MAX);
-        return -1;
+    /* over the limit, only a name the hosts file answers at once goes on */
+    int full = resolver.inflight >= PROG_LOOKUPS_MAX;
+    if (full && !hosts_know(host)) {
+        return refuse_full(role, host, port);
     }
     prog_lookup_t *l = calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -540,6 +560,8 @@ int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, i
     char svc[8];
     snprintf(svc, sizeof(svc), "%u", port);
     struct ares_addrinfo_hints hints = {ARES_AI_NUMERICSERV, AF_UNSPEC, SOCK_STREAM, 0};
+    ev_timer_init(&l->timeout, on_lookup_timeout, PROG_LOOKUP_TIMEOUT, 0.);
+    l->timeout.data = l;
     resolver.inflight++;
     l->starting = 1;
     ares_getaddrinfo(resolver.ch, host, svc, &hints, on_lookup, l);
@@ -549,10 +571,12 @@ int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, i
         free(l);
         return fd;
     }
-    ev_timer_init(&l->timeout, on_lookup_timeout, PROG_LOOKUP_TIMEOUT, 0.);
-    l->timeout.data = l;
-    ev_timer_start(resolver.loop, &l->timeout);
     resolver_tick_again();
+    if (full) {
+        l->done = NULL; /* the hosts file did not answer after all: c-ares lets l go with its answer */
+        return refuse_full(role, host, port);
+    }
+    ev_timer_start(resolver.loop, &l->timeout);
     *lookup = l;
     return PROG_PENDING;
 }

@@ -52,9 +52,31 @@ MSP_API size_t msp_io_ep_pending(const msp_io_ep_t *ep);
 
 typedef struct msp_io_mb msp_io_mb_t;
 
+/* What the connect event returns when the program finishes the connection later. */
+#define MSP_IO_MB_PENDING (-2)
+
+/*
+ * The events of a middlebox driver.
+ *
+ * connect: once the ClientHello names the next hop. Returns a non-blocking
+ * socket connected or connecting to it (owned by the driver from then on),
+ * -1 when it cannot be reached, or MSP_IO_MB_PENDING when the program finds
+ * it later (a name lookup) without stopping the loop: it then calls
+ * msp_io_mb_connected or msp_io_mb_route_failed, never from inside this
+ * event. Output toward the next hop waits in its queue meanwhile. On -1 or
+ * msp_io_mb_route_failed the client gets a fatal middlebox_route_failure
+ * alert and the session ends.
+ *
+ * Cancelling a pending connect: the driver never calls the program about
+ * it; the program's lookup must not outlive mb. When the session ends during
+ * the lookup, the closed event runs with msp_io_mb_connecting(mb) still
+ * true: the program drops its lookup there, before it frees mb. A program
+ * that frees mb at another time drops the lookup first when
+ * msp_io_mb_connecting(mb) is true. Answers given after the closed event
+ * are refused (while mb is not freed).
+ */
 typedef struct msp_io_mb_events {
     void *user;
-    /* Opens a non-blocking connection to the next hop; returns the fd or -1. */
     int (*connect)(void *user, const msp_tlmsp_address_t *next);
     void (*ready)(void *user, msp_io_mb_t *mb);
     void (*closed)(void *user, msp_io_mb_t *mb, int err);
@@ -66,6 +88,26 @@ MSP_API int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t 
 /** NULL is ignored. */
 MSP_API void msp_io_mb_free(msp_io_mb_t *mb);
 MSP_API msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb);
+
+/**
+ * Finishes a pending connect: fd is the non-blocking socket toward the next
+ * hop, connected or connecting; the queued output goes out once it can.
+ * MSP_OK (fd owned from now on; the closed event may already have run and
+ * freed mb when this returns), or MSP_ERR_ARGUMENT when mb was not waiting
+ * for a connection or its session already ended (fd not taken).
+ */
+MSP_API int msp_io_mb_connected(msp_io_mb_t *mb, int fd);
+
+/**
+ * Ends a pending connect in failure: the client gets a fatal
+ * middlebox_route_failure alert and the closed event reports err (MSP_OK:
+ * MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE); it may free mb. Ignored when mb was
+ * not waiting for a connection or its session already ended.
+ */
+MSP_API void msp_io_mb_route_failed(msp_io_mb_t *mb, int err);
+
+/** True while mb waits for msp_io_mb_connected or msp_io_mb_route_failed (also in its closed event). */
+MSP_API int msp_io_mb_connecting(const msp_io_mb_t *mb);
 
 /** Inserts data toward the server (to_server = 1) or the client (msp_tlmsp_mbox_send). */
 MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len);

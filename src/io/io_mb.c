@@ -1,14 +1,17 @@
 /*
  * The middlebox driver: the accepted client socket (A) and, once the
  * ClientHello names the next hop, the connection toward the server (B).
- * Output toward a hop that is not connected yet waits in its queue. A
- * queue above SOCK_HIGH_WATER stops reading from the side that fills it.
+ * Output toward a hop that is not connected yet waits in its queue, also
+ * while the program finds the next hop without blocking the loop (the
+ * connect event answered MSP_IO_MB_PENDING). A queue above SOCK_HIGH_WATER
+ * stops reading from the side that fills it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "msp/error.h"
+#include "msp/tlmsp.h"
 #include "msp/tlmsp_io.h"
 #include "sock.h"
 
@@ -17,6 +20,7 @@ struct msp_io_mb {
     msp_tlmsp_mbox_t *m;
     msp_io_mb_events_t ev;
     int announced, done;
+    int connecting; /* the connect event answered MSP_IO_MB_PENDING: waiting for the program */
     uint8_t rbuf[SOCK_READ_SIZE];
 };
 
@@ -25,7 +29,7 @@ static void finish(msp_io_mb_t *mb, int err)
     if (mb->done) {
         return;
     }
-    mb->done = 1;
+    mb->done = 1; /* connecting stays: the closed event tells the program to drop its lookup */
     sock_flush(&mb->a);
     sock_flush(&mb->b);
     sock_read(&mb->a, 0);
@@ -35,18 +39,34 @@ static void finish(msp_io_mb_t *mb, int err)
     }
 }
 
+static void attach_next(msp_io_mb_t *mb, int fd)
+{
+    sock_attach(&mb->b, fd);
+    sock_read(&mb->b, 1);
+}
+
+/* The next hop cannot be reached: the client hears why before its socket closes. */
+static int route_failure(msp_io_mb_t *mb)
+{
+    msp_tlmsp_mbox_alert(mb->m, 0, 0, 2, MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE, sock_out(&mb->a));
+    return MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE;
+}
+
 static int connect_next(msp_io_mb_t *mb)
 {
     const msp_tlmsp_address_t *next = msp_tlmsp_mbox_next_hop(mb->m);
-    if (mb->b.fd >= 0 || next == NULL) {
+    if (mb->b.fd >= 0 || mb->connecting || next == NULL) {
         return MSP_OK;
     }
     int fd = mb->ev.connect(mb->ev.user, next);
-    if (fd < 0) {
-        return MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE;
+    if (fd == MSP_IO_MB_PENDING) {
+        mb->connecting = 1;
+        return MSP_OK;
     }
-    sock_attach(&mb->b, fd);
-    sock_read(&mb->b, 1);
+    if (fd < 0) {
+        return route_failure(mb);
+    }
+    attach_next(mb, fd);
     return MSP_OK;
 }
 
@@ -142,6 +162,32 @@ void msp_io_mb_free(msp_io_mb_t *mb)
 msp_tlmsp_mbox_t *msp_io_mb_mbox(msp_io_mb_t *mb)
 {
     return mb->m;
+}
+
+int msp_io_mb_connected(msp_io_mb_t *mb, int fd)
+{
+    if (!mb->connecting || mb->done || fd < 0) {
+        return MSP_ERR_ARGUMENT;
+    }
+    mb->connecting = 0;
+    attach_next(mb, fd);
+    settle(mb, MSP_OK); /* the queued ClientHello goes out (or waits for EV_WRITE); may free mb */
+    return MSP_OK;
+}
+
+void msp_io_mb_route_failed(msp_io_mb_t *mb, int err)
+{
+    if (!mb->connecting || mb->done) {
+        return;
+    }
+    mb->connecting = 0;
+    route_failure(mb);
+    finish(mb, err != MSP_OK ? err : MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE); /* may free mb */
+}
+
+int msp_io_mb_connecting(const msp_io_mb_t *mb)
+{
+    return mb->connecting;
 }
 
 int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len)

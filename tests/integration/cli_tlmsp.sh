@@ -125,4 +125,87 @@ kill "${pids[@]}" 2>/dev/null
 wait 2>/dev/null
 pids=()
 
+# ---- a next hop whose name does not resolve: that session is refused (alert 170, one clear line), another carries on
+# The middlebox looks names up without stopping its loop. As root with unshare, its resolv.conf points at a stub that
+# holds every query until the other session is done, then answers NXDOMAIN: the other session ran while the lookup
+# was pending. Otherwise the system's resolver answers (or gives up) as it does.
+cp "$src/data/tlmsp/pingpong-1mbox.ucl" "$tmp/pp1.ucl"
+sed '/tag = client-sees-pong/,/^}/ s/action {/action { shutdown = yes/' "$tmp/pp1.ucl" >"$tmp/pp1c.ucl"
+sed 's#tlmsp://localhost:10455#tlmsp://nosuch.invalid:10455#' "$tmp/pp1.ucl" >"$tmp/pp1bad.ucl"
+mbox_cmd=("$msp" middlebox -c "$tmp/pp1.ucl" -p "$shift_by" -a -v)
+stub=no
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v python3 >/dev/null &&
+    unshare -m true 2>/dev/null; then
+    cat >"$tmp/dns.py" <<'PY'
+import os, socket, sys
+log, release = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.83", 53))
+s.settimeout(0.05)
+held = []
+def say(line):
+    with open(log, "a") as f:
+        f.write(line + "\n")
+def nxdomain(q):  # the question echoed, no answer, rcode 3
+    end = 12
+    while q[end] != 0:
+        end += q[end] + 1
+    return q[:2] + bytes([0x80 | (q[2] & 0x79), 0x83]) + b"\x00\x01\x00\x00\x00\x00\x00\x00" + q[12:end + 5]
+say("listening")
+while True:
+    try:
+        q, peer = s.recvfrom(512)
+        held.append((q, peer))
+        say("query")
+    except socket.timeout:
+        pass
+    if os.path.exists(release):
+        for q, peer in held:
+            s.sendto(nxdomain(q), peer)
+            say("answered")
+        held = []
+PY
+    python3 "$tmp/dns.py" "$tmp/dns.log" "$tmp/dns.release" &
+    pids+=($!)
+    for _ in $(seq 50); do grep -q listening "$tmp/dns.log" 2>/dev/null && break; sleep 0.1; done
+    if grep -q listening "$tmp/dns.log" 2>/dev/null; then
+        stub=yes
+        echo "nameserver 127.0.0.83" >"$tmp/resolv.conf"
+        mbox_cmd=(unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$tmp/resolv.conf" "${mbox_cmd[@]}")
+    fi
+fi
+"$msp" server -c "$tmp/pp1.ucl" -p "$shift_by" >"$tmp/nsrv" 2>&1 &
+pids+=($!)
+"${mbox_cmd[@]}" >"$tmp/nmb" 2>&1 &
+pids+=($!)
+sleep 0.5
+timeout 10 "$msp" client -c "$tmp/pp1bad.ucl" -p "$shift_by" >"$tmp/ncli-bad" 2>&1 &
+bad_pid=$!
+if [ $stub = yes ]; then
+    for _ in $(seq 50); do grep -q query "$tmp/dns.log" && break; sleep 0.1; done
+    has "$tmp/dns.log" "query"
+fi
+timeout 8 "$msp" client -c "$tmp/pp1c.ucl" -p "$shift_by" -P >"$tmp/ncli" 2>&1
+exited 0 $? "$tmp/ncli"
+has "$tmp/ncli" "client-sees-pong matched 11 bytes in context 1: \"server-pong\""
+if [ $stub = yes ]; then
+    if grep -q answered "$tmp/dns.log"; then bad "the stub answered before it was told to"; else ok; fi
+    touch "$tmp/dns.release"
+fi
+wait $bad_pid
+exited 1 $? "$tmp/ncli-bad"
+lines "$tmp/ncli-bad" 1
+has "$tmp/ncli-bad" "connection ended: middlebox_route_failure"
+has "$tmp/nmb" "^msp middlebox: next hop nosuch.invalid:[0-9]+: (cannot resolve the name|no answer from the name servers)"
+has "$tmp/nmb" "^msp middlebox: mbox1: connection ended: middlebox_route_failure"
+if [ $stub = yes ]; then
+    has "$tmp/nmb" "cannot resolve the name: Domain name not found"
+    # the other session's handshake went through the middlebox before the lookup ended
+    grep -E "handshake complete|nosuch.invalid" "$tmp/nmb" | head -1 >"$tmp/nfirst"
+    has "$tmp/nfirst" "handshake complete"
+fi
+kill "${pids[@]}" 2>/dev/null
+wait 2>/dev/null
+pids=()
+
 finish cli_tlmsp

@@ -276,6 +276,7 @@ typedef struct mb_site {
 typedef struct mb_app {
     mb_site_t *site;
     msp_io_mb_t *mb;
+    prog_lookup_t *lookup; /* the next hop's name lookup, while it runs */
     act_set_t to_server, to_client;
 } mb_app_t;
 
@@ -293,10 +294,24 @@ static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kin
     return act_on_data(to_server ? &a->to_server : &a->to_client, ctx, access, p, len, data, data_len);
 }
 
+/* The lookup ended (from the loop): the driver sends what waited, or refuses the session. */
+static void mb_next_hop_found(void *user, int fd)
+{
+    mb_app_t *a = user;
+    a->lookup = NULL;
+    if (fd < 0) {
+        msp_io_mb_route_failed(a->mb, MSP_OK);
+    } else if (msp_io_mb_connected(a->mb, fd) != MSP_OK) {
+        close(fd);
+    }
+}
+
+/* The next hop's name is looked up without stopping the loop: every other session carries on meanwhile. */
 static int mb_connect(void *user, const msp_tlmsp_address_t *next)
 {
     mb_app_t *a = user;
-    return prog_connect_address("middlebox", next, a->site->o->port_shift);
+    int fd = prog_connect_address_async("middlebox", next, a->site->o->port_shift, mb_next_hop_found, a, &a->lookup);
+    return fd == PROG_PENDING ? MSP_IO_MB_PENDING : fd;
 }
 
 static void mb_ready(void *user, msp_io_mb_t *mb)
@@ -324,6 +339,10 @@ static void mb_closed(void *user, msp_io_mb_t *mb, int err)
     mb_app_t *a = user;
     if (err != MSP_OK) {
         prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
+    }
+    if (msp_io_mb_connecting(mb)) {
+        prog_lookup_cancel(a->lookup); /* the session ended during the lookup: its answer must not reach mb */
+        a->lookup = NULL;
     }
     a->mb = NULL;
     act_stop(&a->to_server);
@@ -414,8 +433,12 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
         ok = mb_site_open(&sites[i], o.all ? cfg->middleboxes[i].tag : o.tags[i]) == 0;
     }
     if (ok) {
+        ok = prog_resolver_start("middlebox", loop) == 0;
+    }
+    if (ok) {
         ev_run(loop, 0);
     }
+    prog_resolver_stop();
     for (size_t i = 0; sites != NULL && i < n; i++) {
         msp_tlmsp_setup_free(sites[i].setup);
     }

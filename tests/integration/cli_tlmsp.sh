@@ -199,7 +199,8 @@ has "$tmp/ncli-bad" "connection ended: middlebox_route_failure"
 has "$tmp/nmb" "^msp middlebox: next hop nosuch.invalid:[0-9]+: (cannot resolve the name|no answer from the name servers)"
 has "$tmp/nmb" "^msp middlebox: mbox1: connection ended: middlebox_route_failure"
 if [ $stub = yes ]; then
-    has "$tmp/nmb" "cannot resolve the name: Domain name not found"
+    # NXDOMAIN once released; on a slow machine c-ares may have given up first (its own time-out), which is as good
+    has "$tmp/nmb" "cannot resolve the name: (Domain name not found|Timeout)|no answer from the name servers"
     # the other session's handshake went through the middlebox before the lookup ended
     grep -E "handshake complete|nosuch.invalid" "$tmp/nmb" | head -1 >"$tmp/nfirst"
     has "$tmp/nfirst" "handshake complete"

@@ -1,0 +1,232 @@
+/*
+ * The library's renderings of ETS results, byte for byte: the passive
+ * pipeline's JSON event lines (what `msp ets decrypt --events` writes), the
+ * probe's verdict as text and JSON (what `msp ets probe` prints), group
+ * names, access descriptions, static key descriptions. A change of any
+ * expected string here is a change of an output format.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "msp/error.h"
+#include "msp/ets.h"
+#include "msp/ets_passive.h"
+#include "msp/ets_probe.h"
+
+static const uint8_t FP[MSP_ETS_FINGERPRINT_LEN] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x00, 0xff};
+
+static void assert_rendered(msp_buf_t *b, const char *want)
+{
+    assert_int_equal(msp_buf_error(b), MSP_OK);
+    assert_string_equal(msp_buf_cstr(b), want);
+    b->len = 0;
+}
+
+/* ---- passive event lines ---- */
+
+static void test_event_lines(void **state)
+{
+    (void)state;
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 16);
+    msp_ets_event_t ev = {.kind = MSP_ETS_EV_HANDSHAKE,
+                          .suite = 0x1302,
+                          .group = 0x001d,
+                          .sni = "a\"b",
+                          .alpn = "h2",
+                          .hrr = 1,
+                          .early_offered = 1,
+                          .text = ""};
+    memcpy(ev.fingerprint, FP, sizeof FP);
+    assert_int_equal(msp_ets_passive_event_json(7, &ev, NULL, &b), MSP_OK);
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":7,\"suite\":\"TLS_AES_256_GCM_SHA384\",\"group\":\"x25519\","
+                        "\"sni\":\"a\\\"b\",\"alpn\":\"h2\",\"resumed\":false,\"hrr\":true,\"early_data\":\"rejected\","
+                        "\"fingerprint\":\"0123456789abcdef00ff\"}\n");
+
+    ev.suite = 0x1399;
+    ev.group = 0;
+    ev.resumed = 1;
+    ev.hrr = 0;
+    ev.early_accepted = 1;
+    msp_ets_passive_event_json(1, &ev, NULL, &b);
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"suite\":\"unknown\",\"group\":\"none (psk_ke)\","
+                        "\"sni\":\"a\\\"b\",\"alpn\":\"h2\",\"resumed\":true,\"hrr\":false,\"early_data\":\"accepted\","
+                        "\"fingerprint\":\"0123456789abcdef00ff\"}\n");
+
+    ev = (msp_ets_event_t){.kind = MSP_ETS_EV_KEY_UPDATE, .dir = 1, .generation = 3, .text = ""};
+    msp_ets_passive_event_json(2, &ev, NULL, &b);
+    assert_rendered(&b, "{\"event\":\"key_update\",\"flow\":2,\"dir\":\"server\",\"generation\":3}\n");
+
+    ev = (msp_ets_event_t){.kind = MSP_ETS_EV_TICKET, .lifetime = 7200, .max_early_data = 16384, .ticket_len = 192};
+    msp_ets_passive_event_json(2, &ev, NULL, &b);
+    assert_rendered(
+        &b, "{\"event\":\"ticket\",\"flow\":2,\"lifetime\":7200,\"max_early_data\":16384,\"ticket_len\":192}\n");
+
+    ev = (msp_ets_event_t){.kind = MSP_ETS_EV_ALERT, .dir = 0, .alert_level = 1, .alert_desc = 0};
+    msp_ets_passive_event_json(2, &ev, NULL, &b);
+    assert_rendered(&b, "{\"event\":\"alert\",\"flow\":2,\"dir\":\"client\",\"level\":1,\"description\":0}\n");
+
+    ev = (msp_ets_event_t){.kind = MSP_ETS_EV_UNDECRYPTABLE, .reason = MSP_ETS_R_NO_STATIC_KEY, .text = "no key\n"};
+    msp_ets_passive_event_json(3, &ev, NULL, &b);
+    assert_rendered(&b,
+                    "{\"event\":\"undecryptable\",\"flow\":3,\"reason\":\"no_static_key\",\"detail\":\"no key\\n\"}\n");
+
+    ev.kind = (msp_ets_event_kind_t)99; /* no line for it */
+    assert_int_equal(msp_ets_passive_event_json(3, &ev, NULL, &b), MSP_OK);
+    assert_int_equal(b.len, 0);
+    msp_buf_free(&b);
+}
+
+static void test_handshake_visibility(void **state)
+{
+    (void)state;
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 16);
+    msp_ets_visibility_t *vis = calloc(1, sizeof *vis);
+    assert_non_null(vis);
+    vis->n_vi = 2;
+    memcpy(vis->vi[0].fingerprint, FP, sizeof FP);
+    strcpy(vis->vi[0].access, "SOC \"A\"");
+    vis->vi[0].access_len = strlen(vis->vi[0].access);
+    strcpy(vis->vi[1].access, "B");
+    vis->vi[1].access_len = 1;
+    vis->match[0] = 1;
+    vis->matches = 1;
+    msp_ets_passive_vis_t pv = {vis, MSP_OK, ""};
+    msp_ets_event_t ev = {.kind = MSP_ETS_EV_HANDSHAKE, .suite = 0x1301, .group = 0x0017, .sni = "", .alpn = ""};
+    msp_ets_passive_event_json(1, &ev, &pv, &b);
+    assert_rendered(&b,
+                    "{\"event\":\"handshake\",\"flow\":1,\"suite\":\"TLS_AES_128_GCM_SHA256\",\"group\":\"secp256r1\","
+                    "\"sni\":\"\",\"alpn\":\"\",\"resumed\":false,\"hrr\":false,\"early_data\":\"none\","
+                    "\"fingerprint\":\"00000000000000000000\",\"visibility\":[{\"fingerprint\":"
+                    "\"0123456789abcdef00ff\",\"access\":\"SOC \\\"A\\\"\",\"matches\":true},{\"fingerprint\":"
+                    "\"00000000000000000000\",\"access\":\"B\",\"matches\":false}],\"visibility_matches\":true}\n");
+
+    memset(vis, 0, sizeof *vis);
+    pv = (msp_ets_passive_vis_t){vis, MSP_ERR_SYNTAX, "bad entry"};
+    ev.group = 0x0018;
+    msp_ets_passive_event_json(1, &ev, &pv, &b);
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"suite\":\"TLS_AES_128_GCM_SHA256\",\"group\":\"other\","
+                        "\"sni\":\"\",\"alpn\":\"\",\"resumed\":false,\"hrr\":false,\"early_data\":\"none\","
+                        "\"fingerprint\":\"00000000000000000000\",\"visibility\":[],\"visibility_matches\":false,"
+                        "\"visibility_error\":\"bad entry\"}\n");
+    free(vis);
+    msp_buf_free(&b);
+}
+
+static void test_flow_line(void **state)
+{
+    (void)state;
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 16);
+    msp_tcp_flow_info_t info = {.id = 12, .ip_version = 4, .port = {40000, 443}, .first_ts_us = 1700000000000042ull};
+    memcpy(info.addr[0], (uint8_t[]){10, 0, 0, 1}, 4);
+    memcpy(info.addr[1], (uint8_t[]){192, 168, 1, 254}, 4);
+    assert_int_equal(msp_ets_passive_flow_json(&info, &b), MSP_OK);
+    assert_rendered(&b,
+                    "{\"event\":\"flow\",\"flow\":12,\"client\":\"10.0.0.1:40000\",\"server\":\"192.168.1.254:443\","
+                    "\"ts\":1700000000.000042,\"initiator_guessed\":false}\n");
+
+    info.ip_version = 6;
+    memset(info.addr, 0, sizeof info.addr);
+    info.addr[0][15] = 1;
+    info.addr[1][0] = 0x20;
+    info.addr[1][1] = 0x01;
+    info.initiator_guessed = 1;
+    info.first_ts_us = 5;
+    msp_ets_passive_flow_json(&info, &b);
+    assert_rendered(&b, "{\"event\":\"flow\",\"flow\":12,\"client\":\"[::1]:40000\",\"server\":\"[2001::]:443\","
+                        "\"ts\":0.000005,\"initiator_guessed\":true}\n");
+
+    char a[MSP_ETS_PASSIVE_ADDR_TEXT];
+    msp_ets_passive_addr_text(&info, 1, a);
+    assert_string_equal(a, "[2001::]:443");
+    msp_buf_free(&b);
+}
+
+/* ---- flow_end and summary, from a pipeline fed one TCP connection without TLS ---- */
+
+typedef struct seen {
+    msp_buf_t lines;
+} seen_t;
+
+static void on_end(void *arg, msp_ets_passive_flow_t *flow, msp_tcp_close_reason_t reason)
+{
+    seen_t *s = arg;
+    assert_int_equal(msp_ets_passive_flow_end_json(flow, reason, &s->lines), MSP_OK);
+}
+
+static void packet(msp_ets_passive_t *p, int dir, uint8_t flags, uint32_t seq[2], uint64_t ts)
+{
+    static const uint8_t client[4] = {10, 0, 0, 1}, server[4] = {10, 0, 0, 2};
+    msp_tcp_pkt_t pkt = {.ip_version = 4, .flags = flags, .window = 65535};
+    memcpy(pkt.src, dir == 0 ? client : server, 4);
+    memcpy(pkt.dst, dir == 0 ? server : client, 4);
+    pkt.sport = dir == 0 ? 50000 : 443;
+    pkt.dport = dir == 0 ? 443 : 50000;
+    pkt.seq = seq[dir];
+    pkt.ack = seq[!dir];
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 16);
+    assert_int_equal(msp_tcp_build(MSP_TCP_LINK_EN10MB, &pkt, &b), MSP_OK);
+    assert_int_equal(msp_ets_passive_packet(p, ts, MSP_TCP_LINK_EN10MB, b.base, b.len, b.len), MSP_OK);
+    msp_buf_free(&b);
+    seq[dir] += (flags & (MSP_TCP_SYN | MSP_TCP_FIN)) != 0;
+}
+
+static void test_flow_end_and_summary(void **state)
+{
+    (void)state;
+    static const msp_ets_passive_cb_t cb = {.flow_end = on_end};
+    seen_t s;
+    msp_buf_init(&s.lines, 1u << 16);
+    msp_ets_passive_cfg_t cfg;
+    msp_ets_passive_cfg_default(&cfg);
+    cfg.cb = &cb;
+    cfg.arg = &s;
+    msp_ets_passive_t *p = NULL;
+    assert_int_equal(msp_ets_passive_new(&cfg, &p), MSP_OK);
+    uint32_t seq[2] = {1000, 7000};
+    packet(p, 0, MSP_TCP_SYN, seq, 1);
+    packet(p, 1, MSP_TCP_SYN | MSP_TCP_ACK, seq, 2);
+    packet(p, 0, MSP_TCP_ACK, seq, 3);
+    packet(p, 1, MSP_TCP_FIN | MSP_TCP_ACK, seq, 4);
+    packet(p, 0, MSP_TCP_FIN | MSP_TCP_ACK, seq, 5);
+    msp_ets_passive_finish(p);
+    assert_rendered(&s.lines, "{\"event\":\"flow_end\",\"flow\":1,\"reason\":\"fin\",\"status\":\"empty\","
+                              "\"plaintext\":[0,0],\"lost\":[0,0]}\n");
+
+    assert_int_equal(msp_ets_passive_summary_json(p, NULL, &s.lines), MSP_OK);
+    assert_rendered(&s.lines, "{\"event\":\"summary\",\"packets\":5,\"bytes\":270,\"flows\":1,\"decrypted\":0,"
+                              "\"undecryptable\":0,\"empty\":1,\"plaintext\":0,\"non_tcp\":0,\"fragments\":0,"
+                              "\"truncated\":0,\"gaps\":0,\"evicted\":0}\n");
+    msp_ets_passive_summary_json(p, "cut \"short\"", &s.lines);
+    assert_rendered(&s.lines, "{\"event\":\"summary\",\"packets\":5,\"bytes\":270,\"flows\":1,\"decrypted\":0,"
+                              "\"undecryptable\":0,\"empty\":1,\"plaintext\":0,\"non_tcp\":0,\"fragments\":0,"
+                              "\"truncated\":0,\"gaps\":0,\"evicted\":0,\"capture_error\":\"cut \\\"short\\\"\"}\n");
+
+    /* a full buffer is reported, not cut silently */
+    uint8_t small[16];
+    msp_buf_t tiny;
+    msp_buf_init_fixed(&tiny, small, sizeof small);
+    assert_int_not_equal(msp_ets_passive_summary_json(p, NULL, &tiny), MSP_OK);
+    msp_ets_passive_free(p);
+    msp_buf_free(&s.lines);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_event_lines),
+        cmocka_unit_test(test_handshake_visibility),
+        cmocka_unit_test(test_flow_line),
+        cmocka_unit_test(test_flow_end_and_summary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -78,4 +78,12 @@ typedef struct msp_ets_vi {
  */
 MSP_API int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *misplaced);
 
+/**
+ * Appends an access description (free text from a certificate) as one
+ * quoted line: quotes and backslashes escaped with a backslash, control
+ * characters as \xNN, so that one entry stays one line and cannot pass for
+ * another. UTF-8 passes through. MSP_OK or out's error.
+ */
+MSP_API int msp_ets_access_text(msp_buf_t *out, const char *s, size_t len);
+
 #endif

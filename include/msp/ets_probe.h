@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "msp/api.h"
+#include "msp/buf.h"
 #include "msp/error.h"
 #include "msp/ets.h"
 
@@ -41,6 +42,9 @@ typedef struct msp_ets_probe_conn {
     uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN]; /* of share (ETS-VI-3), when have_share */
     int have_share;                               /* a ServerHello with a key_share was seen */
     int hrr;                                      /* a HelloRetryRequest came first */
+    /* what the connection reported besides the key share, for the renderings (the verdict does not read them) */
+    char suite[64];        /* the negotiated suite's name, "TLS_AES_128_GCM_SHA256"; "" unknown */
+    char certificate[128]; /* the certificate check: "verified", "not verified (no --ca)", OpenSSL's reason */
 } msp_ets_probe_conn_t;
 
 /**
@@ -103,5 +107,29 @@ typedef struct msp_ets_probe_verdict {
  * carries more than MSP_ETS_MAX_VI (no verdict then: err says why).
  */
 MSP_API int msp_ets_probe_judge(const msp_ets_probe_facts_t *facts, msp_ets_probe_verdict_t *v, msp_error_t *err);
+
+/** The name of a TLS NamedGroup: "x25519", "secp256r1", "secp384r1", "secp521r1", "x448", or "other". */
+MSP_API const char *msp_ets_group_name(uint16_t group);
+
+/*
+ * The verdict as `msp ets probe` prints it, appended to out; MSP_OK or out's
+ * (sticky) error. target names the server ("HOST:PORT"); f the connections
+ * (with their suite and certificate texts) the verdict v was judged from.
+ *
+ * Text: per connection "TARGET: connection N: SUITE, group G[ (after
+ * HelloRetryRequest)], key share fingerprint FP, certificate CHECK", per
+ * visibility entry "TARGET: visibility K: fingerprint FP (matches the key
+ * share sent|another key: not the key share sent), access "TEXT"" (the
+ * description escaped as msp_ets_access_text), a warning line for a
+ * misplaced extension, "TARGET: key share: ..." and "TARGET: verdict: ...".
+ * JSON: one object and "\n": target, connections [{suite, group,
+ * hello_retry_request, key_share, fingerprint, certificate}], visibility
+ * [{fingerprint, access, matches_key_share}], misplaced_extension,
+ * static_key_share, comparable, verdict.
+ */
+MSP_API int msp_ets_probe_render_text(const char *target, const msp_ets_probe_facts_t *f,
+                                      const msp_ets_probe_verdict_t *v, msp_buf_t *out);
+MSP_API int msp_ets_probe_render_json(const char *target, const msp_ets_probe_facts_t *f,
+                                      const msp_ets_probe_verdict_t *v, msp_buf_t *out);
 
 #endif

@@ -220,13 +220,135 @@ static void test_flow_end_and_summary(void **state)
     msp_buf_free(&s.lines);
 }
 
+/* ---- the probe's verdict ---- */
+
+static void probe_facts(msp_ets_probe_conn_t conn[2], msp_ets_probe_verdict_t *v)
+{
+    memset(conn, 0, 2 * sizeof *conn);
+    memset(v, 0, sizeof *v);
+    for (int i = 0; i < 2; i++) {
+        conn[i].group = i == 0 ? 0x001d : 0x0017;
+        conn[i].share_len = 3;
+        conn[i].share[0] = 0xab;
+        conn[i].share[2] = (uint8_t)i;
+        conn[i].fingerprint[0] = (uint8_t)(0x10 + i);
+        conn[i].have_share = 1;
+        snprintf(conn[i].suite, sizeof conn[i].suite, "TLS_AES_128_GCM_SHA256");
+        snprintf(conn[i].certificate, sizeof conn[i].certificate, "%s", i == 0 ? "verified" : "not verified (no --ca)");
+    }
+    conn[1].hrr = 1;
+    v->vis.n_vi = 2;
+    memcpy(v->vis.vi[0].fingerprint, FP, sizeof FP);
+    strcpy(v->vis.vi[0].access, "SOC\t\"x\\y\"");
+    v->vis.vi[0].access_len = strlen(v->vis.vi[0].access);
+    strcpy(v->vis.vi[1].access, "caf\xc3\xa9");
+    v->vis.vi[1].access_len = strlen(v->vis.vi[1].access);
+    v->vis.match[1] = 1;
+    v->vis.matches = 1;
+    v->vis.misplaced = 1;
+    v->repeated = 1;
+    v->comparable = 1;
+    v->visible = 1;
+    v->text = "some verdict";
+}
+
+static void test_probe_text(void **state)
+{
+    (void)state;
+    msp_ets_probe_conn_t conn[2];
+    msp_ets_probe_verdict_t *v = malloc(sizeof *v);
+    assert_non_null(v);
+    probe_facts(conn, v);
+    msp_ets_probe_facts_t f = {conn, 2, NULL, 0, {0, 0}};
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 16);
+    assert_int_equal(msp_ets_probe_render_text("h:1", &f, v, &b), MSP_OK);
+    assert_rendered(&b, "h:1: connection 1: TLS_AES_128_GCM_SHA256, group x25519, key share fingerprint "
+                        "10000000000000000000, certificate verified\n"
+                        "h:1: connection 2: TLS_AES_128_GCM_SHA256, group secp256r1 (after HelloRetryRequest), key "
+                        "share fingerprint 11000000000000000000, certificate not verified (no --ca)\n"
+                        "h:1: visibility 1: fingerprint 0123456789abcdef00ff (another key: not the key share sent), "
+                        "access \"SOC\\x09\\\"x\\\\y\\\"\"\n"
+                        "h:1: visibility 2: fingerprint 00000000000000000000 (matches the key share sent), access "
+                        "\"caf\xc3\xa9\"\n"
+                        "h:1: warning: an extension with the ETS OID outside subjectAltName\n"
+                        "h:1: key share: repeated (static)\n"
+                        "h:1: verdict: some verdict\n");
+
+    v->vis.n_vi = 0;
+    v->vis.misplaced = 0;
+    v->repeated = 0;
+    f.n_conn = 1;
+    msp_ets_probe_render_text("h:1", &f, v, &b);
+    assert_rendered(&b, "h:1: connection 1: TLS_AES_128_GCM_SHA256, group x25519, key share fingerprint "
+                        "10000000000000000000, certificate verified\n"
+                        "h:1: key share: fresh on every connection\nh:1: verdict: some verdict\n");
+    v->comparable = 0;
+    msp_ets_probe_render_text("h:1", &f, v, &b);
+    assert_non_null(strstr(msp_buf_cstr(&b), "h:1: key share: not comparable\n"));
+    free(v);
+    msp_buf_free(&b);
+}
+
+static void test_probe_json(void **state)
+{
+    (void)state;
+    msp_ets_probe_conn_t conn[2];
+    msp_ets_probe_verdict_t *v = malloc(sizeof *v);
+    assert_non_null(v);
+    probe_facts(conn, v);
+    conn[1].group = 0x0042;
+    msp_ets_probe_facts_t f = {conn, 2, NULL, 0, {0, 0}};
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 16);
+    assert_int_equal(msp_ets_probe_render_json("[::1]:443", &f, v, &b), MSP_OK);
+    assert_rendered(&b, "{\"target\":\"[::1]:443\",\"connections\":[{\"suite\":\"TLS_AES_128_GCM_SHA256\",\"group\":"
+                        "\"x25519\",\"hello_retry_request\":false,\"key_share\":\"ab0000\",\"fingerprint\":"
+                        "\"10000000000000000000\",\"certificate\":\"verified\"},{\"suite\":\"TLS_AES_128_GCM_SHA256\","
+                        "\"group\":\"other\",\"hello_retry_request\":true,\"key_share\":\"ab0001\",\"fingerprint\":"
+                        "\"11000000000000000000\",\"certificate\":\"not verified (no --ca)\"}],\"visibility\":[{"
+                        "\"fingerprint\":\"0123456789abcdef00ff\",\"access\":\"SOC\\t\\\"x\\\\y\\\"\","
+                        "\"matches_key_share\":false},{\"fingerprint\":\"00000000000000000000\",\"access\":"
+                        "\"caf\xc3\xa9\",\"matches_key_share\":true}],\"misplaced_extension\":true,"
+                        "\"static_key_share\":true,\"comparable\":true,\"verdict\":\"some verdict\"}\n");
+    free(v);
+    msp_buf_free(&b);
+}
+
+static void test_group_names(void **state)
+{
+    (void)state;
+    assert_string_equal(msp_ets_group_name(0x001d), "x25519");
+    assert_string_equal(msp_ets_group_name(0x0017), "secp256r1");
+    assert_string_equal(msp_ets_group_name(0x0018), "secp384r1");
+    assert_string_equal(msp_ets_group_name(0x0019), "secp521r1");
+    assert_string_equal(msp_ets_group_name(0x001e), "x448");
+    assert_string_equal(msp_ets_group_name(0), "other");
+    assert_string_equal(msp_ets_group_name(0x0100), "other");
+}
+
+static void test_access_text(void **state)
+{
+    (void)state;
+    msp_buf_t b;
+    msp_buf_init(&b, 64);
+    assert_int_equal(msp_ets_access_text(&b, "a\0\x7f\n\"\\z", 7), MSP_OK);
+    assert_rendered(&b, "\"a\\x00\\x7f\\x0a\\\"\\\\z\"");
+    assert_int_equal(msp_ets_access_text(&b, "", 0), MSP_OK);
+    assert_rendered(&b, "\"\"");
+    char big[100];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(msp_ets_access_text(&b, big, sizeof big), MSP_ERR_LIMIT);
+    msp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_lines),
-        cmocka_unit_test(test_handshake_visibility),
-        cmocka_unit_test(test_flow_line),
-        cmocka_unit_test(test_flow_end_and_summary),
+        cmocka_unit_test(test_event_lines), cmocka_unit_test(test_handshake_visibility),
+        cmocka_unit_test(test_flow_line),   cmocka_unit_test(test_flow_end_and_summary),
+        cmocka_unit_test(test_probe_text),  cmocka_unit_test(test_probe_json),
+        cmocka_unit_test(test_group_names), cmocka_unit_test(test_access_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,6 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
-#include "ets_cli.h"
 #include "msp/ets.h"
 #include "msp/json.h"
 
@@ -85,7 +84,7 @@ static void render_text(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, 
     for (size_t i = 0; i < n; i++) {
         msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
         msp_buf_printf(b, "%s: visibility %zu: fingerprint %s, access ", path, i + 1, fp);
-        ets_cli_put_text(b, vi[i].access, vi[i].access_len);
+        msp_ets_access_text(b, vi[i].access, vi[i].access_len);
         msp_buf_put_u8(b, '\n');
     }
     if (n == 0) {

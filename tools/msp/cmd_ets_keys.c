@@ -81,24 +81,6 @@ X509 *ets_cli_load_cert(const char *cmd, const char *path)
     return x;
 }
 
-/* The description is free text from the certificate: quotes, backslashes and control characters are escaped so
- * that one entry stays one line and cannot pass for another. */
-void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len)
-{
-    msp_buf_put_u8(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            msp_buf_printf(b, "\\%c", c);
-        } else if (c < 0x20 || c == 0x7f) {
-            msp_buf_printf(b, "\\x%02x", c);
-        } else {
-            msp_buf_put_u8(b, c); /* UTF-8 passes through: the decoder checked it */
-        }
-    }
-    msp_buf_put_u8(b, '"');
-}
-
 const char *ets_cli_group_name(EVP_PKEY *key)
 {
     char curve[64];

@@ -20,10 +20,8 @@
 #include <openssl/x509v3.h>
 
 #include "cli.h"
-#include "ets_cli.h"
 #include "msp/ets.h"
 #include "msp/ets_probe.h"
-#include "msp/json.h"
 
 static const char usage[] =
     "usage: msp ets probe HOST:PORT [--servername NAME] [--groups LIST] [--ca FILE]\n"
@@ -51,36 +49,11 @@ typedef struct probe_args {
     int connections, timeout, json, refuse_ets, require_visibility;
 } probe_args_t;
 
-/* What one connection showed: the key share (the library's), the suite and the certificate check. */
-typedef struct probe_conn {
-    msp_ets_probe_conn_t share;
-    char suite[64];
-    char verify[128];
-} probe_conn_t;
-
 typedef struct probe_result {
-    probe_conn_t conn[PROBE_MAX_CONN];
-    uint8_t *cert; /* DER of the first connection's server certificate */
+    msp_ets_probe_conn_t conn[PROBE_MAX_CONN]; /* key share, suite and certificate check of each connection */
+    uint8_t *cert;                             /* DER of the first connection's server certificate */
     size_t cert_len;
 } probe_result_t;
-
-static const char *group_name(uint16_t g)
-{
-    switch (g) {
-    case 0x0017:
-        return "secp256r1";
-    case 0x0018:
-        return "secp384r1";
-    case 0x0019:
-        return "secp521r1";
-    case 0x001d:
-        return "x25519";
-    case 0x001e:
-        return "x448";
-    default:
-        return "other";
-    }
-}
 
 static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
@@ -89,7 +62,7 @@ static void on_msg(int write_p, int version, int content_type, const void *buf, 
     const uint8_t *p = buf;
     if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == 2) {
         /* a ServerHello that does not parse fails the handshake in OpenSSL too: nothing to record */
-        msp_ets_probe_server_hello(&((probe_conn_t *)arg)->share, p, len, NULL);
+        msp_ets_probe_server_hello(arg, p, len, NULL);
     }
 }
 
@@ -183,7 +156,7 @@ static void keep_certificate(SSL *ssl, probe_result_t *res)
     X509_free(peer);
 }
 
-static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, probe_result_t *res, int first)
+static int probe_once(const probe_args_t *a, SSL_CTX *ctx, msp_ets_probe_conn_t *c, probe_result_t *res, int first)
 {
     int fd = dial(a);
     if (fd < 0) {
@@ -207,7 +180,7 @@ static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, prob
     if (ok) {
         snprintf(c->suite, sizeof c->suite, "%s", SSL_get_cipher_name(ssl));
         long v = SSL_get_verify_result(ssl);
-        snprintf(c->verify, sizeof c->verify, "%s",
+        snprintf(c->certificate, sizeof c->certificate, "%s",
                  a->ca == NULL    ? "not verified (no --ca)"
                  : v == X509_V_OK ? "verified"
                                   : X509_verify_cert_error_string(v));
@@ -220,92 +193,6 @@ static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, prob
     close(fd);
     ERR_clear_error();
     return ok ? CLI_OK : CLI_USAGE;
-}
-
-static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res,
-                        const msp_ets_probe_verdict_t *v)
-{
-    char hex[2 * MSP_ETS_PROBE_MAX_SHARE + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    for (int i = 0; i < a->connections; i++) {
-        const msp_ets_probe_conn_t *c = &res->conn[i].share;
-        msp_hex(fp, c->fingerprint, sizeof c->fingerprint);
-        msp_hex(hex, c->share, c->share_len);
-        msp_buf_printf(b, "%s: connection %d: %s, group %s%s, key share fingerprint %s, certificate %s\n", a->target,
-                       i + 1, res->conn[i].suite, group_name(c->group), c->hrr ? " (after HelloRetryRequest)" : "", fp,
-                       res->conn[i].verify);
-    }
-    for (size_t k = 0; k < v->vis.n_vi; k++) {
-        msp_hex(fp, v->vis.vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s), access ", a->target, k + 1, fp,
-                       v->vis.match[k] ? "matches the key share sent" : "another key: not the key share sent");
-        ets_cli_put_text(b, v->vis.vi[k].access, v->vis.vi[k].access_len);
-        msp_buf_put_u8(b, '\n');
-    }
-    if (v->vis.misplaced) {
-        msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName\n", a->target);
-    }
-    msp_buf_printf(b, "%s: key share: %s\n", a->target,
-                   v->repeated     ? "repeated (static)"
-                   : v->comparable ? "fresh on every connection"
-                                   : "not comparable");
-    msp_buf_printf(b, "%s: verdict: %s\n", a->target, v->text);
-}
-
-static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res,
-                        const msp_ets_probe_verdict_t *v)
-{
-    char hex[2 * MSP_ETS_PROBE_MAX_SHARE + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    msp_json_t j;
-    msp_json_init(&j, b, 0);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "target");
-    msp_json_string(&j, a->target);
-    msp_json_key(&j, "connections");
-    msp_json_array_begin(&j);
-    for (int i = 0; i < a->connections; i++) {
-        const msp_ets_probe_conn_t *c = &res->conn[i].share;
-        msp_hex(fp, c->fingerprint, sizeof c->fingerprint);
-        msp_hex(hex, c->share, c->share_len);
-        msp_json_object_begin(&j);
-        msp_json_key(&j, "suite");
-        msp_json_string(&j, res->conn[i].suite);
-        msp_json_key(&j, "group");
-        msp_json_string(&j, group_name(c->group));
-        msp_json_key(&j, "hello_retry_request");
-        msp_json_bool(&j, c->hrr);
-        msp_json_key(&j, "key_share");
-        msp_json_string(&j, hex);
-        msp_json_key(&j, "fingerprint");
-        msp_json_string(&j, fp);
-        msp_json_key(&j, "certificate");
-        msp_json_string(&j, res->conn[i].verify);
-        msp_json_object_end(&j);
-    }
-    msp_json_array_end(&j);
-    msp_json_key(&j, "visibility");
-    msp_json_array_begin(&j);
-    for (size_t k = 0; k < v->vis.n_vi; k++) {
-        msp_hex(fp, v->vis.vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_json_object_begin(&j);
-        msp_json_key(&j, "fingerprint");
-        msp_json_string(&j, fp);
-        msp_json_key(&j, "access");
-        msp_json_string_n(&j, v->vis.vi[k].access, v->vis.vi[k].access_len);
-        msp_json_key(&j, "matches_key_share");
-        msp_json_bool(&j, v->vis.match[k]);
-        msp_json_object_end(&j);
-    }
-    msp_json_array_end(&j);
-    msp_json_key(&j, "misplaced_extension");
-    msp_json_bool(&j, v->vis.misplaced);
-    msp_json_key(&j, "static_key_share");
-    msp_json_bool(&j, v->repeated);
-    msp_json_key(&j, "comparable");
-    msp_json_bool(&j, v->comparable);
-    msp_json_key(&j, "verdict");
-    msp_json_string(&j, v->text);
-    msp_json_object_end(&j);
-    msp_buf_puts(b, "\n");
 }
 
 static int parse_count(const char *opt, const char *v, int lo, int hi, int *out)
@@ -404,11 +291,7 @@ int cmd_ets_probe(int argc, char **argv)
         status = probe_once(&a, ctx, &res->conn[i], res, i == 0);
     }
     SSL_CTX_free(ctx);
-    msp_ets_probe_conn_t conns[PROBE_MAX_CONN];
-    for (int i = 0; status == CLI_OK && i < a.connections; i++) {
-        conns[i] = res->conn[i].share;
-    }
-    msp_ets_probe_facts_t facts = {conns,
+    msp_ets_probe_facts_t facts = {res != NULL ? res->conn : NULL,
                                    (size_t)a.connections,
                                    res != NULL ? res->cert : NULL,
                                    res != NULL ? res->cert_len : 0,
@@ -421,7 +304,7 @@ int cmd_ets_probe(int argc, char **argv)
     if (status == CLI_OK) {
         msp_buf_t out;
         msp_buf_init(&out, CLI_OUTPUT_LIMIT);
-        (a.json ? render_json : render_text)(&out, &a, res, v);
+        (a.json ? msp_ets_probe_render_json : msp_ets_probe_render_text)(a.target, &facts, v, &out);
         status = cli_write_stdout("msp ets probe", &out);
         msp_buf_free(&out);
         if (status == CLI_OK && v->refused) {

@@ -26,7 +26,4 @@ const char *ets_cli_group_name(EVP_PKEY *key);
 int ets_cli_fingerprint(const char *cmd, const char *path, EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN],
                         char share_hex[2 * ETS_CLI_MAX_SHARE + 1]);
 
-/** An access description as one quoted line: quotes, backslashes and control characters escaped. */
-void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len);
-
 #endif

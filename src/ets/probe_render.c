@@ -4,6 +4,7 @@
  * (cli_ets.sh, ets_e2e.sh, ets_visibility.sh) and test_ets_render.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "msp/ets.h"
 #include "msp/ets_probe.h"
@@ -143,4 +144,22 @@ int msp_ets_probe_render_json(const char *target, const msp_ets_probe_facts_t *f
     msp_json_object_end(&j);
     msp_buf_puts(b, "\n");
     return msp_buf_error(b);
+}
+
+int msp_ets_cert_vi_lines(X509 *x, const char *name, msp_buf_t *out)
+{
+    msp_ets_vi_t *vi = calloc(MSP_ETS_MAX_VI, sizeof *vi); /* large: the descriptions */
+    size_t n = 0;
+    int misplaced = 0;
+    if (vi == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    int rc = msp_ets_cert_read(x, vi, MSP_ETS_MAX_VI, &n, &misplaced);
+    for (size_t k = 0; rc == MSP_OK && k < n; k++) {
+        char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+        msp_hex(fp, vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_buf_printf(out, "%s: visibility %zu: fingerprint %s\n", name, k + 1, fp);
+    }
+    free(vi);
+    return rc != MSP_OK ? rc : msp_buf_error(out);
 }

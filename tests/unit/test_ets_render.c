@@ -2,7 +2,8 @@
  * The library's renderings of ETS results, byte for byte: the passive
  * pipeline's JSON event lines (what `msp ets decrypt --events` writes), the
  * probe's verdict as text and JSON (what `msp ets probe` prints), group
- * names, access descriptions, static key descriptions. A change of any
+ * names, access descriptions, static key descriptions, the visibility lines
+ * of a certificate. A change of any
  * expected string here is a change of an output format.
  */
 #include <setjmp.h>
@@ -342,13 +343,78 @@ static void test_access_text(void **state)
     msp_buf_free(&b);
 }
 
+/* ---- static keys and certificates ---- */
+
+/* RFC 7748 6.1: Alice's X25519 key; its public key (the key_share) is 8520f009...4e6a. */
+static EVP_PKEY *alice(void)
+{
+    static const uint8_t priv[32] = {0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1,
+                                     0x72, 0x51, 0xb2, 0x66, 0x45, 0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0,
+                                     0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a};
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, sizeof priv);
+    assert_non_null(k);
+    return k;
+}
+
+static void test_key_describe(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = alice();
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+    static const uint8_t want[MSP_ETS_FINGERPRINT_LEN] = {0x30, 0x0c, 0x9c, 0x96, 0x03, 0xb9, 0x2a, 0x4b, 0x39, 0xed};
+    assert_int_equal(msp_ets_key_fingerprint(k, fp), MSP_OK);
+    assert_memory_equal(fp, want, sizeof want);
+    msp_buf_t b;
+    msp_buf_init(&b, 1024);
+    assert_int_equal(msp_ets_key_describe(k, &b), MSP_OK);
+    assert_rendered(&b, "x25519 static key, fingerprint 300c9c9603b92a4b39ed, key_share "
+                        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+    EVP_PKEY_free(k);
+
+    EVP_PKEY *p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(p256);
+    assert_int_equal(msp_ets_key_describe(p256, &b), MSP_OK);
+    assert_int_equal(strncmp(msp_buf_cstr(&b), "p256 static key, fingerprint ", 29), 0);
+    assert_int_equal(b.len, 29 + 20 + strlen(", key_share ") + 130);
+    b.len = 0;
+    EVP_PKEY_free(p256);
+
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(ed);
+    assert_int_equal(msp_ets_key_fingerprint(ed, fp), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_ets_key_describe(ed, &b), MSP_ERR_ARGUMENT);
+    assert_int_equal(b.len, 0);
+    EVP_PKEY_free(ed);
+    msp_buf_free(&b);
+}
+
+static void test_cert_vi_lines(void **state)
+{
+    (void)state;
+    X509 *x = X509_new();
+    assert_non_null(x);
+    msp_buf_t b;
+    msp_buf_init(&b, 1024);
+    assert_int_equal(msp_ets_cert_vi_lines(x, "c.pem", &b), MSP_OK);
+    assert_int_equal(b.len, 0);
+    uint8_t fp2[MSP_ETS_FINGERPRINT_LEN] = {0xff};
+    assert_int_equal(msp_ets_cert_add(x, FP, "SOC", 3), MSP_OK);
+    assert_int_equal(msp_ets_cert_add(x, fp2, "other", 5), MSP_OK);
+    assert_int_equal(msp_ets_cert_vi_lines(x, "c.pem", &b), MSP_OK);
+    assert_rendered(&b, "c.pem: visibility 1: fingerprint 0123456789abcdef00ff\n"
+                        "c.pem: visibility 2: fingerprint ff000000000000000000\n");
+    X509_free(x);
+    msp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_lines), cmocka_unit_test(test_handshake_visibility),
-        cmocka_unit_test(test_flow_line),   cmocka_unit_test(test_flow_end_and_summary),
-        cmocka_unit_test(test_probe_text),  cmocka_unit_test(test_probe_json),
-        cmocka_unit_test(test_group_names), cmocka_unit_test(test_access_text),
+        cmocka_unit_test(test_event_lines),  cmocka_unit_test(test_handshake_visibility),
+        cmocka_unit_test(test_flow_line),    cmocka_unit_test(test_flow_end_and_summary),
+        cmocka_unit_test(test_probe_text),   cmocka_unit_test(test_probe_json),
+        cmocka_unit_test(test_group_names),  cmocka_unit_test(test_access_text),
+        cmocka_unit_test(test_key_describe), cmocka_unit_test(test_cert_vi_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

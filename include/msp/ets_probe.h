@@ -132,4 +132,45 @@ MSP_API int msp_ets_probe_render_text(const char *target, const msp_ets_probe_fa
 MSP_API int msp_ets_probe_render_json(const char *target, const msp_ets_probe_facts_t *f,
                                       const msp_ets_probe_verdict_t *v, msp_buf_t *out);
 
+/* ---- the connections (a driver: blocking sockets and OpenSSL, src/io/ets_probe_conn.c) ---- */
+
+#define MSP_ETS_PROBE_GROUPS_DEFAULT "X25519:P-256"
+
+typedef struct msp_ets_probe_client_cfg {
+    const char *host;       /* name or address to connect to */
+    const char *port;       /* service name or number */
+    const char *servername; /* server_name sent, and the name verified with ca; NULL: host */
+    const char *groups;     /* OpenSSL group list offered, in order; NULL: MSP_ETS_PROBE_GROUPS_DEFAULT */
+    const char *ca;         /* PEM file of CAs to check the chain and name against (reported in the conn's
+                               certificate text, never enforced: the probe wants to see the server); NULL: no check */
+    int timeout_s;          /* seconds for the connect and for each wait of the handshake; 0: 10 */
+} msp_ets_probe_client_cfg_t;
+
+/** Fresh full TLS 1.3 handshakes with one server: no tickets, no session cache, so nothing is resumed. */
+typedef struct msp_ets_probe_client msp_ets_probe_client_t;
+
+/**
+ * MSP_OK; MSP_ERR_ARGUMENT when cfg has no host or port or OpenSSL does not
+ * know the group list; MSP_ERR_IO when the CA file cannot be read;
+ * MSP_ERR_NO_MEMORY. The strings of cfg are copied.
+ */
+MSP_API int msp_ets_probe_client_new(const msp_ets_probe_client_cfg_t *cfg, msp_ets_probe_client_t **out,
+                                     msp_error_t *err);
+/** NULL is ignored. */
+MSP_API void msp_ets_probe_client_free(msp_ets_probe_client_t *c);
+
+/**
+ * One connection, blocking up to the timeout per step: resolve, connect,
+ * TLS 1.3 handshake, close_notify. *out (zeroed first) gets the key share
+ * of the ServerHello (msp_ets_probe_server_hello), the suite and the
+ * certificate check; with cert non-NULL, *cert and *cert_len get the DER
+ * of the server's certificate (free it with OPENSSL_free; NULL when it sent
+ * none). MSP_OK; MSP_ERR_IO when the name does not resolve, the connection
+ * or the handshake fails, err->detail saying why in one line ("cannot
+ * connect: Connection refused", "TLS 1.3 handshake failed: ...");
+ * MSP_ERR_NO_MEMORY.
+ */
+MSP_API int msp_ets_probe_client_connect(msp_ets_probe_client_t *c, msp_ets_probe_conn_t *out, uint8_t **cert,
+                                         size_t *cert_len, msp_error_t *err);
+
 #endif

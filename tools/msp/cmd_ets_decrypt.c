@@ -3,7 +3,8 @@
  * an interface go into the library's passive pipeline (ets_passive.h: TCP
  * reassembly, one TLS 1.3 decryptor per connection, the visibility check),
  * which needs nothing but the static server keys. This file opens the
- * capture and the outputs and prints what the pipeline reports: JSON events,
+ * capture and the outputs and writes what the pipeline reports: JSON events
+ * (the lines the library renders, msp_ets_passive_*_json),
  * plaintext per flow and direction, an NSS key log for Wireshark, and a
  * plaintext capture for the tools an enterprise already runs.
  */

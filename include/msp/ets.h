@@ -106,4 +106,16 @@ MSP_API int msp_ets_key_describe(EVP_PKEY *key, msp_buf_t *out);
  */
 MSP_API int msp_ets_cert_vi_lines(X509 *x, const char *name, msp_buf_t *out);
 
+/**
+ * A certificate's visibility information (msp_ets_cert_read: n entries,
+ * misplaced) as `msp ets show` prints it, appended to out; name says which
+ * certificate (a path). Text: "NAME: visibility K: fingerprint FP, access
+ * "TEXT"" per entry (msp_ets_access_text), "NAME: no ETS visibility
+ * information" when there is none, a warning line for a misplaced
+ * extension. JSON: one object and "\n": certificate, misplaced_extension,
+ * visibility [{fingerprint, access}]. MSP_OK or out's error.
+ */
+MSP_API int msp_ets_cert_render_text(const char *name, const msp_ets_vi_t *vi, size_t n, int misplaced, msp_buf_t *out);
+MSP_API int msp_ets_cert_render_json(const char *name, const msp_ets_vi_t *vi, size_t n, int misplaced, msp_buf_t *out);
+
 #endif

@@ -163,3 +163,51 @@ int msp_ets_cert_vi_lines(X509 *x, const char *name, msp_buf_t *out)
     free(vi);
     return rc != MSP_OK ? rc : msp_buf_error(out);
 }
+
+/* ---- a certificate's visibility information, as `msp ets show` prints it ---- */
+
+int msp_ets_cert_render_json(const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced, msp_buf_t *b)
+{
+    msp_json_t j;
+    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    msp_json_init(&j, b, 0);
+    msp_json_object_begin(&j);
+    msp_json_key(&j, "certificate");
+    msp_json_string(&j, path);
+    msp_json_key(&j, "misplaced_extension");
+    msp_json_bool(&j, misplaced);
+    msp_json_key(&j, "visibility");
+    msp_json_array_begin(&j);
+    for (size_t i = 0; i < n; i++) {
+        msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_json_object_begin(&j);
+        msp_json_key(&j, "fingerprint");
+        msp_json_string(&j, fp);
+        msp_json_key(&j, "access");
+        msp_json_string_n(&j, vi[i].access, vi[i].access_len);
+        msp_json_object_end(&j);
+    }
+    msp_json_array_end(&j);
+    msp_json_object_end(&j);
+    msp_buf_puts(b, "\n");
+    return msp_buf_error(b);
+}
+
+int msp_ets_cert_render_text(const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced, msp_buf_t *b)
+{
+    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    for (size_t i = 0; i < n; i++) {
+        msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s, access ", path, i + 1, fp);
+        msp_ets_access_text(b, vi[i].access, vi[i].access_len);
+        msp_buf_put_u8(b, '\n');
+    }
+    if (n == 0) {
+        msp_buf_printf(b, "%s: no ETS visibility information\n", path);
+    }
+    if (misplaced) {
+        msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName (not V1.3.1's place)\n",
+                       path);
+    }
+    return msp_buf_error(b);
+}

@@ -407,6 +407,34 @@ static void test_cert_vi_lines(void **state)
     msp_buf_free(&b);
 }
 
+static void test_cert_render(void **state)
+{
+    (void)state;
+    msp_ets_vi_t *vi = calloc(2, sizeof *vi);
+    assert_non_null(vi);
+    memcpy(vi[0].fingerprint, FP, sizeof FP);
+    strcpy(vi[0].access, "SOC \"1\"\n");
+    vi[0].access_len = strlen(vi[0].access);
+    strcpy(vi[1].access, "B");
+    vi[1].access_len = 1;
+    msp_buf_t b;
+    msp_buf_init(&b, 4096);
+    assert_int_equal(msp_ets_cert_render_text("c.pem", vi, 2, 1, &b), MSP_OK);
+    assert_rendered(&b, "c.pem: visibility 1: fingerprint 0123456789abcdef00ff, access \"SOC \\\"1\\\"\\x0a\"\n"
+                        "c.pem: visibility 2: fingerprint 00000000000000000000, access \"B\"\n"
+                        "c.pem: warning: an extension with the ETS OID outside subjectAltName (not V1.3.1's place)\n");
+    assert_int_equal(msp_ets_cert_render_text("c.pem", vi, 0, 0, &b), MSP_OK);
+    assert_rendered(&b, "c.pem: no ETS visibility information\n");
+    assert_int_equal(msp_ets_cert_render_json("c.pem", vi, 2, 0, &b), MSP_OK);
+    assert_rendered(&b, "{\"certificate\":\"c.pem\",\"misplaced_extension\":false,\"visibility\":[{\"fingerprint\":"
+                        "\"0123456789abcdef00ff\",\"access\":\"SOC \\\"1\\\"\\n\"},{\"fingerprint\":"
+                        "\"00000000000000000000\",\"access\":\"B\"}]}\n");
+    assert_int_equal(msp_ets_cert_render_json("c.pem", vi, 0, 1, &b), MSP_OK);
+    assert_rendered(&b, "{\"certificate\":\"c.pem\",\"misplaced_extension\":true,\"visibility\":[]}\n");
+    free(vi);
+    msp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_probe_text),   cmocka_unit_test(test_probe_json),
         cmocka_unit_test(test_group_names),  cmocka_unit_test(test_access_text),
         cmocka_unit_test(test_key_describe), cmocka_unit_test(test_cert_vi_lines),
+        cmocka_unit_test(test_cert_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

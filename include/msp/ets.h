@@ -78,4 +78,44 @@ typedef struct msp_ets_vi {
  */
 MSP_API int msp_ets_cert_read(X509 *x, msp_ets_vi_t *vi, size_t max, size_t *n, int *misplaced);
 
+/**
+ * Appends an access description (free text from a certificate) as one
+ * quoted line: quotes and backslashes escaped with a backslash, control
+ * characters as \xNN, so that one entry stays one line and cannot pass for
+ * another. UTF-8 passes through. MSP_OK or out's error.
+ */
+MSP_API int msp_ets_access_text(msp_buf_t *out, const char *s, size_t len);
+
+/**
+ * The fingerprint of a static key's key_share (msp_ets_key_share, then
+ * msp_ets_fingerprint). MSP_ERR_ARGUMENT for a key that is not X25519 or P-256.
+ */
+MSP_API int msp_ets_key_fingerprint(EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN]);
+
+/**
+ * Appends "GROUP static key, fingerprint FP, key_share HEX" (GROUP x25519 or
+ * p256, FP and HEX lower-case hex), what `msp ets keygen` prints after the
+ * file name. MSP_ERR_ARGUMENT for another kind of key; or out's error.
+ */
+MSP_API int msp_ets_key_describe(EVP_PKEY *key, msp_buf_t *out);
+
+/**
+ * Appends one line "NAME: visibility K: fingerprint FP\n" (K from 1) per
+ * visibility information of the certificate, what `msp ets cert` prints.
+ * MSP_OK; msp_ets_cert_read's error (nothing appended); out's error.
+ */
+MSP_API int msp_ets_cert_vi_lines(X509 *x, const char *name, msp_buf_t *out);
+
+/**
+ * A certificate's visibility information (msp_ets_cert_read: n entries,
+ * misplaced) as `msp ets show` prints it, appended to out; name says which
+ * certificate (a path). Text: "NAME: visibility K: fingerprint FP, access
+ * "TEXT"" per entry (msp_ets_access_text), "NAME: no ETS visibility
+ * information" when there is none, a warning line for a misplaced
+ * extension. JSON: one object and "\n": certificate, misplaced_extension,
+ * visibility [{fingerprint, access}]. MSP_OK or out's error.
+ */
+MSP_API int msp_ets_cert_render_text(const char *name, const msp_ets_vi_t *vi, size_t n, int misplaced, msp_buf_t *out);
+MSP_API int msp_ets_cert_render_json(const char *name, const msp_ets_vi_t *vi, size_t n, int misplaced, msp_buf_t *out);
+
 #endif

@@ -35,6 +35,7 @@
 #include <openssl/evp.h>
 
 #include "msp/api.h"
+#include "msp/buf.h"
 #include "msp/error.h"
 #include "msp/ets_dec.h"
 #include "msp/ets_keypkg.h"
@@ -157,5 +158,41 @@ MSP_API int msp_ets_passive_flow_visibility_error(const msp_ets_passive_flow_t *
 /** The caller's own pointer for this flow (NULL until set). */
 MSP_API void msp_ets_passive_flow_set_user(msp_ets_passive_flow_t *f, void *user);
 MSP_API void *msp_ets_passive_flow_user(const msp_ets_passive_flow_t *f);
+
+/* ---- the reports as JSON lines (what `msp ets decrypt --events` writes) ----
+ *
+ * Each call appends one line, a JSON object and "\n", to out and returns
+ * MSP_OK or out's (sticky) error. Every object starts with
+ * {"event":"NAME","flow":ID (summary: no flow); the members after that are
+ * documented in docs/ets.md. Call them from the callbacks of the same name;
+ * they only read what they are given.
+ */
+
+#define MSP_ETS_PASSIVE_ADDR_TEXT 64 /* "[IPv6]:port" and its NUL */
+
+/** "10.0.0.1:443" or "[2001:db8::1]:443": the address and port of direction dir's sender (0: the client). */
+MSP_API void msp_ets_passive_addr_text(const msp_tcp_flow_info_t *info, int dir, char out[MSP_ETS_PASSIVE_ADDR_TEXT]);
+
+/** "flow": addresses, first timestamp, whether the initiator was guessed (flow_open). */
+MSP_API int msp_ets_passive_flow_json(const msp_tcp_flow_info_t *info, msp_buf_t *out);
+
+/**
+ * "handshake" (with vis: the certificate's visibility entries), "key_update",
+ * "ticket", "alert", "undecryptable" (event), for flow flow_id. A kind
+ * without a line appends nothing.
+ */
+MSP_API int msp_ets_passive_event_json(uint64_t flow_id, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis,
+                                       msp_buf_t *out);
+
+/** "flow_end": why, the flow's status, plaintext and lost bytes per direction (flow_end). */
+MSP_API int msp_ets_passive_flow_end_json(const msp_ets_passive_flow_t *f, msp_tcp_close_reason_t reason,
+                                          msp_buf_t *out);
+
+/**
+ * "summary": packet, flow and byte counts of the pipeline (after
+ * msp_ets_passive_finish); capture_error (NULL or "": none) says why the
+ * input ended early.
+ */
+MSP_API int msp_ets_passive_summary_json(const msp_ets_passive_t *p, const char *capture_error, msp_buf_t *out);
 
 #endif

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "msp/api.h"
+#include "msp/buf.h"
 #include "msp/error.h"
 #include "msp/ets.h"
 
@@ -41,6 +42,9 @@ typedef struct msp_ets_probe_conn {
     uint8_t fingerprint[MSP_ETS_FINGERPRINT_LEN]; /* of share (ETS-VI-3), when have_share */
     int have_share;                               /* a ServerHello with a key_share was seen */
     int hrr;                                      /* a HelloRetryRequest came first */
+    /* what the connection reported besides the key share, for the renderings (the verdict does not read them) */
+    char suite[64];        /* the negotiated suite's name, "TLS_AES_128_GCM_SHA256"; "" unknown */
+    char certificate[128]; /* the certificate check: "verified", "not verified (no --ca)", OpenSSL's reason */
 } msp_ets_probe_conn_t;
 
 /**
@@ -103,5 +107,70 @@ typedef struct msp_ets_probe_verdict {
  * carries more than MSP_ETS_MAX_VI (no verdict then: err says why).
  */
 MSP_API int msp_ets_probe_judge(const msp_ets_probe_facts_t *facts, msp_ets_probe_verdict_t *v, msp_error_t *err);
+
+/** The name of a TLS NamedGroup: "x25519", "secp256r1", "secp384r1", "secp521r1", "x448", or "other". */
+MSP_API const char *msp_ets_group_name(uint16_t group);
+
+/*
+ * The verdict as `msp ets probe` prints it, appended to out; MSP_OK or out's
+ * (sticky) error. target names the server ("HOST:PORT"); f the connections
+ * (with their suite and certificate texts) the verdict v was judged from.
+ *
+ * Text: per connection "TARGET: connection N: SUITE, group G[ (after
+ * HelloRetryRequest)], key share fingerprint FP, certificate CHECK", per
+ * visibility entry "TARGET: visibility K: fingerprint FP (matches the key
+ * share sent|another key: not the key share sent), access "TEXT"" (the
+ * description escaped as msp_ets_access_text), a warning line for a
+ * misplaced extension, "TARGET: key share: ..." and "TARGET: verdict: ...".
+ * JSON: one object and "\n": target, connections [{suite, group,
+ * hello_retry_request, key_share, fingerprint, certificate}], visibility
+ * [{fingerprint, access, matches_key_share}], misplaced_extension,
+ * static_key_share, comparable, verdict.
+ */
+MSP_API int msp_ets_probe_render_text(const char *target, const msp_ets_probe_facts_t *f,
+                                      const msp_ets_probe_verdict_t *v, msp_buf_t *out);
+MSP_API int msp_ets_probe_render_json(const char *target, const msp_ets_probe_facts_t *f,
+                                      const msp_ets_probe_verdict_t *v, msp_buf_t *out);
+
+/* ---- the connections (a driver: blocking sockets and OpenSSL, src/io/ets_probe_conn.c) ---- */
+
+#define MSP_ETS_PROBE_GROUPS_DEFAULT "X25519:P-256"
+
+typedef struct msp_ets_probe_client_cfg {
+    const char *host;       /* name or address to connect to */
+    const char *port;       /* service name or number */
+    const char *servername; /* server_name sent, and the name verified with ca; NULL: host */
+    const char *groups;     /* OpenSSL group list offered, in order; NULL: MSP_ETS_PROBE_GROUPS_DEFAULT */
+    const char *ca;         /* PEM file of CAs to check the chain and name against (reported in the conn's
+                               certificate text, never enforced: the probe wants to see the server); NULL: no check */
+    int timeout_s;          /* seconds for the connect and for each wait of the handshake; 0: 10 */
+} msp_ets_probe_client_cfg_t;
+
+/** Fresh full TLS 1.3 handshakes with one server: no tickets, no session cache, so nothing is resumed. */
+typedef struct msp_ets_probe_client msp_ets_probe_client_t;
+
+/**
+ * MSP_OK; MSP_ERR_ARGUMENT when cfg has no host or port or OpenSSL does not
+ * know the group list; MSP_ERR_IO when the CA file cannot be read;
+ * MSP_ERR_NO_MEMORY. The strings of cfg are copied.
+ */
+MSP_API int msp_ets_probe_client_new(const msp_ets_probe_client_cfg_t *cfg, msp_ets_probe_client_t **out,
+                                     msp_error_t *err);
+/** NULL is ignored. */
+MSP_API void msp_ets_probe_client_free(msp_ets_probe_client_t *c);
+
+/**
+ * One connection, blocking up to the timeout per step: resolve, connect,
+ * TLS 1.3 handshake, close_notify. *out (zeroed first) gets the key share
+ * of the ServerHello (msp_ets_probe_server_hello), the suite and the
+ * certificate check; with cert non-NULL, *cert and *cert_len get the DER
+ * of the server's certificate (free it with OPENSSL_free; NULL when it sent
+ * none). MSP_OK; MSP_ERR_IO when the name does not resolve, the connection
+ * or the handshake fails, err->detail saying why in one line ("cannot
+ * connect: Connection refused", "TLS 1.3 handshake failed: ...");
+ * MSP_ERR_NO_MEMORY.
+ */
+MSP_API int msp_ets_probe_client_connect(msp_ets_probe_client_t *c, msp_ets_probe_conn_t *out, uint8_t **cert,
+                                         size_t *cert_len, msp_error_t *err);
 
 #endif

@@ -55,6 +55,29 @@ int msp_ets_key_share(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len)
                : MSP_ERR_ARGUMENT;
 }
 
+int msp_ets_key_fingerprint(EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
+{
+    uint8_t share[133];
+    size_t len = 0;
+    int rc = msp_ets_key_share(key, share, sizeof(share), &len);
+    return rc == MSP_OK ? msp_ets_fingerprint(share, len, fp) : MSP_ERR_ARGUMENT;
+}
+
+int msp_ets_key_describe(EVP_PKEY *key, msp_buf_t *out)
+{
+    uint8_t share[65], fp[MSP_ETS_FINGERPRINT_LEN]; /* 65: an uncompressed P-256 point, the longest we serve */
+    char share_hex[2 * sizeof(share) + 1], fp_hex[2 * MSP_ETS_FINGERPRINT_LEN + 1];
+    size_t len = 0;
+    if (msp_ets_key_share(key, share, sizeof(share), &len) != MSP_OK || msp_ets_fingerprint(share, len, fp) != MSP_OK) {
+        return MSP_ERR_ARGUMENT;
+    }
+    msp_hex(share_hex, share, len);
+    msp_hex(fp_hex, fp, sizeof(fp));
+    msp_buf_printf(out, "%s static key, fingerprint %s, key_share %s", EVP_PKEY_is_a(key, "X25519") ? "x25519" : "p256",
+                   fp_hex, share_hex);
+    return msp_buf_error(out);
+}
+
 /*
  * VisibilityInformation ::= SEQUENCE { fingerprint OCTET STRING (SIZE(10)), accessDescription UTF8String }
  * (4.3.3, ets.md 3.3 ETS-VI-2); accessDescription is free text that "shall be accurate" (ETS-VI-6).

@@ -6,9 +6,11 @@
  * from the client's session. Verdicts for: visibility information matching
  * the key share, naming another key, none at all, fresh key shares, groups
  * that differ; a HelloRetryRequest; malformed ServerHellos and certificates;
- * the policies.
+ * the policies. The driver (msp_ets_probe_client_*): a real TCP connection to
+ * an ETS server in a child process, and its errors.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +18,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -339,6 +347,127 @@ static int use_cert(SSL_CTX *s, X509 *cert)
     return s != NULL && SSL_CTX_use_certificate(s, cert) == 1 && SSL_CTX_use_PrivateKey(s, W.cert_key) == 1;
 }
 
+/* ---- the driver: real connections ---- */
+
+/* A listening socket on 127.0.0.1; *port gets its number. */
+static int listener(char port[16])
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(port, 16, "%u", ntohs(sa.sin_port));
+    return fd;
+}
+
+/* A child that serves one TLS connection with sctx, then exits. */
+static pid_t serve_once(int lfd, SSL_CTX *sctx)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_IGN); /* the client may be gone when our close_notify goes out */
+        int fd = accept(lfd, NULL, NULL);
+        SSL *ssl = SSL_new(sctx);
+        int ok = fd >= 0 && ssl != NULL && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1;
+        if (ok) {
+            char b[16];
+            (void)SSL_read(ssl, b, sizeof b); /* until the client's close_notify */
+            SSL_shutdown(ssl);
+        }
+        _exit(ok ? 0 : 1);
+    }
+    return pid;
+}
+
+static void test_client_connects(void **state)
+{
+    (void)state;
+    char port[16];
+    int lfd = listener(port);
+    pid_t pid = serve_once(lfd, W.ets[CERT_VI]);
+    msp_ets_probe_client_cfg_t cfg = {.host = "127.0.0.1", .port = port, .servername = "ets.test", .timeout_s = 5};
+    msp_ets_probe_client_t *c = NULL;
+    msp_error_t err;
+    assert_int_equal(msp_ets_probe_client_new(&cfg, &c, &err), MSP_OK);
+    msp_ets_probe_conn_t conn;
+    uint8_t *cert = NULL;
+    size_t cert_len = 0;
+    assert_int_equal(msp_ets_probe_client_connect(c, &conn, &cert, &cert_len, &err), MSP_OK);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        fail_msg("server child: status %#x", st);
+    }
+
+    /* the server's static X25519 key share, its fingerprint, its certificate */
+    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
+    assert_int_equal(msp_ets_key_fingerprint(W.x25519, fp), MSP_OK);
+    assert_true(conn.have_share);
+    assert_int_equal(conn.group, 0x001d);
+    assert_int_equal(conn.share_len, 32);
+    assert_memory_equal(conn.fingerprint, fp, sizeof fp);
+    assert_int_equal(strncmp(conn.suite, "TLS_", 4), 0);
+    assert_string_equal(conn.certificate, "not verified (no --ca)");
+    unsigned char *want = NULL;
+    int want_len = i2d_X509(W.cert[CERT_VI], &want);
+    assert_true(want_len > 0);
+    assert_int_equal(cert_len, (size_t)want_len);
+    assert_memory_equal(cert, want, cert_len);
+    OPENSSL_free(want);
+    OPENSSL_free(cert);
+
+    /* nobody listens any more: refused, said in one line */
+    close(lfd);
+    assert_int_equal(msp_ets_probe_client_connect(c, &conn, NULL, NULL, &err), MSP_ERR_IO);
+    assert_string_equal(err.detail, "cannot connect: Connection refused");
+    assert_false(conn.have_share);
+    msp_ets_probe_client_free(c);
+}
+
+static void test_client_errors(void **state)
+{
+    (void)state;
+    msp_ets_probe_client_t *c = (msp_ets_probe_client_t *)&c;
+    msp_error_t err;
+    msp_ets_probe_client_cfg_t cfg = {.host = "127.0.0.1", .port = "1", .groups = "no-such-group"};
+    assert_int_equal(msp_ets_probe_client_new(&cfg, &c, &err), MSP_ERR_ARGUMENT);
+    assert_null(c);
+    cfg.groups = NULL;
+    cfg.ca = "/nonexistent/ca.pem";
+    assert_int_equal(msp_ets_probe_client_new(&cfg, &c, &err), MSP_ERR_IO);
+    assert_null(c);
+    cfg.ca = NULL;
+    cfg.port = NULL;
+    assert_int_equal(msp_ets_probe_client_new(&cfg, &c, &err), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_ets_probe_client_new(NULL, &c, &err), MSP_ERR_ARGUMENT);
+    msp_ets_probe_client_free(NULL);
+
+    /* a server that is not TLS: the handshake fails, said in one line */
+    char port[16];
+    int lfd = listener(port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = accept(lfd, NULL, NULL);
+        char b[512];
+        ssize_t n = fd >= 0 ? read(fd, b, sizeof b) : -1;
+        _exit(n > 0 && write(fd, "HTTP/1.0 400 no\r\n\r\n", 19) == 19 ? 0 : 1);
+    }
+    cfg = (msp_ets_probe_client_cfg_t){.host = "127.0.0.1", .port = port, .timeout_s = 5};
+    assert_int_equal(msp_ets_probe_client_new(&cfg, &c, &err), MSP_OK);
+    msp_ets_probe_conn_t conn;
+    assert_int_equal(msp_ets_probe_client_connect(c, &conn, NULL, NULL, &err), MSP_ERR_IO);
+    assert_int_equal(strncmp(err.detail, "TLS 1.3 handshake failed: ", 26), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(lfd);
+    msp_ets_probe_client_free(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -393,6 +522,8 @@ int main(void)
         cmocka_unit_test(test_hrr),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_malformed_server_hello),
+        cmocka_unit_test(test_client_connects),
+        cmocka_unit_test(test_client_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

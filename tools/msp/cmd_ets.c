@@ -1,4 +1,5 @@
-/* msp ets: ETS (TS 103 523-3). The dispatcher, and show: the visibility information of a certificate. */
+/* msp ets: ETS (TS 103 523-3). The dispatcher, and show: the visibility information of a certificate, read and
+ * rendered by the library (msp_ets_cert_read, msp_ets_cert_render_text/json). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,9 +8,7 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
-#include "ets_cli.h"
 #include "msp/ets.h"
-#include "msp/json.h"
 
 static const char usage[] =
     "usage: msp ets COMMAND [ARGS]   (msp ets COMMAND --help for each)\n"
@@ -53,50 +52,6 @@ static X509 *load(const char *path)
     return x;
 }
 
-static void render_json(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced)
-{
-    msp_json_t j;
-    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    msp_json_init(&j, b, 0);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "certificate");
-    msp_json_string(&j, path);
-    msp_json_key(&j, "misplaced_extension");
-    msp_json_bool(&j, misplaced);
-    msp_json_key(&j, "visibility");
-    msp_json_array_begin(&j);
-    for (size_t i = 0; i < n; i++) {
-        msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_json_object_begin(&j);
-        msp_json_key(&j, "fingerprint");
-        msp_json_string(&j, fp);
-        msp_json_key(&j, "access");
-        msp_json_string_n(&j, vi[i].access, vi[i].access_len);
-        msp_json_object_end(&j);
-    }
-    msp_json_array_end(&j);
-    msp_json_object_end(&j);
-    msp_buf_puts(b, "\n");
-}
-
-static void render_text(msp_buf_t *b, const char *path, const msp_ets_vi_t *vi, size_t n, int misplaced)
-{
-    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    for (size_t i = 0; i < n; i++) {
-        msp_hex(fp, vi[i].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s, access ", path, i + 1, fp);
-        ets_cli_put_text(b, vi[i].access, vi[i].access_len);
-        msp_buf_put_u8(b, '\n');
-    }
-    if (n == 0) {
-        msp_buf_printf(b, "%s: no ETS visibility information\n", path);
-    }
-    if (misplaced) {
-        msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName (not V1.3.1's place)\n",
-                       path);
-    }
-}
-
 static int show(int argc, char **argv)
 {
     const char *path = NULL;
@@ -132,11 +87,7 @@ static int show(int argc, char **argv)
     }
     msp_buf_t out;
     msp_buf_init(&out, CLI_OUTPUT_LIMIT);
-    if (json) {
-        render_json(&out, path, vi, n, misplaced);
-    } else {
-        render_text(&out, path, vi, n, misplaced);
-    }
+    (json ? msp_ets_cert_render_json : msp_ets_cert_render_text)(path, vi, n, misplaced, &out);
     int status = cli_write_stdout("msp ets", &out);
     msp_buf_free(&out);
     return status != CLI_OK ? status : n > 0 ? CLI_OK : CLI_FAIL;

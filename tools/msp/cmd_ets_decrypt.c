@@ -3,7 +3,8 @@
  * an interface go into the library's passive pipeline (ets_passive.h: TCP
  * reassembly, one TLS 1.3 decryptor per connection, the visibility check),
  * which needs nothing but the static server keys. This file opens the
- * capture and the outputs and prints what the pipeline reports: JSON events,
+ * capture and the outputs and writes what the pipeline reports: JSON events
+ * (the lines the library renders, msp_ets_passive_*_json),
  * plaintext per flow and direction, an NSS key log for Wireshark, and a
  * plaintext capture for the tools an enterprise already runs.
  */
@@ -17,14 +18,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "cli.h"
 #include "ets_cli.h"
 #include "msp/ets.h"
 #include "msp/ets_passive.h"
 #include "msp/ets_pcap.h"
-#include "msp/json.h"
 
 static const char usage[] =
     "usage: msp ets decrypt (--key KEY | --key-dir DIR)... (--pcap FILE | --interface IF)\n"
@@ -82,49 +81,13 @@ struct dec_run {
     char cut[512]; /* why the capture ended early, "" when it was read to its end */
 };
 
-/* ---- output helpers ---- */
-
-static void line_begin(dec_run_t *r, const char *event, uint64_t flow)
+/* One line the library rendered (line.len 0: nothing to write) to the events file. */
+static void write_line(dec_run_t *r, int rc)
 {
-    r->line.len = 0;
-    msp_buf_printf(&r->line, "{\"event\":\"%s\"", event);
-    if (flow != 0) {
-        msp_buf_printf(&r->line, ",\"flow\":%llu", (unsigned long long)flow);
-    }
-}
-
-static void line_end(dec_run_t *r)
-{
-    msp_buf_puts(&r->line, "}\n");
-    if (msp_buf_error(&r->line) != MSP_OK || fwrite(r->line.base, 1, r->line.len, r->events) != r->line.len) {
+    if (rc != MSP_OK || fwrite(r->line.base, 1, r->line.len, r->events) != r->line.len) {
         r->io_error = 1;
     }
-}
-
-/* ,"key":"escaped value" */
-static void line_str(dec_run_t *r, const char *key, const char *s, size_t n)
-{
-    msp_json_t j;
-    msp_buf_printf(&r->line, ",\"%s\":", key);
-    msp_json_init(&j, &r->line, 0);
-    msp_json_string_n(&j, s, n);
-}
-
-static void addr_text(char *out, size_t cap, const msp_tcp_flow_info_t *info, int dir)
-{
-    char ip[INET6_ADDRSTRLEN];
-    inet_ntop(info->ip_version == 6 ? AF_INET6 : AF_INET, info->addr[dir], ip, sizeof ip);
-    snprintf(out, cap, info->ip_version == 6 ? "[%s]:%u" : "%s:%u", ip, info->port[dir]);
-}
-
-static const char *dir_name(int dir)
-{
-    return dir == 0 ? "client" : "server";
-}
-
-static uint64_t flow_id(const msp_ets_passive_flow_t *f)
-{
-    return msp_ets_passive_flow_info(f)->id;
+    r->line.len = 0;
 }
 
 /* ---- per-flow files ---- */
@@ -135,9 +98,9 @@ static FILE *flow_file(dec_run_t *r, msp_ets_passive_flow_t *pf, dec_flow_t *f, 
         return f->out[dir];
     }
     const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
-    char c[64], s[64], path[4096];
-    addr_text(c, sizeof c, info, 0);
-    addr_text(s, sizeof s, info, 1);
+    char c[MSP_ETS_PASSIVE_ADDR_TEXT], s[MSP_ETS_PASSIVE_ADDR_TEXT], path[4096];
+    msp_ets_passive_addr_text(info, 0, c);
+    msp_ets_passive_addr_text(info, 1, s);
     snprintf(path, sizeof path, "%s/flow-%llu-%s-%s.%s", r->args->out_dir, (unsigned long long)info->id, c, s,
              dir == 0 ? "c2s" : "s2c");
     f->out[dir] = fopen(path, "wb");
@@ -182,88 +145,10 @@ static void on_keylog(void *arg, msp_ets_passive_flow_t *pf, const char *line, s
     }
 }
 
-/* The certificate's visibility information, each entry matched against the key share sent; an entry that cannot be
- * read is said so after the (then empty) list. */
-static void put_visibility(dec_run_t *r, const msp_ets_passive_vis_t *pv)
-{
-    const msp_ets_visibility_t *vis = pv->vis;
-    msp_buf_puts(&r->line, ",\"visibility\":[");
-    for (size_t k = 0; k < vis->n_vi; k++) {
-        char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-        msp_hex(fp, vis->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_buf_printf(&r->line, "%s{\"fingerprint\":\"%s\"", k > 0 ? "," : "", fp);
-        line_str(r, "access", vis->vi[k].access, vis->vi[k].access_len);
-        msp_buf_printf(&r->line, ",\"matches\":%s}", vis->match[k] ? "true" : "false");
-    }
-    msp_buf_printf(&r->line, "],\"visibility_matches\":%s", vis->matches ? "true" : "false");
-    if (pv->error != MSP_OK) {
-        line_str(r, "visibility_error", pv->error_text, strlen(pv->error_text));
-    }
-}
-
-static const char *suite_name(uint16_t s)
-{
-    static const char *names[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
-                                  "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
-    return s >= 0x1301 && s <= 0x1305 ? names[s - 0x1301] : "unknown";
-}
-
-static const char *group_name(uint16_t g)
-{
-    return g == 0x001d ? "x25519" : g == 0x0017 ? "secp256r1" : g == 0 ? "none (psk_ke)" : "other";
-}
-
-static void event_handshake(dec_run_t *r, uint64_t id, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis)
-{
-    char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    msp_hex(fp, ev->fingerprint, MSP_ETS_FINGERPRINT_LEN);
-    line_begin(r, "handshake", id);
-    msp_buf_printf(&r->line, ",\"suite\":\"%s\",\"group\":\"%s\"", suite_name(ev->suite), group_name(ev->group));
-    line_str(r, "sni", ev->sni, strlen(ev->sni));
-    line_str(r, "alpn", ev->alpn, strlen(ev->alpn));
-    msp_buf_printf(&r->line, ",\"resumed\":%s,\"hrr\":%s,\"early_data\":\"%s\",\"fingerprint\":\"%s\"",
-                   ev->resumed ? "true" : "false", ev->hrr ? "true" : "false",
-                   !ev->early_offered   ? "none"
-                   : ev->early_accepted ? "accepted"
-                                        : "rejected",
-                   fp);
-    if (vis != NULL) {
-        put_visibility(r, vis);
-    }
-    line_end(r);
-}
-
 static void on_event(void *arg, msp_ets_passive_flow_t *pf, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis)
 {
     dec_run_t *r = arg;
-    uint64_t id = flow_id(pf);
-    switch (ev->kind) {
-    case MSP_ETS_EV_HANDSHAKE:
-        event_handshake(r, id, ev, vis);
-        return;
-    case MSP_ETS_EV_KEY_UPDATE:
-        line_begin(r, "key_update", id);
-        msp_buf_printf(&r->line, ",\"dir\":\"%s\",\"generation\":%u", dir_name(ev->dir), ev->generation);
-        break;
-    case MSP_ETS_EV_TICKET:
-        line_begin(r, "ticket", id);
-        msp_buf_printf(&r->line, ",\"lifetime\":%u,\"max_early_data\":%u,\"ticket_len\":%zu", ev->lifetime,
-                       ev->max_early_data, ev->ticket_len);
-        break;
-    case MSP_ETS_EV_ALERT:
-        line_begin(r, "alert", id);
-        msp_buf_printf(&r->line, ",\"dir\":\"%s\",\"level\":%u,\"description\":%u", dir_name(ev->dir), ev->alert_level,
-                       ev->alert_desc);
-        break;
-    case MSP_ETS_EV_UNDECRYPTABLE:
-        line_begin(r, "undecryptable", id);
-        msp_buf_printf(&r->line, ",\"reason\":\"%s\"", msp_ets_reason_name(ev->reason));
-        line_str(r, "detail", ev->text, strlen(ev->text));
-        break;
-    default:
-        return;
-    }
-    line_end(r);
+    write_line(r, msp_ets_passive_event_json(msp_ets_passive_flow_info(pf)->id, ev, vis, &r->line));
 }
 
 static void on_open(void *arg, msp_ets_passive_flow_t *pf)
@@ -275,27 +160,14 @@ static void on_open(void *arg, msp_ets_passive_flow_t *pf)
         r->io_error = 1; /* its plaintext cannot be written */
     }
     msp_ets_passive_flow_set_user(pf, f);
-    char c[64], s[64];
-    addr_text(c, sizeof c, info, 0);
-    addr_text(s, sizeof s, info, 1);
-    line_begin(r, "flow", info->id);
-    msp_buf_printf(&r->line, ",\"client\":\"%s\",\"server\":\"%s\",\"ts\":%llu.%06llu,\"initiator_guessed\":%s", c, s,
-                   (unsigned long long)(info->first_ts_us / 1000000), (unsigned long long)(info->first_ts_us % 1000000),
-                   info->initiator_guessed ? "true" : "false");
-    line_end(r);
+    write_line(r, msp_ets_passive_flow_json(info, &r->line));
 }
 
 static void on_close(void *arg, msp_ets_passive_flow_t *pf, msp_tcp_close_reason_t reason)
 {
     dec_run_t *r = arg;
     const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
-    line_begin(r, "flow_end", info->id);
-    msp_buf_printf(&r->line, ",\"reason\":\"%s\",\"status\":\"%s\",\"plaintext\":[%llu,%llu],\"lost\":[%llu,%llu]",
-                   msp_tcp_close_reason_name(reason), msp_ets_flow_status_name(msp_ets_passive_flow_status(pf)),
-                   (unsigned long long)msp_ets_passive_flow_plaintext(pf, 0),
-                   (unsigned long long)msp_ets_passive_flow_plaintext(pf, 1), (unsigned long long)info->lost[0],
-                   (unsigned long long)info->lost[1]);
-    line_end(r);
+    write_line(r, msp_ets_passive_flow_end_json(pf, reason, &r->line));
     dec_flow_t *f = msp_ets_passive_flow_user(pf);
     if (f == NULL) {
         return;
@@ -582,32 +454,13 @@ static int capture(dec_run_t *r)
     return MSP_OK;
 }
 
-static void summary(dec_run_t *r)
-{
-    const msp_tcp_stats_t *st = msp_ets_passive_tcp_stats(r->pipe);
-    const msp_ets_passive_counts_t *n = msp_ets_passive_counts(r->pipe);
-    line_begin(r, "summary", 0);
-    msp_buf_printf(&r->line,
-                   ",\"packets\":%llu,\"bytes\":%llu,\"flows\":%llu,\"decrypted\":%llu,\"undecryptable\":%llu,"
-                   "\"empty\":%llu,\"plaintext\":%llu,\"non_tcp\":%llu,\"fragments\":%llu,\"truncated\":%llu,"
-                   "\"gaps\":%llu,\"evicted\":%llu",
-                   (unsigned long long)st->packets, (unsigned long long)st->bytes, (unsigned long long)n->flows,
-                   (unsigned long long)n->decrypted, (unsigned long long)n->undecryptable, (unsigned long long)n->empty,
-                   (unsigned long long)n->plaintext, (unsigned long long)st->non_tcp, (unsigned long long)st->fragments,
-                   (unsigned long long)st->truncated, (unsigned long long)st->gaps, (unsigned long long)st->evicted);
-    if (r->cut[0] != '\0') {
-        line_str(r, "capture_error", r->cut, strlen(r->cut));
-    }
-    line_end(r);
-}
-
 static int decrypt(dec_run_t *r)
 {
     if (capture(r) != MSP_OK) {
         return CLI_USAGE; /* nothing was read: no events at all */
     }
     msp_ets_passive_finish(r->pipe);
-    summary(r);
+    write_line(r, msp_ets_passive_summary_json(r->pipe, r->cut, &r->line));
     if (fflush(r->events) != 0) {
         r->io_error = 1;
     }

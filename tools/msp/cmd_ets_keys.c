@@ -81,49 +81,12 @@ X509 *ets_cli_load_cert(const char *cmd, const char *path)
     return x;
 }
 
-/* The description is free text from the certificate: quotes, backslashes and control characters are escaped so
- * that one entry stays one line and cannot pass for another. */
-void ets_cli_put_text(msp_buf_t *b, const char *s, size_t len)
+/* The fingerprint of a static key; CLI_USAGE after one line for a key ETS serves no key share for. */
+static int fingerprint(const char *cmd, const char *path, EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
 {
-    msp_buf_put_u8(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            msp_buf_printf(b, "\\%c", c);
-        } else if (c < 0x20 || c == 0x7f) {
-            msp_buf_printf(b, "\\x%02x", c);
-        } else {
-            msp_buf_put_u8(b, c); /* UTF-8 passes through: the decoder checked it */
-        }
-    }
-    msp_buf_put_u8(b, '"');
-}
-
-const char *ets_cli_group_name(EVP_PKEY *key)
-{
-    char curve[64];
-    if (EVP_PKEY_is_a(key, "X25519")) {
-        return "x25519";
-    }
-    if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof curve, NULL) == 1 &&
-        (strcmp(curve, "prime256v1") == 0 || strcmp(curve, "P-256") == 0)) {
-        return "p256";
-    }
-    return NULL;
-}
-
-int ets_cli_fingerprint(const char *cmd, const char *path, EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN],
-                        char share_hex[2 * ETS_CLI_MAX_SHARE + 1])
-{
-    uint8_t share[ETS_CLI_MAX_SHARE];
-    size_t len = 0;
-    if (ets_cli_group_name(key) == NULL || msp_ets_key_share(key, share, sizeof share, &len) != MSP_OK ||
-        msp_ets_fingerprint(share, len, fp) != MSP_OK) {
+    if (msp_ets_key_fingerprint(key, fp) != MSP_OK) {
         cli_error(cmd, "%s: error: not an X25519 or P-256 key (the groups ETS static keys are served for)", path);
         return CLI_USAGE;
-    }
-    if (share_hex != NULL) {
-        msp_hex(share_hex, share, len);
     }
     return CLI_OK;
 }
@@ -185,16 +148,21 @@ static int keygen(int argc, char **argv)
         return CLI_USAGE;
     }
     EVP_PKEY *key = generate(group);
-    uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
-    char fp_hex[2 * MSP_ETS_FINGERPRINT_LEN + 1], share_hex[2 * ETS_CLI_MAX_SHARE + 1];
-    int status = key != NULL ? ets_cli_fingerprint(cmd, out, key, fp, share_hex) : CLI_FAIL;
+    msp_buf_t line;
+    msp_buf_init(&line, CLI_OUTPUT_LIMIT);
+    msp_buf_printf(&line, "%s: ", out);
+    int status = key == NULL ? CLI_FAIL : msp_ets_key_describe(key, &line) == MSP_OK ? CLI_OK : CLI_USAGE;
+    if (status == CLI_USAGE) {
+        cli_error(cmd, "%s: error: not an X25519 or P-256 key (the groups ETS static keys are served for)", out);
+    }
     if (status == CLI_OK) {
         status = write_key(cmd, out, key);
     }
     if (status == CLI_OK) {
-        msp_hex(fp_hex, fp, sizeof fp);
-        printf("%s: %s static key, fingerprint %s, key_share %s\n", out, group, fp_hex, share_hex);
+        msp_buf_put_u8(&line, '\n');
+        status = cli_write_stdout(cmd, &line);
     }
+    msp_buf_free(&line);
     EVP_PKEY_free(key);
     return status;
 }
@@ -288,7 +256,7 @@ static int static_fingerprints(const char *cmd, const cert_args_t *a, EVP_PKEY *
 {
     for (size_t k = 0; k < a->n_statics; k++) {
         EVP_PKEY *key = ets_cli_load_key(cmd, a->statics[k]);
-        int status = key != NULL ? ets_cli_fingerprint(cmd, a->statics[k], key, fps[k], NULL) : CLI_USAGE;
+        int status = key != NULL ? fingerprint(cmd, a->statics[k], key, fps[k]) : CLI_USAGE;
         EVP_PKEY_free(key);
         if (status == CLI_OK && msp_ets_cert_is_own_key(own, fps[k])) {
             cli_error(cmd, "%s: error: the static key is the certificate's own key (ETS-VI-1 wants them different)",
@@ -313,22 +281,13 @@ static int write_cert(const char *cmd, const char *out, X509 *x)
     return status;
 }
 
-static int print_visibility(const char *out, X509 *x)
+static int print_visibility(const char *cmd, const char *out, X509 *x)
 {
-    msp_ets_vi_t *vi = calloc(MSP_ETS_MAX_VI, sizeof *vi);
-    size_t n = 0;
-    int misplaced = 0;
-    if (vi == NULL || msp_ets_cert_read(x, vi, MSP_ETS_MAX_VI, &n, &misplaced) != MSP_OK) {
-        free(vi);
-        return CLI_FAIL;
-    }
-    for (size_t k = 0; k < n; k++) {
-        char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-        msp_hex(fp, vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        printf("%s: visibility %zu: fingerprint %s\n", out, k + 1, fp);
-    }
-    free(vi);
-    return CLI_OK;
+    msp_buf_t lines;
+    msp_buf_init(&lines, CLI_OUTPUT_LIMIT);
+    int status = msp_ets_cert_vi_lines(x, out, &lines) == MSP_OK ? cli_write_stdout(cmd, &lines) : CLI_FAIL;
+    msp_buf_free(&lines);
+    return status;
 }
 
 /* Issues (or re-issues) the certificate the arguments describe: all but the reading is msp_ets_cert_issue. */
@@ -367,7 +326,7 @@ static int issue(const char *cmd, const cert_args_t *a, EVP_PKEY *subject_key, E
     }
     status = write_cert(cmd, a->out, x);
     if (status == CLI_OK) {
-        status = print_visibility(a->out, x);
+        status = print_visibility(cmd, a->out, x);
     }
     X509_free(x);
     return status;

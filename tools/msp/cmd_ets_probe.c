@@ -4,26 +4,16 @@
  * ServerHello key shares (a repeat proves a static or long-lived key, the
  * only signal an Annex A server gives), read the certificate's visibility
  * information and check its fingerprint against the key share actually sent.
+ * The library does all of it (ets_probe.h: the connections, the verdict and
+ * its rendering); this file parses the arguments and prints.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "cli.h"
-#include "ets_cli.h"
 #include "msp/ets.h"
 #include "msp/ets_probe.h"
-#include "msp/json.h"
 
 static const char usage[] =
     "usage: msp ets probe HOST:PORT [--servername NAME] [--groups LIST] [--ca FILE]\n"
@@ -51,262 +41,11 @@ typedef struct probe_args {
     int connections, timeout, json, refuse_ets, require_visibility;
 } probe_args_t;
 
-/* What one connection showed: the key share (the library's), the suite and the certificate check. */
-typedef struct probe_conn {
-    msp_ets_probe_conn_t share;
-    char suite[64];
-    char verify[128];
-} probe_conn_t;
-
 typedef struct probe_result {
-    probe_conn_t conn[PROBE_MAX_CONN];
-    uint8_t *cert; /* DER of the first connection's server certificate */
+    msp_ets_probe_conn_t conn[PROBE_MAX_CONN]; /* key share, suite and certificate check of each connection */
+    uint8_t *cert;                             /* DER of the first connection's server certificate */
     size_t cert_len;
 } probe_result_t;
-
-static const char *group_name(uint16_t g)
-{
-    switch (g) {
-    case 0x0017:
-        return "secp256r1";
-    case 0x0018:
-        return "secp384r1";
-    case 0x0019:
-        return "secp521r1";
-    case 0x001d:
-        return "x25519";
-    case 0x001e:
-        return "x448";
-    default:
-        return "other";
-    }
-}
-
-static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
-{
-    (void)version;
-    (void)ssl;
-    const uint8_t *p = buf;
-    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == 2) {
-        /* a ServerHello that does not parse fails the handshake in OpenSSL too: nothing to record */
-        msp_ets_probe_server_hello(&((probe_conn_t *)arg)->share, p, len, NULL);
-    }
-}
-
-static int wait_fd(int fd, short events, int timeout)
-{
-    struct pollfd pfd = {.fd = fd, .events = events};
-    int n;
-    do {
-        n = poll(&pfd, 1, timeout * 1000);
-    } while (n < 0 && errno == EINTR);
-    return n;
-}
-
-/* A connected TCP socket within the timeout, or -1 with one line on stderr. */
-static int dial(const probe_args_t *a)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(a->host, a->port, &hints, &res), fd = -1, err = 0;
-    if (rc != 0) {
-        cli_error("msp ets probe", "%s: error: %s", a->target, gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        socklen_t sl = sizeof err;
-        err = 0;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
-            (errno != EINPROGRESS || wait_fd(fd, POLLOUT, a->timeout) <= 0 ||
-             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err != 0)) {
-            err = err != 0 ? err : errno != EINPROGRESS ? errno : ETIMEDOUT;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        cli_error("msp ets probe", "%s: error: cannot connect: %s", a->target, strerror(err));
-    }
-    return fd;
-}
-
-static SSL_CTX *client_ctx(const probe_args_t *a)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set1_groups_list(ctx, a->groups) != 1) {
-        cli_error("msp ets probe", "error: --groups '%s': OpenSSL does not know this group list", a->groups);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    /* A fresh full handshake every time: a resumed one proves nothing about the key share. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    if (a->ca != NULL && SSL_CTX_load_verify_locations(ctx, a->ca, NULL) != 1) {
-        cli_error("msp ets probe", "%s: error: cannot read the CA certificates", a->ca);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* Drives a non-blocking handshake to its end within the timeout. */
-static int handshake(SSL *ssl, int fd, int timeout)
-{
-    for (;;) {
-        int rc = SSL_connect(ssl);
-        if (rc == 1) {
-            return 1;
-        }
-        int e = SSL_get_error(ssl, rc);
-        short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-        if (ev == 0 || wait_fd(fd, ev, timeout) <= 0) {
-            return 0;
-        }
-    }
-}
-
-static void keep_certificate(SSL *ssl, probe_result_t *res)
-{
-    X509 *peer = SSL_get1_peer_certificate(ssl);
-    unsigned char *der = NULL;
-    int n = peer != NULL ? i2d_X509(peer, &der) : 0;
-    if (n > 0) {
-        res->cert = der;
-        res->cert_len = (size_t)n;
-    }
-    X509_free(peer);
-}
-
-static int probe_once(const probe_args_t *a, SSL_CTX *ctx, probe_conn_t *c, probe_result_t *res, int first)
-{
-    int fd = dial(a);
-    if (fd < 0) {
-        return CLI_USAGE;
-    }
-    SSL *ssl = SSL_new(ctx);
-    const char *name = a->servername != NULL ? a->servername : a->host;
-    int ok = ssl != NULL && SSL_set_fd(ssl, fd) == 1 && SSL_set_tlsext_host_name(ssl, name) == 1;
-    if (ok && a->ca != NULL) {
-        SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL); /* reported, not enforced: the probe wants to see the server */
-        ok = SSL_set1_host(ssl, name) == 1;
-    }
-    SSL_set_msg_callback(ssl, on_msg);
-    SSL_set_msg_callback_arg(ssl, c);
-    if (ok && !handshake(ssl, fd, a->timeout)) {
-        unsigned long e = ERR_peek_last_error();
-        cli_error("msp ets probe", "%s: error: TLS 1.3 handshake failed: %s", a->target,
-                  e != 0 ? ERR_reason_error_string(e) : "timeout or connection closed");
-        ok = 0;
-    }
-    if (ok) {
-        snprintf(c->suite, sizeof c->suite, "%s", SSL_get_cipher_name(ssl));
-        long v = SSL_get_verify_result(ssl);
-        snprintf(c->verify, sizeof c->verify, "%s",
-                 a->ca == NULL    ? "not verified (no --ca)"
-                 : v == X509_V_OK ? "verified"
-                                  : X509_verify_cert_error_string(v));
-        if (first) {
-            keep_certificate(ssl, res);
-        }
-        SSL_shutdown(ssl);
-    }
-    SSL_free(ssl);
-    close(fd);
-    ERR_clear_error();
-    return ok ? CLI_OK : CLI_USAGE;
-}
-
-static void render_text(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res,
-                        const msp_ets_probe_verdict_t *v)
-{
-    char hex[2 * MSP_ETS_PROBE_MAX_SHARE + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    for (int i = 0; i < a->connections; i++) {
-        const msp_ets_probe_conn_t *c = &res->conn[i].share;
-        msp_hex(fp, c->fingerprint, sizeof c->fingerprint);
-        msp_hex(hex, c->share, c->share_len);
-        msp_buf_printf(b, "%s: connection %d: %s, group %s%s, key share fingerprint %s, certificate %s\n", a->target,
-                       i + 1, res->conn[i].suite, group_name(c->group), c->hrr ? " (after HelloRetryRequest)" : "", fp,
-                       res->conn[i].verify);
-    }
-    for (size_t k = 0; k < v->vis.n_vi; k++) {
-        msp_hex(fp, v->vis.vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_buf_printf(b, "%s: visibility %zu: fingerprint %s (%s), access ", a->target, k + 1, fp,
-                       v->vis.match[k] ? "matches the key share sent" : "another key: not the key share sent");
-        ets_cli_put_text(b, v->vis.vi[k].access, v->vis.vi[k].access_len);
-        msp_buf_put_u8(b, '\n');
-    }
-    if (v->vis.misplaced) {
-        msp_buf_printf(b, "%s: warning: an extension with the ETS OID outside subjectAltName\n", a->target);
-    }
-    msp_buf_printf(b, "%s: key share: %s\n", a->target,
-                   v->repeated     ? "repeated (static)"
-                   : v->comparable ? "fresh on every connection"
-                                   : "not comparable");
-    msp_buf_printf(b, "%s: verdict: %s\n", a->target, v->text);
-}
-
-static void render_json(msp_buf_t *b, const probe_args_t *a, const probe_result_t *res,
-                        const msp_ets_probe_verdict_t *v)
-{
-    char hex[2 * MSP_ETS_PROBE_MAX_SHARE + 1], fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
-    msp_json_t j;
-    msp_json_init(&j, b, 0);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "target");
-    msp_json_string(&j, a->target);
-    msp_json_key(&j, "connections");
-    msp_json_array_begin(&j);
-    for (int i = 0; i < a->connections; i++) {
-        const msp_ets_probe_conn_t *c = &res->conn[i].share;
-        msp_hex(fp, c->fingerprint, sizeof c->fingerprint);
-        msp_hex(hex, c->share, c->share_len);
-        msp_json_object_begin(&j);
-        msp_json_key(&j, "suite");
-        msp_json_string(&j, res->conn[i].suite);
-        msp_json_key(&j, "group");
-        msp_json_string(&j, group_name(c->group));
-        msp_json_key(&j, "hello_retry_request");
-        msp_json_bool(&j, c->hrr);
-        msp_json_key(&j, "key_share");
-        msp_json_string(&j, hex);
-        msp_json_key(&j, "fingerprint");
-        msp_json_string(&j, fp);
-        msp_json_key(&j, "certificate");
-        msp_json_string(&j, res->conn[i].verify);
-        msp_json_object_end(&j);
-    }
-    msp_json_array_end(&j);
-    msp_json_key(&j, "visibility");
-    msp_json_array_begin(&j);
-    for (size_t k = 0; k < v->vis.n_vi; k++) {
-        msp_hex(fp, v->vis.vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
-        msp_json_object_begin(&j);
-        msp_json_key(&j, "fingerprint");
-        msp_json_string(&j, fp);
-        msp_json_key(&j, "access");
-        msp_json_string_n(&j, v->vis.vi[k].access, v->vis.vi[k].access_len);
-        msp_json_key(&j, "matches_key_share");
-        msp_json_bool(&j, v->vis.match[k]);
-        msp_json_object_end(&j);
-    }
-    msp_json_array_end(&j);
-    msp_json_key(&j, "misplaced_extension");
-    msp_json_bool(&j, v->vis.misplaced);
-    msp_json_key(&j, "static_key_share");
-    msp_json_bool(&j, v->repeated);
-    msp_json_key(&j, "comparable");
-    msp_json_bool(&j, v->comparable);
-    msp_json_key(&j, "verdict");
-    msp_json_string(&j, v->text);
-    msp_json_object_end(&j);
-    msp_buf_puts(b, "\n");
-}
 
 static int parse_count(const char *opt, const char *v, int lo, int hi, int *out)
 {
@@ -386,6 +125,20 @@ static int parse_args(int argc, char **argv, probe_args_t *a)
     return parse_target(a);
 }
 
+/* The connections' settings; the library checks the group list and reads the CA file now, before any connection. */
+static int start_client(const probe_args_t *a, msp_ets_probe_client_t **client)
+{
+    msp_ets_probe_client_cfg_t cfg = {a->host, a->port, a->servername, a->groups, a->ca, a->timeout};
+    msp_error_t err = {0};
+    int rc = msp_ets_probe_client_new(&cfg, client, &err);
+    if (rc == MSP_ERR_IO) {
+        cli_error("msp ets probe", "%s: error: cannot read the CA certificates", a->ca);
+    } else if (rc != MSP_OK) {
+        cli_error("msp ets probe", "error: --groups '%s': OpenSSL does not know this group list", a->groups);
+    }
+    return rc == MSP_OK ? CLI_OK : CLI_USAGE;
+}
+
 int cmd_ets_probe(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -396,19 +149,21 @@ int cmd_ets_probe(int argc, char **argv)
     if (parse_args(argc, argv, &a) != CLI_OK) {
         return CLI_USAGE;
     }
-    SSL_CTX *ctx = client_ctx(&a);
+    msp_ets_probe_client_t *client = NULL;
+    int status = start_client(&a, &client);
     probe_result_t *res = calloc(1, sizeof *res);
     msp_ets_probe_verdict_t *v = calloc(1, sizeof *v);
-    int status = ctx != NULL && res != NULL && v != NULL ? CLI_OK : CLI_USAGE;
+    status = status == CLI_OK && res != NULL && v != NULL ? CLI_OK : CLI_USAGE;
     for (int i = 0; status == CLI_OK && i < a.connections; i++) {
-        status = probe_once(&a, ctx, &res->conn[i], res, i == 0);
+        msp_error_t err = {0};
+        if (msp_ets_probe_client_connect(client, &res->conn[i], i == 0 ? &res->cert : NULL, &res->cert_len, &err) !=
+            MSP_OK) {
+            cli_error("msp ets probe", "%s: error: %s", a.target, err.detail);
+            status = CLI_USAGE;
+        }
     }
-    SSL_CTX_free(ctx);
-    msp_ets_probe_conn_t conns[PROBE_MAX_CONN];
-    for (int i = 0; status == CLI_OK && i < a.connections; i++) {
-        conns[i] = res->conn[i].share;
-    }
-    msp_ets_probe_facts_t facts = {conns,
+    msp_ets_probe_client_free(client);
+    msp_ets_probe_facts_t facts = {res != NULL ? res->conn : NULL,
                                    (size_t)a.connections,
                                    res != NULL ? res->cert : NULL,
                                    res != NULL ? res->cert_len : 0,
@@ -421,7 +176,7 @@ int cmd_ets_probe(int argc, char **argv)
     if (status == CLI_OK) {
         msp_buf_t out;
         msp_buf_init(&out, CLI_OUTPUT_LIMIT);
-        (a.json ? render_json : render_text)(&out, &a, res, v);
+        (a.json ? msp_ets_probe_render_json : msp_ets_probe_render_text)(a.target, &facts, v, &out);
         status = cli_write_stdout("msp ets probe", &out);
         msp_buf_free(&out);
         if (status == CLI_OK && v->refused) {

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msp/error.h"
 #include "msp/tlmsp_conn.h"
 
 struct ev_loop;
@@ -114,5 +115,68 @@ MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const ui
 
 /** Sends an alert toward the server (to_server = 1) or the client (msp_tlmsp_mbox_alert). */
 MSP_API int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
+
+/*
+ * The next-hop resolver: connects to HOST:PORT without stopping the loop,
+ * for a middlebox driver's connect event. Names are looked up with c-ares
+ * on the loop (one channel, its sockets watched by the loop), so a slow or
+ * silent DNS server holds up only the lookups that wait for it. It reads
+ * /etc/resolv.conf and the hosts file as c-ares does; its own time-outs
+ * replace the file's `timeout:` and `attempts:` (c-ares tries each server
+ * twice, 1.5 s then 3 s). IP literals skip c-ares.
+ *
+ * Failures come back as a code and an msp_error_t whose detail is one line
+ * naming HOST:PORT ("next hop HOST:PORT: cannot resolve the name: ...",
+ * "cannot connect to HOST:PORT: ..."), for the program to print as it is.
+ */
+typedef struct msp_io_resolver msp_io_resolver_t;
+typedef struct msp_io_resolver_lookup msp_io_resolver_lookup_t;
+
+#define MSP_IO_RESOLVER_TIMEOUT 5.0     /* seconds, the default of msp_io_resolver_cfg_t.timeout */
+#define MSP_IO_RESOLVER_LOOKUPS_MAX 128 /* the default of msp_io_resolver_cfg_t.max_lookups */
+
+typedef struct msp_io_resolver_cfg {
+    double timeout;      /* seconds a lookup may take before it fails; 0: MSP_IO_RESOLVER_TIMEOUT */
+    size_t max_lookups;  /* lookups in flight before new ones are refused; 0: MSP_IO_RESOLVER_LOOKUPS_MAX */
+    const char *servers; /* name servers "IP[:PORT],..." instead of resolv.conf's; NULL: resolv.conf's */
+} msp_io_resolver_cfg_t;
+
+/*
+ * A lookup's end, from the loop: fd is a non-blocking socket connected or
+ * connecting to the first address that took the connect (owned by the
+ * callee), or -1 with err saying why (err->code: MSP_ERR_NOT_FOUND for a
+ * name that did not resolve in time, MSP_ERR_IO for a refused connect).
+ */
+typedef void (*msp_io_resolver_fn)(void *user, int fd, const msp_error_t *err);
+
+/**
+ * A resolver on loop; cfg may be NULL (the defaults). MSP_OK, or
+ * MSP_ERR_NO_MEMORY, MSP_ERR_ARGUMENT (cfg->servers unusable) or
+ * MSP_ERR_IO (c-ares cannot start), with err (may be NULL) saying why.
+ */
+MSP_API int msp_io_resolver_new(struct ev_loop *loop, const msp_io_resolver_cfg_t *cfg, msp_io_resolver_t **out,
+                                msp_error_t *err);
+
+/** Drops every lookup in flight (no callback runs: their handles die with r) and the channel. NULL is ignored. */
+MSP_API void msp_io_resolver_free(msp_io_resolver_t *r);
+
+/**
+ * Connects to host:port. MSP_OK with *fd set and *lookup NULL when it was
+ * answered at once (an IP literal, a name in the hosts file); MSP_OK with
+ * *fd -1 and *lookup set when the answer comes later: done(user, fd, err)
+ * runs then from the loop, unless msp_io_resolver_cancel ran first. Else
+ * the error (err filled): MSP_ERR_LIMIT when max_lookups are in flight
+ * already (a name the hosts file knows still goes on), MSP_ERR_NOT_FOUND,
+ * MSP_ERR_IO, MSP_ERR_NO_MEMORY, MSP_ERR_ARGUMENT (a host longer than 255).
+ * r may be NULL for an IP literal.
+ */
+MSP_API int msp_io_resolver_connect(msp_io_resolver_t *r, const char *host, uint16_t port, msp_io_resolver_fn done,
+                                    void *user, int *fd, msp_io_resolver_lookup_t **lookup, msp_error_t *err);
+
+/**
+ * The caller no longer wants the answer: done will not run. Only before
+ * done ran (the handle is not to be used after it). NULL is ignored.
+ */
+MSP_API void msp_io_resolver_cancel(msp_io_resolver_lookup_t *l);
 
 #endif

@@ -295,11 +295,12 @@ static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kin
 }
 
 /* The lookup ended (from the loop): the driver sends what waited, or refuses the session. */
-static void mb_next_hop_found(void *user, int fd)
+static void mb_next_hop_found(void *user, int fd, const msp_error_t *err)
 {
     mb_app_t *a = user;
     a->lookup = NULL;
     if (fd < 0) {
+        prog_error("middlebox", "%s", err->detail);
         msp_io_mb_route_failed(a->mb, MSP_OK);
     } else if (msp_io_mb_connected(a->mb, fd) != MSP_OK) {
         close(fd);
@@ -341,7 +342,7 @@ static void mb_closed(void *user, msp_io_mb_t *mb, int err)
         prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
     }
     if (msp_io_mb_connecting(mb)) {
-        prog_lookup_cancel(a->lookup); /* the session ended during the lookup: its answer must not reach mb */
+        msp_io_resolver_cancel(a->lookup); /* the session ended during the lookup: its answer must not reach mb */
         a->lookup = NULL;
     }
     a->mb = NULL;

@@ -1,7 +1,6 @@
 /* Shared set-up of the TLMSP programs (prog.h). */
 #include "prog.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,11 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <ares.h>
-#include <ev.h>
-
 #include "msp/error.h"
 #include "msp/tlmsp_activity.h"
+#include "msp/tlmsp_io.h"
 
 FILE *prog_err;
 
@@ -323,212 +320,25 @@ int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int por
     return prog_connect(role, host, port);
 }
 
-/* ---- the next-hop resolver (c-ares on libev) ---- */
+/* ---- the next hop, through the library's resolver (msp/tlmsp_io.h) ---- */
 
-typedef struct res_sock {
-    ev_io w;
-    struct res_sock *next;
-} res_sock_t;
-
-static struct {
-    const char *role;
-    struct ev_loop *loop;
-    ares_channel ch;
-    int up;
-    ev_timer tick;     /* c-ares's own retries and time-outs (ares_timeout) */
-    res_sock_t *socks; /* one watcher per socket c-ares uses */
-    size_t inflight;   /* lookups c-ares holds, cancelled ones too until it lets them go */
-} resolver;
-
-struct prog_lookup {
-    const char *role;
-    prog_lookup_fn done; /* NULL once cancelled or timed out: the answer is then dropped */
-    void *user;
-    ev_timer timeout;
-    int starting, finished, fd; /* an answer given inside ares_getaddrinfo itself (the hosts file) */
-    char host[256];
-    uint16_t port;
-};
-
-static void resolver_tick_again(void)
-{
-    struct timeval tv, *t = ares_timeout(resolver.ch, NULL, &tv);
-    ev_timer_stop(resolver.loop, &resolver.tick);
-    if (t != NULL) {
-        ev_timer_set(&resolver.tick, (double)t->tv_sec + (double)t->tv_usec / 1e6, 0.);
-        ev_timer_start(resolver.loop, &resolver.tick);
-    }
-}
-
-static void on_resolver_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    int fd = w->fd; /* w may be freed by on_sock_state inside ares_process_fd */
-    ares_process_fd(resolver.ch, (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
-                    (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-    resolver_tick_again();
-}
-
-static void on_resolver_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-    ares_process_fd(resolver.ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    resolver_tick_again();
-}
-
-/* ARES_OPT_SOCK_STATE_CB: c-ares opened, changed or closed one of its sockets. */
-static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
-{
-    (void)data;
-    res_sock_t **p = &resolver.socks;
-    while (*p != NULL && (*p)->w.fd != fd) {
-        p = &(*p)->next;
-    }
-    res_sock_t *s = *p;
-    if (s != NULL) {
-        ev_io_stop(resolver.loop, &s->w);
-    }
-    if (!readable && !writable) {
-        if (s != NULL) {
-            *p = s->next;
-            free(s);
-        }
-        return;
-    }
-    if (s == NULL && (s = calloc(1, sizeof(*s))) == NULL) {
-        return; /* without a watcher the lookup ends by its time-out */
-    }
-    if (*p == NULL) {
-        s->next = resolver.socks;
-        resolver.socks = s;
-    }
-    ev_io_init(&s->w, on_resolver_io, fd, (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
-    ev_io_start(resolver.loop, &s->w);
-}
+static msp_io_resolver_t *resolver;
 
 int prog_resolver_start(const char *role, struct ev_loop *loop)
 {
-    struct ares_options opts;
-    memset(&opts, 0, sizeof(opts));
-    opts.sock_state_cb = on_sock_state;
-    opts.timeout = 1500; /* ms; with 2 tries c-ares gives up after 4.5 s per server, within PROG_LOOKUP_TIMEOUT */
-    opts.tries = 2;
-    int rc = ares_library_init(ARES_LIB_INIT_ALL);
-    if (rc == ARES_SUCCESS) {
-        rc = ares_init_options(&resolver.ch, &opts, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
-        if (rc != ARES_SUCCESS) {
-            ares_library_cleanup();
-        }
-    }
-    if (rc != ARES_SUCCESS) {
-        prog_error(role, "cannot start the name resolver: %s", ares_strerror(rc));
+    msp_error_t err;
+    msp_error_clear(&err);
+    if (msp_io_resolver_new(loop, NULL, &resolver, &err) != MSP_OK) {
+        prog_error(role, "%s", err.detail);
         return -1;
     }
-    resolver.role = role;
-    resolver.loop = loop;
-    resolver.up = 1;
-    ev_timer_init(&resolver.tick, on_resolver_tick, 0., 0.);
     return 0;
 }
 
 void prog_resolver_stop(void)
 {
-    if (!resolver.up) {
-        return;
-    }
-    ev_timer_stop(resolver.loop, &resolver.tick);
-    ares_destroy(resolver.ch); /* every lookup ends with ARES_EDESTRUCTION: none is answered */
-    while (resolver.socks != NULL) {
-        res_sock_t *s = resolver.socks;
-        resolver.socks = s->next;
-        ev_io_stop(resolver.loop, &s->w);
-        free(s);
-    }
-    ares_library_cleanup();
-    resolver.up = 0;
-}
-
-static int connect_nodes(prog_lookup_t *l, const struct ares_addrinfo *res)
-{
-    int fd = -1;
-    for (const struct ares_addrinfo_node *n = res != NULL ? res->nodes : NULL; n != NULL && fd < 0; n = n->ai_next) {
-        fd = connect_to(n->ai_family, n->ai_addr, n->ai_addrlen);
-    }
-    if (fd < 0) {
-        prog_error(l->role, "cannot connect to %s:%u: %s", l->host, l->port,
-                   res != NULL && res->nodes != NULL ? strerror(errno) : "no address");
-    }
-    return fd;
-}
-
-static void on_lookup(void *arg, int status, int timeouts, struct ares_addrinfo *res)
-{
-    prog_lookup_t *l = arg;
-    (void)timeouts;
-    resolver.inflight--;
-    int fd = -1;
-    if (status == ARES_EDESTRUCTION) {
-        l->done = NULL; /* the program is ending */
-    } else if (l->done != NULL && status != ARES_SUCCESS) {
-        prog_error(l->role, "next hop %s:%u: cannot resolve the name: %s", l->host, l->port, ares_strerror(status));
-    } else if (l->done != NULL) {
-        fd = connect_nodes(l, res);
-    }
-    if (res != NULL) {
-        ares_freeaddrinfo(res);
-    }
-    if (l->starting) {
-        l->finished = 1;
-        l->fd = fd;
-        return;
-    }
-    prog_lookup_fn done = l->done;
-    void *user = l->user;
-    ev_timer_stop(resolver.loop, &l->timeout);
-    free(l);
-    if (done != NULL) {
-        done(user, fd);
-    }
-}
-
-static void on_lookup_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    prog_lookup_t *l = w->data;
-    (void)loop;
-    (void)revents;
-    prog_lookup_fn done = l->done;
-    l->done = NULL; /* c-ares's late answer is dropped; l goes with it */
-    prog_error(l->role, "next hop %s:%u: no answer from the name servers within %g s", l->host, l->port,
-               PROG_LOOKUP_TIMEOUT);
-    done(l->user, -1);
-}
-
-static int is_ip_literal(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-static int hosts_know(const char *host)
-{
-    static const int families[] = {AF_INET, AF_INET6};
-    for (size_t i = 0; i < 2; i++) {
-        struct hostent *he = NULL;
-        if (ares_gethostbyname_file(resolver.ch, host, families[i], &he) == ARES_SUCCESS) {
-            ares_free_hostent(he);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int refuse_full(const char *role, const char *host, uint16_t port)
-{
-    prog_error(role, "next hop %s:%u: %d name lookups in flight already; session refused", host, port,
-               PROG_LOOKUPS_MAX);
-    return -1;
+    msp_io_resolver_free(resolver);
+    resolver = NULL;
 }
 
 int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, int port_shift, prog_lookup_fn done,
@@ -539,55 +349,17 @@ int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, i
     if (split_address(role, a, port_shift, host, sizeof(host), &port) != 0) {
         return -1;
     }
-    if (is_ip_literal(host) || !resolver.up) {
-        return connect_resolved(role, host, port, is_ip_literal(host) ? AI_NUMERICHOST : 0);
+    if (resolver == NULL) {
+        return prog_connect(role, host, port);
     }
-    /* over the limit, only a name the hosts file answers at once goes on */
-    int full = resolver.inflight >= PROG_LOOKUPS_MAX;
-    if (full && !hosts_know(host)) {
-        return refuse_full(role, host, port);
-    }
-    prog_lookup_t *l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        prog_error(role, "next hop %s:%u: out of memory", host, port);
+    msp_error_t err;
+    msp_error_clear(&err);
+    int fd;
+    if (msp_io_resolver_connect(resolver, host, port, done, user, &fd, lookup, &err) != MSP_OK) {
+        prog_error(role, "%s", err.detail);
         return -1;
     }
-    l->role = role;
-    l->done = done;
-    l->user = user;
-    snprintf(l->host, sizeof(l->host), "%s", host);
-    l->port = port;
-    char svc[8];
-    snprintf(svc, sizeof(svc), "%u", port);
-    struct ares_addrinfo_hints hints = {ARES_AI_NUMERICSERV, AF_UNSPEC, SOCK_STREAM, 0};
-    ev_timer_init(&l->timeout, on_lookup_timeout, PROG_LOOKUP_TIMEOUT, 0.);
-    l->timeout.data = l;
-    resolver.inflight++;
-    l->starting = 1;
-    ares_getaddrinfo(resolver.ch, host, svc, &hints, on_lookup, l);
-    l->starting = 0;
-    if (l->finished) {
-        int fd = l->fd;
-        free(l);
-        return fd;
-    }
-    resolver_tick_again();
-    if (full) {
-        l->done = NULL; /* the hosts file did not answer after all: c-ares lets l go with its answer */
-        return refuse_full(role, host, port);
-    }
-    ev_timer_start(resolver.loop, &l->timeout);
-    *lookup = l;
-    return PROG_PENDING;
-}
-
-void prog_lookup_cancel(prog_lookup_t *l)
-{
-    if (l == NULL) {
-        return;
-    }
-    l->done = NULL;
-    ev_timer_stop(resolver.loop, &l->timeout);
+    return *lookup != NULL ? PROG_PENDING : fd;
 }
 
 int prog_check_activities(const char *role, const msp_tlmsp_cfg_t *cfg, const msp_tlmsp_cfg_entity_t *e)

@@ -7,6 +7,7 @@
 
 #include "msp/tlmsp_cfg.h"
 #include "msp/tlmsp_conn.h"
+#include "msp/tlmsp_io.h"
 #include "msp/tlmsp_setup.h"
 
 #define PROG_MAX_TAGS 251
@@ -56,20 +57,16 @@ int prog_connect(const char *role, const char *host, uint16_t port);
 int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int port_shift);
 
 /*
- * The middlebox's next-hop resolver: one c-ares channel per process on the
- * libev loop, so that a slow or silent DNS server stops only the sessions
- * that wait for it. A lookup gives up after PROG_LOOKUP_TIMEOUT seconds; with
- * PROG_LOOKUPS_MAX lookups in flight a new session is refused.
+ * The middlebox's next-hop resolver: msp/tlmsp_io.h's msp_io_resolver_t (one
+ * per process, on the libev loop), its failures printed here.
  */
-#define PROG_LOOKUP_TIMEOUT 5.0
-#define PROG_LOOKUPS_MAX 128
 #define PROG_PENDING (-2) /* prog_connect_address_async: the answer comes later */
 
 struct ev_loop;
-typedef struct prog_lookup prog_lookup_t;
+typedef msp_io_resolver_lookup_t prog_lookup_t;
 
-/* A lookup's end: fd is a non-blocking socket connecting to the address, or -1 (the reason printed). */
-typedef void (*prog_lookup_fn)(void *user, int fd);
+/* A lookup's end: fd is a non-blocking socket connecting to the address, or -1 (err says why). */
+typedef msp_io_resolver_fn prog_lookup_fn;
 
 /** Starts the resolver on loop; 0, or -1 with the error printed. */
 int prog_resolver_start(const char *role, struct ev_loop *loop);
@@ -81,14 +78,11 @@ void prog_resolver_stop(void);
  * prog_connect_address without blocking: the fd at once for an IP literal
  * or a name the hosts file knows, -1 (printed) when the address cannot be
  * used or too many lookups are in flight, else PROG_PENDING with *lookup
- * set: done(user, fd) runs later from the loop, unless prog_lookup_cancel
- * ran first.
+ * set: done(user, fd, err) runs later from the loop, unless
+ * msp_io_resolver_cancel ran first.
  */
 int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, int port_shift, prog_lookup_fn done,
                                void *user, prog_lookup_t **lookup);
-
-/** The session that asked is gone: done will not run. NULL is ignored. */
-void prog_lookup_cancel(prog_lookup_t *l);
 
 int cmd_tlmsp_client(int argc, char **argv);
 int cmd_tlmsp_server(int argc, char **argv);

@@ -15,9 +15,19 @@
  * matches. An endpoint holds what did not match (the reference's read
  * queue, at most max_queue bytes), so a pattern split across containers
  * matches once its last part arrives; a pattern searches the first run of
- * consecutive containers in its `which` contexts. A middlebox must decide
- * on each container as it passes (the engine forwards it at once), so it
- * matches every occurrence within that container only.
+ * consecutive containers in its `which` contexts. A middlebox decides on
+ * each container as it passes, so it matches every occurrence within that
+ * container only; unless msp_tlmsp_activity_hold made it hold: then, where it can read,
+ * a container whose bytes might begin a match that the next container
+ * completes gets MSP_TLMSP_HOLD, and the containers of one context held in
+ * a row are searched as one (the reference's read queue at a middlebox).
+ * When a match or a change of context decides them, what becomes of each
+ * held container is taken with msp_tlmsp_activity_take_released, for
+ * msp_tlmsp_mbox_release; msp_tlmsp_activity_flush decides them as they
+ * stand (the caller's idle timer, the reference's 100 ms). A match across
+ * containers: the bytes before it stay in the first, the same-context sends
+ * take its place there, the bytes after it stay in the last; a container
+ * left with nothing is deleted.
  */
 #ifndef MSP_TLMSP_ACTIVITY_H
 #define MSP_TLMSP_ACTIVITY_H
@@ -119,7 +129,33 @@ MSP_API int msp_tlmsp_activity_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8
  */
 MSP_API bool msp_tlmsp_activity_next(msp_tlmsp_activity_t *a, msp_tlmsp_action_t *out);
 
-/** Bytes held unmatched (an endpoint's read queue). */
+/** Bytes held unmatched (an endpoint's read queue; a holding middlebox's held containers, not yet decided). */
 MSP_API size_t msp_tlmsp_activity_held(const msp_tlmsp_activity_t *a);
+
+/* A holding middlebox (cfg.hold): at most this many containers and plaintext bytes held, well under the engine's
+ * bounds (MSP_TLMSP_HOLD_MAX_*, which count whole containers); past them the oldest are decided as they stand. */
+#define MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS 32
+#define MSP_TLMSP_ACTIVITY_HOLD_BYTES ((size_t)512 << 10)
+
+/**
+ * A middlebox's matcher holds from now on (before its first input): where
+ * it reads, it answers MSP_TLMSP_HOLD while a match could go on into the
+ * next container. MSP_OK; MSP_ERR_ARGUMENT for an endpoint's, or when an
+ * activity of the list matches containers (by number or probability, which
+ * count containers one at a time); MSP_ERR_NO_MEMORY.
+ */
+MSP_API int msp_tlmsp_activity_hold(msp_tlmsp_activity_t *a);
+
+/**
+ * A holding middlebox: the verdicts decided for the oldest held containers
+ * since the last call, in order (REPLACE with data[i], data_len[i]), for
+ * msp_tlmsp_mbox_release; returns how many (0: none). Valid until the next
+ * call on a.
+ */
+MSP_API size_t msp_tlmsp_activity_take_released(msp_tlmsp_activity_t *a, const msp_tlmsp_verdict_t **verdicts,
+                                                const uint8_t *const **data, const size_t **data_len);
+
+/** A holding middlebox: every held container is decided as it stands (nothing more will complete a match). */
+MSP_API int msp_tlmsp_activity_flush(msp_tlmsp_activity_t *a);
 
 #endif

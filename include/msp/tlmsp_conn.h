@@ -151,7 +151,17 @@ typedef enum msp_tlmsp_verdict {
     MSP_TLMSP_FORWARD = 0, /* unchanged (the only choice without write access) */
     MSP_TLMSP_REPLACE,     /* re-encrypt *data (write access) */
     MSP_TLMSP_DELETE,      /* send a delete container in its place (write access) */
+    MSP_TLMSP_HOLD,        /* keep it, in order, until msp_tlmsp_mbox_release (read access, data only) */
 } msp_tlmsp_verdict_t;
+
+/*
+ * What a middlebox may hold per direction: held containers and every container queued behind them (they may not
+ * overtake), as their received bytes plus any replacement. The bytes bound is the reference's read queue
+ * (libdemo/activity.c READ_QUEUE_MAX_DEPTH_BYTES); a container that would go over it fails the input with
+ * MSP_ERR_LIMIT (the connection ends both ways with internal_error), so a caller that holds releases before.
+ */
+#define MSP_TLMSP_HOLD_MAX_BYTES (1u << 20)
+#define MSP_TLMSP_HOLD_MAX_CONTAINERS 4096
 
 /**
  * Called for every container that passed the middlebox's checks, before it
@@ -161,6 +171,16 @@ typedef enum msp_tlmsp_verdict {
  * (at most 16355 bytes; the memory must stay valid until the call that fed
  * the input returns). Data the middlebox inserts goes through
  * msp_tlmsp_mbox_send.
+ *
+ * HOLD (application data the middlebox can read) keeps the container: it
+ * goes out when msp_tlmsp_mbox_release says what to do with it. While
+ * anything is held in a direction, later containers of that direction
+ * (alerts too, close_notify included) wait behind it with the verdict they
+ * got (a REPLACE's data is copied), so the order on the wire and the audit
+ * chain are those of deciding at once. The callback must not call
+ * msp_tlmsp_mbox_release. What the middlebox originates itself
+ * (msp_tlmsp_mbox_send, msp_tlmsp_mbox_alert) goes out at once, ahead of
+ * anything held: release first to have it follow.
  */
 typedef msp_tlmsp_verdict_t (*msp_tlmsp_container_fn)(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx,
                                                       uint8_t access, const uint8_t *p, size_t len,
@@ -206,6 +226,25 @@ MSP_API int msp_tlmsp_mbox_ready(const msp_tlmsp_mbox_t *m);
 /** This middlebox's id and its access to ctx (MSP_TLMSP_ACCESS_*), once the ClientHello is in. */
 MSP_API uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m);
 MSP_API uint8_t msp_tlmsp_mbox_access(const msp_tlmsp_mbox_t *m, uint8_t ctx);
+
+/**
+ * Releases the oldest n containers held toward the server (to_server = 1)
+ * or client, in order: verdicts[i] (FORWARD, REPLACE with data[i] /
+ * data_len[i], or DELETE) for the i-th; data and data_len may be NULL when
+ * no verdict is REPLACE. The output, appended to out, is byte for byte what
+ * the verdicts would have produced returned from the callback (same sequence
+ * numbers, MACs and forwarding chain), followed by the containers that
+ * waited behind them up to the next one still held. MSP_OK;
+ * MSP_ERR_ARGUMENT, and nothing sent, when n is more than are held, a
+ * verdict is HOLD or one needs write access we lack (read-only: only
+ * FORWARD), a replacement is over 16355 bytes, or the hop is closed by a
+ * failure; a failure while writing ends the connection that way.
+ */
+MSP_API int msp_tlmsp_mbox_release(msp_tlmsp_mbox_t *m, int to_server, size_t n, const msp_tlmsp_verdict_t *verdicts,
+                                   const uint8_t *const *data, const size_t *data_len, msp_buf_t *out);
+
+/** How many containers are held toward the server (to_server = 1) or client, waiting for a verdict. */
+MSP_API size_t msp_tlmsp_mbox_held(const msp_tlmsp_mbox_t *m, int to_server);
 
 /** Inserts data toward the server (to_server = 1) or client in ctx; needs write access. */
 MSP_API int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len,

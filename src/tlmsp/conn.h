@@ -324,8 +324,33 @@ enum mb_state {
     MB_DONE,
 };
 
+/*
+ * A container a middlebox keeps (msp_tlmsp_mbox_release): its fields copied out of the record, bytes =
+ * m_info | fragment | writer MAC | fmacs (47 bytes each, as on the wire) | replacement data.
+ */
+typedef struct held {
+    struct held *next;
+    uint8_t type;
+    uint8_t pending; /* HOLD: waits for a verdict; else v (and data) decided, waiting behind one */
+    uint8_t closes;  /* a fatal alert or close_notify: both hops close once it is out */
+    uint8_t source;  /* the origin a delete indicator names */
+    msp_tlmsp_verdict_t v;
+    uint8_t context;
+    uint16_t flags;
+    int has_m_info, has_writer_mac;
+    size_t m_info_len, fragment_len, nfmacs, data_len, size;
+    uint8_t bytes[];
+} held_t;
+
+typedef struct held_q {
+    held_t *head, *tail;
+    size_t n, pending, bytes;
+} held_q_t;
+
 struct msp_tlmsp_mbox {
     sess_t s;
+    held_q_t held[2]; /* by direction: [1] toward the server */
+    int in_callback;
     hop_t a, b;
     int state_a, state_b; /* enum mb_state of each hop */
     msp_tlmsp_mbox_cfg_t cfg;

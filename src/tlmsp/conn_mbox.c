@@ -605,36 +605,178 @@ static int mbox_ccs(hop_t *h)
     return mb_dispatch(h, MSP_TLMSP_CT_CHANGE_CIPHER_SPEC, &m);
 }
 
-static int mbox_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *plain,
-                          size_t plain_len, uint8_t author)
+/* ---- containers, and those held (msp_tlmsp_mbox_release) ---- */
+
+/* Whether v may be applied to a container of type in a context we have access to (7.2-7.4). */
+static int verdict_ok(msp_tlmsp_verdict_t v, uint8_t type, uint8_t access)
 {
-    msp_tlmsp_mbox_t *m = h->owner;
-    hop_t *out = other(m, h);
-    const uint8_t *data = NULL;
-    size_t data_len = 0;
-    uint8_t access = sess_access(&m->s, m->s.self, c->context);
-    msp_tlmsp_verdict_t v = MSP_TLMSP_FORWARD;
-    (void)author;
-    if (h->rx_keyed && m->cfg.container != NULL) {
-        v = m->cfg.container(m->cfg.user, h == &m->a, (msp_tlmsp_kind_t)type, c->context, access,
-                             access != MSP_TLMSP_ACCESS_NONE ? plain : NULL, plain_len, &data, &data_len);
+    if (v == MSP_TLMSP_FORWARD) {
+        return 1;
     }
-    int ret = MSP_OK;
-    if (v != MSP_TLMSP_FORWARD && (access != MSP_TLMSP_ACCESS_RW || type != MSP_TLMSP_CT_APPLICATION_DATA)) {
-        ret = MSP_ERR_ARGUMENT; /* only writers change data, and alerts are never changed (7.4) */
-    } else if (v == MSP_TLMSP_REPLACE) {
+    /* only writers change data, and alerts are never changed (7.4) */
+    return (v == MSP_TLMSP_REPLACE || v == MSP_TLMSP_DELETE) && access == MSP_TLMSP_ACCESS_RW &&
+           type == MSP_TLMSP_CT_APPLICATION_DATA;
+}
+
+/* Sends container c from hop `in` out of the other hop as v says; a closing alert closes both. */
+static int emit(msp_tlmsp_mbox_t *m, hop_t *in, uint8_t type, const msp_tlmsp_container_t *c, msp_tlmsp_verdict_t v,
+                const uint8_t *data, size_t data_len, uint8_t source, int closes)
+{
+    hop_t *out = other(m, in);
+    int ret;
+    if (v == MSP_TLMSP_REPLACE) {
         ret = data_replace(out, type, c, data, data_len);
     } else if (v == MSP_TLMSP_DELETE) {
-        uint8_t source = c->m_info != NULL ? c->m_info[0] : h->peer_ep;
         ret = data_delete(out, type, c, source);
     } else {
         ret = data_forward(out, type, c);
     }
-    if (ret == MSP_OK && type == MSP_TLMSP_CT_ALERT && plain_len == 2 && access != MSP_TLMSP_ACCESS_NONE &&
-        (plain[0] == 2 || plain[1] == 0)) {
-        h->closed = out->closed = 1;
+    if (ret == MSP_OK && closes) {
+        in->closed = out->closed = 1;
     }
     return ret;
+}
+
+static size_t held_size(const msp_tlmsp_container_t *c, size_t data_len)
+{
+    return (c->m_info != NULL ? c->m_info_len : 0) + c->fragment_len + (c->writer_mac != NULL ? 16 : 0) +
+           c->nfmacs * MSP_TLMSP_FMAC_LEN + data_len;
+}
+
+/* Copies c (and a replacement) to the end of q; MSP_ERR_LIMIT past the bounds. */
+static int hold(held_q_t *q, uint8_t type, const msp_tlmsp_container_t *c, msp_tlmsp_verdict_t v, const uint8_t *data,
+                size_t data_len, uint8_t source, int closes)
+{
+    size_t size = held_size(c, v == MSP_TLMSP_REPLACE ? data_len : 0);
+    if (q->n >= MSP_TLMSP_HOLD_MAX_CONTAINERS || size > MSP_TLMSP_HOLD_MAX_BYTES - q->bytes) {
+        return MSP_ERR_LIMIT;
+    }
+    held_t *e = malloc(sizeof(*e) + size);
+    MSP_ENSURE(e != NULL, MSP_ERR_NO_MEMORY);
+    size_t m_info_len = c->m_info != NULL ? c->m_info_len : 0;
+    *e = (held_t){.type = type,
+                  .pending = v == MSP_TLMSP_HOLD,
+                  .closes = (uint8_t)closes,
+                  .source = source,
+                  .v = v,
+                  .context = c->context,
+                  .flags = c->flags,
+                  .has_m_info = c->m_info != NULL,
+                  .has_writer_mac = c->writer_mac != NULL,
+                  .m_info_len = m_info_len,
+                  .fragment_len = c->fragment_len,
+                  .nfmacs = c->nfmacs,
+                  .data_len = v == MSP_TLMSP_REPLACE ? data_len : 0,
+                  .size = size};
+    uint8_t *p = e->bytes;
+    if (m_info_len > 0) {
+        memcpy(p, c->m_info, m_info_len);
+        p += m_info_len;
+    }
+    memcpy(p, c->fragment, c->fragment_len);
+    p += c->fragment_len;
+    if (c->writer_mac != NULL) {
+        memcpy(p, c->writer_mac, 16);
+        p += 16;
+    }
+    for (size_t i = 0; i < c->nfmacs; i++, p += MSP_TLMSP_FMAC_LEN) {
+        const msp_tlmsp_fmac_t *f = &c->fmacs[i];
+        p[0] = f->id;
+        p[1] = f->order;
+        p[2] = f->flags;
+        memcpy(p + 3, f->reader_check, 16);
+        memcpy(p + 19, f->nonce, 12);
+        memcpy(p + 31, f->check, 16);
+    }
+    if (e->data_len > 0) {
+        memcpy(p, data, e->data_len);
+    }
+    *(q->tail != NULL ? &q->tail->next : &q->head) = e;
+    q->tail = e;
+    q->n++;
+    q->pending += e->pending;
+    q->bytes += size;
+    return MSP_OK;
+}
+
+/* The container e holds, as views into e (c: the session's look-ahead, unused outside an input). */
+static void held_view(const held_t *e, msp_tlmsp_container_t *c)
+{
+    const uint8_t *p = e->bytes;
+    c->context = e->context;
+    c->flags = e->flags;
+    c->m_info = e->has_m_info ? p : NULL;
+    c->m_info_len = e->m_info_len;
+    p += e->m_info_len;
+    c->fragment = p;
+    c->fragment_len = e->fragment_len;
+    p += e->fragment_len;
+    c->writer_mac = e->has_writer_mac ? p : NULL;
+    p += e->has_writer_mac ? 16 : 0;
+    c->nfmacs = e->nfmacs;
+    for (size_t i = 0; i < e->nfmacs; i++, p += MSP_TLMSP_FMAC_LEN) {
+        c->fmacs[i] = (msp_tlmsp_fmac_t){p[0], p[1], p[2], p + 3, p + 19, p + 31};
+    }
+}
+
+static held_t *held_pop(held_q_t *q)
+{
+    held_t *e = q->head;
+    q->head = e->next;
+    if (q->head == NULL) {
+        q->tail = NULL;
+    }
+    q->n--;
+    q->pending -= e->pending;
+    q->bytes -= e->size;
+    return e;
+}
+
+static void held_clear(held_q_t *q)
+{
+    while (q->head != NULL) {
+        held_t *e = held_pop(q);
+        OPENSSL_clear_free(e, sizeof(*e) + e->size);
+    }
+}
+
+static int mbox_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *c, const uint8_t *plain,
+                          size_t plain_len, uint8_t author)
+{
+    msp_tlmsp_mbox_t *m = h->owner;
+    const uint8_t *data = NULL;
+    size_t data_len = 0;
+    uint8_t access = sess_access(&m->s, m->s.self, c->context);
+    msp_tlmsp_verdict_t v = MSP_TLMSP_FORWARD;
+    held_q_t *q = &m->held[h == &m->a];
+    (void)author;
+    if (h->rx_keyed && m->cfg.container != NULL) {
+        m->in_callback = 1;
+        v = m->cfg.container(m->cfg.user, h == &m->a, (msp_tlmsp_kind_t)type, c->context, access,
+                             access != MSP_TLMSP_ACCESS_NONE ? plain : NULL, plain_len, &data, &data_len);
+        m->in_callback = 0;
+    }
+    int closes = type == MSP_TLMSP_CT_ALERT && plain_len == 2 && access != MSP_TLMSP_ACCESS_NONE &&
+                 (plain[0] == 2 || plain[1] == 0);
+    uint8_t source = c->m_info != NULL ? c->m_info[0] : h->peer_ep;
+    if (v == MSP_TLMSP_HOLD) {
+        /* holding is for what the middlebox reads (the reference's read queue); a reader that may not write
+         * still forwards it unchanged in the end, so for it HOLD only delays */
+        if (type != MSP_TLMSP_CT_APPLICATION_DATA || access == MSP_TLMSP_ACCESS_NONE) {
+            return MSP_ERR_ARGUMENT;
+        }
+        return hold(q, type, c, v, NULL, 0, source, 0);
+    }
+    if (!verdict_ok(v, type, access)) {
+        return MSP_ERR_ARGUMENT;
+    }
+    if (v == MSP_TLMSP_REPLACE && data_len > MAX_CONTAINER_DATA) {
+        return MSP_ERR_LIMIT;
+    }
+    if (q->head != NULL) {
+        return hold(q, type, c, v, data, data_len, source, closes); /* nothing overtakes a held container */
+    }
+    return emit(m, h, type, c, v, data, data_len, source, closes);
 }
 
 /* Plain alerts are passed on before the hop dies (7.5). */
@@ -691,6 +833,8 @@ void msp_tlmsp_mbox_free(msp_tlmsp_mbox_t *m)
     }
     hop_free(&m->a);
     hop_free(&m->b);
+    held_clear(&m->held[0]);
+    held_clear(&m->held[1]);
     EVP_MD_CTX_free(m->tc);
     EVP_MD_CTX_free(m->ts);
     sess_free(&m->s);
@@ -731,6 +875,75 @@ uint8_t msp_tlmsp_mbox_id(const msp_tlmsp_mbox_t *m)
 uint8_t msp_tlmsp_mbox_access(const msp_tlmsp_mbox_t *m, uint8_t ctx)
 {
     return m->me < 0 ? MSP_TLMSP_ACCESS_NONE : sess_access(&m->s, m->s.self, ctx);
+}
+
+/* The first n verdicts can all be applied to the first n held containers of q. */
+static int release_ok(msp_tlmsp_mbox_t *m, const held_q_t *q, size_t n, const msp_tlmsp_verdict_t *verdicts,
+                      const uint8_t *const *data, const size_t *data_len)
+{
+    size_t k = 0;
+    for (const held_t *e = q->head; e != NULL && k < n; e = e->next) {
+        if (!e->pending) {
+            continue;
+        }
+        msp_tlmsp_verdict_t v = verdicts[k];
+        if (!verdict_ok(v, e->type, sess_access(&m->s, m->s.self, e->context)) ||
+            (v == MSP_TLMSP_REPLACE && (data == NULL || data_len == NULL || data_len[k] > MAX_CONTAINER_DATA ||
+                                        (data[k] == NULL && data_len[k] > 0)))) {
+            return 0;
+        }
+        k++;
+    }
+    return k == n;
+}
+
+/* Sends from the head of q until a container still held; the k-th held one gets verdicts[k]. */
+static int release_run(msp_tlmsp_mbox_t *m, hop_t *in, held_q_t *q, size_t n, const msp_tlmsp_verdict_t *verdicts,
+                       const uint8_t *const *data, const size_t *data_len)
+{
+    size_t k = 0;
+    int ret = MSP_OK;
+    m->s.nrc = 0; /* the hashes computed ahead were for an input long gone */
+    while (ret == MSP_OK && q->head != NULL && (!q->head->pending || k < n)) {
+        held_t *e = held_pop(q);
+        msp_tlmsp_verdict_t v = e->v;
+        const uint8_t *p = e->bytes + e->size - e->data_len;
+        size_t len = e->data_len;
+        if (e->pending) {
+            v = verdicts[k];
+            p = v == MSP_TLMSP_REPLACE ? data[k] : NULL;
+            len = v == MSP_TLMSP_REPLACE ? data_len[k] : 0;
+            k++;
+        }
+        held_view(e, &m->s.pre);
+        ret = emit(m, in, e->type, &m->s.pre, v, p, len, e->source, e->closes);
+        OPENSSL_clear_free(e, sizeof(*e) + e->size);
+    }
+    return ret;
+}
+
+int msp_tlmsp_mbox_release(msp_tlmsp_mbox_t *m, int to_server, size_t n, const msp_tlmsp_verdict_t *verdicts,
+                           const uint8_t *const *data, const size_t *data_len, msp_buf_t *out)
+{
+    held_q_t *q = &m->held[to_server != 0];
+    hop_t *in = to_server ? &m->a : &m->b, *h = other(m, in);
+    if (m->in_callback || n > q->pending || (n > 0 && verdicts == NULL) || h->dead || out == NULL ||
+        !release_ok(m, q, n, verdicts, data, data_len)) {
+        return MSP_ERR_ARGUMENT;
+    }
+    h->out = out;
+    int ret = release_run(m, in, q, n, verdicts, data, data_len);
+    if (ret != MSP_OK) {
+        hop_fail(h, ret);
+        in->dead = in->closed = 1;
+    }
+    h->out = NULL;
+    return ret;
+}
+
+size_t msp_tlmsp_mbox_held(const msp_tlmsp_mbox_t *m, int to_server)
+{
+    return m->held[to_server != 0].pending;
 }
 
 int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out)

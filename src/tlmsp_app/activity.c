@@ -47,6 +47,12 @@ typedef struct hit {
     size_t len[MAX_GROUPS];
 } hit_t;
 
+/* A verdict decided for a held container (its data in rel_bytes). */
+typedef struct released {
+    msp_tlmsp_verdict_t v;
+    size_t off, len;
+} released_t;
+
 struct msp_tlmsp_activity {
     msp_tlmsp_activity_cfg_t cfg;
     size_t n;
@@ -60,7 +66,23 @@ struct msp_tlmsp_activity {
     size_t nacts, cap_acts, taken;
     msp_buf_t bytes;       /* the actions' payloads */
     msp_buf_t scratch;     /* a payload being built */
-    msp_buf_t replacement; /* a middlebox's new container */
+    msp_buf_t replacement; /* a middlebox's new container; holding: the new data of every container of the run */
+    /* a holding middlebox (cfg.hold): the run held is segs/queue (undecided bytes), of context run_ctx */
+    bool hold;
+    uint8_t run_ctx;
+    msp_buf_t prefix;                                         /* the first held container's data decided already */
+    bool prefix_modified;                                     /* and whether that changed it */
+    size_t out_start[MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS + 2]; /* where each container's data starts in replacement */
+    bool modified[MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS + 1];
+    size_t cur; /* the container replacement is being written for */
+    /* verdicts decided for held containers, until taken */
+    struct released *rel; /* MSP_TLMSP_HOLD_MAX_CONTAINERS, the most the engine holds and queues behind */
+    size_t rel_n;
+    bool rel_taken;
+    msp_buf_t rel_bytes;
+    msp_tlmsp_verdict_t *rel_v; /* what take_released hands out */
+    const uint8_t **rel_data;
+    size_t *rel_len;
 };
 
 /* ---- set-up ---- */
@@ -168,6 +190,8 @@ int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activi
     msp_buf_init(&a->bytes, MSP_TLMSP_ACTIVITY_MAX_PENDING);
     msp_buf_init(&a->scratch, MAX_SCRATCH);
     msp_buf_init(&a->replacement, MAX_SCRATCH);
+    msp_buf_init(&a->prefix, MSP_TLMSP_ACTIVITY_HOLD_BYTES + MSP_TLMSP_MAX_CONTAINER_PLAINTEXT);
+    msp_buf_init(&a->rel_bytes, MAX_SCRATCH);
     for (size_t i = 0; i < n; i++) {
         a->st[a->n].a = &cfg->cfg->activities[cfg->functions->activity[i]];
         a->n++;
@@ -206,6 +230,12 @@ void msp_tlmsp_activity_free(msp_tlmsp_activity_t *a)
     msp_buf_free(&a->bytes);
     msp_buf_free(&a->scratch);
     msp_buf_free(&a->replacement);
+    msp_buf_free(&a->prefix);
+    msp_buf_free(&a->rel_bytes);
+    free(a->rel);
+    free(a->rel_v);
+    free(a->rel_data);
+    free(a->rel_len);
     free(a);
 }
 
@@ -361,6 +391,9 @@ void msp_tlmsp_activity_stop(msp_tlmsp_activity_t *a)
     }
     a->queue.len = 0;
     a->nsegs = 0;
+    a->prefix.len = 0;
+    a->rel_n = 0;
+    a->rel_bytes.len = 0;
     a->taken = a->nacts;
     actions_reset(a);
 }
@@ -620,6 +653,283 @@ static int middlebox_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access,
     return rc != MSP_OK ? rc : msp_buf_error(&a->replacement);
 }
 
+/* ---- a holding middlebox (cfg.hold) ---- */
+
+/* From here on replacement takes container j's data (every container before it has its start). */
+static void out_to(msp_tlmsp_activity_t *a, size_t j)
+{
+    while (a->cur < j) {
+        a->out_start[++a->cur] = a->replacement.len;
+    }
+}
+
+/* The run's bytes [x, y) stay: each into its own container's new data. */
+static void keep(msp_tlmsp_activity_t *a, size_t x, size_t y)
+{
+    for (size_t j = a->cur; x < y && j < a->nsegs; j++) {
+        size_t end = a->segs[j].off + a->segs[j].len;
+        if (x >= end) {
+            continue;
+        }
+        out_to(a, j);
+        size_t n = (y < end ? y : end) - x;
+        msp_buf_put(&a->replacement, a->queue.base + x, n);
+        x += n;
+    }
+}
+
+/* The container the run's byte x is in (the last one for the end). */
+static size_t seg_at(const msp_tlmsp_activity_t *a, size_t x)
+{
+    size_t j = 0;
+    while (j + 1 < a->nsegs && a->segs[j].off + a->segs[j].len <= x) {
+        j++;
+    }
+    return j;
+}
+
+/* Where, from pos on, some pattern could begin a match that more data would complete; the end if nowhere. */
+static size_t partial_start(msp_tlmsp_activity_t *a, size_t pos)
+{
+    size_t end = a->queue.len, q = end;
+    const uint8_t *b = a->queue.base;
+    for (size_t i = 0; i < a->n && pos < end; i++) {
+        act_state_t *st = &a->st[i];
+        const msp_tlmsp_cfg_match_t *m = &st->a->match;
+        if (!st->which[a->run_ctx] || m->pattern == MSP_TLMSP_CFG_PATTERN_NONE) {
+            continue;
+        }
+        if (m->pattern == MSP_TLMSP_CFG_PATTERN_REGEX) {
+            if (pcre2_match(st->re, b + pos, end - pos, 0, PCRE2_PARTIAL_HARD, st->md, NULL) == PCRE2_ERROR_PARTIAL) {
+                size_t at = pos + pcre2_get_ovector_pointer(st->md)[0];
+                q = at < q ? at : q;
+            }
+            continue;
+        }
+        const uint8_t *pat = m->pattern == MSP_TLMSP_CFG_PATTERN_FILE ? st->pattern_file : m->data.p;
+        size_t pat_len = m->pattern == MSP_TLMSP_CFG_PATTERN_FILE ? st->pattern_file_len : m->data.len;
+        /* a suffix of the bytes that begins the pattern */
+        for (size_t at = end - pos + 1 > pat_len ? end - pat_len + 1 : pos; pat_len > 0 && at < end && at < q; at++) {
+            if (memcmp(b + at, pat, end - at) == 0) {
+                q = at;
+                break;
+            }
+        }
+    }
+    return q;
+}
+
+/* Container j of the run, decided: what becomes of it, its data in replacement. */
+static msp_tlmsp_verdict_t verdict_of(const msp_tlmsp_activity_t *a, size_t j, size_t *off, size_t *len)
+{
+    *off = a->out_start[j];
+    *len = a->out_start[j + 1] - a->out_start[j];
+    return !a->modified[j] ? MSP_TLMSP_FORWARD : *len == 0 ? MSP_TLMSP_DELETE : MSP_TLMSP_REPLACE;
+}
+
+static int release_one(msp_tlmsp_activity_t *a, msp_tlmsp_verdict_t v, const uint8_t *p, size_t len)
+{
+    if (a->rel_n == MSP_TLMSP_HOLD_MAX_CONTAINERS) {
+        return MSP_ERR_LIMIT; /* the engine could not hold them either */
+    }
+    released_t *r = &a->rel[a->rel_n];
+    r->v = v;
+    r->off = a->rel_bytes.len;
+    r->len = v == MSP_TLMSP_REPLACE ? len : 0;
+    int rc = r->len > 0 ? msp_buf_put(&a->rel_bytes, p, r->len) : MSP_OK;
+    a->rel_n += rc == MSP_OK;
+    return rc;
+}
+
+/* Storage handed out by take_released lives until the next call. */
+static void rel_reset(msp_tlmsp_activity_t *a)
+{
+    if (a->rel_taken) {
+        a->rel_taken = false;
+        a->rel_n = 0;
+        a->rel_bytes.len = 0;
+        a->rel_bytes.err = MSP_OK;
+    }
+}
+
+/* The run starts over: replacement gets the first container's decided data. */
+static void run_begin(msp_tlmsp_activity_t *a)
+{
+    a->replacement.len = 0;
+    a->replacement.err = MSP_OK;
+    if (a->prefix.len > 0) {
+        msp_buf_put(&a->replacement, a->prefix.base, a->prefix.len);
+    }
+    a->cur = 0;
+    a->out_start[0] = 0;
+    memset(a->modified, 0, sizeof(a->modified));
+    a->modified[0] = a->prefix_modified;
+}
+
+/* Containers [0, h) of the run are decided (the last of them, when it is the current one, is returned); the rest
+ * stays held, the first of them with what was decided of it from q on. */
+static int run_end(msp_tlmsp_activity_t *a, size_t q, size_t h, bool current_decided)
+{
+    int rc = msp_buf_error(&a->replacement);
+    out_to(a, h);
+    for (size_t j = 0; rc == MSP_OK && j < h && (j + 1 < a->nsegs || !current_decided); j++) {
+        size_t off, len;
+        msp_tlmsp_verdict_t v = verdict_of(a, j, &off, &len);
+        rc = release_one(a, v, len > 0 ? a->replacement.base + off : NULL, len);
+    }
+    a->prefix.len = 0;
+    a->prefix.err = MSP_OK;
+    a->prefix_modified = h < a->nsegs && a->modified[h];
+    if (h < a->nsegs && a->replacement.len > a->out_start[h]) {
+        msp_buf_put(&a->prefix, a->replacement.base + a->out_start[h], a->replacement.len - a->out_start[h]);
+        rc = rc != MSP_OK ? rc : msp_buf_error(&a->prefix);
+    }
+    size_t keep_segs = a->nsegs - h;
+    for (size_t j = 0; j < keep_segs; j++) {
+        segment_t s = a->segs[h + j];
+        size_t from = s.off > q ? s.off : q;
+        a->segs[j] = (segment_t){s.ctx, from - q, s.off + s.len - from, s.number};
+    }
+    if (q > 0) {
+        memmove(a->queue.base, a->queue.base + q, a->queue.len - q);
+        a->queue.len -= q;
+    }
+    a->nsegs = keep_segs;
+    return rc;
+}
+
+int msp_tlmsp_activity_hold(msp_tlmsp_activity_t *a)
+{
+    bool ok = a->cfg.middlebox && a->counter == 0;
+    for (size_t i = 0; i < a->n; i++) {
+        ok &= a->st[i].a->match.container == MSP_TLMSP_CFG_CONTAINER_NONE;
+    }
+    if (!ok) {
+        return MSP_ERR_ARGUMENT;
+    }
+    if (a->rel == NULL) {
+        a->rel = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel));
+        a->rel_v = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_v));
+        a->rel_data = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_data));
+        a->rel_len = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_len));
+    }
+    a->hold = a->rel != NULL && a->rel_v != NULL && a->rel_data != NULL && a->rel_len != NULL;
+    return a->hold ? MSP_OK : MSP_ERR_NO_MEMORY;
+}
+
+/* Every held container decided as it stands. */
+int msp_tlmsp_activity_flush(msp_tlmsp_activity_t *a)
+{
+    rel_reset(a);
+    if (!a->hold || a->nsegs == 0) {
+        return MSP_OK;
+    }
+    run_begin(a);
+    keep(a, 0, a->queue.len);
+    return run_end(a, a->queue.len, a->nsegs, false);
+}
+
+/* Marks the containers the match [start, end) touches as changed. */
+static void mark(msp_tlmsp_activity_t *a, const hit_t *h)
+{
+    for (size_t j = seg_at(a, h->start); j < a->nsegs && (j == seg_at(a, h->start) || a->segs[j].off < h->end); j++) {
+        a->modified[j] = true;
+    }
+}
+
+/* The run with the current container at its end: matched, consumed, and what might still match held. */
+static int hold_search(msp_tlmsp_activity_t *a, uint8_t access, msp_tlmsp_verdict_t *v, const uint8_t **data,
+                       size_t *data_len)
+{
+    size_t pos = 0, q, end = a->queue.len;
+    int rc = MSP_OK;
+    bool stop = false;
+    run_begin(a);
+    for (bool again = true; again && rc == MSP_OK;) {
+        hit_t best = {.start = SIZE_MAX}, h;
+        act_state_t *win = NULL;
+        for (size_t i = 0; i < a->n; i++) {
+            memset(&h, 0, sizeof(h));
+            if (container_search(&a->st[i], a->run_ctx, a->queue.base, pos, end, 0, &h) && h.start < best.start) {
+                best = h;
+                win = &a->st[i];
+            }
+        }
+        if (win == NULL) {
+            break;
+        }
+        if (win->a->match.forward || access != MSP_TLMSP_ACCESS_RW) {
+            rc = matched(a, win, &best, -1); /* as in one container: the rest goes on unchanged */
+            stop = true;
+            break;
+        }
+        keep(a, pos, best.start);
+        out_to(a, seg_at(a, best.start));
+        rc = matched(a, win, &best, a->run_ctx);
+        mark(a, &best);
+        again = best.end > best.start;
+        pos = best.end;
+    }
+    q = stop ? end : partial_start(a, pos);
+    keep(a, pos, q);
+    size_t h = 0;
+    while (h < a->nsegs && a->segs[h].off + a->segs[h].len <= q) {
+        h++;
+    }
+    bool current = h == a->nsegs;
+    if (current) {
+        out_to(a, h - 1);
+        a->out_start[h] = a->replacement.len;
+        size_t off, len;
+        *v = verdict_of(a, h - 1, &off, &len);
+        *data = len > 0 ? a->replacement.base + off : NULL; /* run_end leaves replacement as it is */
+        *data_len = len;
+    } else {
+        *v = MSP_TLMSP_HOLD;
+    }
+    int rc2 = run_end(a, q, h, current);
+    return rc != MSP_OK ? rc : rc2;
+}
+
+/* A holding middlebox's container. Without read access nothing is held: what was held is decided first. */
+static int hold_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access, const uint8_t *p, size_t len,
+                      msp_tlmsp_verdict_t *v, const uint8_t **data, size_t *data_len)
+{
+    int rc = MSP_OK;
+    *v = MSP_TLMSP_FORWARD;
+    if (a->nsegs > 0 && (p == NULL || ctx != a->run_ctx || a->nsegs >= MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS ||
+                         a->queue.len + len > MSP_TLMSP_ACTIVITY_HOLD_BYTES)) {
+        rc = msp_tlmsp_activity_flush(a);
+    }
+    if (rc != MSP_OK || p == NULL) {
+        return rc;
+    }
+    a->run_ctx = ctx;
+    rc = msp_buf_put(&a->queue, p, len);
+    if (rc != MSP_OK) {
+        a->queue.err = MSP_OK;
+        return rc;
+    }
+    a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len - len, len, a->counter};
+    return hold_search(a, access, v, data, data_len);
+}
+
+size_t msp_tlmsp_activity_take_released(msp_tlmsp_activity_t *a, const msp_tlmsp_verdict_t **verdicts,
+                                        const uint8_t *const **data, const size_t **data_len)
+{
+    rel_reset(a);
+    for (size_t i = 0; i < a->rel_n; i++) {
+        a->rel_v[i] = a->rel[i].v;
+        a->rel_data[i] = a->rel_bytes.base != NULL ? a->rel_bytes.base + a->rel[i].off : NULL;
+        a->rel_len[i] = a->rel[i].len;
+    }
+    *verdicts = a->rel_v;
+    *data = a->rel_data;
+    *data_len = a->rel_len;
+    a->rel_taken = true;
+    return a->rel_n;
+}
+
 int msp_tlmsp_activity_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access, const uint8_t *p, size_t len,
                              msp_tlmsp_verdict_t *verdict, const uint8_t **data, size_t *data_len)
 {
@@ -627,6 +937,22 @@ int msp_tlmsp_activity_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t acces
     int rc;
     actions_reset(a);
     a->counter++;
+    if (a->hold) {
+        /* the verdict is what became of the container even after a failure (the run stays consistent) */
+        msp_tlmsp_verdict_t v = MSP_TLMSP_FORWARD;
+        const uint8_t *d = NULL;
+        size_t n = 0;
+        rel_reset(a);
+        rc = hold_input(a, ctx, access, p, len, &v, &d, &n);
+        if (verdict != NULL) {
+            *verdict = v;
+        }
+        if (data != NULL && data_len != NULL && v == MSP_TLMSP_REPLACE) {
+            *data = d;
+            *data_len = n;
+        }
+        return rc;
+    }
     if (!a->cfg.middlebox) {
         rc = endpoint_input(a, ctx, p, len);
     } else {

@@ -373,6 +373,134 @@ static void test_action_kinds_middlebox(void **state)
     msp_tlmsp_cfg_free(cfg);
 }
 
+/* ---- a middlebox that holds (msp_tlmsp_activity_hold) ---- */
+
+static const char holding[] = "context { id = 1 } context { id = 2 }\n"
+                              "activity { tag = swap; match { which = 1; data = \"ping\" }\n"
+                              "  action { send { context = 1; data = \"PONG\" } } }\n"
+                              "activity { tag = gone; match { which = 1; regex = \"dr(o+)p\" } action { } }\n"
+                              "activity { tag = seen; match { which = 2; data = \"look\"; forward = yes }\n"
+                              "  action { send { context = 2; data = \"seen\" } } }\n"
+                              "activity { tag = nth; match { which = 1; container = 2 } action { } }\n"
+                              "client { address = tlmsp://localhost }\n"
+                              "middlebox { tag = mb; address = tlmsp://localhost:2\n"
+                              "  context { which = [ 1, 2 ]; access = rw }\n"
+                              "  function-to-server = [ swap, gone, seen ]; function-to-client = [ nth ] }\n"
+                              "server { address = tlmsp://localhost:1 }\n";
+
+/* The released verdicts as text: "F;", "D;", "R:data;" each. */
+static void taken(msp_tlmsp_activity_t *a, char *out, size_t cap)
+{
+    const msp_tlmsp_verdict_t *v;
+    const uint8_t *const *d;
+    const size_t *n;
+    size_t k = msp_tlmsp_activity_take_released(a, &v, &d, &n), w = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < k; i++) {
+        if (v[i] == MSP_TLMSP_REPLACE) {
+            w += (size_t)snprintf(out + w, cap - w, "R:%.*s;", (int)n[i], (const char *)d[i]);
+        } else {
+            w += (size_t)snprintf(out + w, cap - w, "%s;", v[i] == MSP_TLMSP_FORWARD ? "F" : "D");
+        }
+        assert_true(w < cap);
+    }
+}
+
+static void test_middlebox_hold(void **state)
+{
+    (void)state;
+    msp_tlmsp_cfg_t *cfg = load(holding);
+    const msp_tlmsp_cfg_entity_t *mb = msp_tlmsp_cfg_middlebox_by_tag(cfg, "mb");
+    msp_tlmsp_activity_t *a = matcher(cfg, &mb->to_server, true, true, 0);
+    char out[2048], data[256], rel[512];
+    assert_int_equal(msp_tlmsp_activity_hold(a), MSP_OK);
+    /* a pattern across two containers: the first held, then both replaced around the match */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "hello pi", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(msp_tlmsp_activity_held(a), 2);
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "");
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "ng there", data, sizeof(data)), MSP_TLMSP_REPLACE);
+    assert_string_equal(data, " there");
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "R:hello PONG;");
+    drain(a, out, sizeof(out));
+    assert_string_equal(out, "matched 1 s ping;send 1 s PONG (applied);");
+    assert_int_equal(msp_tlmsp_activity_held(a), 0);
+    /* a single-container match is as without holding */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "ping-ping.ping", data, sizeof(data)), MSP_TLMSP_REPLACE);
+    assert_string_equal(data, "PONG-PONG.PONG");
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "nothing", data, sizeof(data)), MSP_TLMSP_FORWARD);
+    drain(a, out, sizeof(out));
+    /* over three containers, the middle one all match (deleted), a regex that could go on (o+) held */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "a ping d", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "roo", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "p!", data, sizeof(data)), MSP_TLMSP_REPLACE);
+    assert_string_equal(data, "!");
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "R:a PONG ;D;");
+    drain(a, out, sizeof(out));
+    assert_string_equal(out, "matched 1 s ping;send 1 s PONG (applied);matched 1 s droop;");
+    /* empty containers: forwarded when nothing is held, held within a run */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "", data, sizeof(data)), MSP_TLMSP_FORWARD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "pi", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "ng", data, sizeof(data)), MSP_TLMSP_DELETE);
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "R:PONG;D;");
+    drain(a, out, sizeof(out));
+    /* a possible start that does not go on: released unchanged when the next container says so */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "xx pi", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "zza", data, sizeof(data)), MSP_TLMSP_FORWARD);
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "F;");
+    /* another context decides what was held as it stands */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "ping p", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 2, MSP_TLMSP_ACCESS_RW, "a look", data, sizeof(data)), MSP_TLMSP_FORWARD);
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "R:PONG p;");
+    drain(a, out, sizeof(out));
+    assert_string_equal(out, "matched 1 s ping;send 1 s PONG (applied);matched 2 s look;send 2 s seen;");
+    /* idle: flushed as it stands; read-only: matches across containers, changes nothing */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_R, "pin", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(msp_tlmsp_activity_flush(a), MSP_OK);
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "F;");
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_R, "pi", data, sizeof(data)), MSP_TLMSP_HOLD);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_R, "ng pi", data, sizeof(data)), MSP_TLMSP_FORWARD);
+    taken(a, rel, sizeof(rel));
+    assert_string_equal(rel, "F;");
+    drain(a, out, sizeof(out));
+    assert_string_equal(out, "matched 1 s ping;send 1 s PONG;");
+    /* no read access: nothing held */
+    msp_tlmsp_verdict_t v = MSP_TLMSP_HOLD;
+    assert_int_equal(msp_tlmsp_activity_input(a, 1, MSP_TLMSP_ACCESS_NONE, NULL, 4, &v, NULL, NULL), MSP_OK);
+    assert_int_equal(v, MSP_TLMSP_FORWARD);
+    assert_int_equal(msp_tlmsp_activity_held(a), 0);
+    /* the bound: past it what is held is decided as it stands (a match that keeps going, "dro...") */
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "dr", data, sizeof(data)), MSP_TLMSP_HOLD);
+    for (size_t i = 1; i < MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS; i++) {
+        assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "o", data, sizeof(data)), MSP_TLMSP_HOLD);
+        taken(a, rel, sizeof(rel));
+        assert_string_equal(rel, "");
+    }
+    assert_int_equal(msp_tlmsp_activity_held(a), MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS + 1);
+    assert_int_equal(pass(a, 1, MSP_TLMSP_ACCESS_RW, "o", data, sizeof(data)), MSP_TLMSP_FORWARD);
+    const msp_tlmsp_verdict_t *rv;
+    const uint8_t *const *rd;
+    const size_t *rn;
+    assert_int_equal(msp_tlmsp_activity_take_released(a, &rv, &rd, &rn), MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS);
+    assert_int_equal(msp_tlmsp_activity_held(a), 0);
+    msp_tlmsp_activity_free(a);
+    /* container matches count containers one by one: no holding there, nor at an endpoint */
+    a = matcher(cfg, &mb->to_client, true, false, 0);
+    assert_int_equal(msp_tlmsp_activity_hold(a), MSP_ERR_ARGUMENT);
+    msp_tlmsp_activity_free(a);
+    a = matcher(cfg, &mb->to_server, false, true, 0);
+    assert_int_equal(msp_tlmsp_activity_hold(a), MSP_ERR_ARGUMENT);
+    msp_tlmsp_activity_free(a);
+    msp_tlmsp_cfg_free(cfg);
+}
+
 /* ---- container and time-driven matches ---- */
 
 static const char counted[] = "context { id = 1 } context { id = 2 }\n"
@@ -526,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_runs_of_contexts),
         cmocka_unit_test(test_action_kinds_endpoint),
         cmocka_unit_test(test_action_kinds_middlebox),
+        cmocka_unit_test(test_middlebox_hold),
         cmocka_unit_test(test_container_match),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_files),

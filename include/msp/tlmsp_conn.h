@@ -156,11 +156,14 @@ typedef enum msp_tlmsp_verdict {
 
 /*
  * What a middlebox may hold per direction: held containers and every container queued behind them (they may not
- * overtake), as their received bytes plus any replacement. The bytes bound is the reference's read queue
- * (libdemo/activity.c READ_QUEUE_MAX_DEPTH_BYTES); a container that would go over it fails the input with
- * MSP_ERR_LIMIT (the connection ends both ways with internal_error), so a caller that holds releases before.
+ * overtake), as their received bytes plus any replacement. A container that would go over it fails the input with
+ * MSP_ERR_LIMIT (the connection ends both ways with internal_error). The caller can release only after
+ * msp_tlmsp_mbox_input returns, and one input may be a whole socket read (1 MiB in src/io) of containers queued
+ * behind a held run that the matcher decides only at its own bound (512 KiB, MSP_TLMSP_ACTIVITY_HOLD_BYTES): so
+ * 4 MiB, above one read plus the matcher's bound (1.5 MiB) with room for a replacement of each and a second read
+ * before the release runs. The reference's read queue (libdemo/activity.c READ_QUEUE_MAX_DEPTH_BYTES) is 1 MiB.
  */
-#define MSP_TLMSP_HOLD_MAX_BYTES (1u << 20)
+#define MSP_TLMSP_HOLD_MAX_BYTES (4u << 20)
 #define MSP_TLMSP_HOLD_MAX_CONTAINERS 4096
 
 /**

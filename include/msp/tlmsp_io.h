@@ -116,6 +116,16 @@ MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const ui
 /** Sends an alert toward the server (to_server = 1) or the client (msp_tlmsp_mbox_alert). */
 MSP_API int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);
 
+/**
+ * Releases the oldest n containers held toward the server (to_server = 1) or
+ * the client with verdicts v (msp_tlmsp_mbox_release; data and len may be
+ * NULL when none is REPLACE) and writes what the socket takes. Returns as
+ * msp_tlmsp_mbox_release. A failure while writing ends the session: the
+ * closed event runs (it may free mb) before this returns.
+ */
+MSP_API int msp_io_mb_release(msp_io_mb_t *mb, int to_server, size_t n, const msp_tlmsp_verdict_t *v,
+                              const uint8_t *const *data, const size_t *len);
+
 /*
  * The next-hop resolver: connects to HOST:PORT without stopping the loop,
  * for a middlebox driver's connect event. Names are looked up with c-ares

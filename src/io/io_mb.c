@@ -203,3 +203,11 @@ int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, 
     settle(mb, MSP_OK);
     return ret;
 }
+
+int msp_io_mb_release(msp_io_mb_t *mb, int to_server, size_t n, const msp_tlmsp_verdict_t *v,
+                      const uint8_t *const *data, const size_t *len)
+{
+    int ret = msp_tlmsp_mbox_release(mb->m, to_server, n, v, data, len, sock_out(to_server ? &mb->b : &mb->a));
+    settle(mb, MSP_OK); /* what the socket takes goes now; a failure while writing ends the session; may free mb */
+    return ret;
+}

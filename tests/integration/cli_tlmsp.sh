@@ -209,4 +209,57 @@ kill "${pids[@]}" 2>/dev/null
 wait 2>/dev/null
 pids=()
 
+# ---- a middlebox matches across containers: the client sends "pi" and "ng" in two containers in a row; the middlebox
+# holds the first (it may begin "ping"), the second completes the match, and the server sees "PING" ----
+cat >"$tmp/split.ucl" <<'EOF'
+context { id = 1; tag = ctx-ping }
+activity {
+    tag = client-split-ping
+    match { at = 200 }
+    action { send { context = ctx-ping; data = "pi" } send { context = ctx-ping; data = "ng" } }
+}
+activity {
+    tag = client-sees-pong
+    match { which = *; data = "server-pong" }
+    action { shutdown = yes }
+}
+activity {
+    tag = mbox-ping
+    match { which = ctx-ping; data = "ping" }
+    action { send { context = ctx-ping; data = "PING" } }
+}
+activity {
+    tag = mbox-pong
+    match { which = ctx-ping; data = "PONG" }
+    action { send { context = ctx-ping; data = "server-pong" } }
+}
+activity {
+    tag = server-pong
+    match { which = *; data = "PING" }
+    action { send { context = ctx-ping; data = "PONG" } }
+}
+client { address = tlmsp://localhost; function = [ client-split-ping, client-sees-pong ] }
+middlebox {
+    tag = mbox1
+    address = tlmsp://localhost:10411
+    context { which = ctx-ping; access = rw }
+    function-to-server = mbox-ping
+    function-to-client = mbox-pong
+}
+server { address = tlmsp://localhost:10465; function = server-pong }
+EOF
+"$msp" server -c "$tmp/split.ucl" -p "$shift_by" -P >"$tmp/ssrv" 2>&1 &
+pids+=($!)
+"$msp" middlebox -c "$tmp/split.ucl" -p "$shift_by" -a -P >"$tmp/smb" 2>&1 &
+pids+=($!)
+sleep 0.5
+timeout 8 "$msp" client -c "$tmp/split.ucl" -p "$shift_by" -P >"$tmp/scli" 2>&1
+exited 0 $? "$tmp/scli"
+has "$tmp/smb" "mbox-ping matched 4 bytes in context 1: \"ping\""
+has "$tmp/ssrv" "server-pong matched 4 bytes in context 1: \"PING\""
+has "$tmp/scli" "client-sees-pong matched 11 bytes in context 1: \"server-pong\""
+kill "${pids[@]}" 2>/dev/null
+wait 2>/dev/null
+pids=()
+
 finish cli_tlmsp

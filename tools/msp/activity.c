@@ -9,6 +9,7 @@
 #include "msp/error.h"
 
 #define MAX_OUTPUT (16u << 20) /* what a handler may produce */
+#define HOLD_IDLE 0.1          /* s: held containers wait this long for more (READ_QUEUE_MAX_IDLE_MS) */
 
 void act_print_bytes(FILE *f, const uint8_t *p, size_t len)
 {
@@ -140,11 +141,49 @@ static void run_actions(act_set_t *set)
     }
 }
 
+/* What the holding matcher decided goes out before the actions it caused, so inserted sends follow it. */
+static void release(act_set_t *set)
+{
+    const msp_tlmsp_verdict_t *v;
+    const uint8_t *const *data;
+    const size_t *len;
+    size_t n = set->hold ? msp_tlmsp_activity_take_released(set->m, &v, &data, &len) : 0;
+    if (n > 0 && *set->mb != NULL && msp_io_mb_release(*set->mb, set->to_server, n, v, data, len) != MSP_OK) {
+        fprintf(stderr, "%s: activities: cannot release %zu held containers\n", set->who, n);
+    }
+    /* the release may have ended the session (then *set->mb is NULL and act_stop ran) */
+    if (set->hold && *set->mb != NULL && msp_tlmsp_mbox_held(msp_io_mb_mbox(*set->mb), set->to_server) == 0) {
+        ev_timer_stop(set->loop, &set->hold_idle);
+    }
+}
+
 static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)revents;
     ev_idle_stop(loop, w);
+    release(w->data);
     run_actions(w->data);
+}
+
+/* Once per loop turn, after its inputs: the idle watcher may wait while the sockets stay busy, the engine may not. */
+static void on_release(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    ev_prepare_stop(loop, w);
+    release(w->data);
+}
+
+/* Nothing more came to complete a match: the held containers go out as they stand. */
+static void on_hold_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    act_set_t *set = w->data;
+    (void)revents;
+    ev_timer_stop(loop, w);
+    if (msp_tlmsp_activity_flush(set->m) != MSP_OK) {
+        fprintf(stderr, "%s: activities: too much data held or queued\n", set->who);
+    }
+    release(set);
+    run_actions(set);
 }
 
 static uint64_t now_ms(struct ev_loop *loop)
@@ -185,9 +224,24 @@ int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_activity_cfg_
     set->idle.data = set;
     ev_timer_init(&set->timer, on_timer, 0, 0);
     set->timer.data = set;
+    ev_prepare_init(&set->release, on_release);
+    set->release.data = set;
+    ev_timer_init(&set->hold_idle, on_hold_idle, 0, HOLD_IDLE);
+    set->hold_idle.data = set;
+    set->to_server = ac->to_server;
     msp_error_t err;
     if (msp_tlmsp_activity_new(ac, &set->m, &err) != MSP_OK) {
         snprintf(set->err, sizeof(set->err), "%s: %s", err.where[0] != '\0' ? err.where : ac->cfg->name, err.detail);
+        return -1;
+    }
+    if (mb == NULL || ac->functions == NULL || ac->functions->n == 0) {
+        return 0;
+    }
+    /* MSP_ERR_ARGUMENT: an activity counts containers (number, probability): each is decided on its own */
+    int rc = msp_tlmsp_activity_hold(set->m);
+    set->hold = rc == MSP_OK;
+    if (rc != MSP_OK && rc != MSP_ERR_ARGUMENT) {
+        snprintf(set->err, sizeof(set->err), "%s: activities: %s", who, msp_error_name(rc));
         return -1;
     }
     return 0;
@@ -211,6 +265,8 @@ void act_stop(act_set_t *set)
     if (set->loop != NULL) {
         ev_timer_stop(set->loop, &set->timer);
         ev_idle_stop(set->loop, &set->idle);
+        ev_prepare_stop(set->loop, &set->release);
+        ev_timer_stop(set->loop, &set->hold_idle);
     }
     if (set->m != NULL) {
         msp_tlmsp_activity_stop(set->m);
@@ -225,5 +281,11 @@ msp_tlmsp_verdict_t act_on_data(act_set_t *set, uint8_t ctx, uint8_t access, con
         fprintf(stderr, "%s: activities: too much data held or queued\n", set->who);
     }
     ev_idle_start(set->loop, &set->idle);
+    if (set->hold) {
+        ev_prepare_start(set->loop, &set->release); /* the engine takes releases only after this input */
+    }
+    if (v == MSP_TLMSP_HOLD) {
+        ev_timer_again(set->loop, &set->hold_idle);
+    }
     return v;
 }

@@ -26,10 +26,18 @@ typedef struct act_set {
     int force_present; /* -P: present every activity */
     ev_idle idle;
     ev_timer timer;
+    /* a middlebox's matcher that holds containers (msp_tlmsp_activity_hold): */
+    int hold, to_server;
+    ev_prepare release; /* after the inputs of a loop turn: what the matcher decided goes out */
+    ev_timer hold_idle; /* nothing came for HOLD_IDLE: the held containers are decided as they stand */
     char err[600];
 } act_set_t;
 
-/** The matcher for ac (regexes compiled, files read), acting on *ep or *mb. 0, or -1 with set->err. */
+/**
+ * The matcher for ac (regexes compiled, files read), acting on *ep or *mb. 0, or -1 with set->err.
+ * A middlebox's matcher holds containers that may begin a match the next one completes, unless an
+ * activity of the list matches by container number or probability (those count containers one by one).
+ */
 int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_activity_cfg_t *ac, const char *who,
              msp_io_ep_t **ep, msp_io_mb_t **mb, int force_present);
 void act_free(act_set_t *set);
@@ -42,7 +50,8 @@ void act_stop(act_set_t *set);
 /**
  * Data that arrived (endpoint), or a container a middlebox may act on.
  * Returns the verdict for a middlebox (REPLACE: *data, *len are valid until
- * the next call); endpoints get FORWARD.
+ * the next call; HOLD: the set releases it once decided, before it runs the
+ * actions); endpoints get FORWARD.
  */
 msp_tlmsp_verdict_t act_on_data(act_set_t *set, uint8_t ctx, uint8_t access, const uint8_t *p, size_t len,
                                 const uint8_t **data, size_t *data_len);

@@ -262,4 +262,20 @@ kill "${pids[@]}" 2>/dev/null
 wait 2>/dev/null
 pids=()
 
+# a held "pi" that nothing completes goes out as it is after 100 ms idle
+sed -e 's/data = "pi" } send { context = ctx-ping; data = "ng" }/data = "pi" }/' \
+    -e '/tag = server-pong/,/^}/ s/data = "PING"/data = "pi"/' "$tmp/split.ucl" >"$tmp/half.ucl"
+"$msp" server -c "$tmp/half.ucl" -p "$shift_by" -P >"$tmp/hsrv" 2>&1 &
+pids+=($!)
+"$msp" middlebox -c "$tmp/half.ucl" -p "$shift_by" -a -P >"$tmp/hmb" 2>&1 &
+pids+=($!)
+sleep 0.5
+timeout 8 "$msp" client -c "$tmp/half.ucl" -p "$shift_by" -P >"$tmp/hcli" 2>&1
+exited 0 $? "$tmp/hcli"
+has "$tmp/hsrv" "server-pong matched 2 bytes in context 1: \"pi\""
+if grep -q "mbox-ping matched" "$tmp/hmb"; then bad "the middlebox matched a lone \"pi\""; else ok; fi
+kill "${pids[@]}" 2>/dev/null
+wait 2>/dev/null
+pids=()
+
 finish cli_tlmsp

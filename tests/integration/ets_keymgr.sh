@@ -120,6 +120,21 @@ for f in "$tmp"/k2/*-*.pem; do
     if cmp -s "$f" "$tmp/k1/$(basename "$f")"; then ok; else bad "$(basename "$f") differs"; fi
 done
 
+# back-pressure: 64 idle connections (KM_MAX_CONNS) fill the manager, which stops accepting and says so; a client
+# that comes then waits in the listen backlog and is served once the idle ones reach the 5 s time-out
+python3 -c 'import socket, sys, time
+s = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(64)]
+time.sleep(15)' "$P" &
+idle=$!
+if wait_until 5 grep -q "64 connections open: not accepting until one ends" "$tmp/serve.log"; then ok; else
+    bad "the manager did not pause at 64 connections: $(tail -3 "$tmp/serve.log")"
+fi
+got=$(curl -sS --max-time 20 --cacert "$tmp/ca.pem" "${as_client[@]}" -o /dev/null -w '%{http_code}' \
+    "$url$keys?groups=0x001d" 2>"$tmp/curl.err")
+if [ "$got" = 200 ]; then ok; else bad "a client behind 64 idle ones: $got $(cat "$tmp/curl.err")"; fi
+kill "$idle" 2>/dev/null
+wait "$idle" 2>/dev/null
+
 # an unknown fingerprint: non-zero exit, one line
 run 1 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --fingerprints 00112233445566778899 --out-dir "$tmp/k2"
 if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q 404 "$tmp/err"; then ok; else bad "unknown fingerprint: $(cat "$tmp/err")"; fi

@@ -16,6 +16,8 @@
 #define KM_MAX_TARGET 4096
 #define KM_LINGER_MS 1000 /* how long a closing connection waits for the peer to close too */
 #define KM_MAX_LINGER 64  /* connections waiting so at a time */
+#define KM_MAX_CONNS 64   /* connections served at once; past it the listener pauses (back-pressure, not refusal) */
+#define KM_ACCEPT_PAUSE_MS 1000 /* after accept() fails (EMFILE, ENFILE, ENOMEM): try again this much later */
 
 extern volatile sig_atomic_t km_stop;
 

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -175,6 +176,9 @@ typedef struct server {
     void *user;
     struct event *timer;
     int lingering; /* connections draining after close */
+    struct evconnlistener *listener;
+    struct event *resume; /* re-enables the listener after a failed accept */
+    int conns;            /* TLS connections alive (their SSL objects) */
 } server_t;
 
 /* The one server of this process, for the OpenSSL info callback (which has no user pointer of ours). */
@@ -259,13 +263,62 @@ static void on_tls_info(const SSL *ssl, int where, int ret)
     fprintf(stderr, "%s: - - TLS handshake failed: %s\n", srv->cmd, why);
 }
 
+/*
+ * The connection count. evhttp (libevent 2.1) has no connection limit and
+ * no hook when a connection ends, but every connection owns one SSL, which
+ * evhttp frees with it: the SSL's ex_data free callback is that hook.
+ */
+static int conn_index = -1;
+
+static void conn_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    server_t *srv = ptr;
+    if (srv != NULL && --srv->conns == KM_MAX_CONNS - 1 && srv->listener != NULL) {
+        evconnlistener_enable(srv->listener);
+    }
+}
+
 static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 {
     server_t *srv = arg;
     SSL *ssl = SSL_new(srv->ctx);
-    return ssl != NULL ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
-                       : NULL;
+    if (ssl == NULL || SSL_set_ex_data(ssl, conn_index, srv) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    if (++srv->conns == KM_MAX_CONNS && srv->listener != NULL) {
+        /* back-pressure: new clients wait in the listen backlog until a connection ends */
+        evconnlistener_disable(srv->listener);
+        fprintf(stderr, "%s: - - %d connections open: not accepting until one ends\n", srv->cmd, KM_MAX_CONNS);
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev == NULL) {
+        SSL_free(ssl); /* libevent 2.1 leaves it to us when it fails; the count goes down with it */
+    }
+    return bev;
+}
+
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    server_t *srv = arg;
+    if (srv->conns < KM_MAX_CONNS) {
+        evconnlistener_enable(srv->listener);
+    }
+}
+
+/* accept() failed (out of descriptors or memory): pause instead of spinning on a readable listener. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    server_t *srv = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {KM_ACCEPT_PAUSE_MS / 1000, (KM_ACCEPT_PAUSE_MS % 1000) * 1000};
+    fprintf(stderr, "%s: - - cannot accept a connection: %s; trying again in %d ms\n", srv->cmd,
+            evutil_socket_error_to_string(err), KM_ACCEPT_PAUSE_MS);
+    evconnlistener_disable(lev);
+    event_add(srv->resume, &tv);
 }
 
 static void peer_subject(SSL *ssl, char *out, size_t n)
@@ -383,12 +436,22 @@ void km_serve(int fd, SSL_CTX *ctx, const char *allow_subject, const char *cmd, 
     srv.base = event_base_new();
     http = srv.base != NULL ? evhttp_new(srv.base) : NULL;
     srv.timer = srv.base != NULL ? evtimer_new(srv.base, on_tick, &srv) : NULL;
-    if (http == NULL || srv.timer == NULL || own_fd < 0 || evhttp_accept_socket(http, own_fd) != 0) {
+    srv.resume = srv.base != NULL ? evtimer_new(srv.base, resume_accepting, &srv) : NULL;
+    if (conn_index < 0) {
+        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_gone);
+    }
+    struct evhttp_bound_socket *bound = NULL;
+    if (http != NULL && srv.timer != NULL && srv.resume != NULL && own_fd >= 0 && conn_index >= 0) {
+        bound = evhttp_accept_socket_with_handle(http, own_fd);
+    }
+    srv.listener = bound != NULL ? evhttp_bound_socket_get_listener(bound) : NULL;
+    if (srv.listener == NULL) {
         fprintf(stderr, "%s: error: cannot start the HTTP server\n", cmd);
         if (own_fd >= 0) {
             close(own_fd);
         }
     } else {
+        evconnlistener_set_error_cb(srv.listener, on_accept_error);
         evhttp_set_bevcb(http, new_tls_bev, &srv);
         evhttp_set_gencb(http, on_request, &srv);
         evhttp_set_max_headers_size(http, KM_MAX_HEAD);
@@ -406,10 +469,14 @@ void km_serve(int fd, SSL_CTX *ctx, const char *allow_subject, const char *cmd, 
         the_server = NULL;
     }
     if (http != NULL) {
+        srv.listener = NULL; /* freed with http; the SSLs freed with it must not touch it */
         evhttp_free(http);
     }
     if (srv.timer != NULL) {
         event_free(srv.timer);
+    }
+    if (srv.resume != NULL) {
+        event_free(srv.resume);
     }
     if (srv.base != NULL) {
         event_base_free(srv.base);

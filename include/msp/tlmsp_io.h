@@ -189,4 +189,13 @@ MSP_API int msp_io_resolver_connect(msp_io_resolver_t *r, const char *host, uint
  */
 MSP_API void msp_io_resolver_cancel(msp_io_resolver_lookup_t *l);
 
+/**
+ * Without a loop: resolves host with the system's blocking getaddrinfo and
+ * starts a non-blocking connection (TCP_NODELAY) to the first address that
+ * takes it, for a program with one connection to make (a client). MSP_OK
+ * with *fd; MSP_ERR_NOT_FOUND (the name) or MSP_ERR_IO (every address
+ * refused at once), *fd -1 and err's detail the one line to print.
+ */
+MSP_API int msp_io_connect(const char *host, uint16_t port, int *fd, msp_error_t *err);
+
 #endif

@@ -376,3 +376,24 @@ void msp_io_resolver_cancel(msp_io_resolver_lookup_t *l)
     l->done = NULL;
     ev_timer_stop(l->r->loop, &l->timeout);
 }
+
+int msp_io_connect(const char *host, uint16_t port, int *fd, msp_error_t *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    char svc[8];
+    snprintf(svc, sizeof(svc), "%u", port);
+    *fd = -1;
+    int rc = getaddrinfo(host, svc, &hints, &res);
+    if (rc != 0) {
+        return msp_error_set(err, MSP_ERR_NOT_FOUND, NULL, "%s:%u: %s", host, port, gai_strerror(rc));
+    }
+    for (struct addrinfo *ai = res; ai != NULL && *fd < 0; ai = ai->ai_next) {
+        *fd = connect_to(ai->ai_family, ai->ai_addr, ai->ai_addrlen);
+    }
+    int e = errno;
+    freeaddrinfo(res);
+    if (*fd < 0) {
+        return msp_error_set(err, MSP_ERR_IO, NULL, "cannot connect to %s:%u: %s", host, port, strerror(e));
+    }
+    return MSP_OK;
+}

@@ -261,39 +261,15 @@ int prog_listen(const char *role, const char *host, uint16_t port)
     return fd;
 }
 
-/* A non-blocking connection under way to one address: the fd, or -1 with errno set. */
-static int connect_to(int family, const struct sockaddr *addr, socklen_t len)
-{
-    int fd = socket(family, SOCK_STREAM, 0), one = 1;
-    if (fd >= 0 && (nonblocking(fd) != 0 || (connect(fd, addr, len) != 0 && errno != EINPROGRESS))) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    if (fd >= 0) {
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    return fd;
-}
-
-static int connect_resolved(const char *role, const char *host, uint16_t port, int flags)
-{
-    struct addrinfo *res = resolve(role, host, port, flags);
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        fd = connect_to(ai->ai_family, ai->ai_addr, ai->ai_addrlen);
-    }
-    if (fd < 0 && res != NULL) {
-        prog_error(role, "cannot connect to %s:%u: %s", host, port, strerror(errno));
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 int prog_connect(const char *role, const char *host, uint16_t port)
 {
-    return connect_resolved(role, host, port, 0);
+    msp_error_t err;
+    msp_error_clear(&err);
+    int fd;
+    if (msp_io_connect(host, port, &fd, &err) != MSP_OK) {
+        prog_error(role, "%s", err.detail);
+    }
+    return fd;
 }
 
 /* The host and port of an address from the wire, the port shifted. 0, or -1 printed. */

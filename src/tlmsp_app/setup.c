@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -164,7 +165,19 @@ static int read_key(msp_tlmsp_setup_t *s, const char *name, msp_error_t *err)
     }
     s->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
-    return s->key != NULL ? MSP_OK : msp_error_set(err, MSP_ERR_IO, path, "no PEM private key in it");
+    if (s->key == NULL) {
+        return msp_error_set(err, MSP_ERR_IO, path, "no PEM private key in it");
+    }
+    /* A key that is not the leaf certificate's would let the program start and then fail every handshake
+     * (decrypt_error at the peers): refuse it here, where the operator sees why. */
+    const unsigned char *p = s->der[0];
+    X509 *leaf = d2i_X509(NULL, &p, (long)s->der_len[0]);
+    int match = leaf != NULL && X509_check_private_key(leaf, s->key) == 1;
+    X509_free(leaf);
+    ERR_clear_error();
+    return match ? MSP_OK
+                 : msp_error_set(err, MSP_ERR_INVALID, path, "this private key does not match the certificate %s",
+                                 s->entity->cert_file);
 }
 
 static int read_trust(msp_tlmsp_setup_t *s, msp_error_t *err)

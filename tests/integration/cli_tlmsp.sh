@@ -39,6 +39,14 @@ has "$tmp/err" "no middlebox tagged 'nosuch'"
 cp "$src/data/tlmsp/pingpong-2mbox.ucl" "$tmp/pp2.ucl"
 run 2 "$msp" server -c "$tmp/pp2.ucl" -p "$shift_by"
 has "$tmp/err" "server-cert.pem"
+# a private key that is not the certificate's: refused at start (exit 2, one line), not at every handshake
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/server-key.pem" -out "$tmp/server-cert.pem" -days 2 \
+    -subj "/CN=server" >/dev/null 2>&1
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/server-key.pem" 2>/dev/null
+run 2 "$msp" server -c "$tmp/pp2.ucl" -p "$shift_by"
+lines "$tmp/err" 1
+has "$tmp/err" "server-key.pem: this private key does not match the certificate server-cert.pem"
+rm -f "$tmp/server-key.pem" "$tmp/server-cert.pem"
 
 # ---- the demo ----
 run 0 "$msp" demo --rounds 2

@@ -152,6 +152,16 @@ static void test_setup(void **state)
     refused(cfg, MSP_TLMSP_CFG_SERVER, NULL, dir, NULL, MSP_ERR_IO, "server-key.pem", "No such file");
     write_pem(priv, "server-key.pem", &cert);
     refused(cfg, MSP_TLMSP_CFG_SERVER, NULL, dir, NULL, MSP_ERR_IO, "private/server-key.pem", "no PEM private key");
+    /* another pair's key: refused at setup, not at every handshake */
+    msp_buf_t other_cert, other_key;
+    msp_buf_init(&other_cert, 1 << 20);
+    msp_buf_init(&other_key, 1 << 20);
+    assert_int_equal(msp_tlmsp_setup_selfsigned("server", 1, &other_cert, &other_key), MSP_OK);
+    write_pem(priv, "server-key.pem", &other_key);
+    refused(cfg, MSP_TLMSP_CFG_SERVER, NULL, dir, NULL, MSP_ERR_INVALID, "private/server-key.pem",
+            "this private key does not match the certificate server-cert.pem");
+    msp_buf_free(&other_cert);
+    msp_buf_free(&other_key);
     write_pem(priv, "server-key.pem", &key);
     write_pem(dir, "a-cert.pem", &cert);
     write_pem(dir, "a-key.pem", &key);

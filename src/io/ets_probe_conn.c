@@ -193,6 +193,30 @@ static int start(const msp_ets_probe_client_t *c, SSL *ssl, int fd)
     return ok;
 }
 
+/*
+ * Closes as a well-behaved client: our close_notify, then what the server
+ * still sends (its NewSessionTickets, its close_notify) read and dropped
+ * until it closes, for at most a second. Closing with those bytes unread
+ * makes the kernel answer with RST, and the server's later packets then
+ * look like a new connection to a passive observer (issue 13: a phantom
+ * flow in every capture of a probe).
+ */
+static void close_cleanly(SSL *ssl, int fd)
+{
+    uint8_t sink[4096];
+    SSL_shutdown(ssl);
+    for (int reads = 0; reads < 64; reads++) {
+        int rc = SSL_read(ssl, sink, sizeof sink);
+        if (rc > 0) {
+            continue;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (SSL_get_error(ssl, rc) != SSL_ERROR_WANT_READ || poll(&pfd, 1, 1000) <= 0) {
+            break; /* the server's close_notify or FIN, an error, or a second of silence */
+        }
+    }
+}
+
 int msp_ets_probe_client_connect(msp_ets_probe_client_t *c, msp_ets_probe_conn_t *out, uint8_t **cert, size_t *cert_len,
                                  msp_error_t *err)
 {
@@ -223,7 +247,7 @@ int msp_ets_probe_client_connect(msp_ets_probe_client_t *c, msp_ets_probe_conn_t
         if (cert != NULL) {
             keep_certificate(ssl, cert, cert_len);
         }
-        SSL_shutdown(ssl);
+        close_cleanly(ssl, fd);
     }
     SSL_free(ssl);
     close(fd);

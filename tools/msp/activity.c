@@ -165,12 +165,17 @@ static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
     run_actions(w->data);
 }
 
-/* Once per loop turn, after its inputs: the idle watcher may wait while the sockets stay busy, the engine may not. */
+/*
+ * Once per loop turn, after its inputs: the idle watcher may wait while the
+ * sockets stay busy, the engine may not. The actions the release decided
+ * (and their log lines) follow at once, after the containers they concern.
+ */
 static void on_release(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)revents;
     ev_prepare_stop(loop, w);
     release(w->data);
+    run_actions(w->data);
 }
 
 /* Nothing more came to complete a match: the held containers go out as they stand. */

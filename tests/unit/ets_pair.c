@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "msp/ets.h"
 #include "reader.h"
 
 #define PUMP_ROUNDS 64 /* a handshake that needs more round trips than this is stuck */
@@ -598,4 +599,31 @@ int ets_pair_keylog_get(const ets_pair_t *p, const char *label, char *out, size_
         line = nl ? nl + 1 : NULL;
     }
     return -1;
+}
+
+int ets_pair_add_bad_visibility(X509 *cert)
+{
+    static const uint8_t bad[] = {0x30, 0x06, 0x04, 0x01, 0xaa, 0x0c, 0x01, 'x'};
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    GENERAL_NAME *gen = GENERAL_NAME_new();
+    ASN1_TYPE *value = ASN1_TYPE_new();
+    ASN1_STRING *seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
+    int ok = names != NULL && gen != NULL && value != NULL && seq != NULL && ASN1_STRING_set(seq, bad, sizeof bad);
+    if (ok) {
+        ASN1_TYPE_set(value, V_ASN1_SEQUENCE, seq); /* value owns seq now */
+        seq = NULL;
+        ok = GENERAL_NAME_set0_othername(gen, OBJ_txt2obj(MSP_ETS_VI_OID, 1), value); /* gen owns value */
+        value = ok ? NULL : value;
+    }
+    if (ok && sk_GENERAL_NAME_push(names, gen) > 0) {
+        gen = NULL; /* names owns gen */
+        ok = X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_REPLACE) == 1;
+    } else {
+        ok = 0;
+    }
+    ASN1_STRING_free(seq);
+    ASN1_TYPE_free(value);
+    GENERAL_NAME_free(gen);
+    GENERAL_NAMES_free(names);
+    return ok ? 0 : -1;
 }

@@ -111,6 +111,13 @@ SSL_CTX *ets_pair_client_ctx(void);
 /** A self-signed certificate and its key (RSA 2048 or ECDSA P-256), in the default library context. 0 on success. */
 int ets_pair_make_cert(int kind, EVP_PKEY **key, X509 **cert);
 
+/**
+ * Replaces cert's subjectAltName with one ETS otherName (TS 103 523-3
+ * 4.3.3) whose VisibilityInformation is malformed (a 1-byte fingerprint),
+ * for the tests of how a malformed entry is reported. 0 on success.
+ */
+int ets_pair_add_bad_visibility(X509 *cert);
+
 /** Puts cert and key on a server SSL_CTX and allows 0-RTT (16 KiB). 0 on success. */
 int ets_pair_server_setup(SSL_CTX *sctx, EVP_PKEY *key, X509 *cert);
 

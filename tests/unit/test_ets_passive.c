@@ -525,18 +525,7 @@ static X509 *certificate(int malformed)
     if (!malformed) {
         assert_int_equal(msp_ets_cert_add(x, fp, "IDS", 3), MSP_OK);
     } else {
-        /* an ETS otherName whose VisibilityInformation has a 1-byte fingerprint */
-        static const uint8_t bad[] = {0x30, 0x06, 0x04, 0x01, 0xaa, 0x0c, 0x01, 'x'};
-        GENERAL_NAMES *names = GENERAL_NAMES_new();
-        GENERAL_NAME *gen = GENERAL_NAME_new();
-        ASN1_TYPE *value = ASN1_TYPE_new();
-        ASN1_STRING *seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
-        assert_true(ASN1_STRING_set(seq, bad, sizeof bad));
-        ASN1_TYPE_set(value, V_ASN1_SEQUENCE, seq);
-        assert_true(GENERAL_NAME_set0_othername(gen, OBJ_txt2obj(MSP_ETS_VI_OID, 1), value));
-        assert_true(sk_GENERAL_NAME_push(names, gen) > 0);
-        assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, X509V3_ADD_REPLACE), 1);
-        GENERAL_NAMES_free(names);
+        assert_int_equal(ets_pair_add_bad_visibility(x), 0);
     }
     assert_true(X509_sign(x, W.cert_key, NULL) > 0);
     return x;

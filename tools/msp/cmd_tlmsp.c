@@ -144,6 +144,9 @@ int cmd_tlmsp_client(int argc, char **argv)
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
     }
+    if (prog_stream_mode(&o)) {
+        return cmd_stream_client(&o);
+    }
     msp_tlmsp_cfg_t *cfg;
     msp_tlmsp_setup_t *setup = NULL;
     if (prog_load("client", &o, &cfg) != 0) {
@@ -234,6 +237,9 @@ int cmd_tlmsp_server(int argc, char **argv)
     int rc = prog_parse("server", argc, argv, &o);
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
+    }
+    if (prog_stream_mode(&o)) {
+        return cmd_stream_server(&o);
     }
     server_app_t s;
     memset(&s, 0, sizeof(s));

@@ -268,7 +268,8 @@ static void tlmsp_input(msp_tlmsp_stream_t *s, size_t n)
     }
     if (ret != MSP_OK && ret != MSP_ERR_CLASS_PEER_ALERT + 0) {
         if (s->err.code == MSP_OK) {
-            msp_error_set(&s->err, ret, "stream", "TLMSP: %s%s", MSP_ERR_IS_PEER_ALERT(ret) ? "the peer sent " : "",
+            msp_error_set(&s->err, ret, "stream", "TLMSP%s: %s%s", s->announced ? "" : " handshake failed",
+                          MSP_ERR_IS_PEER_ALERT(ret) ? "the peer sent " : "",
                           msp_error_name(MSP_ERR_IS_PEER_ALERT(ret) ? ret & 0xff : ret));
         }
         finish(s);

@@ -24,6 +24,13 @@
 #include "msp/tlmsp_http.h"
 
 #define READ_SIZE (128u << 10)
+#define KEEP_QUEUE (256u << 10) /* an empty queue bigger than this gives its memory back */
+
+/*
+ * One read buffer per thread, not per session: a read is consumed (decrypted into the plain queue, or framed and
+ * sealed into the TLMSP queue) before the callback returns, and idle sessions then cost only their state.
+ */
+static _Thread_local uint8_t rbuf[READ_SIZE];
 
 typedef struct side {
     int in_fd, out_fd; /* -1 until attached; out_fd -1 again once shut (a pipe is closed) */
@@ -43,7 +50,6 @@ struct msp_tlmsp_stream {
     msp_tlmsp_conn_t *conn;
     msp_http_t *http;
     side_t t, p;
-    uint8_t *rbuf;
     int announced; /* ready reported */
     int we_closed; /* our close_notify is queued */
     int done;
@@ -126,6 +132,11 @@ static int flush(msp_tlmsp_stream_t *s, side_t *d)
         d->off += (size_t)n;
     }
     d->out.len = d->off = 0;
+    if (d->out.cap > KEEP_QUEUE) {
+        size_t limit = d->out.limit;
+        msp_buf_free(&d->out);
+        msp_buf_init(&d->out, limit);
+    }
     ev_io_stop(s->loop, &d->wr);
     return 0;
 }
@@ -253,7 +264,7 @@ static void on_alert(void *user, uint8_t ctx, uint8_t level, uint8_t desc)
 static void tlmsp_input(msp_tlmsp_stream_t *s, size_t n)
 {
     size_t used = n;
-    int ret = msp_tlmsp_conn_input(s->conn, s->rbuf, &used, queue(&s->t));
+    int ret = msp_tlmsp_conn_input(s->conn, rbuf, &used, queue(&s->t));
     if (flush(s, &s->t) != 0 && ret == MSP_OK) {
         fail(s, MSP_ERR_IO, 0, "TLMSP side: %s", strerror(errno));
         return;
@@ -286,7 +297,7 @@ static void tlmsp_input(msp_tlmsp_stream_t *s, size_t n)
 
 static void tlmsp_read(msp_tlmsp_stream_t *s)
 {
-    ssize_t n = read(s->t.in_fd, s->rbuf, READ_SIZE);
+    ssize_t n = read(s->t.in_fd, rbuf, READ_SIZE);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         return;
     }
@@ -336,7 +347,7 @@ static void plain_eof(msp_tlmsp_stream_t *s)
 
 static void plain_read(msp_tlmsp_stream_t *s)
 {
-    ssize_t n = read(s->p.in_fd, s->rbuf, READ_SIZE);
+    ssize_t n = read(s->p.in_fd, rbuf, READ_SIZE);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         return;
     }
@@ -350,8 +361,8 @@ static void plain_read(msp_tlmsp_stream_t *s)
         s->up += (uint64_t)n;
         msp_error_t err;
         msp_error_clear(&err);
-        int ret = s->http != NULL ? msp_http_feed(s->http, outgoing(s), s->rbuf, (size_t)n, send_segment, s, &err)
-                                  : msp_tlmsp_conn_send(s->conn, s->cfg.ctx, s->rbuf, (size_t)n, queue(&s->t));
+        int ret = s->http != NULL ? msp_http_feed(s->http, outgoing(s), rbuf, (size_t)n, send_segment, s, &err)
+                                  : msp_tlmsp_conn_send(s->conn, s->cfg.ctx, rbuf, (size_t)n, queue(&s->t));
         if (ret != MSP_OK) {
             fail(s, ret, 1, "plain side: %s", err.detail[0] != '\0' ? err.detail : msp_error_name(ret));
             return;
@@ -427,9 +438,8 @@ int msp_tlmsp_stream_new(const msp_tlmsp_stream_cfg_t *cfg, msp_tlmsp_stream_t *
     s->engine = *cfg->engine;
     s->engine.events = (msp_tlmsp_events_t){s, on_data, on_alert};
     s->engine.half_close = 1;
-    s->rbuf = malloc(READ_SIZE);
-    int ret = s->rbuf != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
-    if (ret == MSP_OK && cfg->http) {
+    int ret = MSP_OK;
+    if (cfg->http) {
         ret = msp_http_new(NULL, &s->http);
     }
     if (ret == MSP_OK) {
@@ -465,7 +475,6 @@ void msp_tlmsp_stream_free(msp_tlmsp_stream_t *s)
     side_close(s, &s->p);
     msp_tlmsp_conn_free(s->conn);
     msp_http_free(s->http);
-    free(s->rbuf);
     free(s);
 }
 

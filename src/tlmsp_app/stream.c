@@ -38,9 +38,10 @@ typedef struct side {
     msp_buf_t out;
     size_t off; /* bytes of out already written */
     int reading;
-    int blocked; /* reading stopped because the other side's queue is above the high-water mark */
-    int eof;     /* nothing more to read */
-    int shut;    /* our writing ended */
+    int blocked;   /* reading stopped because the other side's queue is above the high-water mark */
+    int eof;       /* nothing more to read */
+    int got_bytes; /* something was read */
+    int shut;      /* our writing ended */
 } side_t;
 
 struct msp_tlmsp_stream {
@@ -176,6 +177,8 @@ static void fail(msp_tlmsp_stream_t *s, int code, int alert, const char *fmt, ..
     finish(s);
 }
 
+static void tlmsp_failed(msp_tlmsp_stream_t *s);
+
 /* ---- the state after every event ---- */
 
 /* Reading from a side stops while the other's queue is above the high-water mark and resumes below half. */
@@ -266,7 +269,7 @@ static void tlmsp_input(msp_tlmsp_stream_t *s, size_t n)
     size_t used = n;
     int ret = msp_tlmsp_conn_input(s->conn, rbuf, &used, queue(&s->t));
     if (flush(s, &s->t) != 0 && ret == MSP_OK) {
-        fail(s, MSP_ERR_IO, 0, "TLMSP side: %s", strerror(errno));
+        tlmsp_failed(s);
         return;
     }
     if (msp_buf_error(&s->p.out) != MSP_OK) {
@@ -302,7 +305,7 @@ static void tlmsp_read(msp_tlmsp_stream_t *s)
         return;
     }
     if (n < 0) {
-        fail(s, MSP_ERR_IO, 0, "TLMSP side: %s", strerror(errno));
+        tlmsp_failed(s);
         return;
     }
     if (n == 0) {
@@ -315,6 +318,7 @@ static void tlmsp_read(msp_tlmsp_stream_t *s)
         settle(s);
         return;
     }
+    s->t.got_bytes = 1;
     tlmsp_input(s, (size_t)n);
 }
 
@@ -369,13 +373,27 @@ static void plain_read(msp_tlmsp_stream_t *s)
         }
     }
     if (flush(s, &s->t) != 0) {
-        fail(s, MSP_ERR_IO, 0, "TLMSP side: %s", strerror(errno));
+        tlmsp_failed(s);
         return;
     }
     settle(s);
 }
 
 /* ---- the loop ---- */
+
+/* The TLMSP socket refused a read or write (errno): says what it means at this point of the session. */
+static void tlmsp_failed(msp_tlmsp_stream_t *s)
+{
+    int e = errno;
+    if (!s->announced && s->cfg.role == MSP_TLMSP_ID_CLIENT && s->down == 0 && !s->t.got_bytes) {
+        fail(s, MSP_ERR_IO, 0, "cannot reach the first hop: %s", strerror(e));
+    } else if (msp_tlmsp_conn_peer_closed(s->conn) && !s->we_closed) {
+        fail(s, MSP_ERR_IO, 0, "the peer closed its connection after its close_notify, before our direction ended (%s)",
+             strerror(e));
+    } else {
+        fail(s, MSP_ERR_IO, 0, "TLMSP side: %s", strerror(e));
+    }
+}
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -388,7 +406,11 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     if (w == &s->t.wr || w == &s->p.wr) {
         side_t *d = w == &s->t.wr ? &s->t : &s->p;
         if (flush(s, d) != 0) {
-            fail(s, MSP_ERR_IO, d == &s->p, "%s side: %s", d == &s->t ? "TLMSP" : "plain", strerror(errno));
+            if (d == &s->t) {
+                tlmsp_failed(s);
+            } else {
+                fail(s, MSP_ERR_IO, 1, "plain side: %s", strerror(errno));
+            }
             return;
         }
         settle(s);
@@ -492,7 +514,7 @@ int msp_tlmsp_stream_attach_tlmsp(msp_tlmsp_stream_t *s, int fd)
         }
     }
     if (flush(s, &s->t) != 0) {
-        fail(s, MSP_ERR_IO, 0, "TLMSP side: %s", strerror(errno));
+        tlmsp_failed(s);
         return MSP_OK;
     }
     settle(s);

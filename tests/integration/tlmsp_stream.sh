@@ -92,6 +92,8 @@ lines "$tmp/err" 1
 has "$tmp/err" "--insecure is for stream mode"
 run 2 "$msp" server -c refuse.ucl --stdio --insecure
 has "$tmp/err" "unknown option '--stdio'"
+run 2 "$msp" server -c refuse.ucl --forward 127.0.0.1:1 --insecure -r
+has "$tmp/err" "-r is for script mode"
 run 2 "$msp" middlebox -c refuse.ucl -a --forward 127.0.0.1:1
 has "$tmp/err" "unknown option '--forward'"
 

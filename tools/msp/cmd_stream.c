@@ -279,6 +279,11 @@ static int gw_open(gw_t *g, const char *role, prog_opts_t *o)
     if (prog_setup(role, o, cfg, NULL, &g->setup) != 0 || pick_contexts(g) != 0) {
         return 2;
     }
+    const msp_tlmsp_cfg_entity_t *e = msp_tlmsp_setup_entity(g->setup);
+    if (e->to_server.n > 0 || e->to_client.n > 0) {
+        prog_error(role, "warning: stream mode runs no activities: the %s's function lists in %s are not used", role,
+                   o->config);
+    }
     if (o->insecure) {
         prog_error(role, "warning: --insecure: no certificate is verified; anyone on the path can pose as a peer");
     }

@@ -170,6 +170,10 @@ static int stream_check(const char *role, const prog_opts_t *o)
         }
         return 0;
     }
+    if (o->presentation || o->reflect) {
+        prog_error(role, "%s is for script mode: stream mode runs no activities", o->reflect ? "-r" : "-P");
+        return 2;
+    }
     if (o->accept != NULL && o->stdio) {
         prog_error(role, "give either --accept or --stdio");
         return 2;

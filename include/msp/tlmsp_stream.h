@@ -35,6 +35,7 @@
 struct ev_loop;
 
 #define MSP_TLMSP_STREAM_HIGH_WATER ((size_t)4 << 20) /* the default of msp_tlmsp_stream_cfg_t.high_water */
+#define MSP_TLMSP_STREAM_HANDSHAKE_TIMEOUT 30.0       /* seconds, the default of .handshake_timeout */
 
 typedef struct msp_tlmsp_stream msp_tlmsp_stream_t;
 
@@ -56,6 +57,9 @@ typedef struct msp_tlmsp_stream_cfg {
     int http;
     uint8_t header_ctx, body_ctx;
     size_t high_water; /* 0: MSP_TLMSP_STREAM_HIGH_WATER */
+    /* seconds from attaching the TLMSP side to a complete handshake; 0: MSP_TLMSP_STREAM_HANDSHAKE_TIMEOUT,
+     * negative: none. Expiry ends the session with MSP_ERR_IO and "the handshake timed out after N s". */
+    double handshake_timeout;
     msp_tlmsp_stream_events_t ev;
 } msp_tlmsp_stream_cfg_t;
 

@@ -54,7 +54,8 @@ struct msp_tlmsp_stream {
     int announced; /* ready reported */
     int we_closed; /* our close_notify is queued */
     int done;
-    ev_timer fin; /* runs the closed event from the loop */
+    ev_timer fin;       /* runs the closed event from the loop */
+    ev_timer handshake; /* from attaching the TLMSP side to ready */
     uint64_t up, down;
     msp_error_t err;
 };
@@ -107,6 +108,7 @@ static void finish(msp_tlmsp_stream_t *s)
         return;
     }
     s->done = 1;
+    ev_timer_stop(s->loop, &s->handshake);
     side_stop(s, &s->t);
     side_stop(s, &s->p);
     ev_timer_start(s->loop, &s->fin);
@@ -291,6 +293,7 @@ static void tlmsp_input(msp_tlmsp_stream_t *s, size_t n)
     }
     if (!s->announced && msp_tlmsp_conn_ready(s->conn)) {
         s->announced = 1;
+        ev_timer_stop(s->loop, &s->handshake);
         if (s->cfg.ev.ready != NULL) {
             s->cfg.ev.ready(s->cfg.ev.user, s); /* may attach the plain side or abort */
         }
@@ -381,6 +384,14 @@ static void plain_read(msp_tlmsp_stream_t *s)
 
 /* ---- the loop ---- */
 
+static void on_handshake_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    msp_tlmsp_stream_t *s = w->data;
+    (void)loop;
+    (void)revents;
+    fail(s, MSP_ERR_IO, 0, "the handshake timed out after %g s", s->cfg.handshake_timeout);
+}
+
 /* The TLMSP socket refused a read or write (errno): says what it means at this point of the session. */
 static void tlmsp_failed(msp_tlmsp_stream_t *s)
 {
@@ -457,6 +468,11 @@ int msp_tlmsp_stream_new(const msp_tlmsp_stream_cfg_t *cfg, msp_tlmsp_stream_t *
     side_init(&s->p, 2 * s->cfg.high_water + 4 * READ_SIZE);
     ev_timer_init(&s->fin, on_fin, 0, 0);
     s->fin.data = s;
+    if (s->cfg.handshake_timeout == 0) {
+        s->cfg.handshake_timeout = MSP_TLMSP_STREAM_HANDSHAKE_TIMEOUT;
+    }
+    ev_timer_init(&s->handshake, on_handshake_timeout, s->cfg.handshake_timeout, 0);
+    s->handshake.data = s;
     s->engine = *cfg->engine;
     s->engine.events = (msp_tlmsp_events_t){s, on_data, on_alert};
     s->engine.half_close = 1;
@@ -493,6 +509,7 @@ void msp_tlmsp_stream_free(msp_tlmsp_stream_t *s)
         return;
     }
     ev_timer_stop(s->loop, &s->fin);
+    ev_timer_stop(s->loop, &s->handshake);
     side_close(s, &s->t);
     side_close(s, &s->p);
     msp_tlmsp_conn_free(s->conn);
@@ -506,6 +523,9 @@ int msp_tlmsp_stream_attach_tlmsp(msp_tlmsp_stream_t *s, int fd)
         return MSP_ERR_ARGUMENT;
     }
     side_watch(s, &s->t, fd, fd);
+    if (s->cfg.handshake_timeout > 0) {
+        ev_timer_start(s->loop, &s->handshake);
+    }
     if (s->cfg.role == MSP_TLMSP_ID_CLIENT) {
         int ret = msp_tlmsp_conn_start(s->conn, queue(&s->t));
         if (ret != MSP_OK) {

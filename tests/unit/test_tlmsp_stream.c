@@ -269,6 +269,41 @@ static void test_http_contexts_and_late_backend(void **state)
     rig_close(&r);
 }
 
+/* A TLMSP peer that never answers: the handshake timer ends the session (its length is not asserted). */
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    msp_tlmsp_context_list_t contexts = {0};
+    msp_tlmsp_mbox_list_t none = {0};
+    contexts.present[1] = 1;
+    msp_tlmsp_endpoint_cfg_t ec = {0};
+    ec.random = msp_tlmsp_setup_random;
+    ec.client_address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)"tlmsp://client", 14};
+    ec.server_address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)"tlmsp://server:1", 16};
+    ec.contexts = &contexts;
+    ec.middleboxes = &none;
+    end_t e = {0};
+    msp_tlmsp_stream_cfg_t sc = {.loop = loop,
+                                 .role = MSP_TLMSP_ID_CLIENT,
+                                 .engine = &ec,
+                                 .ctx = 1,
+                                 .handshake_timeout = 0.01,
+                                 .ev = {&e, on_ready, on_closed}};
+    assert_int_equal(msp_tlmsp_stream_new(&sc, &e.s), MSP_OK);
+    int t[2];
+    pair(t);
+    assert_int_equal(msp_tlmsp_stream_attach_tlmsp(e.s, t[0]), MSP_OK);
+    while (e.closed == 0) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    assert_int_equal(e.code, MSP_ERR_IO);
+    assert_int_equal(e.ready, 0);
+    msp_tlmsp_stream_free(e.s);
+    close(t[1]);
+    ev_loop_destroy(loop);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -289,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_half_close_both_ways),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_http_contexts_and_late_backend),
+        cmocka_unit_test(test_handshake_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

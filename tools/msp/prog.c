@@ -64,6 +64,17 @@ static void usage(const char *role, FILE *f)
           "      --trust FILE         verify every peer's certificate against these PEM certificates\n"
           "                           (the reference verifies nothing)\n",
           f);
+    if (mbox) {
+        fputs("      --icap icap://HOST[:PORT]/SERVICE\n"
+              "                           hold the plaintext of every context this middlebox may read until an ICAP\n"
+              "                           service (RFC 3507) passes it: REQMOD toward the server, RESPMOD toward the\n"
+              "                           client; a block ends the session (read-only context) or replaces the data\n"
+              "                           (writable context); an unreachable service fails closed\n"
+              "      --out-pcap FILE      write the plaintext of the contexts this middlebox may read as one TCP\n"
+              "                           flow per session (client and server addresses) into FILE when it stops\n"
+              "                           (SIGINT or SIGTERM)\n",
+              f);
+    }
     if (!mbox && !server) {
         fputs("\nThe client exits when its connection ends: 0 after a clean close, 1 after an alert or error.\n", f);
     }
@@ -110,6 +121,8 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"verbose", no_argument, NULL, 'v'},
         {"pki", required_argument, NULL, 'K'},
         {"trust", required_argument, NULL, 'T'},
+        {"icap", required_argument, NULL, 'I'},
+        {"out-pcap", required_argument, NULL, 'O'},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
@@ -164,6 +177,14 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             break;
         case 'T':
             o->trust = optarg;
+            break;
+        case 'I':
+        case 'O':
+            if (!mbox) {
+                prog_error(role, "unknown option '%s' (see 'msp %s --help')", argv[optind - 1], role);
+                return 2;
+            }
+            *(c == 'I' ? &o->icap : &o->out_pcap) = optarg;
             break;
         case ':':
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);

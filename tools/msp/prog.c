@@ -181,7 +181,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         case 'I':
         case 'O':
             if (!mbox) {
-                prog_error(role, "unknown option '%s' (see 'msp %s --help')", argv[optind - 1], role);
+                prog_error(role, "unknown option '%s' (see 'msp %s --help')", c == 'I' ? "--icap" : "--out-pcap", role);
                 return 2;
             }
             *(c == 'I' ? &o->icap : &o->out_pcap) = optarg;

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# msp middlebox --icap against a real ICAP antivirus: Debian's c-icap with its virus_scan service over
+# clamd, with a signature database made here with sigtool (the EICAR test string; no download), all in a
+# temp dir with its own sockets and a port picked at run time (docs/shared icap.md's setup).
+# Checks: clean data passes byte for byte both ways; EICAR in a read-only context is blocked both ways
+# (fatal access_denied at both endpoints, one log line naming the ICAP status and X-Infection-Found);
+# EICAR in a writable context is replaced by the service's page (from the middlebox); an unreachable
+# service fails closed (at start: exit 1; during a session: alert and a log line); a bad URL exits 2.
+# Usage: tlmsp_icap.sh MSP SOURCE_DIR
+set -uo pipefail
+msp=$1
+tmp=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+has() { if grep -qE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 800 "$1")"; fi; }
+hasnt() { if grep -qE -- "$2" "$1"; then bad "$1 has /$2/"; else ok; fi; }
+exited() { if [ "$2" -eq "$1" ]; then ok; else bad "exited $2, expected $1: $(tail -c 600 "$3")"; fi; }
+
+for tool in c-icap clamd sigtool; do
+    if ! command -v $tool >/dev/null; then
+        echo "tlmsp_icap: $tool is missing (scripts/deps.sh installs c-icap, clamav, clamav-daemon)" >&2
+        if [ "${CI:-}" = true ]; then exit 1; fi
+        echo "tlmsp_icap: SKIP"
+        exit 0
+    fi
+done
+modules=/usr/lib/x86_64-linux-gnu/c_icap
+if [ ! -f "$modules/virus_scan.so" ]; then
+    echo "tlmsp_icap: $modules/virus_scan.so is missing (libc-icap-mod-virus-scan)" >&2
+    if [ "${CI:-}" = true ]; then exit 1; fi
+    echo "tlmsp_icap: SKIP"
+    exit 0
+fi
+
+# ---- clamd with a local signature database ----
+cd "$tmp" || exit 1
+printf 'X5O!P%%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >eicar.com
+mkdir db && sigtool --md5 eicar.com >db/test.hdb
+# the hash above matches a file that is EICAR and nothing else; this body signature finds it anywhere in a
+# message (a reflected request and the EICAR reply can share one)
+echo "msp-eicar-body:0:*:$(od -An -tx1 eicar.com | tr -d ' \n')" >db/test.ndb
+cat >clamd.conf <<EOF
+LocalSocket $tmp/clamd.sock
+DatabaseDirectory $tmp/db
+Foreground yes
+TemporaryDirectory $tmp
+User root
+EOF
+clamd -c clamd.conf >clamd.log 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S clamd.sock ] && break; sleep 0.1; done
+[ -S clamd.sock ] || { echo "tlmsp_icap: clamd did not start: $(tail -c 400 clamd.log)" >&2; exit 1; }
+
+# ---- c-icap on a free port ----
+icap_up() {
+    for _ in 1 2 3 4 5 6; do
+        icap_port=$(port_candidate)
+        cat >c-icap.conf <<EOF
+PidFile $tmp/c-icap.pid
+CommandsSocket $tmp/c-icap.ctl
+Port 127.0.0.1:$icap_port
+StartServers 1
+MaxServers 2
+TmpDir $tmp
+ModulesDir $modules
+ServicesDir $modules
+TemplateDir /usr/share/c_icap/templates/
+ServerLog $tmp/icap.log
+Module common clamd_mod.so
+clamd_mod.ClamdSocket $tmp/clamd.sock
+Service antivirus_module virus_scan.so
+ServiceAlias avscan virus_scan?allow204=on&sizelimit=off&mode=simple
+virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE
+virus_scan.DefaultEngine clamd
+EOF
+        c-icap -N -f c-icap.conf >c-icap.out 2>&1 &
+        icap_pid=$!
+        for _ in $(seq 30); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$icap_port") 2>/dev/null; then
+                pids+=("$icap_pid")
+                return 0
+            fi
+            kill -0 "$icap_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill "$icap_pid" 2>/dev/null
+        wait "$icap_pid" 2>/dev/null
+    done
+    echo "tlmsp_icap: c-icap did not start: $(tail -c 400 c-icap.out)" >&2
+    exit 1
+}
+icap_up
+url="icap://127.0.0.1:$icap_port/avscan?allow204=on&sizelimit=off&mode=simple"
+
+# ---- certificates, data and the configuration ----
+for n in server mbox1; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$n-key.pem" -out "$n-cert.pem" -days 2 -subj "/CN=$n" \
+        >/dev/null 2>&1
+done
+# clean data over two containers (16355 bytes each at most)
+for i in $(seq 600); do printf 'clean line %04d of the test data, nothing to see here\n' "$i"; done >clean.txt
+clean_len=$(wc -c <clean.txt)
+
+# conf FILE CLIENT_FUNCTIONS: contexts ro (the middlebox reads) and rw (it writes); the server answers
+# "give-me-ro" / "give-me-rw" with the EICAR file in that context and presents what it matches.
+conf() {
+    cat >"$1" <<EOF
+context { id = 1; tag = ro }
+context { id = 2; tag = rw }
+activity { tag = send-clean; match { at = 0 } action { send { context = ro; file = "clean.txt" } } }
+activity { tag = send-eicar-ro; match { at = 0 } action { send { context = ro; file = "eicar.com" } } }
+activity { tag = send-eicar-rw; match { at = 0 } action { send { context = rw; file = "eicar.com" } } }
+activity { tag = ask-ro; match { at = 0 } action { send { context = ro; data = "give-me-ro" } } }
+activity { tag = ask-rw; match { at = 0 } action { send { context = rw; data = "give-me-rw" } } }
+activity { tag = got-clean; present = yes; match { which = *; file = "clean.txt" } action { shutdown = yes } }
+activity { tag = got-page; present = yes; match { which = *; data = "VIRUS FOUND" } action { shutdown = yes } }
+activity { tag = srv-clean; present = yes; match { which = *; file = "clean.txt" } action { } }
+activity { tag = srv-eicar; present = yes; match { which = *; data = "EICAR" } action { } }
+activity { tag = srv-ro; match { which = *; data = "give-me-ro" } action { send { context = ro; file = "eicar.com" } } }
+activity { tag = srv-rw; match { which = *; data = "give-me-rw" } action { send { context = rw; file = "eicar.com" } } }
+client { address = tlmsp://localhost; function = [ $2 ] }
+middlebox {
+    tag = mbox1
+    address = tlmsp://localhost:10401
+    context { which = ro; access = r }
+    context { which = rw; access = rw }
+}
+server { address = tlmsp://localhost:10455; function = [ srv-clean, srv-eicar, srv-ro, srv-rw ] }
+EOF
+}
+conf base.ucl send-clean
+shift_by=$((20000 + $$ % 20000))
+
+# ---- bad input and an unreachable service ----
+run 2 "$msp" middlebox -c base.ucl -t mbox1 --icap "http://127.0.0.1/avscan"
+has "$tmp/err" "^msp middlebox: --icap: .*not an icap:// URL"
+run 2 "$msp" client -c base.ucl --icap "$url"
+has "$tmp/err" "unknown option '--icap'"
+dead=$(port_candidate)
+run 1 timeout 20 "$msp" middlebox -c base.ucl -t mbox1 -p "$shift_by" --icap "icap://127.0.0.1:$dead/avscan"
+has "$tmp/err" "^msp middlebox: --icap: icap://127.0.0.1:$dead/avscan: cannot connect"
+
+# ---- server and middlebox ----
+"$msp" server -c base.ucl -p "$shift_by" -r -P >srv.log 2>&1 &
+pids+=($!)
+"$msp" middlebox -c base.ucl -t mbox1 -p "$shift_by" --icap "$url" >mb.log 2>&1 &
+mb_pid=$!
+pids+=("$mb_pid")
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((10401 + shift_by))") 2>/dev/null && break; sleep 0.1; done
+
+# client NAME FUNCTIONS: runs a client with these activities; its output in NAME.log, its status in $st
+client() {
+    conf "$1.ucl" "$2"
+    timeout 20 "$msp" client -c "$1.ucl" -p "$shift_by" -P >"$1.log" 2>&1
+    st=$?
+}
+
+# clean data, both ways (the server reflects it), byte for byte: the file matches whole at both ends
+client clean "send-clean, got-clean"
+exited 0 $st clean.log
+has clean.log "got-clean matched $clean_len bytes"
+has srv.log "srv-clean matched $clean_len bytes"
+
+# EICAR toward the server in the read-only context: blocked, both endpoints get access_denied
+client eicar_ro "send-eicar-ro"
+exited 1 $st eicar_ro.log
+has eicar_ro.log "fatal alert access_denied \\(49\\)"
+sleep 0.3
+has mb.log "mbox1: 127.0.0.1:[0-9]+ -> 127.0.0.1:$((10455 + shift_by)): blocked client->server data in context 1: ICAP 200 HTTP 403, X-Infection-Found: .*Threat=(eicar.com|msp-eicar-body).UNOFFICIAL.* from icap://"
+hasnt srv.log "srv-eicar matched"
+has srv.log "fatal alert access_denied"
+
+# EICAR toward the client in the read-only context: blocked
+client down_ro "ask-ro"
+exited 1 $st down_ro.log
+has down_ro.log "fatal alert access_denied \\(49\\)"
+sleep 0.3
+has mb.log "blocked server->client data in context 1: ICAP 200 HTTP 403, X-Infection-Found: .*Threat=(eicar.com|msp-eicar-body).UNOFFICIAL"
+hasnt down_ro.log "EICAR"
+
+# EICAR toward the server in the writable context: the client gets the service's page, from the middlebox
+client eicar_rw "send-eicar-rw, got-page"
+exited 0 $st eicar_rw.log
+has eicar_rw.log "got-page matched 11 bytes in context 2"
+has mb.log "client->server data in context 2 replaced by the ICAP answer"
+hasnt srv.log "srv-eicar matched"
+
+# EICAR toward the client in the writable context: replaced by the page (RESPMOD)
+client down_rw "ask-rw, got-page"
+exited 0 $st down_rw.log
+has down_rw.log "got-page matched 11 bytes in context 2"
+has mb.log "server->client data in context 2 replaced by the ICAP answer"
+
+# the service goes away: the next session fails closed
+kill "$icap_pid"
+wait "$icap_pid" 2>/dev/null
+client gone "send-clean, got-clean"
+exited 1 $st gone.log
+has gone.log "fatal alert internal_error"
+sleep 0.3
+has mb.log "ICAP: icap://127.0.0.1:$icap_port/.*cannot connect.*session ended \\(fail closed\\)"
+hasnt gone.log "got-clean matched"
+
+[ -n "${KEEP:-}" ] && cp -r "$tmp" "$KEEP"
+finish tlmsp_icap

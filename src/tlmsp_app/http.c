@@ -175,29 +175,44 @@ static int emit(msp_http_seg_fn fn, void *user, msp_http_dir_t dir, dir_state_t 
     return rc;
 }
 
-/* Feeds the header phase up to the next LF; *used says how much. */
-static int feed_header(dir_state_t *d, msp_http_dir_t dir, const uint8_t *p, size_t len, size_t *used,
-                       msp_http_seg_fn fn, void *user, msp_error_t *err)
+/* Feeds one line (up to the next LF) of a header block: *n its length. */
+static int header_line(dir_state_t *d, msp_http_dir_t dir, const uint8_t *p, size_t len, size_t *n, msp_error_t *err)
 {
     const uint8_t *lf = memchr(p, '\n', len);
-    size_t n = lf != NULL ? (size_t)(lf - p) + 1 : len;
-    if (n > d->h->max_header - d->header_len) {
+    *n = lf != NULL ? (size_t)(lf - p) + 1 : len;
+    if (*n > d->h->max_header - d->header_len) {
         d->failed = MSP_ERR_LIMIT;
         return msp_error_set(err, d->failed, "http", "%s header block larger than %zu bytes", dir_name(dir),
                              d->h->max_header);
     }
-    d->headers_done = d->message_done = 0;
-    d->status = 0;
-    d->method = NULL;
-    size_t got = http_parser_execute(&d->parser, &d->h->settings, (const char *)p, n);
+    size_t got = http_parser_execute(&d->parser, &d->h->settings, (const char *)p, *n);
     if (HTTP_PARSER_ERRNO(&d->parser) != HPE_OK && !d->message_done) {
         return parse_failed(d, dir, err);
     }
-    if (got != n) { /* not expected: a message always ends on the LF we stopped at */
+    if (got != *n) { /* not expected: a message always ends on the LF we stopped at */
         d->failed = MSP_ERR_SYNTAX;
         return msp_error_set(err, d->failed, "http", "%s: the parser stopped inside a line", dir_name(dir));
     }
-    d->header_len += n;
+    d->header_len += *n;
+    return MSP_OK;
+}
+
+/* Feeds header lines until the block ends or the input does, as one segment; *used says how much. */
+static int feed_header(dir_state_t *d, msp_http_dir_t dir, const uint8_t *p, size_t len, size_t *used,
+                       msp_http_seg_fn fn, void *user, msp_error_t *err)
+{
+    d->headers_done = d->message_done = 0;
+    d->status = 0;
+    d->method = NULL;
+    size_t off = 0;
+    while (off < len && !d->headers_done) {
+        size_t n;
+        int rc = header_line(d, dir, p + off, len - off, &n, err);
+        if (rc != MSP_OK) {
+            return rc;
+        }
+        off += n;
+    }
     unsigned flags = 0;
     if (d->headers_done) {
         flags |= MSP_HTTP_HEADERS_DONE;
@@ -207,8 +222,8 @@ static int feed_header(dir_state_t *d, msp_http_dir_t dir, const uint8_t *p, siz
         flags |= MSP_HTTP_MESSAGE_DONE;
         message_finished(d);
     }
-    *used = n;
-    return emit(fn, user, dir, d, MSP_HTTP_HEADER, p, n, flags);
+    *used = off;
+    return emit(fn, user, dir, d, MSP_HTTP_HEADER, p, off, flags);
 }
 
 static int feed_body(dir_state_t *d, msp_http_dir_t dir, const uint8_t *p, size_t len, size_t *used, msp_http_seg_fn fn,

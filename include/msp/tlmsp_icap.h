@@ -55,13 +55,24 @@ MSP_API int msp_icap_options_request(const msp_icap_url_t *u, msp_buf_t *out);
  * RESPMOD res_hdr is the HTTP response header (NULL/0 for a REQMOD). With
  * preview >= 0, a "Preview:" of min(preview, body_len) bytes is sent, and
  * the rest waits for the server's 100 Continue (msp_icap_request_rest),
- * unless the body fits ("0; ieof"); preview < 0: the whole body now.
+ * unless the body fits ("0; ieof"); preview < 0: the whole body now. An
+ * empty body is sent as null-body.
  * allow204: "Allow: 204" (the server may answer 204 for an unchanged
  * message). *sent gets the body bytes written. MSP_OK or the buffer's error.
  */
 MSP_API int msp_icap_request(const msp_icap_url_t *u, msp_icap_method_t method, const uint8_t *req_hdr,
                              size_t req_hdr_len, const uint8_t *res_hdr, size_t res_hdr_len, const uint8_t *body,
                              size_t body_len, long preview, int allow204, msp_buf_t *out, size_t *sent);
+
+/**
+ * An HTTP header block (start line to the blank line, as an ICAP service
+ * returned it) rewritten for a body of exactly body_len bytes sent as is:
+ * Content-Length and Transfer-Encoding lines dropped, "Content-Length:
+ * body_len" added before the blank line (a service's page often has
+ * neither, which would leave the peer reading until the connection
+ * closes). Appended to out; MSP_OK or the buffer's error.
+ */
+MSP_API int msp_icap_http_set_length(const uint8_t *hdr, size_t len, size_t body_len, msp_buf_t *out);
 
 /** After a 100 Continue: the body bytes not in the preview, as chunks, and the last chunk. */
 MSP_API int msp_icap_request_rest(const uint8_t *rest, size_t len, msp_buf_t *out);

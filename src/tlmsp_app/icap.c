@@ -91,15 +91,41 @@ int msp_icap_request(const msp_icap_url_t *u, msp_icap_method_t method, const ui
     if (resp && res_hdr_len > 0) {
         msp_buf_printf(out, ", res-hdr=%zu", req_hdr_len);
     }
-    msp_buf_printf(out, ", %s=%zu\r\n\r\n", resp ? "res-body" : "req-body", req_hdr_len + (resp ? res_hdr_len : 0));
+    /* a message without a body (a GET, a 304) is sent as one: null-body, no chunks */
+    const char *sec = body_len == 0 ? "null-body" : resp ? "res-body" : "req-body";
+    msp_buf_printf(out, ", %s=%zu\r\n\r\n", sec, req_hdr_len + (resp ? res_hdr_len : 0));
     msp_buf_put(out, req_hdr, req_hdr_len);
     if (resp) {
         msp_buf_put(out, res_hdr, res_hdr_len);
     }
+    *sent = preview >= 0 ? now : body_len;
+    if (body_len == 0) {
+        return msp_buf_error(out);
+    }
     put_chunk(out, body, now);
     /* the whole body in the preview: "ieof" tells the server no 100 Continue is needed */
     msp_buf_puts(out, preview >= 0 && now == body_len ? "0; ieof\r\n\r\n" : "0\r\n\r\n");
-    *sent = preview >= 0 ? now : body_len;
+    return msp_buf_error(out);
+}
+
+int msp_icap_http_set_length(const uint8_t *hdr, size_t len, size_t body_len, msp_buf_t *out)
+{
+    const uint8_t *p = hdr, *end = hdr + len;
+    while (p < end) {
+        const uint8_t *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = eol != NULL ? (size_t)(eol - p) + 1 : (size_t)(end - p);
+        size_t text = n - (n > 0 && p[n - 1] == '\n') - (n > 1 && p[n - 2] == '\r');
+        if (text == 0) {
+            break; /* the blank line: the header block ends here */
+        }
+        if (!(text >= 15 && strncasecmp((const char *)p, "Content-Length:", 15) == 0) &&
+            !(text >= 18 && strncasecmp((const char *)p, "Transfer-Encoding:", 18) == 0)) {
+            msp_buf_put(out, p, text);
+            msp_buf_puts(out, "\r\n");
+        }
+        p += n;
+    }
+    msp_buf_printf(out, "Content-Length: %zu\r\n\r\n", body_len);
     return msp_buf_error(out);
 }
 

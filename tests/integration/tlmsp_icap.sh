@@ -190,6 +190,72 @@ exited 0 $st down_rw.log
 has down_rw.log "got-page matched 11 bytes in context 2"
 has mb.log "server->client data in context 2 replaced by the ICAP answer"
 
+# ---- HTTP mode: contexts tagged header and body (the endpoints' --contexts http), both writable here ----
+cat >http.tmpl <<EOF
+context { id = 3; tag = header }
+context { id = 4; tag = body }
+activity {
+    tag = post-clean
+    match { at = 0 }
+    action {
+        send { context = header; data = "POST /clean HTTP/1.1%0d%0aHost: t%0d%0aContent-Length: $clean_len%0d%0a%0d%0a" }
+        send { context = body; file = "clean.txt" }
+    }
+}
+activity {
+    tag = post-eicar
+    match { at = 0 }
+    action {
+        send { context = header; data = "POST /up HTTP/1.1%0d%0aHost: t%0d%0aContent-Length: 68%0d%0a%0d%0a" }
+        send { context = body; file = "eicar.com" }
+    }
+}
+activity { tag = got-fine; present = yes; match { which = body; data = "fine!" } action { shutdown = yes } }
+activity { tag = got-403; present = yes; match { which = header; data = "403 Forbidden" } action { } }
+activity { tag = got-length; present = yes; match { which = header; data = "Content-Length: " } action { } }
+activity { tag = got-page; present = yes; match { which = body; data = "VIRUS FOUND" } action { shutdown = yes } }
+activity {
+    tag = srv-clean
+    present = yes
+    match { which = body; file = "clean.txt" }
+    action {
+        send { context = header; data = "HTTP/1.1 200 OK%0d%0aContent-Length: 5%0d%0a%0d%0a" }
+        send { context = body; data = "fine!" }
+    }
+}
+activity { tag = srv-eicar; present = yes; match { which = *; data = "EICAR" } action { } }
+client { address = tlmsp://localhost; function = [ CLIENT ] }
+middlebox {
+    tag = mbox1
+    address = tlmsp://localhost:10401
+    context { which = header; access = rw }
+    context { which = body; access = rw }
+}
+server { address = tlmsp://localhost:10455; function = [ srv-clean, srv-eicar ] }
+EOF
+sed 's/CLIENT/got-fine/' http.tmpl >http.ucl
+hshift=$((shift_by + 7))
+"$msp" server -c http.ucl -p "$hshift" -P >hsrv.log 2>&1 &
+pids+=($!)
+"$msp" middlebox -c http.ucl -t mbox1 -p "$hshift" --icap "$url" >hmb.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((10401 + hshift))") 2>/dev/null && break; sleep 0.1; done
+sed 's/CLIENT/post-clean, got-fine/' http.tmpl >hclean.ucl
+timeout 20 "$msp" client -c hclean.ucl -p "$hshift" -P >hclean.log 2>&1
+exited 0 $? hclean.log
+has hsrv.log "srv-clean matched $clean_len bytes in context 4"
+has hclean.log "got-fine matched 5 bytes in context 4"
+sed 's/CLIENT/post-eicar, got-403, got-length, got-page/' http.tmpl >heicar.ucl
+timeout 20 "$msp" client -c heicar.ucl -p "$hshift" -P >heicar.log 2>&1
+exited 0 $? heicar.log
+# the service's 403 page, as a whole HTTP message from the middlebox: header (with its length) and body
+has heicar.log "got-403 matched 13 bytes in context 3"
+has heicar.log "got-length matched 16 bytes in context 3"
+has heicar.log "got-page matched 11 bytes in context 4"
+hasnt hsrv.log "srv-eicar matched"
+sleep 0.3
+has hmb.log "client->server data in context 3 replaced by the ICAP answer \\([0-9]+ bytes, X-Infection-Found: .*Threat="
+
 # the service goes away: the next session fails closed
 kill "$icap_pid"
 wait "$icap_pid" 2>/dev/null

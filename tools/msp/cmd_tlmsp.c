@@ -455,7 +455,7 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
     int status = 2;
     if (ok) {
         /* before the listeners: the ICAP service answers OPTIONS before any session is taken */
-        status = insp_site_open(&o, loop, &insp);
+        status = insp_site_open(&o, cfg, loop, &insp);
         ok = status == 0;
         status = ok ? 2 : status;
     }

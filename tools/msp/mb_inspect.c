@@ -11,6 +11,14 @@
  * once per direction). While a part is with the service, the next one is
  * held behind it, within the engine's bounds (MSP_TLMSP_HOLD_MAX_*: past
  * them the engine ends the session, which fails closed).
+ *
+ * HTTP mode, when the configuration has contexts tagged `header` and `body`
+ * (the endpoints' `--contexts http`) and this middlebox reads both: the
+ * framer (msp/tlmsp_http.h) finds the messages in them; a message goes to
+ * the service with its own header block as soon as it is complete (a pause
+ * or a bound cuts it into parts, each sent with the message's header).
+ * A replacement is inserted as a whole message: its header (its length
+ * fixed) in `header`, its body in `body`.
  */
 #include "mb_inspect.h"
 
@@ -23,6 +31,7 @@
 #include "msp/buf.h"
 #include "msp/error.h"
 #include "msp/ets_pcap.h"
+#include "msp/tlmsp_http.h"
 #include "msp/tlmsp_icap.h"
 
 #define MSG_IDLE 0.1                    /* s: a pause that ends a message (the activities' hold idle) */
@@ -40,6 +49,7 @@ struct insp_site {
     socklen_t addrlen;
     long preview;
     int allow204;
+    uint8_t hctx, bctx; /* the contexts tagged header and body; 0: no HTTP mode */
     msp_pcap_out_t *pcap;
     const char *pcap_path;
     ev_signal sigint, sigterm;
@@ -47,7 +57,9 @@ struct insp_site {
 
 /* The containers of one part, in the order they were held. */
 typedef struct part {
-    msp_buf_t data;
+    msp_buf_t data; /* byte stream: every byte; HTTP: the body bytes */
+    msp_buf_t hdr;  /* HTTP: the header block's bytes, when the part has them */
+    int http;
     size_t n;
     uint8_t ctx;   /* the first container's context: where a replacement goes */
     int read_only; /* a container in a context this middlebox may not write */
@@ -63,6 +75,10 @@ typedef struct insp_dir {
     int next_ready; /* next ended (pause or bound) while scan was with the service */
     int cut_logged;
     ev_timer idle;
+    int stream;        /* HTTP framing given up (not HTTP, or a tunnel): a byte stream from now on */
+    int msg_done;      /* the framer ended a message in the container being fed */
+    int tunnel;        /* the framer said the rest is a tunnel */
+    msp_buf_t msg_hdr; /* the header block of the message being held, for its later parts */
 } insp_dir_t;
 
 struct insp {
@@ -71,8 +87,10 @@ struct insp {
     msp_io_mb_t **mb;
     struct sockaddr_storage client, server;
     int have_server, blocked, capture_failed;
+    int http_off; /* HTTP mode does not apply to this session */
     char peers[176];
     insp_dir_t dir[2]; /* [1]: toward the server */
+    msp_http_t *http;  /* HTTP mode: the framer of both directions */
     msp_pcap_out_flow_t *flow;
 };
 
@@ -132,7 +150,22 @@ static int icap_options(insp_site_t *s)
     return 0;
 }
 
-int insp_site_open(const prog_opts_t *o, struct ev_loop *loop, insp_site_t **out)
+/* HTTP mode needs both contexts: the tags `--contexts http` uses. */
+static void http_contexts(insp_site_t *s, const msp_tlmsp_cfg_t *cfg)
+{
+    for (size_t k = 0; k < cfg->n_contexts; k++) {
+        if (strcmp(cfg->contexts[k].tag, "header") == 0 && s->hctx == 0) {
+            s->hctx = cfg->contexts[k].id;
+        } else if (strcmp(cfg->contexts[k].tag, "body") == 0 && s->bctx == 0) {
+            s->bctx = cfg->contexts[k].id;
+        }
+    }
+    if (s->hctx == 0 || s->bctx == 0) {
+        s->hctx = s->bctx = 0;
+    }
+}
+
+int insp_site_open(const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg, struct ev_loop *loop, insp_site_t **out)
 {
     *out = NULL;
     if (o->icap == NULL && o->out_pcap == NULL) {
@@ -144,6 +177,7 @@ int insp_site_open(const prog_opts_t *o, struct ev_loop *loop, insp_site_t **out
         return 1;
     }
     s->loop = loop;
+    http_contexts(s, cfg);
     msp_error_t err;
     msp_error_clear(&err);
     int rc = 0;
@@ -204,11 +238,14 @@ static void part_init(part_t *p)
 {
     memset(p, 0, sizeof(*p));
     msp_buf_init(&p->data, MSP_TLMSP_HOLD_MAX_BYTES);
+    msp_buf_init(&p->hdr, MSP_HTTP_DEFAULT_MAX_HEADER);
 }
 
 static void part_clear(part_t *p)
 {
     p->data.len = 0;
+    p->hdr.len = 0;
+    p->http = 0;
     p->n = 0;
     p->read_only = 0;
 }
@@ -216,6 +253,7 @@ static void part_clear(part_t *p)
 static void part_free(part_t *p)
 {
     msp_buf_free(&p->data);
+    msp_buf_free(&p->hdr);
     free(p->lens);
 }
 
@@ -230,7 +268,7 @@ static int part_add(part_t *p, uint8_t ctx, int rw, const uint8_t *d, size_t len
         p->lens = l;
         p->cap = cap;
     }
-    if (msp_buf_put(&p->data, d, len) != MSP_OK) {
+    if (d != NULL && msp_buf_put(&p->data, d, len) != MSP_OK) {
         return -1;
     }
     if (p->n == 0) {
@@ -346,6 +384,35 @@ static void replace_part(insp_dir_t *d, const uint8_t *p, size_t len, int toward
     free(dl);
 }
 
+/*
+ * HTTP mode: the part's containers are deleted and the service's message is inserted whole, its header (with a
+ * Content-Length for the body as it is) in `header` and its body in `body`; a part that carried no header (a
+ * later part of a message) gets only the body.
+ */
+static void replace_http(insp_dir_t *d, const msp_icap_resp_info_t *r, int toward_client)
+{
+    insp_t *i = d->i;
+    int to_server = toward_client ? 0 : d->to_server;
+    msp_buf_t h;
+    msp_buf_init(&h, MSP_HTTP_DEFAULT_MAX_HEADER + 64);
+    size_t blen = r->has_body ? r->body_len : 0;
+    if (r->http_hdr != NULL && (d->scan.hdr.len > 0 || toward_client) &&
+        msp_icap_http_set_length(r->http_hdr, r->http_hdr_len, blen, &h) != MSP_OK) {
+        prog_error("middlebox", "%s: %s: the ICAP answer's header is too long: session ended", i->tag, peers(i));
+        end_session(i, MSP_ALERT_INTERNAL_ERROR);
+        msp_buf_free(&h);
+        return;
+    }
+    release_all(d, MSP_TLMSP_DELETE);
+    if (h.len > 0 && *i->mb != NULL) {
+        msp_io_mb_send(*i->mb, to_server, i->s->hctx, h.base, h.len);
+    }
+    if (blen > 0 && *i->mb != NULL) {
+        msp_io_mb_send(*i->mb, to_server, i->s->bctx, r->body, blen);
+    }
+    msp_buf_free(&h);
+}
+
 /* A verdict that only blocking can honour on a context this middlebox may not write. */
 static void block(insp_dir_t *d, const msp_icap_resp_info_t *r, const char *why)
 {
@@ -361,8 +428,9 @@ static void block(insp_dir_t *d, const msp_icap_resp_info_t *r, const char *why)
 
 static void verdict(insp_dir_t *d, const msp_icap_resp_info_t *r)
 {
-    int same = r->has_body && (r->is_response != d->to_server) && r->body_len == d->scan.data.len &&
-               memcmp(r->body, d->scan.data.base, r->body_len) == 0;
+    int same = (r->is_response != d->to_server) &&
+               (r->has_body ? r->body_len == d->scan.data.len && memcmp(r->body, d->scan.data.base, r->body_len) == 0
+                            : d->scan.data.len == 0);
     if (r->status == 204 || (r->status == 200 && same && r->infection[0] == '\0' && r->virus_id[0] == '\0')) {
         release_all(d, MSP_TLMSP_FORWARD);
         return;
@@ -383,7 +451,11 @@ static void verdict(insp_dir_t *d, const msp_icap_resp_info_t *r)
                d->i->tag, peers(d->i), dir_name(d->to_server), d->scan.ctx, r->body_len,
                r->infection[0] ? ", X-Infection-Found: " : "", r->infection, r->virus_id[0] ? ", X-Virus-ID: " : "",
                r->virus_id, d->i->s->url_text);
-    replace_part(d, r->has_body ? r->body : NULL, r->has_body ? r->body_len : 0, toward_client);
+    if (d->scan.http) {
+        replace_http(d, r, toward_client);
+    } else {
+        replace_part(d, r->has_body ? r->body : NULL, r->has_body ? r->body_len : 0, toward_client);
+    }
 }
 
 static void scan_done(void *user, int err, const msp_icap_resp_info_t *info, const char *detail)
@@ -406,15 +478,49 @@ static void scan_done(void *user, int err, const msp_icap_resp_info_t *info, con
     }
 }
 
+/* The part being scanned goes to the service with these HTTP headers (res: RESPMOD only). */
+static void icap_start(insp_dir_t *d, const void *req, size_t req_len, const void *res, size_t res_len)
+{
+    insp_t *i = d->i;
+    msp_io_icap_cfg_t c = {
+        &i->s->url, (const struct sockaddr *)&i->s->addr, i->s->addrlen, ICAP_TIMEOUT, i->s->preview, i->s->allow204};
+    if (msp_io_icap_new(i->s->loop, &c, d->to_server ? MSP_ICAP_REQMOD : MSP_ICAP_RESPMOD, req, req_len, res, res_len,
+                        d->scan.data.base, d->scan.data.len, scan_done, d, &d->t) != MSP_OK) {
+        prog_error("middlebox", "%s: %s: ICAP: out of memory: session ended (fail closed)", i->tag, peers(i));
+        end_session(i, MSP_ALERT_INTERNAL_ERROR);
+    }
+}
+
+/*
+ * HTTP mode: the message's own header block (a later part of a message: the one its first part had); a
+ * response goes with the last request header seen toward the server (exact unless requests are pipelined).
+ */
+static void start_scan_http(insp_dir_t *d)
+{
+    static const char get[] = "GET / HTTP/1.1\r\nHost: tlmsp\r\n\r\n";
+    const msp_buf_t *hdr = d->scan.hdr.len > 0 ? &d->scan.hdr : &d->msg_hdr;
+    const msp_buf_t *req = &d->i->dir[1].msg_hdr;
+    if (d->to_server) {
+        icap_start(d, hdr->base, hdr->len, NULL, 0);
+    } else if (req->len == 0) {
+        icap_start(d, get, sizeof(get) - 1, hdr->base, hdr->len);
+    } else {
+        icap_start(d, req->base, req->len, hdr->base, hdr->len);
+    }
+}
+
 /* The part held so far goes to the service (the next one collects behind it). */
 static void start_scan(insp_dir_t *d)
 {
-    insp_t *i = d->i;
     d->next_ready = 0;
     if (d->next.n == 0) {
         return;
     }
     part_swap(&d->scan, &d->next);
+    if (d->scan.http) {
+        start_scan_http(d);
+        return;
+    }
     char req[160], res[160];
     int ql = snprintf(req, sizeof(req), "%s /tlmsp/context-%u HTTP/1.1\r\nHost: tlmsp\r\n%s",
                       d->to_server ? "POST" : "GET", d->scan.ctx, d->to_server ? "" : "\r\n");
@@ -427,14 +533,7 @@ static void start_scan(insp_dir_t *d)
                       "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
                       d->scan.data.len);
     }
-    msp_io_icap_cfg_t c = {
-        &i->s->url, (const struct sockaddr *)&i->s->addr, i->s->addrlen, ICAP_TIMEOUT, i->s->preview, i->s->allow204};
-    if (msp_io_icap_new(i->s->loop, &c, d->to_server ? MSP_ICAP_REQMOD : MSP_ICAP_RESPMOD, (const uint8_t *)req,
-                        (size_t)ql, (const uint8_t *)res, (size_t)rl, d->scan.data.base, d->scan.data.len, scan_done, d,
-                        &d->t) != MSP_OK) {
-        prog_error("middlebox", "%s: %s: ICAP: out of memory: session ended (fail closed)", i->tag, peers(i));
-        end_session(i, MSP_ALERT_INTERNAL_ERROR);
-    }
+    icap_start(d, req, (size_t)ql, res, (size_t)rl);
 }
 
 /* The part ends (a pause, or a bound): scanned now, or after the one with the service. */
@@ -478,6 +577,7 @@ insp_t *insp_new(insp_site_t *s, const char *tag, msp_io_mb_t **mb, int client_f
         d->to_server = k;
         part_init(&d->scan);
         part_init(&d->next);
+        msp_buf_init(&d->msg_hdr, MSP_HTTP_DEFAULT_MAX_HEADER);
         ev_timer_init(&d->idle, on_idle, MSG_IDLE, 0);
         d->idle.data = d;
     }
@@ -519,6 +619,70 @@ static void capture(insp_t *i, int to_server, const uint8_t *p, size_t len)
     }
 }
 
+/* HTTP mode for the session, decided at its first container: both contexts exist and this middlebox reads both. */
+static int http_mode(insp_t *i)
+{
+    if (i->s->hctx == 0 || i->http_off) {
+        return 0;
+    }
+    msp_tlmsp_mbox_t *m = *i->mb != NULL ? msp_io_mb_mbox(*i->mb) : NULL;
+    if (i->http == NULL &&
+        (m == NULL || msp_tlmsp_mbox_access(m, i->s->hctx) == MSP_TLMSP_ACCESS_NONE ||
+         msp_tlmsp_mbox_access(m, i->s->bctx) == MSP_TLMSP_ACCESS_NONE || msp_http_new(NULL, &i->http) != MSP_OK)) {
+        i->http_off = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* The framer's segments: header bytes and body bytes into the part, the message's end noted. */
+static int on_segment(void *user, msp_http_dir_t dir, const msp_http_seg_t *seg)
+{
+    insp_dir_t *d = user;
+    (void)dir;
+    part_t *p = &d->next;
+    p->http = 1;
+    if (seg->kind == MSP_HTTP_HEADER) {
+        if (p->hdr.len == 0) {
+            d->msg_hdr.len = 0; /* a new message */
+        }
+        msp_buf_put(&p->hdr, seg->p, seg->len);
+        msp_buf_put(&d->msg_hdr, seg->p, seg->len);
+    } else {
+        msp_buf_put(&p->data, seg->p, seg->len);
+    }
+    d->msg_done |= (seg->flags & MSP_HTTP_MESSAGE_DONE) != 0;
+    d->tunnel |= (seg->flags & MSP_HTTP_TUNNEL) != 0;
+    return msp_buf_error(&p->hdr) != MSP_OK || msp_buf_error(&p->data) != MSP_OK ? MSP_ERR_LIMIT : MSP_OK;
+}
+
+/*
+ * A container of the header or body context through the framer. What is not HTTP/1.x (or becomes a tunnel) is
+ * scanned as a byte stream from then on, said once: the whole container is added, so no byte escapes the scan.
+ */
+static int http_feed(insp_dir_t *d, const uint8_t *p, size_t len)
+{
+    insp_t *i = d->i;
+    msp_error_t err;
+    msp_error_clear(&err);
+    int rc = msp_http_feed(i->http, d->to_server ? MSP_HTTP_REQUESTS : MSP_HTTP_RESPONSES, p, len, on_segment, d, &err);
+    if (rc == MSP_ERR_LIMIT && err.detail[0] == '\0') {
+        return -1; /* our own buffers: too much held */
+    }
+    if (rc != MSP_OK || d->tunnel) {
+        prog_error("middlebox", "%s: %s: %s data %s: scanned as a byte stream from here", i->tag, peers(i),
+                   dir_name(d->to_server), rc != MSP_OK ? err.detail : "became a tunnel (upgrade or CONNECT)");
+        d->stream = 1;
+        d->next.http = 0;
+        d->next.hdr.len = 0;
+        if (rc != MSP_OK) {
+            d->next.data.len = 0; /* the part's bytes again, whole, as a stream */
+            return msp_buf_put(&d->next.data, p, len) == MSP_OK ? 0 : -1;
+        }
+    }
+    return 0;
+}
+
 int insp_container(insp_t *i, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access, const uint8_t *p,
                    size_t len, msp_tlmsp_verdict_t *v)
 {
@@ -536,12 +700,17 @@ int insp_container(insp_t *i, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx,
     if (i->blocked) {
         return 1; /* held for good: the session is ending */
     }
-    if (part_add(&d->next, ctx, access == MSP_TLMSP_ACCESS_RW, p, len) != 0) {
+    int http = http_mode(i) && !d->stream && (ctx == i->s->hctx || ctx == i->s->bctx);
+    if (part_add(&d->next, ctx, access == MSP_TLMSP_ACCESS_RW, http ? NULL : p, len) != 0 ||
+        (http && http_feed(d, p, len) != 0)) {
         prog_error("middlebox", "%s: %s: too much held: session ended (fail closed)", i->tag, peers(i));
         end_session(i, MSP_ALERT_INTERNAL_ERROR);
         return 1;
     }
-    if (d->next.data.len >= MSG_MAX_BYTES || d->next.n >= MSG_MAX_CONTAINERS) {
+    if (d->msg_done) {
+        d->msg_done = 0;
+        part_ready(d); /* a whole HTTP message: no need to wait for a pause */
+    } else if (d->next.data.len >= MSG_MAX_BYTES || d->next.n >= MSG_MAX_CONTAINERS) {
         if (!d->cut_logged) {
             prog_error("middlebox",
                        "%s: %s: %s data over %zu bytes (or %d containers) without a pause: scanned in parts of that "
@@ -587,6 +756,8 @@ void insp_free(insp_t *i)
     for (int k = 0; k < 2; k++) {
         part_free(&i->dir[k].scan);
         part_free(&i->dir[k].next);
+        msp_buf_free(&i->dir[k].msg_hdr);
     }
+    msp_http_free(i->http);
     free(i);
 }

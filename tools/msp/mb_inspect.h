@@ -25,7 +25,7 @@ typedef struct insp insp_t;
  * until it does). 0; 2 (bad input: printed) or 1 (the service cannot be
  * reached or answers badly: printed).
  */
-int insp_site_open(const prog_opts_t *o, struct ev_loop *loop, insp_site_t **out);
+int insp_site_open(const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg, struct ev_loop *loop, insp_site_t **out);
 /** Finishes the capture (renamed into place); NULL is ignored. */
 void insp_site_close(insp_site_t *s);
 

@@ -84,6 +84,34 @@ static void test_request_preview(void **state)
     msp_buf_free(&b);
 }
 
+static void test_null_body_and_length(void **state)
+{
+    (void)state;
+    msp_icap_url_t u;
+    assert_int_equal(msp_icap_url_parse("icap://h/s", &u, NULL), MSP_OK);
+    msp_buf_t b;
+    msp_buf_init(&b, 1 << 16);
+    size_t sent = 7;
+    const char *get = "GET / HTTP/1.1\r\n\r\n";
+    assert_int_equal(
+        msp_icap_request(&u, MSP_ICAP_REQMOD, (const uint8_t *)get, strlen(get), NULL, 0, NULL, 0, 1024, 1, &b, &sent),
+        MSP_OK);
+    assert_int_equal(sent, 0);
+    assert_non_null(strstr(str(&b), "Encapsulated: req-hdr=0, null-body=18\r\n\r\nGET / HTTP/1.1\r\n\r\n"));
+    assert_null(strstr(str(&b), "ieof")); /* no chunk at all */
+    b.len = 0;
+    /* a page without a length (close-delimited) and one with a stale length and chunking */
+    const char *page = "HTTP/1.0 403 Forbidden\r\nServer: C-ICAP\r\nConnection: close\r\n\r\n";
+    assert_int_equal(msp_icap_http_set_length((const uint8_t *)page, strlen(page), 473, &b), MSP_OK);
+    assert_string_equal(str(&b), "HTTP/1.0 403 Forbidden\r\nServer: C-ICAP\r\nConnection: close\r\n"
+                                 "Content-Length: 473\r\n\r\n");
+    b.len = 0;
+    const char *old = "HTTP/1.1 200 OK\r\ncontent-length: 9\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n";
+    assert_int_equal(msp_icap_http_set_length((const uint8_t *)old, strlen(old), 0, &b), MSP_OK);
+    assert_string_equal(str(&b), "HTTP/1.1 200 OK\r\nX: y\r\nContent-Length: 0\r\n\r\n");
+    msp_buf_free(&b);
+}
+
 /* c-icap 0.5.10's answer to a REQMOD carrying EICAR (virus_scan, mode=simple), as captured. */
 static const char blocked[] =
     "ICAP/1.0 200 OK\r\nServer: C-ICAP/0.5.10\r\nConnection: keep-alive\r\nISTag: \"CI0001-XYZ\"\r\n"
@@ -322,6 +350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_request_preview),
+        cmocka_unit_test(test_null_body_and_length),
         cmocka_unit_test(test_response_blocked_bytewise),
         cmocka_unit_test(test_response_options_204_continue),
         cmocka_unit_test(test_response_malformed),

@@ -270,11 +270,26 @@ static int header_line(msp_icap_resp_t *r, const char *line, size_t n, msp_error
     return MSP_OK;
 }
 
+/* The first line of p[0..n) as a C string (cut to size), for sscanf: the input is not NUL-terminated. */
+static const char *first_line(const uint8_t *p, size_t n, char *out, size_t size)
+{
+    const uint8_t *eol = memchr(p, '\n', n);
+    size_t l = eol != NULL ? (size_t)(eol - p) : n;
+    l = l < size - 1 ? l : size - 1;
+    memcpy(out, p, l);
+    out[l] = '\0';
+    return out;
+}
+
 /* The status line and the headers, folded lines joined (a line starting with a space or tab continues the last). */
 static int parse_head(msp_icap_resp_t *r, const char *p, size_t n, msp_error_t *err)
 {
     int major, minor, status;
-    if (n < 12 || sscanf(p, "ICAP/%d.%d %3d", &major, &minor, &status) != 3 || status < 100 || status > 599) {
+    char start[64];
+    if (n < 12 ||
+        sscanf(first_line((const uint8_t *)p, n, start, sizeof(start)), "ICAP/%d.%d %3d", &major, &minor, &status) !=
+            3 ||
+        status < 100 || status > 599) {
         return msp_error_set(err, MSP_ERR_SYNTAX, NULL, "ICAP response: not an ICAP status line");
     }
     r->info.status = status;
@@ -332,7 +347,9 @@ static int take_http_header(msp_icap_resp_t *r, int *ready, msp_error_t *err)
         r->info.http_hdr_len = (size_t)(to - from);
         r->info.is_response = res;
         int code;
-        if (res && sscanf((const char *)r->info.http_hdr, "HTTP/%*d.%*d %3d", &code) == 1) {
+        char start[64];
+        if (res && sscanf(first_line(r->info.http_hdr, r->info.http_hdr_len, start, sizeof(start)), "HTTP/%*d.%*d %3d",
+                          &code) == 1) {
             r->info.http_status = code;
         }
     }

@@ -109,6 +109,7 @@ context { id = 2; tag = rw }
 activity { tag = send-clean; match { at = 0 } action { send { context = ro; file = "clean.txt" } } }
 activity { tag = send-eicar-ro; match { at = 0 } action { send { context = ro; file = "eicar.com" } } }
 activity { tag = send-eicar-rw; match { at = 0 } action { send { context = rw; file = "eicar.com" } } }
+activity { tag = send-big; match { at = 0 } action { send { context = ro; file = "big.bin" } } }
 activity { tag = ask-ro; match { at = 0 } action { send { context = ro; data = "give-me-ro" } } }
 activity { tag = ask-rw; match { at = 0 } action { send { context = rw; data = "give-me-rw" } } }
 activity { tag = got-clean; present = yes; match { which = *; file = "clean.txt" } action { shutdown = yes } }
@@ -189,6 +190,17 @@ client down_rw "ask-rw, got-page"
 exited 0 $st down_rw.log
 has down_rw.log "got-page matched 11 bytes in context 2"
 has mb.log "server->client data in context 2 replaced by the ICAP answer"
+
+# a message longer than a part (1 MiB) with EICAR at its end: scanned in parts (said once), the last one blocked
+for i in $(seq 20); do cat clean.txt clean.txt; done >big.bin
+cat eicar.com >>big.bin
+client big "send-big"
+exited 1 $st big.log
+has big.log "fatal alert access_denied \\(49\\)"
+sleep 0.3
+has mb.log "client->server data over 1048576 bytes \\(or 1024 containers\\) without a pause: scanned in parts"
+has mb.log "blocked client->server data in context 1: ICAP 200 HTTP 403"
+hasnt srv.log "srv-eicar matched"
 
 # ---- HTTP mode: contexts tagged header and body (the endpoints' --contexts http), both writable here ----
 cat >http.tmpl <<EOF

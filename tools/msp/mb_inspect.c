@@ -1,24 +1,11 @@
 /*
- * msp middlebox --icap / --out-pcap (mb_inspect.h).
- *
- * ICAP, byte-stream mode: the containers of a direction that the middlebox
- * can read are held; a message is what the direction carries until it
- * pauses for MSG_IDLE, or MSG_MAX_BYTES / MSG_MAX_CONTAINERS, whichever
- * comes first. Its plaintext goes to the service as the body of a
- * synthetic HTTP message (REQMOD: a POST toward the server; RESPMOD: a 200
- * response toward the client), and the held containers are released on the
- * answer. Longer messages are scanned in parts of MSG_MAX_BYTES (logged
- * once per direction). While a part is with the service, the next one is
- * held behind it, within the engine's bounds (MSP_TLMSP_HOLD_MAX_*: past
- * them the engine ends the session, which fails closed).
- *
- * HTTP mode, when the configuration has contexts tagged `header` and `body`
- * (the endpoints' `--contexts http`) and this middlebox reads both: the
- * framer (msp/tlmsp_http.h) finds the messages in them; a message goes to
- * the service with its own header block as soon as it is complete (a pause
- * or a bound cuts it into parts, each sent with the message's header).
- * A replacement is inserted as a whole message: its header (its length
- * fixed) in `header`, its body in `body`.
+ * msp middlebox --icap / --out-pcap (mb_inspect.h): the program's glue.
+ * What is held, what each part becomes and what the service's answer means
+ * is the library's (msp/tlmsp_inspect.h, sans-IO); this runs it on the
+ * loop: the pause timers (MSG_IDLE, the activities' hold idle), one ICAP
+ * transaction per part (msp_io_icap_*, msp/tlmsp_icap.h), the releases,
+ * inserts and alerts through the middlebox driver, the log lines, and the
+ * capture (msp/ets_pcap.h).
  */
 #include "mb_inspect.h"
 
@@ -31,14 +18,11 @@
 #include "msp/buf.h"
 #include "msp/error.h"
 #include "msp/ets_pcap.h"
-#include "msp/tlmsp_http.h"
 #include "msp/tlmsp_icap.h"
+#include "msp/tlmsp_inspect.h"
 
-#define MSG_IDLE 0.1                    /* s: a pause that ends a message (the activities' hold idle) */
-#define MSG_MAX_BYTES ((size_t)1 << 20) /* a part scanned on its own */
-#define MSG_MAX_CONTAINERS 1024
+#define MSG_IDLE 0.1      /* s: a pause that ends a part (the activities' hold idle) */
 #define ICAP_TIMEOUT 10.0 /* s: connect and answer */
-#define MAX_CONTAINER 16355
 
 struct insp_site {
     struct ev_loop *loop;
@@ -55,30 +39,11 @@ struct insp_site {
     ev_signal sigint, sigterm;
 };
 
-/* The containers of one part, in the order they were held. */
-typedef struct part {
-    msp_buf_t data; /* byte stream: every byte; HTTP: the body bytes */
-    msp_buf_t hdr;  /* HTTP: the header block's bytes, when the part has them */
-    int http;
-    size_t n;
-    uint8_t ctx;   /* the first container's context: where a replacement goes */
-    int read_only; /* a container in a context this middlebox may not write */
-    size_t *lens;  /* each container's plaintext length */
-    size_t cap;
-} part_t;
-
 typedef struct insp_dir {
     insp_t *i;
     int to_server;
-    part_t scan, next; /* with the service; held behind it */
-    msp_io_icap_t *t;
-    int next_ready; /* next ended (pause or bound) while scan was with the service */
-    int cut_logged;
+    msp_io_icap_t *t; /* the part with the service */
     ev_timer idle;
-    int stream;        /* HTTP framing given up (not HTTP, or a tunnel): a byte stream from now on */
-    int msg_done;      /* the framer ended a message in the container being fed */
-    int tunnel;        /* the framer said the rest is a tunnel */
-    msp_buf_t msg_hdr; /* the header block of the message being held, for its later parts */
 } insp_dir_t;
 
 struct insp {
@@ -87,10 +52,9 @@ struct insp {
     msp_io_mb_t **mb;
     struct sockaddr_storage client, server;
     int have_server, blocked, capture_failed;
-    int http_off; /* HTTP mode does not apply to this session */
     char peers[176];
+    msp_inspect_t *x;  /* NULL until the first container (HTTP mode is decided then) */
     insp_dir_t dir[2]; /* [1]: toward the server */
-    msp_http_t *http;  /* HTTP mode: the framer of both directions */
     msp_pcap_out_flow_t *flow;
 };
 
@@ -232,60 +196,6 @@ void insp_site_close(insp_site_t *s)
     free(s);
 }
 
-/* ---- parts ---- */
-
-static void part_init(part_t *p)
-{
-    memset(p, 0, sizeof(*p));
-    msp_buf_init(&p->data, MSP_TLMSP_HOLD_MAX_BYTES);
-    msp_buf_init(&p->hdr, MSP_HTTP_DEFAULT_MAX_HEADER);
-}
-
-static void part_clear(part_t *p)
-{
-    p->data.len = 0;
-    p->hdr.len = 0;
-    p->http = 0;
-    p->n = 0;
-    p->read_only = 0;
-}
-
-static void part_free(part_t *p)
-{
-    msp_buf_free(&p->data);
-    msp_buf_free(&p->hdr);
-    free(p->lens);
-}
-
-static int part_add(part_t *p, uint8_t ctx, int rw, const uint8_t *d, size_t len)
-{
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        size_t *l = cap <= MSP_TLMSP_HOLD_MAX_CONTAINERS ? realloc(p->lens, cap * sizeof(*l)) : NULL;
-        if (l == NULL) {
-            return -1;
-        }
-        p->lens = l;
-        p->cap = cap;
-    }
-    if (d != NULL && msp_buf_put(&p->data, d, len) != MSP_OK) {
-        return -1;
-    }
-    if (p->n == 0) {
-        p->ctx = ctx;
-    }
-    p->read_only |= !rw;
-    p->lens[p->n++] = len;
-    return 0;
-}
-
-static void part_swap(part_t *a, part_t *b)
-{
-    part_t t = *a;
-    *a = *b;
-    *b = t;
-}
-
 /* ---- sessions ---- */
 
 static const char *dir_name(int to_server)
@@ -327,231 +237,126 @@ static void end_session(insp_t *i, uint8_t desc)
 
 static void start_scan(insp_dir_t *d);
 
-static void release(insp_dir_t *d, const msp_tlmsp_verdict_t *v, const uint8_t *const *data, const size_t *len)
+static void fail_closed(insp_t *i, const char *what)
 {
-    if (*d->i->mb != NULL && msp_io_mb_release(*d->i->mb, d->to_server, d->scan.n, v, data, len) != MSP_OK) {
-        prog_error("middlebox", "%s: %s: cannot release %zu held containers", d->i->tag, peers(d->i), d->scan.n);
-    }
+    prog_error("middlebox", "%s: %s: %s: session ended (fail closed)", i->tag, peers(i), what);
+    end_session(i, MSP_ALERT_INTERNAL_ERROR);
 }
 
-static void release_all(insp_dir_t *d, msp_tlmsp_verdict_t verdict)
-{
-    msp_tlmsp_verdict_t *v = calloc(d->scan.n, sizeof(*v));
-    if (v == NULL) {
-        prog_error("middlebox", "%s: %s: out of memory: session ended", d->i->tag, peers(d->i));
-        end_session(d->i, MSP_ALERT_INTERNAL_ERROR);
-        return;
-    }
-    for (size_t k = 0; k < d->scan.n; k++) {
-        v[k] = verdict;
-    }
-    release(d, v, NULL, NULL);
-    free(v);
-}
-
-/*
- * The service's message replaces the part, as this middlebox's modification: its bytes fill the held
- * containers in turn (REPLACE, at most MAX_CONTAINER each), containers left over are deleted, and what
- * does not fit is inserted after them (toward_client: the part is deleted and the message goes back to
- * the client, as a blocked request's answer does).
- */
-static void replace_part(insp_dir_t *d, const uint8_t *p, size_t len, int toward_client)
-{
-    size_t n = d->scan.n;
-    msp_tlmsp_verdict_t *v = calloc(n, sizeof(*v));
-    const uint8_t **data = calloc(n, sizeof(*data));
-    size_t *dl = calloc(n, sizeof(*dl));
-    if (v == NULL || data == NULL || dl == NULL) {
-        prog_error("middlebox", "%s: %s: out of memory: session ended", d->i->tag, peers(d->i));
-        end_session(d->i, MSP_ALERT_INTERNAL_ERROR);
-    } else {
-        size_t off = 0;
-        for (size_t k = 0; k < n; k++) {
-            size_t take = toward_client ? 0 : len - off < MAX_CONTAINER ? len - off : MAX_CONTAINER;
-            v[k] = take > 0 ? MSP_TLMSP_REPLACE : MSP_TLMSP_DELETE;
-            data[k] = p + off;
-            dl[k] = take;
-            off += take;
-        }
-        uint8_t ctx = d->scan.ctx;
-        release(d, v, (const uint8_t *const *)data, dl);
-        if (off < len && *d->i->mb != NULL) {
-            msp_io_mb_send(*d->i->mb, toward_client ? 0 : d->to_server, ctx, p + off, len - off);
-        }
-    }
-    free(v);
-    free(data);
-    free(dl);
-}
-
-/*
- * HTTP mode: the part's containers are deleted and the service's message is inserted whole, its header (with a
- * Content-Length for the body as it is) in `header` and its body in `body`; a part that carried no header (a
- * later part of a message) gets only the body.
- */
-static void replace_http(insp_dir_t *d, const msp_icap_resp_info_t *r, int toward_client)
+static void log_verdict(insp_dir_t *d, const msp_icap_resp_info_t *r, const msp_inspect_outcome_t *o)
 {
     insp_t *i = d->i;
-    int to_server = toward_client ? 0 : d->to_server;
-    msp_buf_t h;
-    msp_buf_init(&h, MSP_HTTP_DEFAULT_MAX_HEADER + 64);
-    size_t blen = r->has_body ? r->body_len : 0;
-    if (r->http_hdr != NULL && (d->scan.hdr.len > 0 || toward_client) &&
-        msp_icap_http_set_length(r->http_hdr, r->http_hdr_len, blen, &h) != MSP_OK) {
-        prog_error("middlebox", "%s: %s: the ICAP answer's header is too long: session ended", i->tag, peers(i));
-        end_session(i, MSP_ALERT_INTERNAL_ERROR);
-        msp_buf_free(&h);
-        return;
+    const char *inf = r->infection[0] ? ", X-Infection-Found: " : "", *vid = r->virus_id[0] ? ", X-Virus-ID: " : "";
+    if (o->kind == MSP_INSPECT_BLOCK) {
+        prog_error("middlebox",
+                   "%s: %s: blocked %s data in context %u: ICAP %d%s%.0d%s%s%s%s from %s (%s); session ended with "
+                   "access_denied",
+                   i->tag, peers(i), dir_name(d->to_server), o->ctx, r->status, r->http_status ? " HTTP " : "",
+                   r->http_status, inf, r->infection, vid, r->virus_id, i->s->url_text, o->why);
+    } else if (o->kind == MSP_INSPECT_FAIL) {
+        prog_error("middlebox", "%s: %s: ICAP %s answered %d for %s data: session ended (fail closed)", i->tag,
+                   peers(i), i->s->url_text, r->status, dir_name(d->to_server));
+    } else if (o->kind == MSP_INSPECT_REPLACE) {
+        prog_error("middlebox",
+                   "%s: %s: %s data in context %u replaced by the ICAP answer (%zu bytes%s%s%s%s%s) from %s", i->tag,
+                   peers(i), dir_name(d->to_server), o->ctx, r->has_body ? r->body_len : 0, inf, r->infection, vid,
+                   r->virus_id, o->toward_client ? ", sent back to the client" : "", i->s->url_text);
     }
-    release_all(d, MSP_TLMSP_DELETE);
-    if (h.len > 0 && *i->mb != NULL) {
-        msp_io_mb_send(*i->mb, to_server, i->s->hctx, h.base, h.len);
-    }
-    if (blen > 0 && *i->mb != NULL) {
-        msp_io_mb_send(*i->mb, to_server, i->s->bctx, r->body, blen);
-    }
-    msp_buf_free(&h);
 }
 
-/* A verdict that only blocking can honour on a context this middlebox may not write. */
-static void block(insp_dir_t *d, const msp_icap_resp_info_t *r, const char *why)
+/* The outcome through the driver: releases, then inserts; or the session ends. Each step may end it. */
+static void apply(insp_dir_t *d, const msp_inspect_outcome_t *o)
 {
     insp_t *i = d->i;
-    prog_error("middlebox",
-               "%s: %s: blocked %s data in context %u: ICAP %d%s%.0d%s%s%s%s%s from %s (%s); session ended with "
-               "access_denied",
-               i->tag, peers(i), dir_name(d->to_server), d->scan.ctx, r->status, r->http_status ? " HTTP " : "",
-               r->http_status, r->infection[0] ? ", X-Infection-Found: " : "", r->infection,
-               r->virus_id[0] ? ", X-Virus-ID: " : "", r->virus_id, "", i->s->url_text, why);
-    end_session(i, MSP_ALERT_ACCESS_DENIED);
-}
-
-static void verdict(insp_dir_t *d, const msp_icap_resp_info_t *r)
-{
-    int same = (r->is_response != d->to_server) &&
-               (r->has_body ? r->body_len == d->scan.data.len && memcmp(r->body, d->scan.data.base, r->body_len) == 0
-                            : d->scan.data.len == 0);
-    if (r->status == 204 || (r->status == 200 && same && r->infection[0] == '\0' && r->virus_id[0] == '\0')) {
-        release_all(d, MSP_TLMSP_FORWARD);
+    if (o->kind == MSP_INSPECT_BLOCK || o->kind == MSP_INSPECT_FAIL) {
+        end_session(i, o->alert);
         return;
     }
-    if (r->status != 200) {
-        prog_error("middlebox", "%s: %s: ICAP %s answered %d for %s data: session ended (fail closed)", d->i->tag,
-                   peers(d->i), d->i->s->url_text, r->status, dir_name(d->to_server));
-        end_session(d->i, MSP_ALERT_INTERNAL_ERROR);
+    if (*i->mb != NULL && msp_io_mb_release(*i->mb, d->to_server, o->n, o->verdicts, o->data, o->data_len) != MSP_OK) {
+        fail_closed(i, "cannot release the held containers");
         return;
     }
-    if (d->scan.read_only) {
-        block(d, r, "the context is read-only here");
-        return;
-    }
-    /* a request answered with a response: the request stops here, the answer goes back to the client */
-    int toward_client = d->to_server && r->is_response;
-    prog_error("middlebox", "%s: %s: %s data in context %u replaced by the ICAP answer (%zu bytes%s%s%s%s) from %s",
-               d->i->tag, peers(d->i), dir_name(d->to_server), d->scan.ctx, r->body_len,
-               r->infection[0] ? ", X-Infection-Found: " : "", r->infection, r->virus_id[0] ? ", X-Virus-ID: " : "",
-               r->virus_id, d->i->s->url_text);
-    if (d->scan.http) {
-        replace_http(d, r, toward_client);
-    } else {
-        replace_part(d, r->has_body ? r->body : NULL, r->has_body ? r->body_len : 0, toward_client);
+    for (size_t k = 0; k < o->ninsert && *i->mb != NULL; k++) {
+        const msp_inspect_insert_t *n = &o->insert[k];
+        msp_io_mb_send(*i->mb, n->to_server, n->ctx, n->p, n->len);
     }
 }
 
 static void scan_done(void *user, int err, const msp_icap_resp_info_t *info, const char *detail)
 {
     insp_dir_t *d = user;
+    insp_t *i = d->i;
     msp_io_icap_t *t = d->t;
-    d->t = NULL; /* freed below, after info (which it owns) is used */
-    if (d->i->blocked) {
+    d->t = NULL; /* freed below: info is its */
+    msp_inspect_outcome_t o;
+    unsigned flags = 0;
+    int rc = MSP_OK;
+    if (i->blocked) {
         /* nothing more goes out of this session */
     } else if (err != MSP_OK) {
-        prog_error("middlebox", "%s: %s: ICAP: %s: session ended (fail closed)", d->i->tag, peers(d->i), detail);
-        end_session(d->i, MSP_ALERT_INTERNAL_ERROR);
+        char what[400];
+        snprintf(what, sizeof(what), "ICAP: %s", detail);
+        fail_closed(i, what);
+    } else if ((rc = msp_inspect_answer(i->x, d->to_server, info, &o, &flags)) != MSP_OK) {
+        fail_closed(i, msp_error_name(rc));
     } else {
-        verdict(d, info);
+        log_verdict(d, info, &o);
+        apply(d, &o);
     }
     msp_io_icap_free(t);
-    part_clear(&d->scan);
-    if (!d->i->blocked && *d->i->mb != NULL && d->next_ready) {
+    if ((flags & MSP_INSPECT_READY) && !i->blocked && *i->mb != NULL) {
         start_scan(d);
     }
 }
 
-/* The part being scanned goes to the service with these HTTP headers (res: RESPMOD only). */
-static void icap_start(insp_dir_t *d, const void *req, size_t req_len, const void *res, size_t res_len)
-{
-    insp_t *i = d->i;
-    msp_io_icap_cfg_t c = {
-        &i->s->url, (const struct sockaddr *)&i->s->addr, i->s->addrlen, ICAP_TIMEOUT, i->s->preview, i->s->allow204};
-    if (msp_io_icap_new(i->s->loop, &c, d->to_server ? MSP_ICAP_REQMOD : MSP_ICAP_RESPMOD, req, req_len, res, res_len,
-                        d->scan.data.base, d->scan.data.len, scan_done, d, &d->t) != MSP_OK) {
-        prog_error("middlebox", "%s: %s: ICAP: out of memory: session ended (fail closed)", i->tag, peers(i));
-        end_session(i, MSP_ALERT_INTERNAL_ERROR);
-    }
-}
-
-/*
- * HTTP mode: the message's own header block (a later part of a message: the one its first part had); a
- * response goes with the last request header seen toward the server (exact unless requests are pipelined).
- */
-static void start_scan_http(insp_dir_t *d)
-{
-    static const char get[] = "GET / HTTP/1.1\r\nHost: tlmsp\r\n\r\n";
-    const msp_buf_t *hdr = d->scan.hdr.len > 0 ? &d->scan.hdr : &d->msg_hdr;
-    const msp_buf_t *req = &d->i->dir[1].msg_hdr;
-    if (d->to_server) {
-        icap_start(d, hdr->base, hdr->len, NULL, 0);
-    } else if (req->len == 0) {
-        icap_start(d, get, sizeof(get) - 1, hdr->base, hdr->len);
-    } else {
-        icap_start(d, req->base, req->len, hdr->base, hdr->len);
-    }
-}
-
-/* The part held so far goes to the service (the next one collects behind it). */
+/* The complete part goes to the service (the next one collects behind it). */
 static void start_scan(insp_dir_t *d)
 {
-    d->next_ready = 0;
-    if (d->next.n == 0) {
+    insp_t *i = d->i;
+    msp_inspect_request_t r;
+    if (!msp_inspect_scan(i->x, d->to_server, &r)) {
         return;
     }
-    part_swap(&d->scan, &d->next);
-    if (d->scan.http) {
-        start_scan_http(d);
-        return;
+    msp_io_icap_cfg_t c = {
+        &i->s->url, (const struct sockaddr *)&i->s->addr, i->s->addrlen, ICAP_TIMEOUT, i->s->preview, i->s->allow204};
+    if (msp_io_icap_new(i->s->loop, &c, r.method, r.req_hdr, r.req_hdr_len, r.res_hdr, r.res_hdr_len, r.body,
+                        r.body_len, scan_done, d, &d->t) != MSP_OK) {
+        fail_closed(i, "ICAP: out of memory");
     }
-    char req[160], res[160];
-    int ql = snprintf(req, sizeof(req), "%s /tlmsp/context-%u HTTP/1.1\r\nHost: tlmsp\r\n%s",
-                      d->to_server ? "POST" : "GET", d->scan.ctx, d->to_server ? "" : "\r\n");
-    int rl = 0;
-    if (d->to_server) {
-        ql += snprintf(req + ql, sizeof(req) - (size_t)ql,
-                       "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n", d->scan.data.len);
-    } else {
-        rl = snprintf(res, sizeof(res),
-                      "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
-                      d->scan.data.len);
-    }
-    icap_start(d, req, (size_t)ql, res, (size_t)rl);
 }
 
-/* The part ends (a pause, or a bound): scanned now, or after the one with the service. */
-static void part_ready(insp_dir_t *d)
+/* What an input or a pause said: start a scan, (re)arm the pause timer, log. */
+static void follow(insp_dir_t *d, unsigned flags, const msp_error_t *err)
 {
-    ev_timer_stop(d->i->s->loop, &d->idle);
-    if (d->t == NULL) {
+    insp_t *i = d->i;
+    if (flags & MSP_INSPECT_STREAM) {
+        prog_error("middlebox", "%s: %s: %s data %s: scanned as a byte stream from here", i->tag, peers(i),
+                   dir_name(d->to_server), err->detail);
+    }
+    if (flags & MSP_INSPECT_CUT) {
+        prog_error("middlebox",
+                   "%s: %s: %s data over %zu bytes (or %d containers) without a pause: scanned in parts of that "
+                   "size (a signature across two parts can be missed)",
+                   i->tag, peers(i), dir_name(d->to_server), MSP_INSPECT_PART_BYTES, MSP_INSPECT_PART_CONTAINERS);
+    }
+    ev_timer_stop(i->s->loop, &d->idle);
+    if (flags & MSP_INSPECT_OPEN) {
+        ev_timer_set(&d->idle, MSG_IDLE, 0);
+        ev_timer_start(i->s->loop, &d->idle);
+    }
+    if (flags & MSP_INSPECT_READY) {
         start_scan(d);
-    } else {
-        d->next_ready = 1;
     }
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
+    insp_dir_t *d = w->data;
+    unsigned flags;
     (void)loop;
     (void)revents;
-    part_ready(w->data);
+    msp_inspect_pause(d->i->x, d->to_server, &flags);
+    follow(d, flags & ~MSP_INSPECT_OPEN, NULL);
 }
 
 insp_t *insp_new(insp_site_t *s, const char *tag, msp_io_mb_t **mb, int client_fd)
@@ -575,9 +380,6 @@ insp_t *insp_new(insp_site_t *s, const char *tag, msp_io_mb_t **mb, int client_f
         insp_dir_t *d = &i->dir[k];
         d->i = i;
         d->to_server = k;
-        part_init(&d->scan);
-        part_init(&d->next);
-        msp_buf_init(&d->msg_hdr, MSP_HTTP_DEFAULT_MAX_HEADER);
         ev_timer_init(&d->idle, on_idle, MSG_IDLE, 0);
         d->idle.data = d;
     }
@@ -620,67 +422,19 @@ static void capture(insp_t *i, int to_server, const uint8_t *p, size_t len)
 }
 
 /* HTTP mode for the session, decided at its first container: both contexts exist and this middlebox reads both. */
-static int http_mode(insp_t *i)
+/* HTTP mode needs both contexts readable here: decided at the session's first container. */
+static int inspector(insp_t *i)
 {
-    if (i->s->hctx == 0 || i->http_off) {
-        return 0;
-    }
     msp_tlmsp_mbox_t *m = *i->mb != NULL ? msp_io_mb_mbox(*i->mb) : NULL;
-    if (i->http == NULL &&
-        (m == NULL || msp_tlmsp_mbox_access(m, i->s->hctx) == MSP_TLMSP_ACCESS_NONE ||
-         msp_tlmsp_mbox_access(m, i->s->bctx) == MSP_TLMSP_ACCESS_NONE || msp_http_new(NULL, &i->http) != MSP_OK)) {
-        i->http_off = 1;
-        return 0;
+    if (i->x != NULL || m == NULL) {
+        return i->x != NULL;
     }
-    return 1;
-}
-
-/* The framer's segments: header bytes and body bytes into the part, the message's end noted. */
-static int on_segment(void *user, msp_http_dir_t dir, const msp_http_seg_t *seg)
-{
-    insp_dir_t *d = user;
-    (void)dir;
-    part_t *p = &d->next;
-    p->http = 1;
-    if (seg->kind == MSP_HTTP_HEADER) {
-        if (p->hdr.len == 0) {
-            d->msg_hdr.len = 0; /* a new message */
-        }
-        msp_buf_put(&p->hdr, seg->p, seg->len);
-        msp_buf_put(&d->msg_hdr, seg->p, seg->len);
-    } else {
-        msp_buf_put(&p->data, seg->p, seg->len);
+    msp_inspect_cfg_t c = {i->s->hctx, i->s->bctx};
+    if (c.header_ctx == 0 || msp_tlmsp_mbox_access(m, c.header_ctx) == MSP_TLMSP_ACCESS_NONE ||
+        msp_tlmsp_mbox_access(m, c.body_ctx) == MSP_TLMSP_ACCESS_NONE) {
+        c.header_ctx = c.body_ctx = 0;
     }
-    d->msg_done |= (seg->flags & MSP_HTTP_MESSAGE_DONE) != 0;
-    d->tunnel |= (seg->flags & MSP_HTTP_TUNNEL) != 0;
-    return msp_buf_error(&p->hdr) != MSP_OK || msp_buf_error(&p->data) != MSP_OK ? MSP_ERR_LIMIT : MSP_OK;
-}
-
-/*
- * A container of the header or body context through the framer. What is not HTTP/1.x (or becomes a tunnel) is
- * scanned as a byte stream from then on, said once: the whole container is added, so no byte escapes the scan.
- */
-static int http_feed(insp_dir_t *d, const uint8_t *p, size_t len)
-{
-    insp_t *i = d->i;
-    msp_error_t err;
-    msp_error_clear(&err);
-    int rc = msp_http_feed(i->http, d->to_server ? MSP_HTTP_REQUESTS : MSP_HTTP_RESPONSES, p, len, on_segment, d, &err);
-    if (rc == MSP_ERR_LIMIT && err.detail[0] == '\0') {
-        return -1; /* our own buffers: too much held */
-    }
-    if (rc != MSP_OK || d->tunnel) {
-        prog_error("middlebox", "%s: %s: %s data %s: scanned as a byte stream from here", i->tag, peers(i),
-                   dir_name(d->to_server), rc != MSP_OK ? err.detail : "became a tunnel (upgrade or CONNECT)");
-        d->stream = 1;
-        d->next.http = 0;
-        d->next.hdr.len = 0;
-        if (rc != MSP_OK) {
-            d->next.data.len = 0; /* the part's bytes again, whole, as a stream */
-            return msp_buf_put(&d->next.data, p, len) == MSP_OK ? 0 : -1;
-        }
-    }
-    return 0;
+    return msp_inspect_new(&c, &i->x) == MSP_OK;
 }
 
 int insp_container(insp_t *i, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access, const uint8_t *p,
@@ -695,35 +449,20 @@ int insp_container(insp_t *i, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx,
     if (!i->s->icap) {
         return 0;
     }
-    insp_dir_t *d = &i->dir[to_server ? 1 : 0];
     *v = MSP_TLMSP_HOLD;
     if (i->blocked) {
         return 1; /* held for good: the session is ending */
     }
-    int http = http_mode(i) && !d->stream && (ctx == i->s->hctx || ctx == i->s->bctx);
-    if (part_add(&d->next, ctx, access == MSP_TLMSP_ACCESS_RW, http ? NULL : p, len) != 0 ||
-        (http && http_feed(d, p, len) != 0)) {
-        prog_error("middlebox", "%s: %s: too much held: session ended (fail closed)", i->tag, peers(i));
-        end_session(i, MSP_ALERT_INTERNAL_ERROR);
+    insp_dir_t *d = &i->dir[to_server ? 1 : 0];
+    msp_error_t err;
+    msp_error_clear(&err);
+    unsigned flags = 0;
+    if (!inspector(i) ||
+        msp_inspect_input(i->x, to_server, ctx, access == MSP_TLMSP_ACCESS_RW, p, len, &flags, &err) != MSP_OK) {
+        fail_closed(i, "too much held");
         return 1;
     }
-    if (d->msg_done) {
-        d->msg_done = 0;
-        part_ready(d); /* a whole HTTP message: no need to wait for a pause */
-    } else if (d->next.data.len >= MSG_MAX_BYTES || d->next.n >= MSG_MAX_CONTAINERS) {
-        if (!d->cut_logged) {
-            prog_error("middlebox",
-                       "%s: %s: %s data over %zu bytes (or %d containers) without a pause: scanned in parts of that "
-                       "size (a signature across two parts can be missed)",
-                       i->tag, peers(i), dir_name(to_server), MSG_MAX_BYTES, MSG_MAX_CONTAINERS);
-            d->cut_logged = 1;
-        }
-        part_ready(d);
-    } else if (!d->next_ready) {
-        ev_timer_stop(i->s->loop, &d->idle);
-        ev_timer_set(&d->idle, MSG_IDLE, 0);
-        ev_timer_start(i->s->loop, &d->idle);
-    }
+    follow(d, flags, &err);
     return 1;
 }
 
@@ -753,11 +492,6 @@ void insp_free(insp_t *i)
         return;
     }
     insp_closed(i);
-    for (int k = 0; k < 2; k++) {
-        part_free(&i->dir[k].scan);
-        part_free(&i->dir[k].next);
-        msp_buf_free(&i->dir[k].msg_hdr);
-    }
-    msp_http_free(i->http);
+    msp_inspect_free(i->x);
     free(i);
 }

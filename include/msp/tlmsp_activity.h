@@ -61,6 +61,10 @@ typedef enum msp_tlmsp_action_kind {
     MSP_TLMSP_ACTION_ALERT,       /* send alert level/description in context toward to_server */
     MSP_TLMSP_ACTION_SHUTDOWN,    /* end the session (close_notify) */
     MSP_TLMSP_ACTION_HANDLER,     /* run command with p/len on stdin; send its output as SEND would, or log it (log) */
+    /* an endpoint's `file =` payload over MSP_TLMSP_ACTIVITY_MAX_FILE, not held in memory: send the contents of
+     * `file` in context toward to_server, read in chunks as the output queue drains; the actions after it wait
+     * until it is all sent */
+    MSP_TLMSP_ACTION_SEND_FILE,
 } msp_tlmsp_action_kind_t;
 
 typedef struct msp_tlmsp_action {
@@ -74,6 +78,7 @@ typedef struct msp_tlmsp_action {
     uint8_t level;       /* ALERT: 1 warning, 2 fatal */
     uint8_t description; /* ALERT */
     const char *command; /* HANDLER: for /bin/sh -c */
+    const char *file;    /* SEND_FILE: the file name as configured */
     const uint8_t *p;
     size_t len;
 } msp_tlmsp_action_t;
@@ -84,8 +89,10 @@ typedef struct msp_tlmsp_activity msp_tlmsp_activity_t;
  * Compiles the regexes and reads the pattern and payload files (names as
  * configured, relative to the working directory). MSP_OK, or
  * MSP_ERR_INVALID (a regex that does not compile, `renegotiate`, which
- * TLMSP lacks), MSP_ERR_IO, MSP_ERR_LIMIT (a file over
- * MSP_TLMSP_ACTIVITY_MAX_FILE), MSP_ERR_NO_MEMORY; err says where and why.
+ * TLMSP lacks), MSP_ERR_IO, MSP_ERR_LIMIT (a pattern file, or a
+ * middlebox's payload file, over MSP_TLMSP_ACTIVITY_MAX_FILE; an endpoint's
+ * bigger payload file is only opened here, and sent as
+ * MSP_TLMSP_ACTION_SEND_FILE), MSP_ERR_NO_MEMORY; err says where and why.
  */
 MSP_API int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activity_t **out, msp_error_t *err);
 /** NULL is ignored. */

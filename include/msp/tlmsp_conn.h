@@ -76,6 +76,16 @@ typedef struct msp_tlmsp_endpoint_cfg {
     msp_tlmsp_identity_t identity; /* server: required; client: unused (no client certificates) */
     X509_STORE *trust;             /* certificates of the peers are verified against it; NULL: not verified */
     msp_tlmsp_events_t events;
+    /*
+     * 0 (the reference's TLS 1.2 behaviour): a close_notify either way ends
+     * the connection; msp_tlmsp_conn_input returns MSP_ERR_CLASS_PEER_ALERT
+     * + 0 for the peer's. 1: each direction closes apart (TLS 1.3 style, for
+     * stream mode's half-close): the peer's close_notify is reported through
+     * the alert event and ends only its direction (input returns MSP_OK;
+     * data after it is unexpected_message), we may still send until we send
+     * our own; once both went, input returns MSP_ERR_CLASS_PEER_ALERT + 0.
+     */
+    int half_close;
 } msp_tlmsp_endpoint_cfg_t;
 
 typedef struct msp_tlmsp_conn msp_tlmsp_conn_t;
@@ -128,6 +138,9 @@ MSP_API int msp_tlmsp_conn_ready(const msp_tlmsp_conn_t *c);
 
 /** True once a close_notify or a fatal alert went either way. */
 MSP_API int msp_tlmsp_conn_closed(const msp_tlmsp_conn_t *c);
+
+/** True once the peer's close_notify came in (half_close) or the connection died. */
+MSP_API int msp_tlmsp_conn_peer_closed(const msp_tlmsp_conn_t *c);
 
 /**
  * Sends application data in context ctx (a present user context), split

@@ -289,6 +289,10 @@ struct msp_tlmsp_conn {
     msp_tlmsp_mbox_list_t *initial;    /* attempt 2: the list first named */
     uint8_t *initial_store;            /* its addresses */
     uint8_t dhash[MSP_TLMSP_HASH_LEN]; /* SHA-256 of attempt 1's ClientHello..ServerHelloDone */
+    /* half-close (msp_tlmsp_endpoint_cfg_t.half_close): each direction's close_notify apart */
+    int half_close;
+    int sent_close; /* our close_notify went out: no more data from us */
+    int peer_close; /* the peer's came in: no more data from it */
 };
 
 int ep_transcript(struct msp_tlmsp_conn *c, const uint8_t *msg, size_t len);

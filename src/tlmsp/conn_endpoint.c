@@ -304,7 +304,7 @@ static int ep_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *ct,
     msp_tlmsp_conn_t *c = h->owner;
     (void)author;
     if (type == MSP_TLMSP_CT_APPLICATION_DATA) {
-        if (c->state != EP_READY) {
+        if (c->state != EP_READY || c->peer_close) {
             return MSP_ALERT_UNEXPECTED_MESSAGE;
         }
         if (c->ev.data != NULL) {
@@ -323,6 +323,10 @@ static int ep_container(hop_t *h, uint8_t type, const msp_tlmsp_container_t *ct,
         return MSP_OK;
     }
     h->closed = 1;
+    if (level == 1 && c->half_close && !c->sent_close) {
+        c->peer_close = 1; /* only the peer's direction ends: ours stays open until we close it */
+        return MSP_OK;
+    }
     return level == 1 || level == 2 ? MSP_ERR_CLASS_PEER_ALERT + desc : MSP_ALERT_ILLEGAL_PARAMETER;
 }
 
@@ -344,6 +348,7 @@ static int copy_cfg(msp_tlmsp_conn_t *c, const msp_tlmsp_endpoint_cfg_t *cfg)
     s->trust = cfg->trust;
     s->identity = cfg->identity;
     c->ev = cfg->events;
+    c->half_close = cfg->half_close;
     MSP_GUARD(sess_store_addresses(s, &cfg->client_address, &cfg->server_address));
     if (s->self == MSP_TLMSP_ID_CLIENT) {
         MSP_GUARD(sess_set_contexts(s, cfg->contexts));
@@ -434,7 +439,7 @@ int msp_tlmsp_conn_closed(const msp_tlmsp_conn_t *c)
 
 int msp_tlmsp_conn_send(msp_tlmsp_conn_t *c, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out)
 {
-    if (!msp_tlmsp_conn_ready(c) || c->h.closed) {
+    if (!msp_tlmsp_conn_ready(c) || (c->half_close ? c->sent_close : c->h.closed)) {
         return MSP_ERR_ARGUMENT;
     }
     if (ctx == 0 || !c->s.ctx.present[ctx]) {
@@ -456,8 +461,14 @@ int msp_tlmsp_conn_alert(msp_tlmsp_conn_t *c, uint8_t ctx, uint8_t level, uint8_
     c->h.out = NULL;
     if (level == 2 || desc == 0) {
         c->h.closed = 1;
+        c->sent_close = 1;
     }
     return ret;
+}
+
+int msp_tlmsp_conn_peer_closed(const msp_tlmsp_conn_t *c)
+{
+    return c->peer_close || c->h.dead;
 }
 
 const msp_tlmsp_mbox_list_t *msp_tlmsp_conn_middleboxes(const msp_tlmsp_conn_t *c)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pcre2.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ typedef struct act_state {
     size_t pattern_file_len;
     uint8_t **payload; /* per action: a file's contents */
     size_t *payload_len;
+    bool *streamed;              /* per action: a file too big to hold, sent by the caller in chunks */
     uint64_t inspected, matched; /* container matches, by container number as the reference counts */
     uint64_t due;
 } act_state_t;
@@ -87,14 +89,25 @@ struct msp_tlmsp_activity {
 
 /* ---- set-up ---- */
 
-static int read_file(const char *name, uint8_t **out, size_t *out_len, uint32_t line, const char *cfg_name,
-                     msp_error_t *err)
+/*
+ * Reads a pattern or payload file whole. streamed (NULL: not allowed) is set instead for a payload file over
+ * MSP_TLMSP_ACTIVITY_MAX_FILE: an endpoint sends it as MSP_TLMSP_ACTION_SEND_FILE, read by the caller in chunks.
+ */
+static int read_file(const char *name, uint8_t **out, size_t *out_len, bool *streamed, uint32_t line,
+                     const char *cfg_name, msp_error_t *err)
 {
     char where[160];
     snprintf(where, sizeof(where), "%s:%u", cfg_name, line);
     FILE *f = fopen(name, "rb");
     if (f == NULL) {
         return msp_error_set(err, MSP_ERR_IO, where, "%s: %s", name, strerror(errno));
+    }
+    struct stat sb;
+    if (streamed != NULL && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (uint64_t)sb.st_size > MSP_TLMSP_ACTIVITY_MAX_FILE) {
+        fclose(f);
+        *streamed = true;
+        return MSP_OK;
     }
     uint8_t *b = malloc(MSP_TLMSP_ACTIVITY_MAX_FILE);
     size_t n = b != NULL ? fread(b, 1, MSP_TLMSP_ACTIVITY_MAX_FILE, f) : 0;
@@ -105,7 +118,8 @@ static int read_file(const char *name, uint8_t **out, size_t *out_len, uint32_t 
     fclose(f);
     if (code != MSP_OK) {
         free(b);
-        return msp_error_set(err, code, where, "%s: unreadable or larger than 16 MiB", name);
+        return msp_error_set(err, code, where, "%s: unreadable or larger than 16 MiB%s", name,
+                             streamed == NULL ? "" : " (a middlebox holds the files it sends in memory)");
     }
     uint8_t *fit = realloc(b, n > 0 ? n : 1); /* keep what the file holds, not the ceiling */
     *out = fit != NULL ? fit : b;
@@ -132,7 +146,7 @@ static int compile(act_state_t *st, const char *cfg_name, msp_error_t *err)
     return st->md != NULL ? MSP_OK : msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "out of memory");
 }
 
-static int prepare(act_state_t *st, const char *cfg_name, msp_error_t *err)
+static int prepare(act_state_t *st, bool middlebox, const char *cfg_name, msp_error_t *err)
 {
     const msp_tlmsp_cfg_activity_t *a = st->a;
     const msp_tlmsp_cfg_match_t *m = &a->match;
@@ -147,11 +161,12 @@ static int prepare(act_state_t *st, const char *cfg_name, msp_error_t *err)
     if (m->pattern == MSP_TLMSP_CFG_PATTERN_REGEX) {
         rc = compile(st, cfg_name, err);
     } else if (m->pattern == MSP_TLMSP_CFG_PATTERN_FILE) {
-        rc = read_file(m->text, &st->pattern_file, &st->pattern_file_len, m->line, cfg_name, err);
+        rc = read_file(m->text, &st->pattern_file, &st->pattern_file_len, NULL, m->line, cfg_name, err);
     }
     st->payload = calloc(a->n_actions + 1, sizeof(*st->payload));
     st->payload_len = calloc(a->n_actions + 1, sizeof(*st->payload_len));
-    if (rc == MSP_OK && (st->payload == NULL || st->payload_len == NULL)) {
+    st->streamed = calloc(a->n_actions + 1, sizeof(*st->streamed));
+    if (rc == MSP_OK && (st->payload == NULL || st->payload_len == NULL || st->streamed == NULL)) {
         rc = msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "out of memory");
     }
     for (size_t i = 0; rc == MSP_OK && i < a->n_actions; i++) {
@@ -163,7 +178,8 @@ static int prepare(act_state_t *st, const char *cfg_name, msp_error_t *err)
                                "activity %s: renegotiate is not supported by TLMSP (the reference cannot do it either)",
                                a->tag);
         } else if (x->payload == MSP_TLMSP_CFG_PAYLOAD_FILE) {
-            rc = read_file(x->text, &st->payload[i], &st->payload_len[i], x->line, cfg_name, err);
+            rc = read_file(x->text, &st->payload[i], &st->payload_len[i], middlebox ? NULL : &st->streamed[i], x->line,
+                           cfg_name, err);
         }
     }
     return rc;
@@ -197,7 +213,7 @@ int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activi
         a->n++;
         const msp_tlmsp_cfg_match_t *m = &a->st[a->n - 1].a->match;
         a->matching |= m->container != MSP_TLMSP_CFG_CONTAINER_NONE || m->pattern != MSP_TLMSP_CFG_PATTERN_NONE;
-        int rc = prepare(&a->st[a->n - 1], cfg->cfg->name, err);
+        int rc = prepare(&a->st[a->n - 1], cfg->middlebox, cfg->cfg->name, err);
         if (rc != MSP_OK) {
             msp_tlmsp_activity_free(a);
             return rc;
@@ -222,6 +238,7 @@ void msp_tlmsp_activity_free(msp_tlmsp_activity_t *a)
         }
         free(st->payload);
         free(st->payload_len);
+        free(st->streamed);
     }
     free(a->st);
     free(a->segs);
@@ -326,6 +343,11 @@ static int act_payload(msp_tlmsp_activity_t *a, const act_state_t *st, size_t i,
         act.kind = MSP_TLMSP_ACTION_HANDLER;
         act.command = x->text;
         return push(a, &act, g->n > 0 ? g->p[0] : NULL, g->n > 0 ? g->len[0] : 0);
+    }
+    if (!act.log && x->payload == MSP_TLMSP_CFG_PAYLOAD_FILE && st->streamed[i]) {
+        act.kind = MSP_TLMSP_ACTION_SEND_FILE;
+        act.file = x->text;
+        return push(a, &act, NULL, 0);
     }
     int rc = act.log ? MSP_OK : payload(a, st, i, g); /* a log has only a handler (everything.ucl) */
     if (act.log || rc != MSP_OK) {

@@ -125,6 +125,7 @@ static int open_endpoints(net_t *net, const net_setup_t *setup, msp_tlmsp_mbox_l
     address(&cfg.server_address, "tlmsp://server:10255");
     cfg.contexts = &setup->contexts;
     cfg.middleboxes = list;
+    cfg.half_close = setup->half_close;
     cfg.events = (msp_tlmsp_events_t){&net->at_client, on_data, on_alert};
     int ret = msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &cfg, &net->client);
     cfg.identity = (msp_tlmsp_identity_t){setup->server_id->key, setup->server_id->ders, setup->server_id->lens, 1};

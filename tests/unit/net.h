@@ -70,6 +70,7 @@ typedef struct net_setup {
     uint8_t access[NET_MAX_MBOX][256]; /* MSP_TLMSP_ACCESS_* per middlebox and context */
     msp_tlmsp_context_list_t contexts; /* what the client offers */
     net_identity_t *server_id, *mbox_id[NET_MAX_MBOX];
+    int half_close; /* msp_tlmsp_endpoint_cfg_t.half_close of both endpoints */
 } net_setup_t;
 
 /** Builds the path; the client has sent its ClientHello. 0 on success. */

@@ -614,6 +614,50 @@ static void test_files(void **state)
     msp_tlmsp_cfg_free(cfg);
 }
 
+/* A payload file over 16 MiB: an endpoint sends it in chunks (SEND_FILE names it), a middlebox refuses it. */
+static void test_big_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/msp-test-big-XXXXXX", pay[64], text[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(pay, sizeof(pay), "%s/big", dir);
+    FILE *f = fopen(pay, "wb");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), (off_t)MSP_TLMSP_ACTIVITY_MAX_FILE + 1), 0); /* sparse: no disk used */
+    fclose(f);
+    snprintf(
+        text, sizeof(text),
+        "context { id = 1 }\nactivity { tag = f; match { which = 1; data = \"go\" }\n"
+        "  action { send { context = 1; file = \"%s\" }\n send { context = 1; data = \"after\" } } }\n"
+        "middlebox { tag = m; address = tlmsp://m:1; function-to-server = f\n context { which = 1; access = rw } }\n"
+        "client { address = tlmsp://h; function = f }\nserver { address = tlmsp://h:1 }\n",
+        pay);
+    msp_tlmsp_cfg_t *cfg = load(text);
+    msp_tlmsp_activity_t *a = matcher(cfg, &cfg->client.to_server, false, true, 0);
+    assert_int_equal(msp_tlmsp_activity_input(a, 1, MSP_TLMSP_ACCESS_RW, (const uint8_t *)"go", 2, NULL, NULL, NULL),
+                     MSP_OK);
+    msp_tlmsp_action_t x;
+    assert_true(msp_tlmsp_activity_next(a, &x));
+    assert_int_equal(x.kind, MSP_TLMSP_ACTION_MATCHED);
+    assert_true(msp_tlmsp_activity_next(a, &x));
+    assert_int_equal(x.kind, MSP_TLMSP_ACTION_SEND_FILE);
+    assert_string_equal(x.file, pay);
+    assert_int_equal(x.context, 1);
+    assert_int_equal(x.len, 0);
+    assert_true(msp_tlmsp_activity_next(a, &x));
+    assert_int_equal(x.kind, MSP_TLMSP_ACTION_SEND);
+    assert_int_equal(x.len, 5);
+    msp_tlmsp_activity_free(a);
+
+    msp_tlmsp_activity_cfg_t ac = {cfg, &cfg->middleboxes[0].to_server, true, true, 0, false};
+    msp_error_t err;
+    assert_int_equal(msp_tlmsp_activity_new(&ac, &a, &err), MSP_ERR_LIMIT);
+    assert_non_null(strstr(err.detail, "larger than 16 MiB"));
+    unlink(pay);
+    rmdir(dir);
+    msp_tlmsp_cfg_free(cfg);
+}
+
 /* ---- what cannot run ---- */
 
 static void refused(const char *text, int code, const char *where, const char *part)
@@ -658,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_container_match),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_big_file),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

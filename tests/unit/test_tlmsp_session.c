@@ -257,6 +257,63 @@ static void test_close_notify(void **state)
     net_close(&net);
 }
 
+/* half_close: the client closes its direction; the server still answers through the middleboxes, then closes. */
+static void test_half_close(void **state)
+{
+    (void)state;
+    net_setup_t setup;
+    net_t net;
+    make_setup(&setup, 2, MSP_TLMSP_ACCESS_R, 1);
+    setup.half_close = 1;
+    open_ready(&net, &setup);
+    assert_int_equal(msp_tlmsp_conn_send(net.client, 1, (const uint8_t *)"request", 7, &net.c2s[0]), MSP_OK);
+    assert_int_equal(msp_tlmsp_conn_alert(net.client, 0, 1, 0, &net.c2s[0]), MSP_OK);
+    /* our direction is closed: no more data from us */
+    assert_int_equal(msp_tlmsp_conn_send(net.client, 1, (const uint8_t *)"late", 4, &net.c2s[0]), MSP_ERR_ARGUMENT);
+    net_pump(&net);
+    assert_int_equal(net.server_err, MSP_OK);
+    assert_int_equal(net.at_server.alerts, 1);
+    assert_int_equal(net.at_server.last_desc, 0);
+    assert_true(msp_tlmsp_conn_peer_closed(net.server));
+    assert_false(msp_tlmsp_conn_peer_closed(net.client));
+    assert_buf(&net.at_server.data[1], (const uint8_t *)"request", 7);
+    assert_int_equal(msp_tlmsp_conn_send(net.server, 1, (const uint8_t *)"answer", 6, &net.s2c[setup.n]), MSP_OK);
+    net_pump(&net);
+    assert_buf(&net.at_client.data[1], (const uint8_t *)"answer", 6);
+    assert_int_equal(net.client_err, MSP_OK);
+    for (size_t i = 0; i < setup.n; i++) {
+        assert_int_equal(net.mbox_err[i], MSP_OK);
+    }
+    /* the server's close_notify ends the session for the client, which closed first */
+    assert_int_equal(msp_tlmsp_conn_alert(net.server, 0, 1, 0, &net.s2c[setup.n]), MSP_OK);
+    net_pump(&net);
+    assert_int_equal(net.client_err, MSP_ERR_CLASS_PEER_ALERT + 0);
+    assert_true(msp_tlmsp_conn_peer_closed(net.client));
+    net_close(&net);
+}
+
+/* half_close, the server first, no middlebox: the client still sends after the server's close_notify. */
+static void test_half_close_server_first(void **state)
+{
+    (void)state;
+    net_setup_t setup;
+    net_t net;
+    make_setup(&setup, 0, MSP_TLMSP_ACCESS_NONE, 1);
+    setup.half_close = 1;
+    open_ready(&net, &setup);
+    assert_int_equal(msp_tlmsp_conn_alert(net.server, 0, 1, 0, &net.s2c[0]), MSP_OK);
+    net_pump(&net);
+    assert_int_equal(net.client_err, MSP_OK);
+    assert_true(msp_tlmsp_conn_peer_closed(net.client));
+    assert_true(msp_tlmsp_conn_ready(net.client));
+    assert_int_equal(msp_tlmsp_conn_send(net.client, 1, (const uint8_t *)"more", 4, &net.c2s[0]), MSP_OK);
+    assert_int_equal(msp_tlmsp_conn_alert(net.client, 0, 1, 0, &net.c2s[0]), MSP_OK);
+    net_pump(&net);
+    assert_buf(&net.at_server.data[1], (const uint8_t *)"more", 4);
+    assert_int_equal(net.server_err, MSP_ERR_CLASS_PEER_ALERT + 0);
+    net_close(&net);
+}
+
 static void test_unknown_context(void **state)
 {
     (void)state;
@@ -277,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_delete_then_more), cmocka_unit_test(test_insert),
         cmocka_unit_test(test_partial_records),  cmocka_unit_test(test_ecdsa_server),
         cmocka_unit_test(test_close_notify),     cmocka_unit_test(test_unknown_context),
+        cmocka_unit_test(test_half_close),       cmocka_unit_test(test_half_close_server_first),
     };
     return cmocka_run_group_tests(tests, setup_ids, free_ids);
 }

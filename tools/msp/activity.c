@@ -1,6 +1,7 @@
 /* Activities on libev (see activity.h): timers, handler processes, presentation. */
 #include "activity.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,8 +9,10 @@
 #include "msp/buf.h"
 #include "msp/error.h"
 
-#define MAX_OUTPUT (16u << 20) /* what a handler may produce */
-#define HOLD_IDLE 0.1          /* s: held containers wait this long for more (READ_QUEUE_MAX_IDLE_MS) */
+#define MAX_OUTPUT (16u << 20)  /* what a handler may produce */
+#define HOLD_IDLE 0.1           /* s: held containers wait this long for more (READ_QUEUE_MAX_IDLE_MS) */
+#define FILE_CHUNK (256u << 10) /* a big file is read this much at a time */
+#define FILE_WATER (1u << 20)   /* and only while the endpoint's queue holds less than this */
 
 void act_print_bytes(FILE *f, const uint8_t *p, size_t len)
 {
@@ -109,12 +112,67 @@ static void handler(act_set_t *set, const msp_tlmsp_action_t *x)
     msp_buf_free(&out);
 }
 
+/*
+ * A big `file =` payload (MSP_TLMSP_ACTION_SEND_FILE, endpoints only): read in chunks while the endpoint's queue is
+ * under FILE_WATER, the rest when it drains (act_drained). Returns nonzero while the file is not all sent: the
+ * actions after it wait.
+ */
+static int file_pump(act_set_t *set)
+{
+    static uint8_t chunk[FILE_CHUNK];
+    while (set->file != NULL) {
+        if (set->ep == NULL || *set->ep == NULL) {
+            fclose(set->file); /* the connection is gone */
+            set->file = NULL;
+            return 0;
+        }
+        if (msp_io_ep_pending(*set->ep) >= FILE_WATER) {
+            return 1;
+        }
+        size_t n = fread(chunk, 1, sizeof(chunk), set->file);
+        if (n > 0 && msp_io_ep_send(*set->ep, set->file_ctx, chunk, n) != MSP_OK) {
+            fprintf(stderr, "%s: activity %s: sending file %s failed\n", set->who, set->file_act->tag, set->file_name);
+            n = 0;
+        }
+        set->file_sent += n;
+        if (n < sizeof(chunk)) {
+            if (ferror(set->file)) {
+                fprintf(stderr, "%s: activity %s: file %s: read error\n", set->who, set->file_act->tag, set->file_name);
+            }
+            if (set->file_act->present || set->force_present) {
+                fprintf(stdout, "%s: activity %s sent %llu bytes of file %s in context %u\n", set->who,
+                        set->file_act->tag, (unsigned long long)set->file_sent, set->file_name, set->file_ctx);
+                fflush(stdout);
+            }
+            fclose(set->file);
+            set->file = NULL;
+        }
+    }
+    return 0;
+}
+
+static void file_start(act_set_t *set, const msp_tlmsp_action_t *x)
+{
+    set->file = fopen(x->file, "rb");
+    if (set->file == NULL) {
+        fprintf(stderr, "%s: activity %s: file %s: %s\n", set->who, x->activity->tag, x->file, strerror(errno));
+        return;
+    }
+    set->file_act = x->activity;
+    set->file_name = x->file;
+    set->file_ctx = x->context;
+    set->file_sent = 0;
+}
+
 /* The actions the matcher decided, once the input that caused them is done. */
 static void run_actions(act_set_t *set)
 {
     msp_tlmsp_action_t x;
-    while (msp_tlmsp_activity_next(set->m, &x)) {
+    while (!file_pump(set) && msp_tlmsp_activity_next(set->m, &x)) {
         switch (x.kind) {
+        case MSP_TLMSP_ACTION_SEND_FILE:
+            file_start(set, &x);
+            break;
         case MSP_TLMSP_ACTION_MATCHED:
             present(set, &x, "matched", x.p, x.len);
             break;
@@ -265,8 +323,19 @@ void act_start(act_set_t *set)
     arm(set);
 }
 
+void act_drained(act_set_t *set)
+{
+    if (set->file != NULL) {
+        run_actions(set);
+    }
+}
+
 void act_stop(act_set_t *set)
 {
+    if (set->file != NULL) {
+        fclose(set->file);
+        set->file = NULL;
+    }
     if (set->loop != NULL) {
         ev_timer_stop(set->loop, &set->timer);
         ev_idle_stop(set->loop, &set->idle);

@@ -31,6 +31,12 @@ typedef struct act_set {
     ev_prepare release; /* after the inputs of a loop turn: what the matcher decided goes out */
     ev_timer hold_idle; /* nothing came for HOLD_IDLE: the held containers are decided as they stand */
     char err[600];
+    /* a big file being sent (MSP_TLMSP_ACTION_SEND_FILE): the actions after it wait */
+    FILE *file;
+    const msp_tlmsp_cfg_activity_t *file_act;
+    const char *file_name;
+    uint8_t file_ctx;
+    unsigned long long file_sent;
 } act_set_t;
 
 /**
@@ -44,6 +50,9 @@ void act_free(act_set_t *set);
 
 /** The connection is up: time-driven activities start. */
 void act_start(act_set_t *set);
+/** The endpoint's output queue went empty (msp_io_ep drained event): a big file being sent goes on. */
+void act_drained(act_set_t *set);
+
 /** The connection is gone: timers stop, queued actions are dropped. */
 void act_stop(act_set_t *set);
 

@@ -58,6 +58,14 @@ static void on_ep_ready(void *user, msp_io_ep_t *ep)
     act_start(&a->acts);
 }
 
+/* The queue went empty: a big file being sent goes on. */
+static void on_ep_drained(void *user, msp_io_ep_t *ep)
+{
+    ep_app_t *a = user;
+    (void)ep;
+    act_drained(&a->acts);
+}
+
 static int client_reconnect(ep_app_t *a, msp_io_ep_t *old);
 
 static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
@@ -126,7 +134,7 @@ static int client_reconnect(ep_app_t *a, msp_io_ep_t *old)
                 (const char *)hop->bytes);
     }
     int fd = prog_connect_address("client", hop, a->o->port_shift);
-    msp_io_ep_events_t ev = {a, on_ep_ready, on_ep_closed, NULL};
+    msp_io_ep_events_t ev = {a, on_ep_ready, on_ep_closed, on_ep_drained};
     if (fd < 0 || msp_io_ep_new(a->loop, fd, conn, &ev, &a->ep) != MSP_OK) {
         msp_tlmsp_conn_free(conn);
         if (fd >= 0) {
@@ -144,6 +152,9 @@ int cmd_tlmsp_client(int argc, char **argv)
     int rc = prog_parse("client", argc, argv, &o);
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
+    }
+    if (prog_stream_mode(&o)) {
+        return cmd_stream_client(&o);
     }
     msp_tlmsp_cfg_t *cfg;
     msp_tlmsp_setup_t *setup = NULL;
@@ -166,7 +177,7 @@ int cmd_tlmsp_client(int argc, char **argv)
     }
     /* the first hop: the first middlebox the client names, else the server */
     int fd = ret == 0 ? prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift) : -1;
-    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, NULL};
+    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, on_ep_drained};
     a.result = 1;
     if (fd >= 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) == MSP_OK) {
         ev_run(loop, 0);
@@ -216,7 +227,7 @@ static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
         msp_tlmsp_setup_endpoint(s->setup, &events, &ec);
         ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
     }
-    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, NULL};
+    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, on_ep_drained};
     if (ok && msp_io_ep_new(loop, fd, conn, &ev, &a->ep) == MSP_OK) {
         return;
     }
@@ -235,6 +246,9 @@ int cmd_tlmsp_server(int argc, char **argv)
     int rc = prog_parse("server", argc, argv, &o);
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
+    }
+    if (prog_stream_mode(&o)) {
+        return cmd_stream_server(&o);
     }
     server_app_t s;
     memset(&s, 0, sizeof(s));

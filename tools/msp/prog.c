@@ -75,6 +75,20 @@ static void usage(const char *role, FILE *f)
               "                           (SIGINT or SIGTERM)\n",
               f);
     }
+    if (!mbox) {
+        fputs("\nstream mode (each plain connection in its own TLMSP session; see msp(1)):\n", f);
+        if (server) {
+            fputs("      --forward ADDR:PORT  send each session's data to a new TCP connection to ADDR:PORT\n", f);
+        } else {
+            fputs("      --accept ADDR:PORT   listen on ADDR:PORT; carry each accepted connection to the server\n"
+                  "      --stdio              carry stdin and stdout in one session\n",
+                  f);
+        }
+        fputs("      --context TAG        the context the bytes travel in [the configuration's first]\n"
+              "      --contexts http      HTTP/1.x: headers in the context tagged header, bodies in body\n"
+              "      --insecure           verify no certificate (stream mode needs --trust FILE or this)\n",
+              f);
+    }
     if (!mbox && !server) {
         fputs("\nThe client exits when its connection ends: 0 after a clean close, 1 after an alert or error.\n", f);
     }
@@ -107,6 +121,89 @@ static int open_errors(const char *role, const char *path)
     return 0;
 }
 
+int prog_stream_mode(const prog_opts_t *o)
+{
+    return o->accept != NULL || o->forward != NULL || o->stdio;
+}
+
+/* A stream-mode option: only for the roles that have it (the middlebox has none). */
+static int stream_option(const char *role, int c, prog_opts_t *o)
+{
+    int server = strcmp(role, "server") == 0, client = strcmp(role, "client") == 0;
+    const char *name = c == 'A'   ? "--accept"
+                       : c == 'F' ? "--forward"
+                       : c == 'S' ? "--stdio"
+                       : c == 'C' ? "--context"
+                       : c == 'H' ? "--contexts"
+                                  : "--insecure";
+    if ((!client && !server) || (server && (c == 'A' || c == 'S')) || (client && c == 'F')) {
+        prog_error(role, "unknown option '%s' (see 'msp %s --help')", name, role);
+        return -1;
+    }
+    switch (c) {
+    case 'A':
+        o->accept = optarg;
+        break;
+    case 'F':
+        o->forward = optarg;
+        break;
+    case 'S':
+        o->stdio = 1;
+        break;
+    case 'C':
+        o->context = optarg;
+        break;
+    case 'H':
+        if (strcmp(optarg, "http") != 0) {
+            prog_error(role, "--contexts: '%s' is not a framing msp knows (http)", optarg);
+            return -1;
+        }
+        o->contexts = optarg;
+        break;
+    default:
+        o->insecure = 1;
+        break;
+    }
+    return 0;
+}
+
+/* Stream mode's rules: one way in, one framing, and certificates verified unless the user says otherwise. */
+static int stream_check(const char *role, const prog_opts_t *o)
+{
+    if (!prog_stream_mode(o)) {
+        if (o->context != NULL || o->contexts != NULL || o->insecure) {
+            prog_error(role, "%s is for stream mode (--%s)",
+                       o->context != NULL    ? "--context"
+                       : o->contexts != NULL ? "--contexts"
+                                             : "--insecure",
+                       strcmp(role, "server") == 0 ? "forward" : "accept or --stdio");
+            return 2;
+        }
+        return 0;
+    }
+    if (o->presentation || o->reflect) {
+        prog_error(role, "%s is for script mode: stream mode runs no activities", o->reflect ? "-r" : "-P");
+        return 2;
+    }
+    if (o->accept != NULL && o->stdio) {
+        prog_error(role, "give either --accept or --stdio");
+        return 2;
+    }
+    if (o->context != NULL && o->contexts != NULL) {
+        prog_error(role, "give either --context or --contexts");
+        return 2;
+    }
+    if (o->trust != NULL && o->insecure) {
+        prog_error(role, "give either --trust or --insecure");
+        return 2;
+    }
+    if (o->trust == NULL && !o->insecure) {
+        prog_error(role, "stream mode verifies certificates: give --trust FILE, or --insecure to verify none");
+        return 2;
+    }
+    return 0;
+}
+
 int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
 {
     static const struct option longs[] = {
@@ -121,8 +218,14 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"verbose", no_argument, NULL, 'v'},
         {"pki", required_argument, NULL, 'K'},
         {"trust", required_argument, NULL, 'T'},
-        {"icap", required_argument, NULL, 'I'},
-        {"out-pcap", required_argument, NULL, 'O'},
+        {"accept", required_argument, NULL, 'A'},
+        {"forward", required_argument, NULL, 'F'},
+        {"stdio", no_argument, NULL, 'S'},
+        {"context", required_argument, NULL, 'C'},
+        {"contexts", required_argument, NULL, 'H'},
+        {"insecure", no_argument, NULL, 'I'},
+        {"icap", required_argument, NULL, 'Q'},
+        {"out-pcap", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
@@ -178,13 +281,23 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         case 'T':
             o->trust = optarg;
             break;
+        case 'A':
+        case 'F':
+        case 'S':
+        case 'C':
+        case 'H':
         case 'I':
-        case 'O':
-            if (!mbox) {
-                prog_error(role, "unknown option '%s' (see 'msp %s --help')", c == 'I' ? "--icap" : "--out-pcap", role);
+            if (stream_option(role, c, o) != 0) {
                 return 2;
             }
-            *(c == 'I' ? &o->icap : &o->out_pcap) = optarg;
+            break;
+        case 'Q':
+        case 'W':
+            if (!mbox) {
+                prog_error(role, "unknown option '%s' (see 'msp %s --help')", c == 'Q' ? "--icap" : "--out-pcap", role);
+                return 2;
+            }
+            *(c == 'Q' ? &o->icap : &o->out_pcap) = optarg;
             break;
         case ':':
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);
@@ -206,7 +319,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         prog_error(role, "give either -a or one or more -t TAG");
         return 2;
     }
-    return 0;
+    return stream_check(role, o);
 }
 
 int prog_load(const char *role, const prog_opts_t *o, msp_tlmsp_cfg_t **cfg)

@@ -26,7 +26,17 @@ typedef struct prog_opts {
     const char *out_pcap; /* --out-pcap FILE (middlebox) */
     size_t ntags;
     const char *tags[PROG_MAX_TAGS];
+    /* stream mode (cmd_stream.c) */
+    const char *accept;   /* client --accept ADDR:PORT */
+    const char *forward;  /* server --forward ADDR:PORT */
+    int stdio;            /* client --stdio */
+    const char *context;  /* --context TAG */
+    const char *contexts; /* --contexts http */
+    int insecure;         /* --insecure */
 } prog_opts_t;
+
+/** True when o asks for stream mode (--accept, --stdio, --forward). */
+int prog_stream_mode(const prog_opts_t *o);
 
 /** Where errors go (-e). */
 extern FILE *prog_err;
@@ -85,6 +95,10 @@ void prog_resolver_stop(void);
  */
 int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, int port_shift, prog_lookup_fn done,
                                void *user, prog_lookup_t **lookup);
+
+/** Stream mode: the client's --accept or --stdio, the server's --forward (cmd_stream.c). Exit status. */
+int cmd_stream_client(prog_opts_t *o);
+int cmd_stream_server(prog_opts_t *o);
 
 int cmd_tlmsp_client(int argc, char **argv);
 int cmd_tlmsp_server(int argc, char **argv);

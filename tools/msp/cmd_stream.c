@@ -1,0 +1,373 @@
+/*
+ * Stream mode of msp client and server (msp/tlmsp_stream.h does the work):
+ * `msp client --accept ADDR:PORT` and `--stdio`, `msp server --forward
+ * ADDR:PORT`. This file parses, listens, connects without blocking the loop
+ * (msp_io_resolver_connect) and logs; the sessions are the library's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "msp/error.h"
+#include "msp/tlmsp_io.h"
+#include "msp/tlmsp_stream.h"
+#include "prog.h"
+
+typedef struct gw {
+    const char *role;
+    const prog_opts_t *o;
+    const msp_tlmsp_cfg_t *cfg;
+    msp_tlmsp_setup_t *setup;
+    struct ev_loop *loop;
+    msp_io_resolver_t *resolver;
+    msp_tlmsp_endpoint_cfg_t ec;
+    msp_tlmsp_stream_cfg_t sc;
+    char fwd_host[256]; /* server: the backend */
+    uint16_t fwd_port;
+    ev_io accept_w;
+    unsigned long sessions;
+    int result; /* --stdio: the exit status */
+} gw_t;
+
+typedef struct sess {
+    gw_t *gw;
+    msp_tlmsp_stream_t *s;
+    msp_io_resolver_lookup_t *lookup; /* the connect in flight, if any */
+    unsigned long id;
+} sess_t;
+
+/* An operator's log line: a UTC timestamp, then "msp ROLE: session N: ...". */
+static void gw_log(const gw_t *g, const sess_t *x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void gw_log(const gw_t *g, const sess_t *x, const char *fmt, ...)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    FILE *f = prog_err != NULL ? prog_err : stderr;
+    fprintf(f, "%s.%03ldZ msp %s: ", when, (long)(tv.tv_usec / 1000), g->role);
+    if (x != NULL) {
+        fprintf(f, "session %lu: ", x->id);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    fflush(f);
+}
+
+/* "ADDR:PORT" with the port given (an IPv6 address in brackets). 0, or -1 printed. */
+static int split_hostport(const char *role, const char *flag, const char *text, char *host, size_t cap, uint16_t *port)
+{
+    const char *colon = strrchr(text, ':');
+    char url[300];
+    int n = snprintf(url, sizeof(url), "tcp://%s", text);
+    if (colon == NULL || colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        (size_t)n >= sizeof(url) || msp_tlmsp_cfg_address_parse(url, host, cap, port) != MSP_OK || *port == 0) {
+        prog_error(role, "%s: '%s' is not ADDR:PORT", flag, text);
+        return -1;
+    }
+    return 0;
+}
+
+/* The contexts the bytes travel in (--context TAG, --contexts http, else the first). 0, or -1 printed. */
+static int pick_contexts(gw_t *g)
+{
+    const msp_tlmsp_cfg_t *cfg = g->cfg;
+    if (g->o->contexts != NULL) {
+        const msp_tlmsp_cfg_context_t *h = msp_tlmsp_cfg_context_by_tag(cfg, "header");
+        const msp_tlmsp_cfg_context_t *b = msp_tlmsp_cfg_context_by_tag(cfg, "body");
+        if (h == NULL || b == NULL) {
+            prog_error(g->role, "--contexts http: %s needs one context tagged header and one tagged body",
+                       g->o->config);
+            return -1;
+        }
+        g->sc.http = 1;
+        g->sc.header_ctx = h->id;
+        g->sc.body_ctx = b->id;
+        return 0;
+    }
+    if (g->o->context != NULL) {
+        const msp_tlmsp_cfg_context_t *c = msp_tlmsp_cfg_context_by_tag(cfg, g->o->context);
+        if (c == NULL) {
+            prog_error(g->role, "--context: %s has no single context tagged '%s'", g->o->config, g->o->context);
+            return -1;
+        }
+        g->sc.ctx = c->id;
+        return 0;
+    }
+    if (cfg->n_contexts == 0) {
+        prog_error(g->role, "%s: no context to carry the bytes in", g->o->config);
+        return -1;
+    }
+    g->sc.ctx = cfg->contexts[0].id;
+    return 0;
+}
+
+static int nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* ---- sessions ---- */
+
+static void sess_free(sess_t *x)
+{
+    msp_io_resolver_cancel(x->lookup);
+    msp_tlmsp_stream_free(x->s);
+    free(x);
+}
+
+static void on_closed(void *user, msp_tlmsp_stream_t *s, const msp_error_t *err)
+{
+    sess_t *x = user;
+    gw_t *g = x->gw;
+    if (err->code != MSP_OK) {
+        gw_log(g, x, "ended: %s", err->detail[0] != '\0' ? err->detail : msp_error_name(err->code));
+    } else if (g->o->verbose > 0) {
+        gw_log(g, x, "closed cleanly: %llu bytes to the peer, %llu from it",
+               (unsigned long long)msp_tlmsp_stream_bytes(s, 1), (unsigned long long)msp_tlmsp_stream_bytes(s, 0));
+    }
+    if (g->o->stdio) {
+        g->result = err->code == MSP_OK ? 0 : 1;
+        ev_break(g->loop, EVBREAK_ALL);
+    }
+    sess_free(x);
+}
+
+/* A connect ended (from the loop): the socket joins the session, or the session ends saying why. */
+static void on_connected(void *user, int fd, const msp_error_t *err)
+{
+    sess_t *x = user;
+    x->lookup = NULL;
+    int server = x->gw->sc.role == MSP_TLMSP_ID_SERVER;
+    if (fd < 0) {
+        msp_error_t why;
+        msp_error_set(&why, err->code, NULL, "%s: %s", server ? "backend" : "first hop", err->detail);
+        msp_tlmsp_stream_abort(x->s, &why);
+        return;
+    }
+    int ret = server ? msp_tlmsp_stream_attach_plain(x->s, fd, fd) : msp_tlmsp_stream_attach_tlmsp(x->s, fd);
+    if (ret != MSP_OK) {
+        close(fd);
+    }
+}
+
+static void sess_connect(sess_t *x, const char *host, uint16_t port)
+{
+    msp_error_t err;
+    msp_error_clear(&err);
+    int fd = -1;
+    if (msp_io_resolver_connect(x->gw->resolver, host, port, on_connected, x, &fd, &x->lookup, &err) != MSP_OK) {
+        on_connected(x, -1, &err);
+    } else if (x->lookup == NULL) {
+        on_connected(x, fd, &err);
+    }
+}
+
+/* The server's backend is connected once the peer is authenticated, not for every TCP knock. */
+static void on_ready(void *user, msp_tlmsp_stream_t *s)
+{
+    sess_t *x = user;
+    gw_t *g = x->gw;
+    if (g->o->verbose > 0) {
+        gw_log(g, x, "handshake complete, %zu middlebox(es)", msp_tlmsp_conn_middleboxes(msp_tlmsp_stream_conn(s))->n);
+    }
+    if (g->sc.role == MSP_TLMSP_ID_SERVER) {
+        sess_connect(x, g->fwd_host, g->fwd_port);
+    }
+}
+
+static sess_t *sess_new(gw_t *g)
+{
+    sess_t *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        return NULL;
+    }
+    x->gw = g;
+    x->id = ++g->sessions;
+    msp_tlmsp_stream_cfg_t sc = g->sc;
+    sc.ev = (msp_tlmsp_stream_events_t){x, on_ready, on_closed};
+    int ret = msp_tlmsp_stream_new(&sc, &x->s);
+    if (ret != MSP_OK) {
+        gw_log(g, x, "cannot start: %s", msp_error_name(ret));
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Client: the plain side is here; the TLMSP side goes to the first hop (the first middlebox, else the server). */
+static int client_session(gw_t *g, int in_fd, int out_fd)
+{
+    sess_t *x = sess_new(g);
+    if (x == NULL || msp_tlmsp_stream_attach_plain(x->s, in_fd, out_fd) != MSP_OK) {
+        if (x != NULL) {
+            sess_free(x);
+        }
+        return -1;
+    }
+    const msp_tlmsp_address_t *hop = msp_tlmsp_conn_first_hop(msp_tlmsp_stream_conn(x->s));
+    char url[MSP_TLMSP_MAX_ADDRESS + 1], host[256];
+    uint16_t port;
+    snprintf(url, sizeof(url), "%.*s", (int)hop->len, (const char *)hop->bytes);
+    if (msp_tlmsp_cfg_address_parse(url, host, sizeof(host), &port) != MSP_OK) {
+        msp_error_t err;
+        msp_error_set(&err, MSP_ERR_INVALID, NULL, "first hop '%s': not an address we can connect to", url);
+        msp_tlmsp_stream_abort(x->s, &err);
+        return 0;
+    }
+    sess_connect(x, host, (uint16_t)(port + g->o->port_shift));
+    return 0;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    gw_t *g = w->data;
+    (void)loop;
+    (void)revents;
+    int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+            gw_log(g, NULL, "accept: %s", strerror(errno));
+        }
+        return;
+    }
+    if (g->sc.role == MSP_TLMSP_ID_CLIENT) {
+        if (client_session(g, fd, fd) != 0) {
+            close(fd);
+        }
+        return;
+    }
+    sess_t *x = sess_new(g);
+    if (x == NULL || msp_tlmsp_stream_attach_tlmsp(x->s, fd) != MSP_OK) {
+        close(fd);
+        if (x != NULL) {
+            sess_free(x);
+        }
+    }
+}
+
+/* ---- start-up ---- */
+
+/* Configuration, setup (trust), contexts, resolver. 0, or the exit status (2: bad input). */
+static int gw_open(gw_t *g, const char *role, prog_opts_t *o)
+{
+    memset(g, 0, sizeof(*g));
+    g->role = role;
+    g->o = o;
+    g->result = 1;
+    msp_tlmsp_cfg_t *cfg;
+    if (prog_load(role, o, &cfg) != 0) {
+        return 2;
+    }
+    g->cfg = cfg;
+    if (prog_setup(role, o, cfg, NULL, &g->setup) != 0 || pick_contexts(g) != 0) {
+        return 2;
+    }
+    const msp_tlmsp_cfg_entity_t *e = msp_tlmsp_setup_entity(g->setup);
+    if (e->to_server.n > 0 || e->to_client.n > 0) {
+        prog_error(role, "warning: stream mode runs no activities: the %s's function lists in %s are not used", role,
+                   o->config);
+    }
+    if (o->insecure) {
+        prog_error(role, "warning: --insecure: no certificate is verified; anyone on the path can pose as a peer");
+    }
+    g->loop = ev_default_loop(0);
+    msp_error_t err;
+    msp_error_clear(&err);
+    if (msp_io_resolver_new(g->loop, NULL, &g->resolver, &err) != MSP_OK) {
+        prog_error(role, "%s", err.detail);
+        return 1;
+    }
+    msp_tlmsp_setup_endpoint(g->setup, NULL, &g->ec);
+    g->sc.loop = g->loop;
+    g->sc.role = strcmp(role, "client") == 0 ? MSP_TLMSP_ID_CLIENT : MSP_TLMSP_ID_SERVER;
+    g->sc.engine = &g->ec;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void gw_close(gw_t *g)
+{
+    if (g->accept_w.fd > 0) {
+        ev_io_stop(g->loop, &g->accept_w);
+        close(g->accept_w.fd);
+    }
+    msp_io_resolver_free(g->resolver);
+    msp_tlmsp_setup_free(g->setup);
+    msp_tlmsp_cfg_free((msp_tlmsp_cfg_t *)g->cfg);
+}
+
+static int gw_listen(gw_t *g, const char *host, uint16_t port)
+{
+    int fd = prog_listen(g->role, host, port);
+    if (fd < 0) {
+        return -1;
+    }
+    ev_io_init(&g->accept_w, on_accept, fd, EV_READ);
+    g->accept_w.data = g;
+    ev_io_start(g->loop, &g->accept_w);
+    if (g->o->verbose > 0) {
+        gw_log(g, NULL, "listening on %s:%u", host, port);
+    }
+    return 0;
+}
+
+int cmd_stream_client(prog_opts_t *o)
+{
+    char host[256];
+    uint16_t port = 0;
+    if (o->accept != NULL && split_hostport("client", "--accept", o->accept, host, sizeof(host), &port) != 0) {
+        return 2;
+    }
+    gw_t g;
+    int status = gw_open(&g, "client", o);
+    if (status == 0 && o->stdio) {
+        if (nonblocking(0) != 0 || nonblocking(1) != 0 || client_session(&g, 0, 1) != 0) {
+            prog_error("client", "--stdio: cannot use stdin and stdout: %s", strerror(errno));
+            status = 1;
+        } else {
+            ev_run(g.loop, 0);
+            status = g.result;
+        }
+    } else if (status == 0) {
+        status = gw_listen(&g, host, port) == 0 ? (ev_run(g.loop, 0), 0) : 1;
+    }
+    gw_close(&g);
+    return status;
+}
+
+int cmd_stream_server(prog_opts_t *o)
+{
+    gw_t g;
+    char host[256];
+    uint16_t port;
+    if (split_hostport("server", "--forward", o->forward, host, sizeof(host), &port) != 0) {
+        return 2;
+    }
+    int status = gw_open(&g, "server", o);
+    snprintf(g.fwd_host, sizeof(g.fwd_host), "%s", host);
+    g.fwd_port = port;
+    if (status == 0) {
+        const msp_tlmsp_cfg_entity_t *e = msp_tlmsp_setup_entity(g.setup);
+        uint16_t lport = (uint16_t)(e->address.port + o->port_shift);
+        status = gw_listen(&g, e->address.host, lport) == 0 ? (ev_run(g.loop, 0), 0) : 1;
+    }
+    gw_close(&g);
+    return status;
+}

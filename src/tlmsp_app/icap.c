@@ -147,6 +147,7 @@ struct msp_icap_resp {
     size_t head;     /* the ICAP header block's length (0: not complete yet) */
     size_t body_pos; /* the next chunk's offset in in */
     size_t end;      /* the response's length once done */
+    size_t hdr_off;  /* where the encapsulated HTTP header starts in in (in moves as it grows: no pointer kept) */
     long off[SEC_N]; /* Encapsulated offsets, -1 when absent */
     int done;
     msp_icap_resp_info_t info;
@@ -340,10 +341,13 @@ static int take_http_header(msp_icap_resp_t *r, int *ready, msp_error_t *err)
         msp_reader_t rd;
         msp_reader_init(&rd, r->in.base + r->head, (size_t)body);
         const uint8_t *skip;
+        const uint8_t *hdr;
         if (msp_read_bytes(&rd, (size_t)from, &skip) != MSP_OK ||
-            msp_read_bytes(&rd, (size_t)(to - from), &r->info.http_hdr) != MSP_OK) {
+            msp_read_bytes(&rd, (size_t)(to - from), &hdr) != MSP_OK) {
             return msp_error_set(err, MSP_ERR_SYNTAX, NULL, "ICAP response: a bad Encapsulated offset");
         }
+        r->hdr_off = (size_t)(hdr - r->in.base);
+        r->info.http_hdr = hdr; /* set again once done */
         r->info.http_hdr_len = (size_t)(to - from);
         r->info.is_response = res;
         int code;
@@ -456,8 +460,10 @@ int msp_icap_resp_input(msp_icap_resp_t *r, const uint8_t *p, size_t len, int *d
         return ret;
     }
     if (r->done) {
+        /* pointers only now: the buffers moved while they grew */
         r->info.body = r->body.base;
         r->info.body_len = r->body.len;
+        r->info.http_hdr = r->info.http_hdr != NULL ? r->in.base + r->hdr_off : NULL;
     }
     *done = r->done;
     return MSP_OK;

@@ -268,6 +268,92 @@ hasnt hsrv.log "srv-eicar matched"
 sleep 0.3
 has hmb.log "client->server data in context 3 replaced by the ICAP answer \\([0-9]+ bytes, X-Infection-Found: .*Threat="
 
+# ---- stream mode, real applications: curl -> msp client --accept -> middlebox --icap -> msp server --forward -> nginx
+if command -v nginx >/dev/null && command -v curl >/dev/null; then
+    free_port() {
+        local p
+        while :; do
+            p=$(port_candidate)
+            if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null
+            then
+                echo "$p"
+                return
+            fi
+        done
+    }
+    up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+    mkdir www
+    cp clean.txt www/clean.txt
+    cp eicar.com www/eicar.txt
+    head -c $((3 << 20)) /dev/urandom >www/3m
+    ngx_port=$(free_port)
+    cat >nginx.conf <<EOF
+user root;
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log notice;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/body;
+    proxy_temp_path $tmp/proxy;
+    fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi;
+    scgi_temp_path $tmp/scgi;
+    default_type application/octet-stream;
+    server { listen 127.0.0.1:$ngx_port; root $tmp/www; }
+}
+EOF
+    nginx -p "$tmp" -c "$tmp/nginx.conf" -g 'daemon off;' >nginx.out 2>&1 &
+    pids+=($!)
+    up "$ngx_port" || bad "nginx did not start: $(tail -c 300 nginx-error.log)"
+    cat server-cert.pem mbox1-cert.pem >trust.pem
+    # gateway NAME ACCESS: the three programs for a middlebox with ACCESS to header and body; $a_port is curl's
+    gateway() {
+        local s_port m_port
+        s_port=$(free_port)
+        m_port=$(free_port)
+        a_port=$(free_port)
+        cat >"$1.ucl" <<EOF
+context { id = 1; tag = "header"; }
+context { id = 2; tag = "body"; }
+middlebox { tag = mbox1; address = tlmsp://127.0.0.1:$m_port; context { which = [ header, body ]; access = $2; } }
+client { address = tlmsp://127.0.0.1 }
+server { address = tlmsp://127.0.0.1:$s_port }
+EOF
+        "$msp" middlebox -c "$1.ucl" -a --trust trust.pem --icap "$url" >"$1-mb.log" 2>&1 &
+        pids+=($!)
+        "$msp" server -c "$1.ucl" --forward "127.0.0.1:$ngx_port" --contexts http --trust trust.pem >"$1-srv.log" 2>&1 &
+        pids+=($!)
+        "$msp" client -c "$1.ucl" --accept "127.0.0.1:$a_port" --contexts http --trust trust.pem >"$1-cli.log" 2>&1 &
+        pids+=($!)
+        up "$m_port" && up "$s_port" && up "$a_port" || bad "$1: the gateway did not start: $(tail -c 300 "$1-mb.log")"
+    }
+    gateway rw rw
+    curl -sS --max-time 20 -o got-clean "http://127.0.0.1:$a_port/clean.txt"
+    if cmp -s got-clean www/clean.txt; then ok; else bad "stream: clean.txt differs after the middlebox"; fi
+    curl -sS --max-time 30 -o got-3m "http://127.0.0.1:$a_port/3m"
+    if cmp -s got-3m www/3m; then ok; else bad "stream: 3m differs after the middlebox ($(wc -c <got-3m) bytes)"; fi
+    code=$(curl -sS --max-time 20 -o got-eicar -w '%{http_code}' "http://127.0.0.1:$a_port/eicar.txt")
+    if [ "$code" = 403 ]; then ok; else bad "stream: GET eicar.txt answered $code, expected the service's 403"; fi
+    has got-eicar "VIRUS FOUND"
+    code=$(curl -sS --max-time 20 -o got-up -w '%{http_code}' --data-binary @eicar.com "http://127.0.0.1:$a_port/up")
+    if [ "$code" = 403 ]; then ok; else bad "stream: an EICAR upload answered $code, expected the service's 403"; fi
+    has got-up "VIRUS FOUND"
+    sleep 0.3
+    has rw-mb.log "server->client data in context 1 replaced by the ICAP answer"
+    has rw-mb.log "client->server data in context 1 replaced by the ICAP answer .*sent back to the client"
+    gateway ro r
+    curl -sS --max-time 20 -o got-ro "http://127.0.0.1:$a_port/eicar.txt" >curl-ro.log 2>&1
+    if grep -q EICAR got-ro 2>/dev/null; then bad "stream: EICAR passed a read-only middlebox"; else ok; fi
+    sleep 0.3
+    has ro-mb.log "blocked server->client data in context 1: ICAP 200 HTTP 403"
+    curl -sS --max-time 20 -o got-ro-clean "http://127.0.0.1:$a_port/clean.txt"
+    if cmp -s got-ro-clean www/clean.txt; then ok; else bad "stream: clean.txt differs after a read-only middlebox"; fi
+else
+    bad "nginx or curl is missing (scripts/deps.sh installs them)"
+fi
+
 # the service goes away: the next session fails closed
 kill "$icap_pid"
 wait "$icap_pid" 2>/dev/null

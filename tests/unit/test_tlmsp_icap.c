@@ -140,6 +140,9 @@ static void test_response_blocked_bytewise(void **state)
     assert_int_equal(in->is_response, 1);
     assert_int_equal(in->http_status, 403);
     assert_int_equal(in->http_hdr_len, 108);
+    /* fed byte by byte, the buffer moved many times: the header must point into where it is now */
+    assert_memory_equal(in->http_hdr, "HTTP/1.0 403 Forbidden\r\n", 24);
+    assert_memory_equal(in->http_hdr + 104, "\r\n\r\n", 4);
     assert_int_equal(in->has_body, 1);
     assert_int_equal(in->body_len, 0x1c);
     assert_memory_equal(in->body, "<html>VIRUS FOUND</html>\n", 25);

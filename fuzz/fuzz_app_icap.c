@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const msp_icap_resp_info_t *x = msp_icap_resp_info(a), *y = msp_icap_resp_info(b);
         if (x->status != y->status || x->body_len != y->body_len || x->body_len > LIMIT ||
             (x->body_len > 0 && memcmp(x->body, y->body, x->body_len) != 0) ||
-            strcmp(x->infection, y->infection) != 0 || x->http_hdr_len != y->http_hdr_len) {
+            strcmp(x->infection, y->infection) != 0 || x->http_hdr_len != y->http_hdr_len ||
+            (x->http_hdr_len > 0 && memcmp(x->http_hdr, y->http_hdr, x->http_hdr_len) != 0)) {
             abort();
         }
     }

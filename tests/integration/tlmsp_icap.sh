@@ -43,7 +43,7 @@ LocalSocket $tmp/clamd.sock
 DatabaseDirectory $tmp/db
 Foreground yes
 TemporaryDirectory $tmp
-User root
+User $(id -un)
 EOF
 clamd -c clamd.conf >clamd.log 2>&1 &
 pids+=($!)

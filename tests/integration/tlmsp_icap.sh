@@ -129,7 +129,21 @@ server { address = tlmsp://localhost:10455; function = [ srv-clean, srv-eicar, s
 EOF
 }
 conf base.ucl send-clean
-shift_by=$((20000 + $$ % 20000))
+# A port shift that puts the configuration's middlebox (10401) and server (10455) on free ports below Linux's
+# ephemeral range (lib.sh's port_candidate), so that no outgoing connection of a parallel test holds them.
+free_shift() {
+    local s
+    while :; do
+        s=$(($(port_candidate) - 10455))
+        if python3 -c 'import socket,sys
+for p in sys.argv[1:]:
+    socket.socket().bind(("127.0.0.1", int(p)))' $((10401 + s)) $((10455 + s)) 2>/dev/null; then
+            echo "$s"
+            return
+        fi
+    done
+}
+shift_by=$(free_shift)
 
 # ---- bad input and an unreachable service ----
 run 2 "$msp" middlebox -c base.ucl -t mbox1 --icap "http://127.0.0.1/avscan"
@@ -246,7 +260,7 @@ middlebox {
 server { address = tlmsp://localhost:10455; function = [ srv-clean, srv-eicar ] }
 EOF
 sed 's/CLIENT/got-fine/' http.tmpl >http.ucl
-hshift=$((shift_by + 7))
+hshift=$(free_shift)
 "$msp" server -c http.ucl -p "$hshift" -P >hsrv.log 2>&1 &
 pids+=($!)
 "$msp" middlebox -c http.ucl -t mbox1 -p "$hshift" --icap "$url" >hmb.log 2>&1 &

@@ -16,6 +16,8 @@
 #include "msp/error.h"
 #include "msp/ets_tcp.h"
 
+struct sockaddr;
+
 #define MSP_PCAP_SNAPLEN 262144           /* live capture: whole packets, even with offloads */
 #define MSP_PCAP_TIMEOUT_MS 200           /* live capture: how often a stop request is looked at, at worst */
 #define MSP_PCAP_BATCH 256                /* packets per pcap_dispatch */
@@ -83,6 +85,16 @@ MSP_API int msp_pcap_out_open(const char *path, msp_pcap_out_t **out, msp_error_
  */
 MSP_API int msp_pcap_out_flow_begin(msp_pcap_out_t *o, const msp_tcp_flow_info_t *info, uint64_t ts_us,
                                     msp_pcap_out_flow_t **flow, msp_error_t *err);
+
+/**
+ * msp_pcap_out_flow_begin for a connection a program relayed: client and
+ * server are the peers' socket addresses (AF_INET or AF_INET6, the same
+ * family; an IPv4-mapped IPv6 address counts as IPv4), as a middlebox saw
+ * them (getpeername). MSP_ERR_ARGUMENT for another family or a mix.
+ */
+MSP_API int msp_pcap_out_flow_begin_peers(msp_pcap_out_t *o, const struct sockaddr *client,
+                                          const struct sockaddr *server, uint64_t ts_us, msp_pcap_out_flow_t **flow,
+                                          msp_error_t *err);
 
 /** n bytes from direction dir (0: client to server), in segments of at most MSP_PCAP_OUT_MSS. */
 MSP_API int msp_pcap_out_data(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, int dir, const uint8_t *p, size_t n,

@@ -62,6 +62,8 @@ static const char *alert_name(int alert)
         return "bad_certificate";
     case MSP_ALERT_ILLEGAL_PARAMETER:
         return "illegal_parameter";
+    case MSP_ALERT_ACCESS_DENIED:
+        return "access_denied";
     case MSP_ALERT_DECODE_ERROR:
         return "decode_error";
     case MSP_ALERT_DECRYPT_ERROR:

@@ -13,6 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <pcap/pcap.h>
 
 #define ISN_CLIENT 0x1000u
@@ -160,6 +164,44 @@ int msp_pcap_out_flow_begin(msp_pcap_out_t *o, const msp_tcp_flow_info_t *info, 
     }
     *flow = f;
     return ret;
+}
+
+/* One peer's address and port into info's side dir: 4 or 6, or 0 for a family a capture cannot carry. */
+static int peer_side(const struct sockaddr *sa, msp_tcp_flow_info_t *info, int dir)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        memcpy(info->addr[dir], &in->sin_addr, 4);
+        info->port[dir] = ntohs(in->sin_port);
+        return 4;
+    }
+    if (sa->sa_family != AF_INET6) {
+        return 0;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    info->port[dir] = ntohs(in6->sin6_port);
+    if (memcmp(in6->sin6_addr.s6_addr, mapped, sizeof(mapped)) == 0) {
+        memcpy(info->addr[dir], in6->sin6_addr.s6_addr + 12, 4);
+        return 4;
+    }
+    memcpy(info->addr[dir], in6->sin6_addr.s6_addr, 16);
+    return 6;
+}
+
+int msp_pcap_out_flow_begin_peers(msp_pcap_out_t *o, const struct sockaddr *client, const struct sockaddr *server,
+                                  uint64_t ts_us, msp_pcap_out_flow_t **flow, msp_error_t *err)
+{
+    msp_tcp_flow_info_t info;
+    memset(&info, 0, sizeof(info));
+    int v0 = peer_side(client, &info, 0), v1 = peer_side(server, &info, 1);
+    *flow = NULL;
+    if (v0 == 0 || v0 != v1) {
+        return msp_error_set(err, MSP_ERR_ARGUMENT, NULL, "capture output: peers of different or unknown families");
+    }
+    info.ip_version = (uint8_t)v0;
+    info.first_ts_us = info.last_ts_us = ts_us;
+    return msp_pcap_out_flow_begin(o, &info, ts_us, flow, err);
 }
 
 int msp_pcap_out_data(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, int dir, const uint8_t *p, size_t n, uint64_t ts_us,

@@ -9,6 +9,7 @@
 #include <ev.h>
 
 #include "activity.h"
+#include "mb_inspect.h"
 #include "msp/error.h"
 #include "msp/tlmsp_io.h"
 #include "prog.h"
@@ -284,6 +285,7 @@ typedef struct mb_site {
     const msp_tlmsp_cfg_entity_t *e;
     struct ev_loop *loop;
     msp_tlmsp_setup_t *setup; /* identity and trust */
+    insp_site_t *insp;        /* --icap, --out-pcap; NULL without */
     ev_io accept_w;
 } mb_site_t;
 
@@ -292,6 +294,8 @@ typedef struct mb_app {
     msp_io_mb_t *mb;
     prog_lookup_t *lookup; /* the next hop's name lookup, while it runs */
     act_set_t to_server, to_client;
+    insp_t *insp;
+    int next_fd;
 } mb_app_t;
 
 static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access,
@@ -304,6 +308,10 @@ static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kin
     if (a->site->o->verbose > 1) {
         fprintf(stderr, "msp middlebox %s: container of %zu bytes in context %u toward the %s%s\n", a->site->e->tag,
                 len, ctx, to_server ? "server" : "client", p == NULL ? " (opaque)" : "");
+    }
+    msp_tlmsp_verdict_t v;
+    if (insp_container(a->insp, to_server, kind, ctx, access, p, len, &v)) {
+        return v;
     }
     return act_on_data(to_server ? &a->to_server : &a->to_client, ctx, access, p, len, data, data_len);
 }
@@ -318,6 +326,8 @@ static void mb_next_hop_found(void *user, int fd, const msp_error_t *err)
         msp_io_mb_route_failed(a->mb, MSP_OK);
     } else if (msp_io_mb_connected(a->mb, fd) != MSP_OK) {
         close(fd);
+    } else {
+        a->next_fd = fd;
     }
 }
 
@@ -326,6 +336,7 @@ static int mb_connect(void *user, const msp_tlmsp_address_t *next)
 {
     mb_app_t *a = user;
     int fd = prog_connect_address_async("middlebox", next, a->site->o->port_shift, mb_next_hop_found, a, &a->lookup);
+    a->next_fd = fd;
     return fd == PROG_PENDING ? MSP_IO_MB_PENDING : fd;
 }
 
@@ -336,6 +347,7 @@ static void mb_ready(void *user, msp_io_mb_t *mb)
         fprintf(stderr, "msp middlebox %s: handshake complete (id 0x%02x)\n", a->site->e->tag,
                 msp_tlmsp_mbox_id(msp_io_mb_mbox(mb)));
     }
+    insp_next_hop(a->insp, a->next_fd); /* connected by now: its peer is the server's address */
     act_start(&a->to_server);
     act_start(&a->to_client);
 }
@@ -346,6 +358,7 @@ static void free_mb_later(int revents, void *arg)
     (void)revents;
     act_free(&a->to_server);
     act_free(&a->to_client);
+    insp_free(a->insp);
     free(a);
 }
 
@@ -360,6 +373,7 @@ static void mb_closed(void *user, msp_io_mb_t *mb, int err)
         a->lookup = NULL;
     }
     a->mb = NULL;
+    insp_closed(a->insp);
     act_stop(&a->to_server);
     act_stop(&a->to_client);
     msp_io_mb_free(mb);
@@ -381,7 +395,10 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
         msp_tlmsp_activity_cfg_t up = {site->cfg, &site->e->to_server, true, true, 0, false};
         msp_tlmsp_activity_cfg_t down = {site->cfg, &site->e->to_client, true, false, 0, false};
         a->site = site;
-        ok = act_init(&a->to_server, loop, &up, site->e->tag, NULL, &a->mb, site->o->presentation) == 0 &&
+        a->next_fd = -1;
+        a->insp = insp_new(site->insp, site->e->tag, &a->mb, fd);
+        ok = (site->insp == NULL || a->insp != NULL) &&
+             act_init(&a->to_server, loop, &up, site->e->tag, NULL, &a->mb, site->o->presentation) == 0 &&
              act_init(&a->to_client, loop, &down, site->e->tag, NULL, &a->mb, site->o->presentation) == 0;
     }
     if (ok) {
@@ -399,6 +416,7 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     if (a != NULL) {
         act_free(&a->to_server);
         act_free(&a->to_client);
+        insp_free(a->insp);
         free(a);
     }
 }
@@ -410,6 +428,12 @@ static int mb_site_open(mb_site_t *site, const char *tag)
     }
     site->e = msp_tlmsp_setup_entity(site->setup);
     if (prog_check_activities("middlebox", site->cfg, site->e) != 0) {
+        return -1;
+    }
+    if (site->o->icap != NULL && (site->e->to_server.n > 0 || site->e->to_client.n > 0)) {
+        /* both would hold containers of one direction, and each releases the oldest */
+        prog_error("middlebox", "--icap: middlebox %s has activities: ICAP inspection replaces them (remove them)",
+                   site->e->tag);
         return -1;
     }
     int fd = prog_listen("middlebox", site->e->address.host, (uint16_t)(site->e->address.port + site->o->port_shift));
@@ -441,7 +465,16 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
         prog_error("middlebox", "%s: the configuration has no middlebox", cfg->name);
     }
     signal(SIGPIPE, SIG_IGN);
+    insp_site_t *insp = NULL;
+    int status = 2;
+    if (ok) {
+        /* before the listeners: the ICAP service answers OPTIONS before any session is taken */
+        status = insp_site_open(&o, cfg, loop, &insp);
+        ok = status == 0;
+        status = ok ? 2 : status;
+    }
     for (size_t i = 0; ok && i < n; i++) {
+        sites[i].insp = insp;
         sites[i].o = &o;
         sites[i].cfg = cfg;
         sites[i].loop = loop;
@@ -454,10 +487,11 @@ int cmd_tlmsp_middlebox(int argc, char **argv)
         ev_run(loop, 0);
     }
     prog_resolver_stop();
+    insp_site_close(insp);
     for (size_t i = 0; sites != NULL && i < n; i++) {
         msp_tlmsp_setup_free(sites[i].setup);
     }
     free(sites);
     msp_tlmsp_cfg_free(cfg);
-    return ok ? 0 : 2;
+    return ok ? 0 : status;
 }

@@ -64,6 +64,17 @@ static void usage(const char *role, FILE *f)
           "      --trust FILE         verify every peer's certificate against these PEM certificates\n"
           "                           (the reference verifies nothing)\n",
           f);
+    if (mbox) {
+        fputs("      --icap icap://HOST[:PORT]/SERVICE\n"
+              "                           hold the plaintext of every context this middlebox may read until an ICAP\n"
+              "                           service (RFC 3507) passes it: REQMOD toward the server, RESPMOD toward the\n"
+              "                           client; a block ends the session (read-only context) or replaces the data\n"
+              "                           (writable context); an unreachable service fails closed\n"
+              "      --out-pcap FILE      write the plaintext of the contexts this middlebox may read as one TCP\n"
+              "                           flow per session (client and server addresses) into FILE when it stops\n"
+              "                           (SIGINT or SIGTERM)\n",
+              f);
+    }
     if (!mbox) {
         fputs("\nstream mode (each plain connection in its own TLMSP session; see msp(1)):\n", f);
         if (server) {
@@ -213,6 +224,8 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"context", required_argument, NULL, 'C'},
         {"contexts", required_argument, NULL, 'H'},
         {"insecure", no_argument, NULL, 'I'},
+        {"icap", required_argument, NULL, 'Q'},
+        {"out-pcap", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
@@ -277,6 +290,14 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             if (stream_option(role, c, o) != 0) {
                 return 2;
             }
+            break;
+        case 'Q':
+        case 'W':
+            if (!mbox) {
+                prog_error(role, "unknown option '%s' (see 'msp %s --help')", c == 'Q' ? "--icap" : "--out-pcap", role);
+                return 2;
+            }
+            *(c == 'Q' ? &o->icap : &o->out_pcap) = optarg;
             break;
         case ':':
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);

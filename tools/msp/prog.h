@@ -14,14 +14,16 @@
 
 typedef struct prog_opts {
     const char *config;
-    const char *errors; /* -e FILE, "-" = stdout */
-    const char *pki;    /* --pki DIR: where certificate files are looked up */
-    const char *trust;  /* --trust FILE: PEM certificates the peers' certificates must chain to */
-    int presentation;   /* -P */
-    int port_shift;     /* -p */
-    int verbose;        /* -v, repeatable */
-    int reflect;        /* -r (server) */
-    int all;            /* -a (middlebox) */
+    const char *errors;   /* -e FILE, "-" = stdout */
+    const char *pki;      /* --pki DIR: where certificate files are looked up */
+    const char *trust;    /* --trust FILE: PEM certificates the peers' certificates must chain to */
+    int presentation;     /* -P */
+    int port_shift;       /* -p */
+    int verbose;          /* -v, repeatable */
+    int reflect;          /* -r (server) */
+    int all;              /* -a (middlebox) */
+    const char *icap;     /* --icap URL (middlebox) */
+    const char *out_pcap; /* --out-pcap FILE (middlebox) */
     size_t ntags;
     const char *tags[PROG_MAX_TAGS];
     /* stream mode (cmd_stream.c) */

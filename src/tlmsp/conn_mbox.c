@@ -813,6 +813,7 @@ int msp_tlmsp_mbox_new(const msp_tlmsp_mbox_cfg_t *cfg, msp_tlmsp_mbox_t **out)
     m->state_b = MB_IDLE;
     int ret = sess_init(&m->s, MSP_TLMSP_ID_NONE, cfg->random, cfg->random_user);
     m->s.trust = cfg->trust;
+    m->s.shared = cfg->shared;
     m->s.identity = cfg->identity;
     hop_init(&m->a, &m->s, &mbox_ops, m, DIR_S2C, MSP_TLMSP_ID_CLIENT);
     hop_init(&m->b, &m->s, &mbox_ops, m, DIR_C2S, MSP_TLMSP_ID_SERVER);

@@ -9,14 +9,13 @@
  *             against `openssl s_server -rev`, same RSA-2048 key type.
  *
  * CPU per handshake: utime + stime of the process (/proc/PID/stat) over the measured window, divided by the
- * sessions completed in it. The floor: the public-key operations a party must do per session, each timed with
- * OpenSSL in this run on the same key types (X25519, RSA-2048 with RSA-PSS SHA-256, what msp negotiates):
- *   middlebox  2 X25519 key generations (to_client, to_server, H 5.3), 2 RSA signatures (one per half of its
- *              MiddleboxKeyExchange), 1 RSA verification (the ServerKeyExchange, H 4.5), 2 X25519 derivations
- *              (with the client's and the server's share, H 6.2); certificates are not verified unless --trust
- *              is passed through --mbox-args (then add the chain checks: not in this floor)
- *   msp server 1 X25519 key generation, 1 RSA signature (ServerKeyExchange), 2 RSA verifications (the
- *              middlebox's two halves), 2 X25519 derivations (client, middlebox)
+ * sessions completed in it. The floor: the public-key operations a party must do per session, each timed (in CPU
+ * time, as the processes are) with OpenSSL in this run on the same key types (X25519, RSA-2048 with RSA-PSS SHA-256,
+ * what msp negotiates): middlebox  2 X25519 key generations (to_client, to_server, H 5.3), 2 RSA signatures (one per
+ * half of its MiddleboxKeyExchange), 1 RSA verification (the ServerKeyExchange, H 4.5), 2 X25519 derivations (with the
+ * client's and the server's share, H 6.2); certificates are not verified unless --trust is passed through --mbox-args
+ * (then add the chain checks: not in this floor) msp server 1 X25519 key generation, 1 RSA signature
+ * (ServerKeyExchange), 2 RSA verifications (the middlebox's two halves), 2 X25519 derivations (client, middlebox)
  *   s_server   1 X25519 key generation, 1 RSA signature, 1 X25519 derivation
  * floor / actual says how close a party is to the cost no implementation can avoid (1.0 = nothing else).
  *
@@ -541,17 +540,26 @@ typedef struct floor_ms {
     double keygen, derive, sign, verify;
 } floor_ms_t;
 
-/* Milliseconds per call of op(arg), run for about secs. */
+/* CPU time of this thread: what the floor is timed in, as the processes' CPU is (a loaded machine's waits are not
+ * counted in either). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU milliseconds per call of op(arg), run for about secs of CPU. */
 static double time_op(int (*op)(void *), void *arg, double secs)
 {
     long n = 0;
-    double t0 = now(), t;
+    double t0 = cpu_now(), t;
     do {
         if (!op(arg)) {
             die("an OpenSSL operation of the floor failed");
         }
         n++;
-        t = now() - t0;
+        t = cpu_now() - t0;
     } while (t < secs || n < 3);
     return t / (double)n * 1e3;
 }

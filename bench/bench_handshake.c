@@ -8,13 +8,13 @@
  *   baseline  the same loop with OpenSSL TLS 1.2 clients (ECDHE-RSA-AES128-GCM-SHA256, X25519, no tickets)
  *             against `openssl s_server -rev`, same RSA-2048 key type.
  *
- * CPU per handshake: utime + stime of the process (/proc/PID/stat) over the measured window, divided by the
- * sessions completed in it. The floor: the public-key operations a party must do per session, each timed (in CPU
- * time, as the processes are) with OpenSSL in this run on the same key types (X25519, RSA-2048 with RSA-PSS SHA-256,
- * what msp negotiates): middlebox  2 X25519 key generations (to_client, to_server, H 5.3), 2 RSA signatures (one per
- * half of its MiddleboxKeyExchange), 1 RSA verification (the ServerKeyExchange, H 4.5), 2 X25519 derivations (with the
- * client's and the server's share, H 6.2); certificates are not verified unless --trust is passed through --mbox-args
- * (then add the chain checks: not in this floor) msp server 1 X25519 key generation, 1 RSA signature
+ * CPU per handshake: utime + stime of the process and any it forked (/proc/PID/stat) over the measured window,
+ * divided by the sessions completed in it. The floor: the public-key operations a party must do per session, each timed
+ * (in CPU time, as the processes are) with OpenSSL in this run on the same key types (X25519, RSA-2048 with RSA-PSS
+ * SHA-256, what msp negotiates): middlebox  2 X25519 key generations (to_client, to_server, H 5.3), 2 RSA signatures
+ * (one per half of its MiddleboxKeyExchange), 1 RSA verification (the ServerKeyExchange, H 4.5), 2 X25519 derivations
+ * (with the client's and the server's share, H 6.2); certificates are not verified unless --trust is passed through
+ * --mbox-args (then add the chain checks: not in this floor) msp server 1 X25519 key generation, 1 RSA signature
  * (ServerKeyExchange), 2 RSA verifications (the middlebox's two halves), 2 X25519 derivations (client, middlebox)
  *   s_server   1 X25519 key generation, 1 RSA signature, 1 X25519 derivation
  * floor / actual says how close a party is to the cost no implementation can avoid (1.0 = nothing else).
@@ -25,6 +25,7 @@
  *                        [--sessions N] [--mbox-args "..."] [--server-args "..."] [--keep]
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -180,23 +181,67 @@ static void show_log(const char *log)
     }
 }
 
-/* utime + stime of pid in seconds (fields 14 and 15 of /proc/PID/stat, after the parenthesised name). */
-static double proc_cpu(pid_t pid)
+/* utime + stime (fields 14, 15) and the parent (field 4) of pid, from /proc/PID/stat; 0 when it is gone. */
+static int proc_stat(long pid, double *cpu, long *ppid)
 {
     char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
     if (f != NULL) {
         fclose(f);
     }
     buf[n] = 0;
-    char *p = strrchr(buf, ')');
+    char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+    if (p == NULL || sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", ppid, &ut, &st) != 3) {
         return 0;
     }
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    *cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return 1;
+}
+
+/*
+ * CPU seconds of pid and every process below it (a middlebox run with workers may fork them; threads are counted
+ * in their process already). A child that exited in the window is not counted: workers live as long as the run.
+ */
+static double proc_cpu(pid_t pid)
+{
+    enum { MAX_TREE = 256 };
+    long tree[MAX_TREE];
+    size_t n = 0;
+    double total = 0, cpu;
+    long ppid;
+    if (!proc_stat(pid, &total, &ppid)) {
+        return 0;
+    }
+    tree[n++] = pid;
+    for (int grew = 1; grew && n < MAX_TREE;) { /* children found in a pass may have children of their own */
+        grew = 0;
+        DIR *d = opendir("/proc");
+        for (struct dirent *e = d != NULL ? readdir(d) : NULL; e != NULL && n < MAX_TREE; e = readdir(d)) {
+            long child = atol(e->d_name);
+            int known = 0, below = 0;
+            for (size_t i = 0; child > 0 && i < n; i++) {
+                known |= tree[i] == child;
+            }
+            if (child <= 0 || known || !proc_stat(child, &cpu, &ppid)) {
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                below |= tree[i] == ppid;
+            }
+            if (below) {
+                tree[n++] = child;
+                total += cpu;
+                grew = 1;
+            }
+        }
+        if (d != NULL) {
+            closedir(d);
+        }
+    }
+    return total;
 }
 
 static double self_cpu(void)

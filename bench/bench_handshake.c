@@ -22,7 +22,10 @@
  * Not a test: nothing here asserts a figure. It exits 1 when a session did not complete (the smoke ctest).
  *
  * Usage: bench_handshake --msp PATH [--openssl PATH|none] [--seconds T] [--warmup W] [--concurrency C]
- *                        [--sessions N] [--mbox-args "..."] [--server-args "..."] [--keep]
+ *                        [--sessions N] [--mbox-args "..."] [--server-args "..."] [--trust] [--keep]
+ *
+ * --trust: every party verifies its peers' certificates (msp's --trust, a file of the generated certificates);
+ * the floor does not grow (the leaves are the trust anchors: no signature is checked), the set-up does.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -84,7 +87,7 @@ typedef struct opts {
     int concurrency;
     long sessions; /* > 0: exactly this many, no warm-up, the whole run measured */
     char *mbox_args, *server_args;
-    int keep;
+    int trust, keep;
 } opts_t;
 
 /* ---- processes ---- */
@@ -731,8 +734,15 @@ static result_t run_tlmsp(const opts_t *o, const char *dir)
     snprintf(mlog, sizeof(mlog), "%s/middlebox.log", dir);
     char *sargv[MAX_ARGS] = {(char *)o->msp, "server", "-c", cfg_path, "-r"};
     char *margv[MAX_ARGS] = {(char *)o->msp, "middlebox", "-c", cfg_path, "-a"};
-    add_words(sargv, 5, o->server_args);
-    add_words(margv, 5, o->mbox_args);
+    char trust[512];
+    snprintf(trust, sizeof(trust), "%s/trust.pem", dir);
+    int ns = 5, nm = 5;
+    if (o->trust) {
+        sargv[ns++] = margv[nm++] = "--trust";
+        sargv[ns++] = margv[nm++] = trust;
+    }
+    add_words(sargv, ns, o->server_args);
+    add_words(margv, nm, o->mbox_args);
     pid_t spid = spawn(sargv, slog), mpid = spawn(margv, mlog);
     if (!wait_listening(spid, sport) || !wait_listening(mpid, mport)) {
         show_log(slog);
@@ -743,7 +753,7 @@ static result_t run_tlmsp(const opts_t *o, const char *dir)
     }
     msp_tlmsp_cfg_t *cfg = NULL;
     msp_error_t err;
-    msp_tlmsp_setup_cfg_t sc = {NULL, MSP_TLMSP_CFG_CLIENT, NULL, dir, NULL, NULL, NULL};
+    msp_tlmsp_setup_cfg_t sc = {NULL, MSP_TLMSP_CFG_CLIENT, NULL, dir, o->trust ? trust : NULL, NULL, NULL};
     if (msp_tlmsp_cfg_load_file(cfg_path, &cfg, &err) != MSP_OK) {
         die("cannot read the generated configuration");
     }
@@ -855,6 +865,16 @@ static void make_identity(const char *dir, const char *name)
     msp_buf_free(&key);
 }
 
+/* dir/out = dir/a | dir/b (the trust file: both certificates). */
+static void concat(const char *dir, const char *out, const char *a, const char *b)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "cat '%s/%s' '%s/%s' > '%s/%s'", dir, a, dir, b, dir, out);
+    if (system(cmd) != 0) {
+        die("cannot write the trust file");
+    }
+}
+
 static EVP_PKEY *read_key(const char *dir, const char *name)
 {
     char path[512];
@@ -885,7 +905,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench_handshake --msp PATH [--openssl PATH|none] [--seconds T] [--warmup W] "
                     "[--concurrency C] [--sessions N] [--mbox-args \"...\"] [--server-args \"...\"] "
-                    "[--floor-seconds S] [--keep]\n"
+                    "[--floor-seconds S] [--trust] [--keep]\n"
+                    "  --trust         every party verifies its peers' certificates (msp --trust)\n"
                     "  --mbox-args     extra flags for msp middlebox (e.g. \"--workers 2\"), space-separated\n"
                     "  --server-args   extra flags for msp server\n"
                     "  --sessions N    exactly N sessions per path, the whole run measured (a smoke run)\n");
@@ -894,11 +915,11 @@ static int usage(void)
 
 static int parse(int argc, char **argv, opts_t *o)
 {
-    *o = (opts_t){NULL, "openssl", 5.0, 0.5, 0.3, 16, 0, NULL, NULL, 0};
+    *o = (opts_t){NULL, "openssl", 5.0, 0.5, 0.3, 16, 0, NULL, NULL, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--keep") == 0) {
-            o->keep = 1;
+        if (strcmp(a, "--keep") == 0 || strcmp(a, "--trust") == 0) {
+            *(a[2] == 'k' ? &o->keep : &o->trust) = 1;
             continue;
         }
         if (v == NULL) {
@@ -947,6 +968,7 @@ int main(int argc, char **argv)
     }
     make_identity(dir, "server");
     make_identity(dir, "mbox1");
+    concat(dir, "trust.pem", "server-cert.pem", "mbox1-cert.pem");
     EVP_PKEY *mkey = read_key(dir, "mbox1");
     floor_ms_t f = measure_floor(mkey, o.floor_seconds);
     EVP_PKEY_free(mkey);

@@ -8,6 +8,7 @@
  * The same hold with the certificates a process keeps parsed (msp_tlmsp_shared_t): a kept certificate is the
  * same object, and nothing the parse refuses or the trust store rejects gets through the cache.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -389,6 +390,47 @@ static void test_shared_sessions(void **state)
     msp_tlmsp_shared_free(sh);
 }
 
+/* Threads sharing one cache of 2 over 3 certificates (every insertion evicts): each always gets its own key. */
+typedef struct shared_worker {
+    msp_tlmsp_shared_t *sh;
+    int offset, wrong;
+} shared_worker_t;
+
+static void *shared_work(void *arg)
+{
+    shared_worker_t *w = arg;
+    const net_identity_t *ids[3] = {&ec_id, &rsa_id, &other_id};
+    for (int i = 0; i < 300; i++) {
+        const net_identity_t *id = ids[(i + w->offset) % 3];
+        X509 *x = NULL;
+        if (msp_tlmsp_shared_x509(w->sh, id->der, id->der_len, &x) != MSP_OK ||
+            EVP_PKEY_eq(X509_get0_pubkey(x), id->key) != 1) {
+            w->wrong++;
+        }
+        X509_free(x);
+    }
+    return NULL;
+}
+
+static void test_shared_threads(void **state)
+{
+    (void)state;
+    msp_tlmsp_shared_cfg_t cfg = {2};
+    msp_tlmsp_shared_t *sh = NULL;
+    pthread_t t[4];
+    shared_worker_t w[4];
+    assert_int_equal(msp_tlmsp_shared_new(&cfg, &sh), MSP_OK);
+    for (int i = 0; i < 4; i++) {
+        w[i] = (shared_worker_t){sh, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, shared_work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(w[i].wrong, 0);
+    }
+    msp_tlmsp_shared_free(sh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_session_server_cert),  cmocka_unit_test(test_shared_kept),
         cmocka_unit_test(test_shared_refuses_alike), cmocka_unit_test(test_shared_trust),
         cmocka_unit_test(test_shared_bounded),       cmocka_unit_test(test_shared_sessions),
+        cmocka_unit_test(test_shared_threads),
     };
     return cmocka_run_group_tests(tests, setup_ids, free_ids);
 }

@@ -57,6 +57,28 @@ typedef struct msp_tlmsp_events {
     void (*alert)(void *user, uint8_t ctx, uint8_t level, uint8_t desc);
 } msp_tlmsp_events_t;
 
+/*
+ * What the connections of one process share instead of building in every session: the peer certificates
+ * already parsed (a middlebox sees the same server certificate in every session, and OpenSSL 3 decodes the key
+ * of each parse through its decoder machinery), and the algorithms fetched once (OpenSSL 3 fetches by name at
+ * every use otherwise). Optional: a configuration's shared may be NULL, and then each connection parses and
+ * fetches for itself; the bytes on the wire are the same either way. Safe for concurrent use by connections on
+ * several threads. Borrowed by the connections: it must outlive them.
+ */
+#define MSP_TLMSP_SHARED_CERTS 64        /* parsed certificates kept, the default of max_certs */
+#define MSP_TLMSP_SHARED_CERT_MAX 16384u /* a longer certificate is parsed in every session, never kept */
+
+typedef struct msp_tlmsp_shared_cfg {
+    size_t max_certs; /* parsed certificates kept, the oldest replaced first; 0: MSP_TLMSP_SHARED_CERTS */
+} msp_tlmsp_shared_cfg_t;
+
+typedef struct msp_tlmsp_shared msp_tlmsp_shared_t;
+
+/** cfg may be NULL (the defaults). MSP_OK, or MSP_ERR_NO_MEMORY (also when OpenSSL cannot fetch an algorithm). */
+MSP_API int msp_tlmsp_shared_new(const msp_tlmsp_shared_cfg_t *cfg, msp_tlmsp_shared_t **out);
+/** Releases sh and every certificate it keeps; NULL is a no-op. */
+MSP_API void msp_tlmsp_shared_free(msp_tlmsp_shared_t *sh);
+
 typedef struct msp_tlmsp_endpoint_cfg {
     msp_tlmsp_random_fn random;
     void *random_user;
@@ -86,6 +108,7 @@ typedef struct msp_tlmsp_endpoint_cfg {
      * our own; once both went, input returns MSP_ERR_CLASS_PEER_ALERT + 0.
      */
     int half_close;
+    msp_tlmsp_shared_t *shared; /* optional, borrowed: what the process's connections share; NULL: nothing */
 } msp_tlmsp_endpoint_cfg_t;
 
 typedef struct msp_tlmsp_conn msp_tlmsp_conn_t;
@@ -210,6 +233,7 @@ typedef struct msp_tlmsp_mbox_cfg {
     X509_STORE *trust; /* endpoints' and other middleboxes' certificates; NULL: not verified */
     msp_tlmsp_container_fn container;
     void *user;
+    msp_tlmsp_shared_t *shared; /* optional, borrowed: what the process's connections share; NULL: nothing */
 } msp_tlmsp_mbox_cfg_t;
 
 typedef struct msp_tlmsp_mbox msp_tlmsp_mbox_t;

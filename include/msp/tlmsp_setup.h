@@ -7,8 +7,9 @@
  * read from the configured PEM files.
  *
  * A setup owns everything the engine configurations it fills in point to
- * (lists, key, certificates, trust store), so those stay valid while it
- * lives. No sockets: where to listen and connect is left to the caller
+ * (lists, key, certificates, trust store, and the msp_tlmsp_shared_t its
+ * connections share: built once per setup, not per session), so those stay
+ * valid while it lives. No sockets: where to listen and connect is left to the caller
  * (msp_tlmsp_setup_entity() and msp_tlmsp_conn_first_hop()).
  */
 #ifndef MSP_TLMSP_SETUP_H

@@ -66,6 +66,7 @@ typedef struct sess {
     size_t pool_used;
     msp_tlmsp_gcm_t g;
     X509_STORE *trust;
+    msp_tlmsp_shared_t *shared; /* NULL: nothing shared, everything parsed here */
     msp_tlmsp_identity_t identity;
     msp_tlmsp_address_t client_address, server_address;
     uint8_t *addr_store; /* owned copies of every address */

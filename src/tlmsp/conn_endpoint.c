@@ -346,6 +346,7 @@ static int copy_cfg(msp_tlmsp_conn_t *c, const msp_tlmsp_endpoint_cfg_t *cfg)
 {
     sess_t *s = &c->s;
     s->trust = cfg->trust;
+    s->shared = cfg->shared;
     s->identity = cfg->identity;
     c->ev = cfg->events;
     c->half_close = cfg->half_close;

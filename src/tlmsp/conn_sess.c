@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include "msp/error.h"
+#include "tlmsp_shared.h"
 
 int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user)
 {
@@ -229,16 +230,17 @@ uint8_t sess_access(const sess_t *s, uint8_t entity, uint8_t ctx)
     return i < 0 ? MSP_TLMSP_ACCESS_NONE : s->list->m[i].access[ctx];
 }
 
-/* The leaf's public key; verified against the trust store when there is one (the reference never verifies, 9.14). */
+/*
+ * The leaf's public key; verified against the trust store when there is one (the reference never verifies, 9.14).
+ * The certificate comes parsed from the shared cache when the process saw these bytes before.
+ */
 int sess_cert_key(sess_t *s, const uint8_t *der, size_t len, EVP_PKEY **pub)
 {
-    const uint8_t *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (x == NULL || p != der + len) {
-        X509_free(x);
-        return MSP_ALERT_BAD_CERTIFICATE;
+    X509 *x = NULL;
+    int ret = msp_tlmsp_shared_x509(s->shared, der, len, &x);
+    if (ret != MSP_OK) {
+        return ret; /* not one certificate: refused before anything else, *pub left alone */
     }
-    int ret = MSP_OK;
     if (s->trust != NULL) {
         X509_STORE_CTX *v = X509_STORE_CTX_new();
         ret = v != NULL && X509_STORE_CTX_init(v, s->trust, x, NULL) == 1 && X509_verify_cert(v) == 1

@@ -20,6 +20,7 @@ struct msp_tlmsp_setup {
     msp_tlmsp_context_list_t contexts;
     msp_tlmsp_mbox_list_t middleboxes;
     X509_STORE *trust;
+    msp_tlmsp_shared_t *shared; /* built once, given to every connection made from this setup */
     EVP_PKEY *key;
     size_t ncerts;
     uint8_t *der[MSP_TLMSP_SETUP_MAX_CERTS];
@@ -232,6 +233,9 @@ int msp_tlmsp_setup_new(const msp_tlmsp_setup_cfg_t *cfg, msp_tlmsp_setup_t **ou
         s->cfg.random = msp_tlmsp_setup_random;
     }
     int rc = find_entity(s, err);
+    if (rc == MSP_OK && msp_tlmsp_shared_new(NULL, &s->shared) != MSP_OK) {
+        rc = msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "out of memory");
+    }
     if (rc == MSP_OK) {
         rc = read_trust(s, err);
     }
@@ -258,6 +262,7 @@ void msp_tlmsp_setup_free(msp_tlmsp_setup_t *s)
         return;
     }
     X509_STORE_free(s->trust);
+    msp_tlmsp_shared_free(s->shared);
     EVP_PKEY_free(s->key);
     for (size_t i = 0; i < s->ncerts; i++) {
         OPENSSL_free(s->der[i]);
@@ -288,6 +293,7 @@ void msp_tlmsp_setup_endpoint(const msp_tlmsp_setup_t *s, const msp_tlmsp_events
     out->random_user = s->cfg.random_user;
     out->middleboxes = &s->middleboxes;
     out->trust = s->trust;
+    out->shared = s->shared;
     if (ev != NULL) {
         out->events = *ev;
     }
@@ -309,6 +315,7 @@ void msp_tlmsp_setup_mbox(const msp_tlmsp_setup_t *s, msp_tlmsp_container_fn con
     msp_tlmsp_setup_address(&s->entity->address, &out->address);
     out->identity = identity(s);
     out->trust = s->trust;
+    out->shared = s->shared;
     out->container = container;
     out->user = user;
 }

@@ -24,7 +24,17 @@ typedef struct prog_opts {
     int all;            /* -a (middlebox) */
     size_t ntags;
     const char *tags[PROG_MAX_TAGS];
+    /* server and middlebox, as an operator runs them (0: the library's defaults, msp/io_listener.h) */
+    size_t max_sessions;   /* --max-sessions */
+    size_t max_per_source; /* --max-per-source */
+    int backlog;           /* --backlog */
+    int log_json;          /* --log-format json */
+    double drain_timeout;  /* --drain-timeout [PROG_DRAIN_TIMEOUT] */
+    int workers;           /* --workers [1] */
 } prog_opts_t;
+
+#define PROG_DRAIN_TIMEOUT 10.0 /* seconds open sessions get to close after SIGTERM or SIGINT */
+#define PROG_MAX_WORKERS 256
 
 /** Where errors go (-e). */
 extern FILE *prog_err;

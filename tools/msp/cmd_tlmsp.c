@@ -125,6 +125,10 @@ static void on_ep_ready(void *user, msp_io_ep_t *ep)
 {
     ep_app_t *a = user;
     a->up = 1;
+    if (a->ss.sv != NULL && a->ss.sv->draining) {
+        msp_io_ep_alert(ep, 0, 1, 0); /* it finished its handshake during a drain: close it now */
+        return;
+    }
     if (a->o->verbose > 0) {
         const msp_tlmsp_mbox_list_t *l = msp_tlmsp_conn_middleboxes(msp_io_ep_conn(ep));
         fprintf(stderr, "msp %s: handshake complete, %zu middlebox(es)\n", a->role, l->n);
@@ -288,27 +292,22 @@ static void server_closed(void *user, msp_io_ep_t *ep, int err)
     server_end(a, outcome, detail);
 }
 
-/* The drain deadline, or a drain before the handshake ended: the session ends now. */
-static void server_kill_as(ep_app_t *a, const char *outcome, const char *detail)
+/* The drain deadline: the session ends now. */
+static void server_kill(void *owner)
 {
+    ep_app_t *a = owner;
     act_stop(&a->acts);
     msp_io_ep_free(a->ep);
     a->ep = NULL;
-    server_end(a, outcome, detail);
+    server_end(a, "timeout", "drain deadline");
 }
 
-static void server_kill(void *owner)
-{
-    server_kill_as(owner, "timeout", "drain deadline");
-}
-
+/* close_notify now, or once its handshake is over (on_ep_ready); the deadline ends what is left. */
 static void server_drain(void *owner)
 {
     ep_app_t *a = owner;
     if (a->up && a->ep != NULL) {
-        msp_io_ep_alert(a->ep, 0, 1, 0); /* close_notify: the session ends when the client answers */
-    } else {
-        server_kill_as(a, "drained", "before the handshake ended");
+        msp_io_ep_alert(a->ep, 0, 1, 0);
     }
 }
 
@@ -460,12 +459,18 @@ static int mb_connect(void *user, const msp_tlmsp_address_t *next)
     return fd == PROG_PENDING ? MSP_IO_MB_PENDING : fd;
 }
 
+static void mb_drain(void *owner);
+
 static void mb_ready(void *user, msp_io_mb_t *mb)
 {
     mb_app_t *a = user;
     if (a->site->p->o->verbose > 0) {
         fprintf(stderr, "msp middlebox %s: handshake complete (id 0x%02x)\n", a->e->tag,
                 msp_tlmsp_mbox_id(msp_io_mb_mbox(mb)));
+    }
+    if (a->ss.sv != NULL && a->ss.sv->draining) {
+        mb_drain(a);
+        return;
     }
     act_start(&a->to_server);
     act_start(&a->to_client);
@@ -554,12 +559,11 @@ static void mb_kill(void *owner)
     mb_end(owner, "timeout", "drain deadline");
 }
 
-/* close_notify both ways; the session ends when the endpoints have answered and closed. */
+/* close_notify both ways, now or once both handshakes are over (mb_ready); the deadline ends what is left. */
 static void mb_drain(void *owner)
 {
     mb_app_t *a = owner;
     if (a->mb == NULL || !msp_tlmsp_mbox_ready(msp_io_mb_mbox(a->mb))) {
-        mb_end(a, "drained", "before the handshake ended");
         return;
     }
     msp_io_mb_alert(a->mb, 1, 0, 1, 0);

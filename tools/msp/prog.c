@@ -209,8 +209,8 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
     prog_err = stderr;
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, shorts, longs, &idx)) != -1) {
         switch (c) {
         case 'a':
             o->all = 1;
@@ -263,7 +263,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         case OPT_MAX_SESSIONS:
         case OPT_WORKERS:
             if (!mbox && !server) {
-                prog_error(role, "unknown option '%s' (see 'msp %s --help')", argv[optind - 1], role);
+                prog_error(role, "unknown option '--%s' (see 'msp %s --help')", longs[idx].name, role);
                 return 2;
             }
             if (parse_ops(role, c, optarg, o) != 0) {
@@ -272,7 +272,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             break;
         case ':':
             if (optopt >= OPT_BACKLOG) {
-                prog_error(role, "option '%s' needs a value (see 'msp %s --help')", argv[optind - 1], role);
+                prog_error(role, "option '--%s' needs a value (see 'msp %s --help')", longs[idx].name, role);
                 return 2;
             }
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);

@@ -272,7 +272,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             break;
         case ':':
             if (optopt >= OPT_BACKLOG) {
-                prog_error(role, "option '--%s' needs a value (see 'msp %s --help')", longs[idx].name, role);
+                prog_error(role, "option '%s' needs a value (see 'msp %s --help')", argv[optind - 1], role);
                 return 2;
             }
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);

@@ -237,6 +237,12 @@ void serve_run(serve_t *sv)
         w[i]->data = sv;
         ev_signal_start(sv->loop, w[i]);
     }
+    sigset_t set; /* a worker starts with them blocked (serve_workers): those that came meanwhile arrive now */
+    sigemptyset(&set);
+    for (size_t i = 0; i < 3; i++) {
+        sigaddset(&set, sig[i]);
+    }
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
     ev_run(sv->loop, 0);
     for (size_t i = 0; i < 3; i++) {
         ev_signal_stop(sv->loop, w[i]);
@@ -284,8 +290,12 @@ int serve_workers(const char *role, int n, int (*run)(void *arg, unsigned worker
     for (int i = 0; i < n; i++) {
         pids[i] = fork();
         if (pids[i] == 0) {
+            /* SIGTERM, SIGINT and SIGHUP stay blocked until the worker's loop watches them (serve_run): one
+             * forwarded before then waits instead of killing the worker */
             signal(SIGCHLD, SIG_DFL);
+            sigdelset(&set, SIGCHLD);
             sigprocmask(SIG_SETMASK, &old, NULL);
+            sigprocmask(SIG_BLOCK, &set, NULL);
             exit(run(arg, (unsigned)i + 1));
         }
         if (pids[i] < 0) {

@@ -319,4 +319,33 @@ wait "$wk"
 exited 0 $? "$tmp/wk"
 count "$tmp/wk" "drained worker=[12] count=0 outcome=clean$" 2
 
+# ---- a middlebox with --workers 2: both serve; SIGHUP reloads in each; SIGTERM drains both ----
+start "$tmp/wks" server -c "$pp1"
+wks=$bpid
+"$msp" middlebox -c "$pp1" -a -p "$shift" --workers 2 --log-format json >"$tmp/wkm" 2>&1 &
+wkm=$!
+pids+=("$wkm")
+listening $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/wkm")"
+cpids=()
+for i in $(seq 16); do
+    timeout 60 "$msp" client -c "$pp1c" -p "$shift" >/dev/null 2>&1 &
+    cpids+=($!)
+done
+served=0
+for p in "${cpids[@]}"; do wait "$p" && served=$((served + 1)); done
+if [ "$served" -eq 16 ]; then ok; else bad "$served of 16 clients served through the middlebox workers"; fi
+waitfor "$tmp/wkm" '"outcome":"close"' 16
+workers=$(grep -oE '"worker":[12],"event":"session"' "$tmp/wkm" | sort -u | wc -l)
+if [ "$workers" -eq 2 ]; then ok; else bad "only $workers middlebox worker served: $(head -c 400 "$tmp/wkm")"; fi
+kill -HUP "$wkm"
+waitfor "$tmp/wkm" '"event":"reload"' 2
+count "$tmp/wkm" '"event":"reload","detail":"new sessions use the reloaded configuration"' 2
+timeout 20 "$msp" client -c "$pp1c" -p "$shift" >"$tmp/wkcli" 2>&1
+exited 0 $? "$tmp/wkcli"
+kill -TERM "$wkm"
+wait "$wkm"
+exited 0 $? "$tmp/wkm"
+count "$tmp/wkm" '"event":"drained","count":0,"outcome":"clean"' 2
+stop "$wks"
+
 finish tlmsp_ops

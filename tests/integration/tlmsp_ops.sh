@@ -269,6 +269,20 @@ has "$tmp/dr" "session id=1 .*outcome=close$"
 has "$tmp/dr" "session id=2 .*outcome=timeout detail=\"drain deadline\"$"
 has "$tmp/dr" "drained count=1 outcome=deadline$"
 stop "$holder"
+# a second signal does not wait for the deadline
+start "$tmp/dr2" server -c "$pp0" --drain-timeout 600
+dr=$bpid
+before=$(fds "$dr")
+hold 1 "$sport" "$tmp/dr2.ready"
+accepted "$dr" "$before" 1
+kill -TERM "$dr"
+waitfor "$tmp/dr2" "drain count=1"
+kill -TERM "$dr"
+wait "$dr"
+exited 0 $? "$tmp/dr2"
+has "$tmp/dr2" "session id=1 .*outcome=timeout detail=\"drain deadline\"$"
+has "$tmp/dr2" "drained count=1 outcome=deadline$"
+stop "$holder"
 
 # ---- SIGHUP reloads the certificates and keys: new sessions use them; a failed reload keeps the old ones ----
 mkdir "$tmp/hup"

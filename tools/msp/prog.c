@@ -79,7 +79,8 @@ static void usage(const char *role, FILE *f)
           f);
     if (mbox || server) {
         fputs("\nOne log line per session (peers, bytes each way, duration, outcome). SIGTERM and SIGINT drain:\n"
-              "no new sessions, close_notify on the open ones, exit 0 once they end or at the drain timeout.\n"
+              "no new sessions, close_notify on the open ones, exit 0 once they end or at the drain timeout\n"
+              "(a second signal closes them at once).\n"
               "SIGHUP reloads the configuration, certificates and keys for new sessions (a failed reload\n"
               "is logged and the old ones kept).\n",
               f);

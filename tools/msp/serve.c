@@ -194,6 +194,10 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void start_drain(serve_t *sv, int signum)
 {
+    if (sv->draining == 1) {
+        on_deadline(sv->loop, &sv->deadline, 0); /* a second SIGTERM or SIGINT: no more waiting */
+        return;
+    }
     if (sv->draining) {
         return;
     }

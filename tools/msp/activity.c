@@ -82,9 +82,13 @@ static int run_handler(const char *cmd, const uint8_t *in, size_t in_len, msp_bu
 static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
 {
     if (set->mb != NULL && *set->mb != NULL) {
-        msp_io_mb_send(*set->mb, to_server, ctx, p, len);
+        if (msp_io_mb_send(*set->mb, to_server, ctx, p, len) == MSP_OK) {
+            set->sent[to_server != 0] += len;
+        }
     } else if (set->ep != NULL && *set->ep != NULL) {
-        msp_io_ep_send(*set->ep, ctx, p, len);
+        if (msp_io_ep_send(*set->ep, ctx, p, len) == MSP_OK) {
+            set->sent[to_server != 0] += len;
+        }
     }
 }
 

@@ -30,6 +30,7 @@ typedef struct act_set {
     int hold, to_server;
     ev_prepare release; /* after the inputs of a loop turn: what the matcher decided goes out */
     ev_timer hold_idle; /* nothing came for HOLD_IDLE: the held containers are decided as they stand */
+    uint64_t sent[2];   /* application bytes the actions sent toward the client [0] and the server [1] */
     char err[600];
     /* a big file being sent (MSP_TLMSP_ACTION_SEND_FILE): the actions after it wait */
     FILE *file;

@@ -36,7 +36,6 @@ struct insp_site {
     uint8_t hctx, bctx; /* the contexts tagged header and body; 0: no HTTP mode */
     msp_pcap_out_t *pcap;
     const char *pcap_path;
-    ev_signal sigint, sigterm;
 };
 
 typedef struct insp_dir {
@@ -59,13 +58,6 @@ struct insp {
 };
 
 /* ---- the site ---- */
-
-static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    (void)w;
-    (void)revents;
-    ev_break(loop, EVBREAK_ALL); /* the capture is finished and renamed into place on the way out */
-}
 
 typedef struct options_wait {
     int done, err;
@@ -163,13 +155,9 @@ int insp_site_open(const prog_opts_t *o, const msp_tlmsp_cfg_t *cfg, struct ev_l
         if (msp_pcap_out_open(o->out_pcap, &s->pcap, &err) != MSP_OK) {
             prog_error("middlebox", "--out-pcap: %s", err.detail);
             rc = 2;
-        } else {
-            /* the capture is written when the middlebox stops: SIGINT and SIGTERM stop it cleanly */
-            ev_signal_init(&s->sigint, on_stop_signal, SIGINT);
-            ev_signal_init(&s->sigterm, on_stop_signal, SIGTERM);
-            ev_signal_start(loop, &s->sigint);
-            ev_signal_start(loop, &s->sigterm);
         }
+        /* the capture is written when the middlebox stops: SIGINT and SIGTERM drain it (serve.c), then the
+         * program closes the site */
     }
     if (rc != 0) {
         insp_site_close(s);
@@ -187,8 +175,6 @@ void insp_site_close(insp_site_t *s)
     msp_error_t err;
     msp_error_clear(&err);
     if (s->pcap != NULL) {
-        ev_signal_stop(s->loop, &s->sigint);
-        ev_signal_stop(s->loop, &s->sigterm);
         if (msp_pcap_out_close(s->pcap, &err) != MSP_OK) {
             prog_error("middlebox", "--out-pcap: %s", err.detail);
         }

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "msp/error.h"
+#include "msp/io_listener.h"
 #include "msp/tlmsp_activity.h"
 #include "msp/tlmsp_io.h"
+#include "msp/tlmsp_log.h"
 
 FILE *prog_err;
 
@@ -58,6 +60,17 @@ static void usage(const char *role, FILE *f)
     if (mbox) {
         fputs("  -t, --tag TAG            the middlebox of the configuration to run (repeatable)\n", f);
     }
+    if (mbox || server) {
+        fprintf(f,
+                "      --backlog N          the listen(2) backlog [%d; the kernel caps it at net.core.somaxconn]\n"
+                "      --drain-timeout SEC  after SIGTERM or SIGINT, how long open sessions get to close [%g]\n"
+                "      --log-format FMT     session log lines (stderr or -e FILE): text or json [text]\n"
+                "      --max-per-source N   open sessions per client address; more are closed at once [%d]\n"
+                "      --max-sessions N     open sessions in all; more are closed at once [%d]\n"
+                "      --workers N          N processes, each accepting on its own SO_REUSEPORT socket [1]\n",
+                MSP_IO_LISTENER_BACKLOG, PROG_DRAIN_TIMEOUT, MSP_IO_LISTENER_MAX_PER_SOURCE,
+                MSP_IO_LISTENER_MAX_SESSIONS);
+    }
     fputs("  -v, --verbose            one more level of detail on stderr (repeatable)\n"
           "      --pki DIR            where certificate and key files are found [the config file's folder];\n"
           "                           keys are also looked up in DIR/private\n"
@@ -89,6 +102,14 @@ static void usage(const char *role, FILE *f)
               "      --insecure           verify no certificate (stream mode needs --trust FILE or this)\n",
               f);
     }
+    if (mbox || server) {
+        fputs("\nOne log line per session (peers, bytes each way, duration, outcome). SIGTERM and SIGINT drain:\n"
+              "no new sessions, close_notify on the open ones, exit 0 once they end or at the drain timeout\n"
+              "(a second signal closes them at once).\n"
+              "SIGHUP reloads the configuration, certificates and keys for new sessions (a failed reload\n"
+              "is logged and the old ones kept).\n",
+              f);
+    }
     if (!mbox && !server) {
         fputs("\nThe client exits when its connection ends: 0 after a clean close, 1 after an alert or error.\n", f);
     }
@@ -103,6 +124,69 @@ static int parse_int(const char *s, int *out)
         return -1;
     }
     *out = (int)v;
+    return 0;
+}
+
+/* A count in 1..max for --FLAG. 0, or -1 printed. */
+static int parse_count(const char *role, const char *flag, const char *s, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max) {
+        prog_error(role, "--%s: not a number from 1 to %ld: '%s'", flag, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_seconds(const char *role, const char *flag, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= 0 && v <= 86400)) {
+        prog_error(role, "--%s: not a number of seconds from 0 to 86400: '%s'", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+enum { OPT_BACKLOG = 1000, OPT_DRAIN, OPT_LOG_FORMAT, OPT_PER_SOURCE, OPT_MAX_SESSIONS, OPT_WORKERS };
+
+/* The operator's flags of a server or middlebox: 0, or -1 printed. */
+static int parse_ops(const char *role, int c, const char *arg, prog_opts_t *o)
+{
+    static const char *const names[] = {"backlog",        "drain-timeout", "log-format",
+                                        "max-per-source", "max-sessions",  "workers"};
+    const char *name = names[c - OPT_BACKLOG];
+    long v = 0;
+    msp_tlmsp_log_format_t fmt;
+    if (c == OPT_DRAIN) {
+        return parse_seconds(role, name, arg, &o->drain_timeout);
+    }
+    if (c == OPT_LOG_FORMAT) {
+        if (msp_tlmsp_log_format_parse(arg, &fmt) != MSP_OK) {
+            prog_error(role, "--log-format: '%s': give text or json", arg);
+            return -1;
+        }
+        o->log_json = fmt == MSP_TLMSP_LOG_JSON;
+        return 0;
+    }
+    if (parse_count(role, name, arg, c == OPT_WORKERS ? PROG_MAX_WORKERS : (long)MSP_IO_LISTENER_LIMIT_MAX, &v) != 0) {
+        return -1;
+    }
+    if (c == OPT_BACKLOG) {
+        o->backlog = (int)v;
+    } else if (c == OPT_PER_SOURCE) {
+        o->max_per_source = (size_t)v;
+    } else if (c == OPT_MAX_SESSIONS) {
+        o->max_sessions = (size_t)v;
+    } else {
+        o->workers = (int)v;
+    }
     return 0;
 }
 
@@ -226,16 +310,24 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"insecure", no_argument, NULL, 'I'},
         {"icap", required_argument, NULL, 'Q'},
         {"out-pcap", required_argument, NULL, 'W'},
+        {"backlog", required_argument, NULL, OPT_BACKLOG},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"max-per-source", required_argument, NULL, OPT_PER_SOURCE},
+        {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+        {"workers", required_argument, NULL, OPT_WORKERS},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
     const char *shorts = mbox ? ":ac:e:hPp:t:v" : server ? ":c:e:hPp:rsv" : ":c:e:hPp:sv";
     memset(o, 0, sizeof(*o));
+    o->drain_timeout = PROG_DRAIN_TIMEOUT;
+    o->workers = 1;
     prog_err = stderr;
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, shorts, longs, &idx)) != -1) {
         switch (c) {
         case 'a':
             o->all = 1;
@@ -299,7 +391,25 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             }
             *(c == 'Q' ? &o->icap : &o->out_pcap) = optarg;
             break;
+        case OPT_BACKLOG:
+        case OPT_DRAIN:
+        case OPT_LOG_FORMAT:
+        case OPT_PER_SOURCE:
+        case OPT_MAX_SESSIONS:
+        case OPT_WORKERS:
+            if (!mbox && !server) {
+                prog_error(role, "unknown option '--%s' (see 'msp %s --help')", longs[idx].name, role);
+                return 2;
+            }
+            if (parse_ops(role, c, optarg, o) != 0) {
+                return 2;
+            }
+            break;
         case ':':
+            if (optopt >= OPT_BACKLOG) {
+                prog_error(role, "option '%s' needs a value (see 'msp %s --help')", argv[optind - 1], role);
+                return 2;
+            }
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);
             return 2;
         default:

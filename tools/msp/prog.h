@@ -33,10 +33,20 @@ typedef struct prog_opts {
     const char *context;  /* --context TAG */
     const char *contexts; /* --contexts http */
     int insecure;         /* --insecure */
+    /* server and middlebox, as an operator runs them (0: the library's defaults, msp/io_listener.h) */
+    size_t max_sessions;   /* --max-sessions */
+    size_t max_per_source; /* --max-per-source */
+    int backlog;           /* --backlog */
+    int log_json;          /* --log-format json */
+    double drain_timeout;  /* --drain-timeout [PROG_DRAIN_TIMEOUT] */
+    int workers;           /* --workers [1] */
 } prog_opts_t;
 
 /** True when o asks for stream mode (--accept, --stdio, --forward). */
 int prog_stream_mode(const prog_opts_t *o);
+
+#define PROG_DRAIN_TIMEOUT 10.0 /* seconds open sessions get to close after SIGTERM or SIGINT */
+#define PROG_MAX_WORKERS 256
 
 /** Where errors go (-e). */
 extern FILE *prog_err;

@@ -23,12 +23,14 @@ shift_candidate() {
 }
 
 # start LOG PORT CMD...: CMD in the background, its stdout and stderr in LOG, once it listens on PORT (at most 10 s);
-# its pid is added to pids and to started. Returns 1 (and says nothing) when it exits first or never listens: the
-# caller picks another shift.
+# its pid is added to pids and to started. Returns 1 (and says nothing; its log is named in $start_failed) when it
+# exits first or never listens: the caller picks another shift.
 started=()
+start_failed=
 start() {
     local log=$1 port=$2
     shift 2
+    start_failed=$log
     if listening "$port"; then
         return 1
     fi
@@ -68,7 +70,7 @@ on_free_shift() {
         fi
         stop_started
     done
-    bad "$1: the programs did not start on any of 8 port shifts"
+    bad "$1: the programs did not start on any of 8 port shifts; the last said: $(tail -c 400 "$start_failed" 2>/dev/null)"
     return 1
 }
 

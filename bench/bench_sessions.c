@@ -145,6 +145,8 @@ static void on_closed(void *user, msp_io_ep_t *ep, int err)
     run_t *r = s->run;
     if (s->state == S_HANDSHAKE) {
         r->inflight--;
+    } else if (s->state == S_IDLE) {
+        r->up--; /* it was up, and ended before the close: a failure now */
     }
     if (s->state == S_FAILED) {
         /* counted when it failed */

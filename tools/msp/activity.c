@@ -76,12 +76,26 @@ static int run_handler(const char *cmd, const uint8_t *in, size_t in_len, msp_bu
     return pid > 0 && msp_buf_error(out) == MSP_OK ? 0 : -1;
 }
 
-static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+/* Room in the output queues the actions write to (a full one refuses sends: the actions wait for its drained event). */
+static int writable(const act_set_t *set)
 {
     if (set->mb != NULL && *set->mb != NULL) {
-        msp_io_mb_send(*set->mb, to_server, ctx, p, len);
+        return msp_io_mb_writable(*set->mb, 0) && msp_io_mb_writable(*set->mb, 1);
+    }
+    return set->ep == NULL || *set->ep == NULL || msp_io_ep_writable(*set->ep);
+}
+
+static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    int rc = MSP_OK;
+    if (set->mb != NULL && *set->mb != NULL) {
+        rc = msp_io_mb_send(*set->mb, to_server, ctx, p, len);
     } else if (set->ep != NULL && *set->ep != NULL) {
-        msp_io_ep_send(*set->ep, ctx, p, len);
+        rc = msp_io_ep_send(*set->ep, ctx, p, len);
+    }
+    if (rc != MSP_OK) {
+        fprintf(stderr, "%s: activities: cannot send %zu bytes in context %u: %s\n", set->who, len, ctx,
+                msp_error_name(rc));
     }
 }
 
@@ -113,7 +127,8 @@ static void handler(act_set_t *set, const msp_tlmsp_action_t *x)
 static void run_actions(act_set_t *set)
 {
     msp_tlmsp_action_t x;
-    while (msp_tlmsp_activity_next(set->m, &x)) {
+    /* blocked: the next action waits in the matcher until the queue drains (act_resume) */
+    while (!(set->blocked = !writable(set)) && msp_tlmsp_activity_next(set->m, &x)) {
         switch (x.kind) {
         case MSP_TLMSP_ACTION_MATCHED:
             present(set, &x, "matched", x.p, x.len);
@@ -263,6 +278,14 @@ void act_start(act_set_t *set)
 {
     msp_tlmsp_activity_start(set->m, now_ms(set->loop));
     arm(set);
+}
+
+void act_resume(act_set_t *set)
+{
+    if (set->blocked && set->loop != NULL) {
+        set->blocked = 0;
+        ev_idle_start(set->loop, &set->idle);
+    }
 }
 
 void act_stop(act_set_t *set)

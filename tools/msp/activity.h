@@ -30,6 +30,7 @@ typedef struct act_set {
     int hold, to_server;
     ev_prepare release; /* after the inputs of a loop turn: what the matcher decided goes out */
     ev_timer hold_idle; /* nothing came for HOLD_IDLE: the held containers are decided as they stand */
+    int blocked;        /* an output queue is full: the actions wait for act_resume (its drained event) */
     char err[600];
 } act_set_t;
 
@@ -46,6 +47,9 @@ void act_free(act_set_t *set);
 void act_start(act_set_t *set);
 /** The connection is gone: timers stop, queued actions are dropped. */
 void act_stop(act_set_t *set);
+
+/** An output queue drained: actions that waited for room go on. */
+void act_resume(act_set_t *set);
 
 /**
  * Data that arrived (endpoint), or a container a middlebox may act on.

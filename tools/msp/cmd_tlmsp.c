@@ -59,6 +59,20 @@ static void on_ep_ready(void *user, msp_io_ep_t *ep)
 
 static int client_reconnect(ep_app_t *a, msp_io_ep_t *old);
 
+/* A full output queue drained: the activities that waited for room go on. */
+static void on_ep_drained(void *user, msp_io_ep_t *ep)
+{
+    ep_app_t *a = user;
+    (void)ep;
+    act_resume(&a->acts);
+}
+
+/* Why a session ended: the driver's reason for a time-out or a socket failure, else the code's name. */
+static const char *why_ended(int err, const char *why)
+{
+    return why != NULL && (err == MSP_ERR_IO || err == MSP_ERR_TIMEOUT) ? why : msp_error_name(err);
+}
+
 static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
 {
     ep_app_t *a = user;
@@ -66,7 +80,7 @@ static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
         return;
     }
     if (err != MSP_OK) {
-        prog_error(a->role, "connection ended: %s", msp_error_name(err));
+        prog_error(a->role, "connection ended: %s", why_ended(err, msp_io_ep_why(ep)));
     } else if (a->o->verbose > 0) {
         fprintf(stderr, "msp %s: connection closed\n", a->role);
     }
@@ -125,8 +139,10 @@ static int client_reconnect(ep_app_t *a, msp_io_ep_t *old)
                 (const char *)hop->bytes);
     }
     int fd = prog_connect_address("client", hop, a->o->port_shift);
-    msp_io_ep_events_t ev = {a, on_ep_ready, on_ep_closed, NULL};
-    if (fd < 0 || msp_io_ep_new(a->loop, fd, conn, &ev, &a->ep) != MSP_OK) {
+    msp_io_ep_events_t ev = {a, on_ep_ready, on_ep_closed, on_ep_drained};
+    if (fd >= 0 && msp_io_ep_new(a->loop, fd, conn, &ev, &a->ep) == MSP_OK) {
+        msp_io_ep_set_timeouts(a->ep, &a->o->timeouts);
+    } else {
         msp_tlmsp_conn_free(conn);
         if (fd >= 0) {
             close(fd);
@@ -165,9 +181,10 @@ int cmd_tlmsp_client(int argc, char **argv)
     }
     /* the first hop: the first middlebox the client names, else the server */
     int fd = ret == 0 ? prog_connect_address("client", msp_tlmsp_conn_first_hop(conn), o.port_shift) : -1;
-    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, NULL};
+    msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, on_ep_drained};
     a.result = 1;
     if (fd >= 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) == MSP_OK) {
+        msp_io_ep_set_timeouts(a.ep, &o.timeouts);
         ev_run(loop, 0);
     } else {
         msp_tlmsp_conn_free(conn);
@@ -215,8 +232,9 @@ static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
         msp_tlmsp_setup_endpoint(s->setup, &events, &ec);
         ok = msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &conn) == MSP_OK;
     }
-    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, NULL};
+    msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, on_ep_drained};
     if (ok && msp_io_ep_new(loop, fd, conn, &ev, &a->ep) == MSP_OK) {
+        msp_io_ep_set_timeouts(a->ep, &s->o->timeouts);
         return;
     }
     prog_error("server", "cannot take a connection: out of memory");
@@ -278,6 +296,7 @@ typedef struct mb_app {
     msp_io_mb_t *mb;
     prog_lookup_t *lookup; /* the next hop's name lookup, while it runs */
     act_set_t to_server, to_client;
+    char next[300]; /* the next hop's HOST:PORT, for the log */
 } mb_app_t;
 
 static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access,
@@ -311,6 +330,7 @@ static void mb_next_hop_found(void *user, int fd, const msp_error_t *err)
 static int mb_connect(void *user, const msp_tlmsp_address_t *next)
 {
     mb_app_t *a = user;
+    prog_address_text(next, a->site->o->port_shift, a->next, sizeof(a->next));
     int fd = prog_connect_address_async("middlebox", next, a->site->o->port_shift, mb_next_hop_found, a, &a->lookup);
     return fd == PROG_PENDING ? MSP_IO_MB_PENDING : fd;
 }
@@ -326,6 +346,15 @@ static void mb_ready(void *user, msp_io_mb_t *mb)
     act_start(&a->to_client);
 }
 
+static void mb_drained(void *user, msp_io_mb_t *mb, int to_server)
+{
+    mb_app_t *a = user;
+    (void)mb;
+    (void)to_server;
+    act_resume(&a->to_server);
+    act_resume(&a->to_client);
+}
+
 static void free_mb_later(int revents, void *arg)
 {
     mb_app_t *a = arg;
@@ -338,8 +367,12 @@ static void free_mb_later(int revents, void *arg)
 static void mb_closed(void *user, msp_io_mb_t *mb, int err)
 {
     mb_app_t *a = user;
+    const char *why = msp_io_mb_why(mb);
+    if (err == MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE && why != NULL) {
+        prog_error("middlebox", "next hop %s: %s", a->next, why); /* the driver found it: refused, reset, ... */
+    }
     if (err != MSP_OK) {
-        prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, msp_error_name(err));
+        prog_error("middlebox", "%s: connection ended: %s", a->site->e->tag, why_ended(err, why));
     }
     if (msp_io_mb_connecting(mb)) {
         msp_io_resolver_cancel(a->lookup); /* the session ended during the lookup: its answer must not reach mb */
@@ -377,6 +410,8 @@ static void mb_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
     msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
     if (ok && msp_io_mb_new(loop, fd, m, &ev, &a->mb) == MSP_OK) {
+        msp_io_mb_set_timeouts(a->mb, &site->o->timeouts);
+        msp_io_mb_set_drained(a->mb, mb_drained);
         return;
     }
     prog_error("middlebox", "cannot take a connection");

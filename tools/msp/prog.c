@@ -59,6 +59,11 @@ static void usage(const char *role, FILE *f)
         fputs("  -t, --tag TAG            the middlebox of the configuration to run (repeatable)\n", f);
     }
     fputs("  -v, --verbose            one more level of detail on stderr (repeatable)\n"
+          "      --handshake-timeout SEC  end a session whose handshake takes longer [30]\n"
+          "      --idle-timeout SEC   close a session that moved no byte for SEC seconds [300]\n"
+          "      --close-timeout SEC  end a session whose closing alert the peer does not take [5]\n"
+          "      --connect-timeout SEC  give up a connection not made within SEC seconds [10]\n"
+          "                           (0 turns a time-out off)\n"
           "      --pki DIR            where certificate and key files are found [the config file's folder];\n"
           "                           keys are also looked up in DIR/private\n"
           "      --trust FILE         verify every peer's certificate against these PEM certificates\n"
@@ -78,6 +83,24 @@ static int parse_int(const char *s, int *out)
         return -1;
     }
     *out = (int)v;
+    return 0;
+}
+
+/* --handshake-timeout (H), --idle-timeout (I), --close-timeout (C), --connect-timeout (N): 0 (off) up to a day. */
+static int parse_seconds(const char *role, int flag, const char *s, msp_io_timeouts_t *t)
+{
+    static const char flags[] = "HICN";
+    static const char *const names[] = {"handshake", "idle", "close", "connect"};
+    double *slot[] = {&t->handshake, &t->idle, &t->close, &t->connect};
+    size_t i = (size_t)(strchr(flags, flag) - flags);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= 0 && v <= 86400)) {
+        prog_error(role, "--%s-timeout: not a number of seconds from 0 to 86400: '%s'", names[i], s);
+        return -1;
+    }
+    *slot[i] = v;
     return 0;
 }
 
@@ -110,11 +133,16 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"verbose", no_argument, NULL, 'v'},
         {"pki", required_argument, NULL, 'K'},
         {"trust", required_argument, NULL, 'T'},
+        {"handshake-timeout", required_argument, NULL, 'H'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"close-timeout", required_argument, NULL, 'C'},
+        {"connect-timeout", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
     const char *shorts = mbox ? ":ac:e:hPp:t:v" : server ? ":c:e:hPp:rsv" : ":c:e:hPp:sv";
     memset(o, 0, sizeof(*o));
+    msp_io_timeouts_default(&o->timeouts);
     prog_err = stderr;
     optind = 1;
     opterr = 0;
@@ -164,6 +192,14 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
             break;
         case 'T':
             o->trust = optarg;
+            break;
+        case 'H':
+        case 'I':
+        case 'C':
+        case 'N':
+            if (parse_seconds(role, c, optarg, &o->timeouts) != 0) {
+                return 2;
+            }
             break;
         case ':':
             prog_error(role, "option -%c needs a value (see 'msp %s --help')", optopt, role);
@@ -284,6 +320,18 @@ static int split_address(const char *role, const msp_tlmsp_address_t *a, int por
     }
     *port = (uint16_t)(*port + port_shift);
     return 0;
+}
+
+void prog_address_text(const msp_tlmsp_address_t *a, int port_shift, char *out, size_t size)
+{
+    char text[MSP_TLMSP_MAX_ADDRESS + 1], host[256];
+    uint16_t port;
+    snprintf(text, sizeof(text), "%.*s", (int)a->len, (const char *)a->bytes);
+    if (msp_tlmsp_cfg_address_parse(text, host, sizeof(host), &port) != MSP_OK) {
+        snprintf(out, size, "?");
+        return;
+    }
+    snprintf(out, size, "%s:%u", host, (unsigned)(uint16_t)(port + port_shift));
 }
 
 int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int port_shift)

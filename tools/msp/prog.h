@@ -24,6 +24,7 @@ typedef struct prog_opts {
     int all;            /* -a (middlebox) */
     size_t ntags;
     const char *tags[PROG_MAX_TAGS];
+    msp_io_timeouts_t timeouts; /* --handshake-timeout, --idle-timeout, --close-timeout, --connect-timeout */
 } prog_opts_t;
 
 /** Where errors go (-e). */
@@ -83,6 +84,9 @@ void prog_resolver_stop(void);
  */
 int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, int port_shift, prog_lookup_fn done,
                                void *user, prog_lookup_t **lookup);
+
+/** "HOST:PORT" of an address from the wire, the port shifted, into out; "?" when it is not one. */
+void prog_address_text(const msp_tlmsp_address_t *a, int port_shift, char *out, size_t size);
 
 int cmd_tlmsp_client(int argc, char **argv);
 int cmd_tlmsp_server(int argc, char **argv);

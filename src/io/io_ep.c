@@ -183,6 +183,7 @@ int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const ms
     } else {
         ep->s.up = 1;
     }
+    ep->tm.ready = msp_tlmsp_conn_ready(conn); /* a connection handed over after its handshake is idle now */
     sock_timer_arm(&ep->tm);
     return MSP_OK;
 }

@@ -213,6 +213,10 @@ uint8_t *sess_scratch(sess_t *s);
 void sess_scratch_drop(sess_t *s);
 void sess_nonce(sess_t *s, uint8_t nonce[12]);
 int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list);
+/* The handshake is over: the contributions and transcripts go (an idle session keeps only what records need). */
+void sess_handshake_done(sess_t *s);
+/* The bytes of a list with n entries: a session keeps its lists that short (a full one is 74 KiB). */
+size_t sess_list_size(size_t n);
 int sess_set_contexts(sess_t *s, const msp_tlmsp_context_list_t *c);
 int sess_mbox_index(const sess_t *s, uint8_t id);
 uint8_t sess_access(const sess_t *s, uint8_t entity, uint8_t ctx);

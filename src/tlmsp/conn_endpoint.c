@@ -422,6 +422,9 @@ int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, 
     c->h.out = out;
     int ret = hop_input(&c->h, in, inlen);
     c->h.out = NULL;
+    if (msp_tlmsp_conn_ready(c)) {
+        sess_handshake_done(&c->s);
+    }
     return ret;
 }
 

@@ -16,7 +16,7 @@ int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user)
     s->random = random;
     s->random_user = user;
     s->pool_used = NONCE_POOL;
-    s->list = calloc(1, sizeof(*s->list));
+    s->list = calloc(1, sess_list_size(0));
     s->keys = calloc(1, sizeof(*s->keys)); /* the zero entry; the rest at ChangeCipherSpec */
     s->cc = calloc(1, sizeof(*s->cc));
     s->sc = calloc(1, sizeof(*s->sc));
@@ -69,6 +69,28 @@ void sess_scratch_drop(sess_t *s)
     if (s->scratch != NULL) {
         OPENSSL_clear_free(s->scratch, SCRATCH_LEN); /* it held plaintext */
         s->scratch = NULL;
+    }
+}
+
+void sess_handshake_done(sess_t *s)
+{
+    if (s->cc != NULL) {
+        OPENSSL_clear_free(s->cc, sizeof(*s->cc));
+        s->cc = NULL;
+    }
+    if (s->sc != NULL) {
+        OPENSSL_clear_free(s->sc, sizeof(*s->sc));
+        s->sc = NULL;
+    }
+    EVP_MD_CTX_free(s->t);
+    s->t = NULL;
+    for (size_t i = 0; s->mb != NULL && i < s->list->n; i++) {
+        if (s->mb[i].confirm != NULL) {
+            OPENSSL_clear_free(s->mb[i].confirm, sizeof(*s->mb[i].confirm));
+            s->mb[i].confirm = NULL;
+        }
+        EVP_MD_CTX_free(s->mb[i].t);
+        s->mb[i].t = NULL;
     }
 }
 
@@ -172,11 +194,16 @@ static int store_all(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlm
     return MSP_OK;
 }
 
-/* A copy of a list that owns its address bytes (in *store), independent of any session. */
+size_t sess_list_size(size_t n)
+{
+    return offsetof(msp_tlmsp_mbox_list_t, m) + n * sizeof(msp_tlmsp_mbox_info_t);
+}
+
+/* A copy of a list that owns its address bytes (in *store), independent of any session; only its n entries. */
 int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, uint8_t **store)
 {
     size_t total = list_address_bytes(in);
-    *out = malloc(sizeof(**out));
+    *out = malloc(sess_list_size(in->n));
     *store = malloc(total > 0 ? total : 1);
     if (*out == NULL || *store == NULL) {
         free(*out);
@@ -185,7 +212,7 @@ int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, 
         *store = NULL;
         return MSP_ERR_NO_MEMORY;
     }
-    memcpy(*out, in, sizeof(**out));
+    memcpy(*out, in, sess_list_size(in->n));
     uint8_t *pos = *store;
     for (size_t i = 0; i < in->n; i++) {
         copy_address(&(*out)->m[i].address, &pos);
@@ -205,7 +232,13 @@ int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list)
         return MSP_ERR_LIMIT;
     }
     free_peers(s);
-    memmove(s->list, list, sizeof(*list));
+    msp_tlmsp_mbox_list_t *copy = malloc(sess_list_size(list->n));
+    if (copy == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    memcpy(copy, list, sess_list_size(list->n)); /* list may be s->list itself */
+    free(s->list);
+    s->list = copy;
     size_t n = list->n > 0 ? list->n : 1;
     s->mb = calloc(n, sizeof(*s->mb));
     s->mb_to_server = calloc(n, 32);

@@ -856,9 +856,6 @@ int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in
     m->a.out = m->b.out = NULL;
     if (msp_tlmsp_mbox_ready(m)) {
         sess_handshake_done(&m->s);
-        EVP_MD_CTX_free(m->tc);
-        EVP_MD_CTX_free(m->ts);
-        m->tc = m->ts = NULL;
     }
     return ret;
 }

@@ -116,7 +116,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     msp_io_ep_t *ep = w->data;
     (void)loop;
     int was_up = ep->s.up;
-    if (sock_check_connect(&ep->s, revents) != MSP_OK) {
+    if (ep->s.err != 0 || sock_check_connect(&ep->s, revents) != MSP_OK) {
         fail_io(ep);
         return;
     }
@@ -146,6 +146,11 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void expired(void *owner, int phase, double after)
 {
     msp_io_ep_t *ep = owner;
+    if (phase == TM_CONNECT && ep->s.up) {
+        ep->tm.connect_at = 0; /* it came up in a write of ours, not in a write event */
+        sock_timer_arm(&ep->tm);
+        return;
+    }
     if (phase == TM_CLOSE) {
         snprintf(ep->why, sizeof(ep->why), "close timed out after %g s (the peer did not read)", after);
     } else {
@@ -176,7 +181,9 @@ int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const ms
      * ignored here, its socket is an accepted one. */
     if (msp_tlmsp_conn_start(conn, sock_out(&ep->s)) == MSP_OK) {
         ep->tm.connect_at = ep->tm.start;
-        sock_flush(&ep->s);
+        if (sock_flush(&ep->s) != MSP_OK) {
+            ev_feed_event(loop, &ep->s.wr, EV_WRITE); /* the connect failed already: reported from the loop */
+        }
         if (ep->s.up) {
             ep->tm.connect_at = 0;
         }

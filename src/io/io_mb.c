@@ -26,6 +26,7 @@ struct msp_io_mb {
     msp_io_mb_drained_fn on_drained;
     int announced, done;
     int connecting; /* the connect event answered MSP_IO_MB_PENDING: waiting for the program */
+    int draining;   /* one side hung up: what waits for the other goes out first (at most the close time-out) */
     char why[64];
 };
 
@@ -128,12 +129,30 @@ static int settle(msp_io_mb_t *mb, int ret)
             mb->ev.ready(mb->ev.user, mb);
         }
     }
-    if (ret != MSP_OK) {
+    if (ret != MSP_OK || (mb->draining && sock_pending(&mb->a) == 0 && sock_pending(&mb->b) == 0)) {
         finish(mb, ret == MSP_ERR_CLASS_PEER_ALERT + 0 ? MSP_OK : ret);
         return 1;
     }
-    backpressure(mb);
+    if (!mb->draining) {
+        backpressure(mb);
+    }
     return 0;
+}
+
+/* Side s hung up: the path is gone, once what the other side's peer is owed (a close_notify among it) is out. */
+static void hung_up(msp_io_mb_t *mb, sock_t *s)
+{
+    sock_t *other = s == &mb->a ? &mb->b : &mb->a;
+    sock_drop(s);
+    sock_read(&mb->a, 0);
+    sock_read(&mb->b, 0);
+    if (sock_pending(other) == 0 || other->fd < 0) {
+        finish(mb, MSP_OK);
+        return;
+    }
+    mb->draining = 1;
+    mb->tm.closing_at = ev_now(mb->a.loop);
+    sock_timer_arm(&mb->tm);
 }
 
 static void on_read(msp_io_mb_t *mb, int from_server)
@@ -153,7 +172,7 @@ static void on_read(msp_io_mb_t *mb, int from_server)
         return;
     }
     if (n == 0) {
-        finish(mb, MSP_OK); /* either side hung up: the path is gone */
+        hung_up(mb, s);
         return;
     }
     sock_timer_touch(&mb->tm);
@@ -208,6 +227,11 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void expired(void *owner, int phase, double after)
 {
     msp_io_mb_t *mb = owner;
+    if (phase == TM_CONNECT && mb->b.up) {
+        mb->tm.connect_at = 0; /* it came up in a write of ours, not in a write event */
+        sock_timer_arm(&mb->tm);
+        return;
+    }
     if (phase == TM_CONNECT) {
         snprintf(mb->why, sizeof(mb->why), "connect timed out after %g s", after);
         route_failure(mb);

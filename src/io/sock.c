@@ -71,6 +71,14 @@ void sock_close(sock_t *s)
     release_out(s);
 }
 
+void sock_drop(sock_t *s)
+{
+    release_out(s);
+    if (s->fd >= 0) {
+        ev_io_stop(s->loop, &s->wr);
+    }
+}
+
 void sock_read(sock_t *s, int on)
 {
     if (s->fd < 0 || on == s->reading) {

@@ -30,6 +30,7 @@ typedef struct sock {
 void sock_init(sock_t *s, struct ev_loop *loop, int fd, void (*cb)(struct ev_loop *, ev_io *, int), void *owner);
 void sock_attach(sock_t *s, int fd);
 void sock_close(sock_t *s);
+void sock_drop(sock_t *s); /* what waits for a peer that is gone goes */
 void sock_read(sock_t *s, int on);
 size_t sock_pending(const sock_t *s);
 int sock_flush(sock_t *s);

@@ -222,11 +222,17 @@ static void arm(act_set_t *set)
     }
 }
 
+/* Time-driven activities run when due; not while an output queue is full (act_resume runs them, late ones once). */
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     act_set_t *set = w->data;
     (void)revents;
-    msp_tlmsp_activity_advance(set->m, now_ms(loop));
+    if (set->blocked) {
+        return;
+    }
+    if (msp_tlmsp_activity_advance(set->m, now_ms(loop)) != MSP_OK) {
+        fprintf(stderr, "%s: activities: too much data queued\n", set->who);
+    }
     arm(set);
     ev_idle_start(loop, &set->idle);
 }
@@ -282,9 +288,9 @@ void act_start(act_set_t *set)
 
 void act_resume(act_set_t *set)
 {
-    if (set->blocked && set->loop != NULL) {
+    if (set->blocked && set->loop != NULL && set->m != NULL) {
         set->blocked = 0;
-        ev_idle_start(set->loop, &set->idle);
+        on_timer(set->loop, &set->timer, 0);
     }
 }
 

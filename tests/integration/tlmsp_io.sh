@@ -11,8 +11,19 @@ tmp=$(mktemp -d)
 has() { if grep -qE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 600 "$1")"; fi; }
 lacks() { if grep -qE -- "$2" "$1"; then bad "$1 has /$2/: $(grep -E -- "$2" "$1" | head -c 600)"; else ok; fi; }
 exited() { if [ "$2" -eq "$1" ]; then ok; else bad "exited $2, expected $1: $(tail -c 400 "$3")"; fi; }
-# a port shift of our own, so that parallel runs do not collide
-shift_by=$((20000 + $$ % 20000))
+# a port shift of our own, so that parallel runs do not collide: the ports (20401..31457) below Linux's ephemeral
+# range (no client connection can have one as its source port), none of them in use now
+free_ports() {
+    command -v ss >/dev/null || return 0
+    for p in 10401 10403 10455 10456; do
+        ss -Htan "sport = :$((p + $1))" | grep -q . && return 1
+    done
+    return 0
+}
+for _ in $(seq 20); do
+    shift_by=$((10000 + RANDOM % 11000))
+    free_ports $shift_by && break
+done
 for n in server mbox1; do
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/$n-key.pem" -out "$tmp/$n-cert.pem" -days 2 \
         -subj "/CN=$n" >/dev/null 2>&1

@@ -93,7 +93,7 @@ static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, s
     } else if (set->ep != NULL && *set->ep != NULL) {
         rc = msp_io_ep_send(*set->ep, ctx, p, len);
     }
-    if (rc != MSP_OK) {
+    if (rc != MSP_OK && rc != MSP_ERR_IO) { /* a socket failure ends the session: its closed event says so */
         fprintf(stderr, "%s: activities: cannot send %zu bytes in context %u: %s\n", set->who, len, ctx,
                 msp_error_name(rc));
     }

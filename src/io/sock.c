@@ -14,6 +14,18 @@
 static _Thread_local uint8_t *rbuf;
 static _Thread_local size_t rbuf_refs;
 
+/*
+ * Output queues that emptied, kept for the next queue that fills on this thread: a session that goes quiet holds
+ * none, and a busy one does not allocate (and fault in) its queue again after every flush. Ciphertext only.
+ */
+#define CACHE_N 4
+#define CACHE_MAX_CAP (4u << 20)
+static _Thread_local struct cached {
+    uint8_t *p;
+    size_t cap;
+} cache[CACHE_N];
+static _Thread_local size_t ncache;
+
 void sock_rbuf_ref(void)
 {
     rbuf_refs++;
@@ -24,12 +36,19 @@ void sock_rbuf_unref(void)
     if (rbuf_refs > 0 && --rbuf_refs == 0) {
         free(rbuf); /* it held ciphertext only: nothing to wipe */
         rbuf = NULL;
+        while (ncache > 0) {
+            free(cache[--ncache].p);
+        }
     }
 }
 
 size_t sock_rbuf_bytes(void)
 {
-    return rbuf != NULL ? SOCK_READ_SIZE : 0;
+    size_t n = rbuf != NULL ? SOCK_READ_SIZE : 0;
+    for (size_t i = 0; i < ncache; i++) {
+        n += cache[i].cap;
+    }
+    return n;
 }
 
 /* ---- the socket ---- */
@@ -52,10 +71,14 @@ void sock_attach(sock_t *s, int fd)
     ev_io_set(&s->wr, fd, EV_WRITE);
 }
 
-/* The queue holds ciphertext only: freed without wiping (a wipe would cost a pass over every byte sent). */
+/* The queue holds ciphertext only: freed (or cached) without wiping (a wipe would cost a pass over every byte). */
 static void release_out(sock_t *s)
 {
-    free(s->out.base);
+    if (s->out.base != NULL && rbuf_refs > 0 && ncache < CACHE_N && s->out.cap <= CACHE_MAX_CAP) {
+        cache[ncache++] = (struct cached){s->out.base, s->out.cap};
+    } else {
+        free(s->out.base);
+    }
     msp_buf_init(&s->out, SOCK_OUT_LIMIT);
     s->off = 0;
 }
@@ -130,6 +153,11 @@ int sock_flush(sock_t *s)
  * half is written: moving a long queue on every call would copy it over and over. */
 msp_buf_t *sock_out(sock_t *s)
 {
+    if (s->out.base == NULL && ncache > 0) {
+        struct cached c = cache[--ncache];
+        s->out.base = c.p;
+        s->out.cap = c.cap;
+    }
     if (s->off > 0 && s->off == s->out.len) {
         s->out.len = s->off = 0;
     } else if (s->off > (1u << 20) && 2 * s->off > s->out.len) {

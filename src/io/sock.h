@@ -47,7 +47,8 @@ const char *sock_strerror(int err);
 
 /*
  * The read buffer is one per thread, not one per session: drivers hold a reference while they live; it is
- * allocated at the first read and freed with the last reference. sock_rbuf_bytes: what it takes now (tests).
+ * allocated at the first read and freed with the last reference, with the thread's cache of emptied output
+ * queues (at most 4 of at most 4 MiB). sock_rbuf_bytes: what both take now (tests).
  */
 void sock_rbuf_ref(void);
 void sock_rbuf_unref(void);

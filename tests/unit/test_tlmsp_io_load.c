@@ -630,12 +630,12 @@ static double per_session(size_t n, size_t nmbox, double *mb_part)
     net_close(&s.nets[0]);
     memset(&s.nets[0], 0, sizeof(s.nets[0]));
     s.ready = 0;
-    sock_rbuf_ref(); /* the thread's read buffer stays: it is the loop's, not a session's */
-    size_t base = heap_in_use() + (sock_rbuf_bytes() == 0 ? SOCK_READ_SIZE : 0);
+    sock_rbuf_ref(); /* the thread's read buffer and queue cache stay: they are the loop's, not a session's */
+    size_t base = heap_in_use() - sock_rbuf_bytes();
     for (size_t i = 0; i < n; i++) {
         session_open(&s, i, nmbox);
     }
-    double total = (double)(heap_in_use() - base);
+    double total = (double)(heap_in_use() - sock_rbuf_bytes() - base);
     if (mb_part != NULL) {
         size_t before = heap_in_use();
         for (size_t i = 0; i < n; i++) {

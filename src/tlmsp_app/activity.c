@@ -60,8 +60,8 @@ struct msp_tlmsp_activity {
     uint64_t counter; /* containers seen */
     bool matching;    /* some activity has a container or pattern match */
     msp_buf_t queue;  /* an endpoint's held bytes; segs say which container each came from */
-    segment_t *segs;
-    size_t nsegs;
+    segment_t *segs;  /* grown as containers are held (at most MAX_SEGMENTS): an idle matcher holds none */
+    size_t nsegs, cap_segs;
     pending_t *acts;
     size_t nacts, cap_acts, taken;
     msp_buf_t bytes;       /* the actions' payloads */
@@ -177,8 +177,7 @@ int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activi
     }
     msp_tlmsp_activity_t *a = calloc(1, sizeof(*a));
     size_t n = cfg->functions != NULL ? cfg->functions->n : 0;
-    if (a == NULL || (a->st = calloc(n + 1, sizeof(*a->st))) == NULL ||
-        (a->segs = calloc(MAX_SEGMENTS, sizeof(*a->segs))) == NULL) {
+    if (a == NULL || (a->st = calloc(n + 1, sizeof(*a->st))) == NULL) {
         msp_tlmsp_activity_free(a);
         return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "out of memory");
     }
@@ -550,6 +549,23 @@ static void consume(msp_tlmsp_activity_t *a, size_t n)
     a->queue.len -= n;
 }
 
+/* Room for one more segment (nsegs < MAX_SEGMENTS here). */
+static int segs_room(msp_tlmsp_activity_t *a)
+{
+    if (a->nsegs < a->cap_segs) {
+        return MSP_OK;
+    }
+    size_t cap = a->cap_segs > 0 ? 2 * a->cap_segs : 16;
+    cap = cap < MAX_SEGMENTS ? cap : MAX_SEGMENTS;
+    segment_t *s = realloc(a->segs, cap * sizeof(*s));
+    if (s == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    a->segs = s;
+    a->cap_segs = cap;
+    return MSP_OK;
+}
+
 static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p, size_t len)
 {
     if (a->nsegs == MAX_SEGMENTS && a->segs[0].len == 0) {
@@ -564,6 +580,10 @@ static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p
     }
     if (rc != MSP_OK || !a->matching) {
         return rc; /* nothing would ever look at what is held */
+    }
+    rc = segs_room(a);
+    if (rc != MSP_OK) {
+        return rc;
     }
     rc = msp_buf_put(&a->queue, p, len);
     if (rc != MSP_OK) {
@@ -905,6 +925,10 @@ static int hold_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access, cons
         return rc;
     }
     a->run_ctx = ctx;
+    rc = segs_room(a); /* nsegs < MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS here */
+    if (rc != MSP_OK) {
+        return rc;
+    }
     rc = msp_buf_put(&a->queue, p, len);
     if (rc != MSP_OK) {
         a->queue.err = MSP_OK;

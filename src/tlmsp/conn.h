@@ -115,6 +115,7 @@ typedef struct sess {
     size_t nrc;
     const uint8_t *rc_end; /* the input the batch covers ends here */
     uint8_t *scratch;      /* SCRATCH_LEN bytes while an input is processed (sess_scratch), else NULL */
+    size_t scratch_used;   /* how much of it may hold secrets (wiped when it goes) */
 } sess_t;
 
 struct hop;
@@ -207,9 +208,9 @@ extern const hs_table_t client_table, server_table, mbox_client_table, mbox_serv
 int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user);
 void sess_free(sess_t *s);
 void sess_random(sess_t *s, uint8_t *p, size_t n);
-/* The session's scratch space (SCRATCH_LEN bytes), NULL when it cannot be allocated; sess_scratch_drop frees it
- * (an idle session holds none). */
-uint8_t *sess_scratch(sess_t *s);
+/* The session's scratch space (SCRATCH_LEN bytes, of which the caller writes at most need), NULL when it cannot be
+ * allocated; sess_scratch_drop wipes what was used and frees it (an idle session holds none). */
+uint8_t *sess_scratch(sess_t *s, size_t need);
 void sess_scratch_drop(sess_t *s);
 void sess_nonce(sess_t *s, uint8_t nonce[12]);
 int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list);

@@ -56,7 +56,7 @@ int ep_key_materials(msp_tlmsp_conn_t *c)
     for (int i = 1; i < 256; i++) {
         nctx += s->ctx.present[i] != 0;
     }
-    uint8_t *rnd = sess_scratch(s); /* 16 + 32 per context: at most 8208 bytes */
+    uint8_t *rnd = sess_scratch(s, 16 + 32 * nctx); /* 16 + 32 per context: at most 8208 bytes */
     MSP_ENSURE(rnd != NULL, MSP_ERR_NO_MEMORY);
     sess_random(s, rnd, 16 + 32 * nctx);
     int ret = msp_tlmsp_contrib_generate(client ? s->cc : s->sc, s->present, rnd, 16 + 32 * nctx);
@@ -165,7 +165,7 @@ static int add_lcontrib(sess_t *s)
 {
     for (size_t i = 0; i < s->list->n; i++) {
         msp_buf_t l;
-        uint8_t *scratch = sess_scratch(s);
+        uint8_t *scratch = sess_scratch(s, SCRATCH_LEN);
         MSP_ENSURE(scratch != NULL, MSP_ERR_NO_MEMORY);
         msp_buf_init_fixed(&l, scratch, SCRATCH_LEN);
         MSP_GUARD(msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[i].access, &l));

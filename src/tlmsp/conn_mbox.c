@@ -332,7 +332,7 @@ static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
                    EVP_MD_CTX_copy_ex(m->ts, s->t) == 1,
                MSP_ERR_NO_MEMORY);
     msp_buf_t l;
-    uint8_t *scratch = sess_scratch(s);
+    uint8_t *scratch = sess_scratch(s, SCRATCH_LEN);
     MSP_ENSURE(scratch != NULL, MSP_ERR_NO_MEMORY);
     msp_buf_init_fixed(&l, scratch, SCRATCH_LEN);
     /* H 6.11: toward the server, Lcontrib(m) goes in before the client Finished */

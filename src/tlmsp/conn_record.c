@@ -35,7 +35,7 @@ void hop_init(hop_t *h, sess_t *s, const hop_ops_t *ops, void *owner, int dir_tx
 static void hop_trim(hop_t *h)
 {
     if (h->rx != NULL && h->rx_len == 0) {
-        OPENSSL_clear_free(h->rx, HDR + 65535);
+        free(h->rx); /* records as they came over the wire: nothing to wipe */
         h->rx = NULL;
     }
     if (h->hs.len == 0 && h->hs.base != NULL) {
@@ -202,7 +202,7 @@ static int containers(hop_t *h, uint8_t type, const uint8_t *p, size_t n)
         }
         size_t plain_len = 0;
         uint8_t author = 0;
-        uint8_t *plain = sess_scratch(h->s);
+        uint8_t *plain = sess_scratch(h->s, c->fragment_len); /* the plaintext is shorter than its fragment */
         if (plain == NULL) {
             return MSP_ERR_NO_MEMORY;
         }
@@ -241,7 +241,7 @@ static int context0(hop_t *h, uint8_t type, const uint8_t *p, size_t n)
     if (msp_tlmsp_seq_of(&h->seq, p[0], &seq) != MSP_OK) {
         return MSP_ALERT_ILLEGAL_PARAMETER; /* the author byte names nobody on our path (records 5.3) */
     }
-    uint8_t *plain = sess_scratch(h->s);
+    uint8_t *plain = sess_scratch(h->s, n);
     MSP_ENSURE(plain != NULL, MSP_ERR_NO_MEMORY);
     /* records 3.3: a context-0 record that does not open is bad_record_mac (RFC 5246 7.2.2) */
     MSP_ENSURE(msp_tlmsp_record0_open(&h->s->g, ctx0_key(h->s, !h->dir_tx), seq, type, h->s->sid, p, n, plain) ==

@@ -56,19 +56,22 @@ static size_t nkeys(const sess_t *s)
     return n;
 }
 
-uint8_t *sess_scratch(sess_t *s)
+uint8_t *sess_scratch(sess_t *s, size_t need)
 {
     if (s->scratch == NULL) {
         s->scratch = malloc(SCRATCH_LEN);
     }
+    size_t n = need < SCRATCH_LEN ? need : SCRATCH_LEN;
+    s->scratch_used = n > s->scratch_used ? n : s->scratch_used;
     return s->scratch;
 }
 
 void sess_scratch_drop(sess_t *s)
 {
     if (s->scratch != NULL) {
-        OPENSSL_clear_free(s->scratch, SCRATCH_LEN); /* it held plaintext */
+        OPENSSL_clear_free(s->scratch, s->scratch_used); /* it held plaintext: only what was written, not 64 KiB */
         s->scratch = NULL;
+        s->scratch_used = 0;
     }
 }
 

@@ -76,8 +76,8 @@ struct msp_tlmsp_activity {
     bool modified[MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS + 1];
     size_t cur; /* the container replacement is being written for */
     /* verdicts decided for held containers, until taken */
-    struct released *rel; /* MSP_TLMSP_HOLD_MAX_CONTAINERS, the most the engine holds and queues behind */
-    size_t rel_n;
+    struct released *rel;  /* MSP_TLMSP_HOLD_MAX_CONTAINERS, the most the engine holds and queues behind */
+    size_t rel_n, rel_cap; /* the four rel arrays grow together, up to MSP_TLMSP_HOLD_MAX_CONTAINERS */
     bool rel_taken;
     msp_buf_t rel_bytes;
     msp_tlmsp_verdict_t *rel_v; /* what take_released hands out */
@@ -747,10 +747,37 @@ static msp_tlmsp_verdict_t verdict_of(const msp_tlmsp_activity_t *a, size_t j, s
     return !a->modified[j] ? MSP_TLMSP_FORWARD : *len == 0 ? MSP_TLMSP_DELETE : MSP_TLMSP_REPLACE;
 }
 
+/* Room for one more decided container (the arrays handed out by take_released are valid until the next call). */
+static int rel_room(msp_tlmsp_activity_t *a)
+{
+    if (a->rel_n < a->rel_cap) {
+        return MSP_OK;
+    }
+    if (a->rel_cap == MSP_TLMSP_HOLD_MAX_CONTAINERS) {
+        return MSP_ERR_LIMIT; /* the engine could not hold them either */
+    }
+    size_t cap = a->rel_cap > 0 ? 2 * a->rel_cap : 16;
+    cap = cap < MSP_TLMSP_HOLD_MAX_CONTAINERS ? cap : MSP_TLMSP_HOLD_MAX_CONTAINERS;
+    released_t *r = realloc(a->rel, cap * sizeof(*r));
+    a->rel = r != NULL ? r : a->rel;
+    msp_tlmsp_verdict_t *v = r != NULL ? realloc(a->rel_v, cap * sizeof(*v)) : NULL;
+    a->rel_v = v != NULL ? v : a->rel_v;
+    const uint8_t **d = v != NULL ? realloc(a->rel_data, cap * sizeof(*d)) : NULL;
+    a->rel_data = d != NULL ? d : a->rel_data;
+    size_t *l = d != NULL ? realloc(a->rel_len, cap * sizeof(*l)) : NULL;
+    a->rel_len = l != NULL ? l : a->rel_len;
+    if (l == NULL) {
+        return MSP_ERR_NO_MEMORY; /* the arrays that grew keep the old capacity's contents */
+    }
+    a->rel_cap = cap;
+    return MSP_OK;
+}
+
 static int release_one(msp_tlmsp_activity_t *a, msp_tlmsp_verdict_t v, const uint8_t *p, size_t len)
 {
-    if (a->rel_n == MSP_TLMSP_HOLD_MAX_CONTAINERS) {
-        return MSP_ERR_LIMIT; /* the engine could not hold them either */
+    int room = rel_room(a);
+    if (room != MSP_OK) {
+        return room;
     }
     released_t *r = &a->rel[a->rel_n];
     r->v = v;
@@ -827,14 +854,8 @@ int msp_tlmsp_activity_hold(msp_tlmsp_activity_t *a)
     if (!ok) {
         return MSP_ERR_ARGUMENT;
     }
-    if (a->rel == NULL) {
-        a->rel = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel));
-        a->rel_v = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_v));
-        a->rel_data = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_data));
-        a->rel_len = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_len));
-    }
-    a->hold = a->rel != NULL && a->rel_v != NULL && a->rel_data != NULL && a->rel_len != NULL;
-    return a->hold ? MSP_OK : MSP_ERR_NO_MEMORY;
+    a->hold = true; /* the arrays of decided containers grow as containers are decided (rel_room) */
+    return MSP_OK;
 }
 
 /* Every held container decided as it stands. */

@@ -46,6 +46,8 @@ enum {
     MSP_ERR_ARGUMENT = 0x206,  /* the caller passed something unusable */
     MSP_ERR_NOT_FOUND = 0x207, /* a named thing does not exist */
     MSP_ERR_RECONNECT = 0x208, /* TLMSP discovery: the path changed, connect again (tlmsp-handshake.md 7.2) */
+    MSP_ERR_AGAIN = 0x209,     /* nothing done: an output queue is full; try again after its drained event */
+    MSP_ERR_TIMEOUT = 0x20a,   /* a time-out expired (handshake, idle, close, connect) */
 };
 
 /** True when code is an alert the peer sent us. */

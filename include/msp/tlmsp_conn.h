@@ -169,7 +169,10 @@ MSP_API int msp_tlmsp_conn_peer_closed(const msp_tlmsp_conn_t *c);
  * Sends application data in context ctx (a present user context), split
  * into containers of at most 16355 bytes (the largest the reference
  * accepts, tlmsp-records.md 2.4). Only when ready. MSP_ALERT_UNKNOWN_CONTEXT
- * for a context not in the session (nothing is sent).
+ * for a context not in the session (nothing is sent). All or nothing:
+ * MSP_ERR_LIMIT (or MSP_ERR_NO_MEMORY) when out cannot take every container,
+ * and then nothing is written and no sequence number is used, so the
+ * connection goes on (a local limit, never an alert).
  */
 MSP_API int msp_tlmsp_conn_send(msp_tlmsp_conn_t *c, uint8_t ctx, const uint8_t *p, size_t len, msp_buf_t *out);
 
@@ -286,7 +289,8 @@ MSP_API int msp_tlmsp_mbox_release(msp_tlmsp_mbox_t *m, int to_server, size_t n,
 /** How many containers are held toward the server (to_server = 1) or client, waiting for a verdict. */
 MSP_API size_t msp_tlmsp_mbox_held(const msp_tlmsp_mbox_t *m, int to_server);
 
-/** Inserts data toward the server (to_server = 1) or client in ctx; needs write access. */
+/** Inserts data toward the server (to_server = 1) or client in ctx; needs write access. All or nothing, as
+ * msp_tlmsp_conn_send. */
 MSP_API int msp_tlmsp_mbox_send(msp_tlmsp_mbox_t *m, int to_server, uint8_t ctx, const uint8_t *p, size_t len,
                                 msp_buf_t *out);
 

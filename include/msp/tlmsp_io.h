@@ -18,6 +18,28 @@
 
 struct ev_loop;
 
+/*
+ * Time-outs of a driver's session, in seconds; 0 disables one. Each driver
+ * keeps one libev timer that moves only when the session changes phase, so
+ * they cost nothing per byte. An expiry ends the session: the closed event
+ * reports MSP_ERR_TIMEOUT and msp_io_ep_why / msp_io_mb_why say which one
+ * ("handshake timed out after 30 s"). A driver starts with the defaults.
+ */
+typedef struct msp_io_timeouts {
+    double handshake; /* from the driver's start until the handshake completed [MSP_IO_HANDSHAKE_TIMEOUT] */
+    double idle;      /* once ready, no byte received or sent for this long: close_notify, then the end [300] */
+    double close;     /* after a closing alert we sent: its queue not written out (the peer stopped reading) [5] */
+    double connect;   /* a connection in progress (the client's first hop, a middlebox's next hop) [10] */
+} msp_io_timeouts_t;
+
+#define MSP_IO_HANDSHAKE_TIMEOUT 30.0
+#define MSP_IO_IDLE_TIMEOUT 300.0
+#define MSP_IO_CLOSE_TIMEOUT 5.0
+#define MSP_IO_CONNECT_TIMEOUT 10.0
+
+/** Fills t with the defaults above. */
+MSP_API void msp_io_timeouts_default(msp_io_timeouts_t *t);
+
 typedef struct msp_io_ep msp_io_ep_t;
 
 /* What an endpoint driver reports. err: MSP_OK after a clean close, else the error or alert. */
@@ -25,7 +47,7 @@ typedef struct msp_io_ep_events {
     void *user;
     void (*ready)(void *user, msp_io_ep_t *ep);
     void (*closed)(void *user, msp_io_ep_t *ep, int err);
-    /* optional: the output queue went empty (a sender refills it here) */
+    /* optional: the output queue went empty (a sender that got MSP_ERR_AGAIN refills it here) */
     void (*drained)(void *user, msp_io_ep_t *ep);
 } msp_io_ep_events_t;
 
@@ -42,8 +64,30 @@ MSP_API void msp_io_ep_free(msp_io_ep_t *ep);
 
 MSP_API msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep);
 
-/** Queues application data (msp_tlmsp_conn_send) and writes what the socket takes. */
+/**
+ * Queues application data (msp_tlmsp_conn_send) and writes what the socket
+ * takes. All or nothing: MSP_ERR_AGAIN when the output queue is above its
+ * high-water mark (8 MiB; nothing queued: send again after the drained
+ * event), MSP_ERR_LIMIT when the data would take the queue over its limit
+ * (256 MiB; nothing queued), else as msp_tlmsp_conn_send. While the queue is
+ * above the mark the driver also stops reading the socket, so a peer that
+ * does not read what it is sent cannot make us buffer more of its input.
+ */
 MSP_API int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len);
+
+/** True while a send would be taken (the output queue is below its high-water mark). */
+MSP_API int msp_io_ep_writable(const msp_io_ep_t *ep);
+
+/** Replaces the time-outs (t copied; the running phase's deadline counts from when it began). */
+MSP_API void msp_io_ep_set_timeouts(msp_io_ep_t *ep, const msp_io_timeouts_t *t);
+
+/**
+ * Why the session ended, one line for a log, when the error code alone does
+ * not say it: "handshake timed out after 30 s", "connection refused",
+ * "connection reset", "connect timed out after 10 s", "closed by the peer";
+ * NULL otherwise. Valid until ep is freed (in the closed event too).
+ */
+MSP_API const char *msp_io_ep_why(const msp_io_ep_t *ep);
 
 /** Sends an alert (close_notify: 0, 1, 0); after a closing alert the driver shuts down once flushed. */
 MSP_API int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc);
@@ -83,6 +127,9 @@ typedef struct msp_io_mb_events {
     void (*closed)(void *user, msp_io_mb_t *mb, int err);
 } msp_io_mb_events_t;
 
+/* The queue toward the server (to_server = 1) or the client, which refused a send with MSP_ERR_AGAIN, went empty. */
+typedef void (*msp_io_mb_drained_fn)(void *user, msp_io_mb_t *mb, int to_server);
+
 /** Drives a middlebox for the accepted client socket fd (owned, with m, from now on). */
 MSP_API int msp_io_mb_new(struct ev_loop *loop, int client_fd, msp_tlmsp_mbox_t *m, const msp_io_mb_events_t *ev,
                           msp_io_mb_t **out);
@@ -110,8 +157,37 @@ MSP_API void msp_io_mb_route_failed(msp_io_mb_t *mb, int err);
 /** True while mb waits for msp_io_mb_connected or msp_io_mb_route_failed (also in its closed event). */
 MSP_API int msp_io_mb_connecting(const msp_io_mb_t *mb);
 
-/** Inserts data toward the server (to_server = 1) or the client (msp_tlmsp_mbox_send). */
+/**
+ * Inserts data toward the server (to_server = 1) or the client
+ * (msp_tlmsp_mbox_send). All or nothing, as msp_io_ep_send: MSP_ERR_AGAIN
+ * while that queue is above its high-water mark (then the drained event
+ * says when to send again), MSP_ERR_LIMIT when it would go over its limit.
+ */
 MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
+
+/**
+ * Sets the event for a queue that refused a send and drained (user: the
+ * events' user); NULL: none. Apart from msp_io_mb_events_t so that programs
+ * that list those events keep compiling.
+ */
+MSP_API void msp_io_mb_set_drained(msp_io_mb_t *mb, msp_io_mb_drained_fn drained);
+
+/** True while a send toward the server (to_server = 1) or the client would be taken. */
+MSP_API int msp_io_mb_writable(const msp_io_mb_t *mb, int to_server);
+
+/** Replaces the time-outs (as msp_io_ep_set_timeouts); connect bounds the connection to the next hop. */
+MSP_API void msp_io_mb_set_timeouts(msp_io_mb_t *mb, const msp_io_timeouts_t *t);
+
+/**
+ * Why the session ended, as msp_io_ep_why. After a route failure the driver
+ * found itself (the next hop refused or reset the connection, did not
+ * connect within the connect time-out, or closed before answering) the
+ * closed event reports MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE, the client got
+ * that fatal alert, and this says why ("connection refused", "connection
+ * reset", "connect timed out after 10 s", "closed before answering"), for
+ * the program to log with the next hop's HOST:PORT.
+ */
+MSP_API const char *msp_io_mb_why(const msp_io_mb_t *mb);
 
 /** Sends an alert toward the server (to_server = 1) or the client (msp_tlmsp_mbox_alert). */
 MSP_API int msp_io_mb_alert(msp_io_mb_t *mb, int to_server, uint8_t ctx, uint8_t level, uint8_t desc);

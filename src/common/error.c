@@ -96,6 +96,10 @@ static const char *local_name(int code)
         return "reconnect needed (middleboxes discovered)";
     case MSP_ERR_NOT_FOUND:
         return "not found";
+    case MSP_ERR_AGAIN:
+        return "output queue full (try again once drained)";
+    case MSP_ERR_TIMEOUT:
+        return "timed out";
     default:
         return "unknown error";
     }

@@ -1,5 +1,11 @@
-/* The endpoint driver: one socket, one msp_tlmsp_conn_t. */
+/*
+ * The endpoint driver: one socket, one msp_tlmsp_conn_t. Its output queue
+ * above SOCK_HIGH_WATER stops reading (what we read may produce more output,
+ * a reflecting server's does) and refuses sends with MSP_ERR_AGAIN until it
+ * drains.
+ */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -9,12 +15,13 @@
 
 struct msp_io_ep {
     sock_t s;
+    sock_timer_t tm;
     msp_tlmsp_conn_t *conn;
     msp_io_ep_events_t ev;
     int announced; /* ready reported */
     int closing;   /* a closing alert is queued: shut down once it is out */
     int done;
-    uint8_t rbuf[SOCK_READ_SIZE];
+    char why[64];
 };
 
 static void finish(msp_io_ep_t *ep, int err)
@@ -23,6 +30,7 @@ static void finish(msp_io_ep_t *ep, int err)
         return;
     }
     ep->done = 1;
+    sock_timer_stop(&ep->tm);
     sock_flush(&ep->s);
     sock_read(&ep->s, 0);
     if (ep->ev.closed != NULL) {
@@ -30,15 +38,33 @@ static void finish(msp_io_ep_t *ep, int err)
     }
 }
 
+/* A socket failure: its reason kept for the program's log line. */
+static void fail_io(msp_io_ep_t *ep)
+{
+    if (ep->s.err != 0 && ep->why[0] == '\0') {
+        snprintf(ep->why, sizeof(ep->why), "%s", sock_strerror(ep->s.err));
+    }
+    finish(ep, MSP_ERR_IO);
+}
+
+static void backpressure(msp_io_ep_t *ep)
+{
+    sock_read(&ep->s, sock_pending(&ep->s) < SOCK_HIGH_WATER);
+}
+
 /* After the core ran: flush, announce readiness, end on failure. Returns nonzero when ep may be gone. */
 static int settle(msp_io_ep_t *ep, int ret)
 {
     int io = sock_flush(&ep->s);
     if (ret == MSP_OK && io != MSP_OK) {
-        ret = io;
+        fail_io(ep);
+        return 1;
     }
     if (ret == MSP_OK && !ep->announced && msp_tlmsp_conn_ready(ep->conn)) {
         ep->announced = 1;
+        ep->tm.ready = 1;
+        sock_timer_arm(&ep->tm);
+        backpressure(ep);
         if (ep->ev.ready != NULL) {
             ep->ev.ready(ep->ev.user, ep);
         }
@@ -56,22 +82,32 @@ static int settle(msp_io_ep_t *ep, int ret)
         finish(ep, MSP_OK);
         return 1;
     }
+    backpressure(ep);
     return 0;
 }
 
 static void on_read(msp_io_ep_t *ep)
 {
-    ssize_t n = read(ep->s.fd, ep->rbuf, sizeof(ep->rbuf));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+    uint8_t *p;
+    long n = sock_recv(&ep->s, &p);
+    if (n == -2) {
         return;
     }
-    if (n <= 0) {
+    if (n < 0) {
+        fail_io(ep);
+        return;
+    }
+    if (n == 0) {
         /* The peer went away without close_notify: not a clean end. */
+        if (!msp_tlmsp_conn_closed(ep->conn)) {
+            snprintf(ep->why, sizeof(ep->why), "closed by the peer");
+        }
         finish(ep, msp_tlmsp_conn_closed(ep->conn) ? MSP_OK : MSP_ERR_IO);
         return;
     }
+    sock_timer_touch(&ep->tm);
     size_t used = (size_t)n;
-    int ret = msp_tlmsp_conn_input(ep->conn, ep->rbuf, &used, sock_out(&ep->s));
+    int ret = msp_tlmsp_conn_input(ep->conn, p, &used, sock_out(&ep->s));
     settle(ep, ret);
 }
 
@@ -79,11 +115,25 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     msp_io_ep_t *ep = w->data;
     (void)loop;
+    int was_up = ep->s.up;
+    if (ep->s.err != 0 || sock_check_connect(&ep->s, revents) != MSP_OK) {
+        fail_io(ep);
+        return;
+    }
+    if (ep->s.up && !was_up) {
+        ep->tm.connect_at = 0;
+        sock_timer_arm(&ep->tm);
+    }
     if (revents & EV_WRITE) {
+        size_t before = sock_pending(&ep->s);
         if (settle(ep, MSP_OK)) {
             return;
         }
+        if (sock_pending(&ep->s) < before) {
+            sock_timer_touch(&ep->tm);
+        }
         if (sock_pending(&ep->s) == 0 && ep->ev.drained != NULL) {
+            ep->s.refused = 0;
             ep->ev.drained(ep->ev.user, ep); /* may send, or free ep: nothing follows */
             return;
         }
@@ -91,6 +141,26 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     if (revents & EV_READ) {
         on_read(ep);
     }
+}
+
+static void expired(void *owner, int phase, double after)
+{
+    msp_io_ep_t *ep = owner;
+    if (phase == TM_CONNECT && ep->s.up) {
+        ep->tm.connect_at = 0; /* it came up in a write of ours, not in a write event */
+        sock_timer_arm(&ep->tm);
+        return;
+    }
+    if (phase == TM_CLOSE) {
+        snprintf(ep->why, sizeof(ep->why), "close timed out after %g s (the peer did not read)", after);
+    } else {
+        snprintf(ep->why, sizeof(ep->why), "%s timed out after %g s", sock_timer_phase(phase), after);
+    }
+    if (phase == TM_IDLE) {
+        /* an orderly end: the peer hears close_notify */
+        msp_tlmsp_conn_alert(ep->conn, 0, 1, 0, sock_out(&ep->s));
+    }
+    finish(ep, MSP_ERR_TIMEOUT); /* may free ep */
 }
 
 int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev, msp_io_ep_t **out)
@@ -102,13 +172,26 @@ int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const ms
     }
     ep->conn = conn;
     ep->ev = *ev;
+    sock_rbuf_ref();
     sock_init(&ep->s, loop, fd, on_io, ep);
+    sock_timer_init(&ep->tm, loop, expired, ep);
     sock_read(&ep->s, 1);
     *out = ep;
-    /* A client speaks first; a server's start is refused by the core and ignored here. */
+    /* A client speaks first (its socket may still be connecting); a server's start is refused by the core and
+     * ignored here, its socket is an accepted one. */
     if (msp_tlmsp_conn_start(conn, sock_out(&ep->s)) == MSP_OK) {
-        sock_flush(&ep->s);
+        ep->tm.connect_at = ep->tm.start;
+        if (sock_flush(&ep->s) != MSP_OK) {
+            ev_feed_event(loop, &ep->s.wr, EV_WRITE); /* the connect failed already: reported from the loop */
+        }
+        if (ep->s.up) {
+            ep->tm.connect_at = 0;
+        }
+    } else {
+        ep->s.up = 1;
     }
+    ep->tm.ready = msp_tlmsp_conn_ready(conn); /* a connection handed over after its handshake is idle now */
+    sock_timer_arm(&ep->tm);
     return MSP_OK;
 }
 
@@ -117,7 +200,9 @@ void msp_io_ep_free(msp_io_ep_t *ep)
     if (ep == NULL) {
         return;
     }
+    sock_timer_stop(&ep->tm);
     sock_close(&ep->s);
+    sock_rbuf_unref();
     msp_tlmsp_conn_free(ep->conn);
     free(ep);
 }
@@ -127,18 +212,35 @@ msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep)
     return ep->conn;
 }
 
+int msp_io_ep_writable(const msp_io_ep_t *ep)
+{
+    return !ep->done && sock_pending(&ep->s) < SOCK_HIGH_WATER;
+}
+
 int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len)
 {
+    if (sock_pending(&ep->s) >= SOCK_HIGH_WATER) {
+        ep->s.refused = 1;
+        return MSP_ERR_AGAIN;
+    }
     int ret = msp_tlmsp_conn_send(ep->conn, ctx, p, len, sock_out(&ep->s));
     int io = sock_flush(&ep->s);
+    sock_timer_touch(&ep->tm);
+    if (!ep->done) {
+        backpressure(ep);
+    }
     return ret != MSP_OK ? ret : io;
 }
 
 int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc)
 {
     int ret = msp_tlmsp_conn_alert(ep->conn, ctx, level, desc, sock_out(&ep->s));
-    if (level == 2 || desc == 0) {
+    if ((level == 2 || desc == 0) && !ep->closing) {
         ep->closing = 1;
+        ep->tm.closing_at = ev_now(ep->s.loop);
+        if (!ep->done) {
+            sock_timer_arm(&ep->tm);
+        }
     }
     int io = sock_flush(&ep->s);
     return ret != MSP_OK ? ret : io;
@@ -147,4 +249,17 @@ int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc)
 size_t msp_io_ep_pending(const msp_io_ep_t *ep)
 {
     return sock_pending(&ep->s);
+}
+
+void msp_io_ep_set_timeouts(msp_io_ep_t *ep, const msp_io_timeouts_t *t)
+{
+    ep->tm.t = *t;
+    if (!ep->done) {
+        sock_timer_arm(&ep->tm);
+    }
+}
+
+const char *msp_io_ep_why(const msp_io_ep_t *ep)
+{
+    return ep->why[0] != '\0' ? ep->why : NULL;
 }

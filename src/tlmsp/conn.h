@@ -27,6 +27,7 @@
 #define MAX_HS_MSG (4 + 102400 + 1024) /* 1.10: a certificate message of 100 KiB and its headers */
 #define MAX_CONTAINER_DATA 16355       /* the largest GCM plaintext whose fragment fits 16383 (records 2.4) */
 #define NONCE_POOL 4096
+#define SCRATCH_LEN (5 + 4 + 65535 + 64) /* a record's plaintext, a handshake's scratch */
 
 /* What we learned about one middlebox of the list (index = list position). */
 typedef struct mbox_peer {
@@ -75,8 +76,8 @@ typedef struct sess {
     uint32_t sid;
     uint16_t group;
     msp_tlmsp_context_list_t ctx;
-    uint8_t present[256]; /* ctx.present with context 0, which is always there (1.7): what the key material lists */
-    uint8_t purpose[256][MSP_TLMSP_MAX_PURPOSE];
+    uint8_t present[256];   /* ctx.present with context 0, which is always there (1.7): what the key material lists */
+    uint8_t *purpose_store; /* the contexts' purposes, back to back (ctx.purpose points into it) */
     msp_tlmsp_mbox_list_t *list; /* the session's middleboxes, client to server */
     mbox_peer_t *mb;
     uint8_t (*mb_to_server)[32];
@@ -98,8 +99,11 @@ typedef struct sess {
     uint8_t master_c[MSP_TLMSP_MASTER_LEN], master_s[MSP_TLMSP_MASTER_LEN];
     msp_tlmsp_key_block_t kb_c, kb_s;
 
-    msp_tlmsp_contrib_t *cc, *sc;   /* the client's and the server's contributions */
-    msp_tlmsp_context_keys_t *keys; /* [256], derived at ChangeCipherSpec */
+    msp_tlmsp_contrib_t *cc, *sc; /* the client's and the server's contributions */
+    /* derived at ChangeCipherSpec, only for context 0 and the present contexts: keys[key_at[ctx]]; entry 0 stays
+     * zero for the contexts not in the session (as a full table of 256 would have it) */
+    msp_tlmsp_context_keys_t *keys;
+    uint16_t key_at[256];
     uint8_t synch[2][MSP_TLMSP_KEY_LEN];
     int keyed;
 
@@ -111,7 +115,8 @@ typedef struct sess {
     rc_entry_t rc[MSP_TLMSP_HASH_BATCH];
     size_t nrc;
     const uint8_t *rc_end; /* the input the batch covers ends here */
-    uint8_t scratch[5 + 4 + 65535 + 64];
+    uint8_t *scratch;      /* SCRATCH_LEN bytes while an input is processed (sess_scratch), else NULL */
+    size_t scratch_used;   /* how much of it may hold secrets (wiped when it goes) */
 } sess_t;
 
 struct hop;
@@ -137,7 +142,7 @@ typedef struct hop {
     int whole;  /* every handshake message must end in the record it starts in */
     int dead;
     msp_tlmsp_seq_t seq;
-    uint8_t rx[5 + 65535];
+    uint8_t *rx; /* a partial record (5 + 65535 bytes), allocated only while one waits for its rest */
     size_t rx_len;
     msp_buf_t hs; /* a handshake message being reassembled */
 } hop_t;
@@ -204,8 +209,16 @@ extern const hs_table_t client_table, server_table, mbox_client_table, mbox_serv
 int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user);
 void sess_free(sess_t *s);
 void sess_random(sess_t *s, uint8_t *p, size_t n);
+/* The session's scratch space (SCRATCH_LEN bytes, of which the caller writes at most need), NULL when it cannot be
+ * allocated; sess_scratch_drop wipes what was used and frees it (an idle session holds none). */
+uint8_t *sess_scratch(sess_t *s, size_t need);
+void sess_scratch_drop(sess_t *s);
 void sess_nonce(sess_t *s, uint8_t nonce[12]);
 int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list);
+/* The handshake is over: the contributions and transcripts go (an idle session keeps only what records need). */
+void sess_handshake_done(sess_t *s);
+/* The bytes of a list with n entries: a session keeps its lists that short (a full one is 74 KiB). */
+size_t sess_list_size(size_t n);
 int sess_set_contexts(sess_t *s, const msp_tlmsp_context_list_t *c);
 int sess_mbox_index(const sess_t *s, uint8_t id);
 uint8_t sess_access(const sess_t *s, uint8_t entity, uint8_t ctx);

@@ -25,14 +25,15 @@ static int tlmsp_exts(msp_tlmsp_conn_t *c, msp_buf_t *ff06, msp_buf_t *ff07)
     }
     e->client = s->client_address;
     e->server = s->server_address;
-    memcpy(&e->middleboxes, c->attempt2 ? c->initial : s->list, sizeof(*s->list));
+    const msp_tlmsp_mbox_list_t *named = c->attempt2 ? c->initial : s->list;
+    memcpy(&e->middleboxes, named, sess_list_size(named->n));
     if (c->attempt2) {
         /* 7.2: the first list, the first Sid, the hash of the first attempt, and the list to use now */
         e->discovery_ack = 1;
         e->sid = s->sid;
         e->handshake_hash = c->dhash;
         e->handshake_hash_len = sizeof(c->dhash);
-        memcpy(&e->discovered, s->list, sizeof(*s->list));
+        memcpy(&e->discovered, s->list, sess_list_size(s->list->n));
     }
     int ret = msp_tlmsp_ext_client_build(e, ff06);
     free(e);

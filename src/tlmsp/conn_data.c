@@ -22,12 +22,12 @@ static int is_endpoint(uint8_t id)
 
 static const uint8_t *reader_key(const sess_t *s, uint8_t ctx, int dir)
 {
-    return dir == DIR_C2S ? s->keys[ctx].client_reader_enc : s->keys[ctx].server_reader_enc;
+    return dir == DIR_C2S ? s->keys[s->key_at[ctx]].client_reader_enc : s->keys[s->key_at[ctx]].server_reader_enc;
 }
 
 static const uint8_t *writer_key(const sess_t *s, uint8_t ctx, int dir)
 {
-    return dir == DIR_C2S ? s->keys[ctx].client_writer_mac : s->keys[ctx].server_writer_mac;
+    return dir == DIR_C2S ? s->keys[s->key_at[ctx]].client_writer_mac : s->keys[s->key_at[ctx]].server_writer_mac;
 }
 
 static uint8_t dest_endpoint(int dir)
@@ -227,12 +227,37 @@ static void fresh_of(const sess_t *s, uint8_t type, uint8_t ctx, const uint8_t *
  * Data of any length, in containers of at most MAX_CONTAINER_DATA bytes, their reader-check hashes computed a batch
  * at a time (sha_mb.c): a sender hashes every fragment once, and SHA-256 is the slowest step of its path.
  */
+/*
+ * The most bytes data_send_many writes for len bytes: per container its record header, Sid, contextId, flags,
+ * M_INFO (2), fragment length, the fragment's nonce and tag, writer MAC, forwarding MAC and the empty additional list.
+ */
+static size_t wire_bound(size_t len)
+{
+    size_t n = len == 0 ? 1 : (len + MAX_CONTAINER_DATA - 1) / MAX_CONTAINER_DATA;
+    return len + n * (5 + 4 + 1 + 2 + 2 + 2 + MSP_TLMSP_FRAGMENT_OVERHEAD + 16 + MSP_TLMSP_FMAC_LEN + 1);
+}
+
+/* Room for the whole send, or nothing: a send cut short would leave sequence numbers used for containers never sent,
+ * and a partial container in the queue (the reader's MAC check fails on it). The buffer's error is not set. */
+static int room_for(msp_buf_t *out, size_t len)
+{
+    if (out->err != MSP_OK) {
+        return out->err;
+    }
+    size_t need = wire_bound(len);
+    size_t room = out->owned ? out->limit : out->cap;
+    if (len > room || need > room - out->len) {
+        return MSP_ERR_LIMIT;
+    }
+    return msp_buf_reserve(out, need);
+}
+
 int data_send_many(hop_t *h, uint8_t type, uint8_t ctx, const uint8_t *p, size_t len)
 {
     uint8_t m_info[2] = {h->s->self, 0};
     fresh_t f;
     fresh_of(h->s, type, ctx, m_info, &f);
-    int ret = MSP_OK;
+    int ret = room_for(h->out, len);
     do {
         unsent_t u[MSP_TLMSP_HASH_BATCH / 2];
         msp_tlmsp_mac_in_t in[MSP_TLMSP_HASH_BATCH / 2];

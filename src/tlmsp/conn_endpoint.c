@@ -56,7 +56,8 @@ int ep_key_materials(msp_tlmsp_conn_t *c)
     for (int i = 1; i < 256; i++) {
         nctx += s->ctx.present[i] != 0;
     }
-    uint8_t *rnd = s->scratch; /* 16 + 32 per context: at most 8208 bytes */
+    uint8_t *rnd = sess_scratch(s, 16 + 32 * nctx); /* 16 + 32 per context: at most 8208 bytes */
+    MSP_ENSURE(rnd != NULL, MSP_ERR_NO_MEMORY);
     sess_random(s, rnd, 16 + 32 * nctx);
     int ret = msp_tlmsp_contrib_generate(client ? s->cc : s->sc, s->present, rnd, 16 + 32 * nctx);
     OPENSSL_cleanse(rnd, 16 + 32 * nctx);
@@ -164,7 +165,9 @@ static int add_lcontrib(sess_t *s)
 {
     for (size_t i = 0; i < s->list->n; i++) {
         msp_buf_t l;
-        msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
+        uint8_t *scratch = sess_scratch(s, SCRATCH_LEN);
+        MSP_ENSURE(scratch != NULL, MSP_ERR_NO_MEMORY);
+        msp_buf_init_fixed(&l, scratch, SCRATCH_LEN);
         MSP_GUARD(msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[i].access, &l));
         MSP_GUARD(sess_hash_add(s->mb[i].t, l.base, l.len));
     }
@@ -425,6 +428,9 @@ int msp_tlmsp_conn_input(msp_tlmsp_conn_t *c, const uint8_t *in, size_t *inlen, 
     c->h.out = out;
     int ret = hop_input(&c->h, in, inlen);
     c->h.out = NULL;
+    if (msp_tlmsp_conn_ready(c)) {
+        sess_handshake_done(&c->s);
+    }
     return ret;
 }
 

@@ -333,7 +333,9 @@ static int fork_transcripts(msp_tlmsp_mbox_t *m, const uint8_t *fin, size_t len)
                    EVP_MD_CTX_copy_ex(m->ts, s->t) == 1,
                MSP_ERR_NO_MEMORY);
     msp_buf_t l;
-    msp_buf_init_fixed(&l, s->scratch, sizeof(s->scratch));
+    uint8_t *scratch = sess_scratch(s, SCRATCH_LEN);
+    MSP_ENSURE(scratch != NULL, MSP_ERR_NO_MEMORY);
+    msp_buf_init_fixed(&l, scratch, SCRATCH_LEN);
     /* H 6.11: toward the server, Lcontrib(m) goes in before the client Finished */
     MSP_GUARD(msp_tlmsp_lcontrib(s->present, s->cc, s->sc, s->list->m[m->me].access, &l));
     MSP_GUARD(sess_hash_add(m->ts, l.base, l.len));
@@ -875,6 +877,9 @@ int msp_tlmsp_mbox_input(msp_tlmsp_mbox_t *m, int from_server, const uint8_t *in
         hop_fail(other(m, h), ret); /* our own failure goes both ways */
     }
     m->a.out = m->b.out = NULL;
+    if (msp_tlmsp_mbox_ready(m)) {
+        sess_handshake_done(&m->s);
+    }
     return ret;
 }
 

@@ -6,7 +6,10 @@
  */
 #include "conn.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "msp/error.h"
 #include "reader.h"
@@ -15,7 +18,7 @@
 
 void hop_init(hop_t *h, sess_t *s, const hop_ops_t *ops, void *owner, int dir_tx, uint8_t peer_ep)
 {
-    memset(h, 0, offsetof(hop_t, rx));
+    memset(h, 0, sizeof(*h));
     h->s = s;
     h->ops = ops;
     h->owner = owner;
@@ -28,8 +31,23 @@ void hop_init(hop_t *h, sess_t *s, const hop_ops_t *ops, void *owner, int dir_tx
     msp_buf_init(&h->hs, MAX_HS_MSG);
 }
 
+/* Buffers an idle hop need not keep: the partial-record buffer once empty, the reassembly buffer's memory. */
+static void hop_trim(hop_t *h)
+{
+    if (h->rx != NULL && h->rx_len == 0) {
+        free(h->rx); /* records as they came over the wire: nothing to wipe */
+        h->rx = NULL;
+    }
+    if (h->hs.len == 0 && h->hs.base != NULL) {
+        msp_buf_free(&h->hs);
+        msp_buf_init(&h->hs, MAX_HS_MSG);
+    }
+}
+
 void hop_free(hop_t *h)
 {
+    h->rx_len = 0;
+    hop_trim(h);
     msp_buf_free(&h->hs);
 }
 
@@ -41,7 +59,7 @@ int hop_seq_path(hop_t *h, const uint8_t *path, size_t n)
 
 static const uint8_t *ctx0_key(const sess_t *s, int dir)
 {
-    return dir == DIR_C2S ? s->keys[0].client_reader_enc : s->keys[0].server_reader_enc;
+    return dir == DIR_C2S ? s->keys[s->key_at[0]].client_reader_enc : s->keys[s->key_at[0]].server_reader_enc;
 }
 
 /* One record: header, Sid once this hop has one, payload (sealed for a keyed context-0 record). */
@@ -184,7 +202,10 @@ static int containers(hop_t *h, uint8_t type, const uint8_t *p, size_t n)
         }
         size_t plain_len = 0;
         uint8_t author = 0;
-        uint8_t *plain = h->s->scratch;
+        uint8_t *plain = sess_scratch(h->s, c->fragment_len); /* the plaintext is shorter than its fragment */
+        if (plain == NULL) {
+            return MSP_ERR_NO_MEMORY;
+        }
         ret = data_check(h, type, c, plain, &plain_len, &author);
         if (ret == MSP_OK) {
             ret = h->ops->container(h, type, c, plain, plain_len, author);
@@ -220,7 +241,8 @@ static int context0(hop_t *h, uint8_t type, const uint8_t *p, size_t n)
     if (msp_tlmsp_seq_of(&h->seq, p[0], &seq) != MSP_OK) {
         return MSP_ALERT_ILLEGAL_PARAMETER; /* the author byte names nobody on our path (records 5.3) */
     }
-    uint8_t *plain = h->s->scratch;
+    uint8_t *plain = sess_scratch(h->s, n);
+    MSP_ENSURE(plain != NULL, MSP_ERR_NO_MEMORY);
     /* records 3.3: a context-0 record that does not open is bad_record_mac (RFC 5246 7.2.2) */
     MSP_ENSURE(msp_tlmsp_record0_open(&h->s->g, ctx0_key(h->s, !h->dir_tx), seq, type, h->s->sid, p, n, plain) ==
                    MSP_OK,
@@ -275,6 +297,10 @@ static int record_len(const uint8_t *p, size_t avail, size_t *total)
 /* Takes as much of in as completes the buffered partial record; *used says how much. */
 static int fill(hop_t *h, const uint8_t *in, size_t n, size_t *used)
 {
+    if (h->rx == NULL && (h->rx = malloc(HDR + 65535)) == NULL) {
+        *used = 0;
+        return MSP_ERR_NO_MEMORY;
+    }
     size_t want = HDR;
     if (h->rx_len >= HDR) {
         want = HDR + ((size_t)h->rx[3] << 8 | h->rx[4]);
@@ -293,7 +319,7 @@ int hop_input(hop_t *h, const uint8_t *in, size_t *inlen)
     while (ret == MSP_OK && off < n && !h->dead) {
         size_t total, used;
         if (h->rx_len > 0 || n - off < HDR) {
-            fill(h, in + off, n - off, &used);
+            MSP_GUARD_GOTO(ret, fill(h, in + off, n - off, &used), out);
             off += used;
             ret = record_len(h->rx, h->rx_len, &total);
             if (ret == MSP_OK && h->rx_len == HDR && total == 0) {
@@ -307,7 +333,7 @@ int hop_input(hop_t *h, const uint8_t *in, size_t *inlen)
         }
         ret = record_len(in + off, n - off, &total);
         if (ret == MSP_OK && total == 0) {
-            fill(h, in + off, n - off, &used);
+            MSP_GUARD_GOTO(ret, fill(h, in + off, n - off, &used), out);
             off += used;
             continue;
         }
@@ -320,8 +346,11 @@ int hop_input(hop_t *h, const uint8_t *in, size_t *inlen)
             ret = record(h, rec[0], rec + HDR, total - HDR);
         }
     }
+out:
     *inlen = off;
     h->s->nrc = 0; /* the batch pointed into this input */
     h->s->rc_end = NULL;
+    hop_trim(h);
+    sess_scratch_drop(h->s); /* an idle session keeps neither */
     return ret == MSP_OK || h->dead ? ret : hop_fail(h, ret);
 }

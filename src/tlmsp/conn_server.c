@@ -152,7 +152,7 @@ static int server_hello_msg(msp_tlmsp_conn_t *c, const offer_t *o, msp_buf_t *ms
     e->sid = s->sid;
     e->client = s->client_address;
     e->server = s->server_address;
-    memcpy(&e->middleboxes, s->list, sizeof(*s->list));
+    memcpy(&e->middleboxes, s->list, sess_list_size(s->list->n));
     MSP_GUARD_GOTO(ret, msp_tlmsp_ext_server_build(e, &ff06), out);
     h->version = MSP_TLMSP_WIRE_VERSION;
     memcpy(h->random, s->server_random, 32);

@@ -12,13 +12,13 @@
 
 int sess_init(sess_t *s, uint8_t self, msp_tlmsp_random_fn random, void *user)
 {
-    memset(s, 0, offsetof(sess_t, scratch));
+    memset(s, 0, sizeof(*s));
     s->self = self;
     s->random = random;
     s->random_user = user;
     s->pool_used = NONCE_POOL;
-    s->list = calloc(1, sizeof(*s->list));
-    s->keys = calloc(256, sizeof(*s->keys));
+    s->list = calloc(1, sess_list_size(0));
+    s->keys = calloc(1, sizeof(*s->keys)); /* the zero entry; the rest at ChangeCipherSpec */
     s->cc = calloc(1, sizeof(*s->cc));
     s->sc = calloc(1, sizeof(*s->sc));
     if (s->list == NULL || s->keys == NULL || s->cc == NULL || s->sc == NULL) {
@@ -47,6 +47,57 @@ static void free_peers(sess_t *s)
     s->mb_to_server = s->mb_to_client = NULL;
 }
 
+/* Entries of keys: the zero one, and once derived context 0 and every present context. */
+static size_t nkeys(const sess_t *s)
+{
+    size_t n = 1;
+    for (int c = 0; s->keyed && c < 256; c++) {
+        n += c == 0 || s->ctx.present[c];
+    }
+    return n;
+}
+
+uint8_t *sess_scratch(sess_t *s, size_t need)
+{
+    if (s->scratch == NULL) {
+        s->scratch = malloc(SCRATCH_LEN);
+    }
+    size_t n = need < SCRATCH_LEN ? need : SCRATCH_LEN;
+    s->scratch_used = n > s->scratch_used ? n : s->scratch_used;
+    return s->scratch;
+}
+
+void sess_scratch_drop(sess_t *s)
+{
+    if (s->scratch != NULL) {
+        OPENSSL_clear_free(s->scratch, s->scratch_used); /* it held plaintext: only what was written, not 64 KiB */
+        s->scratch = NULL;
+        s->scratch_used = 0;
+    }
+}
+
+void sess_handshake_done(sess_t *s)
+{
+    if (s->cc != NULL) {
+        OPENSSL_clear_free(s->cc, sizeof(*s->cc));
+        s->cc = NULL;
+    }
+    if (s->sc != NULL) {
+        OPENSSL_clear_free(s->sc, sizeof(*s->sc));
+        s->sc = NULL;
+    }
+    EVP_MD_CTX_free(s->t);
+    s->t = NULL;
+    for (size_t i = 0; s->mb != NULL && i < s->list->n; i++) {
+        if (s->mb[i].confirm != NULL) {
+            OPENSSL_clear_free(s->mb[i].confirm, sizeof(*s->mb[i].confirm));
+            s->mb[i].confirm = NULL;
+        }
+        EVP_MD_CTX_free(s->mb[i].t);
+        s->mb[i].t = NULL;
+    }
+}
+
 void sess_free(sess_t *s)
 {
     if (s->list != NULL) {
@@ -59,8 +110,10 @@ void sess_free(sess_t *s)
     EVP_PKEY_free(s->eph);
     EVP_PKEY_free(s->eph2);
     if (s->keys != NULL) {
-        OPENSSL_clear_free(s->keys, 256 * sizeof(*s->keys));
+        OPENSSL_clear_free(s->keys, nkeys(s) * sizeof(*s->keys));
     }
+    free(s->purpose_store);
+    sess_scratch_drop(s);
     if (s->cc != NULL) {
         OPENSSL_clear_free(s->cc, sizeof(*s->cc));
     }
@@ -71,7 +124,7 @@ void sess_free(sess_t *s)
     free(s->ch);
     free(s->sh);
     msp_tlmsp_gcm_free(&s->g);
-    OPENSSL_cleanse(s, offsetof(sess_t, scratch));
+    OPENSSL_cleanse(s, sizeof(*s));
 }
 
 void sess_random(sess_t *s, uint8_t *p, size_t n)
@@ -145,11 +198,16 @@ static int store_all(sess_t *s, const msp_tlmsp_address_t *client, const msp_tlm
     return MSP_OK;
 }
 
-/* A copy of a list that owns its address bytes (in *store), independent of any session. */
+size_t sess_list_size(size_t n)
+{
+    return offsetof(msp_tlmsp_mbox_list_t, m) + n * sizeof(msp_tlmsp_mbox_info_t);
+}
+
+/* A copy of a list that owns its address bytes (in *store), independent of any session; only its n entries. */
 int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, uint8_t **store)
 {
     size_t total = list_address_bytes(in);
-    *out = malloc(sizeof(**out));
+    *out = malloc(sess_list_size(in->n));
     *store = malloc(total > 0 ? total : 1);
     if (*out == NULL || *store == NULL) {
         free(*out);
@@ -158,7 +216,7 @@ int sess_list_dup(const msp_tlmsp_mbox_list_t *in, msp_tlmsp_mbox_list_t **out, 
         *store = NULL;
         return MSP_ERR_NO_MEMORY;
     }
-    memcpy(*out, in, sizeof(**out));
+    memcpy(*out, in, sess_list_size(in->n));
     uint8_t *pos = *store;
     for (size_t i = 0; i < in->n; i++) {
         copy_address(&(*out)->m[i].address, &pos);
@@ -178,7 +236,13 @@ int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list)
         return MSP_ERR_LIMIT;
     }
     free_peers(s);
-    memmove(s->list, list, sizeof(*list));
+    msp_tlmsp_mbox_list_t *copy = malloc(sess_list_size(list->n));
+    if (copy == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    memcpy(copy, list, sess_list_size(list->n)); /* list may be s->list itself */
+    free(s->list);
+    s->list = copy;
     size_t n = list->n > 0 ? list->n : 1;
     s->mb = calloc(n, sizeof(*s->mb));
     s->mb_to_server = calloc(n, 32);
@@ -192,12 +256,23 @@ int sess_set_list(sess_t *s, const msp_tlmsp_mbox_list_t *list)
 int sess_set_contexts(sess_t *s, const msp_tlmsp_context_list_t *c)
 {
     msp_tlmsp_context_list_t copy = *c;
+    size_t total = 0, off = 0;
+    for (int i = 1; i < 256; i++) {
+        total += c->purpose_len[i];
+    }
+    uint8_t *store = malloc(total > 0 ? total : 1);
+    if (store == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
     for (int i = 1; i < 256; i++) {
         if (copy.purpose_len[i] > 0) {
-            memcpy(s->purpose[i], c->purpose[i], c->purpose_len[i]);
-            copy.purpose[i] = s->purpose[i];
+            memcpy(store + off, c->purpose[i], c->purpose_len[i]);
+            copy.purpose[i] = store + off;
+            off += c->purpose_len[i];
         }
     }
+    free(s->purpose_store);
+    s->purpose_store = store;
     copy.present[0] = 0; /* context 0 is implicit (1.7) */
     s->ctx = copy;
     memcpy(s->present, copy.present, sizeof(s->present));
@@ -283,12 +358,27 @@ int sess_derive_context_keys(sess_t *s)
     msp_tlmsp_randoms_t r = {s->client_random, s->server_random, (const uint8_t(*)[32])s->mb_to_server,
                              (const uint8_t(*)[32])s->mb_to_client, s->list->n};
     int ret = msp_tlmsp_derive_synch_keys(s->cc, s->sc, &r, s->synch[DIR_C2S], s->synch[DIR_S2C]);
+    s->keyed = 1; /* nkeys() counts the entries to come */
+    size_t n = nkeys(s), k = 1;
+    s->keyed = 0;
+    msp_tlmsp_context_keys_t *keys = ret == MSP_OK ? calloc(n, sizeof(*keys)) : NULL;
+    if (ret == MSP_OK && keys == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
     for (int c = 0; c < 256 && ret == MSP_OK; c++) {
         if (c == 0 || s->ctx.present[c]) {
-            ret = msp_tlmsp_derive_context_keys((uint8_t)c, s->cc, s->sc, &r, &s->keys[c]);
+            s->key_at[c] = (uint16_t)k;
+            ret = msp_tlmsp_derive_context_keys((uint8_t)c, s->cc, s->sc, &r, &keys[k++]);
         }
     }
-    s->keyed = ret == MSP_OK;
+    if (ret != MSP_OK) {
+        OPENSSL_clear_free(keys, n * sizeof(*keys));
+        memset(s->key_at, 0, sizeof(s->key_at));
+        return ret;
+    }
+    OPENSSL_clear_free(s->keys, sizeof(*s->keys));
+    s->keys = keys;
+    s->keyed = 1;
     return ret;
 }
 

@@ -62,8 +62,8 @@ struct msp_tlmsp_activity {
     uint64_t counter; /* containers seen */
     bool matching;    /* some activity has a container or pattern match */
     msp_buf_t queue;  /* an endpoint's held bytes; segs say which container each came from */
-    segment_t *segs;
-    size_t nsegs;
+    segment_t *segs;  /* grown as containers are held (at most MAX_SEGMENTS): an idle matcher holds none */
+    size_t nsegs, cap_segs;
     pending_t *acts;
     size_t nacts, cap_acts, taken;
     msp_buf_t bytes;       /* the actions' payloads */
@@ -78,8 +78,8 @@ struct msp_tlmsp_activity {
     bool modified[MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS + 1];
     size_t cur; /* the container replacement is being written for */
     /* verdicts decided for held containers, until taken */
-    struct released *rel; /* MSP_TLMSP_HOLD_MAX_CONTAINERS, the most the engine holds and queues behind */
-    size_t rel_n;
+    struct released *rel;  /* MSP_TLMSP_HOLD_MAX_CONTAINERS, the most the engine holds and queues behind */
+    size_t rel_n, rel_cap; /* the four rel arrays grow together, up to MSP_TLMSP_HOLD_MAX_CONTAINERS */
     bool rel_taken;
     msp_buf_t rel_bytes;
     msp_tlmsp_verdict_t *rel_v; /* what take_released hands out */
@@ -193,8 +193,7 @@ int msp_tlmsp_activity_new(const msp_tlmsp_activity_cfg_t *cfg, msp_tlmsp_activi
     }
     msp_tlmsp_activity_t *a = calloc(1, sizeof(*a));
     size_t n = cfg->functions != NULL ? cfg->functions->n : 0;
-    if (a == NULL || (a->st = calloc(n + 1, sizeof(*a->st))) == NULL ||
-        (a->segs = calloc(MAX_SEGMENTS, sizeof(*a->segs))) == NULL) {
+    if (a == NULL || (a->st = calloc(n + 1, sizeof(*a->st))) == NULL) {
         msp_tlmsp_activity_free(a);
         return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "out of memory");
     }
@@ -572,6 +571,23 @@ static void consume(msp_tlmsp_activity_t *a, size_t n)
     a->queue.len -= n;
 }
 
+/* Room for one more segment (nsegs < MAX_SEGMENTS here). */
+static int segs_room(msp_tlmsp_activity_t *a)
+{
+    if (a->nsegs < a->cap_segs) {
+        return MSP_OK;
+    }
+    size_t cap = a->cap_segs > 0 ? 2 * a->cap_segs : 16;
+    cap = cap < MAX_SEGMENTS ? cap : MAX_SEGMENTS;
+    segment_t *s = realloc(a->segs, cap * sizeof(*s));
+    if (s == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    a->segs = s;
+    a->cap_segs = cap;
+    return MSP_OK;
+}
+
 static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p, size_t len)
 {
     if (a->nsegs == MAX_SEGMENTS && a->segs[0].len == 0) {
@@ -586,6 +602,10 @@ static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p
     }
     if (rc != MSP_OK || !a->matching) {
         return rc; /* nothing would ever look at what is held */
+    }
+    rc = segs_room(a);
+    if (rc != MSP_OK) {
+        return rc;
     }
     rc = msp_buf_put(&a->queue, p, len);
     if (rc != MSP_OK) {
@@ -749,10 +769,37 @@ static msp_tlmsp_verdict_t verdict_of(const msp_tlmsp_activity_t *a, size_t j, s
     return !a->modified[j] ? MSP_TLMSP_FORWARD : *len == 0 ? MSP_TLMSP_DELETE : MSP_TLMSP_REPLACE;
 }
 
+/* Room for one more decided container (the arrays handed out by take_released are valid until the next call). */
+static int rel_room(msp_tlmsp_activity_t *a)
+{
+    if (a->rel_n < a->rel_cap) {
+        return MSP_OK;
+    }
+    if (a->rel_cap == MSP_TLMSP_HOLD_MAX_CONTAINERS) {
+        return MSP_ERR_LIMIT; /* the engine could not hold them either */
+    }
+    size_t cap = a->rel_cap > 0 ? 2 * a->rel_cap : 16;
+    cap = cap < MSP_TLMSP_HOLD_MAX_CONTAINERS ? cap : MSP_TLMSP_HOLD_MAX_CONTAINERS;
+    released_t *r = realloc(a->rel, cap * sizeof(*r));
+    a->rel = r != NULL ? r : a->rel;
+    msp_tlmsp_verdict_t *v = r != NULL ? realloc(a->rel_v, cap * sizeof(*v)) : NULL;
+    a->rel_v = v != NULL ? v : a->rel_v;
+    const uint8_t **d = v != NULL ? realloc(a->rel_data, cap * sizeof(*d)) : NULL;
+    a->rel_data = d != NULL ? d : a->rel_data;
+    size_t *l = d != NULL ? realloc(a->rel_len, cap * sizeof(*l)) : NULL;
+    a->rel_len = l != NULL ? l : a->rel_len;
+    if (l == NULL) {
+        return MSP_ERR_NO_MEMORY; /* the arrays that grew keep the old capacity's contents */
+    }
+    a->rel_cap = cap;
+    return MSP_OK;
+}
+
 static int release_one(msp_tlmsp_activity_t *a, msp_tlmsp_verdict_t v, const uint8_t *p, size_t len)
 {
-    if (a->rel_n == MSP_TLMSP_HOLD_MAX_CONTAINERS) {
-        return MSP_ERR_LIMIT; /* the engine could not hold them either */
+    int room = rel_room(a);
+    if (room != MSP_OK) {
+        return room;
     }
     released_t *r = &a->rel[a->rel_n];
     r->v = v;
@@ -829,14 +876,8 @@ int msp_tlmsp_activity_hold(msp_tlmsp_activity_t *a)
     if (!ok) {
         return MSP_ERR_ARGUMENT;
     }
-    if (a->rel == NULL) {
-        a->rel = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel));
-        a->rel_v = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_v));
-        a->rel_data = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_data));
-        a->rel_len = calloc(MSP_TLMSP_HOLD_MAX_CONTAINERS, sizeof(*a->rel_len));
-    }
-    a->hold = a->rel != NULL && a->rel_v != NULL && a->rel_data != NULL && a->rel_len != NULL;
-    return a->hold ? MSP_OK : MSP_ERR_NO_MEMORY;
+    a->hold = true; /* the arrays of decided containers grow as containers are decided (rel_room) */
+    return MSP_OK;
 }
 
 /* Every held container decided as it stands. */
@@ -927,6 +968,10 @@ static int hold_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access, cons
         return rc;
     }
     a->run_ctx = ctx;
+    rc = segs_room(a); /* nsegs < MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS here */
+    if (rc != MSP_OK) {
+        return rc;
+    }
     rc = msp_buf_put(&a->queue, p, len);
     if (rc != MSP_OK) {
         a->queue.err = MSP_OK;

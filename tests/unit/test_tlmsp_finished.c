@@ -95,7 +95,8 @@ static void seal_record(forger_t *f, uint32_t sid, const uint8_t nonce[12], cons
                         msp_buf_t *b)
 {
     sess_t *s = sender_sess(f);
-    const uint8_t *key = f->to_server ? s->keys[0].client_reader_enc : s->keys[0].server_reader_enc;
+    const uint8_t *key =
+        f->to_server ? s->keys[s->key_at[0]].client_reader_enc : s->keys[s->key_at[0]].server_reader_enc;
     msp_buf_put_u8(b, MSP_TLMSP_CT_HANDSHAKE);
     msp_buf_put_u16(b, MSP_TLMSP_WIRE_VERSION);
     msp_buf_put_u16(b, (uint16_t)(4 + len + MSP_TLMSP_FRAGMENT_OVERHEAD)); /* Sid, then nonce, message, tag */
@@ -129,7 +130,8 @@ static void forge_hook(void *user, size_t link, int to_server, msp_buf_t *b)
             assert_int_equal(msp_buf_put(&nb, p, n), MSP_OK);
             continue;
         }
-        const uint8_t *key = f->to_server ? s->keys[0].client_reader_enc : s->keys[0].server_reader_enc;
+        const uint8_t *key =
+            f->to_server ? s->keys[s->key_at[0]].client_reader_enc : s->keys[s->key_at[0]].server_reader_enc;
         uint32_t sid = (uint32_t)p[5] << 24 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 8 | p[8];
         const uint8_t *payload = p + 9;
         size_t plen = n - 9, mlen = plen - MSP_TLMSP_FRAGMENT_OVERHEAD;

@@ -96,8 +96,8 @@ static void reseal_as_client(const forger_t *f, msp_tlmsp_mbox_t *m2, msp_tlmsp_
     assert_int_equal(msp_tlmsp_seq_of(&m2->a.seq, MSP_TLMSP_ID_CLIENT, &seq), MSP_OK);
     msp_tlmsp_mac_in_t in = mac_in(f, &m2->s, c, seq);
     assert_int_equal(c->fragment_len, sent_len(f) + MSP_TLMSP_FRAGMENT_OVERHEAD);
-    assert_int_equal(msp_tlmsp_fragment_seal(&m2->s.g, m2->s.keys[1].client_reader_enc, &in, nonce, f->evil,
-                                             sent_len(f), (uint8_t *)c->fragment),
+    assert_int_equal(msp_tlmsp_fragment_seal(&m2->s.g, m2->s.keys[m2->s.key_at[1]].client_reader_enc, &in, nonce,
+                                             f->evil, sent_len(f), (uint8_t *)c->fragment),
                      MSP_OK);
     if (writer_key != NULL) {
         assert_int_equal(
@@ -147,7 +147,9 @@ static void forge_container(void *user, size_t link, int to_server, msp_buf_t *b
     assert_int_equal(c->context, 1);
     /* the container's views point into b: the forgery is written in place, every length unchanged */
     if (f->lie == LIE_WRITER_MAC || f->lie == LIE_NONE_WRITER) {
-        reseal_as_client(f, m2, c, f->lie == LIE_NONE_WRITER ? f->net->m[0]->s.keys[1].client_writer_mac : NULL);
+        reseal_as_client(f, m2, c,
+                         f->lie == LIE_NONE_WRITER ? f->net->m[0]->s.keys[f->net->m[0]->s.key_at[1]].client_writer_mac
+                                                   : NULL);
     }
     refmac(f, m2, c);
     free(c);

@@ -79,16 +79,29 @@ static int run_handler(const char *cmd, const uint8_t *in, size_t in_len, msp_bu
     return pid > 0 && msp_buf_error(out) == MSP_OK ? 0 : -1;
 }
 
-static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+/* Room in the output queues the actions write to (a full one refuses sends: the actions wait for its drained event). */
+static int writable(const act_set_t *set)
 {
     if (set->mb != NULL && *set->mb != NULL) {
-        if (msp_io_mb_send(*set->mb, to_server, ctx, p, len) == MSP_OK) {
-            set->sent[to_server != 0] += len;
-        }
+        return msp_io_mb_writable(*set->mb, 0) && msp_io_mb_writable(*set->mb, 1);
+    }
+    return set->ep == NULL || *set->ep == NULL || msp_io_ep_writable(*set->ep);
+}
+
+static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    int rc = MSP_OK;
+    if (set->mb != NULL && *set->mb != NULL) {
+        rc = msp_io_mb_send(*set->mb, to_server, ctx, p, len);
     } else if (set->ep != NULL && *set->ep != NULL) {
-        if (msp_io_ep_send(*set->ep, ctx, p, len) == MSP_OK) {
-            set->sent[to_server != 0] += len;
-        }
+        rc = msp_io_ep_send(*set->ep, ctx, p, len);
+    }
+    if (rc == MSP_OK) {
+        set->sent[to_server != 0] += len;
+    }
+    if (rc != MSP_OK && rc != MSP_ERR_IO) { /* a socket failure ends the session: its closed event says so */
+        fprintf(stderr, "%s: activities: cannot send %zu bytes in context %u: %s\n", set->who, len, ctx,
+                msp_error_name(rc));
     }
 }
 
@@ -172,7 +185,8 @@ static void file_start(act_set_t *set, const msp_tlmsp_action_t *x)
 static void run_actions(act_set_t *set)
 {
     msp_tlmsp_action_t x;
-    while (!file_pump(set) && msp_tlmsp_activity_next(set->m, &x)) {
+    /* blocked: the next action waits in the matcher until the queue drains (act_drained) */
+    while (!file_pump(set) && !(set->blocked = !writable(set)) && msp_tlmsp_activity_next(set->m, &x)) {
         switch (x.kind) {
         case MSP_TLMSP_ACTION_SEND_FILE:
             file_start(set, &x);
@@ -269,11 +283,17 @@ static void arm(act_set_t *set)
     }
 }
 
+/* Time-driven activities run when due; not while an output queue is full (act_drained runs them, late ones once). */
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     act_set_t *set = w->data;
     (void)revents;
-    msp_tlmsp_activity_advance(set->m, now_ms(loop));
+    if (set->blocked) {
+        return;
+    }
+    if (msp_tlmsp_activity_advance(set->m, now_ms(loop)) != MSP_OK) {
+        fprintf(stderr, "%s: activities: too much data queued\n", set->who);
+    }
     arm(set);
     ev_idle_start(loop, &set->idle);
 }
@@ -330,7 +350,10 @@ void act_start(act_set_t *set)
 void act_drained(act_set_t *set)
 {
     if (set->file != NULL) {
-        run_actions(set);
+        run_actions(set); /* a big file goes on */
+    } else if (set->blocked && set->loop != NULL && set->m != NULL) {
+        set->blocked = 0;
+        on_timer(set->loop, &set->timer, 0);
     }
 }
 

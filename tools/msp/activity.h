@@ -31,6 +31,7 @@ typedef struct act_set {
     ev_prepare release; /* after the inputs of a loop turn: what the matcher decided goes out */
     ev_timer hold_idle; /* nothing came for HOLD_IDLE: the held containers are decided as they stand */
     uint64_t sent[2];   /* application bytes the actions sent toward the client [0] and the server [1] */
+    int blocked;        /* an output queue is full: the actions wait for act_drained */
     char err[600];
     /* a big file being sent (MSP_TLMSP_ACTION_SEND_FILE): the actions after it wait */
     FILE *file;
@@ -51,7 +52,8 @@ void act_free(act_set_t *set);
 
 /** The connection is up: time-driven activities start. */
 void act_start(act_set_t *set);
-/** The endpoint's output queue went empty (msp_io_ep drained event): a big file being sent goes on. */
+/** An output queue drained (the drivers' drained events): a big file being sent and the actions that waited for room go
+ * on. */
 void act_drained(act_set_t *set);
 
 /** The connection is gone: timers stop, queued actions are dropped. */

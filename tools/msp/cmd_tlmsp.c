@@ -147,6 +147,12 @@ static void on_ep_drained(void *user, msp_io_ep_t *ep)
 
 static int client_reconnect(ep_app_t *a, msp_io_ep_t *old);
 
+/* Why a session ended: the driver's reason for a time-out or a socket failure, else the code's name. */
+static const char *why_ended(int err, const char *why)
+{
+    return why != NULL && (err == MSP_ERR_IO || err == MSP_ERR_TIMEOUT) ? why : msp_error_name(err);
+}
+
 static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
 {
     ep_app_t *a = user;
@@ -154,7 +160,7 @@ static void on_ep_closed(void *user, msp_io_ep_t *ep, int err)
         return;
     }
     if (err != MSP_OK) {
-        prog_error(a->role, "connection ended: %s", msp_error_name(err));
+        prog_error(a->role, "connection ended: %s", why_ended(err, msp_io_ep_why(ep)));
     } else if (a->o->verbose > 0) {
         fprintf(stderr, "msp %s: connection closed\n", a->role);
     }
@@ -215,7 +221,9 @@ static int client_reconnect(ep_app_t *a, msp_io_ep_t *old)
     }
     int fd = prog_connect_address("client", hop, a->o->port_shift);
     msp_io_ep_events_t ev = {a, on_ep_ready, on_ep_closed, on_ep_drained};
-    if (fd < 0 || msp_io_ep_new(a->loop, fd, conn, &ev, &a->ep) != MSP_OK) {
+    if (fd >= 0 && msp_io_ep_new(a->loop, fd, conn, &ev, &a->ep) == MSP_OK) {
+        msp_io_ep_set_timeouts(a->ep, &a->o->timeouts);
+    } else {
         msp_tlmsp_conn_free(conn);
         if (fd >= 0) {
             close(fd);
@@ -260,6 +268,7 @@ int cmd_tlmsp_client(int argc, char **argv)
     msp_io_ep_events_t ev = {&a, on_ep_ready, on_ep_closed, on_ep_drained};
     a.result = 1;
     if (fd >= 0 && msp_io_ep_new(loop, fd, conn, &ev, &a.ep) == MSP_OK) {
+        msp_io_ep_set_timeouts(a.ep, &o.timeouts);
         ev_run(loop, 0);
     } else {
         msp_tlmsp_conn_free(conn);
@@ -298,10 +307,14 @@ static void server_end(ep_app_t *a, const char *outcome, const char *detail)
 static void server_closed(void *user, msp_io_ep_t *ep, int err)
 {
     ep_app_t *a = user;
+    char why[160] = ""; /* the driver's reason (a time-out, a reset), kept: on_ep_closed frees ep */
+    if (msp_io_ep_why(ep) != NULL) {
+        snprintf(why, sizeof(why), "%s", msp_io_ep_why(ep));
+    }
     on_ep_closed(user, ep, err);
     const char *detail;
     const char *outcome = msp_tlmsp_log_outcome(err, &detail);
-    server_end(a, outcome, detail);
+    server_end(a, outcome, why[0] != '\0' ? why : detail);
 }
 
 /* The drain deadline: the session ends now. */
@@ -350,6 +363,7 @@ static int server_accept(void *user, int fd, const struct sockaddr *peer, sockle
     }
     msp_io_ep_events_t ev = {a, on_ep_ready, server_closed, on_ep_drained};
     if (ok && msp_io_ep_new(s->loop, fd, conn, &ev, &a->ep) == MSP_OK) {
+        msp_io_ep_set_timeouts(a->ep, &s->o->timeouts);
         a->gen = gen_ref(g);
         serve_session_begin(&s->sv, &a->ss, s->l, peer, peer_len, a);
         return 0;
@@ -439,6 +453,7 @@ typedef struct mb_app {
     serve_session_t ss;
     insp_t *insp;
     int next_fd;
+    char next[300]; /* the next hop's HOST:PORT, for the log */
 } mb_app_t;
 
 static msp_tlmsp_verdict_t mb_container(void *user, int to_server, msp_tlmsp_kind_t kind, uint8_t ctx, uint8_t access,
@@ -479,6 +494,7 @@ static void mb_next_hop_found(void *user, int fd, const msp_error_t *err)
 static int mb_connect(void *user, const msp_tlmsp_address_t *next)
 {
     mb_app_t *a = user;
+    prog_address_text(next, a->site->p->o->port_shift, a->next, sizeof(a->next));
     int fd = prog_connect_address_async("middlebox", next, a->site->p->o->port_shift, mb_next_hop_found, a, &a->lookup);
     a->next_fd = fd;
     return fd == PROG_PENDING ? MSP_IO_MB_PENDING : fd;
@@ -500,6 +516,15 @@ static void mb_ready(void *user, msp_io_mb_t *mb)
     }
     act_start(&a->to_server);
     act_start(&a->to_client);
+}
+
+static void mb_drained(void *user, msp_io_mb_t *mb, int to_server)
+{
+    mb_app_t *a = user;
+    (void)mb;
+    (void)to_server;
+    act_drained(&a->to_server);
+    act_drained(&a->to_client);
 }
 
 static void free_mb_later(int revents, void *arg)
@@ -573,13 +598,16 @@ static void mb_end(mb_app_t *a, const char *outcome, const char *detail)
 static void mb_closed(void *user, msp_io_mb_t *mb, int err)
 {
     mb_app_t *a = user;
-    (void)mb;
+    const char *why = msp_io_mb_why(mb);
+    if (err == MSP_ALERT_MIDDLEBOX_ROUTE_FAILURE && why != NULL) {
+        prog_error("middlebox", "next hop %s: %s", a->next, why); /* the driver found it: refused, reset, ... */
+    }
     if (err != MSP_OK) {
-        prog_error("middlebox", "%s: connection ended: %s", a->e->tag, msp_error_name(err));
+        prog_error("middlebox", "%s: connection ended: %s", a->e->tag, why_ended(err, why));
     }
     const char *detail;
     const char *outcome = msp_tlmsp_log_outcome(err, &detail);
-    mb_end(a, outcome, detail);
+    mb_end(a, outcome, why != NULL ? why : detail);
 }
 
 static void mb_kill(void *owner)
@@ -647,6 +675,8 @@ static int mb_accept(void *user, int fd, const struct sockaddr *peer, socklen_t 
     }
     msp_io_mb_events_t ev = {a, mb_connect, mb_ready, mb_closed};
     if (ok && msp_io_mb_new(p->loop, fd, m, &ev, &a->mb) == MSP_OK) {
+        msp_io_mb_set_timeouts(a->mb, &p->o->timeouts);
+        msp_io_mb_set_drained(a->mb, mb_drained);
         a->gen = gen_ref(g);
         serve_session_begin(&p->sv, &a->ss, site->l, peer, peer_len, a);
         return 0;

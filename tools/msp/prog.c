@@ -72,6 +72,11 @@ static void usage(const char *role, FILE *f)
                 MSP_IO_LISTENER_MAX_SESSIONS);
     }
     fputs("  -v, --verbose            one more level of detail on stderr (repeatable)\n"
+          "      --handshake-timeout SEC  end a session whose handshake takes longer [30]\n"
+          "      --idle-timeout SEC   close a session that moved no byte for SEC seconds [300]\n"
+          "      --close-timeout SEC  end a session whose closing alert the peer does not take [5]\n"
+          "      --connect-timeout SEC  give up a connection not made within SEC seconds [10]\n"
+          "                           (0 turns a time-out off)\n"
           "      --pki DIR            where certificate and key files are found [the config file's folder];\n"
           "                           keys are also looked up in DIR/private\n"
           "      --trust FILE         verify every peer's certificate against these PEM certificates\n"
@@ -155,6 +160,15 @@ static int parse_seconds(const char *role, const char *flag, const char *s, doub
 }
 
 enum { OPT_BACKLOG = 1000, OPT_DRAIN, OPT_LOG_FORMAT, OPT_PER_SOURCE, OPT_MAX_SESSIONS, OPT_WORKERS };
+enum { OPT_HANDSHAKE_TIMEOUT = 1100, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_CONNECT_TIMEOUT };
+
+/* --handshake-timeout, --idle-timeout, --close-timeout, --connect-timeout: 0 (off) up to a day. */
+static int parse_timeout(const char *role, int c, const char *s, msp_io_timeouts_t *t)
+{
+    static const char *const names[] = {"handshake-timeout", "idle-timeout", "close-timeout", "connect-timeout"};
+    double *slot[] = {&t->handshake, &t->idle, &t->close, &t->connect};
+    return parse_seconds(role, names[c - OPT_HANDSHAKE_TIMEOUT], s, slot[c - OPT_HANDSHAKE_TIMEOUT]);
+}
 
 /* The operator's flags of a server or middlebox: 0, or -1 printed. */
 static int parse_ops(const char *role, int c, const char *arg, prog_opts_t *o)
@@ -316,6 +330,10 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"max-per-source", required_argument, NULL, OPT_PER_SOURCE},
         {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
         {"workers", required_argument, NULL, OPT_WORKERS},
+        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
+        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
     int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
@@ -323,6 +341,7 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
     memset(o, 0, sizeof(*o));
     o->drain_timeout = PROG_DRAIN_TIMEOUT;
     o->workers = 1;
+    msp_io_timeouts_default(&o->timeouts);
     prog_err = stderr;
     optind = 1;
     opterr = 0;
@@ -402,6 +421,14 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
                 return 2;
             }
             if (parse_ops(role, c, optarg, o) != 0) {
+                return 2;
+            }
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+        case OPT_IDLE_TIMEOUT:
+        case OPT_CLOSE_TIMEOUT:
+        case OPT_CONNECT_TIMEOUT:
+            if (parse_timeout(role, c, optarg, &o->timeouts) != 0) {
                 return 2;
             }
             break;
@@ -528,6 +555,18 @@ static int split_address(const char *role, const msp_tlmsp_address_t *a, int por
     }
     *port = (uint16_t)(*port + port_shift);
     return 0;
+}
+
+void prog_address_text(const msp_tlmsp_address_t *a, int port_shift, char *out, size_t size)
+{
+    char text[MSP_TLMSP_MAX_ADDRESS + 1], host[256];
+    uint16_t port;
+    snprintf(text, sizeof(text), "%.*s", (int)a->len, (const char *)a->bytes);
+    if (msp_tlmsp_cfg_address_parse(text, host, sizeof(host), &port) != MSP_OK) {
+        snprintf(out, size, "?");
+        return;
+    }
+    snprintf(out, size, "%s:%u", host, (unsigned)(uint16_t)(port + port_shift));
 }
 
 int prog_connect_address(const char *role, const msp_tlmsp_address_t *a, int port_shift)

@@ -34,12 +34,13 @@ typedef struct prog_opts {
     const char *contexts; /* --contexts http */
     int insecure;         /* --insecure */
     /* server and middlebox, as an operator runs them (0: the library's defaults, msp/io_listener.h) */
-    size_t max_sessions;   /* --max-sessions */
-    size_t max_per_source; /* --max-per-source */
-    int backlog;           /* --backlog */
-    int log_json;          /* --log-format json */
-    double drain_timeout;  /* --drain-timeout [PROG_DRAIN_TIMEOUT] */
-    int workers;           /* --workers [1] */
+    size_t max_sessions;        /* --max-sessions */
+    size_t max_per_source;      /* --max-per-source */
+    int backlog;                /* --backlog */
+    int log_json;               /* --log-format json */
+    double drain_timeout;       /* --drain-timeout [PROG_DRAIN_TIMEOUT] */
+    int workers;                /* --workers [1] */
+    msp_io_timeouts_t timeouts; /* --handshake-timeout, --idle-timeout, --close-timeout, --connect-timeout */
 } prog_opts_t;
 
 /** True when o asks for stream mode (--accept, --stdio, --forward). */
@@ -109,6 +110,8 @@ int prog_connect_address_async(const char *role, const msp_tlmsp_address_t *a, i
 /** Stream mode: the client's --accept or --stdio, the server's --forward (cmd_stream.c). Exit status. */
 int cmd_stream_client(prog_opts_t *o);
 int cmd_stream_server(prog_opts_t *o);
+/** "HOST:PORT" of an address from the wire, the port shifted, into out; "?" when it is not one. */
+void prog_address_text(const msp_tlmsp_address_t *a, int port_shift, char *out, size_t size);
 
 int cmd_tlmsp_client(int argc, char **argv);
 int cmd_tlmsp_server(int argc, char **argv);

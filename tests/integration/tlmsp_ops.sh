@@ -139,9 +139,9 @@ has "$tmp/mb1" "^\{\"time\":\"[0-9T:.-]+Z\",\"role\":\"middlebox\",\"pid\":$m1,\
 stop "$s1"
 timeout 20 "$msp" client -c "$pp1c" -p "$shift" >"$tmp/cli1b" 2>&1
 exited 1 $? "$tmp/cli1b"
-# (a refused connection: the driver reports an i/o error today; a route-failure alert would be as good)
+# (a refused connection: the alert sent to the client, and the driver's reason)
 waitfor "$tmp/mb1" '"id":2' &&
-    has "$tmp/mb1" '"id":2,.*"outcome":"(error|alert)","detail":"(i/o error|middlebox_route_failure)"\}$'
+    has "$tmp/mb1" '"id":2,.*"outcome":"alert","detail":"middlebox_route_failure: connection refused"\}$'
 # ---- the middlebox drains on SIGTERM: close_notify both ways, the client ends cleanly, exit 0 ----
 start "$tmp/srv1" server -c "$pp1" # another shift: the middlebox is restarted with it
 "$msp" middlebox -c "$pp1" -a -p "$shift" >"$tmp/mb2" 2>&1 &

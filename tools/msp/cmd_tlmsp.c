@@ -314,7 +314,12 @@ static void server_closed(void *user, msp_io_ep_t *ep, int err)
     on_ep_closed(user, ep, err);
     const char *detail;
     const char *outcome = msp_tlmsp_log_outcome(err, &detail);
-    server_end(a, outcome, why[0] != '\0' ? why : detail);
+    char both[256]; /* the error and the driver's reason: "timeout: handshake timed out after 30 s" */
+    if (why[0] != '\0') {
+        snprintf(both, sizeof(both), "%s: %s", detail, why);
+        detail = both;
+    }
+    server_end(a, outcome, detail);
 }
 
 /* The drain deadline: the session ends now. */
@@ -607,7 +612,12 @@ static void mb_closed(void *user, msp_io_mb_t *mb, int err)
     }
     const char *detail;
     const char *outcome = msp_tlmsp_log_outcome(err, &detail);
-    mb_end(a, outcome, why != NULL ? why : detail);
+    char both[256]; /* the alert or error, and the driver's reason: "middlebox_route_failure: connection refused" */
+    if (why != NULL) {
+        snprintf(both, sizeof(both), "%s: %s", detail, why);
+        detail = both;
+    }
+    mb_end(a, outcome, detail);
 }
 
 static void mb_kill(void *owner)

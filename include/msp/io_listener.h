@@ -26,8 +26,8 @@
 
 struct ev_loop;
 
-#define MSP_IO_LISTENER_BACKLOG 4096         /* listen(2) backlog default; the kernel caps it at somaxconn */
-#define MSP_IO_LISTENER_MAX_SESSIONS 4096    /* open sessions default */
+#define MSP_IO_LISTENER_BACKLOG 4096      /* listen(2) backlog default; the kernel caps it at somaxconn */
+#define MSP_IO_LISTENER_MAX_SESSIONS 4096 /* open sessions default */
 /* per source address, by default as many as in all: a client gateway (msp client --accept) or a NAT puts every
  * session of a site on one address, so a lower default would refuse them before the total cap does */
 #define MSP_IO_LISTENER_MAX_PER_SOURCE MSP_IO_LISTENER_MAX_SESSIONS

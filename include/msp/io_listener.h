@@ -26,11 +26,8 @@
 
 struct ev_loop;
 
-#define MSP_IO_LISTENER_BACKLOG 4096      /* listen(2) backlog default; the kernel caps it at somaxconn */
-#define MSP_IO_LISTENER_MAX_SESSIONS 4096 /* open sessions default */
-/* per source address, by default as many as in all: a client gateway (msp client --accept) or a NAT puts every
- * session of a site on one address, so a lower default would refuse them before the total cap does */
-#define MSP_IO_LISTENER_MAX_PER_SOURCE MSP_IO_LISTENER_MAX_SESSIONS
+#define MSP_IO_LISTENER_BACKLOG 4096         /* listen(2) backlog default; the kernel caps it at somaxconn */
+#define MSP_IO_LISTENER_MAX_SESSIONS 4096    /* open sessions default */
 #define MSP_IO_LISTENER_RETRY 0.5            /* seconds between accept attempts while paused */
 #define MSP_IO_LISTENER_LIMIT_MAX (1u << 20) /* the largest cap or backlog accepted */
 
@@ -62,7 +59,7 @@ typedef struct msp_io_listener_cfg {
     int backlog;           /* 0: MSP_IO_LISTENER_BACKLOG */
     int reuseport;         /* SO_REUSEPORT: several processes each listen on the same port, the kernel spreads */
     size_t max_sessions;   /* 0: MSP_IO_LISTENER_MAX_SESSIONS */
-    size_t max_per_source; /* 0: MSP_IO_LISTENER_MAX_PER_SOURCE */
+    size_t max_per_source; /* 0: max_sessions (a client gateway or a NAT puts a whole site on one address) */
     double retry;          /* 0: MSP_IO_LISTENER_RETRY */
     msp_io_listener_accept_fn accept;
     msp_io_listener_event_fn event; /* may be NULL */

@@ -277,7 +277,7 @@ static int check_cfg(const msp_io_listener_cfg_t *cfg, msp_io_listener_cfg_t *c,
     *c = *cfg;
     c->backlog = c->backlog > 0 ? c->backlog : MSP_IO_LISTENER_BACKLOG;
     c->max_sessions = c->max_sessions > 0 ? c->max_sessions : MSP_IO_LISTENER_MAX_SESSIONS;
-    c->max_per_source = c->max_per_source > 0 ? c->max_per_source : MSP_IO_LISTENER_MAX_PER_SOURCE;
+    c->max_per_source = c->max_per_source > 0 ? c->max_per_source : c->max_sessions;
     c->retry = c->retry > 0 ? c->retry : MSP_IO_LISTENER_RETRY;
     if (c->accept == NULL || (unsigned)c->backlog > MSP_IO_LISTENER_LIMIT_MAX ||
         c->max_sessions > MSP_IO_LISTENER_LIMIT_MAX || c->max_per_source > MSP_IO_LISTENER_LIMIT_MAX) {

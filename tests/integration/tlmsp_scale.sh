@@ -32,12 +32,13 @@ fi
 [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want" ] && ulimit -n "$want"
 
 cp "$src/tests/integration/tlmsp/scale.ucl" "$tmp/"
+cap=$((sessions + 16)) # the programs' default cap (4096 open sessions) would refuse a larger run
 mkcert server mbox1
 
 up() {
-    start "$tmp/srv.log" $((10455 + shift)) "$msp" server -c "$tmp/scale.ucl" -p "$shift" -r &&
+    start "$tmp/srv.log" $((10455 + shift)) "$msp" server -c "$tmp/scale.ucl" -p "$shift" -r --max-sessions "$cap" &&
         srv_pid=${started[-1]} &&
-        start "$tmp/mb.log" $((10401 + shift)) "$msp" middlebox -c "$tmp/scale.ucl" -p "$shift" -a &&
+        start "$tmp/mb.log" $((10401 + shift)) "$msp" middlebox -c "$tmp/scale.ucl" -p "$shift" -a --max-sessions "$cap" &&
         mb_pid=${started[-1]}
 }
 on_free_shift up || { finish tlmsp_scale; exit 1; }

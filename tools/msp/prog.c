@@ -65,11 +65,11 @@ static void usage(const char *role, FILE *f)
                 "      --backlog N          the listen(2) backlog [%d; the kernel caps it at net.core.somaxconn]\n"
                 "      --drain-timeout SEC  after SIGTERM or SIGINT, how long open sessions get to close [%g]\n"
                 "      --log-format FMT     session log lines (stderr or -e FILE): text or json [text]\n"
-                "      --max-per-source N   open sessions per client address; more are closed at once [%d]\n"
+                "      --max-per-source N   open sessions per client address; more are closed at once\n"
+                "                           [--max-sessions: a gateway or a NAT puts a whole site on one address]\n"
                 "      --max-sessions N     open sessions in all; more are closed at once [%d]\n"
                 "      --workers N          N processes, each accepting on its own SO_REUSEPORT socket [1]\n",
-                MSP_IO_LISTENER_BACKLOG, PROG_DRAIN_TIMEOUT, MSP_IO_LISTENER_MAX_PER_SOURCE,
-                MSP_IO_LISTENER_MAX_SESSIONS);
+                MSP_IO_LISTENER_BACKLOG, PROG_DRAIN_TIMEOUT, MSP_IO_LISTENER_MAX_SESSIONS);
     }
     fputs("  -v, --verbose            one more level of detail on stderr (repeatable)\n"
           "      --handshake-timeout SEC  end a session whose handshake takes longer [30]\n"

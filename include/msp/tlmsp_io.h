@@ -69,11 +69,21 @@ MSP_API msp_tlmsp_conn_t *msp_io_ep_conn(msp_io_ep_t *ep);
  * takes. All or nothing: MSP_ERR_AGAIN when the output queue is above its
  * high-water mark (8 MiB; nothing queued: send again after the drained
  * event), MSP_ERR_LIMIT when the data would take the queue over its limit
- * (256 MiB; nothing queued), else as msp_tlmsp_conn_send. While the queue is
- * above the mark the driver also stops reading the socket, so a peer that
- * does not read what it is sent cannot make us buffer more of its input.
+ * (256 MiB; nothing queued), else as msp_tlmsp_conn_send. The driver
+ * keeps reading meanwhile: two endpoints that each stopped reading while
+ * their own output waited would wait on each other for ever (a client
+ * sending in bulk to a server that reflects it). A program whose reaction
+ * to input is what waits pauses its input instead (msp_io_ep_pause).
  */
 MSP_API int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len);
+
+/**
+ * Stops (paused = 1) or resumes (0) reading the socket, for a program whose
+ * answers to input wait for room (a server reflecting what it receives):
+ * paused until the drained event, the peer's input waits in the network
+ * instead of in our memory.
+ */
+MSP_API void msp_io_ep_pause(msp_io_ep_t *ep, int paused);
 
 /** True while a send would be taken (the output queue is below its high-water mark). */
 MSP_API int msp_io_ep_writable(const msp_io_ep_t *ep);

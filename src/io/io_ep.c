@@ -20,6 +20,7 @@ struct msp_io_ep {
     msp_io_ep_events_t ev;
     int announced; /* ready reported */
     int closing;   /* a closing alert is queued: shut down once it is out */
+    int paused;    /* the program stopped our reading (msp_io_ep_pause) */
     int done;
     char why[64];
 };
@@ -49,7 +50,7 @@ static void fail_io(msp_io_ep_t *ep)
 
 static void backpressure(msp_io_ep_t *ep)
 {
-    sock_read(&ep->s, sock_pending(&ep->s) < SOCK_HIGH_WATER);
+    sock_read(&ep->s, !ep->paused);
 }
 
 /* After the core ran: flush, announce readiness, end on failure. Returns nonzero when ep may be gone. */
@@ -151,6 +152,12 @@ static void expired(void *owner, int phase, double after)
         sock_timer_arm(&ep->tm);
         return;
     }
+    if (phase == TM_CLOSE && sock_pending(&ep->s) == 0) {
+        /* our close_notify and everything before it went out; the peer's answer is not awaited for ever (a
+         * TLS 1.2 closer need not wait for it): a clean end on our side */
+        finish(ep, MSP_OK);
+        return;
+    }
     if (phase == TM_CLOSE) {
         snprintf(ep->why, sizeof(ep->why), "close timed out after %g s (the peer did not read)", after);
     } else {
@@ -244,6 +251,14 @@ int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc)
     }
     int io = sock_flush(&ep->s);
     return ret != MSP_OK ? ret : io;
+}
+
+void msp_io_ep_pause(msp_io_ep_t *ep, int paused)
+{
+    ep->paused = paused != 0;
+    if (!ep->done) {
+        backpressure(ep);
+    }
 }
 
 size_t msp_io_ep_pending(const msp_io_ep_t *ep)

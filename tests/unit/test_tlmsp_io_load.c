@@ -3,9 +3,9 @@
  * socketpairs and loopback TCP in one libev loop:
  *  - a send is all or nothing in the core (no sequence number used for a
  *    container that did not go into the queue);
- *  - a full output queue refuses sends with MSP_ERR_AGAIN, stops the
- *    endpoint reading, and drains (the drained event) into a session that
- *    goes on intact;
+ *  - a full output queue refuses sends with MSP_ERR_AGAIN (the driver
+ *    reads on; msp_io_ep_pause stops it) and drains (the drained event)
+ *    into a session that goes on intact;
  *  - the handshake and idle time-outs of both drivers;
  *  - middlebox_route_failure when the next hop refuses, resets or closes
  *    before answering;
@@ -242,7 +242,7 @@ static int peer_read(rig_t *r, size_t *got)
 
 /* ---- 1. back-pressure ---- */
 
-static void test_full_queue_refuses_and_stops_reading(void **state)
+static void test_full_queue_refuses_and_pause_stops_reading(void **state)
 {
     (void)state;
     rig_t r;
@@ -262,16 +262,26 @@ static void test_full_queue_refuses_and_stops_reading(void **state)
     assert_false(msp_io_ep_writable(r.ep));
     assert_true(msp_io_ep_pending(r.ep) >= SOCK_HIGH_WATER);
     assert_true(sent < SOCK_HIGH_WATER + 2 * MIB);
-    /* input keeps coming: the server does not read it while its output is above the mark */
+    /* input keeps coming: the driver still reads it (a peer doing the same would otherwise wait on us for ever) */
     msp_buf_t in;
     msp_buf_init(&in, MIB);
     assert_int_equal(msp_tlmsp_conn_send(r.net->client, 1, (const uint8_t *)"ping", 4, &in), MSP_OK);
+    assert_int_equal(write(r.peer, in.base, in.len), (ssize_t)in.len);
+    for (int i = 0; i < 50; i++) {
+        ev_run(r.loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(r.net->at_server.data[1].len, 4);
+    /* a program whose answers wait pauses its input: it waits in the network until resumed */
+    msp_io_ep_pause(r.ep, 1);
+    in.len = 0;
+    assert_int_equal(msp_tlmsp_conn_send(r.net->client, 1, (const uint8_t *)"pong", 4, &in), MSP_OK);
     assert_int_equal(write(r.peer, in.base, in.len), (ssize_t)in.len);
     msp_buf_free(&in);
     for (int i = 0; i < 50; i++) {
         ev_run(r.loop, EVRUN_NOWAIT);
     }
-    assert_int_equal(r.net->at_server.data[1].len, 0);
+    assert_int_equal(r.net->at_server.data[1].len, 4);
+    msp_io_ep_pause(r.ep, 0);
     /* the client reads: the queue drains, the drained event runs, the input is read, every byte checks */
     for (int i = 0; i < STEPS_MAX && (r.drained == 0 || r.net->at_client.data[1].len < sent); i++) {
         size_t got;
@@ -280,6 +290,7 @@ static void test_full_queue_refuses_and_stops_reading(void **state)
     }
     assert_true(r.drained > 0);
     assert_int_equal(r.net->at_client.data[1].len, sent);
+    assert_int_equal(r.net->at_server.data[1].len, 8);
     assert_true(msp_io_ep_writable(r.ep));
     assert_false(r.closed);
     free(chunk);
@@ -690,7 +701,7 @@ int main(int argc, char **argv)
         }
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_send_all_or_nothing),  cmocka_unit_test(test_full_queue_refuses_and_stops_reading),
+        cmocka_unit_test(test_send_all_or_nothing),  cmocka_unit_test(test_full_queue_refuses_and_pause_stops_reading),
         cmocka_unit_test(test_ep_handshake_timeout), cmocka_unit_test(test_ep_idle_timeout),
         cmocka_unit_test(test_timeouts_off),         cmocka_unit_test(test_mb_handshake_timeout),
         cmocka_unit_test(test_mb_next_hop_refused),  cmocka_unit_test(test_mb_next_hop_closes),

@@ -91,6 +91,9 @@ static int writable(const act_set_t *set)
 static void send(act_set_t *set, int to_server, uint8_t ctx, const uint8_t *p, size_t len)
 {
     int rc = MSP_OK;
+    if (set->shut) {
+        return; /* a periodic send after our close_notify: the session is ending */
+    }
     if (set->mb != NULL && *set->mb != NULL) {
         rc = msp_io_mb_send(*set->mb, to_server, ctx, p, len);
     } else if (set->ep != NULL && *set->ep != NULL) {
@@ -181,6 +184,14 @@ static void file_start(act_set_t *set, const msp_tlmsp_action_t *x)
     set->file_sent = 0;
 }
 
+/* A reflecting endpoint answers every input: while its answers wait for room, its input waits in the network. */
+static void pause_input(act_set_t *set)
+{
+    if (set->reflect && set->ep != NULL && *set->ep != NULL) {
+        msp_io_ep_pause(*set->ep, set->blocked);
+    }
+}
+
 /* The actions the matcher decided, once the input that caused them is done. */
 static void run_actions(act_set_t *set)
 {
@@ -207,7 +218,12 @@ static void run_actions(act_set_t *set)
             handler(set, &x);
             break;
         case MSP_TLMSP_ACTION_SHUTDOWN:
-            /* close_notify; a middlebox sends it both ways */
+            /* close_notify, once (a second one reaching a peer that already closed is answered with a reset); a
+             * middlebox sends it both ways */
+            if (set->shut) {
+                break;
+            }
+            set->shut = 1;
             alert(set, 0, 0, 1, 0);
             if (set->mb != NULL) {
                 alert(set, 1, 0, 1, 0);
@@ -215,6 +231,7 @@ static void run_actions(act_set_t *set)
             break;
         }
     }
+    pause_input(set);
 }
 
 /* What the holding matcher decided goes out before the actions it caused, so inserted sends follow it. */
@@ -316,6 +333,7 @@ int act_init(act_set_t *set, struct ev_loop *loop, const msp_tlmsp_activity_cfg_
     ev_timer_init(&set->hold_idle, on_hold_idle, 0, HOLD_IDLE);
     set->hold_idle.data = set;
     set->to_server = ac->to_server;
+    set->reflect = ac->reflect;
     msp_error_t err;
     if (msp_tlmsp_activity_new(ac, &set->m, &err) != MSP_OK) {
         snprintf(set->err, sizeof(set->err), "%s: %s", err.where[0] != '\0' ? err.where : ac->cfg->name, err.detail);
@@ -353,6 +371,7 @@ void act_drained(act_set_t *set)
         run_actions(set); /* a big file goes on */
     } else if (set->blocked && set->loop != NULL && set->m != NULL) {
         set->blocked = 0;
+        pause_input(set);
         on_timer(set->loop, &set->timer, 0);
     }
 }

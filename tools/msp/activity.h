@@ -31,6 +31,8 @@ typedef struct act_set {
     ev_prepare release; /* after the inputs of a loop turn: what the matcher decided goes out */
     ev_timer hold_idle; /* nothing came for HOLD_IDLE: the held containers are decided as they stand */
     uint64_t sent[2];   /* application bytes the actions sent toward the client [0] and the server [1] */
+    int reflect;        /* -r: every input is answered, so a blocked set pauses the endpoint's input */
+    int shut;           /* the shutdown action ran: later sends have nowhere to go */
     int blocked;        /* an output queue is full: the actions wait for act_drained */
     char err[600];
     /* a big file being sent (MSP_TLMSP_ACTION_SEND_FILE): the actions after it wait */

@@ -298,6 +298,7 @@ static int gw_open(gw_t *g, const char *role, prog_opts_t *o)
     g->sc.loop = g->loop;
     g->sc.role = strcmp(role, "client") == 0 ? MSP_TLMSP_ID_CLIENT : MSP_TLMSP_ID_SERVER;
     g->sc.engine = &g->ec;
+    g->sc.timeouts = &o->timeouts; /* --handshake-timeout, --idle-timeout, --close-timeout, --connect-timeout */
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }

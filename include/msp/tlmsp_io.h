@@ -122,7 +122,11 @@ MSP_API void msp_io_ep_read(msp_io_ep_t *ep, int on);
  */
 MSP_API void msp_io_ep_set_peer_closed(msp_io_ep_t *ep, msp_io_ep_peer_closed_fn peer_closed);
 
-/** True once the peer's close_notify came in with half_close (its event ran, if set). */
+/**
+ * True once the peer's close_notify came in with half_close. Its event does
+ * not run when that close_notify ends the session (ours went before, and
+ * everything is written): the closed event (MSP_OK) says it then.
+ */
 MSP_API int msp_io_ep_peer_closed(const msp_io_ep_t *ep);
 
 typedef struct msp_io_mb msp_io_mb_t;

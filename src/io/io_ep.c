@@ -342,7 +342,7 @@ void msp_io_ep_set_peer_closed(msp_io_ep_t *ep, msp_io_ep_peer_closed_fn peer_cl
 
 int msp_io_ep_peer_closed(const msp_io_ep_t *ep)
 {
-    return ep->peer_told;
+    return ep->half && peer_gone(ep);
 }
 
 size_t msp_io_ep_pending(const msp_io_ep_t *ep)

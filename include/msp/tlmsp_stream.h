@@ -102,6 +102,14 @@ MSP_API int msp_tlmsp_stream_attach_plain(msp_tlmsp_stream_t *s, int in_fd, int 
  */
 MSP_API void msp_tlmsp_stream_abort(msp_tlmsp_stream_t *s, const msp_error_t *err);
 
+/**
+ * Ends our direction as an end of the plain side would (close_notify; the
+ * plain side is read no more), while the peer's runs on until its
+ * close_notify: the session then ends cleanly. Before the handshake is
+ * complete the session ends at once (MSP_ERR_IO). For a drain.
+ */
+MSP_API void msp_tlmsp_stream_close(msp_tlmsp_stream_t *s);
+
 /** The engine (for its middleboxes and contexts); valid while s lives. */
 MSP_API msp_tlmsp_conn_t *msp_tlmsp_stream_conn(msp_tlmsp_stream_t *s);
 

@@ -438,6 +438,18 @@ void msp_tlmsp_stream_abort(msp_tlmsp_stream_t *s, const msp_error_t *err)
          err != NULL && err->detail[0] != '\0' ? err->detail : "aborted");
 }
 
+void msp_tlmsp_stream_close(msp_tlmsp_stream_t *s)
+{
+    if (s == NULL || s->done) {
+        return;
+    }
+    if (!s->announced) {
+        fail(s, MSP_ERR_IO, 0, "closed before the handshake completed");
+    } else if (!s->plain_eof && !s->we_closed) {
+        plain_eof(s); /* our direction ends here; the peer's runs on */
+    }
+}
+
 msp_tlmsp_conn_t *msp_tlmsp_stream_conn(msp_tlmsp_stream_t *s)
 {
     return s->conn;

@@ -137,6 +137,33 @@ has cli.log "${ts}msp client\[$cli\]: drain count=1 detail=Terminated$"
 has cli.log "session id=2 peer=127\.0\.0\.1:[0-9]+ bytes_in=4 bytes_out=6 duration_ms=[0-9]+ outcome=close$"
 has cli.log "drained count=0 outcome=clean$"
 
+# ---- SIGHUP at the server gateway: reloaded for new sessions, which still work ----
+kill -HUP "$srv"
+waitfor srv.log '"event":"reload"' && has srv.log '"event":"reload",.*"detail":"new sessions use the reloaded configuration"'
+kill -TERM "$srv"
+wait "$srv"
+same "$?" 0 "the server gateway's exit status after a drain"
+
+# ---- --workers 2 at both gateways: sessions through them ----
+"$msp" server -c gw.ucl --forward "127.0.0.1:$b_port" --trust server-cert.pem --workers 2 >srv2.log 2>&1 &
+srv2=$!
+pids+=($srv2)
+wait_listen "$s_port" $srv2 "msp server --forward --workers 2" srv2.log
+a2_port=$(free_port)
+"$msp" client -c gw.ucl --accept "127.0.0.1:$a2_port" --trust server-cert.pem --workers 2 >cli2.log 2>&1 &
+cli2=$!
+pids+=($cli2)
+wait_listen "$a2_port" $cli2 "msp client --accept --workers 2" cli2.log
+for i in 1 2 3 4; do
+    same "$(python3 app.py "$a2_port" "w$i" shut)" "got 2" "session $i through two workers a side"
+done
+kill -TERM "$cli2" "$srv2"
+wait "$cli2"
+same "$?" 0 "the client gateway's workers after a drain"
+wait "$srv2"
+same "$?" 0 "the server gateway's workers after a drain"
+has cli2.log "msp client\[[0-9]+\]: session worker=[12] id=1 .*outcome=close$"
+
 # ---- flags: the serve flags are for a client with --accept ----
 "$msp" client -c gw.ucl --stdio --insecure --workers 2 </dev/null >/dev/null 2>err
 same "$?" 2 "--workers with --stdio"

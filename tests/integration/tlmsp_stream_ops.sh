@@ -167,6 +167,6 @@ has cli2.log "msp client\[[0-9]+\]: session worker=[12] id=1 .*outcome=close$"
 # ---- flags: the serve flags are for a client with --accept ----
 "$msp" client -c gw.ucl --stdio --insecure --workers 2 </dev/null >/dev/null 2>err
 same "$?" 2 "--workers with --stdio"
-has err "^msp client: --workers is for a client with --accept$"
+has err "^msp client: unknown option '--workers' \(see 'msp client --help'\): it is for a client with --accept$"
 
 finish tlmsp_stream_ops

@@ -463,7 +463,8 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         return 2;
     }
     if (client && serve_flag != NULL && o->accept == NULL) {
-        prog_error(role, "--%s is for a client with --accept", serve_flag);
+        prog_error(role, "unknown option '--%s' (see 'msp %s --help'): it is for a client with --accept", serve_flag,
+                   role);
         return 2;
     }
     return stream_check(role, o);

@@ -51,10 +51,23 @@ typedef struct msp_io_ep_events {
     void (*drained)(void *user, msp_io_ep_t *ep);
 } msp_io_ep_events_t;
 
+/*
+ * With half_close (msp_tlmsp_endpoint_cfg_t): the peer's close_notify came
+ * in; it sends no more, we may (until msp_io_ep_alert sends ours). Without
+ * half_close the peer's close_notify ends the session instead.
+ */
+typedef void (*msp_io_ep_peer_closed_fn)(void *user, msp_io_ep_t *ep);
+
 /**
  * Drives conn over the connected non-blocking socket fd (both owned from
  * now on). A client's ClientHello is sent at once. MSP_OK or
  * MSP_ERR_NO_MEMORY (then nothing is owned).
+ *
+ * When conn runs with half_close, each direction closes apart: the peer's
+ * close_notify is reported (msp_io_ep_set_peer_closed) and its end of stream after it is
+ * clean; our close_notify (msp_io_ep_alert), once written, leaves the
+ * peer's direction running (the idle time-out bounds it). The session ends
+ * (closed with MSP_OK) once both went and the output is written.
  */
 MSP_API int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const msp_io_ep_events_t *ev,
                           msp_io_ep_t **out);
@@ -104,6 +117,20 @@ MSP_API int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t
 
 /** Bytes queued and not yet taken by the socket. */
 MSP_API size_t msp_io_ep_pending(const msp_io_ep_t *ep);
+
+/**
+ * Sets the event for the peer's close_notify with half_close (user: the
+ * events' user); NULL: none. Apart from msp_io_ep_events_t so that programs
+ * that list those events keep compiling.
+ */
+MSP_API void msp_io_ep_set_peer_closed(msp_io_ep_t *ep, msp_io_ep_peer_closed_fn peer_closed);
+
+/**
+ * True once the peer's close_notify came in with half_close. Its event does
+ * not run when that close_notify ends the session (ours went before, and
+ * everything is written): the closed event (MSP_OK) says it then.
+ */
+MSP_API int msp_io_ep_peer_closed(const msp_io_ep_t *ep);
 
 typedef struct msp_io_mb msp_io_mb_t;
 

@@ -17,10 +17,12 @@
  *    written;
  *  - the session ends cleanly when both went and everything is written.
  * Back-pressure: reading from one side stops while the other side's queue
- * is above high_water, and resumes when it drains below half of it.
+ * is above high_water (the TLMSP side's: at most 6 MiB), and resumes when it
+ * drains.
  *
- * The TLMSP side runs its own socket driver, not msp_io_ep (msp/tlmsp_io.h),
- * because that one ends a connection on the first close_notify either way.
+ * The TLMSP side is the endpoint driver of msp/tlmsp_io.h (msp_io_ep) with
+ * half-close: its time-outs (handshake, idle, close, connect) end a session
+ * too, and an idle session holds no queues.
  */
 #ifndef MSP_TLMSP_STREAM_H
 #define MSP_TLMSP_STREAM_H
@@ -31,8 +33,7 @@
 #include "msp/api.h"
 #include "msp/error.h"
 #include "msp/tlmsp_conn.h"
-
-struct ev_loop;
+#include "msp/tlmsp_io.h"
 
 #define MSP_TLMSP_STREAM_HIGH_WATER ((size_t)4 << 20) /* the default of msp_tlmsp_stream_cfg_t.high_water */
 #define MSP_TLMSP_STREAM_HANDSHAKE_TIMEOUT 30.0       /* seconds, the default of .handshake_timeout */
@@ -57,8 +58,11 @@ typedef struct msp_tlmsp_stream_cfg {
     int http;
     uint8_t header_ctx, body_ctx;
     size_t high_water; /* 0: MSP_TLMSP_STREAM_HIGH_WATER */
-    /* seconds from attaching the TLMSP side to a complete handshake; 0: MSP_TLMSP_STREAM_HANDSHAKE_TIMEOUT,
-     * negative: none. Expiry ends the session with MSP_ERR_IO and "the handshake timed out after N s". */
+    /* the TLMSP side's time-outs (copied); NULL: msp_io_timeouts_default. An expiry ends the session with
+     * MSP_ERR_IO and a detail such as "TLMSP side: idle timed out after 300 s". */
+    const msp_io_timeouts_t *timeouts;
+    /* seconds from attaching the TLMSP side to a complete handshake, over timeouts' handshake when not 0;
+     * negative: none */
     double handshake_timeout;
     msp_tlmsp_stream_events_t ev;
 } msp_tlmsp_stream_cfg_t;
@@ -97,6 +101,14 @@ MSP_API int msp_tlmsp_stream_attach_plain(msp_tlmsp_stream_t *s, int in_fd, int 
  * from the loop, never inside a call of the program.
  */
 MSP_API void msp_tlmsp_stream_abort(msp_tlmsp_stream_t *s, const msp_error_t *err);
+
+/**
+ * Ends our direction as an end of the plain side would (close_notify; the
+ * plain side is read no more), while the peer's runs on until its
+ * close_notify: the session then ends cleanly. Before the handshake is
+ * complete the session ends at once (MSP_ERR_IO). For a drain.
+ */
+MSP_API void msp_tlmsp_stream_close(msp_tlmsp_stream_t *s);
 
 /** The engine (for its middleboxes and contexts); valid while s lives. */
 MSP_API msp_tlmsp_conn_t *msp_tlmsp_stream_conn(msp_tlmsp_stream_t *s);

@@ -3,6 +3,12 @@
  * above SOCK_HIGH_WATER stops reading (what we read may produce more output,
  * a reflecting server's does) and refuses sends with MSP_ERR_AGAIN until it
  * drains.
+ *
+ * Half-close (the connection's endpoint config has half_close): each
+ * direction's close_notify ends only that direction. The peer's is reported
+ * (the peer_closed event) and its end of stream then is a clean one; ours,
+ * once written, leaves the peer's direction running under the idle
+ * time-out. The driver ends once both went and the output is written.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +17,7 @@
 
 #include "msp/error.h"
 #include "msp/tlmsp_io.h"
+#include "conn.h" /* src/tlmsp: the connection's half_close */
 #include "sock.h"
 
 struct msp_io_ep {
@@ -18,10 +25,16 @@ struct msp_io_ep {
     sock_timer_t tm;
     msp_tlmsp_conn_t *conn;
     msp_io_ep_events_t ev;
+    msp_io_ep_peer_closed_fn peer_closed;
     int announced; /* ready reported */
     int closing;   /* a closing alert is queued: shut down once it is out */
-    int paused;    /* the program stopped our reading (msp_io_ep_pause) */
+    int fatal;     /* that alert was a fatal one (half-close waits for nothing more then) */
     int done;
+    int half;      /* the connection runs with half_close */
+    int peer_told; /* the peer's close_notify was reported */
+    int peer_fin;  /* half-close: the peer's close_notify came after ours (the core says so by its return) */
+    int peer_eof;  /* half-close: the peer's end of stream after its close_notify */
+    int paused;    /* the program stopped our reading (msp_io_ep_pause) */
     char why[64];
 };
 
@@ -50,7 +63,44 @@ static void fail_io(msp_io_ep_t *ep)
 
 static void backpressure(msp_io_ep_t *ep)
 {
-    sock_read(&ep->s, !ep->paused);
+    sock_read(&ep->s, !ep->paused && !ep->peer_eof);
+}
+
+/* Half-close: the peer's close_notify came in. */
+static int peer_gone(const msp_io_ep_t *ep)
+{
+    return ep->peer_fin || msp_tlmsp_conn_peer_closed(ep->conn);
+}
+
+/* Half-close: both directions closed and our output written. */
+static int half_done(const msp_io_ep_t *ep)
+{
+    return ep->closing && (ep->fatal || peer_gone(ep)) && sock_pending(&ep->s) == 0;
+}
+
+/*
+ * Half-close, after the core ran: reports the peer's close_notify once; once our close_notify is written the close
+ * time-out no longer applies (the peer's direction may run on: the idle time-out bounds it). Nonzero when ep may be
+ * gone.
+ */
+static int half_settle(msp_io_ep_t *ep)
+{
+    if (ep->closing && !ep->fatal && ep->tm.closing_at > 0 && sock_pending(&ep->s) == 0) {
+        ep->tm.closing_at = 0;
+        sock_timer_arm(&ep->tm);
+    }
+    if (half_done(ep)) {
+        finish(ep, MSP_OK);
+        return 1;
+    }
+    if (!ep->peer_told && peer_gone(ep)) {
+        ep->peer_told = 1;
+        if (ep->peer_closed != NULL) {
+            ep->peer_closed(ep->ev.user, ep); /* may free ep */
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* After the core ran: flush, announce readiness, end on failure. Returns nonzero when ep may be gone. */
@@ -71,6 +121,11 @@ static int settle(msp_io_ep_t *ep, int ret)
         }
         return 0;
     }
+    if (ret == MSP_ERR_CLASS_PEER_ALERT + 0 && ep->half) {
+        ep->peer_fin = 1; /* both closed: our output still goes out */
+        backpressure(ep);
+        return half_settle(ep);
+    }
     if (ret == MSP_ERR_CLASS_PEER_ALERT + 0) {
         finish(ep, MSP_OK); /* close_notify: a clean end */
         return 1;
@@ -78,6 +133,10 @@ static int settle(msp_io_ep_t *ep, int ret)
     if (ret != MSP_OK) {
         finish(ep, ret);
         return 1;
+    }
+    if (ep->half) {
+        backpressure(ep);
+        return half_settle(ep);
     }
     if (ep->closing && sock_pending(&ep->s) == 0) {
         finish(ep, MSP_OK);
@@ -96,6 +155,16 @@ static void on_read(msp_io_ep_t *ep)
     }
     if (n < 0) {
         fail_io(ep);
+        return;
+    }
+    if (n == 0 && ep->half && peer_gone(ep)) {
+        ep->peer_eof = 1; /* its direction ended cleanly; ours may still run */
+        settle(ep, MSP_OK);
+        return;
+    }
+    if (n == 0 && ep->half) {
+        snprintf(ep->why, sizeof(ep->why), "closed by the peer without close_notify");
+        finish(ep, MSP_ERR_IO);
         return;
     }
     if (n == 0) {
@@ -179,6 +248,7 @@ int msp_io_ep_new(struct ev_loop *loop, int fd, msp_tlmsp_conn_t *conn, const ms
     }
     ep->conn = conn;
     ep->ev = *ev;
+    ep->half = conn->half_close;
     sock_rbuf_ref();
     sock_init(&ep->s, loop, fd, on_io, ep);
     sock_timer_init(&ep->tm, loop, expired, ep);
@@ -244,12 +314,22 @@ int msp_io_ep_alert(msp_io_ep_t *ep, uint8_t ctx, uint8_t level, uint8_t desc)
     int ret = msp_tlmsp_conn_alert(ep->conn, ctx, level, desc, sock_out(&ep->s));
     if ((level == 2 || desc == 0) && !ep->closing) {
         ep->closing = 1;
+        ep->fatal = level == 2;
         ep->tm.closing_at = ev_now(ep->s.loop);
         if (!ep->done) {
             sock_timer_arm(&ep->tm);
         }
     }
     int io = sock_flush(&ep->s);
+    if (ep->half && ep->closing && !ep->done && io == MSP_OK && sock_pending(&ep->s) == 0) {
+        /* written: after a close_notify the close time-out is over; the end (when the peer's direction is over
+         * too, or at once after a fatal alert) from the loop */
+        if (!ep->fatal) {
+            ep->tm.closing_at = 0;
+            sock_timer_arm(&ep->tm);
+        }
+        ev_feed_event(ep->s.loop, &ep->s.wr, EV_WRITE);
+    }
     return ret != MSP_OK ? ret : io;
 }
 
@@ -259,6 +339,16 @@ void msp_io_ep_pause(msp_io_ep_t *ep, int paused)
     if (!ep->done) {
         backpressure(ep);
     }
+}
+
+void msp_io_ep_set_peer_closed(msp_io_ep_t *ep, msp_io_ep_peer_closed_fn peer_closed)
+{
+    ep->peer_closed = peer_closed;
+}
+
+int msp_io_ep_peer_closed(const msp_io_ep_t *ep)
+{
+    return ep->half && peer_gone(ep);
 }
 
 size_t msp_io_ep_pending(const msp_io_ep_t *ep)

@@ -255,6 +255,21 @@ same "$got" "1000000 $(python3 -c 'import hashlib; print(hashlib.sha256(b"half-c
     "the answer after a half-close"
 has cli_raw.log "closed cleanly: 1000000 bytes to the peer, 73 from it"
 
+# ---- time-outs: a session that moves no byte ends at --idle-timeout (the TLMSP side is the library's driver) ----
+a3_port=$(free_port)
+"$msp" client -c raw.ucl --accept "127.0.0.1:$a3_port" --context data --trust trust.pem --idle-timeout 1 >cli_idle.log 2>&1 &
+pids+=($!)
+wait_listen "$a3_port" $! "msp client" cli_idle.log
+got=$(python3 - "$a3_port" <<'EOF'
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.settimeout(20)
+print("eof" if c.recv(4096) == b"" else "data")
+EOF
+)
+same "$got" eof "an idle session's plain connection closed by the gateway"
+has cli_idle.log "session 1: ended: TLMSP side: idle timed out after 1 s"
+
 # ---- script mode: a `file =` of 64 MiB (over the old 16 MiB limit), streamed as the queue drains ----
 sed -e 's/^client {/activity {\n    tag = big\n    match { at = 0 }\n    action {\n        send { context = data; file = "www\/64m" }\n        shutdown = yes\n    }\n}\nclient {\n    function = big/' raw.ucl >file.ucl
 before=$(grep -c "^$want\$" hash.out)

@@ -4,8 +4,9 @@
  * side the test plays the application on. Half-close both ways (the answer
  * travels after the request's EOF), back-pressure (a server application
  * that does not read stops the client gateway from reading its
- * application, and everything arrives once it reads), HTTP framing, and a
- * plain side attached late.
+ * application, and everything arrives once it reads), HTTP framing, a
+ * plain side attached late, the idle time-out of the driver under a session,
+ * and half-close through the endpoint driver (msp_io_ep) itself.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +26,7 @@
 #include <ev.h>
 
 #include "msp/error.h"
+#include "msp/tlmsp_io.h"
 #include "msp/tlmsp_setup.h"
 #include "msp/tlmsp_stream.h"
 #include "net.h"
@@ -31,10 +34,12 @@
 #define STEPS_MAX 200000 /* loop turns before a test gives up (a stall, not a time limit) */
 
 static net_identity_t server_id;
+static const msp_io_timeouts_t *rig_timeouts; /* the gateways' time-outs; NULL: the defaults */
 
 typedef struct end {
     msp_tlmsp_stream_t *s;
     int ready, closed, code;
+    char detail[sizeof(((msp_error_t *)0)->detail)];
 } end_t;
 
 typedef struct rig {
@@ -59,6 +64,7 @@ static void on_closed(void *user, msp_tlmsp_stream_t *s, const msp_error_t *err)
     end_t *e = user;
     e->closed++;
     e->code = err->code;
+    snprintf(e->detail, sizeof(e->detail), "%s", err->detail);
 }
 
 static void pair(int fd[2])
@@ -82,6 +88,7 @@ static msp_tlmsp_stream_t *stream(rig_t *r, end_t *e, uint8_t role, int http, si
                                  .header_ctx = 1,
                                  .body_ctx = 2,
                                  .high_water = high_water,
+                                 .timeouts = rig_timeouts,
                                  .ev = {e, on_ready, on_closed}};
     msp_tlmsp_stream_t *s = NULL;
     assert_int_equal(msp_tlmsp_stream_new(&sc, &s), MSP_OK);
@@ -304,6 +311,123 @@ static void test_handshake_timeout(void **state)
     ev_loop_destroy(loop);
 }
 
+/* Nobody writes after the handshake: each gateway's driver ends its session at the idle time-out, and says so. */
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    msp_io_timeouts_t t;
+    msp_io_timeouts_default(&t);
+    t.idle = 0.05;
+    rig_timeouts = &t;
+    rig_t r;
+    rig_open(&r, 0, 0, 1);
+    rig_timeouts = NULL;
+    for (int i = 0; i < STEPS_MAX && r.c.ready + r.s.ready < 2; i++) {
+        turn(&r);
+    }
+    assert_int_equal(r.c.ready + r.s.ready, 2);
+    while (r.c.closed == 0 || r.s.closed == 0) {
+        ev_run(r.loop, EVRUN_ONCE); /* the timers wake the loop */
+    }
+    assert_int_equal(r.c.code, MSP_ERR_IO);
+    assert_non_null(strstr(r.c.detail, "idle timed out"));
+    /* the server's end saw the client's close_notify (or timed out itself): it ended either way */
+    assert_int_equal(r.s.closed, 1);
+    rig_close(&r);
+}
+
+/* ---- half-close through msp_io_ep with two bare connections ---- */
+
+typedef struct hc_end {
+    msp_io_ep_t *ep;
+    msp_buf_t got;
+    int peer_closed, closed, code;
+    int sent_after_peer_closed; /* the server answered after the client's close_notify */
+} hc_end_t;
+
+static void hc_data(void *user, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    (void)ctx;
+    msp_buf_put(&((hc_end_t *)user)->got, p, len);
+}
+
+static void hc_client_ready(void *user, msp_io_ep_t *ep)
+{
+    (void)user;
+    assert_int_equal(msp_io_ep_send(ep, 1, (const uint8_t *)"ping", 4), MSP_OK);
+    assert_int_equal(msp_io_ep_alert(ep, 0, 1, 0), MSP_OK); /* our direction ends; the answer still comes */
+}
+
+static void hc_peer_closed(void *user, msp_io_ep_t *ep)
+{
+    hc_end_t *e = user;
+    e->peer_closed++;
+    if (msp_io_ep_send(ep, 1, (const uint8_t *)"pong", 4) == MSP_OK) {
+        e->sent_after_peer_closed = 1;
+    }
+    msp_io_ep_alert(ep, 0, 1, 0);
+}
+
+static void hc_closed(void *user, msp_io_ep_t *ep, int err)
+{
+    hc_end_t *e = user;
+    (void)ep;
+    e->closed++;
+    e->code = err;
+}
+
+static void test_io_ep_half_close(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    msp_tlmsp_context_list_t contexts = {0};
+    msp_tlmsp_mbox_list_t none = {0};
+    contexts.present[1] = 1;
+    hc_end_t c = {0}, s = {0};
+    msp_buf_init(&c.got, 1 << 16);
+    msp_buf_init(&s.got, 1 << 16);
+    msp_tlmsp_endpoint_cfg_t ec = {0};
+    ec.random = msp_tlmsp_setup_random;
+    ec.client_address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)"tlmsp://client", 14};
+    ec.server_address = (msp_tlmsp_address_t){MSP_TLMSP_ADDR_URL, (const uint8_t *)"tlmsp://server:1", 16};
+    ec.contexts = &contexts;
+    ec.middleboxes = &none;
+    ec.identity = (msp_tlmsp_identity_t){server_id.key, server_id.ders, server_id.lens, 1};
+    ec.half_close = 1;
+    msp_tlmsp_conn_t *cc, *sc;
+    ec.events = (msp_tlmsp_events_t){&c, hc_data, NULL};
+    assert_int_equal(msp_tlmsp_conn_new(MSP_TLMSP_ID_CLIENT, &ec, &cc), MSP_OK);
+    ec.events = (msp_tlmsp_events_t){&s, hc_data, NULL};
+    assert_int_equal(msp_tlmsp_conn_new(MSP_TLMSP_ID_SERVER, &ec, &sc), MSP_OK);
+    int t[2];
+    pair(t);
+    msp_io_ep_events_t sev = {&s, NULL, hc_closed, NULL};
+    msp_io_ep_events_t cev = {&c, hc_client_ready, hc_closed, NULL};
+    assert_int_equal(msp_io_ep_new(loop, t[1], sc, &sev, &s.ep), MSP_OK);
+    assert_int_equal(msp_io_ep_new(loop, t[0], cc, &cev, &c.ep), MSP_OK);
+    msp_io_ep_set_peer_closed(s.ep, hc_peer_closed);
+    msp_io_ep_set_peer_closed(c.ep, hc_peer_closed);
+    for (int i = 0; i < STEPS_MAX && (c.closed == 0 || s.closed == 0); i++) {
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(s.peer_closed, 1);
+    assert_int_equal(s.sent_after_peer_closed, 1);
+    assert_int_equal(s.got.len, 4);
+    assert_memory_equal(s.got.base, "ping", 4);
+    assert_int_equal(c.got.len, 4);
+    assert_memory_equal(c.got.base, "pong", 4);
+    assert_int_equal(c.closed, 1);
+    assert_int_equal(s.closed, 1);
+    assert_int_equal(c.code, MSP_OK);
+    assert_int_equal(s.code, MSP_OK);
+    assert_true(msp_io_ep_peer_closed(c.ep));
+    msp_io_ep_free(c.ep);
+    msp_io_ep_free(s.ep);
+    msp_buf_free(&c.got);
+    msp_buf_free(&s.got);
+    ev_loop_destroy(loop);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -325,6 +449,8 @@ int main(void)
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_http_contexts_and_late_backend),
         cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_io_ep_half_close),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

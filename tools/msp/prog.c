@@ -36,7 +36,7 @@ void prog_error(const char *role, const char *fmt, ...)
 
 static void usage(const char *role, FILE *f)
 {
-    int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
+    int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0, client = !mbox && !server;
     fprintf(f, "usage: msp %s [options] (-c FILE | --config FILE)%s\n\n", role, mbox ? " [-a | (-t TAG)...]" : "");
     fprintf(f,
             "The ETSI TLMSP %s, configured by the reference's .ucl files (tlmsp-tools); its flags are\n"
@@ -60,7 +60,10 @@ static void usage(const char *role, FILE *f)
     if (mbox) {
         fputs("  -t, --tag TAG            the middlebox of the configuration to run (repeatable)\n", f);
     }
-    if (mbox || server) {
+    {
+        if (client) {
+            fputs("  with --accept (a listening client):\n", f);
+        }
         fprintf(f,
                 "      --backlog N          the listen(2) backlog [%d; the kernel caps it at net.core.somaxconn]\n"
                 "      --drain-timeout SEC  after SIGTERM or SIGINT, how long open sessions get to close [%g]\n"
@@ -107,8 +110,9 @@ static void usage(const char *role, FILE *f)
               "      --insecure           verify no certificate (stream mode needs --trust FILE or this)\n",
               f);
     }
-    if (mbox || server) {
-        fputs("\nOne log line per session (peers, bytes each way, duration, outcome). SIGTERM and SIGINT drain:\n"
+    {
+        fputs(client ? "\nWith --accept: one" : "\nOne", f);
+        fputs(" log line per session (peers, bytes each way, duration, outcome). SIGTERM and SIGINT drain:\n"
               "no new sessions, close_notify on the open ones, exit 0 once they end or at the drain timeout\n"
               "(a second signal closes them at once).\n"
               "SIGHUP reloads the configuration, certificates and keys for new sessions (a failed reload\n"
@@ -336,7 +340,8 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
-    int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0;
+    int mbox = strcmp(role, "middlebox") == 0, server = strcmp(role, "server") == 0, client = !mbox && !server;
+    const char *serve_flag = NULL; /* the last of --backlog, --workers, ... given */
     const char *shorts = mbox ? ":ac:e:hPp:t:v" : server ? ":c:e:hPp:rsv" : ":c:e:hPp:sv";
     memset(o, 0, sizeof(*o));
     o->drain_timeout = PROG_DRAIN_TIMEOUT;
@@ -416,10 +421,11 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
         case OPT_PER_SOURCE:
         case OPT_MAX_SESSIONS:
         case OPT_WORKERS:
-            if (!mbox && !server) {
+            if (!mbox && !server && !client) {
                 prog_error(role, "unknown option '--%s' (see 'msp %s --help')", longs[idx].name, role);
                 return 2;
             }
+            serve_flag = longs[idx].name; /* a client's: only with --accept (checked below) */
             if (parse_ops(role, c, optarg, o) != 0) {
                 return 2;
             }
@@ -454,6 +460,11 @@ int prog_parse(const char *role, int argc, char **argv, prog_opts_t *o)
     }
     if (mbox && o->all == (o->ntags > 0)) {
         prog_error(role, "give either -a or one or more -t TAG");
+        return 2;
+    }
+    if (client && serve_flag != NULL && o->accept == NULL) {
+        prog_error(role, "unknown option '--%s' (see 'msp %s --help'): it is for a client with --accept", serve_flag,
+                   role);
         return 2;
     }
     return stream_check(role, o);

@@ -588,6 +588,22 @@ static int segs_room(msp_tlmsp_activity_t *a)
     return MSP_OK;
 }
 
+/* The bytes of one container join the held ones (and its segment the list). */
+static int queue_segment(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p, size_t len)
+{
+    int rc = segs_room(a);
+    if (rc != MSP_OK) {
+        return rc;
+    }
+    rc = msp_buf_put(&a->queue, p, len);
+    if (rc != MSP_OK) {
+        a->queue.err = MSP_OK;
+        return rc;
+    }
+    a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len - len, len, a->counter};
+    return MSP_OK;
+}
+
 static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p, size_t len)
 {
     if (a->nsegs == MAX_SEGMENTS && a->segs[0].len == 0) {
@@ -603,17 +619,11 @@ static int endpoint_input(msp_tlmsp_activity_t *a, uint8_t ctx, const uint8_t *p
     if (rc != MSP_OK || !a->matching) {
         return rc; /* nothing would ever look at what is held */
     }
-    rc = segs_room(a);
+    rc = queue_segment(a, ctx, p, len);
     if (rc != MSP_OK) {
         return rc;
     }
-    rc = msp_buf_put(&a->queue, p, len);
-    if (rc != MSP_OK) {
-        a->queue.err = MSP_OK;
-        return rc;
-    }
-    a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len - len, len, a->counter};
-    for (bool again = rc == MSP_OK; again && rc == MSP_OK && a->nsegs > 0;) {
+    for (bool again = true; again && rc == MSP_OK && a->nsegs > 0;) {
         hit_t best = {.start = SIZE_MAX}, h;
         act_state_t *win = NULL;
         for (size_t i = 0; i < a->n; i++) {
@@ -968,16 +978,10 @@ static int hold_input(msp_tlmsp_activity_t *a, uint8_t ctx, uint8_t access, cons
         return rc;
     }
     a->run_ctx = ctx;
-    rc = segs_room(a); /* nsegs < MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS here */
+    rc = queue_segment(a, ctx, p, len); /* nsegs < MSP_TLMSP_ACTIVITY_HOLD_CONTAINERS here */
     if (rc != MSP_OK) {
         return rc;
     }
-    rc = msp_buf_put(&a->queue, p, len);
-    if (rc != MSP_OK) {
-        a->queue.err = MSP_OK;
-        return rc;
-    }
-    a->segs[a->nsegs++] = (segment_t){ctx, a->queue.len - len, len, a->counter};
     return hold_search(a, access, v, data, data_len);
 }
 

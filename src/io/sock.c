@@ -19,7 +19,7 @@ static _Thread_local size_t rbuf_refs;
  * none, and a busy one does not allocate (and fault in) its queue again after every flush. Ciphertext only.
  */
 #define CACHE_N 4
-#define CACHE_MAX_CAP (4u << 20)
+#define CACHE_MAX_CAP (16u << 20)
 static _Thread_local struct cached {
     uint8_t *p;
     size_t cap;
@@ -154,7 +154,14 @@ int sock_flush(sock_t *s)
 msp_buf_t *sock_out(sock_t *s)
 {
     if (s->out.base == NULL && ncache > 0) {
-        struct cached c = cache[--ncache];
+        /* the largest: a middlebox's two queues differ (a bulk direction and its acknowledgements), and a small one
+         * taken for the bulk direction grows again by copying what was appended (a quarter more CPU per GiB) */
+        size_t best = 0;
+        for (size_t i = 1; i < ncache; i++) {
+            best = cache[i].cap > cache[best].cap ? i : best;
+        }
+        struct cached c = cache[best];
+        cache[best] = cache[--ncache];
         s->out.base = c.p;
         s->out.cap = c.cap;
     }

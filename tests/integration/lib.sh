@@ -59,6 +59,49 @@ port_candidate() {
     echo $((20000 + RANDOM % 12000))
 }
 
+# free_port: a loopback port (port_candidate) that binds now and was not handed out before in this script. The
+# ports handed out are kept in $tmp/.ports, not in a variable: callers take the port as $(free_port), a subshell.
+free_port() {
+    local p
+    while :; do
+        p=$(port_candidate)
+        grep -qx "$p" "$tmp/.ports" 2>/dev/null && continue
+        if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null
+        then
+            echo "$p" >>"$tmp/.ports"
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# free_shift: a port shift (-p) that puts a TLMSP configuration's middlebox (10401) and server (10455) on free ports
+# from port_candidate.
+free_shift() {
+    local s
+    while :; do
+        s=$(($(port_candidate) - 10455))
+        if python3 -c 'import socket,sys
+for p in sys.argv[1:]:
+    socket.socket().bind(("127.0.0.1", int(p)))' $((10401 + s)) $((10455 + s)) 2>/dev/null; then
+            echo "$s"
+            return
+        fi
+    done
+}
+
+# wait_listen PORT PID NAME LOG: until something listens on PORT (ok), the process PID staying alive meanwhile;
+# else a failure quoting the end of LOG
+wait_listen() {
+    for _ in $(seq 100); do
+        if [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; then ok; return 0; fi
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    bad "$3 is not listening on $1: $(tail -c 400 "$4")"
+    return 1
+}
+
 # s_server LOG CONF GROUPS ARGS...: stock openssl s_server (TLS 1.3, GROUPS, OPENSSL_CONF=CONF, then ARGS) on a free
 # loopback port, retried on another if it does not come up; its standard input is a FIFO this script holds open
 # (without -www it would end on EOF). Once it says ACCEPT it is in pids, and $port and $server_pid are set.

@@ -129,20 +129,6 @@ server { address = tlmsp://localhost:10455; function = [ srv-clean, srv-eicar, s
 EOF
 }
 conf base.ucl send-clean
-# A port shift that puts the configuration's middlebox (10401) and server (10455) on free ports below Linux's
-# ephemeral range (lib.sh's port_candidate), so that no outgoing connection of a parallel test holds them.
-free_shift() {
-    local s
-    while :; do
-        s=$(($(port_candidate) - 10455))
-        if python3 -c 'import socket,sys
-for p in sys.argv[1:]:
-    socket.socket().bind(("127.0.0.1", int(p)))' $((10401 + s)) $((10455 + s)) 2>/dev/null; then
-            echo "$s"
-            return
-        fi
-    done
-}
 shift_by=$(free_shift)
 
 # ---- bad input and an unreachable service ----
@@ -284,17 +270,6 @@ has hmb.log "client->server data in context 3 replaced by the ICAP answer \\([0-
 
 # ---- stream mode, real applications: curl -> msp client --accept -> middlebox --icap -> msp server --forward -> nginx
 if command -v nginx >/dev/null && command -v curl >/dev/null; then
-    free_port() {
-        local p
-        while :; do
-            p=$(port_candidate)
-            if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null
-            then
-                echo "$p"
-                return
-            fi
-        done
-    }
     up() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
     mkdir www
     cp clean.txt www/clean.txt

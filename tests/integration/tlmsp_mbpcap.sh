@@ -46,20 +46,6 @@ middlebox {
 }
 server { address = tlmsp://localhost:10455 }
 EOF
-# A port shift that puts the configuration's middlebox (10401) and server (10455) on free ports below Linux's
-# ephemeral range (lib.sh's port_candidate), so that no outgoing connection of a parallel test holds them.
-free_shift() {
-    local s
-    while :; do
-        s=$(($(port_candidate) - 10455))
-        if python3 -c 'import socket,sys
-for p in sys.argv[1:]:
-    socket.socket().bind(("127.0.0.1", int(p)))' $((10401 + s)) $((10455 + s)) 2>/dev/null; then
-            echo "$s"
-            return
-        fi
-    done
-}
 shift_by=$(free_shift)
 
 run 2 "$msp" middlebox -c mb.ucl -t mbox1 --out-pcap "$tmp/no/such/dir/x.pcap"

@@ -21,31 +21,6 @@ for tool in nginx curl python3 openssl ss; do
     command -v "$tool" >/dev/null || { bad "$tool is not installed (scripts/deps.sh)"; finish tlmsp_stream; exit; }
 done
 
-# A free loopback port, not handed out before in this run.
-taken=" "
-free_port() {
-    local p
-    while :; do
-        p=$(port_candidate)
-        case "$taken" in *" $p "*) continue ;; esac
-        if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null
-        then
-            taken="$taken$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-# wait_listen PORT PID NAME LOG: until something listens on PORT (the process must stay alive meanwhile)
-wait_listen() {
-    for _ in $(seq 100); do
-        if [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; then ok; return 0; fi
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    bad "$3 is not listening on $1: $(tail -c 400 "$4")"
-    return 1
-}
 
 # ---- certificates: the server's and the middlebox's, trusted; another one for the wrong trust ----
 for n in server mbox1 other; do

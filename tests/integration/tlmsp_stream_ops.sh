@@ -17,29 +17,6 @@ for tool in python3 openssl ss; do
     command -v "$tool" >/dev/null || { bad "$tool is not installed (scripts/deps.sh)"; finish tlmsp_stream_ops; exit; }
 done
 
-taken=" "
-free_port() {
-    local p
-    while :; do
-        p=$(port_candidate)
-        case "$taken" in *" $p "*) continue ;; esac
-        if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null
-        then
-            taken="$taken$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-wait_listen() {
-    for _ in $(seq 100); do
-        if [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; then ok; return 0; fi
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    bad "$3 is not listening on $1: $(tail -c 400 "$4")"
-    return 1
-}
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout server-key.pem -out server-cert.pem -days 2 -subj "/CN=server" \
     >/dev/null 2>&1

@@ -147,6 +147,20 @@ static void on_ep_drained(void *user, msp_io_ep_t *ep)
 
 static int client_reconnect(ep_app_t *a, msp_io_ep_t *old);
 
+/*
+ * A session log line's outcome and detail: the alert or error by name, and the driver's reason when it has one
+ * ("middlebox_route_failure: connection refused", "timeout: handshake timed out after 30 s"), formatted into buf.
+ */
+static const char *log_outcome(int err, const char *why, const char **detail, char *buf, size_t size)
+{
+    const char *outcome = msp_tlmsp_log_outcome(err, detail);
+    if (why != NULL) {
+        snprintf(buf, size, "%s: %s", *detail, why);
+        *detail = buf;
+    }
+    return outcome;
+}
+
 /* Why a session ended: the driver's reason for a time-out or a socket failure, else the code's name. */
 static const char *why_ended(int err, const char *why)
 {
@@ -313,12 +327,8 @@ static void server_closed(void *user, msp_io_ep_t *ep, int err)
     }
     on_ep_closed(user, ep, err);
     const char *detail;
-    const char *outcome = msp_tlmsp_log_outcome(err, &detail);
-    char both[256]; /* the error and the driver's reason: "timeout: handshake timed out after 30 s" */
-    if (why[0] != '\0') {
-        snprintf(both, sizeof(both), "%s: %s", detail, why);
-        detail = both;
-    }
+    char both[256];
+    const char *outcome = log_outcome(err, why[0] != '\0' ? why : NULL, &detail, both, sizeof(both));
     server_end(a, outcome, detail);
 }
 
@@ -611,12 +621,8 @@ static void mb_closed(void *user, msp_io_mb_t *mb, int err)
         prog_error("middlebox", "%s: connection ended: %s", a->e->tag, why_ended(err, why));
     }
     const char *detail;
-    const char *outcome = msp_tlmsp_log_outcome(err, &detail);
-    char both[256]; /* the alert or error, and the driver's reason: "middlebox_route_failure: connection refused" */
-    if (why != NULL) {
-        snprintf(both, sizeof(both), "%s: %s", detail, why);
-        detail = both;
-    }
+    char both[256];
+    const char *outcome = log_outcome(err, why, &detail, both, sizeof(both));
     mb_end(a, outcome, detail);
 }
 

@@ -146,6 +146,18 @@ static int settle(msp_io_ep_t *ep, int ret)
     return 0;
 }
 
+/*
+ * A queue that refused a send (MSP_ERR_AGAIN) and is empty now: the sender hears it (the drained event), whichever
+ * flush emptied it. A flush after input empties it with no write event to follow: the sender would wait for ever.
+ */
+static void report_drained(msp_io_ep_t *ep)
+{
+    if (ep->s.refused && sock_pending(&ep->s) == 0 && ep->ev.drained != NULL) {
+        ep->s.refused = 0;
+        ep->ev.drained(ep->ev.user, ep); /* may send, or free ep: nothing follows */
+    }
+}
+
 static void on_read(msp_io_ep_t *ep)
 {
     uint8_t *p;
@@ -178,7 +190,9 @@ static void on_read(msp_io_ep_t *ep)
     sock_timer_touch(&ep->tm);
     size_t used = (size_t)n;
     int ret = msp_tlmsp_conn_input(ep->conn, p, &used, sock_out(&ep->s));
-    settle(ep, ret);
+    if (settle(ep, ret) == 0) {
+        report_drained(ep); /* the flush after our input may empty a queue that refused a send */
+    }
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)

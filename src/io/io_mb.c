@@ -160,6 +160,18 @@ static void hung_up(msp_io_mb_t *mb, sock_t *s)
     sock_timer_arm(&mb->tm);
 }
 
+/* Report a queue that refused a send and is empty now, after whichever flush emptied it. Nonzero when mb may be
+ * gone. */
+static int drained(msp_io_mb_t *mb, sock_t *s)
+{
+    if (!s->refused || sock_pending(s) > 0 || mb->on_drained == NULL) {
+        return 0;
+    }
+    s->refused = 0;
+    mb->on_drained(mb->ev.user, mb, s == &mb->b);
+    return 1;
+}
+
 static void on_read(msp_io_mb_t *mb, int from_server)
 {
     sock_t *s = from_server ? &mb->b : &mb->a;
@@ -183,18 +195,9 @@ static void on_read(msp_io_mb_t *mb, int from_server)
     sock_timer_touch(&mb->tm);
     size_t used = (size_t)n;
     int ret = msp_tlmsp_mbox_input(mb->m, from_server, p, &used, sock_out(&mb->a), sock_out(&mb->b));
-    settle(mb, ret);
-}
-
-/* After a write event: report a queue that refused a send and is empty now. Nonzero when mb may be gone. */
-static int drained(msp_io_mb_t *mb, sock_t *s)
-{
-    if (!s->refused || sock_pending(s) > 0 || mb->on_drained == NULL) {
-        return 0;
+    if (settle(mb, ret) == 0 && !drained(mb, &mb->a)) {
+        drained(mb, &mb->b); /* the flush after input may empty a queue that refused a send: no write event follows */
     }
-    s->refused = 0;
-    mb->on_drained(mb->ev.user, mb, s == &mb->b);
-    return 1;
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)

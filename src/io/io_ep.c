@@ -52,9 +52,24 @@ static void finish(msp_io_ep_t *ep, int err)
     }
 }
 
-/* A socket failure: its reason kept for the program's log line. */
+static int salvage_feed(void *owner, uint8_t *p, size_t n)
+{
+    msp_io_ep_t *ep = owner;
+    size_t used = n;
+    int ret = msp_tlmsp_conn_input(ep->conn, p, &used, sock_out(&ep->s));
+    return ret == MSP_ERR_CLASS_PEER_ALERT + 0 ? 1 : ret != MSP_OK ? -1 : 0;
+}
+
+/*
+ * A socket failure: its reason kept for the program's log line. A reset that follows the peer's close_notify is
+ * a clean end (sock_salvage); not in half-close, where our direction still had to be delivered.
+ */
 static void fail_io(msp_io_ep_t *ep)
 {
+    if (!ep->half && !ep->done && sock_salvage(&ep->s, salvage_feed, ep)) {
+        finish(ep, MSP_OK);
+        return;
+    }
     if (ep->s.err != 0 && ep->why[0] == '\0') {
         snprintf(ep->why, sizeof(ep->why), "%s", sock_strerror(ep->s.err));
     }

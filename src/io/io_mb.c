@@ -101,11 +101,32 @@ static void backpressure(msp_io_mb_t *mb)
     }
 }
 
-/* A socket failed: on the way to a next hop that never answered, a route failure; else the session ends. */
+typedef struct salvage {
+    msp_io_mb_t *mb;
+    int from_server;
+} salvage_t;
+
+static int salvage_feed(void *owner, uint8_t *p, size_t n)
+{
+    salvage_t *v = owner;
+    size_t used = n;
+    int ret = msp_tlmsp_mbox_input(v->mb->m, v->from_server, p, &used, sock_out(&v->mb->a), sock_out(&v->mb->b));
+    return ret == MSP_ERR_CLASS_PEER_ALERT + 0 ? 1 : ret != MSP_OK ? -1 : 0;
+}
+
+/*
+ * A socket failed: on the way to a next hop that never answered, a route failure; else the session ends, cleanly
+ * when the reset followed that peer's close_notify (sock_salvage: the other peer is told).
+ */
 static void fail_io(msp_io_mb_t *mb, sock_t *s)
 {
     if (s == &mb->b && !mb->b.answered) {
         next_hop_failed(mb, sock_strerror(s->err));
+        return;
+    }
+    salvage_t v = {mb, s == &mb->b};
+    if (!mb->done && sock_salvage(s, salvage_feed, &v)) {
+        finish(mb, MSP_OK);
         return;
     }
     snprintf(mb->why, sizeof(mb->why), "%s", sock_strerror(s->err));

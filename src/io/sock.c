@@ -216,6 +216,22 @@ long sock_recv(sock_t *s, uint8_t **p)
     return (long)n;
 }
 
+int sock_salvage(sock_t *s, int (*feed)(void *owner, uint8_t *p, size_t n), void *owner)
+{
+    int err = s->err;
+    if (s->fd < 0 || (err != ECONNRESET && err != EPIPE)) {
+        return 0;
+    }
+    int got = 0;
+    for (int i = 0; i < SOCK_SALVAGE_READS && got == 0; i++) {
+        uint8_t *p;
+        long n = sock_recv(s, &p);
+        got = n > 0 ? feed(owner, p, (size_t)n) : -1;
+    }
+    s->err = err;
+    return got > 0;
+}
+
 const char *sock_strerror(int err)
 {
     switch (err) {

@@ -42,6 +42,15 @@ int sock_check_connect(sock_t *s, int revents);
  * the stream, -1 with s->err on a failure, -2 when nothing is there yet.
  */
 long sock_recv(sock_t *s, uint8_t **p);
+/*
+ * A write found the peer gone (s->err ECONNRESET or EPIPE) while what it sent before going may still be unread, its
+ * close_notify among it: TLS 1.2 lets a closer leave without waiting for our answer and asks us to drop what we still
+ * had for it (RFC 5246 7.2.1). Reads what is left, at most SOCK_SALVAGE_READS times, handing each chunk to feed,
+ * which returns 1 once the close_notify is in, -1 to stop, 0 for more. 1 when the close_notify came, s->err kept
+ * for the log when it did not.
+ */
+#define SOCK_SALVAGE_READS 16
+int sock_salvage(sock_t *s, int (*feed)(void *owner, uint8_t *p, size_t n), void *owner);
 /* One line for a log: what errno err means for a connection ("connection refused", ...). */
 const char *sock_strerror(int err);
 

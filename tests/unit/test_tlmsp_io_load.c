@@ -521,6 +521,80 @@ static void test_mb_next_hop_resets(void **state)
     rig_close(&r);
 }
 
+/* ---- a peer that sends close_notify and resets (TLS 1.2 lets a closer leave without waiting for our answer) ---- */
+
+/* The server's connection goes to a driver on an accepted loopback TCP socket (a reset needs TCP); the test keeps
+ * the connecting end. */
+static void rig_server_tcp(rig_t *r)
+{
+    uint16_t port;
+    int l = tcp_listener(&port);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = accept(l, NULL, NULL);
+    close(l);
+    assert_true(fd >= 0);
+    assert_int_equal(nonblocking(fd), 0);
+    msp_io_ep_events_t ev = {r, NULL, on_closed, NULL};
+    assert_int_equal(msp_io_ep_new(r->loop, fd, r->net->server, &ev, &r->ep), MSP_OK);
+    r->net->server = NULL;
+    r->peer = c;
+}
+
+/*
+ * The server has output queued that the client never reads (its writes wait for a write event, its reading is
+ * paused: the write event comes first); the client sends close_notify when with_close_notify, then resets.
+ * Returns what the server's closed event reported.
+ */
+static int reset_after(rig_t *r, int with_close_notify)
+{
+    rig_open(r, ready_net(0));
+    net_pump(r->net);
+    assert_true(net_ready(r->net));
+    rig_server_tcp(r);
+    uint8_t *chunk = calloc(1, MIB);
+    for (int i = 0; i < 300 && msp_io_ep_send(r->ep, 1, chunk, MIB) == MSP_OK; i++) {
+    }
+    free(chunk);
+    assert_true(msp_io_ep_pending(r->ep) > 0);
+    msp_io_ep_pause(r->ep, 1);
+    if (with_close_notify) {
+        msp_buf_t out;
+        msp_buf_init(&out, 4096);
+        assert_int_equal(msp_tlmsp_conn_alert(r->net->client, 0, 1, 0, &out), MSP_OK);
+        assert_int_equal(write(r->peer, out.base, out.len), (ssize_t)out.len);
+        msp_buf_free(&out);
+    }
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(r->peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(r->peer); /* RST */
+    r->peer = -1;
+    assert_true(run_until(r, is_closed));
+    return r->err;
+}
+
+static void test_ep_reset_after_close_notify_is_clean(void **state)
+{
+    (void)state;
+    rig_t r;
+    assert_int_equal(reset_after(&r, 1), MSP_OK);
+    rig_close(&r);
+}
+
+static void test_ep_reset_alone_is_an_error(void **state)
+{
+    (void)state;
+    rig_t r;
+    assert_int_equal(reset_after(&r, 0), MSP_ERR_IO);
+    assert_string_equal(r.why, "connection reset");
+    rig_close(&r);
+}
+
 /* ---- 3. memory per idle session ---- */
 
 static size_t heap_in_use(void)
@@ -701,11 +775,18 @@ int main(int argc, char **argv)
         }
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_send_all_or_nothing),  cmocka_unit_test(test_full_queue_refuses_and_pause_stops_reading),
-        cmocka_unit_test(test_ep_handshake_timeout), cmocka_unit_test(test_ep_idle_timeout),
-        cmocka_unit_test(test_timeouts_off),         cmocka_unit_test(test_mb_handshake_timeout),
-        cmocka_unit_test(test_mb_next_hop_refused),  cmocka_unit_test(test_mb_next_hop_closes),
-        cmocka_unit_test(test_mb_next_hop_resets),   cmocka_unit_test(test_memory_per_idle_session),
+        cmocka_unit_test(test_send_all_or_nothing),
+        cmocka_unit_test(test_full_queue_refuses_and_pause_stops_reading),
+        cmocka_unit_test(test_ep_handshake_timeout),
+        cmocka_unit_test(test_ep_idle_timeout),
+        cmocka_unit_test(test_timeouts_off),
+        cmocka_unit_test(test_mb_handshake_timeout),
+        cmocka_unit_test(test_mb_next_hop_refused),
+        cmocka_unit_test(test_mb_next_hop_closes),
+        cmocka_unit_test(test_mb_next_hop_resets),
+        cmocka_unit_test(test_ep_reset_after_close_notify_is_clean),
+        cmocka_unit_test(test_ep_reset_alone_is_an_error),
+        cmocka_unit_test(test_memory_per_idle_session),
     };
     return cmocka_run_group_tests(tests, net_two_mbox_ids_make, net_two_mbox_ids_free);
 }

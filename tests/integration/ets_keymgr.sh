@@ -274,12 +274,13 @@ if [ "$g" = x25519 ] && [ "$(fp_of "$tmp/pushed/x25519.pem" x25519)" = "$f" ]; t
 
 # Three more servers, started together so that the seconds of the expiry and retention checks are spent on the
 # others: C for expiry and retention, B with --allow-subject, D a push consumer with --allow-subject.
-# C (--rotate 4 --lifetime 1 --retention 5): K0 is valid [T0, T0+1); from T0+1 until the rotation at T0+4 no key is
-# current; K0 is retired at T0+1 + 5 = T0+6, file and all: after the second rotation, before the third.
+# C (--rotate 8 --lifetime 2 --retention 10): K0 is valid [T0, T0+2); from T0+2 until the rotation at T0+8 no key is
+# current; K0 is retired at T0+2 + 10 = T0+12, file and all: after the second rotation, before the third. (Windows of
+# several seconds: a loaded machine takes seconds between two checks.)
 C=$(port)
 mkdir -p "$tmp/storeC" "$tmp/kc"
 "$msp" ets keymgr serve --listen "127.0.0.1:$C" --cert "$tmp/server.pem" --key "$tmp/server.key" --ca "$tmp/ca.pem" \
-    --store "$tmp/storeC" --groups x25519 --rotate 4 --lifetime 1 --retention 5 2>"$tmp/serveC.log" &
+    --store "$tmp/storeC" --groups x25519 --rotate 8 --lifetime 2 --retention 10 2>"$tmp/serveC.log" &
 pids+=($!)
 B=$(port)
 mkdir -p "$tmp/storeB" "$tmp/kb"
@@ -305,7 +306,7 @@ new_keys() { grep -c "new key x25519" "$tmp/serveC.log"; }
 fp0=$(sed -n 's/.*new key x25519 \([0-9a-f]*\) .*/\1/p' "$tmp/serveC.log" | head -1)
 na0=$(sed -n 's/^msp-ets-not-after: //p' "$tmp/storeC/x25519-$fp0.pem" 2>/dev/null)
 nb0=$(sed -n 's/^msp-ets-not-before: //p' "$tmp/storeC/x25519-$fp0.pem" 2>/dev/null)
-if [ -n "$fp0" ] && [ -n "$na0" ] && [ "$((na0 - nb0))" -eq 1 ]; then ok; else bad "store file of K0 $fp0: $nb0 $na0"; fi
+if [ -n "$fp0" ] && [ -n "$na0" ] && [ "$((na0 - nb0))" -eq 2 ]; then ok; else bad "store file of K0 $fp0: $nb0 $na0"; fi
 
 # Expiry: once K0's not_after has passed, and before the next rotation, no key is current: a groups fetch gets 404
 # (fetch: exit 1, one line, nothing written) while K0 is still found by fingerprint
@@ -339,8 +340,8 @@ if [ "$g" = x25519 ] && [ "$(fp_of "$tmp/kb/x25519-$f.pem" x25519)" = "$f" ]; th
     bad "CN=mbox-1: $(cat "$tmp/out")"
 fi
 
-# Retention: the rotation at T0+4 makes K1; K0, expired, is kept by its purge (file, and found by fingerprint)
-if wait_until 6 more_than 1 new_keys; then ok; else bad "no rotation: $(cat "$tmp/serveC.log")"; fi
+# Retention: the rotation at T0+8 makes K1; K0, expired, is kept by its purge (file, and found by fingerprint)
+if wait_until 12 more_than 1 new_keys; then ok; else bad "no rotation: $(cat "$tmp/serveC.log")"; fi
 fp1=$(sed -n 's/.*new key x25519 \([0-9a-f]*\) .*/\1/p' "$tmp/serveC.log" | sed -n 2p)
 run 0 "$msp" ets keymgr fetch --url "$urlC" "${client[@]}" --fingerprints "$fp0" --out-dir "$tmp/kc"
 if [ "$(cut -d' ' -f1,2 "$tmp/out")" = "x25519 $fp0" ] && [ -f "$tmp/storeC/x25519-$fp0.pem" ] &&
@@ -388,9 +389,9 @@ if [ "$(fp_of "$tmp/pushedD/x25519.pem" x25519)" = "$f" ] && [ -f "$tmp/pushedD/
     bad "the consumer did not write the key $f: $(ls -A "$tmp/pushedD")"
 fi
 
-# ... and K0 is retired at not_after + retention (T0+6, after the second key, before the third), not at a rotation:
+# ... and K0 is retired at not_after + retention (T0+12, after the second key, before the third), not at a rotation:
 # 404, the store file gone; K1, expired by then as well, is still within its retention
-if wait_until 8 grep -q "retired key x25519 $fp0" "$tmp/serveC.log"; then ok; else
+if wait_until 12 grep -q "retired key x25519 $fp0" "$tmp/serveC.log"; then ok; else
     bad "K0 $fp0 never retired: $(cat "$tmp/serveC.log")"
 fi
 if [ "$(awk -v r="retired key x25519 $fp0" '/new key/ {n++} index($0, r) {print n; exit}' "$tmp/serveC.log")" = 2 ]; then

@@ -89,6 +89,8 @@ typedef enum msp_ets_reason {
     MSP_ETS_R_PENDING_LIMIT,  /* more than MSP_ETS_DEC_MAX_PENDING bytes waited for keys */
     MSP_ETS_R_UNSUPPORTED,    /* suite or group we cannot handle */
     MSP_ETS_R_INTERNAL,       /* allocation or OpenSSL failure */
+    MSP_ETS_R_MIDSTREAM,      /* the capture began mid-connection: neither its SYN nor its ClientHello was seen
+                                 (set by the passive pipeline, ets_passive.h; the decryptor alone cannot tell) */
 } msp_ets_reason_t;
 
 /** A static name for reason ("no_static_key", ...). */

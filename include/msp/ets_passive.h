@@ -75,6 +75,11 @@ typedef struct msp_ets_passive_cb {
     /*
      * A decryptor event (ets_dec.h): HANDSHAKE, KEY_UPDATE, TICKET, ALERT,
      * UNDECRYPTABLE (the flow's error; nothing more is decrypted of it).
+     * A flow whose start was not seen (no SYN: msp_tcp_flow_info_t
+     * initiator_guessed) that fails before any ClientHello gets reason
+     * MSP_ETS_R_MIDSTREAM, "capture began mid-connection" and the
+     * decryptor's own words: it was never decryptable from this capture,
+     * which is no fault of the keys or of the decryptor (counts.midstream).
      * vis: for a HANDSHAKE with a server certificate (a full handshake),
      * NULL otherwise (resumption: there is no certificate to check).
      */
@@ -135,6 +140,7 @@ typedef struct msp_ets_passive_counts {
     uint64_t empty;             /* ended with status empty */
     uint64_t plaintext;         /* application data bytes handed out */
     uint64_t visibility_errors; /* handshakes whose certificate's visibility information could not be read */
+    uint64_t midstream;         /* of undecryptable: the capture began mid-connection (reason MSP_ETS_R_MIDSTREAM) */
 } msp_ets_passive_counts_t;
 
 MSP_API const msp_ets_passive_counts_t *msp_ets_passive_counts(const msp_ets_passive_t *p);

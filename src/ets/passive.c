@@ -126,10 +126,31 @@ static void on_keylog(void *arg, const char *label, const uint8_t client_random[
     }
 }
 
+/*
+ * The decryptor sees records that make no sense before a ClientHello; the
+ * TCP table knows the connection's start was not captured. Together: the
+ * capture began mid-connection, said as such instead of "malformed".
+ */
+static const msp_ets_event_t *midstream(msp_ets_passive_flow_t *f, const msp_ets_event_t *ev, msp_ets_event_t *out,
+                                        char *text, size_t cap)
+{
+    if (ev->client_random != NULL || !msp_tcp_flow_info(f->tcp)->initiator_guessed) {
+        return ev;
+    }
+    snprintf(text, cap, "capture began mid-connection (neither its SYN nor its ClientHello was seen): %s", ev->text);
+    *out = *ev;
+    out->reason = MSP_ETS_R_MIDSTREAM;
+    out->text = text;
+    f->p->n.midstream++;
+    return out;
+}
+
 static void on_event(void *arg, const msp_ets_event_t *ev)
 {
     msp_ets_passive_flow_t *f = arg;
     msp_ets_passive_t *p = f->p;
+    msp_ets_event_t mid;
+    char text[MSP_ETS_DEC_MAX_TEXT + 96];
     if (ev->kind == MSP_ETS_EV_HANDSHAKE) {
         on_handshake(f, ev);
         return;
@@ -137,6 +158,7 @@ static void on_event(void *arg, const msp_ets_event_t *ev)
     if (ev->kind == MSP_ETS_EV_UNDECRYPTABLE) {
         f->failed = 1;
         msp_tcp_flow_ignore(f->tcp); /* nothing more will come out of it: stop reassembling it */
+        ev = midstream(f, ev, &mid, text, sizeof text);
     }
     if (p->cb.event != NULL) {
         p->cb.event(p->arg, f, ev, NULL);
@@ -249,7 +271,7 @@ static int cfg_ok(const msp_ets_passive_cfg_t *cfg)
 {
     const msp_tcp_config_t *t = &cfg->tcp;
     return t->max_flows >= 1 && t->window >= 1 && t->window <= (1u << 30) && t->max_segs >= 1 &&
-           cfg->max_tickets <= (1u << 24);
+           t->max_closed <= MSP_TCP_MAX_CLOSED && cfg->max_tickets <= (1u << 24);
 }
 
 int msp_ets_passive_new(const msp_ets_passive_cfg_t *cfg, msp_ets_passive_t **out)

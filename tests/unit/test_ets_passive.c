@@ -57,6 +57,8 @@ typedef struct got_flow {
     msp_ets_flow_status_t status;
     uint64_t plain[2];
     int flow_vis_error;
+    msp_tcp_flow_info_t info; /* at open */
+    char text[512];           /* of the undecryptable event */
 } got_flow_t;
 
 typedef struct got {
@@ -72,6 +74,7 @@ static void on_open(void *arg, msp_ets_passive_flow_t *flow)
     assert_true(g->n < MAX_FLOWS);
     got_flow_t *f = &g->f[g->n++];
     f->id = msp_ets_passive_flow_info(flow)->id;
+    f->info = *msp_ets_passive_flow_info(flow);
     msp_ets_passive_flow_set_user(flow, f);
 }
 
@@ -107,6 +110,7 @@ static void on_event(void *arg, msp_ets_passive_flow_t *flow, const msp_ets_even
     if (ev->kind == MSP_ETS_EV_UNDECRYPTABLE) {
         f->undecryptable++;
         f->reason = ev->reason;
+        snprintf(f->text, sizeof f->text, "%s", ev->text);
     }
 }
 
@@ -200,18 +204,27 @@ static void syn(wire_t *w, msp_ets_passive_t *p, uint16_t cport)
     packet(w, 0, MSP_TCP_ACK, NULL, 0);
 }
 
+/* Chunks [from, to) of the recorded connection whose direction is in dirs (bit 0: client, bit 1: server). */
+static void put_chunks(wire_t *w, const ets_pair_t *pair, size_t from, size_t to, int dirs)
+{
+    for (size_t i = from; i < to && i < pair->nchunks; i++) {
+        const ets_chunk_t *c = &pair->chunks[i];
+        if (!(dirs & (1 << c->dir))) {
+            continue;
+        }
+        for (size_t off = 0; off < c->len; off += MSS) {
+            size_t n = c->len - off < MSS ? c->len - off : MSS;
+            packet(w, c->dir, MSP_TCP_ACK | MSP_TCP_PSH, pair->bytes[c->dir] + c->off + off, n);
+        }
+    }
+}
+
 /* The recorded connection as packets, the sides' writes in their order; FINs at the end. */
 static void put_on_wire(msp_ets_passive_t *p, const ets_pair_t *pair, uint16_t cport)
 {
     wire_t w;
     syn(&w, p, cport);
-    for (size_t i = 0; i < pair->nchunks; i++) {
-        const ets_chunk_t *c = &pair->chunks[i];
-        for (size_t off = 0; off < c->len; off += MSS) {
-            size_t n = c->len - off < MSS ? c->len - off : MSS;
-            packet(&w, c->dir, MSP_TCP_ACK | MSP_TCP_PSH, pair->bytes[c->dir] + c->off + off, n);
-        }
-    }
+    put_chunks(&w, pair, 0, pair->nchunks, 3);
     packet(&w, 1, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
     packet(&w, 0, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
 }
@@ -419,6 +432,106 @@ static void test_ticket_limit(void **state)
     ets_pair_free(&again);
 }
 
+/*
+ * Issue 13, finding 1: a client that resets its connection after the
+ * ClientHello (as `msp ets probe` does once it has the ServerHello); the
+ * server's flight is captured after the RST. One connection, one flow: the
+ * late flight must not open a second flow with the roles swapped and an
+ * "encrypted record 0 before the ClientHello".
+ */
+static void test_late_flight_after_rst(void **state)
+{
+    (void)state;
+    ets_pair_t pair;
+    run_pair(&pair, W.sctx_vi, NULL, NULL, NULL);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    wire_t w;
+    syn(&w, p, 40013);
+    put_chunks(&w, &pair, 0, 1, 1); /* the ClientHello */
+    packet(&w, 0, MSP_TCP_RST | MSP_TCP_ACK, NULL, 0);
+    put_chunks(&w, &pair, 1, pair.nchunks, 2); /* everything the server sent, late */
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 1);
+    assert_int_equal(msp_ets_passive_counts(p)->flows, 1);
+    assert_int_equal(g->f[0].end_reason, MSP_TCP_CLOSE_RST);
+    assert_int_equal(g->f[0].undecryptable, 1);
+    assert_int_equal(g->f[0].reason, MSP_ETS_R_TRUNCATED); /* the connection did end inside its handshake */
+    assert_true(msp_ets_passive_tcp_stats(p)->late > 0);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&pair);
+}
+
+/*
+ * Issue 13, finding 2: a connection already open when the capture starts
+ * (its first packets are the server's, after the handshake). Port 443 was
+ * seen listening (an earlier connection's SYN): the server is that side;
+ * the flow is undecryptable as "capture began mid-connection", counted as
+ * such, not "malformed".
+ */
+static void test_midstream(void **state)
+{
+    (void)state;
+    ets_pair_t first, open;
+    run_pair(&first, W.sctx_vi, NULL, NULL, NULL);
+    run_pair(&open, W.sctx_vi, "already open c2s", "already open s2c", NULL);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    put_on_wire(p, &first, 40014);
+    size_t from = 2; /* after the ClientHello and the server's first flight: a server write comes first */
+    while (from < open.nchunks && open.chunks[from].dir != 1) {
+        from++;
+    }
+    assert_true(from < open.nchunks);
+    wire_t w = {.p = p, .cport = 40015, .seq = {123456u, 654321u}, .ts = 1700000100000000ull};
+    put_chunks(&w, &open, from, open.nchunks, 3);
+    packet(&w, 1, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
+    packet(&w, 0, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->f[0].status, MSP_ETS_FLOW_DECRYPTED);
+    got_flow_t *f = &g->f[1];
+    assert_true(f->info.initiator_guessed);
+    assert_true(f->info.roles_from_port);
+    assert_int_equal(f->info.port[0], 40015);
+    assert_int_equal(f->info.port[1], 443);
+    assert_int_equal(f->undecryptable, 1);
+    assert_int_equal(f->reason, MSP_ETS_R_MIDSTREAM);
+    assert_string_equal(msp_ets_reason_name(f->reason), "midstream");
+    assert_non_null(strstr(f->text, "capture began mid-connection"));
+    assert_int_equal(f->status, MSP_ETS_FLOW_UNDECRYPTABLE);
+    const msp_ets_passive_counts_t *n = msp_ets_passive_counts(p);
+    assert_int_equal(n->undecryptable, 1);
+    assert_int_equal(n->midstream, 1);
+    assert_int_equal(n->decrypted, 1);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&first);
+    ets_pair_free(&open);
+}
+
+/* A flow whose SYN was seen fails as before (its reason is the decryptor's), never midstream. */
+static void test_not_midstream_with_syn(void **state)
+{
+    (void)state;
+    ets_pair_t pair;
+    run_pair(&pair, W.sctx_vi, NULL, NULL, NULL);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    wire_t w;
+    syn(&w, p, 40016);
+    put_chunks(&w, &pair, 2, pair.nchunks, 3); /* the handshake's records are missing, not the SYN */
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 1);
+    assert_int_equal(g->f[0].undecryptable, 1);
+    assert_int_not_equal(g->f[0].reason, MSP_ETS_R_MIDSTREAM);
+    assert_int_equal(msp_ets_passive_counts(p)->midstream, 0);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&pair);
+}
+
 static void test_key_limits(void **state)
 {
     (void)state;
@@ -588,6 +701,9 @@ int main(void)
         cmocka_unit_test(test_flow_limit),
         cmocka_unit_test(test_free_open_flows),
         cmocka_unit_test(test_ticket_limit),
+        cmocka_unit_test(test_late_flight_after_rst),
+        cmocka_unit_test(test_midstream),
+        cmocka_unit_test(test_not_midstream_with_syn),
         cmocka_unit_test(test_key_limits),
         cmocka_unit_test(test_keypkg),
         cmocka_unit_test(test_config),

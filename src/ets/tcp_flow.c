@@ -60,7 +60,8 @@ struct msp_tcp_flow {
 
 /* A connection closed by FIN or RST, for its late segments. */
 typedef struct closed {
-    uint64_t at; /* t->now when it closed; 0: an empty slot */
+    uint64_t at; /* t->now when it closed */
+    uint8_t used;
     uint8_t ip_version;
     uint8_t have_next[2];
     uint8_t addr[2][16]; /* addr[0] the client, as in its info */
@@ -501,7 +502,8 @@ static void remember_closed(msp_tcp_t *t, const msp_tcp_flow_t *f)
 {
     const msp_tcp_flow_info_t *in = &f->info;
     closed_t *c = closed_slot(t, pair_hash(t, in->ip_version, in->addr[0], in->port[0], in->addr[1], in->port[1]));
-    c->at = t->now > 0 ? t->now : 1;
+    c->used = 1;
+    c->at = t->now;
     c->ip_version = in->ip_version;
     memcpy(c->addr, in->addr, sizeof(c->addr));
     memcpy(c->port, in->port, sizeof(c->port));
@@ -520,7 +522,7 @@ static void remember_closed(msp_tcp_t *t, const msp_tcp_flow_t *f)
 static int is_late(const msp_tcp_t *t, const msp_tcp_pkt_t *pkt, uint64_t h)
 {
     const closed_t *c = closed_slot(t, h);
-    if (c->at == 0 || c->ip_version != pkt->ip_version || t->now - c->at > t->cfg.linger_us) {
+    if (!c->used || c->ip_version != pkt->ip_version || t->now - c->at > t->cfg.linger_us) {
         return 0;
     }
     size_t alen = alen_of(pkt->ip_version);

@@ -158,10 +158,8 @@ static int verdict_read(msp_ets_passive_t *p, const uint8_t *in, size_t n, int *
 static int inherited(msp_ets_passive_t *p, const msp_ets_event_t *ev)
 {
     int rc = MSP_ERR_NOT_FOUND;
-    p->rvis.n_vi = 0;
-    p->rvis.matches = p->rvis.misplaced = 0;
     if (ev->issuer_info == NULL || verdict_read(p, ev->issuer_info, ev->issuer_info_len, &rc) != MSP_OK) {
-        p->rvis.n_vi = 0;
+        p->rvis.n_vi = 0; /* what verdict_read left half done */
         p->rvis.matches = p->rvis.misplaced = 0;
         rc = MSP_ERR_NOT_FOUND;
         snprintf(p->rvis_text, sizeof p->rvis_text, "the visibility verdict of flow %llu was not kept with its ticket",

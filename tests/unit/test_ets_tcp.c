@@ -698,6 +698,24 @@ static void test_late_after_close(void **state)
     free(r);
 }
 
+/* Packets without timestamps (all 0): a closed connection is still remembered. */
+static void test_late_at_time_zero(void **state)
+{
+    (void)state;
+    rec_t *r = calloc(1, sizeof(*r));
+    msp_tcp_t *t = table(r, NULL);
+    conn_t c = conn4();
+    send_pkt(t, &c, 0, ISN0, MSP_TCP_SYN, NULL, 0, 0);
+    send_pkt(t, &c, 1, ISN1, MSP_TCP_SYN | MSP_TCP_ACK, NULL, 0, 0);
+    send_pkt(t, &c, 0, ISN0 + 1, MSP_TCP_RST, NULL, 0, 0);
+    send_pkt(t, &c, 1, ISN1 + 1, PA, "late", 4, 0);
+    assert_int_equal(r->n, 1);
+    assert_int_equal(msp_tcp_stats(t)->late, 1);
+    msp_tcp_finish(t);
+    msp_tcp_free(t);
+    free(r);
+}
+
 /* Without the memory (max_closed 0 or linger_us 0) a late segment opens a flow, as before. */
 static void test_late_memory_off(void **state)
 {
@@ -1016,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_mid_stream),
         cmocka_unit_test(test_mid_stream_listener),
         cmocka_unit_test(test_late_after_close),
+        cmocka_unit_test(test_late_at_time_zero),
         cmocka_unit_test(test_late_memory_off),
         cmocka_unit_test(test_synack_only),
         cmocka_unit_test(test_syn_fin_data_keepalive_probe),

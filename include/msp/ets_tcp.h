@@ -33,7 +33,7 @@
  *  - a flow closes as soon as both FINs were seen (remaining holes become
  *    gaps);
  *  - late segments: a connection closed by FIN or RST is remembered for
- *    linger_us of capture time (at most max_closed of them, the most recent
+ *    late_us of capture time (at most max_closed of them, the most recent
  *    kept); a segment with data and without SYN that arrives for it within
  *    the window of where its direction stood (a retransmission after the
  *    FINs, the server's flight still in flight behind a client's RST) is
@@ -51,17 +51,17 @@
 
 #include "msp/buf.h"
 
-#define MSP_TCP_MAX_FLOWS_DEFAULT 65536u      /* flows open at once; the least recently active is evicted */
-#define MSP_TCP_WINDOW_DEFAULT (4u << 20)     /* sequence space buffered ahead of the next byte, per direction */
-#define MSP_TCP_BUDGET_DEFAULT (256u << 20)   /* out-of-order bytes buffered over all flows */
-#define MSP_TCP_MAX_SEGS_DEFAULT 8192u        /* out-of-order segments buffered per direction */
-#define MSP_TCP_IDLE_DEFAULT_US 600000000ull  /* 10 minutes of capture time */
-#define MSP_TCP_MAX_BUCKETS (1u << 20)        /* hash buckets are at most this many (chains beyond) */
-#define MSP_TCP_MAX_IP6_EXT 8                 /* IPv6 extension headers walked before giving up */
-#define MSP_TCP_MAX_VLAN 4                    /* stacked 802.1Q/802.1ad tags */
-#define MSP_TCP_CLOSED_DEFAULT 16384u         /* closed connections remembered for their late segments */
-#define MSP_TCP_LINGER_DEFAULT_US 60000000ull /* 60 s of capture time: Linux's TIME_WAIT (2 MSL) */
-#define MSP_TCP_MAX_CLOSED (1u << 20)         /* max_closed is at most this */
+#define MSP_TCP_MAX_FLOWS_DEFAULT 65536u     /* flows open at once; the least recently active is evicted */
+#define MSP_TCP_WINDOW_DEFAULT (4u << 20)    /* sequence space buffered ahead of the next byte, per direction */
+#define MSP_TCP_BUDGET_DEFAULT (256u << 20)  /* out-of-order bytes buffered over all flows */
+#define MSP_TCP_MAX_SEGS_DEFAULT 8192u       /* out-of-order segments buffered per direction */
+#define MSP_TCP_IDLE_DEFAULT_US 600000000ull /* 10 minutes of capture time */
+#define MSP_TCP_MAX_BUCKETS (1u << 20)       /* hash buckets are at most this many (chains beyond) */
+#define MSP_TCP_MAX_IP6_EXT 8                /* IPv6 extension headers walked before giving up */
+#define MSP_TCP_MAX_VLAN 4                   /* stacked 802.1Q/802.1ad tags */
+#define MSP_TCP_CLOSED_DEFAULT 16384u        /* closed connections remembered for their late segments */
+#define MSP_TCP_LATE_DEFAULT_US 60000000u    /* for 60 s of capture time: Linux's TIME_WAIT (2 MSL) */
+#define MSP_TCP_MAX_CLOSED (1u << 20)        /* max_closed is at most this */
 
 /* Link types, as pcap_datalink() reports them (and the file LINKTYPE_ values that differ). */
 enum {
@@ -147,7 +147,7 @@ typedef struct msp_tcp_flow_info {
     uint16_t port[2];
     uint64_t first_ts_us; /* the packet that opened the flow */
     uint64_t last_ts_us;
-    int initiator_guessed; /* no SYN / SYN-ACK seen: direction 0 sent the first payload byte */
+    int initiator_guessed; /* no SYN / SYN-ACK seen: roles from a listening port, else from the first payload byte */
     uint64_t bytes[2];     /* delivered per direction */
     uint64_t lost[2];      /* reported as gaps per direction */
     int roles_from_port;   /* initiator_guessed, and the server is the side whose port was seen listening */
@@ -179,14 +179,14 @@ typedef struct msp_tcp_callbacks {
 } msp_tcp_callbacks_t;
 
 typedef struct msp_tcp_config {
-    size_t max_flows;   /* >= 1 */
-    uint32_t window;    /* 1 .. 2^30 */
-    size_t budget;      /* bytes */
-    size_t max_segs;    /* per direction, >= 1 */
-    uint64_t idle_us;   /* 0: never idle */
-    uint64_t hash_key;  /* any value; vary it to make hash collisions unpredictable */
-    size_t max_closed;  /* closed connections remembered for their late segments, <= MSP_TCP_MAX_CLOSED; 0: none */
-    uint64_t linger_us; /* how long (capture time) a closed connection is remembered; 0: not at all */
+    size_t max_flows;  /* >= 1 */
+    uint32_t window;   /* 1 .. 2^30 */
+    size_t budget;     /* bytes */
+    size_t max_segs;   /* per direction, >= 1 */
+    uint64_t idle_us;  /* 0: never idle */
+    uint64_t hash_key; /* any value; vary it to make hash collisions unpredictable */
+    size_t max_closed; /* connections closed by FIN or RST remembered, <= MSP_TCP_MAX_CLOSED; 0: none */
+    uint64_t late_us;  /* for how long (capture time) their late segments are recognised; 0: not at all */
 } msp_tcp_config_t;
 
 MSP_API void msp_tcp_config_default(msp_tcp_config_t *cfg);

@@ -78,7 +78,7 @@ struct msp_tcp {
     msp_tcp_flow_t *lru_head, *lru_tail;
     uint64_t now; /* the latest packet timestamp seen */
     msp_tcp_stats_t st;
-    closed_t *closed; /* NULL when max_closed or linger_us is 0 */
+    closed_t *closed; /* NULL when max_closed or late_us is 0 */
     size_t nclosed;   /* a power of two */
     uint8_t listening[65536 / 8];
 };
@@ -100,7 +100,7 @@ void msp_tcp_config_default(msp_tcp_config_t *cfg)
     cfg->idle_us = MSP_TCP_IDLE_DEFAULT_US;
     cfg->hash_key = 0;
     cfg->max_closed = MSP_TCP_CLOSED_DEFAULT;
-    cfg->linger_us = MSP_TCP_LINGER_DEFAULT_US;
+    cfg->late_us = MSP_TCP_LATE_DEFAULT_US;
 }
 
 const char *msp_tcp_close_reason_name(msp_tcp_close_reason_t r)
@@ -155,7 +155,7 @@ int msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void
         t->nbuckets <<= 1;
     }
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    if (cfg->max_closed > 0 && cfg->linger_us > 0) {
+    if (cfg->max_closed > 0 && cfg->late_us > 0) {
         t->nclosed = 1;
         while (t->nclosed < cfg->max_closed) {
             t->nclosed <<= 1;
@@ -515,14 +515,14 @@ static void remember_closed(msp_tcp_t *t, const msp_tcp_flow_t *f)
 
 /*
  * Whether pkt belongs to a connection closed shortly before: same endpoints,
- * within linger_us, and its sequence number within the window of where that
+ * within late_us, and its sequence number within the window of where that
  * direction stood (a direction never seen cannot be checked: the endpoints
  * decide).
  */
 static int is_late(const msp_tcp_t *t, const msp_tcp_pkt_t *pkt, uint64_t h)
 {
     const closed_t *c = closed_slot(t, h);
-    if (!c->used || c->ip_version != pkt->ip_version || t->now - c->at > t->cfg.linger_us) {
+    if (!c->used || c->ip_version != pkt->ip_version || t->now - c->at > t->cfg.late_us) {
         return 0;
     }
     size_t alen = alen_of(pkt->ip_version);

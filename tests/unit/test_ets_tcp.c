@@ -644,14 +644,14 @@ static void test_mid_stream_listener(void **state)
  * ServerHello; the rest of the server's flight, captured after the RST, must
  * not open a flow of its own with the roles swapped. Likewise a
  * retransmission after both FINs. A segment far from where the connection
- * stood, or one after linger_us, is a new connection again.
+ * stood, or one after late_us, is a new connection again.
  */
 static void test_late_after_close(void **state)
 {
     (void)state;
     msp_tcp_config_t cfg;
     msp_tcp_config_default(&cfg);
-    cfg.linger_us = 1000000;
+    cfg.late_us = 1000000;
     rec_t *r = calloc(1, sizeof(*r));
     msp_tcp_t *t = table(r, &cfg);
     conn_t c = conn4();
@@ -687,7 +687,7 @@ static void test_late_after_close(void **state)
     assert_int_equal(r->f[2].len[1], 3);
     assert_int_equal(msp_tcp_stats(t)->late, 4);
 
-    /* d's late segment after linger_us (capture time): a flow again (its port listens: the roles are right) */
+    /* d's late segment after late_us (capture time): a flow again (its port listens: the roles are right) */
     send_pkt(t, &d, 1, ISN1 + 1, PA, "data", 4, 21 + 1000002);
     assert_int_equal(r->n, 4);
     assert_true(r->f[3].open.roles_from_port);
@@ -716,7 +716,7 @@ static void test_late_at_time_zero(void **state)
     free(r);
 }
 
-/* Without the memory (max_closed 0 or linger_us 0) a late segment opens a flow, as before. */
+/* Without the memory (max_closed 0 or late_us 0) a late segment opens a flow, as before. */
 static void test_late_memory_off(void **state)
 {
     (void)state;
@@ -726,7 +726,7 @@ static void test_late_memory_off(void **state)
         if (k == 0) {
             cfg.max_closed = 0;
         } else {
-            cfg.linger_us = 0;
+            cfg.late_us = 0;
         }
         rec_t *r = calloc(1, sizeof(*r));
         msp_tcp_t *t = table(r, &cfg);

@@ -620,7 +620,12 @@ static int listening(const msp_tcp_t *t, uint16_t port)
     return (t->listening[port >> 3] >> (port & 7)) & 1;
 }
 
-/* A SYN goes to a listening port, a SYN-ACK comes from one. */
+/*
+ * A SYN goes to a listening port, a SYN-ACK comes from one. A SYN alone
+ * counts too (a tap may see one direction only); a port scan in the capture
+ * marks the ports it probed, and where both sides of a flow then "listen"
+ * the first sender decides, as without this memory.
+ */
 static void note_listener(msp_tcp_t *t, const msp_tcp_pkt_t *pkt)
 {
     uint16_t port = pkt->flags & MSP_TCP_ACK ? pkt->sport : pkt->dport;

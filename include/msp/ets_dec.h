@@ -39,6 +39,7 @@
 #define MSP_ETS_DEC_MAX_TICKET 4096           /* ticket bytes kept in the store (larger ones are not stored) */
 #define MSP_ETS_DEC_MAX_NAME 255              /* SNI host name and ALPN protocol kept */
 #define MSP_ETS_DEC_MAX_TEXT 256              /* event text */
+#define MSP_ETS_DEC_MAX_ISSUER_INFO 1024      /* bytes of issuer info kept with each ticket (msp_ets_conn_set_issuer) */
 
 /** Static private keys, looked up by the exact ServerHello key_share bytes. */
 typedef struct msp_ets_keys msp_ets_keys_t;
@@ -89,6 +90,8 @@ typedef enum msp_ets_reason {
     MSP_ETS_R_PENDING_LIMIT,  /* more than MSP_ETS_DEC_MAX_PENDING bytes waited for keys */
     MSP_ETS_R_UNSUPPORTED,    /* suite or group we cannot handle */
     MSP_ETS_R_INTERNAL,       /* allocation or OpenSSL failure */
+    MSP_ETS_R_MIDSTREAM,      /* the capture began mid-connection: neither its SYN nor its ClientHello was seen
+                                 (set by the passive pipeline, ets_passive.h; the decryptor alone cannot tell) */
 } msp_ets_reason_t;
 
 /** A static name for reason ("no_static_key", ...). */
@@ -116,6 +119,16 @@ typedef struct msp_ets_event {
     size_t ticket_len;
     /* ALERT */
     uint8_t alert_level, alert_desc;
+
+    /*
+     * HANDSHAKE of a resumption: the tag and info of the connection that
+     * issued the ticket (msp_ets_conn_set_issuer); issuer_tag 0 when it was
+     * given none, issuer_info NULL when it was given none or the ticket left
+     * the store during this handshake. Valid during the event only.
+     */
+    uint64_t issuer_tag;
+    const uint8_t *issuer_info;
+    size_t issuer_info_len;
 } msp_ets_event_t;
 
 typedef struct msp_ets_conn_cb {
@@ -142,6 +155,17 @@ MSP_API int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size
 MSP_API int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
 /** Both directions ended: reports a handshake cut short. */
 MSP_API int msp_ets_conn_end(msp_ets_conn_t *c);
+/**
+ * Says who this connection is, for the resumptions of the tickets it issues:
+ * every PSK it stores from now on keeps tag (nonzero; 0: untagged) and a
+ * copy of info (at most MSP_ETS_DEC_MAX_ISSUER_INFO bytes; longer info is
+ * not kept, the tag is), and a resumption with one of those PSKs reports
+ * them in its HANDSHAKE event (issuer_tag, issuer_info). The decryptor does
+ * not look inside; the passive pipeline passes its flow id and the issuing
+ * handshake's visibility verdict. info must stay valid until the next call
+ * or msp_ets_conn_free.
+ */
+MSP_API void msp_ets_conn_set_issuer(msp_ets_conn_t *c, uint64_t tag, const uint8_t *info, size_t len);
 /** Nonzero once the connection was reported undecryptable. */
 MSP_API int msp_ets_conn_failed(const msp_ets_conn_t *c);
 /** NULL is ignored. */

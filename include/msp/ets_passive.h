@@ -75,8 +75,17 @@ typedef struct msp_ets_passive_cb {
     /*
      * A decryptor event (ets_dec.h): HANDSHAKE, KEY_UPDATE, TICKET, ALERT,
      * UNDECRYPTABLE (the flow's error; nothing more is decrypted of it).
+     * A flow whose start was not seen (no SYN: msp_tcp_flow_info_t
+     * initiator_guessed) that fails before any ClientHello gets reason
+     * MSP_ETS_R_MIDSTREAM, "capture began mid-connection" and the
+     * decryptor's own words: it was never decryptable from this capture,
+     * which is no fault of the keys or of the decryptor (counts.midstream).
      * vis: for a HANDSHAKE with a server certificate (a full handshake),
-     * NULL otherwise (resumption: there is no certificate to check).
+     * its visibility check. For a resumption whose ticket a flow of this
+     * pipeline issued (ev->issuer_tag is that flow's id), that connection's
+     * verdict, inherited (for a resumption of a resumption, the full
+     * handshake's at the start of the chain); error MSP_ERR_NOT_FOUND with
+     * no entries when it was not kept with the ticket. NULL otherwise.
      */
     void (*event)(void *arg, msp_ets_passive_flow_t *flow, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *vis);
     /* one NSS key log (SSLKEYLOGFILE) line, "LABEL <client_random> <secret>\n", len bytes */
@@ -135,6 +144,7 @@ typedef struct msp_ets_passive_counts {
     uint64_t empty;             /* ended with status empty */
     uint64_t plaintext;         /* application data bytes handed out */
     uint64_t visibility_errors; /* handshakes whose certificate's visibility information could not be read */
+    uint64_t midstream;         /* of undecryptable: the capture began mid-connection (reason MSP_ETS_R_MIDSTREAM) */
 } msp_ets_passive_counts_t;
 
 MSP_API const msp_ets_passive_counts_t *msp_ets_passive_counts(const msp_ets_passive_t *p);
@@ -177,7 +187,8 @@ MSP_API void msp_ets_passive_addr_text(const msp_tcp_flow_info_t *info, int dir,
 MSP_API int msp_ets_passive_flow_json(const msp_tcp_flow_info_t *info, msp_buf_t *out);
 
 /**
- * "handshake" (with vis: the certificate's visibility entries), "key_update",
+ * "handshake" (with vis: the certificate's visibility entries; a resumption
+ * with ev->issuer_tag set: "resumed_from", the issuing flow), "key_update",
  * "ticket", "alert", "undecryptable" (event), for flow flow_id. A kind
  * without a line appends nothing.
  */

@@ -8,8 +8,12 @@
  * seen). Time is the packets' timestamps only, never the wall clock.
  *
  * Direction 0 is the client: the sender of the SYN, or the receiver of a
- * SYN-ACK, or, when neither was seen, the sender of the first payload byte
- * (info->initiator_guessed is then set).
+ * SYN-ACK. When neither was seen (the capture began mid-connection, or the
+ * SYN was lost; info->initiator_guessed is then set): the side whose port
+ * was not seen listening, when exactly one of the two ports was
+ * (info->roles_from_port; a port listens once a SYN went to it or a SYN-ACK
+ * came from it, on any address, earlier in the capture), else the sender of
+ * the first payload byte.
  *
  * Reassembly policy:
  *  - sequence numbers are compared with 32-bit serial arithmetic;
@@ -27,8 +31,15 @@
  *  - keep-alives (1 byte below the next sequence number) and retransmitted
  *    data are dropped; a zero-window probe's byte is data like any other.
  *  - a flow closes as soon as both FINs were seen (remaining holes become
- *    gaps); a retransmission arriving after that opens a new, guessed flow
- *    if it carries data.
+ *    gaps);
+ *  - late segments: a connection closed by FIN or RST is remembered for
+ *    late_us of capture time (at most max_closed of them, the most recent
+ *    kept); a segment with data and without SYN that arrives for it within
+ *    the window of where its direction stood (a retransmission after the
+ *    FINs, the server's flight still in flight behind a client's RST) is
+ *    counted as late and dropped instead of opening a flow with guessed,
+ *    often swapped, roles. Anything else on those ports (a SYN, a sequence
+ *    number far away) is a new connection.
  */
 #ifndef MSP_ETS_TCP_H
 #define MSP_ETS_TCP_H
@@ -48,6 +59,9 @@
 #define MSP_TCP_MAX_BUCKETS (1u << 20)       /* hash buckets are at most this many (chains beyond) */
 #define MSP_TCP_MAX_IP6_EXT 8                /* IPv6 extension headers walked before giving up */
 #define MSP_TCP_MAX_VLAN 4                   /* stacked 802.1Q/802.1ad tags */
+#define MSP_TCP_CLOSED_DEFAULT 16384u        /* closed connections remembered for their late segments */
+#define MSP_TCP_LATE_DEFAULT_US 60000000u    /* for 60 s of capture time: Linux's TIME_WAIT (2 MSL) */
+#define MSP_TCP_MAX_CLOSED (1u << 20)        /* max_closed is at most this */
 
 /* Link types, as pcap_datalink() reports them (and the file LINKTYPE_ values that differ). */
 enum {
@@ -133,9 +147,10 @@ typedef struct msp_tcp_flow_info {
     uint16_t port[2];
     uint64_t first_ts_us; /* the packet that opened the flow */
     uint64_t last_ts_us;
-    int initiator_guessed; /* no SYN / SYN-ACK seen: direction 0 sent the first payload byte */
+    int initiator_guessed; /* no SYN / SYN-ACK seen: roles from a listening port, else from the first payload byte */
     uint64_t bytes[2];     /* delivered per direction */
     uint64_t lost[2];      /* reported as gaps per direction */
+    int roles_from_port;   /* initiator_guessed, and the server is the side whose port was seen listening */
 } msp_tcp_flow_info_t;
 
 typedef struct msp_tcp_flow msp_tcp_flow_t;
@@ -170,6 +185,8 @@ typedef struct msp_tcp_config {
     size_t max_segs;   /* per direction, >= 1 */
     uint64_t idle_us;  /* 0: never idle */
     uint64_t hash_key; /* any value; vary it to make hash collisions unpredictable */
+    size_t max_closed; /* connections closed by FIN or RST remembered, <= MSP_TCP_MAX_CLOSED; 0: none */
+    uint64_t late_us;  /* for how long (capture time) their late segments are recognised; 0: not at all */
 } msp_tcp_config_t;
 
 MSP_API void msp_tcp_config_default(msp_tcp_config_t *cfg);
@@ -193,6 +210,7 @@ typedef struct msp_tcp_stats {
     uint64_t idle;          /* flows closed as idle */
     uint64_t buffered;      /* out-of-order bytes held now */
     uint64_t buffered_peak; /* the most ever held */
+    uint64_t late;          /* segments with data of a connection closed by FIN or RST shortly before: dropped */
 } msp_tcp_stats_t;
 
 typedef struct msp_tcp msp_tcp_t;

@@ -61,7 +61,17 @@ typedef struct dec_ticket {
     uint8_t psk[DEC_MAX_HASH];
     size_t psk_len;
     uint32_t newer, older; /* LRU list of entry indices, DEC_NONE at the ends */
+    uint64_t tag;          /* of the issuing connection (msp_ets_conn_set_issuer), 0: none */
+    const uint8_t *info;   /* its info: inside the ticket's allocation, after the ticket bytes; NULL: none */
+    size_t info_len;
 } dec_ticket_t;
+
+/* Who issued a ticket: msp_ets_conn_set_issuer's arguments. */
+typedef struct dec_issuer {
+    uint64_t tag;
+    const uint8_t *info;
+    size_t info_len;
+} dec_issuer_t;
 
 /*
  * A hash index (linear probing, twice the entries, a power of two) and an
@@ -158,7 +168,10 @@ struct msp_ets_conn {
     uint8_t res[DEC_MAX_HASH];          /* resumption_master_secret */
     int have_res;
     char sni[MSP_ETS_DEC_MAX_NAME + 1], alpn[MSP_ETS_DEC_MAX_NAME + 1];
-    msp_buf_t cert; /* the server's end-entity certificate DER */
+    msp_buf_t cert;      /* the server's end-entity certificate DER */
+    dec_issuer_t self;   /* what this connection's tickets are stored with */
+    uint64_t issuer_tag; /* a resumption: the tag of the ticket the ServerHello selected */
+    size_t psk_sel;      /* and its identity's index, to fetch its info again at the end of the handshake */
 };
 
 /* dec_keys.c */
@@ -167,6 +180,9 @@ const dec_key_t *dec_key_find(const msp_ets_keys_t *keys, uint16_t group, const 
 int dec_key_derive(const dec_key_t *k, const uint8_t *peer, size_t peer_len, uint8_t *out, size_t *out_len);
 int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
                     size_t psk_len);
+/* The same, kept with who issued it (NULL: nobody said). */
+int dec_tickets_put_from(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
+                         size_t psk_len, const dec_issuer_t *from);
 const dec_ticket_t *dec_tickets_get(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len);
 
 /* dec_sched.c */

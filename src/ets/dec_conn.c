@@ -32,7 +32,7 @@ enum { GO, WAIT, SKIP };
 
 static const char *const reason_names[] = {
     "none",     "no_static_key", "psk_unknown", "psk_ke_unknown", "not_tls13",   "gap",      "aead",
-    "finished", "malformed",     "truncated",   "pending_limit",  "unsupported", "internal",
+    "finished", "malformed",     "truncated",   "pending_limit",  "unsupported", "internal", "midstream",
 };
 
 const char *msp_ets_reason_name(msp_ets_reason_t r)

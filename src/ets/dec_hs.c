@@ -273,6 +273,8 @@ static int selected_psk(msp_ets_conn_t *c, const dec_server_hello_t *sh, uint8_t
     }
     memcpy(psk, t->psk, t->psk_len);
     c->resumed = 1;
+    c->issuer_tag = t->tag;
+    c->psk_sel = sh->psk;
     return MSP_OK;
 }
 
@@ -488,6 +490,22 @@ static int server_flight(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
 
 /* ---- the client's second flight ---- */
 
+/* A resumption's issuer, from its ticket, fetched again: the entry may have left the store since the ServerHello. */
+static void issuer_of(msp_ets_conn_t *c, msp_ets_event_t *ev)
+{
+    size_t n;
+    ev->issuer_tag = c->issuer_tag;
+    if (!c->resumed || c->issuer_tag == 0) {
+        return;
+    }
+    const uint8_t *id = psk_identity(c, c->psk_sel, &n);
+    const dec_ticket_t *t = dec_tickets_get(c->tickets, id, n);
+    if (t != NULL && t->tag == c->issuer_tag) {
+        ev->issuer_info = t->info;
+        ev->issuer_info_len = t->info_len;
+    }
+}
+
 static void handshake_done(msp_ets_conn_t *c)
 {
     char text[MSP_ETS_DEC_MAX_TEXT];
@@ -507,6 +525,7 @@ static void handshake_done(msp_ets_conn_t *c)
                           .cert = c->cert.len > 0 ? c->cert.base : NULL,
                           .cert_len = c->cert.len};
     memcpy(ev.fingerprint, c->fp, sizeof(ev.fingerprint));
+    issuer_of(c, &ev);
     dec_event(c, &ev);
 }
 
@@ -571,9 +590,9 @@ static int new_session_ticket(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
     if (dec_expand_label(c, c->res, "resumption", nonce.pos, msp_reader_left(&nonce), psk, hl) != MSP_OK) {
         return internal(c, 1);
     }
-    int rc = c->tickets != NULL
-                 ? dec_tickets_put(c->tickets, ticket.pos, msp_reader_left(&ticket), c->suite->id, psk, hl)
-                 : MSP_ERR_ARGUMENT;
+    int rc = c->tickets != NULL ? dec_tickets_put_from(c->tickets, ticket.pos, msp_reader_left(&ticket), c->suite->id,
+                                                       psk, hl, &c->self)
+                                : MSP_ERR_ARGUMENT;
     OPENSSL_cleanse(psk, sizeof(psk));
     char text[96];
     snprintf(text, sizeof(text), "ticket of %zu bytes %s", msp_reader_left(&ticket),
@@ -622,6 +641,11 @@ static int post_handshake(msp_ets_conn_t *c, int dir, const uint8_t *msg, size_t
     default:
         return malformed(c, dir, "unexpected post-handshake message");
     }
+}
+
+void msp_ets_conn_set_issuer(msp_ets_conn_t *c, uint64_t tag, const uint8_t *info, size_t len)
+{
+    c->self = (dec_issuer_t){tag, info, info != NULL ? len : 0};
 }
 
 int dec_handshake(msp_ets_conn_t *c, int dir, const uint8_t *msg, size_t len)

@@ -335,21 +335,44 @@ static void lru_push(msp_ets_tickets_t *t, uint32_t x)
 int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
                     size_t psk_len)
 {
+    return dec_tickets_put_from(t, ticket, len, suite, psk, psk_len, NULL);
+}
+
+/* The ticket bytes and the issuer's info in one allocation (info longer than the limit is not kept). */
+static uint8_t *ticket_copy(const uint8_t *ticket, size_t len, const dec_issuer_t *from, size_t *info_len)
+{
+    *info_len =
+        from != NULL && from->info != NULL && from->info_len <= MSP_ETS_DEC_MAX_ISSUER_INFO ? from->info_len : 0;
+    uint8_t *copy = malloc(len + *info_len);
+    if (copy != NULL) {
+        memcpy(copy, ticket, len);
+        if (*info_len > 0) {
+            memcpy(copy + len, from->info, *info_len);
+        }
+    }
+    return copy;
+}
+
+int dec_tickets_put_from(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
+                         size_t psk_len, const dec_issuer_t *from)
+{
     if (len == 0 || len > MSP_ETS_DEC_MAX_TICKET || psk_len > DEC_MAX_HASH) {
         return MSP_ERR_LIMIT;
     }
     uint32_t h = ticket_hash(ticket, len);
     size_t i = find_slot(t, ticket, len, h);
+    size_t info_len;
+    uint8_t *copy = ticket_copy(ticket, len, from, &info_len);
+    if (copy == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
     uint32_t x;
     if (t->slot[i] != 0) {
         x = t->slot[i] - 1;
         lru_unlink(t, x);
+        free(t->e[x].ticket); /* the same bytes: the slot stays, the issuer may be new */
+        t->e[x].ticket = copy;
     } else {
-        uint8_t *copy = malloc(len);
-        if (copy == NULL) {
-            return MSP_ERR_NO_MEMORY;
-        }
-        memcpy(copy, ticket, len);
         if (t->n < t->max) {
             x = (uint32_t)t->n++;
         } else {
@@ -366,6 +389,9 @@ int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uin
         t->slot[i] = x + 1;
     }
     dec_ticket_t *e = &t->e[x];
+    e->tag = from != NULL ? from->tag : 0;
+    e->info = info_len > 0 ? e->ticket + len : NULL;
+    e->info_len = info_len;
     e->suite = suite;
     memcpy(e->psk, psk, psk_len);
     e->psk_len = psk_len;

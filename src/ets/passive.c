@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "msp/ets_passive.h"
+#include "reader.h"
 
 struct msp_ets_passive_flow {
     msp_ets_passive_t *p;
@@ -17,6 +18,7 @@ struct msp_ets_passive_flow {
     void *user;
     uint64_t plain[2];
     int handshake, failed, saw_data, vis_error;
+    msp_buf_t verdict; /* the handshake's visibility verdict, kept with the tickets this flow issues */
 };
 
 struct msp_ets_passive {
@@ -37,6 +39,9 @@ struct msp_ets_passive {
     msp_ets_visibility_t vis;
     int vis_rc;
     char vis_text[sizeof(((msp_error_t *)0)->detail)];
+    /* a resumption's verdict, the issuing connection's (scratch: one handshake at a time) */
+    msp_ets_visibility_t rvis;
+    char rvis_text[sizeof(((msp_error_t *)0)->detail)];
 };
 
 static const msp_ets_conn_cb_t conn_callbacks;
@@ -74,20 +79,126 @@ static void read_certificate(msp_ets_passive_t *p, const uint8_t *cert, size_t l
     }
 }
 
+/*
+ * ---- the verdict a resumption inherits ----
+ * A resumption shows no certificate: what holds for its traffic is the
+ * visibility information of the full handshake that issued its ticket. That
+ * verdict travels with the tickets (msp_ets_conn_set_issuer), in this
+ * private form: u32 error code, u8 flags (1: matches, 2: misplaced), u8
+ * entries, u16-prefixed error text, then per entry the fingerprint, u8
+ * match, u16-prefixed access description.
+ */
+
+static void verdict_put(msp_buf_t *b, const msp_ets_visibility_t *vis, int rc, const char *text)
+{
+    size_t tl = strlen(text);
+    msp_buf_put_u32(b, (uint32_t)rc);
+    msp_buf_put_u8(b, (uint8_t)((vis->matches ? 1 : 0) | (vis->misplaced ? 2 : 0)));
+    msp_buf_put_u8(b, (uint8_t)vis->n_vi);
+    msp_buf_put_u16(b, (uint16_t)tl);
+    msp_buf_put(b, text, tl);
+    for (size_t k = 0; k < vis->n_vi; k++) {
+        msp_buf_put(b, vis->vi[k].fingerprint, MSP_ETS_FINGERPRINT_LEN);
+        msp_buf_put_u8(b, (uint8_t)vis->match[k]);
+        msp_buf_put_u16(b, (uint16_t)vis->vi[k].access_len);
+        msp_buf_put(b, vis->vi[k].access, vis->vi[k].access_len);
+    }
+}
+
+/* Keeps the flow's verdict and hands it to its decryptor for the tickets to come; too large: said so instead. */
+static void verdict_keep(msp_ets_passive_flow_t *f, const msp_ets_visibility_t *vis, int rc, const char *text)
+{
+    static const msp_ets_visibility_t none = {.n_vi = 0};
+    msp_buf_free(&f->verdict);
+    msp_buf_init(&f->verdict, MSP_ETS_DEC_MAX_ISSUER_INFO);
+    verdict_put(&f->verdict, vis, rc, text);
+    if (msp_buf_error(&f->verdict) == MSP_ERR_LIMIT) {
+        msp_buf_free(&f->verdict);
+        msp_buf_init(&f->verdict, MSP_ETS_DEC_MAX_ISSUER_INFO);
+        verdict_put(&f->verdict, &none, MSP_ERR_NOT_FOUND,
+                    "the issuing connection's visibility information was too large to keep with its tickets");
+    }
+    int ok = msp_buf_error(&f->verdict) == MSP_OK;
+    /* without memory the tickets carry the flow id only: their resumptions say the verdict was not kept */
+    msp_ets_conn_set_issuer(f->conn, msp_tcp_flow_info(f->tcp)->id, ok ? f->verdict.base : NULL,
+                            ok ? f->verdict.len : 0);
+}
+
+/* Reads a kept verdict into p->rvis; MSP_OK, or MSP_ERR_SYNTAX (it is ours: only a bug gets there). */
+static int verdict_read(msp_ets_passive_t *p, const uint8_t *in, size_t n, int *rc)
+{
+    msp_ets_visibility_t *vis = &p->rvis;
+    msp_reader_t r, s;
+    uint32_t code;
+    uint8_t flags, nvi, m;
+    msp_reader_init(&r, in, n);
+    if (msp_read_u32(&r, &code) || msp_read_u8(&r, &flags) || msp_read_u8(&r, &nvi) || nvi > MSP_ETS_MAX_VI ||
+        msp_read_block(&r, 2, &s) || msp_reader_left(&s) >= sizeof p->rvis_text) {
+        return MSP_ERR_SYNTAX;
+    }
+    *rc = (int)code;
+    snprintf(p->rvis_text, sizeof p->rvis_text, "%.*s", (int)msp_reader_left(&s), (const char *)s.pos);
+    vis->matches = flags & 1;
+    vis->misplaced = (flags & 2) != 0;
+    for (vis->n_vi = 0; vis->n_vi < nvi; vis->n_vi++) {
+        msp_ets_vi_t *vi = &vis->vi[vis->n_vi];
+        if (msp_read_copy(&r, vi->fingerprint, MSP_ETS_FINGERPRINT_LEN) || msp_read_u8(&r, &m) ||
+            msp_read_block(&r, 2, &s) || msp_reader_left(&s) > MSP_ETS_MAX_ACCESS) {
+            return MSP_ERR_SYNTAX;
+        }
+        vi->access_len = msp_reader_left(&s);
+        memcpy(vi->access, s.pos, vi->access_len);
+        vi->access[vi->access_len] = '\0';
+        vis->match[vis->n_vi] = m != 0;
+    }
+    return msp_reader_expect_end(&r) == MSP_OK ? MSP_OK : MSP_ERR_SYNTAX;
+}
+
+/* The issuing connection's verdict for a resumption (ev->issuer_tag set), or why there is none. */
+static int inherited(msp_ets_passive_t *p, const msp_ets_event_t *ev)
+{
+    int rc = MSP_ERR_NOT_FOUND;
+    if (ev->issuer_info == NULL || verdict_read(p, ev->issuer_info, ev->issuer_info_len, &rc) != MSP_OK) {
+        p->rvis.n_vi = 0; /* what verdict_read left half done */
+        p->rvis.matches = p->rvis.misplaced = 0;
+        rc = MSP_ERR_NOT_FOUND;
+        snprintf(p->rvis_text, sizeof p->rvis_text, "the visibility verdict of flow %llu was not kept with its ticket",
+                 (unsigned long long)ev->issuer_tag);
+    }
+    return rc;
+}
+
+static void on_resumption(msp_ets_passive_flow_t *f, const msp_ets_event_t *ev)
+{
+    msp_ets_passive_t *p = f->p;
+    if (ev->issuer_tag == 0) { /* not a ticket of ours: nothing known about its certificate */
+        if (p->cb.event != NULL) {
+            p->cb.event(p->arg, f, ev, NULL);
+        }
+        return;
+    }
+    int rc = inherited(p, ev);
+    f->vis_error = rc != MSP_OK && rc != MSP_ERR_NOT_FOUND; /* the issuing certificate's own error */
+    verdict_keep(f, &p->rvis, rc, p->rvis_text);            /* a resumption's tickets inherit it in turn */
+    msp_ets_passive_vis_t vis = {&p->rvis, rc, p->rvis_text};
+    if (p->cb.event != NULL) {
+        p->cb.event(p->arg, f, ev, &vis);
+    }
+}
+
 static void on_handshake(msp_ets_passive_flow_t *f, const msp_ets_event_t *ev)
 {
     msp_ets_passive_t *p = f->p;
     f->handshake = 1;
     if (ev->cert == NULL) {
-        if (p->cb.event != NULL) {
-            p->cb.event(p->arg, f, ev, NULL);
-        }
+        on_resumption(f, ev);
         return;
     }
     read_certificate(p, ev->cert, ev->cert_len);
     msp_ets_visibility_match(&p->vis, ev->fingerprint);
     f->vis_error = p->vis_rc != MSP_OK;
     p->n.visibility_errors += (uint64_t)f->vis_error;
+    verdict_keep(f, &p->vis, p->vis_rc, p->vis_text);
     msp_ets_passive_vis_t vis = {&p->vis, p->vis_rc, p->vis_text};
     if (p->cb.event != NULL) {
         p->cb.event(p->arg, f, ev, &vis);
@@ -126,10 +237,31 @@ static void on_keylog(void *arg, const char *label, const uint8_t client_random[
     }
 }
 
+/*
+ * The decryptor sees records that make no sense before a ClientHello; the
+ * TCP table knows the connection's start was not captured. Together: the
+ * capture began mid-connection, said as such instead of "malformed".
+ */
+static const msp_ets_event_t *midstream(msp_ets_passive_flow_t *f, const msp_ets_event_t *ev, msp_ets_event_t *out,
+                                        char *text, size_t cap)
+{
+    if (ev->client_random != NULL || !msp_tcp_flow_info(f->tcp)->initiator_guessed) {
+        return ev;
+    }
+    snprintf(text, cap, "capture began mid-connection (neither its SYN nor its ClientHello was seen): %s", ev->text);
+    *out = *ev;
+    out->reason = MSP_ETS_R_MIDSTREAM;
+    out->text = text;
+    f->p->n.midstream++;
+    return out;
+}
+
 static void on_event(void *arg, const msp_ets_event_t *ev)
 {
     msp_ets_passive_flow_t *f = arg;
     msp_ets_passive_t *p = f->p;
+    msp_ets_event_t mid;
+    char text[MSP_ETS_DEC_MAX_TEXT + 96];
     if (ev->kind == MSP_ETS_EV_HANDSHAKE) {
         on_handshake(f, ev);
         return;
@@ -137,6 +269,7 @@ static void on_event(void *arg, const msp_ets_event_t *ev)
     if (ev->kind == MSP_ETS_EV_UNDECRYPTABLE) {
         f->failed = 1;
         msp_tcp_flow_ignore(f->tcp); /* nothing more will come out of it: stop reassembling it */
+        ev = midstream(f, ev, &mid, text, sizeof text);
     }
     if (p->cb.event != NULL) {
         p->cb.event(p->arg, f, ev, NULL);
@@ -167,6 +300,7 @@ static void flow_free(msp_ets_passive_t *p, msp_ets_passive_flow_t *f)
         f->next->prev = f->prev;
     }
     msp_ets_conn_free(f->conn);
+    msp_buf_free(&f->verdict);
     free(f);
 }
 
@@ -249,7 +383,7 @@ static int cfg_ok(const msp_ets_passive_cfg_t *cfg)
 {
     const msp_tcp_config_t *t = &cfg->tcp;
     return t->max_flows >= 1 && t->window >= 1 && t->window <= (1u << 30) && t->max_segs >= 1 &&
-           cfg->max_tickets <= (1u << 24);
+           t->max_closed <= MSP_TCP_MAX_CLOSED && cfg->max_tickets <= (1u << 24);
 }
 
 int msp_ets_passive_new(const msp_ets_passive_cfg_t *cfg, msp_ets_passive_t **out)

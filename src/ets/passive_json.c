@@ -110,6 +110,10 @@ static void put_handshake(msp_buf_t *out, const msp_ets_event_t *ev, const msp_e
     if (vis != NULL && vis->vis != NULL) {
         put_visibility(out, vis);
     }
+    if (ev->resumed && ev->issuer_tag != 0) {
+        /* the pipeline tags each decryptor with its flow id: the visibility fields above are that flow's */
+        msp_buf_printf(out, ",\"resumed_from\":%llu", (unsigned long long)ev->issuer_tag);
+    }
 }
 
 static const char *event_name(msp_ets_event_kind_t kind)

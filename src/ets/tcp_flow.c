@@ -11,6 +11,12 @@
  * ETSI TS 103 523-3 4.1-4.2: the middlebox "gets a passive copy of the packets"
  * (ets.md 2); decrypting needs "both TCP directions reassembled" (ets.md 7).
  * The standard says nothing about TCP itself: no clause applies below.
+ *
+ * Two small memories serve flows whose beginning was not seen: the
+ * connections closed by FIN or RST shortly before (a direct-mapped cache
+ * indexed by the same hash as the table: one slot looked at, only for a
+ * segment with data that found no flow), and the ports seen listening (a
+ * bitmap of the 65,536 ports, set by SYNs and SYN-ACKs).
  */
 #include "msp/ets_tcp.h"
 
@@ -52,6 +58,17 @@ struct msp_tcp_flow {
     int ignored;
 };
 
+/* A connection closed by FIN or RST, for its late segments. */
+typedef struct closed {
+    uint64_t at; /* t->now when it closed */
+    uint8_t used;
+    uint8_t ip_version;
+    uint8_t have_next[2];
+    uint8_t addr[2][16]; /* addr[0] the client, as in its info */
+    uint16_t port[2];
+    uint32_t next[2]; /* where each direction stood */
+} closed_t;
+
 struct msp_tcp {
     msp_tcp_config_t cfg;
     msp_tcp_callbacks_t cb;
@@ -61,6 +78,9 @@ struct msp_tcp {
     msp_tcp_flow_t *lru_head, *lru_tail;
     uint64_t now; /* the latest packet timestamp seen */
     msp_tcp_stats_t st;
+    closed_t *closed; /* NULL when max_closed or late_us is 0 */
+    size_t nclosed;   /* a power of two */
+    uint8_t listening[65536 / 8];
 };
 
 /* A segment being delivered straight from the packet: [seq, seq+clen) captured, up to seq+wlen announced. */
@@ -79,6 +99,8 @@ void msp_tcp_config_default(msp_tcp_config_t *cfg)
     cfg->max_segs = MSP_TCP_MAX_SEGS_DEFAULT;
     cfg->idle_us = MSP_TCP_IDLE_DEFAULT_US;
     cfg->hash_key = 0;
+    cfg->max_closed = MSP_TCP_CLOSED_DEFAULT;
+    cfg->late_us = MSP_TCP_LATE_DEFAULT_US;
 }
 
 const char *msp_tcp_close_reason_name(msp_tcp_close_reason_t r)
@@ -115,7 +137,8 @@ int msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void
         msp_tcp_config_default(&def);
         cfg = &def;
     }
-    if (cfg->max_flows < 1 || cfg->window < 1 || cfg->window > (1u << 30) || cfg->max_segs < 1) {
+    if (cfg->max_flows < 1 || cfg->window < 1 || cfg->window > (1u << 30) || cfg->max_segs < 1 ||
+        cfg->max_closed > MSP_TCP_MAX_CLOSED) {
         return MSP_ERR_ARGUMENT;
     }
     msp_tcp_t *t = calloc(1, sizeof(*t));
@@ -132,7 +155,16 @@ int msp_tcp_new(const msp_tcp_config_t *cfg, const msp_tcp_callbacks_t *cb, void
         t->nbuckets <<= 1;
     }
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    if (t->buckets == NULL) {
+    if (cfg->max_closed > 0 && cfg->late_us > 0) {
+        t->nclosed = 1;
+        while (t->nclosed < cfg->max_closed) {
+            t->nclosed <<= 1;
+        }
+        t->closed = calloc(t->nclosed, sizeof(*t->closed));
+    }
+    if (t->buckets == NULL || (t->nclosed > 0 && t->closed == NULL)) {
+        free(t->buckets);
+        free(t->closed);
         free(t);
         return MSP_ERR_NO_MEMORY;
     }
@@ -168,12 +200,15 @@ static size_t alen_of(int ip)
     return ip == 4 ? 4 : 16;
 }
 
-static size_t bucket_of(const msp_tcp_t *t, const msp_tcp_pkt_t *pkt)
+static uint64_t pair_hash(const msp_tcp_t *t, int ip, const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
 {
-    size_t alen = alen_of(pkt->ip_version);
-    uint64_t a = endpoint_hash(t->cfg.hash_key, pkt->src, alen, pkt->sport);
-    uint64_t b = endpoint_hash(t->cfg.hash_key, pkt->dst, alen, pkt->dport);
-    return (size_t)(mix(a + b) & (t->nbuckets - 1));
+    size_t alen = alen_of(ip);
+    return mix(endpoint_hash(t->cfg.hash_key, a, alen, pa) + endpoint_hash(t->cfg.hash_key, b, alen, pb));
+}
+
+static uint64_t hash_of(const msp_tcp_t *t, const msp_tcp_pkt_t *pkt)
+{
+    return pair_hash(t, pkt->ip_version, pkt->src, pkt->sport, pkt->dst, pkt->dport);
 }
 
 /* The direction of pkt in f, or -1 when it is another flow. */
@@ -456,6 +491,51 @@ static int add_data(msp_tcp_t *t, msp_tcp_flow_t *f, int dir, cur_t c, uint64_t 
 
 /* ---- flows ---- */
 
+/* The slot of a closed connection with these endpoints (the hash's high bits: the low ones pick the bucket). */
+static closed_t *closed_slot(const msp_tcp_t *t, uint64_t h)
+{
+    return &t->closed[(h >> 32) & (t->nclosed - 1)];
+}
+
+/* A connection that ended by FIN or RST: its late segments are to be recognised (ets_tcp.h, late segments). */
+static void remember_closed(msp_tcp_t *t, const msp_tcp_flow_t *f)
+{
+    const msp_tcp_flow_info_t *in = &f->info;
+    closed_t *c = closed_slot(t, pair_hash(t, in->ip_version, in->addr[0], in->port[0], in->addr[1], in->port[1]));
+    c->used = 1;
+    c->at = t->now;
+    c->ip_version = in->ip_version;
+    memcpy(c->addr, in->addr, sizeof(c->addr));
+    memcpy(c->port, in->port, sizeof(c->port));
+    for (int d = 0; d < 2; d++) {
+        c->have_next[d] = (uint8_t)f->half[d].have_next;
+        c->next[d] = f->half[d].next;
+    }
+}
+
+/*
+ * Whether pkt belongs to a connection closed shortly before: same endpoints,
+ * within late_us, and its sequence number within the window of where that
+ * direction stood (a direction never seen cannot be checked: the endpoints
+ * decide).
+ */
+static int is_late(const msp_tcp_t *t, const msp_tcp_pkt_t *pkt, uint64_t h)
+{
+    const closed_t *c = closed_slot(t, h);
+    if (!c->used || c->ip_version != pkt->ip_version || t->now - c->at > t->cfg.late_us) {
+        return 0;
+    }
+    size_t alen = alen_of(pkt->ip_version);
+    for (int d = 0; d < 2; d++) {
+        if (c->port[d] == pkt->sport && c->port[1 - d] == pkt->dport && memcmp(c->addr[d], pkt->src, alen) == 0 &&
+            memcmp(c->addr[1 - d], pkt->dst, alen) == 0) {
+            int32_t off = (int32_t)(pkt->seq - c->next[d]);
+            return !c->have_next[d] || (off > -(int32_t)t->cfg.window && off < (int32_t)t->cfg.window);
+        }
+    }
+    return 0;
+}
+
 static void close_flow(msp_tcp_t *t, msp_tcp_flow_t *f, msp_tcp_close_reason_t reason)
 {
     for (int d = 0; d < 2; d++) {
@@ -468,6 +548,9 @@ static void close_flow(msp_tcp_t *t, msp_tcp_flow_t *f, msp_tcp_close_reason_t r
         t->st.evicted++;
     } else if (reason == MSP_TCP_CLOSE_IDLE) {
         t->st.idle++;
+    }
+    if (t->closed != NULL && (reason == MSP_TCP_CLOSE_FIN || reason == MSP_TCP_CLOSE_RST)) {
+        remember_closed(t, f);
     }
     if (t->cb.flow_close != NULL) {
         t->cb.flow_close(t->ctx, f, reason);
@@ -487,8 +570,11 @@ void msp_tcp_flow_ignore(msp_tcp_flow_t *flow)
     flow->ignored = 1; /* its segments go at the next packet or at close: a callback may be iterating them */
 }
 
-static msp_tcp_flow_t *open_flow(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t bucket, int sender_is_client,
-                                 int guessed, uint64_t ts)
+/* How a flow's roles were decided (ets_tcp.h: direction 0). */
+enum { ROLES_SYN, ROLES_FIRST_SENDER, ROLES_PORT };
+
+static msp_tcp_flow_t *open_flow(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t bucket, int sender_is_client, int roles,
+                                 uint64_t ts)
 {
     if (t->st.flows_open >= t->cfg.max_flows) {
         close_flow(t, t->lru_head, MSP_TCP_CLOSE_EVICTED);
@@ -507,7 +593,8 @@ static msp_tcp_flow_t *open_flow(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t 
     f->info.port[c] = pkt->sport;
     f->info.port[1 - c] = pkt->dport;
     f->info.first_ts_us = ts;
-    f->info.initiator_guessed = guessed;
+    f->info.initiator_guessed = roles != ROLES_SYN;
+    f->info.roles_from_port = roles == ROLES_PORT;
     f->hnext = t->buckets[bucket];
     t->buckets[bucket] = f;
     lru_append(t, f);
@@ -528,12 +615,42 @@ static void expire_idle(msp_tcp_t *t, uint64_t ts)
     }
 }
 
+static int listening(const msp_tcp_t *t, uint16_t port)
+{
+    return (t->listening[port >> 3] >> (port & 7)) & 1;
+}
+
+/*
+ * A SYN goes to a listening port, a SYN-ACK comes from one. A SYN alone
+ * counts too (a tap may see one direction only); a port scan in the capture
+ * marks the ports it probed, and where both sides of a flow then "listen"
+ * the first sender decides, as without this memory.
+ */
+static void note_listener(msp_tcp_t *t, const msp_tcp_pkt_t *pkt)
+{
+    uint16_t port = pkt->flags & MSP_TCP_ACK ? pkt->sport : pkt->dport;
+    t->listening[port >> 3] |= (uint8_t)(1u << (port & 7));
+}
+
+/* A flow whose start was not seen: its server is the side whose port listens, if exactly one does. */
+static msp_tcp_flow_t *open_guessed(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t bucket, uint64_t ts, int *dir)
+{
+    int src = listening(t, pkt->sport), dst = listening(t, pkt->dport);
+    int roles = src != dst ? ROLES_PORT : ROLES_FIRST_SENDER;
+    *dir = src && !dst ? 1 : 0;
+    return open_flow(t, pkt, bucket, *dir == 0, roles, ts);
+}
+
 /* Finds the packet's flow, opening or replacing one as SYNs and payload dictate; NULL: nothing to do. */
 static msp_tcp_flow_t *flow_for(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t wlen, uint64_t ts, int *dir, int *nomem)
 {
-    size_t bucket = bucket_of(t, pkt);
+    uint64_t h = hash_of(t, pkt);
+    size_t bucket = (size_t)(h & (t->nbuckets - 1));
     msp_tcp_flow_t *f = lookup(t, pkt, bucket, dir);
     int syn = (pkt->flags & MSP_TCP_SYN) != 0, ack = (pkt->flags & MSP_TCP_ACK) != 0;
+    if (syn) {
+        note_listener(t, pkt);
+    }
     if (f != NULL && syn && !ack && !(f->half[*dir].syn && f->half[*dir].isn == pkt->seq)) {
         close_flow(t, f, MSP_TCP_CLOSE_REUSED); /* a new connection on the same ports */
         f = NULL;
@@ -546,11 +663,13 @@ static msp_tcp_flow_t *flow_for(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t w
         return NULL;
     }
     if (syn) {
-        f = open_flow(t, pkt, bucket, !ack, 0, ts); /* a SYN-ACK's receiver is the client */
+        f = open_flow(t, pkt, bucket, !ack, ROLES_SYN, ts); /* a SYN-ACK's receiver is the client */
         *dir = ack ? 1 : 0;
+    } else if (wlen > 0 && t->closed != NULL && is_late(t, pkt, h)) {
+        t->st.late++;
+        return NULL;
     } else if (wlen > 0) {
-        f = open_flow(t, pkt, bucket, 1, 1, ts);
-        *dir = 0;
+        f = open_guessed(t, pkt, bucket, ts, dir);
     } else {
         t->st.no_flow++;
         return NULL;
@@ -662,5 +781,6 @@ void msp_tcp_free(msp_tcp_t *t)
         free(f);
     }
     free(t->buckets);
+    free(t->closed);
     free(t);
 }

@@ -121,9 +121,12 @@ flow_has 4 handshake '"hrr":true'
 flow_has 4 handshake '"group":"x25519"'
 flow_has 5 ticket '"lifetime":'
 flow_has 6 handshake '"resumed":true'
+# a resumption shows no certificate: the visibility verdict of the connection that issued its ticket, and which (#13)
+flow_has 6 handshake '"visibility_matches":true,"resumed_from":5'
 flow_has 7 key_update '"dir":"client"'
 flow_has 7 key_update '"dir":"server"' # update_requested: the server updated too
 flow_has 10 handshake '"resumed":true,"hrr":false,"early_data":"accepted"'
+flow_has 10 handshake '"resumed_from":9'
 flow_has 11 handshake '"resumed":false,"hrr":false,"early_data":"rejected"'
 
 # Every secret OpenSSL's client logged is in our key log (derived from the static keys alone).

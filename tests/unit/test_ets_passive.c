@@ -35,9 +35,9 @@
 
 typedef struct world {
     EVP_PKEY *x25519, *p256, *other, *cert_key;
-    X509 *cert_vi, *cert_bad;
+    X509 *cert_vi, *cert_bad, *cert_big;
     OSSL_LIB_CTX *lib;
-    SSL_CTX *sctx_vi, *sctx_bad, *cctx;
+    SSL_CTX *sctx_vi, *sctx_bad, *sctx_big, *cctx;
 } world_t;
 
 static world_t W;
@@ -57,6 +57,10 @@ typedef struct got_flow {
     msp_ets_flow_status_t status;
     uint64_t plain[2];
     int flow_vis_error;
+    msp_tcp_flow_info_t info; /* at open */
+    char text[512];           /* of the undecryptable event */
+    uint64_t issuer_tag;      /* of the handshake event */
+    char json[8192];          /* the handshake event's line */
 } got_flow_t;
 
 typedef struct got {
@@ -72,6 +76,7 @@ static void on_open(void *arg, msp_ets_passive_flow_t *flow)
     assert_true(g->n < MAX_FLOWS);
     got_flow_t *f = &g->f[g->n++];
     f->id = msp_ets_passive_flow_info(flow)->id;
+    f->info = *msp_ets_passive_flow_info(flow);
     msp_ets_passive_flow_set_user(flow, f);
 }
 
@@ -94,6 +99,11 @@ static void on_event(void *arg, msp_ets_passive_flow_t *flow, const msp_ets_even
     if (ev->kind == MSP_ETS_EV_HANDSHAKE) {
         f->handshakes++;
         f->resumed = ev->resumed;
+        f->issuer_tag = ev->issuer_tag;
+        msp_buf_t b;
+        msp_buf_init_fixed(&b, f->json, sizeof f->json - 1);
+        assert_int_equal(msp_ets_passive_event_json(f->id, ev, vis, &b), MSP_OK);
+        f->json[b.len] = '\0';
         if (vis != NULL) {
             f->vis_seen = 1;
             f->vis_error = vis->error;
@@ -107,6 +117,7 @@ static void on_event(void *arg, msp_ets_passive_flow_t *flow, const msp_ets_even
     if (ev->kind == MSP_ETS_EV_UNDECRYPTABLE) {
         f->undecryptable++;
         f->reason = ev->reason;
+        snprintf(f->text, sizeof f->text, "%s", ev->text);
     }
 }
 
@@ -200,18 +211,27 @@ static void syn(wire_t *w, msp_ets_passive_t *p, uint16_t cport)
     packet(w, 0, MSP_TCP_ACK, NULL, 0);
 }
 
+/* Chunks [from, to) of the recorded connection whose direction is in dirs (bit 0: client, bit 1: server). */
+static void put_chunks(wire_t *w, const ets_pair_t *pair, size_t from, size_t to, int dirs)
+{
+    for (size_t i = from; i < to && i < pair->nchunks; i++) {
+        const ets_chunk_t *c = &pair->chunks[i];
+        if (!(dirs & (1 << c->dir))) {
+            continue;
+        }
+        for (size_t off = 0; off < c->len; off += MSS) {
+            size_t n = c->len - off < MSS ? c->len - off : MSS;
+            packet(w, c->dir, MSP_TCP_ACK | MSP_TCP_PSH, pair->bytes[c->dir] + c->off + off, n);
+        }
+    }
+}
+
 /* The recorded connection as packets, the sides' writes in their order; FINs at the end. */
 static void put_on_wire(msp_ets_passive_t *p, const ets_pair_t *pair, uint16_t cport)
 {
     wire_t w;
     syn(&w, p, cport);
-    for (size_t i = 0; i < pair->nchunks; i++) {
-        const ets_chunk_t *c = &pair->chunks[i];
-        for (size_t off = 0; off < c->len; off += MSS) {
-            size_t n = c->len - off < MSS ? c->len - off : MSS;
-            packet(&w, c->dir, MSP_TCP_ACK | MSP_TCP_PSH, pair->bytes[c->dir] + c->off + off, n);
-        }
-    }
+    put_chunks(&w, pair, 0, pair->nchunks, 3);
     packet(&w, 1, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
     packet(&w, 0, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
 }
@@ -387,36 +407,214 @@ static void test_free_open_flows(void **state)
     got_free(g);
 }
 
-/* Resumption decrypts with the PSK of a ticket seen earlier in the run, and not without a ticket store. */
+/* The visibility fields of a handshake event's line, from "visibility" up to the end of the line. */
+static const char *vis_fields(const got_flow_t *f)
+{
+    const char *v = strstr(f->json, ",\"visibility\":");
+    assert_non_null(v);
+    return v;
+}
+
+/* Flows 2 and 3 resumed the tickets of flows 1 and 2: each says so and shows flow 1's visibility verdict. */
+static void assert_inherited(const got_t *g)
+{
+    assert_null(strstr(g->f[0].json, "resumed_from"));
+    size_t vl = strlen(vis_fields(&g->f[0])) - 2; /* the full handshake's fields, without its "}\n" */
+    for (int i = 1; i <= 2; i++) {
+        const got_flow_t *f = &g->f[i];
+        assert_int_equal(f->status, MSP_ETS_FLOW_DECRYPTED);
+        assert_true(f->resumed);
+        assert_int_equal(f->issuer_tag, (uint64_t)i);
+        assert_true(f->vis_seen);
+        assert_int_equal(f->vis_error, MSP_OK);
+        assert_int_equal(f->n_vi, 1);
+        assert_true(f->vis_matches);
+        assert_false(f->flow_vis_error);
+        char want[64];
+        snprintf(want, sizeof want, ",\"resumed_from\":%d}\n", i);
+        assert_memory_equal(vis_fields(f), vis_fields(&g->f[0]), vl);
+        assert_string_equal(vis_fields(f) + vl, want);
+    }
+}
+
+/*
+ * Resumption decrypts with the PSK of a ticket seen earlier in the run, and
+ * not without a ticket store. Issue 13, finding 6: the resumption's
+ * handshake names the flow that issued its ticket ("resumed_from") and
+ * carries that connection's visibility verdict, the same fields as the full
+ * handshake's; a resumption of the resumption inherits them in turn.
+ */
 static void test_ticket_limit(void **state)
 {
     (void)state;
-    ets_pair_t first, again;
+    ets_pair_t first, again, third;
     run_pair(&first, W.sctx_vi, NULL, NULL, NULL);
     run_pair(&again, W.sctx_vi, "resumed c2s", "resumed s2c", first.session);
+    run_pair(&third, W.sctx_vi, "third c2s", "third s2c", again.session);
     assert_int_equal(again.resumed, 1);
+    assert_int_equal(third.resumed, 1);
     for (size_t tickets = 0; tickets <= 1; tickets++) {
         got_t *g;
         msp_ets_passive_t *p = pipeline(&g, 16, tickets * 8, W.x25519);
         put_on_wire(p, &first, 40009);
         put_on_wire(p, &again, 40010);
+        put_on_wire(p, &third, 40017);
         msp_ets_passive_finish(p);
-        assert_int_equal(g->n, 2);
+        assert_int_equal(g->n, 3);
         assert_int_equal(g->f[0].status, MSP_ETS_FLOW_DECRYPTED);
         if (tickets == 0) {
             assert_int_equal(g->f[1].reason, MSP_ETS_R_PSK_UNKNOWN);
             assert_int_equal(g->f[1].status, MSP_ETS_FLOW_UNDECRYPTABLE);
         } else {
-            assert_int_equal(g->f[1].status, MSP_ETS_FLOW_DECRYPTED);
-            assert_true(g->f[1].resumed);
-            assert_false(g->f[1].vis_seen); /* no certificate in a resumption: nothing to check */
+            assert_inherited(g);
             assert_plaintext(&g->f[1], &again);
+            assert_plaintext(&g->f[2], &third);
+            assert_int_equal(msp_ets_passive_counts(p)->visibility_errors, 0);
         }
         msp_ets_passive_free(p);
         got_free(g);
     }
     ets_pair_free(&first);
     ets_pair_free(&again);
+    ets_pair_free(&third);
+}
+
+/*
+ * A verdict too large to keep with the tickets (an access description of
+ * 3000 bytes): the full handshake shows it, the resumption says it was not
+ * kept (MSP_ERR_NOT_FOUND, no entries) and still names its issuing flow;
+ * not a visibility error of a certificate.
+ */
+static void test_inherited_too_large(void **state)
+{
+    (void)state;
+    ets_pair_t first, again;
+    run_pair(&first, W.sctx_big, NULL, NULL, NULL);
+    run_pair(&again, W.sctx_big, "c2s", "s2c", first.session);
+    assert_int_equal(again.resumed, 1);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 8, W.x25519);
+    put_on_wire(p, &first, 40018);
+    put_on_wire(p, &again, 40019);
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->f[0].n_vi, 1);
+    assert_true(g->f[0].vis_matches);
+    got_flow_t *f = &g->f[1];
+    assert_int_equal(f->status, MSP_ETS_FLOW_DECRYPTED);
+    assert_int_equal(f->issuer_tag, 1);
+    assert_true(f->vis_seen);
+    assert_int_equal(f->vis_error, MSP_ERR_NOT_FOUND);
+    assert_int_equal(f->n_vi, 0);
+    assert_false(f->flow_vis_error);
+    assert_non_null(strstr(f->vis_text, "too large to keep with its tickets"));
+    assert_non_null(strstr(f->json, ",\"visibility\":[],\"visibility_matches\":false,\"visibility_error\":\""));
+    assert_non_null(strstr(f->json, ",\"resumed_from\":1}\n"));
+    assert_int_equal(msp_ets_passive_counts(p)->visibility_errors, 0);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&first);
+    ets_pair_free(&again);
+}
+
+/*
+ * Issue 13, finding 1: a client that resets its connection after the
+ * ClientHello (as `msp ets probe` does once it has the ServerHello); the
+ * server's flight is captured after the RST. One connection, one flow: the
+ * late flight must not open a second flow with the roles swapped and an
+ * "encrypted record 0 before the ClientHello".
+ */
+static void test_late_flight_after_rst(void **state)
+{
+    (void)state;
+    ets_pair_t pair;
+    run_pair(&pair, W.sctx_vi, NULL, NULL, NULL);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    wire_t w;
+    syn(&w, p, 40013);
+    put_chunks(&w, &pair, 0, 1, 1); /* the ClientHello */
+    packet(&w, 0, MSP_TCP_RST | MSP_TCP_ACK, NULL, 0);
+    put_chunks(&w, &pair, 1, pair.nchunks, 2); /* everything the server sent, late */
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 1);
+    assert_int_equal(msp_ets_passive_counts(p)->flows, 1);
+    assert_int_equal(g->f[0].end_reason, MSP_TCP_CLOSE_RST);
+    assert_int_equal(g->f[0].undecryptable, 1);
+    assert_int_equal(g->f[0].reason, MSP_ETS_R_TRUNCATED); /* the connection did end inside its handshake */
+    assert_true(msp_ets_passive_tcp_stats(p)->late > 0);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&pair);
+}
+
+/*
+ * Issue 13, finding 2: a connection already open when the capture starts
+ * (its first packets are the server's, after the handshake). Port 443 was
+ * seen listening (an earlier connection's SYN): the server is that side;
+ * the flow is undecryptable as "capture began mid-connection", counted as
+ * such, not "malformed".
+ */
+static void test_midstream(void **state)
+{
+    (void)state;
+    ets_pair_t first, open;
+    run_pair(&first, W.sctx_vi, NULL, NULL, NULL);
+    run_pair(&open, W.sctx_vi, "already open c2s", "already open s2c", NULL);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    put_on_wire(p, &first, 40014);
+    size_t from = 2; /* after the ClientHello and the server's first flight: a server write comes first */
+    while (from < open.nchunks && open.chunks[from].dir != 1) {
+        from++;
+    }
+    assert_true(from < open.nchunks);
+    wire_t w = {.p = p, .cport = 40015, .seq = {123456u, 654321u}, .ts = 1700000100000000ull};
+    put_chunks(&w, &open, from, open.nchunks, 3);
+    packet(&w, 1, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
+    packet(&w, 0, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0);
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->f[0].status, MSP_ETS_FLOW_DECRYPTED);
+    got_flow_t *f = &g->f[1];
+    assert_true(f->info.initiator_guessed);
+    assert_true(f->info.roles_from_port);
+    assert_int_equal(f->info.port[0], 40015);
+    assert_int_equal(f->info.port[1], 443);
+    assert_int_equal(f->undecryptable, 1);
+    assert_int_equal(f->reason, MSP_ETS_R_MIDSTREAM);
+    assert_string_equal(msp_ets_reason_name(f->reason), "midstream");
+    assert_non_null(strstr(f->text, "capture began mid-connection"));
+    assert_int_equal(f->status, MSP_ETS_FLOW_UNDECRYPTABLE);
+    const msp_ets_passive_counts_t *n = msp_ets_passive_counts(p);
+    assert_int_equal(n->undecryptable, 1);
+    assert_int_equal(n->midstream, 1);
+    assert_int_equal(n->decrypted, 1);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&first);
+    ets_pair_free(&open);
+}
+
+/* A flow whose SYN was seen fails as before (its reason is the decryptor's), never midstream. */
+static void test_not_midstream_with_syn(void **state)
+{
+    (void)state;
+    ets_pair_t pair;
+    run_pair(&pair, W.sctx_vi, NULL, NULL, NULL);
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    wire_t w;
+    syn(&w, p, 40016);
+    put_chunks(&w, &pair, 2, pair.nchunks, 3); /* the handshake's records are missing, not the SYN */
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 1);
+    assert_int_equal(g->f[0].undecryptable, 1);
+    assert_int_not_equal(g->f[0].reason, MSP_ETS_R_MIDSTREAM);
+    assert_int_equal(msp_ets_passive_counts(p)->midstream, 0);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&pair);
 }
 
 static void test_key_limits(void **state)
@@ -507,8 +705,13 @@ static void test_config(void **state)
 
 /* ---- setup ---- */
 
-static X509 *certificate(int malformed)
+enum { CERT_VI, CERT_BAD, CERT_BIG };
+
+/* CERT_VI: one entry naming the x25519 key, access "IDS"; CERT_BAD: a malformed entry; CERT_BIG: one entry whose
+ * access description (3000 bytes) is more than a ticket keeps (MSP_ETS_DEC_MAX_ISSUER_INFO). */
+static X509 *certificate(int kind)
 {
+    int malformed = kind == CERT_BAD;
     X509 *x = X509_new();
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), malformed + 1);
@@ -522,7 +725,11 @@ static X509 *certificate(int malformed)
     size_t len;
     assert_int_equal(msp_ets_key_share(W.x25519, share, sizeof share, &len), MSP_OK);
     assert_int_equal(msp_ets_fingerprint(share, len, fp), MSP_OK);
-    if (!malformed) {
+    if (kind == CERT_BIG) {
+        static char access[3000];
+        memset(access, 'a', sizeof access);
+        assert_int_equal(msp_ets_cert_add(x, fp, access, sizeof access), MSP_OK);
+    } else if (!malformed) {
         assert_int_equal(msp_ets_cert_add(x, fp, "IDS", 3), MSP_OK);
     } else {
         assert_int_equal(ets_pair_add_bad_visibility(x), 0);
@@ -549,8 +756,9 @@ static int setup(void **state)
     W.p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     W.other = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
     W.cert_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    W.cert_vi = certificate(0);
-    W.cert_bad = certificate(1);
+    W.cert_vi = certificate(CERT_VI);
+    W.cert_bad = certificate(CERT_BAD);
+    W.cert_big = certificate(CERT_BIG);
     msp_error_t err;
     EVP_PKEY *keys[2] = {W.x25519, W.p256};
     if (msp_ets_libctx_new(keys, 2, &W.lib, &err) != MSP_OK) {
@@ -559,8 +767,9 @@ static int setup(void **state)
     }
     W.sctx_vi = server(W.cert_vi);
     W.sctx_bad = server(W.cert_bad);
+    W.sctx_big = server(W.cert_big);
     W.cctx = ets_pair_client_ctx();
-    return W.sctx_vi != NULL && W.sctx_bad != NULL && W.cctx != NULL ? 0 : -1;
+    return W.sctx_vi != NULL && W.sctx_bad != NULL && W.sctx_big != NULL && W.cctx != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -568,10 +777,12 @@ static int teardown(void **state)
     (void)state;
     SSL_CTX_free(W.sctx_vi);
     SSL_CTX_free(W.sctx_bad);
+    SSL_CTX_free(W.sctx_big);
     SSL_CTX_free(W.cctx);
     msp_ets_libctx_free(W.lib);
     X509_free(W.cert_vi);
     X509_free(W.cert_bad);
+    X509_free(W.cert_big);
     EVP_PKEY_free(W.x25519);
     EVP_PKEY_free(W.p256);
     EVP_PKEY_free(W.other);
@@ -588,6 +799,10 @@ int main(void)
         cmocka_unit_test(test_flow_limit),
         cmocka_unit_test(test_free_open_flows),
         cmocka_unit_test(test_ticket_limit),
+        cmocka_unit_test(test_inherited_too_large),
+        cmocka_unit_test(test_late_flight_after_rst),
+        cmocka_unit_test(test_midstream),
+        cmocka_unit_test(test_not_midstream_with_syn),
         cmocka_unit_test(test_key_limits),
         cmocka_unit_test(test_keypkg),
         cmocka_unit_test(test_config),

@@ -519,11 +519,15 @@ static void test_idle(void **state)
     assert_int_equal(r->f[0].reason, MSP_TCP_CLOSE_IDLE);
     assert_false(r->f[1].closed);
     assert_int_equal(msp_tcp_stats(t)->idle, 1);
-    /* the same ports after the idle close: a new (guessed) flow */
+    /* the same ports after the idle close: a new (guessed) flow; 443 was seen listening, so it is the server even
+     * though it sends first */
     send_pkt(t, &a, 1, ISN1 + 1, PA, "w", 1, 1900002);
     assert_int_equal(r->n, 3);
     assert_true(r->f[2].open.initiator_guessed);
-    assert_int_equal(r->f[2].open.port[0], 443);
+    assert_true(r->f[2].open.roles_from_port);
+    assert_int_equal(r->f[2].open.port[0], 40000);
+    assert_int_equal(r->f[2].open.port[1], 443);
+    assert_int_equal(r->f[2].len[1], 1);
     msp_tcp_finish(t);
     assert_int_equal(r->f[1].reason, MSP_TCP_CLOSE_END);
     assert_int_equal(r->f[2].reason, MSP_TCP_CLOSE_END);
@@ -582,8 +586,160 @@ static void test_mid_stream(void **state)
     assert_memory_equal(f->data[0], "helloworld", 10);
     assert_int_equal(f->len[1], 2);
     assert_int_equal(f->reason, MSP_TCP_CLOSE_END);
+    assert_false(f->open.roles_from_port); /* no port was seen listening */
     msp_tcp_free(t);
     free(r);
+}
+
+/*
+ * Issue 13, finding 2: a connection already open when the capture starts. Its
+ * server port was seen listening (a SYN to it, a SYN-ACK from it, for other
+ * clients and addresses): that side is the server, whoever sends first.
+ */
+static void test_mid_stream_listener(void **state)
+{
+    (void)state;
+    for (int by_synack = 0; by_synack <= 1; by_synack++) {
+        rec_t *r = calloc(1, sizeof(*r));
+        msp_tcp_t *t = table(r, NULL);
+        conn_t other = conn4(), c = conn4();
+        memcpy(other.addr[0], "\x0a\x00\x00\x09", 4);
+        memcpy(other.addr[1], "\x0a\x00\x00\x08", 4); /* another server on the same port */
+        other.port[0] = 51000;
+        if (by_synack) {
+            send_pkt(t, &other, 1, ISN1, MSP_TCP_SYN | MSP_TCP_ACK, NULL, 0, 1);
+        } else {
+            send_pkt(t, &other, 0, ISN0, MSP_TCP_SYN, NULL, 0, 1);
+        }
+        send_pkt(t, &c, 1, 123456, PA, "hello", 5, 2); /* the server of c speaks first */
+        send_pkt(t, &c, 0, 999, PA, "hi", 2, 3);
+        assert_int_equal(r->n, 2);
+        rec_flow_t *f = &r->f[1];
+        assert_true(f->open.initiator_guessed);
+        assert_true(f->open.roles_from_port);
+        assert_int_equal(f->open.port[0], 40000);
+        assert_int_equal(f->open.port[1], 443);
+        assert_memory_equal(f->open.addr[0], c.addr[0], 4);
+        assert_int_equal(f->len[0], 2);
+        assert_int_equal(f->len[1], 5);
+        assert_memory_equal(f->data[1], "hello", 5);
+        /* both ports seen listening: nothing to go by, the first sender is the client */
+        conn_t to_51000 = conn4(), both = conn4();
+        to_51000.port[0] = 40002;
+        to_51000.port[1] = 51000;
+        both.port[0] = 51000;
+        send_pkt(t, &to_51000, 0, ISN0, MSP_TCP_SYN, NULL, 0, 4); /* now 51000 listens too */
+        send_pkt(t, &both, 1, 77, PA, "x", 1, 5);
+        assert_int_equal(r->n, 4);
+        assert_false(r->f[3].open.roles_from_port);
+        assert_int_equal(r->f[3].open.port[0], 443);
+        msp_tcp_finish(t);
+        msp_tcp_free(t);
+        free(r);
+    }
+}
+
+/*
+ * Issue 13, finding 1: `msp ets probe` resets its connections after the
+ * ServerHello; the rest of the server's flight, captured after the RST, must
+ * not open a flow of its own with the roles swapped. Likewise a
+ * retransmission after both FINs. A segment far from where the connection
+ * stood, or one after late_us, is a new connection again.
+ */
+static void test_late_after_close(void **state)
+{
+    (void)state;
+    msp_tcp_config_t cfg;
+    msp_tcp_config_default(&cfg);
+    cfg.late_us = 1000000;
+    rec_t *r = calloc(1, sizeof(*r));
+    msp_tcp_t *t = table(r, &cfg);
+    conn_t c = conn4();
+    uint8_t flight[3000];
+    pattern(flight, sizeof(flight), 3);
+    handshake(t, &c, ISN0, ISN1);
+    send_pkt(t, &c, 0, ISN0 + 1, PA, "hello", 5, 10);
+    send_pkt(t, &c, 1, ISN1 + 1, PA, flight, 1000, 11);
+    send_pkt(t, &c, 0, ISN0 + 6, MSP_TCP_RST | MSP_TCP_ACK, NULL, 0, 12);
+    assert_true(r->f[0].closed);
+    send_pkt(t, &c, 1, ISN1 + 1001, PA, flight + 1000, 1000, 13); /* in flight behind the RST */
+    send_pkt(t, &c, 1, ISN1 + 2001, PA, flight + 2000, 1000, 14);
+    send_pkt(t, &c, 1, ISN1 + 1, PA, flight, 1000, 15); /* a retransmission of what was seen */
+    assert_int_equal(r->n, 1);
+    assert_int_equal(msp_tcp_stats(t)->late, 3);
+    assert_int_equal(msp_tcp_stats(t)->flows, 1);
+
+    /* a retransmission after both FINs */
+    conn_t d = conn4();
+    d.port[0] = 40001;
+    handshake(t, &d, ISN0, ISN1);
+    send_pkt(t, &d, 1, ISN1 + 1, PA, "data", 4, 20);
+    close_both(t, &d, ISN0 + 1, ISN1 + 5, 21);
+    assert_true(r->f[1].closed);
+    assert_int_equal(r->f[1].reason, MSP_TCP_CLOSE_FIN);
+    send_pkt(t, &d, 1, ISN1 + 1, PA, "data", 4, 23);
+    assert_int_equal(r->n, 2);
+    assert_int_equal(msp_tcp_stats(t)->late, 4);
+
+    /* far from where c's server stood: another connection on the same ports, not a late segment */
+    send_pkt(t, &c, 1, ISN1 + 0x40000000u, PA, "new", 3, 30);
+    assert_int_equal(r->n, 3);
+    assert_int_equal(r->f[2].len[1], 3);
+    assert_int_equal(msp_tcp_stats(t)->late, 4);
+
+    /* d's late segment after late_us (capture time): a flow again (its port listens: the roles are right) */
+    send_pkt(t, &d, 1, ISN1 + 1, PA, "data", 4, 21 + 1000002);
+    assert_int_equal(r->n, 4);
+    assert_true(r->f[3].open.roles_from_port);
+    assert_int_equal(r->f[3].open.port[1], 443);
+    assert_int_equal(msp_tcp_stats(t)->late, 4);
+    msp_tcp_finish(t);
+    msp_tcp_free(t);
+    free(r);
+}
+
+/* Packets without timestamps (all 0): a closed connection is still remembered. */
+static void test_late_at_time_zero(void **state)
+{
+    (void)state;
+    rec_t *r = calloc(1, sizeof(*r));
+    msp_tcp_t *t = table(r, NULL);
+    conn_t c = conn4();
+    send_pkt(t, &c, 0, ISN0, MSP_TCP_SYN, NULL, 0, 0);
+    send_pkt(t, &c, 1, ISN1, MSP_TCP_SYN | MSP_TCP_ACK, NULL, 0, 0);
+    send_pkt(t, &c, 0, ISN0 + 1, MSP_TCP_RST, NULL, 0, 0);
+    send_pkt(t, &c, 1, ISN1 + 1, PA, "late", 4, 0);
+    assert_int_equal(r->n, 1);
+    assert_int_equal(msp_tcp_stats(t)->late, 1);
+    msp_tcp_finish(t);
+    msp_tcp_free(t);
+    free(r);
+}
+
+/* Without the memory (max_closed 0 or late_us 0) a late segment opens a flow, as before. */
+static void test_late_memory_off(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        msp_tcp_config_t cfg;
+        msp_tcp_config_default(&cfg);
+        if (k == 0) {
+            cfg.max_closed = 0;
+        } else {
+            cfg.late_us = 0;
+        }
+        rec_t *r = calloc(1, sizeof(*r));
+        msp_tcp_t *t = table(r, &cfg);
+        conn_t c = conn4();
+        handshake(t, &c, ISN0, ISN1);
+        send_pkt(t, &c, 0, ISN0 + 1, MSP_TCP_RST, NULL, 0, 10);
+        send_pkt(t, &c, 1, ISN1 + 1, PA, "late", 4, 11);
+        assert_int_equal(r->n, 2);
+        assert_int_equal(msp_tcp_stats(t)->late, 0);
+        msp_tcp_finish(t);
+        msp_tcp_free(t);
+        free(r);
+    }
 }
 
 /* Only the SYN-ACK seen: its receiver is the client, not a guess. */
@@ -850,6 +1006,11 @@ static void test_bad_config(void **state)
     t = (msp_tcp_t *)&t;
     assert_int_equal(msp_tcp_new(&cfg, NULL, NULL, &t), MSP_ERR_ARGUMENT);
     assert_null(t);
+    msp_tcp_config_default(&cfg);
+    cfg.max_closed = MSP_TCP_MAX_CLOSED + 1;
+    t = (msp_tcp_t *)&t;
+    assert_int_equal(msp_tcp_new(&cfg, NULL, NULL, &t), MSP_ERR_ARGUMENT);
+    assert_null(t);
     msp_tcp_free(NULL);
     assert_string_equal(msp_tcp_close_reason_name(MSP_TCP_CLOSE_END), "end_of_input");
     assert_string_equal(msp_tcp_verdict_name(MSP_TCP_FRAGMENT), "fragment");
@@ -871,6 +1032,10 @@ int main(void)
         cmocka_unit_test(test_idle),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_mid_stream),
+        cmocka_unit_test(test_mid_stream_listener),
+        cmocka_unit_test(test_late_after_close),
+        cmocka_unit_test(test_late_at_time_zero),
+        cmocka_unit_test(test_late_memory_off),
         cmocka_unit_test(test_synack_only),
         cmocka_unit_test(test_syn_fin_data_keepalive_probe),
         cmocka_unit_test(test_port_reuse),

@@ -88,14 +88,24 @@ client 6 "$www_port" -sess_in sess5.pem                                # ... and
 SSLKEYLOGFILE=$tmp/client.keylog timeout 10 curl -s --cacert ca.pem --resolve "ets.test:$www_port:127.0.0.1" "https://ets.test:$www_port/curl" \
     -o curl.out || bad "curl failed"
 # 0-RTT: a ticket allowing early data, then early data on its resumption
-(printf 'first\n'; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" -servername ets.test \
-    -CAfile ca.pem -keylogfile client.keylog -sess_out sess9.pem >c9.out 2>c9.err || true
+# (each client's stdin stays open until what it is for happened, at most 10 s: a fixed pause is too short on a
+# loaded machine, and s_client ends at the end of its input)
+hold() {
+    for _ in $(seq 100); do
+        "$@" && break
+        sleep 0.1
+    done
+}
+(printf 'first\n'; hold test -s sess9.pem) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" \
+    -servername ets.test -CAfile ca.pem -keylogfile client.keylog -sess_out sess9.pem >c9.out 2>c9.err || true
 printf 'EARLY DATA from the client\n' >early.txt
-(sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" -servername ets.test -CAfile ca.pem \
-    -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt >c10.out 2>c10.err || true
+(hold grep -q "EARLY DATA from the client" early.log) | timeout 10 openssl s_client -connect "127.0.0.1:$early_port" \
+    -servername ets.test -CAfile ca.pem -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt \
+    >c10.out 2>c10.err || true
 # 0-RTT refused: the same ticket offered to the other server, which cannot use it (full handshake)
-(sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$www_port" -servername ets.test -CAfile ca.pem \
-    -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt >c11.out 2>c11.err || true
+(hold grep -q "Early data was" c11.out) | timeout 10 openssl s_client -connect "127.0.0.1:$www_port" \
+    -servername ets.test -CAfile ca.pem -keylogfile client.keylog -sess_in sess9.pem -early_data early.txt \
+    >c11.out 2>c11.err || true
 sleep 0.5
 kill -INT $cap_pid
 wait $cap_pid 2>/dev/null

@@ -116,6 +116,10 @@ typedef struct msp_ets_event {
     size_t ticket_len;
     /* ALERT */
     uint8_t alert_level, alert_desc;
+
+    /* capture time (microseconds since 1970) of the packet that brought it, or at a flow's end of its last packet:
+     * set by the passive pipeline (ets_passive.h); 0 from a bare msp_ets_conn_t, which knows no time */
+    uint64_t ts_us;
 } msp_ets_event_t;
 
 typedef struct msp_ets_conn_cb {

@@ -126,10 +126,15 @@ static void on_keylog(void *arg, const char *label, const uint8_t client_random[
     }
 }
 
-static void on_event(void *arg, const msp_ets_event_t *ev)
+static void on_event(void *arg, const msp_ets_event_t *dec_ev)
 {
     msp_ets_passive_flow_t *f = arg;
     msp_ets_passive_t *p = f->p;
+    /* the decryptor knows no time: the event is the flow's latest packet's (the one being fed, or at the end its last)
+     */
+    msp_ets_event_t timed = *dec_ev;
+    timed.ts_us = msp_tcp_flow_info(f->tcp)->last_ts_us;
+    const msp_ets_event_t *ev = &timed;
     if (ev->kind == MSP_ETS_EV_HANDSHAKE) {
         on_handshake(f, ev);
         return;

@@ -185,6 +185,29 @@ MSP_API unsigned msp_ets_keymgr_accept(const char *accept);
  */
 MSP_API unsigned msp_ets_keymgr_content_type(const char *content_type);
 
+/** What a consumer opens CMS-wrapped packages with (all borrowed). */
+typedef struct msp_ets_keymgr_cms {
+    X509 *cert;           /* ours, the recipient: the certificate the consumer authenticates with */
+    EVP_PKEY *key;        /* its key */
+    X509 *const *trusted; /* the signers trusted (the key manager's certificate, or its CA) */
+    size_t n_trusted;     /* 1..MSP_ETS_KP_MAX_TRUSTED */
+} msp_ets_keymgr_cms_t;
+
+/**
+ * A key package as a consumer received it (a GET's response body or a
+ * PUT's), typed by its Content-Type header value, into the package DER
+ * appended to out (for msp_ets_keypkg_decode). CMS
+ * (msp_ets_keymgr_content_type) is unwrapped and verified at now with cms
+ * (msp_ets_keypkg_cms_unwrap and its codes; cms NULL: MSP_ERR_ARGUMENT). A
+ * body of any other type is taken as the plain package, unless require_cms:
+ * then it is refused with MSP_ERR_INVALID (never a silent fall-back to a
+ * package no one signed). Nothing is appended on failure; err->detail says
+ * why in one line.
+ */
+MSP_API int msp_ets_keymgr_receive(const uint8_t *body, size_t len, const char *content_type,
+                                   const msp_ets_keymgr_cms_t *cms, int require_cms, int64_t now, msp_buf_t *out,
+                                   msp_error_t *err);
+
 /** The HTTP status for a code of msp_ets_keymgr_get: 200, 400, 404 or 500. */
 MSP_API int msp_ets_keymgr_http_status(int code);
 

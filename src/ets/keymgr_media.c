@@ -4,10 +4,12 @@
  * says. RFC 9110 12.5.1 and 8.3.1, read as far as a key package needs:
  * comma-separated ranges, parameters after ';', q=0 meaning "not this".
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "msp/error.h"
 #include "msp/ets_keymgr.h"
 
 #define OWS " \t"
@@ -78,4 +80,33 @@ unsigned msp_ets_keymgr_content_type(const char *content_type)
     return f == MSP_ETS_KEYMGR_ACCEPT_CMS || (f == MSP_ETS_KEYMGR_ACCEPT_PKCS8 && strchr(content_type, '*') == NULL)
                ? f
                : 0;
+}
+
+int msp_ets_keymgr_receive(const uint8_t *body, size_t len, const char *content_type, const msp_ets_keymgr_cms_t *cms,
+                           int require_cms, int64_t now, msp_buf_t *out, msp_error_t *err)
+{
+    if (body == NULL || out == NULL) {
+        return msp_error_set(err, MSP_ERR_ARGUMENT, NULL, "body and out are required");
+    }
+    if (msp_ets_keymgr_content_type(content_type) != MSP_ETS_KEYMGR_ACCEPT_CMS) {
+        if (require_cms) {
+            return msp_error_set(err, MSP_ERR_INVALID, NULL, "the key package is not CMS-wrapped (Content-Type %.64s)",
+                                 content_type != NULL && content_type[0] != '\0' ? content_type : "none");
+        }
+        if (len > MSP_ETS_KP_MAX_SIZE) {
+            return msp_error_set(err, MSP_ERR_LIMIT, NULL, "a package holds at most %u bytes", MSP_ETS_KP_MAX_SIZE);
+        }
+        int ret = msp_buf_put(out, body, len);
+        return ret == MSP_OK ? MSP_OK : msp_error_set(err, ret, NULL, "the key package does not fit the output");
+    }
+    if (cms == NULL) {
+        return msp_error_set(err, MSP_ERR_ARGUMENT, NULL, "a CMS-wrapped package, and no key to open it with");
+    }
+    int ret = msp_ets_keypkg_cms_unwrap(body, len, cms->cert, cms->key, cms->trusted, cms->n_trusted, now, out, err);
+    if (ret != MSP_OK && err != NULL) {
+        char why[sizeof err->detail];
+        snprintf(why, sizeof why, "%s", err->detail);
+        msp_error_set(err, ret, NULL, "the CMS-wrapped key package is refused: %.300s", why);
+    }
+    return ret;
 }

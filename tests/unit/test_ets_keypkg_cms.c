@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "msp/error.h"
+#include "msp/ets_keymgr.h"
 #include "msp/ets_keypkg.h"
 
 #define NOW 1796686694 /* 2026-12-07 */
@@ -351,6 +352,45 @@ static void test_malformed_and_limits(void **state)
     msp_buf_free(&out);
 }
 
+/* The consumer's decision (msp_ets_keymgr_receive): plain taken unless CMS is required, CMS opened and verified. */
+static void test_receive(void **state)
+{
+    fixture_t *f = *state;
+    msp_buf_t w, out;
+    msp_error_t err;
+    X509 *trusted = f->ca.cert;
+    msp_ets_keymgr_cms_t cms = {f->consumer.cert, f->consumer.key, &trusted, 1};
+    wrap(f, f->consumer.cert, &w);
+    msp_buf_init(&out, MSP_ETS_KP_MAX_SIZE);
+    static const char *const types[] = {"application/pkcs7-mime", "application/cms; q=1"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(msp_ets_keymgr_receive(w.base, w.len, types[i], &cms, 1, NOW, &out, &err), MSP_OK);
+        assert_int_equal(out.len, f->pkg.len);
+        assert_memory_equal(out.base, f->pkg.base, out.len);
+        out.len = 0;
+    }
+    /* plain: taken as it is, unless CMS is required */
+    assert_int_equal(msp_ets_keymgr_receive(f->pkg.base, f->pkg.len, "application/pkcs8", &cms, 0, NOW, &out, &err),
+                     MSP_OK);
+    assert_memory_equal(out.base, f->pkg.base, f->pkg.len);
+    out.len = 0;
+    assert_int_equal(msp_ets_keymgr_receive(f->pkg.base, f->pkg.len, "application/pkcs8", &cms, 1, NOW, &out, &err),
+                     MSP_ERR_INVALID);
+    assert_string_equal(err.detail, "the key package is not CMS-wrapped (Content-Type application/pkcs8)");
+    assert_int_equal(msp_ets_keymgr_receive(f->pkg.base, f->pkg.len, NULL, &cms, 1, NOW, &out, &err), MSP_ERR_INVALID);
+    /* CMS: refused as the unwrap refuses, said so; without keys it cannot be opened */
+    assert_int_equal(msp_ets_keymgr_receive(w.base, w.len, "application/pkcs7-mime",
+                                            &(msp_ets_keymgr_cms_t){f->other.cert, f->other.key, &trusted, 1}, 0, NOW,
+                                            &out, &err),
+                     MSP_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.detail, "the CMS-wrapped key package is refused: not encrypted to our certificate"));
+    assert_int_equal(msp_ets_keymgr_receive(w.base, w.len, "application/pkcs7-mime", NULL, 0, NOW, &out, &err),
+                     MSP_ERR_ARGUMENT);
+    assert_int_equal(out.len, 0);
+    msp_buf_free(&out);
+    msp_buf_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_wrong_recipient),  cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_untrusted_signer), cmocka_unit_test(test_wrong_content_type),
         cmocka_unit_test(test_bad_signature),    cmocka_unit_test(test_malformed_and_limits),
+        cmocka_unit_test(test_receive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -648,32 +648,22 @@ static int build_target(const opts_t *o, msp_buf_t *out)
     return 0;
 }
 
-/*
- * A CMS-wrapped package (content type type) opened in place: decrypted with
- * our key, its signer verified against the trusted certificates; 0 and why
- * for anything else (a plain package included: --cms asked for CMS).
- */
-static int unwrapped(const opts_t *o, const char *type, msp_buf_t *body, char *why, size_t why_len)
+/* A received body (plain, or CMS opened and verified: msp_ets_keymgr_receive) into pkg; 0 and why otherwise. */
+static int received(const opts_t *o, const uint8_t *body, size_t len, const char *type, msp_buf_t *pkg, char *why,
+                    size_t why_len)
 {
-    msp_buf_t pkg;
     msp_error_t err;
     msp_error_clear(&err);
-    if (msp_ets_keymgr_content_type(type) != MSP_ETS_KEYMGR_ACCEPT_CMS) {
-        snprintf(why, why_len, "the key package is not CMS-wrapped (Content-Type %s): refused",
-                 type[0] ? type : "none");
+    msp_ets_keymgr_cms_t cms = {0};
+    if (o->keys != NULL) {
+        cms = (msp_ets_keymgr_cms_t){o->keys->cert, o->keys->key, o->keys->trusted, o->keys->n_trusted};
+    }
+    if (msp_ets_keymgr_receive(body, len, type, o->keys != NULL ? &cms : NULL, o->cms, (int64_t)time(NULL), pkg,
+                               &err) != MSP_OK) {
+        snprintf(why, why_len, "%s", err.detail);
         return 0;
     }
-    msp_buf_init(&pkg, MSP_ETS_KP_MAX_SIZE);
-    int ret = msp_ets_keypkg_cms_unwrap(body->base, body->len, o->keys->cert, o->keys->key, o->keys->trusted,
-                                        o->keys->n_trusted, (int64_t)time(NULL), &pkg, &err);
-    if (ret != MSP_OK) {
-        snprintf(why, why_len, "the CMS-wrapped key package is refused: %s", err.detail);
-    } else {
-        body->len = 0;
-        msp_buf_put(body, pkg.base, pkg.len); /* fits: the body held more */
-    }
-    msp_buf_free(&pkg);
-    return ret == MSP_OK;
+    return 1;
 }
 
 /* Our certificate and key and the trusted signers (--trust-signer, else --ca), for CMS; -1 said. */
@@ -727,14 +717,17 @@ static int fetch_once(SSL_CTX *ctx, const opts_t *o, const char *target)
         msp_ets_keypkg_t pkg;
         msp_error_t err;
         msp_error_clear(&err);
-        if (o->cms && !unwrapped(o, c.resp_type, &resp, why, sizeof(why))) {
+        msp_buf_t der;
+        msp_buf_init(&der, MSP_ETS_KP_MAX_SIZE);
+        if (!received(o, resp.base, resp.len, c.resp_type, &der, why, sizeof(why))) {
             cli_error(CMD, "fetch: error: %s", why);
-        } else if (msp_ets_keypkg_decode(resp.base, resp.len, &pkg, &err) != MSP_OK) {
+        } else if (msp_ets_keypkg_decode(der.base, der.len, &pkg, &err) != MSP_OK) {
             cli_error(CMD, "fetch: error: the key package is not acceptable: %s", err.detail);
         } else {
             ret = save_package(o->out_dir, &pkg, o->fingerprints == NULL);
             msp_ets_keypkg_free(&pkg);
         }
+        msp_buf_free(&der);
     }
     msp_buf_free(&resp);
     return ret;
@@ -755,21 +748,18 @@ static void consume(void *user, const km_request_t *req, km_response_t *resp)
         resp->allow = "PUT";
         return;
     }
-    unsigned type = msp_ets_keymgr_content_type(req->content_type);
-    msp_buf_t body;
+    msp_buf_t der;
     char why[512];
-    msp_buf_init(&body, MSP_ETS_KP_MAX_CMS);
-    if (type != MSP_ETS_KEYMGR_ACCEPT_CMS && o->cms) {
+    msp_buf_init(&der, MSP_ETS_KP_MAX_SIZE);
+    if (o->cms && msp_ets_keymgr_content_type(req->content_type) != MSP_ETS_KEYMGR_ACCEPT_CMS) {
         fail(resp, 415, "this consumer takes CMS-wrapped packages only (Content-Type " MSP_ETS_KEYMGR_TYPE_CMS ")");
-    } else if (msp_buf_put(&body, req->body, req->body_len) != MSP_OK) {
-        fail(resp, 413, "package over the limit");
-    } else if (type == MSP_ETS_KEYMGR_ACCEPT_CMS && !unwrapped(o, req->content_type, &body, why, sizeof(why))) {
+    } else if (!received(o, req->body, req->body_len, req->content_type, &der, why, sizeof(why))) {
         fprintf(stderr, CMD ": push refused: %s\n", why);
         fail(resp, 400, why);
     } else {
-        consume_package(o, body.base, body.len, resp);
+        consume_package(o, der.base, der.len, resp);
     }
-    msp_buf_free(&body);
+    msp_buf_free(&der);
 }
 
 /* A pushed package, plain or unwrapped, into the output directory. */

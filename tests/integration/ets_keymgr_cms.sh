@@ -19,7 +19,7 @@ cd "$tmp" || exit 1
 has() { if grep -qF -- "$2" "$1"; then ok; else bad "$1 lacks '$2': $(head -c 400 "$1")"; fi; }
 empty_dir() { if [ -z "$(ls -A "$1")" ]; then ok; else bad "$1 is not empty: $(ls "$1")"; fi; }
 
-# ca NAME; leaf NAME CA CN [SAN]: P-256 (KEYALG=rsa: RSA 2048)
+# ca NAME; leaf NAME CA CN [SAN]: P-256 (KEYALG=rsa: RSA 2048, KEYALG=ed25519)
 ca() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" -days 2 \
         -subj "/CN=$1" >/dev/null 2>&1 || bad "CA $1"
@@ -27,6 +27,7 @@ ca() {
 leaf() {
     local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
     [ "${KEYALG:-}" = rsa ] && newkey=(-newkey rsa:2048)
+    [ "${KEYALG:-}" = ed25519 ] && newkey=(-newkey ed25519)
     printf 'basicConstraints=CA:FALSE\n%s\n' "${4:+subjectAltName=$4}" >"$1.ext"
     openssl req "${newkey[@]}" -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$3" >/dev/null 2>&1 &&
         openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 -extfile "$1.ext" \
@@ -37,6 +38,7 @@ ca other
 leaf server ca keymgr.test "IP:127.0.0.1,DNS:localhost"
 leaf client ca middlebox-1
 KEYALG=rsa leaf rsaclient ca middlebox-rsa
+KEYALG=ed25519 leaf edclient ca middlebox-ed
 leaf mbox ca mbox-1 "IP:127.0.0.1" # also a push consumer: the manager checks its address
 client=(--cert client.pem --key client.key --ca ca.pem)
 keys=/.well-known/enterprise-transport-security/keys
@@ -75,6 +77,12 @@ done
 type=$(get application/pkcs7-mime wrapped.der rsaclient)
 openssl cms -decrypt -binary -inform DER -in wrapped.der -recip rsaclient.pem -inkey rsaclient.key -out signed.der \
     2>cms.err && ok || bad "RSA recipient: $(cat cms.err)"
+# a client certificate CMS cannot encrypt to: 406 with the reason, never the plain package instead
+type=$(get application/pkcs7-mime wrapped-ed.der edclient)
+if [ "$type" = text/plain ] && grep -q "cannot wrap the package for the client certificate" wrapped-ed.der; then ok; else
+    bad "Ed25519 client asking for CMS: $type $(head -c 200 wrapped-ed.der)"
+fi
+has serve.log "\"CN=middlebox-ed\" GET $keys?groups=0x001d,0x0017 406"
 # the client certificate of one consumer cannot open another's
 get application/pkcs7-mime wrapped.der mbox >/dev/null
 if openssl cms -decrypt -binary -inform DER -in wrapped.der -recip client.pem -inkey client.key -out /dev/null \

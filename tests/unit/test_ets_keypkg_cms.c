@@ -238,13 +238,14 @@ static void signed_der(const msp_buf_t *content, const char *oid, const party_t 
     CMS_ContentInfo_free(cms);
 }
 
-/* inner encrypted to recipient with eContentType inner_nid. */
-static void envelope(const msp_buf_t *inner, int inner_nid, X509 *recipient, msp_buf_t *out)
+/* inner encrypted to recipient with eContentType inner_nid, AES-256-GCM (AuthEnvelopedData) or CBC (EnvelopedData). */
+static void envelope_with(const msp_buf_t *inner, int inner_nid, X509 *recipient, const EVP_CIPHER *cipher,
+                          msp_buf_t *out)
 {
     STACK_OF(X509) *to = sk_X509_new_null();
     sk_X509_push(to, recipient);
     BIO *in = BIO_new_mem_buf(inner->base, (int)inner->len);
-    CMS_ContentInfo *cms = CMS_encrypt(to, NULL, EVP_aes_256_gcm(), CMS_BINARY | CMS_PARTIAL);
+    CMS_ContentInfo *cms = CMS_encrypt(to, NULL, cipher, CMS_BINARY | CMS_PARTIAL);
     assert_non_null(cms);
     assert_int_equal(CMS_set1_eContentType(cms, OBJ_nid2obj(inner_nid)), 1);
     assert_int_equal(CMS_final(cms, in, NULL, CMS_BINARY), 1);
@@ -256,6 +257,11 @@ static void envelope(const msp_buf_t *inner, int inner_nid, X509 *recipient, msp
     BIO_free(in);
     CMS_ContentInfo_free(cms);
     sk_X509_free(to);
+}
+
+static void envelope(const msp_buf_t *inner, int inner_nid, X509 *recipient, msp_buf_t *out)
+{
+    envelope_with(inner, inner_nid, recipient, EVP_aes_256_gcm(), out);
 }
 
 static void test_wrong_content_type(void **state)
@@ -277,6 +283,14 @@ static void test_wrong_content_type(void **state)
     msp_buf_free(&env);
     /* ... and the same in a correct envelope is accepted: the refusals above were the content types */
     envelope(&sd, NID_pkcs7_signed, f->consumer.cert, &env);
+    assert_int_equal(unwrap(f, env.base, env.len), MSP_OK);
+    msp_buf_free(&env);
+    /* EnvelopedData (AES-CBC, RFC 5652 6) is read too */
+    envelope_with(&sd, NID_pkcs7_signed, f->consumer.cert, EVP_aes_256_cbc(), &env);
+    const unsigned char *q = env.base;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &q, (long)env.len);
+    assert_int_equal(OBJ_obj2nid(CMS_get0_type(cms)), NID_pkcs7_enveloped);
+    CMS_ContentInfo_free(cms);
     assert_int_equal(unwrap(f, env.base, env.len), MSP_OK);
     msp_buf_free(&env);
     /* the package itself, not wrapped at all: not even a ContentInfo */

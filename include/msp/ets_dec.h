@@ -129,6 +129,9 @@ typedef struct msp_ets_event {
     uint64_t issuer_tag;
     const uint8_t *issuer_info;
     size_t issuer_info_len;
+    /* capture time (microseconds since 1970) of the packet that brought it, or at a flow's end of its last packet:
+     * set by the passive pipeline (ets_passive.h); 0 from a bare msp_ets_conn_t, which knows no time */
+    uint64_t ts_us;
 } msp_ets_event_t;
 
 typedef struct msp_ets_conn_cb {

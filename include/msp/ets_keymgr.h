@@ -157,6 +157,57 @@ MSP_API int msp_ets_keymgr_target(const char *fingerprints, unsigned groups, con
  */
 MSP_API int msp_ets_keymgr_newest(const msp_ets_kp_static_t *statics, size_t n, uint16_t group, int64_t now);
 
+/* ---- media types (ets.md 3.4 ETS-KT-1, ETS-KP-2) ---- */
+
+#define MSP_ETS_KEYMGR_TYPE_PKCS8 "application/pkcs8"    /* a plain package */
+#define MSP_ETS_KEYMGR_TYPE_CMS "application/pkcs7-mime" /* a CMS-wrapped one (msp_ets_keypkg_cms_wrap) */
+
+#define MSP_ETS_KEYMGR_ACCEPT_PKCS8 0x1u
+#define MSP_ETS_KEYMGR_ACCEPT_CMS 0x2u
+
+/**
+ * What an HTTP Accept header value asks for: MSP_ETS_KEYMGR_ACCEPT_CMS when
+ * it names application/pkcs7-mime or application/cms (the spec's pull
+ * example says application/cms, 4.3.8.1 application/pkcs7-mime: both are
+ * taken), MSP_ETS_KEYMGR_ACCEPT_PKCS8 when it names application/pkcs8, a
+ * wildcard (any subtype of application, or any type at all), or accept
+ * is NULL or blank (no header:
+ * the plain package, as before CMS). A range with q=0 is refused, not
+ * accepted; case does not matter; parameters other than q are ignored. A
+ * wildcard never asks for CMS: a client that wants it says so.
+ */
+MSP_API unsigned msp_ets_keymgr_accept(const char *accept);
+
+/**
+ * The media type of a Content-Type header value: MSP_ETS_KEYMGR_ACCEPT_CMS
+ * for application/pkcs7-mime or application/cms, MSP_ETS_KEYMGR_ACCEPT_PKCS8
+ * for application/pkcs8, 0 for anything else or NULL (parameters ignored).
+ */
+MSP_API unsigned msp_ets_keymgr_content_type(const char *content_type);
+
+/** What a consumer opens CMS-wrapped packages with (all borrowed). */
+typedef struct msp_ets_keymgr_cms {
+    X509 *cert;           /* ours, the recipient: the certificate the consumer authenticates with */
+    EVP_PKEY *key;        /* its key */
+    X509 *const *trusted; /* the signers trusted (the key manager's certificate, or its CA) */
+    size_t n_trusted;     /* 1..MSP_ETS_KP_MAX_TRUSTED */
+} msp_ets_keymgr_cms_t;
+
+/**
+ * A key package as a consumer received it (a GET's response body or a
+ * PUT's), typed by its Content-Type header value, into the package DER
+ * appended to out (for msp_ets_keypkg_decode). CMS
+ * (msp_ets_keymgr_content_type) is unwrapped and verified at now with cms
+ * (msp_ets_keypkg_cms_unwrap and its codes; cms NULL: MSP_ERR_ARGUMENT). A
+ * body of any other type is taken as the plain package, unless require_cms:
+ * then it is refused with MSP_ERR_INVALID (never a silent fall-back to a
+ * package no one signed). Nothing is appended on failure; err->detail says
+ * why in one line.
+ */
+MSP_API int msp_ets_keymgr_receive(const uint8_t *body, size_t len, const char *content_type,
+                                   const msp_ets_keymgr_cms_t *cms, int require_cms, int64_t now, msp_buf_t *out,
+                                   msp_error_t *err);
+
 /** The HTTP status for a code of msp_ets_keymgr_get: 200, 400, 404 or 500. */
 MSP_API int msp_ets_keymgr_http_status(int code);
 

@@ -106,6 +106,55 @@ MSP_API int msp_ets_keypkg_decode(const uint8_t *der, size_t len, msp_ets_keypkg
 /** Frees what a package owns and zeroes it. */
 MSP_API void msp_ets_keypkg_free(msp_ets_keypkg_t *pkg);
 
+/* ---- CMS-wrapped packages (ets.md 3.4 ETS-KP-2; RFC 5652, RFC 5083) ----
+ *
+ * A package travels as ContentInfo AuthEnvelopedData (AES-256-GCM, the
+ * content-encryption key to the consumer's certificate: RSA key transport
+ * or ECDH key agreement) whose content is a ContentInfo SignedData
+ * (SHA-256, the key manager's certificate included) whose eContentType is
+ * id-ct-KP-aKeyPackage (RFC 5958 2: 2.16.840.1.101.2.1.2.78.5) and whose
+ * eContent is the package DER: signed for authentication and integrity,
+ * then encrypted for confidentiality, end to end whatever carried it.
+ * HTTP Content-Type application/pkcs7-mime (ets.md 3.4 ETS-KT-1).
+ */
+
+#define MSP_ETS_KP_OID_AKEYPACKAGE "2.16.840.1.101.2.1.2.78.5" /* id-ct-KP-aKeyPackage */
+#define MSP_ETS_KP_MAX_CMS (MSP_ETS_KP_MAX_SIZE + 65536)       /* bytes of one wrapped package */
+#define MSP_ETS_KP_MAX_TRUSTED 16                              /* trusted signer certificates */
+
+/**
+ * Appends the wrapped package: der (a package, not re-checked) signed with
+ * signer_key / signer_cert (signingTime = now, seconds since 1970: the
+ * library has no clock), encrypted to recipient (RSA or EC P-256/P-384/P-521
+ * public key; X25519 and Ed25519 certificates cannot receive CMS here).
+ * Borrowed, nothing kept. MSP_ERR_ARGUMENT (a NULL, a key not the
+ * certificate's, a recipient key CMS cannot encrypt to), MSP_ERR_LIMIT (der
+ * over MSP_ETS_KP_MAX_SIZE, out too small), MSP_ALERT_INTERNAL_ERROR
+ * (OpenSSL failed).
+ */
+MSP_API int msp_ets_keypkg_cms_wrap(const uint8_t *der, size_t len, X509 *signer_cert, EVP_PKEY *signer_key,
+                                    X509 *recipient, int64_t now, msp_buf_t *out, msp_error_t *err);
+
+/**
+ * Unwraps what msp_ets_keypkg_cms_wrap made: decrypts with key (cert names
+ * the RecipientInfo), verifies the signature and the signer's certificate
+ * at time now against trusted[0..n_trusted) (each a trust anchor: a CA or
+ * the key manager's own certificate; any key usage), and appends the
+ * package DER (for msp_ets_keypkg_decode) to out. Nothing is appended on
+ * failure. Each refusal has its own code:
+ *   MSP_ERR_SYNTAX          not a DER CMS ContentInfo (outer or inner), trailing bytes;
+ *   MSP_ERR_INVALID         a content type other than AuthEnvelopedData or EnvelopedData
+ *                           holding SignedData holding id-ct-KP-aKeyPackage, or no content;
+ *   MSP_ERR_NOT_FOUND       no RecipientInfo for cert (encrypted to someone else);
+ *   MSP_ALERT_BAD_RECORD_MAC the content does not decrypt or authenticate (tampered);
+ *   MSP_ALERT_DECRYPT_ERROR  a signature does not verify (or no signer);
+ *   MSP_ALERT_BAD_CERTIFICATE the signer's certificate does not chain to a trusted one at now;
+ *   MSP_ERR_LIMIT           over MSP_ETS_KP_MAX_CMS, out too small, more than MSP_ETS_KP_MAX_TRUSTED;
+ *   MSP_ERR_ARGUMENT        a NULL, no trusted certificate, key not cert's.
+ */
+MSP_API int msp_ets_keypkg_cms_unwrap(const uint8_t *cms, size_t len, X509 *cert, EVP_PKEY *key, X509 *const *trusted,
+                                      size_t n_trusted, int64_t now, msp_buf_t *out, msp_error_t *err);
+
 /** "x25519", "p256", or NULL for another kind of key. */
 MSP_API const char *msp_ets_kp_group_name(EVP_PKEY *key);
 

@@ -173,9 +173,11 @@ MSP_API void *msp_ets_passive_flow_user(const msp_ets_passive_flow_t *f);
  *
  * Each call appends one line, a JSON object and "\n", to out and returns
  * MSP_OK or out's (sticky) error. Every object starts with
- * {"event":"NAME","flow":ID (summary: no flow); the members after that are
- * documented in docs/ets.md. Call them from the callbacks of the same name;
- * they only read what they are given.
+ * {"event":"NAME","flow":ID (summary: no flow), then "time" (RFC 3339 UTC,
+ * microseconds) and "ts" (the same instant, epoch seconds): capture time,
+ * never the clock. Every member is documented in docs/ets-events.md and
+ * docs/ets-events.schema.json. Call them from the callbacks of the same
+ * name; they only read what they are given.
  */
 
 #define MSP_ETS_PASSIVE_ADDR_TEXT 64 /* "[IPv6]:port" and its NUL */

@@ -211,6 +211,7 @@ typedef struct msp_tcp_stats {
     uint64_t buffered;      /* out-of-order bytes held now */
     uint64_t buffered_peak; /* the most ever held */
     uint64_t late;          /* segments with data of a connection closed by FIN or RST shortly before: dropped */
+    uint64_t last_ts_us;    /* the latest timestamp of a TCP segment fed (0: none yet) */
 } msp_tcp_stats_t;
 
 typedef struct msp_tcp msp_tcp_t;

@@ -256,10 +256,15 @@ static const msp_ets_event_t *midstream(msp_ets_passive_flow_t *f, const msp_ets
     return out;
 }
 
-static void on_event(void *arg, const msp_ets_event_t *ev)
+static void on_event(void *arg, const msp_ets_event_t *dec_ev)
 {
     msp_ets_passive_flow_t *f = arg;
     msp_ets_passive_t *p = f->p;
+    /* the decryptor knows no time: the event is the flow's latest packet's (the one being fed, or at the end its last)
+     */
+    msp_ets_event_t timed = *dec_ev;
+    timed.ts_us = msp_tcp_flow_info(f->tcp)->last_ts_us;
+    const msp_ets_event_t *ev = &timed;
     msp_ets_event_t mid;
     char text[MSP_ETS_DEC_MAX_TEXT + 96];
     if (ev->kind == MSP_ETS_EV_HANDSHAKE) {

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -21,13 +22,43 @@ void msp_ets_passive_addr_text(const msp_tcp_flow_info_t *info, int dir, char ou
     snprintf(out, MSP_ETS_PASSIVE_ADDR_TEXT, info->ip_version == 6 ? "[%s]:%u" : "%s:%u", ip, info->port[dir != 0]);
 }
 
-/* {"event":"NAME" and, for a flow's event, ,"flow":ID */
-static void line_begin(msp_buf_t *out, const char *event, uint64_t flow)
+/* The last second RFC 3339 can write (9999-12-31T23:59:59Z); a capture claiming later is clamped, never wrapped. */
+#define TIME_MAX_S 253402300799ull
+
+/*
+ * ,"time":"2026-12-07T23:38:14.085123Z","ts":1796686694.085123 -- the same
+ * instant twice, capture time in microseconds: RFC 3339 UTC for a SIEM's
+ * date parser, epoch seconds for arithmetic. A conversion, not a clock.
+ */
+static void put_time(msp_buf_t *out, uint64_t ts_us)
+{
+    uint64_t sec = ts_us / 1000000, usec = ts_us % 1000000;
+    if (sec > TIME_MAX_S) {
+        sec = TIME_MAX_S;
+        usec = 999999;
+    }
+    time_t s = (time_t)sec;
+    struct tm tm;
+    if (gmtime_r(&s, &tm) == NULL) {
+        memset(&tm, 0, sizeof tm); /* cannot happen below TIME_MAX_S with a 64-bit time_t */
+    }
+    msp_buf_printf(out, ",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06lluZ\",\"ts\":%llu.%06llu", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned long long)usec,
+                   (unsigned long long)sec, (unsigned long long)usec);
+}
+
+/*
+ * The common start of every line: {"event":"NAME", for a flow's event
+ * ,"flow":ID, then the time (put_time). "event" always comes first, so a
+ * line can be routed by its prefix.
+ */
+static void line_begin(msp_buf_t *out, const char *event, uint64_t flow, uint64_t ts_us)
 {
     msp_buf_printf(out, "{\"event\":\"%s\"", event);
     if (flow != 0) {
         msp_buf_printf(out, ",\"flow\":%llu", (unsigned long long)flow);
     }
+    put_time(out, ts_us);
 }
 
 static int line_end(msp_buf_t *out)
@@ -68,9 +99,8 @@ int msp_ets_passive_flow_json(const msp_tcp_flow_info_t *info, msp_buf_t *out)
     char c[MSP_ETS_PASSIVE_ADDR_TEXT], s[MSP_ETS_PASSIVE_ADDR_TEXT];
     msp_ets_passive_addr_text(info, 0, c);
     msp_ets_passive_addr_text(info, 1, s);
-    line_begin(out, "flow", info->id);
-    msp_buf_printf(out, ",\"client\":\"%s\",\"server\":\"%s\",\"ts\":%llu.%06llu,\"initiator_guessed\":%s", c, s,
-                   (unsigned long long)(info->first_ts_us / 1000000), (unsigned long long)(info->first_ts_us % 1000000),
+    line_begin(out, "flow", info->id, info->first_ts_us); /* "ts" is the first packet's, as it always was */
+    msp_buf_printf(out, ",\"client\":\"%s\",\"server\":\"%s\",\"initiator_guessed\":%s", c, s,
                    info->initiator_guessed ? "true" : "false");
     return line_end(out);
 }
@@ -141,7 +171,7 @@ int msp_ets_passive_event_json(uint64_t flow_id, const msp_ets_event_t *ev, cons
     if (name == NULL) {
         return msp_buf_error(out); /* a kind this format has no line for */
     }
-    line_begin(out, name, flow_id);
+    line_begin(out, name, flow_id, ev->ts_us);
     switch (ev->kind) {
     case MSP_ETS_EV_HANDSHAKE:
         put_handshake(out, ev, vis);
@@ -168,7 +198,7 @@ int msp_ets_passive_event_json(uint64_t flow_id, const msp_ets_event_t *ev, cons
 int msp_ets_passive_flow_end_json(const msp_ets_passive_flow_t *f, msp_tcp_close_reason_t reason, msp_buf_t *out)
 {
     const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(f);
-    line_begin(out, "flow_end", info->id);
+    line_begin(out, "flow_end", info->id, info->last_ts_us);
     msp_buf_printf(out, ",\"reason\":\"%s\",\"status\":\"%s\",\"plaintext\":[%llu,%llu],\"lost\":[%llu,%llu]",
                    msp_tcp_close_reason_name(reason), msp_ets_flow_status_name(msp_ets_passive_flow_status(f)),
                    (unsigned long long)msp_ets_passive_flow_plaintext(f, 0),
@@ -181,15 +211,16 @@ int msp_ets_passive_summary_json(const msp_ets_passive_t *p, const char *capture
 {
     const msp_tcp_stats_t *st = msp_ets_passive_tcp_stats(p);
     const msp_ets_passive_counts_t *n = msp_ets_passive_counts(p);
-    line_begin(out, "summary", 0);
+    line_begin(out, "summary", 0, st->last_ts_us);
     msp_buf_printf(out,
                    ",\"packets\":%llu,\"bytes\":%llu,\"flows\":%llu,\"decrypted\":%llu,\"undecryptable\":%llu,"
                    "\"empty\":%llu,\"plaintext\":%llu,\"non_tcp\":%llu,\"fragments\":%llu,\"truncated\":%llu,"
-                   "\"gaps\":%llu,\"evicted\":%llu",
+                   "\"gaps\":%llu,\"evicted\":%llu,\"midstream\":%llu,\"late\":%llu",
                    (unsigned long long)st->packets, (unsigned long long)st->bytes, (unsigned long long)n->flows,
                    (unsigned long long)n->decrypted, (unsigned long long)n->undecryptable, (unsigned long long)n->empty,
                    (unsigned long long)n->plaintext, (unsigned long long)st->non_tcp, (unsigned long long)st->fragments,
-                   (unsigned long long)st->truncated, (unsigned long long)st->gaps, (unsigned long long)st->evicted);
+                   (unsigned long long)st->truncated, (unsigned long long)st->gaps, (unsigned long long)st->evicted,
+                   (unsigned long long)n->midstream, (unsigned long long)st->late);
     if (capture_error != NULL && capture_error[0] != '\0') {
         put_str(out, "capture_error", capture_error, strlen(capture_error));
     }

@@ -609,6 +609,7 @@ static void expire_idle(msp_tcp_t *t, uint64_t ts)
 {
     if (ts > t->now) {
         t->now = ts;
+        t->st.last_ts_us = ts; /* the summary line's time */
     }
     while (t->cfg.idle_us != 0 && t->lru_head != NULL && t->now - t->lru_head->seen > t->cfg.idle_us) {
         close_flow(t, t->lru_head, MSP_TCP_CLOSE_IDLE);

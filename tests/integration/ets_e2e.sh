@@ -212,6 +212,18 @@ run 2 "$msp" ets decrypt --key x25519.pem --pcap missing.pcap --keylog-out never
 run 2 "$msp" ets decrypt --key ca.pem --pcap cap.pcapng
 run 2 "$msp" ets decrypt --pcap cap.pcapng
 
+# ---- every line of every run above is valid against the documented schema (docs/ets-events.schema.json, with
+# additionalProperties false: an undocumented member fails), "event" first, "time" and "ts" the same instant ----
+if python3 "$(dirname "$0")/ets_events_check.py" "$2/docs/ets-events.schema.json" \
+    --require flow,handshake,key_update,ticket,alert,undecryptable,flow_end,summary \
+    events.json live.json wrong.json resumed.json cut.json cutfile.json >schema.out 2>&1; then ok; else
+    bad "events against docs/ets-events.schema.json: $(head -c 1500 schema.out)"
+fi
+# the times are the capture's: the first flow line's is the first packet's, as tshark reads it
+first=$(tshark -r cap.pcapng -c 1 -T fields -e frame.time_epoch 2>/dev/null)
+ts1=$(grep -m1 -F '"event":"flow"' events.json | sed -n 's/.*"ts":\([0-9.]*\),.*/\1/p')
+if [ -n "$first" ] && [ "${first:0:17}" = "${ts1:0:17}" ]; then ok; else bad "flow 1 at ts $ts1, capture starts at $first"; fi
+
 # ---- the client's view ----
 run 0 "$msp" ets probe "127.0.0.1:$www_port" --servername ets.test --ca ca.pem
 has "$tmp/out" "key share: repeated (static)"

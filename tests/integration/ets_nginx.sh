@@ -194,7 +194,7 @@ echo "ets_nginx: $connections connections, $responses responses, at most $concur
 # requests, big.bin markers, by flow.
 declare -A flow_of hs_of size_of gets_of begin_of end_of
 while read -r lport id; do flow_of[$lport]=$id; done < <(sed -n \
-    's/^{"event":"flow","flow":\([0-9]*\),"client":"127\.0\.0\.1:\([0-9]*\)".*/\2 \1/p' events.json)
+    's/^{"event":"flow","flow":\([0-9]*\),.*"client":"127\.0\.0\.1:\([0-9]*\)".*/\2 \1/p' events.json)
 while IFS= read -r line; do
     id=${line#*\"flow\":}
     hs_of[${id%%,*}]=$line

@@ -362,5 +362,8 @@ run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap3.pcapng --ev
 has h.json "\"fingerprint\":\"$fp_used\",\"visibility\":[],\"visibility_matches\":false,\"visibility_error\":\"the certificate carries a malformed visibility information entry\"}"
 has h.json '"flows":1,"decrypted":1,"undecryptable":0'
 lacks all.json '"visibility_error"'
+# every line, visibility lists and errors included, is valid against docs/ets-events.schema.json
+if python3 "$(dirname "$0")/ets_events_check.py" "$2/docs/ets-events.schema.json" --require handshake,flow_end \
+    all.json [a-h].json >schema.out 2>&1; then ok; else bad "events against the schema: $(head -c 1500 schema.out)"; fi
 
 finish ets_visibility

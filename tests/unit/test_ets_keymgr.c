@@ -674,6 +674,45 @@ static void test_consumer_side(void **state)
     }
 }
 
+/* Accept and Content-Type (ETS-KT-1, ETS-KP-2): both CMS names of the spec, q=0, wildcards never mean CMS. */
+static void test_media_types(void **state)
+{
+    (void)state;
+    const unsigned P = MSP_ETS_KEYMGR_ACCEPT_PKCS8, C = MSP_ETS_KEYMGR_ACCEPT_CMS;
+    static const struct {
+        const char *accept;
+        unsigned want;
+    } cases[] = {
+        {NULL, MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {"", MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {" \t", MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {"application/pkcs8", MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {"application/pkcs7-mime", MSP_ETS_KEYMGR_ACCEPT_CMS},
+        {"Application/PKCS7-MIME; smime-type=enveloped-data", MSP_ETS_KEYMGR_ACCEPT_CMS},
+        {"application/pkcs8, application/cms", MSP_ETS_KEYMGR_ACCEPT_PKCS8 | MSP_ETS_KEYMGR_ACCEPT_CMS},
+        {"application/cms;q=0.5 ,application/pkcs8;q=0", MSP_ETS_KEYMGR_ACCEPT_CMS},
+        {"application/pkcs7-mime;q=0", 0},
+        {"application/pkcs7-mime; q=0.000, */*", MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {"*/*", MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {"application/*", MSP_ETS_KEYMGR_ACCEPT_PKCS8},
+        {"text/html", 0},
+        {"application/pkcs7-mimex, application/cm", 0},
+        {",,,", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned got = msp_ets_keymgr_accept(cases[i].accept);
+        if (got != cases[i].want) {
+            fail_msg("Accept '%s': %u, want %u", cases[i].accept ? cases[i].accept : "(none)", got, cases[i].want);
+        }
+    }
+    assert_int_equal(msp_ets_keymgr_content_type("application/pkcs7-mime; smime-type=enveloped-data"), C);
+    assert_int_equal(msp_ets_keymgr_content_type("application/cms"), C);
+    assert_int_equal(msp_ets_keymgr_content_type(" application/PKCS8 "), P);
+    assert_int_equal(msp_ets_keymgr_content_type("*/*"), 0);
+    assert_int_equal(msp_ets_keymgr_content_type("text/plain"), 0);
+    assert_int_equal(msp_ets_keymgr_content_type(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -687,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consumer_side, setup, teardown),
+        cmocka_unit_test(test_media_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,10 +57,11 @@ typedef struct got_flow {
     msp_ets_flow_status_t status;
     uint64_t plain[2];
     int flow_vis_error;
-    msp_tcp_flow_info_t info; /* at open */
-    char text[512];           /* of the undecryptable event */
-    uint64_t issuer_tag;      /* of the handshake event */
-    char json[8192];          /* the handshake event's line */
+    msp_tcp_flow_info_t info;           /* at open */
+    char text[512];                     /* of the undecryptable event */
+    uint64_t issuer_tag;                /* of the handshake event */
+    char json[8192];                    /* the handshake event's line */
+    uint64_t first_ts, hs_ts, plain_ts; /* the flow's first packet, its handshake event, its first plaintext */
 } got_flow_t;
 
 typedef struct got {
@@ -77,14 +78,15 @@ static void on_open(void *arg, msp_ets_passive_flow_t *flow)
     got_flow_t *f = &g->f[g->n++];
     f->id = msp_ets_passive_flow_info(flow)->id;
     f->info = *msp_ets_passive_flow_info(flow);
+    f->first_ts = msp_ets_passive_flow_info(flow)->first_ts_us;
     msp_ets_passive_flow_set_user(flow, f);
 }
 
 static void on_plain(void *arg, msp_ets_passive_flow_t *flow, int dir, const uint8_t *p, size_t n, uint64_t ts)
 {
     (void)arg;
-    (void)ts;
     got_flow_t *f = msp_ets_passive_flow_user(flow);
+    f->plain_ts = f->plain_ts != 0 ? f->plain_ts : ts;
     f->pt[dir] = realloc(f->pt[dir], f->pt_len[dir] + n + 1);
     assert_non_null(f->pt[dir]);
     memcpy(f->pt[dir] + f->pt_len[dir], p, n);
@@ -96,7 +98,10 @@ static void on_event(void *arg, msp_ets_passive_flow_t *flow, const msp_ets_even
 {
     (void)arg;
     got_flow_t *f = msp_ets_passive_flow_user(flow);
+    /* every event carries capture time: that of the flow's latest packet */
+    assert_int_equal(ev->ts_us, msp_ets_passive_flow_info(flow)->last_ts_us);
     if (ev->kind == MSP_ETS_EV_HANDSHAKE) {
+        f->hs_ts = ev->ts_us;
         f->handshakes++;
         f->resumed = ev->resumed;
         f->issuer_tag = ev->issuer_tag;
@@ -281,6 +286,10 @@ static void test_plaintext_and_keylog(void **state)
     assert_true(f->vis_matches);
     assert_string_equal(f->vis_text, "");
     assert_false(f->flow_vis_error);
+    /* the handshake's time is a packet's (1000 us apart) after the SYN, not after the first plaintext */
+    assert_true(f->hs_ts > f->first_ts && f->hs_ts <= f->plain_ts);
+    assert_int_equal((f->hs_ts - f->first_ts) % 1000, 0);
+    assert_true(msp_ets_passive_tcp_stats(p)->last_ts_us >= f->plain_ts);
     /* every key log line is one of the client's own */
     assert_true(g->keylog_lines >= 5);
     for (const char *line = g->keylog; *line != '\0';) {

@@ -43,10 +43,12 @@ static void test_event_lines(void **state)
                           .alpn = "h2",
                           .hrr = 1,
                           .early_offered = 1,
-                          .text = ""};
+                          .text = "",
+                          .ts_us = 1796686694085123ull};
     memcpy(ev.fingerprint, FP, sizeof FP);
     assert_int_equal(msp_ets_passive_event_json(7, &ev, NULL, &b), MSP_OK);
-    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":7,\"suite\":\"TLS_AES_256_GCM_SHA384\",\"group\":\"x25519\","
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":7,\"time\":\"2026-12-07T23:38:14.085123Z\","
+                        "\"ts\":1796686694.085123,\"suite\":\"TLS_AES_256_GCM_SHA384\",\"group\":\"x25519\","
                         "\"sni\":\"a\\\"b\",\"alpn\":\"h2\",\"resumed\":false,\"hrr\":true,\"early_data\":\"rejected\","
                         "\"fingerprint\":\"0123456789abcdef00ff\"}\n");
 
@@ -55,28 +57,32 @@ static void test_event_lines(void **state)
     ev.resumed = 1;
     ev.hrr = 0;
     ev.early_accepted = 1;
+    ev.ts_us = 951782400000001ull; /* a leap day */
     msp_ets_passive_event_json(1, &ev, NULL, &b);
-    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"suite\":\"unknown\",\"group\":\"none (psk_ke)\","
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"time\":\"2000-02-29T00:00:00.000001Z\","
+                        "\"ts\":951782400.000001,\"suite\":\"unknown\",\"group\":\"none (psk_ke)\","
                         "\"sni\":\"a\\\"b\",\"alpn\":\"h2\",\"resumed\":true,\"hrr\":false,\"early_data\":\"accepted\","
                         "\"fingerprint\":\"0123456789abcdef00ff\"}\n");
 
     ev = (msp_ets_event_t){.kind = MSP_ETS_EV_KEY_UPDATE, .dir = 1, .generation = 3, .text = ""};
     msp_ets_passive_event_json(2, &ev, NULL, &b);
-    assert_rendered(&b, "{\"event\":\"key_update\",\"flow\":2,\"dir\":\"server\",\"generation\":3}\n");
+    assert_rendered(&b, "{\"event\":\"key_update\",\"flow\":2,\"time\":\"1970-01-01T00:00:00.000000Z\",\"ts\":0.000000,"
+                        "\"dir\":\"server\",\"generation\":3}\n");
 
     ev = (msp_ets_event_t){.kind = MSP_ETS_EV_TICKET, .lifetime = 7200, .max_early_data = 16384, .ticket_len = 192};
     msp_ets_passive_event_json(2, &ev, NULL, &b);
-    assert_rendered(
-        &b, "{\"event\":\"ticket\",\"flow\":2,\"lifetime\":7200,\"max_early_data\":16384,\"ticket_len\":192}\n");
+    assert_rendered(&b, "{\"event\":\"ticket\",\"flow\":2,\"time\":\"1970-01-01T00:00:00.000000Z\",\"ts\":0.000000,"
+                        "\"lifetime\":7200,\"max_early_data\":16384,\"ticket_len\":192}\n");
 
     ev = (msp_ets_event_t){.kind = MSP_ETS_EV_ALERT, .dir = 0, .alert_level = 1, .alert_desc = 0};
     msp_ets_passive_event_json(2, &ev, NULL, &b);
-    assert_rendered(&b, "{\"event\":\"alert\",\"flow\":2,\"dir\":\"client\",\"level\":1,\"description\":0}\n");
+    assert_rendered(&b, "{\"event\":\"alert\",\"flow\":2,\"time\":\"1970-01-01T00:00:00.000000Z\",\"ts\":0.000000,"
+                        "\"dir\":\"client\",\"level\":1,\"description\":0}\n");
 
     ev = (msp_ets_event_t){.kind = MSP_ETS_EV_UNDECRYPTABLE, .reason = MSP_ETS_R_NO_STATIC_KEY, .text = "no key\n"};
     msp_ets_passive_event_json(3, &ev, NULL, &b);
-    assert_rendered(&b,
-                    "{\"event\":\"undecryptable\",\"flow\":3,\"reason\":\"no_static_key\",\"detail\":\"no key\\n\"}\n");
+    assert_rendered(&b, "{\"event\":\"undecryptable\",\"flow\":3,\"time\":\"1970-01-01T00:00:00.000000Z\",\"ts\":0."
+                        "000000,\"reason\":\"no_static_key\",\"detail\":\"no key\\n\"}\n");
 
     ev.kind = (msp_ets_event_kind_t)99; /* no line for it */
     assert_int_equal(msp_ets_passive_event_json(3, &ev, NULL, &b), MSP_OK);
@@ -102,18 +108,21 @@ static void test_handshake_visibility(void **state)
     msp_ets_passive_vis_t pv = {vis, MSP_OK, ""};
     msp_ets_event_t ev = {.kind = MSP_ETS_EV_HANDSHAKE, .suite = 0x1301, .group = 0x0017, .sni = "", .alpn = ""};
     msp_ets_passive_event_json(1, &ev, &pv, &b);
-    assert_rendered(&b,
-                    "{\"event\":\"handshake\",\"flow\":1,\"suite\":\"TLS_AES_128_GCM_SHA256\",\"group\":\"secp256r1\","
-                    "\"sni\":\"\",\"alpn\":\"\",\"resumed\":false,\"hrr\":false,\"early_data\":\"none\","
-                    "\"fingerprint\":\"00000000000000000000\",\"visibility\":[{\"fingerprint\":"
-                    "\"0123456789abcdef00ff\",\"access\":\"SOC \\\"A\\\"\",\"matches\":true},{\"fingerprint\":"
-                    "\"00000000000000000000\",\"access\":\"B\",\"matches\":false}],\"visibility_matches\":true}\n");
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"time\":\"1970-01-01T00:00:00.000000Z\",\"ts\":0.000000,"
+                        "\"suite\":\"TLS_AES_128_GCM_SHA256\","
+                        "\"group\":\"secp256r1\","
+                        "\"sni\":\"\",\"alpn\":\"\",\"resumed\":false,\"hrr\":false,\"early_data\":\"none\","
+                        "\"fingerprint\":\"00000000000000000000\",\"visibility\":[{\"fingerprint\":"
+                        "\"0123456789abcdef00ff\",\"access\":\"SOC \\\"A\\\"\",\"matches\":true},{\"fingerprint\":"
+                        "\"00000000000000000000\",\"access\":\"B\",\"matches\":false}],\"visibility_matches\":true}\n");
 
     memset(vis, 0, sizeof *vis);
     pv = (msp_ets_passive_vis_t){vis, MSP_ERR_SYNTAX, "bad entry"};
     ev.group = 0x0018;
     msp_ets_passive_event_json(1, &ev, &pv, &b);
-    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"suite\":\"TLS_AES_128_GCM_SHA256\",\"group\":\"other\","
+    assert_rendered(&b, "{\"event\":\"handshake\",\"flow\":1,\"time\":\"1970-01-01T00:00:00.000000Z\",\"ts\":0.000000,"
+                        "\"suite\":\"TLS_AES_128_GCM_SHA256\","
+                        "\"group\":\"other\","
                         "\"sni\":\"\",\"alpn\":\"\",\"resumed\":false,\"hrr\":false,\"early_data\":\"none\","
                         "\"fingerprint\":\"00000000000000000000\",\"visibility\":[],\"visibility_matches\":false,"
                         "\"visibility_error\":\"bad entry\"}\n");
@@ -131,8 +140,8 @@ static void test_flow_line(void **state)
     memcpy(info.addr[1], (uint8_t[]){192, 168, 1, 254}, 4);
     assert_int_equal(msp_ets_passive_flow_json(&info, &b), MSP_OK);
     assert_rendered(&b,
-                    "{\"event\":\"flow\",\"flow\":12,\"client\":\"10.0.0.1:40000\",\"server\":\"192.168.1.254:443\","
-                    "\"ts\":1700000000.000042,\"initiator_guessed\":false}\n");
+                    "{\"event\":\"flow\",\"flow\":12,\"time\":\"2023-11-14T22:13:20.000042Z\",\"ts\":1700000000.000042,"
+                    "\"client\":\"10.0.0.1:40000\",\"server\":\"192.168.1.254:443\",\"initiator_guessed\":false}\n");
 
     info.ip_version = 6;
     memset(info.addr, 0, sizeof info.addr);
@@ -142,8 +151,15 @@ static void test_flow_line(void **state)
     info.initiator_guessed = 1;
     info.first_ts_us = 5;
     msp_ets_passive_flow_json(&info, &b);
-    assert_rendered(&b, "{\"event\":\"flow\",\"flow\":12,\"client\":\"[::1]:40000\",\"server\":\"[2001::]:443\","
-                        "\"ts\":0.000005,\"initiator_guessed\":true}\n");
+    assert_rendered(&b, "{\"event\":\"flow\",\"flow\":12,\"time\":\"1970-01-01T00:00:00.000005Z\",\"ts\":0.000005,"
+                        "\"client\":\"[::1]:40000\",\"server\":\"[2001::]:443\",\"initiator_guessed\":true}\n");
+
+    /* a timestamp past what RFC 3339 can write is clamped to its last instant, never wrapped */
+    info.first_ts_us = UINT64_MAX;
+    msp_ets_passive_flow_json(&info, &b);
+    assert_rendered(&b, "{\"event\":\"flow\",\"flow\":12,\"time\":\"9999-12-31T23:59:59.999999Z\","
+                        "\"ts\":253402300799.999999,\"client\":\"[::1]:40000\",\"server\":\"[2001::]:443\","
+                        "\"initiator_guessed\":true}\n");
 
     char a[MSP_ETS_PASSIVE_ADDR_TEXT];
     msp_ets_passive_addr_text(&info, 1, a);
@@ -200,17 +216,22 @@ static void test_flow_end_and_summary(void **state)
     packet(p, 1, MSP_TCP_FIN | MSP_TCP_ACK, seq, 4);
     packet(p, 0, MSP_TCP_FIN | MSP_TCP_ACK, seq, 5);
     msp_ets_passive_finish(p);
-    assert_rendered(&s.lines, "{\"event\":\"flow_end\",\"flow\":1,\"reason\":\"fin\",\"status\":\"empty\","
-                              "\"plaintext\":[0,0],\"lost\":[0,0]}\n");
+    assert_rendered(&s.lines,
+                    "{\"event\":\"flow_end\",\"flow\":1,\"time\":\"1970-01-01T00:00:00.000005Z\",\"ts\":0.000005,"
+                    "\"reason\":\"fin\",\"status\":\"empty\","
+                    "\"plaintext\":[0,0],\"lost\":[0,0]}\n");
 
     assert_int_equal(msp_ets_passive_summary_json(p, NULL, &s.lines), MSP_OK);
-    assert_rendered(&s.lines, "{\"event\":\"summary\",\"packets\":5,\"bytes\":270,\"flows\":1,\"decrypted\":0,"
+    assert_rendered(&s.lines, "{\"event\":\"summary\",\"time\":\"1970-01-01T00:00:00.000005Z\",\"ts\":0.000005,"
+                              "\"packets\":5,\"bytes\":270,\"flows\":1,\"decrypted\":0,"
                               "\"undecryptable\":0,\"empty\":1,\"plaintext\":0,\"non_tcp\":0,\"fragments\":0,"
-                              "\"truncated\":0,\"gaps\":0,\"evicted\":0}\n");
+                              "\"truncated\":0,\"gaps\":0,\"evicted\":0,\"midstream\":0,\"late\":0}\n");
     msp_ets_passive_summary_json(p, "cut \"short\"", &s.lines);
-    assert_rendered(&s.lines, "{\"event\":\"summary\",\"packets\":5,\"bytes\":270,\"flows\":1,\"decrypted\":0,"
+    assert_rendered(&s.lines, "{\"event\":\"summary\",\"time\":\"1970-01-01T00:00:00.000005Z\",\"ts\":0.000005,"
+                              "\"packets\":5,\"bytes\":270,\"flows\":1,\"decrypted\":0,"
                               "\"undecryptable\":0,\"empty\":1,\"plaintext\":0,\"non_tcp\":0,\"fragments\":0,"
-                              "\"truncated\":0,\"gaps\":0,\"evicted\":0,\"capture_error\":\"cut \\\"short\\\"\"}\n");
+                              "\"truncated\":0,\"gaps\":0,\"evicted\":0,\"midstream\":0,\"late\":0,\"capture_error\":"
+                              "\"cut \\\"short\\\"\"}\n");
 
     /* a full buffer is reported, not cut silently */
     uint8_t small[16];

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "cli.h"
@@ -29,9 +30,11 @@ static const char usage[] =
     "                            [--groups x25519,p256] [--rotate SECONDS] [--lifetime SECONDS]\n"
     "                            [--retention SECONDS] [--push https://HOST:PORT]...\n"
     "                            [--ca-cert CACERT --ca-key CAKEY --access TEXT] [--allow-subject PATTERN]\n"
+    "                            [--require-cms]\n"
     "       msp ets keymgr fetch (--url https://HOST:PORT | --listen HOST:PORT) --cert C --key K --ca CA\n"
     "                            [--fingerprints HEX,... | --groups x25519,p256 [--certs 0x0403:0x0403,...]\n"
     "                            [--context NAME]] --out-dir DIR [--watch SECONDS] [--allow-subject PATTERN]\n"
+    "                            [--cms] [--trust-signer CERTS]\n"
     "\n"
     "serve: an ETS key manager (TS 103 523-3 clause 4.3.5-4.3.8) over HTTPS with mutual TLS 1.3: any client\n"
     "certificate chaining to --ca is authorised (narrowed by --allow-subject, an fnmatch pattern on the whole\n"
@@ -42,11 +45,17 @@ static const char usage[] =
     "[&certs=ISSUER:SUBJECT,...][&context=DNSNAME] returns an RFC 5958 key package (application/pkcs8);\n"
     "certificates (subject schemes 0x0403, 0x0804) are issued by --ca-cert/--ca-key with one visibility\n"
     "information per key. --push: after each rotation, PUT the current keys to URL" PUSH_PATH ".\n"
+    "A request whose Accept names application/pkcs7-mime (or application/cms) gets the package CMS-wrapped\n"
+    "(ETS-KP-2): signed with --cert/--key, encrypted to the client's certificate. --require-cms: plain requests\n"
+    "get 406, and pushes are CMS-wrapped to each consumer's certificate.\n"
     "\n"
     "fetch: pulls keys (--url) or, with --listen, accepts pushed packages until SIGINT/SIGTERM. Writes\n"
     "DIR/GROUP-FINGERPRINT.pem (PKCS#8), DIR/GROUP.pem (the newest valid key of a groups fetch or push) and\n"
     "DIR/cert-SCHEME.pem + DIR/cert-SCHEME.key.pem; prints one line per key: GROUP FINGERPRINT NOT-BEFORE\n"
-    "NOT-AFTER. --watch re-fetches every SECONDS.\n";
+    "NOT-AFTER. --watch re-fetches every SECONDS. --cms: ask for a CMS-wrapped package, decrypt it with\n"
+    "--cert/--key and verify its signer against --trust-signer (PEM certificates: the key manager's own or its\n"
+    "CA; default --ca); anything else is refused and nothing written. --trust-signer implies --cms. With\n"
+    "--listen, --cms refuses plain pushes; a CMS-wrapped push is always verified.\n";
 
 static int fingerprint_of(EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
 {
@@ -132,7 +141,61 @@ typedef struct server {
     size_t n_push;
     SSL_CTX *client; /* for push */
     int64_t next;    /* when to tick again */
+    X509 *sign_cert; /* --cert/--key: what signs CMS-wrapped packages */
+    EVP_PKEY *sign_key;
+    int require_cms;
 } server_t;
+
+/* ---- CMS-wrapped packages (ETS-KP-2) ---- */
+
+/* pkg wrapped for to into out, or 0 with a one-line why. */
+static int wrap_for(const server_t *s, X509 *to, const msp_buf_t *pkg, msp_buf_t *out, char *why, size_t why_len)
+{
+    msp_error_t err;
+    msp_error_clear(&err);
+    if (to == NULL) {
+        snprintf(why, why_len, "no client certificate to encrypt to");
+        return 0;
+    }
+    if (msp_ets_keypkg_cms_wrap(pkg->base, pkg->len, s->sign_cert, s->sign_key, to, (int64_t)time(NULL), out, &err) !=
+        MSP_OK) {
+        snprintf(why, why_len, "cannot wrap the package for the client certificate: %s", err.detail);
+        return 0;
+    }
+    return 1;
+}
+
+/* The first certificate of a PEM file, or every one (at most max) into out. */
+static size_t read_certs(const char *path, X509 **out, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    X509 *x;
+    while (f != NULL && n <= max && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (n == max) {
+            X509_free(x);
+            n++; /* over the limit: said by the caller */
+            break;
+        }
+        out[n++] = x;
+    }
+    ERR_clear_error();
+    if (f != NULL) {
+        fclose(f);
+    }
+    return n;
+}
+
+static EVP_PKEY *read_key(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    EVP_PKEY *k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL) {
+        fclose(f);
+    }
+    ERR_clear_error();
+    return k;
+}
 
 static void on_event(void *user, const msp_ets_keymgr_event_t *ev)
 {
@@ -157,6 +220,46 @@ static void on_event(void *user, const msp_ets_keymgr_event_t *ev)
     }
 }
 
+/* One PUT of body (type: NULL plain) to url, to the server that presents expect (NULL: any); logged. */
+static int push_one(server_t *s, const char *url, const msp_buf_t *body, const char *type, X509 *expect,
+                    msp_buf_t *resp, char *why, size_t why_len)
+{
+    km_call_t c = {.url = url,
+                   .method = "PUT",
+                   .target = MSP_ETS_KEYMGR_PUSH_PATH,
+                   .body = body->base,
+                   .body_len = body->len,
+                   .body_type = type,
+                   .expect_peer = expect,
+                   .resp = resp};
+    if (km_call(s->client, &c, why, why_len) != 0) {
+        return 0;
+    }
+    fprintf(stderr, CMD ": push to %s: %d\n", url, c.status);
+    return 1;
+}
+
+/*
+ * A CMS-wrapped push: the consumer's certificate is learnt from a first
+ * connection (a GET it answers 405), the package wrapped to it and PUT on
+ * a second one that must present the same certificate.
+ */
+static int push_cms(server_t *s, const char *url, const msp_buf_t *pkg, msp_buf_t *resp, char *why, size_t why_len)
+{
+    km_call_t probe = {.url = url, .method = "GET", .target = MSP_ETS_KEYMGR_PUSH_PATH, .resp = resp, .want_peer = 1};
+    if (km_call(s->client, &probe, why, why_len) != 0 || probe.peer == NULL) {
+        return 0;
+    }
+    msp_buf_t w;
+    msp_buf_init(&w, MSP_ETS_KP_MAX_CMS);
+    resp->len = 0;
+    int ok = wrap_for(s, probe.peer, pkg, &w, why, why_len) &&
+             push_one(s, url, &w, MSP_ETS_KEYMGR_TYPE_CMS, probe.peer, resp, why, why_len);
+    msp_buf_free(&w);
+    X509_free(probe.peer);
+    return ok;
+}
+
 /* ETS-KT-2: the manager is the HTTPS client and PUTs the current keys to every consumer. */
 static void push_all(server_t *s, int64_t now)
 {
@@ -168,14 +271,12 @@ static void push_all(server_t *s, int64_t now)
         return;
     }
     for (size_t i = 0; i < s->n_push; i++) {
-        int status = 0;
         char why[512];
         msp_buf_init(&resp, KM_MAX_BODY);
-        if (km_request(s->client, s->push[i], "PUT", MSP_ETS_KEYMGR_PUSH_PATH, pkg.base, pkg.len, &status, &resp, why,
-                       sizeof(why)) != 0) {
+        int ok = s->require_cms ? push_cms(s, s->push[i], &pkg, &resp, why, sizeof(why))
+                                : push_one(s, s->push[i], &pkg, NULL, NULL, &resp, why, sizeof(why));
+        if (!ok) {
             fprintf(stderr, CMD ": push to %s failed: %s\n", s->push[i], why);
-        } else {
-            fprintf(stderr, CMD ": push to %s: %d\n", s->push[i], status);
         }
         msp_buf_free(&resp);
     }
@@ -230,28 +331,52 @@ static void handle(void *user, const km_request_t *req, km_response_t *resp)
         resp->allow = "GET";
         return;
     }
-    msp_error_t err;
-    msp_error_clear(&err);
-    int ret = msp_ets_keymgr_get(s->km, req->target[pl] == '?' ? req->target + pl + 1 : "", (int64_t)time(NULL),
-                                 &resp->body, &err);
-    if (ret != MSP_OK) {
-        resp->body.len = 0;
-        resp->body.err = 0;
-        fail(resp, msp_ets_keymgr_http_status(ret), err.detail);
+    unsigned want = msp_ets_keymgr_accept(req->accept);
+    if (s->require_cms && !(want & MSP_ETS_KEYMGR_ACCEPT_CMS)) {
+        fail(resp, 406, "this key manager sends CMS-wrapped packages only (Accept: " MSP_ETS_KEYMGR_TYPE_CMS ")");
         return;
     }
-    resp->status = 200;
-    resp->content_type = "application/pkcs8";
+    msp_error_t err;
+    msp_error_clear(&err);
+    msp_buf_t pkg;
+    msp_buf_init(&pkg, MSP_ETS_KP_MAX_SIZE);
+    int ret =
+        msp_ets_keymgr_get(s->km, req->target[pl] == '?' ? req->target + pl + 1 : "", (int64_t)time(NULL), &pkg, &err);
+    char why[512];
+    if (ret != MSP_OK) {
+        fail(resp, msp_ets_keymgr_http_status(ret), err.detail);
+    } else if (!(want & MSP_ETS_KEYMGR_ACCEPT_CMS)) {
+        resp->status = msp_buf_put(&resp->body, pkg.base, pkg.len) == MSP_OK ? 200 : 500;
+        resp->content_type = MSP_ETS_KEYMGR_TYPE_PKCS8;
+    } else if (!wrap_for(s, req->peer_cert, &pkg, &resp->body, why, sizeof(why))) {
+        resp->body.len = 0;
+        resp->body.err = 0;
+        fail(resp, 406, why);
+    } else {
+        resp->status = 200;
+        resp->content_type = MSP_ETS_KEYMGR_TYPE_CMS;
+    }
+    msp_buf_free(&pkg);
 }
 
 /* ---- argument parsing ---- */
 
+/* fetch's side of CMS: our certificate and key (the recipient), the signers we trust */
+typedef struct cms_keys {
+    X509 *cert;
+    EVP_PKEY *key;
+    X509 *trusted[MSP_ETS_KP_MAX_TRUSTED];
+    size_t n_trusted;
+} cms_keys_t;
+
 typedef struct opts {
     const char *listen, *url, *cert, *key, *ca, *store, *groups, *fingerprints, *certs, *context, *out_dir;
-    const char *ca_cert, *ca_key, *access, *allow;
+    const char *ca_cert, *ca_key, *access, *allow, *trust;
     const char *push[MAX_PUSH];
     size_t n_push;
     int64_t rotate, lifetime, retention, watch;
+    int cms, require_cms; /* fetch --cms (or --trust-signer), serve --require-cms */
+    cms_keys_t *keys;     /* fetch: loaded when CMS may arrive */
 } opts_t;
 
 static int parse_opts(int argc, char **argv, opts_t *o)
@@ -276,7 +401,8 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                     {"--ca-cert", &o->ca_cert},
                     {"--ca-key", &o->ca_key},
                     {"--access", &o->access},
-                    {"--allow-subject", &o->allow}};
+                    {"--allow-subject", &o->allow},
+                    {"--trust-signer", &o->trust}};
         struct {
             const char *name;
             int64_t *dst;
@@ -285,6 +411,10 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                     {"--retention", &o->retention},
                     {"--watch", &o->watch}};
         int done = 0;
+        if (strcmp(a, "--cms") == 0 || strcmp(a, "--require-cms") == 0) {
+            *(a[2] == 'c' ? &o->cms : &o->require_cms) = 1; /* flags: no value */
+            continue;
+        }
         if (v == NULL) {
             cli_error(CMD, "error: %s needs a value", a);
             return -1;
@@ -322,6 +452,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         cli_error(CMD, "error: --cert, --key and --ca are required (mutual TLS)");
         return -1;
     }
+    o->cms |= o->trust != NULL;
     return 0;
 }
 
@@ -400,7 +531,20 @@ static int serve(int argc, char **argv)
         cli_error(CMD, "serve: error: --listen and --store are required");
         return CLI_USAGE;
     }
-    server_t s = {.store = o.store, .push = o.push, .n_push = o.n_push};
+    if (o.cms || o.trust != NULL) {
+        cli_error(CMD, "serve: error: --cms and --trust-signer are fetch's (serve: --require-cms)");
+        return CLI_USAGE;
+    }
+    server_t s = {.store = o.store, .push = o.push, .n_push = o.n_push, .require_cms = o.require_cms};
+    /* the TLS certificate and key also sign CMS-wrapped packages */
+    if (read_certs(o.cert, &s.sign_cert, 1) != 1 || (s.sign_key = read_key(o.key)) == NULL ||
+        X509_check_private_key(s.sign_cert, s.sign_key) != 1) {
+        ERR_clear_error();
+        cli_error(CMD, "serve: error: %s / %s: cannot read a matching certificate and key", o.cert, o.key);
+        X509_free(s.sign_cert);
+        EVP_PKEY_free(s.sign_key);
+        return CLI_USAGE;
+    }
     msp_ets_keymgr_store_t store;
     char why[512];
     int ret = CLI_USAGE, fd = -1;
@@ -428,6 +572,8 @@ static int serve(int argc, char **argv)
     SSL_CTX_free(ctx);
     SSL_CTX_free(s.client);
     msp_ets_keymgr_free(s.km);
+    X509_free(s.sign_cert);
+    EVP_PKEY_free(s.sign_key);
     return ret;
 }
 
@@ -502,15 +648,66 @@ static int build_target(const opts_t *o, msp_buf_t *out)
     return 0;
 }
 
+/* A received body (plain, or CMS opened and verified: msp_ets_keymgr_receive) into pkg; 0 and why otherwise. */
+static int received(const opts_t *o, const uint8_t *body, size_t len, const char *type, msp_buf_t *pkg, char *why,
+                    size_t why_len)
+{
+    msp_error_t err;
+    msp_error_clear(&err);
+    msp_ets_keymgr_cms_t cms = {0};
+    if (o->keys != NULL) {
+        cms = (msp_ets_keymgr_cms_t){o->keys->cert, o->keys->key, o->keys->trusted, o->keys->n_trusted};
+    }
+    if (msp_ets_keymgr_receive(body, len, type, o->keys != NULL ? &cms : NULL, o->cms, (int64_t)time(NULL), pkg,
+                               &err) != MSP_OK) {
+        snprintf(why, why_len, "%s", err.detail);
+        return 0;
+    }
+    return 1;
+}
+
+/* Our certificate and key and the trusted signers (--trust-signer, else --ca), for CMS; -1 said. */
+static int load_cms_keys(const opts_t *o, cms_keys_t *k)
+{
+    const char *trust = o->trust != NULL ? o->trust : o->ca;
+    memset(k, 0, sizeof(*k));
+    k->n_trusted = read_certs(trust, k->trusted, MSP_ETS_KP_MAX_TRUSTED);
+    if (read_certs(o->cert, &k->cert, 1) != 1 || (k->key = read_key(o->key)) == NULL) {
+        cli_error(CMD, "fetch: error: %s / %s: cannot read the certificate and key", o->cert, o->key);
+        return -1;
+    }
+    if (k->n_trusted == 0 || k->n_trusted > MSP_ETS_KP_MAX_TRUSTED) {
+        cli_error(CMD, "fetch: error: %s: 1 to %d PEM certificates of trusted signers expected", trust,
+                  MSP_ETS_KP_MAX_TRUSTED);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_cms_keys(cms_keys_t *k)
+{
+    X509_free(k->cert);
+    EVP_PKEY_free(k->key);
+    for (size_t i = 0; i < k->n_trusted && i < MSP_ETS_KP_MAX_TRUSTED; i++) {
+        X509_free(k->trusted[i]);
+    }
+}
+
 static int fetch_once(SSL_CTX *ctx, const opts_t *o, const char *target)
 {
     msp_buf_t resp;
     msp_buf_init(&resp, KM_MAX_BODY);
-    int status = 0, ret = CLI_FAIL;
+    int ret = CLI_FAIL;
     char why[512];
-    if (km_request(ctx, o->url, "GET", target, NULL, 0, &status, &resp, why, sizeof(why)) != 0) {
+    km_call_t c = {.url = o->url,
+                   .method = "GET",
+                   .target = target,
+                   .resp = &resp,
+                   .accept = o->cms ? MSP_ETS_KEYMGR_TYPE_CMS : NULL};
+    int status = 0;
+    if (km_call(ctx, &c, why, sizeof(why)) != 0) {
         cli_error(CMD, "fetch: error: %s", why);
-    } else if (status != 200) {
+    } else if ((status = c.status) != 200) {
         size_t n = resp.len;
         const char *text = msp_buf_cstr(&resp);
         n = text != NULL ? strcspn(text, "\r\n") : 0;
@@ -520,16 +717,23 @@ static int fetch_once(SSL_CTX *ctx, const opts_t *o, const char *target)
         msp_ets_keypkg_t pkg;
         msp_error_t err;
         msp_error_clear(&err);
-        if (msp_ets_keypkg_decode(resp.base, resp.len, &pkg, &err) != MSP_OK) {
+        msp_buf_t der;
+        msp_buf_init(&der, MSP_ETS_KP_MAX_SIZE);
+        if (!received(o, resp.base, resp.len, c.resp_type, &der, why, sizeof(why))) {
+            cli_error(CMD, "fetch: error: %s", why);
+        } else if (msp_ets_keypkg_decode(der.base, der.len, &pkg, &err) != MSP_OK) {
             cli_error(CMD, "fetch: error: the key package is not acceptable: %s", err.detail);
         } else {
             ret = save_package(o->out_dir, &pkg, o->fingerprints == NULL);
             msp_ets_keypkg_free(&pkg);
         }
+        msp_buf_free(&der);
     }
     msp_buf_free(&resp);
     return ret;
 }
+
+static void consume_package(const opts_t *o, const uint8_t *der, size_t len, km_response_t *resp);
 
 static void consume(void *user, const km_request_t *req, km_response_t *resp)
 {
@@ -544,10 +748,27 @@ static void consume(void *user, const km_request_t *req, km_response_t *resp)
         resp->allow = "PUT";
         return;
     }
+    msp_buf_t der;
+    char why[512];
+    msp_buf_init(&der, MSP_ETS_KP_MAX_SIZE);
+    if (o->cms && msp_ets_keymgr_content_type(req->content_type) != MSP_ETS_KEYMGR_ACCEPT_CMS) {
+        fail(resp, 415, "this consumer takes CMS-wrapped packages only (Content-Type " MSP_ETS_KEYMGR_TYPE_CMS ")");
+    } else if (!received(o, req->body, req->body_len, req->content_type, &der, why, sizeof(why))) {
+        fprintf(stderr, CMD ": push refused: %s\n", why);
+        fail(resp, 400, why);
+    } else {
+        consume_package(o, der.base, der.len, resp);
+    }
+    msp_buf_free(&der);
+}
+
+/* A pushed package, plain or unwrapped, into the output directory. */
+static void consume_package(const opts_t *o, const uint8_t *der, size_t len, km_response_t *resp)
+{
     msp_ets_keypkg_t pkg;
     msp_error_t err;
     msp_error_clear(&err);
-    if (msp_ets_keypkg_decode(req->body, req->body_len, &pkg, &err) != MSP_OK) {
+    if (msp_ets_keypkg_decode(der, len, &pkg, &err) != MSP_OK) {
         char text[400];
         snprintf(text, sizeof(text), "not an acceptable key package: %s", err.detail);
         fail(resp, 400, text);
@@ -588,9 +809,23 @@ static int fetch(int argc, char **argv)
     if (o.url != NULL && (build_target(&o, &tb) != 0 || (target = msp_buf_cstr(&tb)) == NULL)) {
         return CLI_USAGE;
     }
+    if (o.require_cms) {
+        cli_error(CMD, "fetch: error: --require-cms is serve's (fetch: --cms)");
+        return CLI_USAGE;
+    }
+    cms_keys_t keys;
+    /* a push may come CMS-wrapped even without --cms: then it is verified all the same */
+    if ((o.cms || o.listen != NULL) && load_cms_keys(&o, &keys) != 0) {
+        free_cms_keys(&keys);
+        return CLI_USAGE;
+    }
+    o.keys = o.cms || o.listen != NULL ? &keys : NULL;
     SSL_CTX *ctx = km_tls_ctx(o.listen != NULL, o.cert, o.key, o.ca, why, sizeof(why));
     if (ctx == NULL) {
         cli_error(CMD, "fetch: error: %s", why);
+        if (o.keys != NULL) {
+            free_cms_keys(o.keys);
+        }
         return CLI_USAGE;
     }
     int ret = CLI_OK;
@@ -617,6 +852,9 @@ static int fetch(int argc, char **argv)
         ret = fetch_once(ctx, &o, target);
     }
     SSL_CTX_free(ctx);
+    if (o.keys != NULL) {
+        free_cms_keys(o.keys);
+    }
     return ret;
 }
 

@@ -38,7 +38,10 @@ typedef struct km_request {
     char target[KM_MAX_TARGET];
     const uint8_t *body; /* PUT only */
     size_t body_len;
-    char peer[512]; /* the client certificate's subject */
+    char peer[512];           /* the client certificate's subject */
+    X509 *peer_cert;          /* the client certificate (verified against --ca), valid during the handler */
+    const char *accept;       /* the Accept header, NULL when absent */
+    const char *content_type; /* the Content-Type header, NULL when absent */
 } km_request_t;
 
 typedef struct km_response {
@@ -68,5 +71,24 @@ void km_serve(int fd, SSL_CTX *ctx, const char *allow_subject, const char *cmd, 
  */
 int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *target, const uint8_t *body,
                size_t body_len, int *status, msp_buf_t *resp, char *why, size_t why_len);
+
+/** One request as km_request, with its media types and what the server was. */
+typedef struct km_call {
+    const char *url, *method, *target;
+    const uint8_t *body;
+    size_t body_len;
+    const char *accept;    /* NULL: application/pkcs8 */
+    const char *body_type; /* NULL: application/pkcs8 */
+    X509 *expect_peer;     /* not NULL: the server must present this very certificate */
+    /* out */
+    int status;
+    msp_buf_t *resp;
+    char resp_type[128]; /* the response's Content-Type, "" when absent */
+    X509 *peer;          /* with want_peer: the server's certificate (the caller frees it) */
+    int want_peer;
+} km_call_t;
+
+/** km_request with the fields of c; 0, or -1 and why. */
+int km_call(SSL_CTX *ctx, km_call_t *c, char *why, size_t why_len);
 
 #endif

@@ -371,7 +371,11 @@ static void on_request(struct evhttp_request *r, void *arg)
     memset(&resp, 0, sizeof(resp));
     msp_buf_init(&resp.body, KM_MAX_BODY + 4096);
     evhttp_connection_set_closecb(evcon, on_close, srv);
-    peer_subject(bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)), req.peer, sizeof(req.peer));
+    SSL *ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+    peer_subject(ssl, req.peer, sizeof(req.peer));
+    req.peer_cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+    req.accept = evhttp_find_header(evhttp_request_get_input_headers(r), "Accept");
+    req.content_type = evhttp_find_header(evhttp_request_get_input_headers(r), "Content-Type");
     snprintf(req.method, sizeof(req.method), "%s", method_name(evhttp_request_get_command(r)));
     struct evbuffer *in = evhttp_request_get_input_buffer(r);
     req.body_len = evbuffer_get_length(in);
@@ -489,12 +493,26 @@ typedef struct exchange {
     struct bufferevent *bev;
     SSL *ssl;
     const char *url;
-    int *status;
-    msp_buf_t *resp;
+    km_call_t *call;
+    X509 *peer; /* the server's certificate, taken when the handshake is done */
     char *why;
     size_t why_len;
     int ok;
 } exchange_t;
+
+/*
+ * The server's certificate is kept when the handshake completes: by the time
+ * the response callback runs, evhttp has closed the connection and the SSL
+ * no longer has a peer.
+ */
+static void on_client_info(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    exchange_t *x = SSL_get_app_data(ssl);
+    if ((where & SSL_CB_HANDSHAKE_DONE) && x != NULL && x->peer == NULL) {
+        x->peer = SSL_get1_peer_certificate(ssl);
+    }
+}
 
 /* Why a request got no answer: the server's certificate, a TLS error, or the connection. */
 static void no_answer(exchange_t *x)
@@ -525,10 +543,22 @@ static void on_response(struct evhttp_request *r, void *arg)
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(r);
     size_t n = evbuffer_get_length(in);
-    *x->status = evhttp_request_get_response_code(r);
-    if (msp_buf_put(x->resp, evbuffer_pullup(in, -1), n) != MSP_OK) {
+    km_call_t *c = x->call;
+    X509 *peer = x->peer;
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(r), "Content-Type");
+    c->status = evhttp_request_get_response_code(r);
+    snprintf(c->resp_type, sizeof(c->resp_type), "%s", type != NULL ? type : "");
+    if (c->expect_peer != NULL && (peer == NULL || X509_cmp(peer, c->expect_peer) != 0)) {
+        snprintf(x->why, x->why_len, "%s: the server's certificate changed since it was asked for", x->url);
+        return;
+    }
+    if (msp_buf_put(c->resp, evbuffer_pullup(in, -1), n) != MSP_OK) {
         snprintf(x->why, x->why_len, "response body over 1 MiB");
         return;
+    }
+    if (c->want_peer) {
+        c->peer = peer; /* the caller's now */
+        x->peer = NULL;
     }
     x->ok = 1;
 }
@@ -569,6 +599,17 @@ static struct bufferevent *connect_tls(struct event_base *base, SSL_CTX *ctx, co
 int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *target, const uint8_t *body,
                size_t body_len, int *status, msp_buf_t *resp, char *why, size_t why_len)
 {
+    km_call_t c = {.url = url, .method = method, .target = target, .body = body, .body_len = body_len, .resp = resp};
+    int ret = km_call(ctx, &c, why, why_len);
+    *status = c.status;
+    return ret;
+}
+
+int km_call(SSL_CTX *ctx, km_call_t *c, char *why, size_t why_len)
+{
+    const char *url = c->url, *method = c->method, *target = c->target;
+    const uint8_t *body = c->body;
+    size_t body_len = c->body_len;
     char host[256], port[16], hostport[300];
     if (strncmp(url, "https://", 8) != 0 || strlen(url + 8) >= sizeof(hostport)) {
         snprintf(why, why_len, "%s: expected https://HOST:PORT", url);
@@ -583,12 +624,16 @@ int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *ta
     if (!libevent_wins(why, why_len)) {
         return -1;
     }
-    exchange_t x = {.url = url, .status = status, .resp = resp, .why = why, .why_len = why_len};
+    exchange_t x = {.url = url, .call = c, .why = why, .why_len = why_len};
     struct event_base *base = event_base_new();
     struct evhttp_connection *evcon = NULL;
     struct evhttp_request *req = NULL;
     snprintf(why, why_len, "cannot set up the request");
     x.bev = base != NULL ? connect_tls(base, ctx, host, &x.ssl) : NULL;
+    if (x.bev != NULL) {
+        SSL_set_app_data(x.ssl, &x);
+        SSL_set_info_callback(x.ssl, on_client_info);
+    }
     evcon =
         x.bev != NULL ? evhttp_connection_base_bufferevent_new(base, NULL, x.bev, host, (uint16_t)atoi(port)) : NULL;
     req = evcon != NULL ? evhttp_request_new(on_response, &x) : NULL;
@@ -599,10 +644,10 @@ int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *ta
         evhttp_connection_set_max_body_size(evcon, KM_MAX_BODY);
         evhttp_request_set_error_cb(req, on_request_error);
         evhttp_add_header(h, "Host", hostport);
-        evhttp_add_header(h, "Accept", "application/pkcs8");
+        evhttp_add_header(h, "Accept", c->accept != NULL ? c->accept : "application/pkcs8");
         evhttp_add_header(h, "Connection", "close");
         if (body != NULL) {
-            evhttp_add_header(h, "Content-Type", "application/pkcs8");
+            evhttp_add_header(h, "Content-Type", c->body_type != NULL ? c->body_type : "application/pkcs8");
             evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
         }
         /* on failure evhttp_make_request frees req itself */
@@ -619,5 +664,6 @@ int km_request(SSL_CTX *ctx, const char *url, const char *method, const char *ta
     if (base != NULL) {
         event_base_free(base);
     }
+    X509_free(x.peer);
     return x.ok ? 0 : -1;
 }

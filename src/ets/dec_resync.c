@@ -38,6 +38,7 @@ struct dec_resync {
     uint64_t seq0;      /* sequence number of the first record not decrypted */
     uint64_t records0;  /* d->records then */
     uint64_t rec_start; /* its stream offset (before the gap when the gap cut it) */
+    uint64_t known_end; /* where it ends when its header came before the gap, else rec_start */
     uint64_t from, to;  /* first lost byte, end of the last gap */
     uint64_t lost, partial, skipped;
     unsigned gaps;
@@ -94,6 +95,8 @@ void dec_resync_gap(msp_ets_conn_t *c, int dir, uint64_t lost)
         rs->records0 = d->records;
         rs->partial = d->in.len - d->off; /* drain left at most the start of one record */
         rs->rec_start = d->stream - rs->partial;
+        const uint8_t *h = d->in.base + d->off;
+        rs->known_end = rs->rec_start + (rs->partial >= HDR ? HDR + ((size_t)h[3] << 8 | h[4]) : 0);
         rs->from = d->stream;
         rs->skipped = 0;
     } else {
@@ -164,7 +167,7 @@ static int opens(msp_ets_conn_t *c, dec_resync_t *rs, const dec_aead_t *a, uint6
 }
 
 /*
- * The k-th try around the estimate e: e, e+1, e-1, e+2, ... within [lo, hi]; 0 when the tries ran out.
+ * The k-th try nearest first around the estimate e: e, e+1, e-1, e+2, ... within [lo, hi]; 0 when the tries ran out.
  * lo and hi are what record sizes allow: span is k records of 1 + taglen + HDR .. HDR + max bytes each.
  */
 static int nth_seq(uint64_t e, uint64_t lo, uint64_t hi, unsigned k, uint64_t *out)
@@ -199,7 +202,11 @@ static void seq_bounds(const msp_ets_conn_t *c, const dec_dir_t *d, uint64_t spa
     *e = *e < *lo ? *lo : *e > *hi ? *hi : *e;
 }
 
-/* Tries one candidate under a, sequence numbers around the estimate; 1 with *seq when one verifies, -1 over budget. */
+/*
+ * Tries one candidate under a: 1 with *seq when one verifies, 0 not, -1 over budget. Sequence numbers nearest the
+ * estimate from the average record alternate with the fewest records the span can hold (a bulk transfer after small
+ * records: the average says many, the truth is a few full ones).
+ */
 static int try_candidate(msp_ets_conn_t *c, dec_dir_t *d, const dec_aead_t *a, uint64_t base_seq, uint64_t span,
                          int from_zero, const uint8_t *rec, size_t len, uint64_t *seq)
 {
@@ -210,11 +217,21 @@ static int try_candidate(msp_ets_conn_t *c, dec_dir_t *d, const dec_aead_t *a, u
         lo = 0;
         e = 0;
     }
-    for (unsigned k = 0; k < MSP_ETS_DEC_RESYNC_SEQS; k++) {
-        uint64_t n;
-        if (!nth_seq(e, lo, hi, k, &n)) {
-            return 0;
+    uint64_t tried[MSP_ETS_DEC_RESYNC_SEQS];
+    size_t ntried = 0;
+    for (unsigned k = 0; k < 2 * MSP_ETS_DEC_RESYNC_SEQS && ntried < MSP_ETS_DEC_RESYNC_SEQS; k++) {
+        uint64_t n = lo + k / 2;
+        if (k % 2 == 0 ? !nth_seq(e, lo, hi, k / 2, &n) : n > hi) {
+            continue;
         }
+        int again = 0;
+        for (size_t j = 0; j < ntried && !again; j++) {
+            again = tried[j] == n;
+        }
+        if (again) {
+            continue;
+        }
+        tried[ntried++] = n;
         if (rs->work + len > MSP_ETS_DEC_RESYNC_WORK) {
             return -1;
         }
@@ -308,13 +325,19 @@ static int candidate(msp_ets_conn_t *c, int dir, size_t len, size_t min_len)
     const uint8_t *rec = d->in.base;
     uint64_t pos = rs->base, span = pos - rs->rec_start, seq = 0;
     int rc = 0;
+    if (pos < rs->known_end) {
+        return 0; /* inside the record whose header came before the gap: no record starts there */
+    }
+    /* counted from the end of that record when known: one record fewer to guess */
+    uint64_t first = rs->seq0 + (rs->known_end > rs->rec_start),
+             espan = pos - (rs->known_end > rs->rec_start ? rs->known_end : rs->rec_start);
     if (rs->tried != pos + 1) { /* not yet tried under the current key (a wait for the next header comes back here) */
         if (++rs->candidates > MSP_ETS_DEC_RESYNC_CANDIDATES) {
             give_up(c, dir, MSP_ETS_R_GAP, "no record found again within %d candidate headers",
                     MSP_ETS_DEC_RESYNC_CANDIDATES);
             return -1;
         }
-        rc = try_candidate(c, d, &d->aead, rs->seq0, span, 0, rec, len, &seq);
+        rc = try_candidate(c, d, &d->aead, first, espan, 0, rec, len, &seq);
         if (rc == 1) {
             found(c, dir, seq, 0);
             return 1;

@@ -323,21 +323,18 @@ static int candidate(msp_ets_conn_t *c, int dir, size_t len, size_t min_len)
     dec_dir_t *d = &c->d[dir];
     dec_resync_t *rs = d->rs;
     const uint8_t *rec = d->in.base;
-    uint64_t pos = rs->base, span = pos - rs->rec_start, seq = 0;
+    /* after a record whose header came before the gap, count from its end: one record fewer to guess */
+    int known = rs->known_end > rs->rec_start;
+    uint64_t pos = rs->base, first = rs->seq0 + (uint64_t)known, seq = 0;
+    uint64_t span = pos - (known ? rs->known_end : rs->rec_start);
     int rc = 0;
-    if (pos < rs->known_end) {
-        return 0; /* inside the record whose header came before the gap: no record starts there */
-    }
-    /* counted from the end of that record when known: one record fewer to guess */
-    uint64_t first = rs->seq0 + (rs->known_end > rs->rec_start),
-             espan = pos - (rs->known_end > rs->rec_start ? rs->known_end : rs->rec_start);
     if (rs->tried != pos + 1) { /* not yet tried under the current key (a wait for the next header comes back here) */
         if (++rs->candidates > MSP_ETS_DEC_RESYNC_CANDIDATES) {
             give_up(c, dir, MSP_ETS_R_GAP, "no record found again within %d candidate headers",
                     MSP_ETS_DEC_RESYNC_CANDIDATES);
             return -1;
         }
-        rc = try_candidate(c, d, &d->aead, first, espan, 0, rec, len, &seq);
+        rc = try_candidate(c, d, &d->aead, first, span, 0, rec, len, &seq);
         if (rc == 1) {
             found(c, dir, seq, 0);
             return 1;
@@ -377,6 +374,10 @@ static void search(msp_ets_conn_t *c, int dir)
     size_t min_len = 1 + c->suite->taglen;
     while (d->rs != NULL && !c->failed) {
         dec_resync_t *rs = d->rs;
+        if (rs->base < rs->known_end) { /* the rest of the record whose header came before the gap */
+            uint64_t rest = rs->known_end - rs->base;
+            discard(d, rest < d->in.len ? (size_t)rest : d->in.len);
+        }
         size_t i = next_candidate(d, rs->scan, min_len);
         discard(d, i); /* nothing before i can start a record */
         if (rs->skipped > MSP_ETS_DEC_RESYNC_SCAN) {

@@ -431,6 +431,17 @@ static void test_drop_10_percent(void **state)
     random_drops("TLS_AES_128_GCM_SHA256", 100, 4);
 }
 
+/* MSP_RESYNC_SEEDS=N: N more seeds of each (not in CI: for a longer look after a change) */
+static void test_more_seeds(void **state)
+{
+    (void)state;
+    const char *env = getenv("MSP_RESYNC_SEEDS");
+    unsigned n = env != NULL ? (unsigned)atoi(env) : 0;
+    for (unsigned i = 0; i < n; i++) {
+        random_drops(i % 2 ? "TLS_CHACHA20_POLY1305_SHA256" : "TLS_AES_128_GCM_SHA256", i % 3 ? 100 : 10, 100 + i);
+    }
+}
+
 static void one_loss(const ets_pair_t *p, int dir, size_t from, size_t to)
 {
     loss_t *loss = calloc(2, sizeof(loss_t));
@@ -739,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_boundaries),
         cmocka_unit_test(test_drop_1_percent),
         cmocka_unit_test(test_drop_10_percent),
+        cmocka_unit_test(test_more_seeds),
         cmocka_unit_test(test_gap_in_handshake),
         cmocka_unit_test(test_key_update_in_gap),
         cmocka_unit_test(test_two_key_updates_in_gap),

@@ -1,6 +1,6 @@
 /*
  * The decryptor's search for records after a gap (src/ets/dec_resync.c,
- * ets.md 7 "Loss recovery"). The connection is put straight into the state
+ * docs/ets.md "Loss recovery"). The connection is put straight into the state
  * after a handshake: TLS_AES_128_GCM_SHA256, fixed application traffic
  * secrets (0x11 x 32 client, 0x22 x 32 server), so that the input can mix
  * records that authenticate with junk, gaps and fake headers. Operations,

@@ -40,7 +40,7 @@
 #define MSP_ETS_DEC_MAX_NAME 255              /* SNI host name and ALPN protocol kept */
 #define MSP_ETS_DEC_MAX_TEXT 256              /* event text */
 /*
- * The search for records after a gap (ets.md 7 "Loss recovery"), per gap:
+ * The search for records after a gap (docs/ets.md "Loss recovery"), per gap:
  * header candidates tried, sequence numbers tried per candidate and key,
  * AEAD input bytes spent on trials, captured bytes looked through.
  */
@@ -130,15 +130,16 @@ typedef struct msp_ets_event {
 
     /*
      * GAP, in dir's TCP stream (byte 0: its first byte): the bytes
-     * [gap_from, gap_to) were not decrypted because gap_lost of them were
-     * lost in gaps (gap_count gaps; gap_lost == gap_to - gap_from for one),
-     * plus gap_partial bytes before gap_from (the start of a record the gap
-     * cut) and gap_skipped captured bytes after it before the next record
-     * that authenticates. records_lost records were not decrypted: exact
-     * unless records_exact is 0 (a KeyUpdate inside the gap hides how many
-     * came before it: then a lower bound). recovered: 1 when a record after
-     * the gap authenticated and decryption goes on; 0 when the stream ended
-     * first (nothing after the gap to decrypt).
+     * [gap_from - gap_partial, gap_from + gap_lost + gap_skipped) were not
+     * decrypted. gap_lost of them were lost, in gap_count gaps, all within
+     * [gap_from, gap_to); gap_partial came before gap_from (the start of the
+     * record the first gap cut); gap_skipped were captured after gap_from
+     * but belong to no record that authenticates. records_lost records were
+     * not decrypted: exact unless records_exact is 0 (after a KeyUpdate found
+     * by trial the records before it are not counted: a lower bound; also
+     * when the stream ended). recovered: 1 when a record after the gap
+     * authenticated and decryption goes on; 0 when the stream ended first
+     * (nothing after the gap to decrypt).
      */
     uint64_t gap_from, gap_to, gap_lost, gap_partial, gap_skipped, records_lost;
     unsigned gap_count;
@@ -168,7 +169,7 @@ MSP_API int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size
 /**
  * lost bytes of dir could not be reassembled. Inside the handshake the
  * connection becomes undecryptable (reason gap). After it, dir searches for
- * its records again (ets.md 7 "Loss recovery"): the first record header after
+ * its records again (docs/ets.md "Loss recovery"): the first record header after
  * the gap whose AEAD tag verifies at a sequence number near the one the lost
  * bytes suggest fixes framing and sequence number, an MSP_ETS_EV_GAP event
  * says what was lost, and decryption goes on; the other direction is not

@@ -1,5 +1,5 @@
 /*
- * Loss recovery (ets.md 7 "Loss recovery"): a direction that lost bytes
+ * Loss recovery (docs/ets.md "Loss recovery"): a direction that lost bytes
  * after the handshake finds its records again.
  *
  * A gap loses the record framing and the sequence number, not the keys.

@@ -1,6 +1,6 @@
 /*
- * Loss recovery of the passive TLS 1.3 decryptor (msp/ets_dec.h, ets.md 7
- * "Loss recovery") on real OpenSSL connections (ets_pair.h): the recorded
+ * Loss recovery of the passive TLS 1.3 decryptor (msp/ets_dec.h,
+ * docs/ets.md "Loss recovery") on real OpenSSL connections (ets_pair.h): the recorded
  * streams are cut into TCP-sized segments and fed in wire order with
  * segments dropped (1 % and 10 % with a fixed seed, and by hand: inside a
  * record, across a record boundary, exactly one whole record, the start of

@@ -685,6 +685,149 @@ static void test_hostile(void **state)
     ets_pair_free(&p);
 }
 
+/* ---- through the whole pipeline (msp_ets_passive_*): TCP reassembly hands the hole over ---- */
+
+typedef struct pipe {
+    uint8_t *pt[2];
+    size_t pt_len[2];
+    msp_ets_event_t gap[MAX_EVENTS];
+    size_t ngap;
+    int undecryptable, ended;
+    msp_ets_flow_status_t status;
+    msp_buf_t json;
+} pipe_t;
+
+static void pipe_plain(void *arg, msp_ets_passive_flow_t *f, int dir, const uint8_t *p, size_t n, uint64_t ts)
+{
+    (void)f, (void)ts;
+    pipe_t *x = arg;
+    x->pt[dir] = realloc(x->pt[dir], x->pt_len[dir] + n + 1);
+    assert_non_null(x->pt[dir]);
+    memcpy(x->pt[dir] + x->pt_len[dir], p, n);
+    x->pt_len[dir] += n;
+}
+
+static void pipe_event(void *arg, msp_ets_passive_flow_t *f, const msp_ets_event_t *ev, const msp_ets_passive_vis_t *v)
+{
+    pipe_t *x = arg;
+    x->undecryptable += ev->kind == MSP_ETS_EV_UNDECRYPTABLE;
+    if (ev->kind == MSP_ETS_EV_GAP) {
+        assert_true(x->ngap < MAX_EVENTS);
+        x->gap[x->ngap++] = *ev;
+        assert_int_equal(msp_ets_passive_event_json(msp_ets_passive_flow_info(f)->id, ev, v, &x->json), MSP_OK);
+    }
+}
+
+static void pipe_end(void *arg, msp_ets_passive_flow_t *f, msp_tcp_close_reason_t reason)
+{
+    (void)reason;
+    pipe_t *x = arg;
+    x->ended++;
+    x->status = msp_ets_passive_flow_status(f);
+}
+
+typedef struct wire {
+    msp_ets_passive_t *p;
+    uint32_t seq[2];
+    uint64_t ts;
+} wire_t;
+
+/* One packet of dir; sent 0: counted in the sequence space but never captured (a dropped segment). */
+static void packet(wire_t *w, int dir, uint8_t flags, const uint8_t *data, size_t n, int sent)
+{
+    static const uint8_t client[4] = {10, 0, 0, 1}, server[4] = {10, 0, 0, 2};
+    msp_tcp_pkt_t pkt = {.ip_version = 4, .flags = flags, .window = 65535, .payload = data, .payload_len = n};
+    memcpy(pkt.src, dir == 0 ? client : server, 4);
+    memcpy(pkt.dst, dir == 0 ? server : client, 4);
+    pkt.sport = dir == 0 ? 40000 : 443;
+    pkt.dport = dir == 0 ? 443 : 40000;
+    pkt.seq = w->seq[dir];
+    pkt.ack = w->seq[!dir];
+    w->ts += 100;
+    if (sent) {
+        msp_buf_t b;
+        msp_buf_init(&b, 1u << 16);
+        assert_int_equal(msp_tcp_build(MSP_TCP_LINK_EN10MB, &pkt, &b), MSP_OK);
+        assert_int_equal(msp_ets_passive_packet(w->p, w->ts, MSP_TCP_LINK_EN10MB, b.base, b.len, b.len), MSP_OK);
+        msp_buf_free(&b);
+    }
+    w->seq[dir] += (uint32_t)n + ((flags & (MSP_TCP_SYN | MSP_TCP_FIN)) != 0);
+}
+
+/* The 10 % drops of random_loss as Ethernet packets: the flow decrypts, its gaps are events, and the JSON lines. */
+static void test_pipeline(void **state)
+{
+    (void)state;
+    rng_state = 21;
+    ets_pair_t p;
+    make_pair(&p, &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 40, .max = 9000});
+    loss_t *loss = calloc(2, sizeof(loss_t));
+    assert_non_null(loss);
+    assert_true(random_loss(&p, 100, loss) > 0);
+    run_t direct = {0};
+    feed_lossy(&direct, &p, loss);
+    assert_int_equal(direct.undecryptable, 0);
+
+    static const msp_ets_passive_cb_t cb = {NULL, pipe_plain, pipe_event, NULL, pipe_end};
+    pipe_t *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    msp_buf_init(&x->json, 1u << 20);
+    msp_ets_passive_cfg_t cfg;
+    msp_ets_passive_cfg_default(&cfg);
+    cfg.cb = &cb;
+    cfg.arg = x;
+    msp_ets_passive_t *pp = NULL;
+    msp_error_t err;
+    assert_int_equal(msp_ets_passive_new(&cfg, &pp), MSP_OK);
+    assert_int_equal(msp_ets_passive_add_key(pp, W.x25519, &err), MSP_OK);
+    wire_t w = {.p = pp, .seq = {1000, 7777}, .ts = 1700000000000000ull};
+    packet(&w, 0, MSP_TCP_SYN, NULL, 0, 1);
+    packet(&w, 1, MSP_TCP_SYN | MSP_TCP_ACK, NULL, 0, 1);
+    packet(&w, 0, MSP_TCP_ACK, NULL, 0, 1);
+    for (size_t i = 0; i < p.nchunks; i++) {
+        const ets_chunk_t *ch = &p.chunks[i];
+        for (size_t a = ch->off; a < ch->off + ch->len; a += SEG) {
+            size_t n = ch->off + ch->len - a < SEG ? ch->off + ch->len - a : SEG;
+            packet(&w, ch->dir, MSP_TCP_ACK | MSP_TCP_PSH, p.bytes[ch->dir] + a, n, !damaged(&loss[ch->dir], a, a + n));
+        }
+    }
+    packet(&w, 1, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0, 1);
+    packet(&w, 0, MSP_TCP_FIN | MSP_TCP_ACK, NULL, 0, 1);
+    msp_ets_passive_finish(pp);
+
+    assert_int_equal(x->ended, 1);
+    assert_int_equal(x->undecryptable, 0);
+    assert_int_equal(x->status, MSP_ETS_FLOW_DECRYPTED);
+    for (int dir = 0; dir < 2; dir++) {
+        assert_int_equal(x->pt_len[dir], direct.all_len[dir]);
+        assert_memory_equal(x->pt[dir], direct.all[dir], direct.all_len[dir]);
+    }
+    /* the same events as the decryptor fed directly (TCP hands the holes over later, in the same places) */
+    assert_int_equal(x->ngap, direct.ngap);
+    for (size_t i = 0; i < x->ngap; i++) {
+        const msp_ets_event_t *a = &x->gap[i], *b = NULL;
+        for (size_t j = 0; j < direct.ngap && b == NULL; j++) {
+            b = direct.gap[j].dir == a->dir && direct.gap[j].gap_from == a->gap_from ? &direct.gap[j] : NULL;
+        }
+        assert_non_null(b);
+        assert_int_equal(a->gap_to, b->gap_to);
+        assert_int_equal(a->gap_lost, b->gap_lost);
+        assert_int_equal(a->gap_skipped, b->gap_skipped);
+        assert_int_equal(a->gap_partial, b->gap_partial);
+        assert_int_equal(a->records_lost, b->records_lost);
+    }
+    assert_int_equal(msp_buf_put(&x->json, "", 1), MSP_OK);
+    assert_non_null(strstr((const char *)x->json.base, "{\"event\":\"gap\",\"flow\":1,\"dir\":"));
+    msp_ets_passive_free(pp);
+    msp_buf_free(&x->json);
+    free(x->pt[0]);
+    free(x->pt[1]);
+    free(x);
+    run_free(&direct);
+    free(loss);
+    ets_pair_free(&p);
+}
+
 /* The JSON line of a GAP event (msp_ets_passive_event_json). */
 static void test_json(void **state)
 {
@@ -756,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_two_key_updates_in_gap),
         cmocka_unit_test(test_gap_at_end),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

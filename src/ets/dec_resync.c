@@ -95,8 +95,11 @@ void dec_resync_gap(msp_ets_conn_t *c, int dir, uint64_t lost)
         rs->records0 = d->records;
         rs->partial = d->in.len - d->off; /* drain left at most the start of one record */
         rs->rec_start = d->stream - rs->partial;
-        const uint8_t *h = d->in.base + d->off;
-        rs->known_end = rs->rec_start + (rs->partial >= HDR ? HDR + ((size_t)h[3] << 8 | h[4]) : 0);
+        rs->known_end = rs->rec_start;
+        if (rs->partial >= HDR) {
+            const uint8_t *h = d->in.base + d->off;
+            rs->known_end += HDR + ((size_t)h[3] << 8 | h[4]);
+        }
         rs->from = d->stream;
         rs->skipped = 0;
     } else {

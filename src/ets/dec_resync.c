@@ -356,8 +356,8 @@ static int candidate(msp_ets_conn_t *c, int dir, size_t len, size_t min_len)
         }
         if (rc == 0) {
             give_up(c, dir, MSP_ETS_R_KEY_UPDATE_LOST,
-                    "records found again, but neither the current key (within %d sequence numbers of the estimate) nor "
-                    "the next generation's opens them: a KeyUpdate inside the gap",
+                    "records found again, but neither the current key (%d sequence numbers near the estimate) nor the "
+                    "next generation's opens them: a KeyUpdate inside the gap, or not TLS",
                     MSP_ETS_DEC_RESYNC_SEQS);
             return -1;
         }

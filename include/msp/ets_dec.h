@@ -11,6 +11,9 @@
  *
  * A connection that cannot be decrypted is reported once, by an
  * MSP_ETS_EV_UNDECRYPTABLE event with a reason, and then only consumed.
+ * The one exception is a search for records after a gap that gives up
+ * (msp_ets_conn_gap): its event stops only that direction, the other goes
+ * on (and may later report its own).
  * Callbacks run inside feed/gap/end; they must not free the connection.
  * Neither object is safe for concurrent use; keys may be shared by the
  * connections of one thread (a key set keeps scratch state for derivations).
@@ -174,14 +177,14 @@ MSP_API int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size
  * bytes suggest fixes framing and sequence number, an MSP_ETS_EV_GAP event
  * says what was lost, and decryption goes on; the other direction is not
  * held up meanwhile. A search that exceeds the MSP_ETS_DEC_RESYNC_* bounds
- * makes the connection undecryptable (reason gap, or key_update_in_gap when
- * records are framed but neither the current key nor the next generation's
- * opens them).
+ * makes the rest of that direction undecryptable (reason gap, or
+ * key_update_in_gap when records are framed but neither the current key nor
+ * the next generation's opens them); the other direction goes on.
  */
 MSP_API int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
 /** Both directions ended: reports a handshake cut short. */
 MSP_API int msp_ets_conn_end(msp_ets_conn_t *c);
-/** Nonzero once the connection was reported undecryptable. */
+/** Nonzero once the connection as a whole is undecryptable (both directions, or any failure but a gap search's). */
 MSP_API int msp_ets_conn_failed(const msp_ets_conn_t *c);
 /** NULL is ignored. */
 MSP_API void msp_ets_conn_free(msp_ets_conn_t *c);

@@ -107,6 +107,7 @@ typedef struct dec_dir {
     uint64_t enc_bytes, enc_records; /* encrypted records opened and their size: the typical record after a gap */
     uint64_t records_lost;           /* in gaps */
     struct dec_resync *rs;           /* while searching for records after a gap, else NULL */
+    int dead;                        /* a search after a gap gave up: only this direction is undecryptable */
 } dec_dir_t;
 
 /* Handshake progress; each phase says whose message comes next. */
@@ -217,6 +218,9 @@ void dec_resync_free(dec_dir_t *d);
 
 /* dec_conn.c */
 void dec_fail(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Only dir is undecryptable from now on (its own UNDECRYPTABLE event); the other goes on. */
+void dec_fail_dir(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev);
 void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret);

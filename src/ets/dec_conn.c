@@ -53,26 +53,50 @@ void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev)
     }
 }
 
+/* From now on dir's input is only counted, never kept. */
+static void dir_drop(dec_dir_t *d)
+{
+    msp_buf_free(&d->in);
+    msp_buf_free(&d->hs);
+    d->off = 0;
+    dec_resync_free(d);
+}
+
+static void undecryptable(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, va_list ap)
+{
+    char text[MSP_ETS_DEC_MAX_TEXT];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    msp_ets_event_t ev = {.kind = MSP_ETS_EV_UNDECRYPTABLE, .dir = dir, .reason = reason, .text = text};
+    dec_event(c, &ev);
+}
+
 void dec_fail(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
 {
     if (c->failed) {
         return;
     }
     c->failed = 1;
-    char text[MSP_ETS_DEC_MAX_TEXT];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    undecryptable(c, dir, reason, fmt, ap);
     va_end(ap);
-    msp_ets_event_t ev = {.kind = MSP_ETS_EV_UNDECRYPTABLE, .dir = dir, .reason = reason, .text = text};
-    dec_event(c, &ev);
-    /* from now on input is only counted, never kept */
-    for (int i = 0; i < 2; i++) {
-        msp_buf_free(&c->d[i].in);
-        msp_buf_free(&c->d[i].hs);
-        c->d[i].off = 0;
-        dec_resync_free(&c->d[i]);
+    dir_drop(&c->d[0]);
+    dir_drop(&c->d[1]);
+}
+
+void dec_fail_dir(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
+{
+    dec_dir_t *d = &c->d[dir];
+    if (c->failed || d->dead) {
+        return;
     }
+    d->dead = 1;
+    c->failed = c->d[!dir].dead; /* both directions gone: nothing left to decrypt */
+    va_list ap;
+    va_start(ap, fmt);
+    undecryptable(c, dir, reason, fmt, ap);
+    va_end(ap);
+    dir_drop(d);
 }
 
 void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret)
@@ -281,8 +305,8 @@ static int drain(msp_ets_conn_t *c, int dir)
 {
     dec_dir_t *d = &c->d[dir];
     int moved = 0;
-    if (d->rs != NULL) {
-        return 0; /* no framing until the search after a gap finds a record */
+    if (d->rs != NULL || d->dead) {
+        return 0; /* no framing until the search after a gap finds a record, none after it gave up */
     }
     while (!c->failed && d->in.len - d->off >= 5) {
         uint8_t *rec = d->in.base + d->off;
@@ -355,7 +379,7 @@ int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n)
     }
     dec_dir_t *d = &c->d[dir];
     d->stream += n;
-    while (n > 0 && !c->failed) {
+    while (n > 0 && !c->failed && !d->dead) {
         if (d->rs != NULL) {
             size_t used = dec_resync_feed(c, dir, p, n);
             p += used;
@@ -389,7 +413,7 @@ int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost)
     if (c == NULL || (dir != 0 && dir != 1)) {
         return MSP_ERR_ARGUMENT;
     }
-    if (lost > 0 && !c->failed) {
+    if (lost > 0 && !c->failed && !c->d[dir].dead) {
         dec_resync_gap(c, dir, lost);
     }
     return MSP_OK;

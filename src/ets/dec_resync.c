@@ -115,7 +115,7 @@ void dec_resync_gap(msp_ets_conn_t *c, int dir, uint64_t lost)
     rs->scan = 0;
 }
 
-/* Ends the search: the connection is undecryptable (the text says why the search gave up). */
+/* Ends the search: dir is undecryptable from here on (the text says why the search gave up); the other goes on. */
 static void give_up(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void give_up(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
@@ -126,8 +126,8 @@ static void give_up(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const c
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    dec_fail(c, dir, reason, "gap of %llu bytes in %s stream at byte %llu: %s", (unsigned long long)rs->lost,
-             stream_name(dir), (unsigned long long)rs->from, why);
+    dec_fail_dir(c, dir, reason, "gap of %llu bytes in %s stream at byte %llu: %s", (unsigned long long)rs->lost,
+                 stream_name(dir), (unsigned long long)rs->from, why);
 }
 
 static void report(msp_ets_conn_t *c, int dir, uint64_t records, int exact, int recovered)
@@ -375,7 +375,7 @@ static void search(msp_ets_conn_t *c, int dir)
 {
     dec_dir_t *d = &c->d[dir];
     size_t min_len = 1 + c->suite->taglen;
-    while (d->rs != NULL && !c->failed) {
+    while (d->rs != NULL && !c->failed && !d->dead) {
         dec_resync_t *rs = d->rs;
         if (rs->base < rs->known_end) { /* the rest of the record whose header came before the gap */
             uint64_t rest = rs->known_end - rs->base;

@@ -63,6 +63,8 @@ static void dir_drop(dec_dir_t *d)
 }
 
 static void undecryptable(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void undecryptable(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, va_list ap)
 {
     char text[MSP_ETS_DEC_MAX_TEXT];
     vsnprintf(text, sizeof(text), fmt, ap);

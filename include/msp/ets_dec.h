@@ -11,6 +11,9 @@
  *
  * A connection that cannot be decrypted is reported once, by an
  * MSP_ETS_EV_UNDECRYPTABLE event with a reason, and then only consumed.
+ * The one exception is a search for records after a gap that gives up
+ * (msp_ets_conn_gap): its event stops only that direction, the other goes
+ * on (and may later report its own).
  * Callbacks run inside feed/gap/end; they must not free the connection.
  * Neither object is safe for concurrent use; keys may be shared by the
  * connections of one thread (a key set keeps scratch state for derivations).
@@ -40,6 +43,15 @@
 #define MSP_ETS_DEC_MAX_NAME 255              /* SNI host name and ALPN protocol kept */
 #define MSP_ETS_DEC_MAX_TEXT 256              /* event text */
 #define MSP_ETS_DEC_MAX_ISSUER_INFO 1024      /* bytes of issuer info kept with each ticket (msp_ets_conn_set_issuer) */
+/*
+ * The search for records after a gap (docs/ets.md "Loss recovery"), per gap:
+ * header candidates tried, sequence numbers tried per candidate and key,
+ * AEAD input bytes spent on trials, captured bytes looked through.
+ */
+#define MSP_ETS_DEC_RESYNC_CANDIDATES 64
+#define MSP_ETS_DEC_RESYNC_SEQS 64
+#define MSP_ETS_DEC_RESYNC_WORK (4u << 20)
+#define MSP_ETS_DEC_RESYNC_SCAN (1u << 20)
 
 /** Static private keys, looked up by the exact ServerHello key_share bytes. */
 typedef struct msp_ets_keys msp_ets_keys_t;
@@ -74,24 +86,26 @@ typedef enum msp_ets_event_kind {
     MSP_ETS_EV_TICKET,        /* a NewSessionTicket's PSK went into the ticket store */
     MSP_ETS_EV_ALERT,         /* an alert (plaintext or decrypted) */
     MSP_ETS_EV_UNDECRYPTABLE, /* reported once; the connection is only consumed from now on */
+    MSP_ETS_EV_GAP,           /* dir lost bytes after the handshake and found its records again (or ended) */
 } msp_ets_event_kind_t;
 
 typedef enum msp_ets_reason {
     MSP_ETS_R_NONE = 0,
-    MSP_ETS_R_NO_STATIC_KEY,  /* no static key matches the ServerHello key_share */
-    MSP_ETS_R_PSK_UNKNOWN,    /* psk_dhe_ke resumption with a PSK from a connection not seen */
-    MSP_ETS_R_PSK_KE_UNKNOWN, /* psk_ke resumption (no key_share) with an unknown ticket */
-    MSP_ETS_R_NOT_TLS13,      /* the ServerHello negotiated another version */
-    MSP_ETS_R_GAP,            /* bytes lost in reassembly */
-    MSP_ETS_R_AEAD,           /* a record does not authenticate */
-    MSP_ETS_R_FINISHED,       /* the server Finished MAC does not verify: derived keys are wrong */
-    MSP_ETS_R_MALFORMED,      /* record or handshake message breaks RFC 8446 */
-    MSP_ETS_R_TRUNCATED,      /* the connection ended inside the handshake */
-    MSP_ETS_R_PENDING_LIMIT,  /* more than MSP_ETS_DEC_MAX_PENDING bytes waited for keys */
-    MSP_ETS_R_UNSUPPORTED,    /* suite or group we cannot handle */
-    MSP_ETS_R_INTERNAL,       /* allocation or OpenSSL failure */
-    MSP_ETS_R_MIDSTREAM,      /* the capture began mid-connection: neither its SYN nor its ClientHello was seen
-                                 (set by the passive pipeline, ets_passive.h; the decryptor alone cannot tell) */
+    MSP_ETS_R_NO_STATIC_KEY,   /* no static key matches the ServerHello key_share */
+    MSP_ETS_R_PSK_UNKNOWN,     /* psk_dhe_ke resumption with a PSK from a connection not seen */
+    MSP_ETS_R_PSK_KE_UNKNOWN,  /* psk_ke resumption (no key_share) with an unknown ticket */
+    MSP_ETS_R_NOT_TLS13,       /* the ServerHello negotiated another version */
+    MSP_ETS_R_GAP,             /* bytes lost in reassembly */
+    MSP_ETS_R_AEAD,            /* a record does not authenticate */
+    MSP_ETS_R_FINISHED,        /* the server Finished MAC does not verify: derived keys are wrong */
+    MSP_ETS_R_MALFORMED,       /* record or handshake message breaks RFC 8446 */
+    MSP_ETS_R_TRUNCATED,       /* the connection ended inside the handshake */
+    MSP_ETS_R_PENDING_LIMIT,   /* more than MSP_ETS_DEC_MAX_PENDING bytes waited for keys */
+    MSP_ETS_R_UNSUPPORTED,     /* suite or group we cannot handle */
+    MSP_ETS_R_INTERNAL,        /* allocation or OpenSSL failure */
+    MSP_ETS_R_MIDSTREAM,       /* the capture began mid-connection: neither its SYN nor its ClientHello was seen
+                                  (set by the passive pipeline, ets_passive.h; the decryptor alone cannot tell) */
+    MSP_ETS_R_KEY_UPDATE_LOST, /* a gap hid a KeyUpdate: records are found again, no key of ours opens them */
 } msp_ets_reason_t;
 
 /** A static name for reason ("no_static_key", ...). */
@@ -132,6 +146,22 @@ typedef struct msp_ets_event {
     /* capture time (microseconds since 1970) of the packet that brought it, or at a flow's end of its last packet:
      * set by the passive pipeline (ets_passive.h); 0 from a bare msp_ets_conn_t, which knows no time */
     uint64_t ts_us;
+    /*
+     * GAP, in dir's TCP stream (byte 0: its first byte): the bytes
+     * [gap_from - gap_partial, gap_from + gap_lost + gap_skipped) were not
+     * decrypted. gap_lost of them were lost, in gap_count gaps, all within
+     * [gap_from, gap_to); gap_partial came before gap_from (the start of the
+     * record the first gap cut); gap_skipped were captured after gap_from
+     * but belong to no record that authenticates. records_lost records were
+     * not decrypted: exact unless records_exact is 0 (after a KeyUpdate found
+     * by trial the records before it are not counted: a lower bound; also
+     * when the stream ended). recovered: 1 when a record after the gap
+     * authenticated and decryption goes on; 0 when the stream ended first
+     * (nothing after the gap to decrypt).
+     */
+    uint64_t gap_from, gap_to, gap_lost, gap_partial, gap_skipped, records_lost;
+    unsigned gap_count;
+    int records_exact, recovered;
 } msp_ets_event_t;
 
 typedef struct msp_ets_conn_cb {
@@ -154,7 +184,18 @@ MSP_API int msp_ets_conn_new(const msp_ets_keys_t *keys, msp_ets_tickets_t *tick
                              void *arg, msp_ets_conn_t **out);
 /** MSP_OK, or MSP_ERR_ARGUMENT / MSP_ERR_NO_MEMORY; undecryptable input is an event, not an error. */
 MSP_API int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n);
-/** lost bytes of dir could not be reassembled: the connection becomes undecryptable. */
+/**
+ * lost bytes of dir could not be reassembled. Inside the handshake the
+ * connection becomes undecryptable (reason gap). After it, dir searches for
+ * its records again (docs/ets.md "Loss recovery"): the first record header after
+ * the gap whose AEAD tag verifies at a sequence number near the one the lost
+ * bytes suggest fixes framing and sequence number, an MSP_ETS_EV_GAP event
+ * says what was lost, and decryption goes on; the other direction is not
+ * held up meanwhile. A search that exceeds the MSP_ETS_DEC_RESYNC_* bounds
+ * makes the rest of that direction undecryptable (reason gap, or
+ * key_update_in_gap when records are framed but neither the current key nor
+ * the next generation's opens them); the other direction goes on.
+ */
 MSP_API int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
 /** Both directions ended: reports a handshake cut short. */
 MSP_API int msp_ets_conn_end(msp_ets_conn_t *c);
@@ -169,9 +210,11 @@ MSP_API int msp_ets_conn_end(msp_ets_conn_t *c);
  * or msp_ets_conn_free.
  */
 MSP_API void msp_ets_conn_set_issuer(msp_ets_conn_t *c, uint64_t tag, const uint8_t *info, size_t len);
-/** Nonzero once the connection was reported undecryptable. */
+/** Nonzero once the connection as a whole is undecryptable (both directions, or any failure but a gap search's). */
 MSP_API int msp_ets_conn_failed(const msp_ets_conn_t *c);
 /** NULL is ignored. */
 MSP_API void msp_ets_conn_free(msp_ets_conn_t *c);
+/** Records of dir not decrypted because of gaps so far (the sum of its GAP events' records_lost); 0 for a bad dir. */
+MSP_API uint64_t msp_ets_conn_records_lost(const msp_ets_conn_t *c, int dir);
 
 #endif

@@ -113,6 +113,11 @@ typedef struct dec_dir {
     uint64_t records;             /* records seen, for "record N" */
     unsigned generation;          /* KeyUpdates */
     int ended;
+    uint64_t stream;                 /* bytes fed and lost: the stream offset where the next input begins */
+    uint64_t enc_bytes, enc_records; /* encrypted records opened and their size: the typical record after a gap */
+    uint64_t records_lost;           /* in gaps */
+    struct dec_resync *rs;           /* while searching for records after a gap, else NULL */
+    int dead;                        /* a search after a gap gave up: only this direction is undecryptable */
 } dec_dir_t;
 
 /* Handshake progress; each phase says whose message comes next. */
@@ -217,8 +222,21 @@ typedef struct dec_server_hello {
 int dec_server_hello_parse(const uint8_t *msg, size_t len, dec_server_hello_t *sh);
 int dec_handshake(msp_ets_conn_t *c, int dir, const uint8_t *msg, size_t len);
 
+/* dec_resync.c: finding the records of a direction again after a gap */
+typedef struct dec_resync dec_resync_t;
+/* A gap of lost bytes in dir after the handshake: starts (or extends) the search. */
+void dec_resync_gap(msp_ets_conn_t *c, int dir, uint64_t lost);
+/* Takes up to n bytes of dir into the search; returns how many. d->rs is NULL once a record verified. */
+size_t dec_resync_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n);
+/* dir ended while searching. */
+void dec_resync_end(msp_ets_conn_t *c, int dir);
+void dec_resync_free(dec_dir_t *d);
+
 /* dec_conn.c */
 void dec_fail(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Only dir is undecryptable from now on (its own UNDECRYPTABLE event); the other goes on. */
+void dec_fail_dir(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev);
 void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret);

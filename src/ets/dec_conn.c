@@ -31,8 +31,9 @@
 enum { GO, WAIT, SKIP };
 
 static const char *const reason_names[] = {
-    "none",     "no_static_key", "psk_unknown", "psk_ke_unknown", "not_tls13",   "gap",      "aead",
-    "finished", "malformed",     "truncated",   "pending_limit",  "unsupported", "internal", "midstream",
+    "none",          "no_static_key", "psk_unknown", "psk_ke_unknown", "not_tls13",
+    "gap",           "aead",          "finished",    "malformed",      "truncated",
+    "pending_limit", "unsupported",   "internal",    "midstream",      "key_update_in_gap",
 };
 
 const char *msp_ets_reason_name(msp_ets_reason_t r)
@@ -53,25 +54,52 @@ void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev)
     }
 }
 
+/* From now on dir's input is only counted, never kept. */
+static void dir_drop(dec_dir_t *d)
+{
+    msp_buf_free(&d->in);
+    msp_buf_free(&d->hs);
+    d->off = 0;
+    dec_resync_free(d);
+}
+
+static void undecryptable(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void undecryptable(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, va_list ap)
+{
+    char text[MSP_ETS_DEC_MAX_TEXT];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    msp_ets_event_t ev = {.kind = MSP_ETS_EV_UNDECRYPTABLE, .dir = dir, .reason = reason, .text = text};
+    dec_event(c, &ev);
+}
+
 void dec_fail(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
 {
     if (c->failed) {
         return;
     }
     c->failed = 1;
-    char text[MSP_ETS_DEC_MAX_TEXT];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    undecryptable(c, dir, reason, fmt, ap);
     va_end(ap);
-    msp_ets_event_t ev = {.kind = MSP_ETS_EV_UNDECRYPTABLE, .dir = dir, .reason = reason, .text = text};
-    dec_event(c, &ev);
-    /* from now on input is only counted, never kept */
-    for (int i = 0; i < 2; i++) {
-        msp_buf_free(&c->d[i].in);
-        msp_buf_free(&c->d[i].hs);
-        c->d[i].off = 0;
+    dir_drop(&c->d[0]);
+    dir_drop(&c->d[1]);
+}
+
+void dec_fail_dir(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *fmt, ...)
+{
+    dec_dir_t *d = &c->d[dir];
+    if (c->failed || d->dead) {
+        return;
     }
+    d->dead = 1;
+    c->failed = c->d[!dir].dead; /* both directions gone: nothing left to decrypt */
+    va_list ap;
+    va_start(ap, fmt);
+    undecryptable(c, dir, reason, fmt, ap);
+    va_end(ap);
+    dir_drop(d);
 }
 
 void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret)
@@ -118,6 +146,7 @@ void msp_ets_conn_free(msp_ets_conn_t *c)
         msp_buf_free(&c->d[i].in);
         msp_buf_free(&c->d[i].hs);
         EVP_CIPHER_CTX_free(c->d[i].aead.ctx);
+        dec_resync_free(&c->d[i]);
     }
     msp_buf_free(&c->ch);
     msp_buf_free(&c->cert);
@@ -131,6 +160,11 @@ void msp_ets_conn_free(msp_ets_conn_t *c)
 int msp_ets_conn_failed(const msp_ets_conn_t *c)
 {
     return c == NULL || c->failed;
+}
+
+uint64_t msp_ets_conn_records_lost(const msp_ets_conn_t *c, int dir)
+{
+    return c != NULL && (dir == 0 || dir == 1) ? c->d[dir].records_lost : 0;
 }
 
 /* Whole handshake messages out of a record's handshake bytes (RFC 8446 5.1: fragmented or coalesced). */
@@ -214,6 +248,8 @@ static void encrypted(msp_ets_conn_t *c, int dir, uint8_t *rec, size_t len)
     if (dir == 0 && c->early == EARLY_SKIP) {
         c->early = EARLY_NONE;
     }
+    d->enc_bytes += len;
+    d->enc_records++;
     if (type == REC_HANDSHAKE && n > 0) {
         hs_input(c, dir, inner, n);
     } else if (type == REC_APPDATA) {
@@ -272,6 +308,9 @@ static int drain(msp_ets_conn_t *c, int dir)
 {
     dec_dir_t *d = &c->d[dir];
     int moved = 0;
+    if (d->rs != NULL || d->dead) {
+        return 0; /* no framing until the search after a gap finds a record, none after it gave up */
+    }
     while (!c->failed && d->in.len - d->off >= 5) {
         uint8_t *rec = d->in.base + d->off;
         size_t len = 5 + ((size_t)rec[3] << 8 | rec[4]);
@@ -342,7 +381,17 @@ int msp_ets_conn_feed(msp_ets_conn_t *c, int dir, const uint8_t *p, size_t n)
         return MSP_ERR_ARGUMENT;
     }
     dec_dir_t *d = &c->d[dir];
-    while (n > 0 && !c->failed) {
+    d->stream += n;
+    while (n > 0 && !c->failed && !d->dead) {
+        if (d->rs != NULL) {
+            size_t used = dec_resync_feed(c, dir, p, n);
+            p += used;
+            n -= used;
+            if (d->rs == NULL) {
+                pump(c); /* found: the record that verified and what follows it */
+            }
+            continue;
+        }
         size_t w = want(d);
         /* a whole record still there means it waits for the other direction: keep everything (bounded) */
         size_t take = w == 0 ? n : w < n ? w : n;
@@ -367,10 +416,8 @@ int msp_ets_conn_gap(msp_ets_conn_t *c, int dir, uint64_t lost)
     if (c == NULL || (dir != 0 && dir != 1)) {
         return MSP_ERR_ARGUMENT;
     }
-    if (lost > 0) {
-        /* record framing cannot be found again after a hole */
-        dec_fail(c, dir, MSP_ETS_R_GAP, "gap of %llu bytes in %s stream", (unsigned long long)lost,
-                 dir == 0 ? "client->server" : "server->client");
+    if (lost > 0 && !c->failed && !c->d[dir].dead) {
+        dec_resync_gap(c, dir, lost);
     }
     return MSP_OK;
 }
@@ -384,7 +431,10 @@ int msp_ets_conn_end(msp_ets_conn_t *c)
         dec_fail(c, -1, MSP_ETS_R_TRUNCATED, "truncated: connection ended inside the handshake");
     }
     for (int i = 0; i < 2; i++) {
-        if (c->d[i].in.len - c->d[i].off > 0) {
+        if (c->d[i].rs != NULL) {
+            dec_resync_end(c, i);
+        }
+        if (!c->failed && c->d[i].in.len - c->d[i].off > 0) {
             dec_fail(c, i, MSP_ETS_R_TRUNCATED, "truncated: the %s stream ended inside a record",
                      i == 0 ? "client" : "server");
         }

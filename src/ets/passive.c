@@ -273,7 +273,10 @@ static void on_event(void *arg, const msp_ets_event_t *dec_ev)
     }
     if (ev->kind == MSP_ETS_EV_UNDECRYPTABLE) {
         f->failed = 1;
-        msp_tcp_flow_ignore(f->tcp); /* nothing more will come out of it: stop reassembling it */
+        /* nothing more will come out of it: stop reassembling it (unless only one direction failed, after a gap) */
+        if (msp_ets_conn_failed(f->conn)) {
+            msp_tcp_flow_ignore(f->tcp);
+        }
         ev = midstream(f, ev, &mid, text, sizeof text);
     }
     if (p->cb.event != NULL) {

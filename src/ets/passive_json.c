@@ -159,6 +159,8 @@ static const char *event_name(msp_ets_event_kind_t kind)
         return "alert";
     case MSP_ETS_EV_UNDECRYPTABLE:
         return "undecryptable";
+    case MSP_ETS_EV_GAP:
+        return "gap";
     default:
         return NULL;
     }
@@ -186,6 +188,15 @@ int msp_ets_passive_event_json(uint64_t flow_id, const msp_ets_event_t *ev, cons
     case MSP_ETS_EV_ALERT:
         msp_buf_printf(out, ",\"dir\":\"%s\",\"level\":%u,\"description\":%u", dir_name(ev->dir), ev->alert_level,
                        ev->alert_desc);
+        break;
+    case MSP_ETS_EV_GAP:
+        msp_buf_printf(out,
+                       ",\"dir\":\"%s\",\"from\":%llu,\"to\":%llu,\"lost\":%llu,\"gaps\":%u,\"partial\":%llu,"
+                       "\"skipped\":%llu,\"records_lost\":%llu,\"records_exact\":%s,\"recovered\":%s",
+                       dir_name(ev->dir), (unsigned long long)ev->gap_from, (unsigned long long)ev->gap_to,
+                       (unsigned long long)ev->gap_lost, ev->gap_count, (unsigned long long)ev->gap_partial,
+                       (unsigned long long)ev->gap_skipped, (unsigned long long)ev->records_lost,
+                       ev->records_exact ? "true" : "false", ev->recovered ? "true" : "false");
         break;
     default: /* MSP_ETS_EV_UNDECRYPTABLE */
         msp_buf_printf(out, ",\"reason\":\"%s\"", msp_ets_reason_name(ev->reason));

@@ -138,6 +138,8 @@ static void on_event(void *arg, const msp_ets_event_t *ev)
     case MSP_ETS_EV_ALERT:
         s->alerts++;
         break;
+    case MSP_ETS_EV_GAP: /* test_ets_resync */
+        break;
     }
 }
 

@@ -64,8 +64,8 @@ struct msp_ets_workers {
     unsigned n;
     worker_t *wk;
     msp_ets_passive_t *total;
-    pthread_mutex_t lock; /* msp_ets_workers_lock */
-    volatile sig_atomic_t stop;
+    pthread_mutex_t lock;  /* msp_ets_workers_lock */
+    atomic_int stop;       /* lock-free: set from a signal handler and from any worker */
     msp_pcap_in_t *reader; /* the capture file being read */
     int link, ran, live;
     uint64_t max, read;          /* capture file: packets to read, read */
@@ -111,6 +111,7 @@ int msp_ets_workers_new(const msp_ets_workers_cfg_t *cfg, msp_ets_workers_t **ou
     }
     pthread_mutex_init(&w->lock, NULL);
     atomic_init(&w->taken, 0);
+    atomic_init(&w->stop, 0);
     int rc = MSP_OK;
     for (unsigned k = 0; k < cfg->n && rc == MSP_OK; k++) {
         w->n = k + 1; /* the workers msp_ets_workers_free has to undo, if the next one fails */
@@ -196,7 +197,7 @@ void msp_ets_workers_unlock(msp_ets_workers_t *w)
 
 void msp_ets_workers_stop(msp_ets_workers_t *w)
 {
-    w->stop = 1;
+    atomic_store(&w->stop, 1);
     if (w->reader != NULL) {
         msp_pcap_in_stop(w->reader);
     }
@@ -392,7 +393,7 @@ static int read_file(msp_ets_workers_t *w, msp_error_t *err)
 {
     pcap_t *p = pcap_in_pcap(w->reader);
     int n = 0;
-    while (!w->stop && w->reader_rc == MSP_OK && (w->max == 0 || w->read < w->max)) {
+    while (!atomic_load(&w->stop) && w->reader_rc == MSP_OK && (w->max == 0 || w->read < w->max)) {
         n = pcap_dispatch(p, MSP_PCAP_BATCH, on_file_packet, (u_char *)w);
         if (n == PCAP_ERROR || n == PCAP_ERROR_BREAK || n == 0) {
             break; /* an error, a stop (or max), the end of the file */
@@ -573,7 +574,7 @@ static void *live_worker(void *arg)
     worker_t *wk = arg;
     msp_ets_workers_t *w = wk->w;
     pcap_t *p = pcap_in_pcap(wk->in);
-    while (!w->stop && wk->rc == MSP_OK) {
+    while (!atomic_load(&w->stop) && wk->rc == MSP_OK) {
         if (pcap_dispatch(p, MSP_PCAP_BATCH, on_live_packet, (u_char *)wk) == PCAP_ERROR) {
             wk->rc = msp_error_set(&wk->err, MSP_ERR_IO, NULL, "capture %s: %s", pcap_in_name(wk->in), pcap_geterr(p));
             msp_ets_workers_stop(w);

@@ -595,12 +595,14 @@ static msp_pcap_in_t *running_capture;
 static void on_signal(int sig)
 {
     (void)sig;
+    int saved = errno; /* a stop may write to an event descriptor */
     if (running_capture != NULL) {
         msp_pcap_in_stop(running_capture);
     }
     if (running_workers != NULL) {
         msp_ets_workers_stop(running_workers);
     }
+    errno = saved;
 }
 
 /* MSP_OK; MSP_ERR_IO when the capture could not be opened; when it breaks off later (a file cut inside a

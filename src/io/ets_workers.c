@@ -21,6 +21,7 @@
 #include <linux/if_packet.h>
 #include <sys/socket.h>
 
+#include "ets_workers.h"
 #include "msp/ets_shard.h"
 #include "pcap_in.h"
 
@@ -443,7 +444,7 @@ int msp_ets_workers_run_file(msp_ets_workers_t *w, msp_pcap_in_t *in, uint64_t m
  * matter). The kernel takes the result modulo the sockets in the group,
  * which are the workers in the order they joined.
  */
-static const struct sock_filter shard_prog[] = {
+const struct sock_filter ets_workers_shard_prog[] = {
     BPF_STMT(BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 6),
     /* IPv4: source ^ destination */
@@ -484,6 +485,7 @@ static const struct sock_filter shard_prog[] = {
     /* not IP: the first worker, as msp_ets_shard_of */
     BPF_STMT(BPF_RET | BPF_K, 0),
 };
+const size_t ets_workers_shard_prog_len = sizeof ets_workers_shard_prog / sizeof ets_workers_shard_prog[0];
 
 static int live_fail(msp_error_t *err, const char *ifname, const char *what)
 {
@@ -495,7 +497,8 @@ static int join_fanout(msp_ets_workers_t *w, unsigned k, uint16_t *group, const 
 {
     static const struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
     const struct sock_fprog none = {1, (struct sock_filter *)drop_all};
-    const struct sock_fprog prog = {sizeof shard_prog / sizeof shard_prog[0], (struct sock_filter *)shard_prog};
+    const struct sock_fprog prog = {(unsigned short)ets_workers_shard_prog_len,
+                                    (struct sock_filter *)ets_workers_shard_prog};
     int fd = pcap_fileno(pcap_in_pcap(w->wk[k].in));
     if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &none, sizeof none) != 0) {
         return live_fail(err, ifname, "cannot hold the capture back");

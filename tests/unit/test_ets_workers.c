@@ -24,6 +24,8 @@
 #include "msp/ets_shard.h"
 #include "msp/ets_workers.h"
 
+#include "ets_workers.h" /* the PACKET_FANOUT program */
+
 #define PAIRS 60
 #define BULK 3000 /* packets of one more flow: many batches through one worker's queue */
 
@@ -228,12 +230,93 @@ static void test_arguments(void **state)
     msp_ets_workers_free(w);
 }
 
+/* ---- the PACKET_FANOUT program, run as the kernel runs it ---- */
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The program on a packet whose network header is net (len bytes) and whose protocol is proto; only the
+ * instructions it uses. */
+static uint32_t run_bpf(uint16_t proto, const uint8_t *net, size_t len)
+{
+    const struct sock_filter *prog = ets_workers_shard_prog;
+    uint32_t a = 0, x = 0;
+    for (size_t pc = 0; pc < ets_workers_shard_prog_len; pc++) {
+        const struct sock_filter *f = &prog[pc];
+        switch (f->code) {
+        case BPF_LD | BPF_H | BPF_ABS:
+            assert_int_equal(f->k, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL));
+            a = proto;
+            break;
+        case BPF_LD | BPF_W | BPF_ABS:
+            assert_true(f->k - (uint32_t)SKF_NET_OFF + 4 <= len);
+            a = be32(net + (f->k - (uint32_t)SKF_NET_OFF));
+            break;
+        case BPF_MISC | BPF_TAX:
+            x = a;
+            break;
+        case BPF_ALU | BPF_XOR | BPF_X:
+            a ^= x;
+            break;
+        case BPF_ALU | BPF_MUL | BPF_K:
+            a *= f->k;
+            break;
+        case BPF_ALU | BPF_RSH | BPF_K:
+            a >>= f->k;
+            break;
+        case BPF_JMP | BPF_JA:
+            pc += f->k;
+            break;
+        case BPF_JMP | BPF_JEQ | BPF_K:
+            pc += a == f->k ? f->jt : f->jf;
+            break;
+        case BPF_RET | BPF_A:
+            return a;
+        case BPF_RET | BPF_K:
+            return f->k;
+        default:
+            fail_msg("instruction %u: opcode %#x", (unsigned)pc, f->code);
+        }
+    }
+    fail_msg("the program ran off its end");
+    return 0;
+}
+
+/* The kernel's choice (the program's result modulo the sockets) is msp_ets_shard_of's, IPv4 and IPv6. */
+static void test_fanout_program(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    msp_buf_t b;
+    msp_buf_init(&b, 4096);
+    for (int i = 0; i < 1000; i++) {
+        int v = i % 2 ? 6 : 4;
+        msp_tcp_pkt_t pkt = {.ip_version = (uint8_t)v, .sport = 40000, .dport = 443, .flags = MSP_TCP_ACK};
+        for (int k = 0; k < (v == 6 ? 16 : 4); k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            pkt.src[k] = (uint8_t)rng, pkt.dst[k] = (uint8_t)(rng >> 8);
+        }
+        b.len = 0;
+        assert_int_equal(msp_tcp_build(MSP_TCP_LINK_RAW, &pkt, &b), MSP_OK);
+        uint32_t r = run_bpf(v == 6 ? 0x86dd : 0x0800, b.base, b.len);
+        for (unsigned n = 1; n <= 16; n++) {
+            assert_int_equal(r % n, msp_ets_shard_of(MSP_TCP_LINK_RAW, b.base, b.len, n));
+        }
+    }
+    static const uint8_t arp[28] = {0, 1, 8, 0, 6, 4};
+    assert_int_equal(run_bpf(0x0806, arp, sizeof arp), 0); /* not IP: the first worker */
+    msp_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shards),
         cmocka_unit_test(test_count),
         cmocka_unit_test(test_arguments),
+        cmocka_unit_test(test_fanout_program),
     };
     return cmocka_run_group_tests(tests, make_capture, remove_capture);
 }

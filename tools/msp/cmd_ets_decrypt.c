@@ -88,8 +88,10 @@ struct dec_run {
     msp_pcap_out_t *pout;
     msp_buf_t line;
     int io_error;
-    char cut[512];              /* why the capture ended early, "" when it was read to its end */
-    msp_ets_workers_t *workers; /* --workers N: then pipe is their total, and each worker has a copy of this */
+    char cut[512]; /* why the capture ended early, "" when it was read to its end */
+
+    /* --workers N: then pipe is their total, and each worker has a copy of this (worker_runs) */
+    msp_ets_workers_t *workers;
     dec_run_t *worker_runs;
 };
 

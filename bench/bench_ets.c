@@ -70,7 +70,7 @@ static const char *const suites[3] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM
 static const char usage[] =
     "usage: bench_ets [--connections N] [--size BYTES] [--handshakes M] [--group x25519|p256]\n"
     "                 [--capture DIR] [--keep DIR] [--msp PATH] [--tshark PATH] [--skip-tshark]\n"
-    "                 [--tshark-limit L] [--with-out] [--cpu C] [--tmp DIR]\n"
+    "                 [--tshark-limit L] [--with-out] [--cpu C] [--tmp DIR] [--workers N]\n"
     "\n"
     "msp ets decrypt (static server key only) against tshark -o tls.keylog_file (every connection's\n"
     "secrets) on the same generated captures, on one core, with the crypto floors measured now.\n"
@@ -89,6 +89,8 @@ static const char usage[] =
     "  --with-out        also time msp ets decrypt --out DIR (plaintext files) on the bulk capture\n"
     "  --cpu C           the core everything is pinned to (default: the last one)\n"
     "  --tmp DIR         where the temporary directory goes (default /tmp)\n"
+    "  --workers N       also run msp ets decrypt --workers N on both captures, on N cores (CPU C\n"
+    "                    and the N-1 below it), and print the speed-up over one worker\n"
     "\n"
     "exit status: 0 when every run succeeded and was consistent, 1 otherwise, 2 on bad arguments.\n";
 
@@ -96,6 +98,7 @@ typedef struct opts {
     uint64_t conns, size, handshakes, tshark_limit;
     const char *group, *capture, *keep, *msp, *tshark, *tmp;
     int skip_tshark, with_out, cpu;
+    unsigned workers;
 } opts_t;
 
 /* What a capture holds, written to DIR/NAME.info so that --capture can check a reused one. */
@@ -454,6 +457,22 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
 
 /* ---- child runs ---- */
 
+/* --workers: the msp runs that pass --workers run_workers, on run_ncpu cores ending at run_cpu (else: one) */
+static const char *run_workers;
+static int run_cpu, run_ncpu = 1;
+
+static void widen(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = run_cpu; c > run_cpu - run_ncpu && c >= 0; c--) {
+        CPU_SET(c, &set);
+    }
+    if (run_ncpu > 1 && sched_setaffinity(0, sizeof set, &set) != 0) {
+        _exit(125);
+    }
+}
+
 /* Runs argv with stdout to out_path (NULL: /dev/null) and stderr to err_path; times it. */
 static run_t run_child(char *const argv[], const char *out_path, const char *err_path, int *status)
 {
@@ -464,6 +483,7 @@ static run_t run_child(char *const argv[], const char *out_path, const char *err
         die("fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        widen();
         int o = open(out_path != NULL ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) {
@@ -536,7 +556,12 @@ static run_t run_msp(const opts_t *o, const char *key, const char *cap, uint64_t
     path_in(errp, sizeof errp, workdir, "msp-stderr.txt");
     char *argv[] = {(char *)o->msp,  "ets",       "decrypt",  "--key", (char *)key,
                     "--pcap",        (char *)cap, "--events", ev,      out_dir != NULL ? "--out" : NULL,
-                    (char *)out_dir, NULL};
+                    (char *)out_dir, NULL,        NULL,       NULL};
+    if (run_workers != NULL) {
+        char **end = argv + (out_dir != NULL ? 11 : 9);
+        end[0] = "--workers";
+        end[1] = (char *)run_workers;
+    }
     int status;
     run_t r = run_child(argv, NULL, errp, &status);
     r.ok = 0;
@@ -736,7 +761,8 @@ static void parse_args(int argc, char **argv, opts_t *o)
                   .group = "x25519",
                   .tshark = "tshark",
                   .tmp = "/tmp",
-                  .cpu = ncpu > 0 ? ncpu - 1 : 0};
+                  .cpu = ncpu > 0 ? ncpu - 1 : 0,
+                  .workers = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -761,6 +787,8 @@ static void parse_args(int argc, char **argv, opts_t *o)
             o->handshakes = parse_num(a, v, 0, MAX_CONNS);
         } else if (strcmp(a, "--tshark-limit") == 0) {
             o->tshark_limit = parse_num(a, v, 1, MAX_CONNS);
+        } else if (strcmp(a, "--workers") == 0) {
+            o->workers = (unsigned)parse_num(a, v, 1, 256);
         } else if (strcmp(a, "--cpu") == 0) {
             o->cpu = (int)parse_num(a, v, 0, 1023);
         } else if (strcmp(a, "--group") == 0 && (strcmp(v, "x25519") == 0 || strcmp(v, "p256") == 0)) {
@@ -960,7 +988,7 @@ int main(int argc, char **argv)
     double aead[3] = {aead_rate(EVP_aes_128_gcm()), aead_rate(EVP_aes_256_gcm()), aead_rate(EVP_chacha20_poly1305())};
 
     /* msp */
-    row_t rows[6];
+    row_t rows[8];
     size_t nrows = 0;
     row_t *mb = &rows[nrows++], *mh = NULL, *mo = NULL, *tb = NULL, *th = NULL;
     *mb = (row_t){"msp ets decrypt", "bulk",  NULL, run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, NULL),
@@ -969,6 +997,23 @@ int main(int argc, char **argv)
         mh = &rows[nrows++];
         *mh = (row_t){"msp ets decrypt", "handshakes", NULL, run_msp(&o, key_path, hs, ch.conns, ch.plaintext, NULL),
                       ch.bytes,          ch.conns};
+    }
+    row_t *wb = NULL, *wh = NULL;
+    static char wname[64];
+    if (o.workers > 1) {
+        static char wnum[16];
+        snprintf(wnum, sizeof wnum, "%u", o.workers);
+        snprintf(wname, sizeof wname, "msp ets decrypt --workers %u", o.workers);
+        run_workers = wnum, run_cpu = o.cpu, run_ncpu = (int)o.workers;
+        wb = &rows[nrows++];
+        *wb =
+            (row_t){wname, "bulk", NULL, run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, NULL), cb.bytes, cb.conns};
+        if (ch.conns > 0) {
+            wh = &rows[nrows++];
+            *wh = (row_t){wname,    "handshakes", NULL, run_msp(&o, key_path, hs, ch.conns, ch.plaintext, NULL),
+                          ch.bytes, ch.conns};
+        }
+        run_workers = NULL, run_ncpu = 1;
     }
     if (o.with_out) {
         char od[4096];
@@ -1043,6 +1088,9 @@ int main(int argc, char **argv)
     printf("%-26s %-11s %8s %8s %9s %9s %9s %8s\n", "tool", "capture", "wall s", "CPU s", "MB/s", "conn/s", "x tshark",
            "x floor");
     print_row(mb, tb, fb);
+    if (wb != NULL) {
+        print_row(wb, tb, fb);
+    }
     if (mo != NULL) {
         print_row(mo, tb, fb);
     }
@@ -1051,6 +1099,9 @@ int main(int argc, char **argv)
     }
     if (mh != NULL) {
         print_row(mh, th, fh);
+    }
+    if (wh != NULL) {
+        print_row(wh, th, fh);
     }
     if (th != NULL) {
         print_row(th, NULL, fh);
@@ -1071,6 +1122,16 @@ int main(int argc, char **argv)
            mh == NULL || !mh->r.ok ? "not measured"
            : cps(mh) >= 15000      ? "met"
                                    : "NOT met");
+    if (wb != NULL && wb->r.ok && mb->r.ok) {
+        printf("--workers %u on %u cores (CPU %d down): bulk x%.2f, handshakes ", o.workers, o.workers, o.cpu,
+               mb->r.wall / wb->r.wall);
+        if (wh != NULL && wh->r.ok && mh != NULL && mh->r.ok) {
+            printf("x%.2f", mh->r.wall / wh->r.wall);
+        } else {
+            printf("-");
+        }
+        printf(" the speed of one worker (wall time); direction (issue): >= 1.8 for 2 workers\n");
+    }
     if (keep_workdir) {
         printf("captures, key logs and static key in %s\n", workdir);
     }

@@ -208,4 +208,12 @@ MSP_API int msp_ets_passive_flow_end_json(const msp_ets_passive_flow_t *f, msp_t
  */
 MSP_API int msp_ets_passive_summary_json(const msp_ets_passive_t *p, const char *capture_error, msp_buf_t *out);
 
+/**
+ * Adds the counts, TCP statistics and first failure of from into into: pipelines fed side by side (the
+ * workers of ets_workers.h, each given its share of the flows) summed for one summary. Every count is a
+ * sum (buffered_peak too: the most the pipelines may have held together). into is usually one that was never
+ * fed; from is not changed.
+ */
+MSP_API void msp_ets_passive_add_counts(msp_ets_passive_t *into, const msp_ets_passive_t *from);
+
 #endif

@@ -46,6 +46,13 @@ MSP_API int msp_pcap_in_open_file(const char *path, const char *filter, msp_pcap
 MSP_API int msp_pcap_in_open_live(const char *ifname, const char *filter, int promisc, msp_pcap_in_t **out,
                                   msp_error_t *err);
 
+/**
+ * Replaces the capture's BPF filter (NULL or "": none): a filter that needs
+ * the link type (msp_ets_shard_filter) is set once the capture is open. The
+ * codes of msp_pcap_in_open_file for a filter.
+ */
+MSP_API int msp_pcap_in_set_filter(msp_pcap_in_t *in, const char *filter, msp_error_t *err);
+
 /** The capture's link type (pass it to msp_tcp_packet). */
 MSP_API int msp_pcap_in_link(const msp_pcap_in_t *in);
 

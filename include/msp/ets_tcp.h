@@ -141,7 +141,7 @@ typedef enum msp_tcp_close_reason {
 MSP_API const char *msp_tcp_close_reason_name(msp_tcp_close_reason_t r);
 
 typedef struct msp_tcp_flow_info {
-    uint64_t id;         /* 1, 2, ... in order of opening */
+    uint64_t id;         /* 1, 2, ... in order of opening (msp_tcp_config_t.id_first, id_step) */
     uint8_t ip_version;  /* 4 or 6 */
     uint8_t addr[2][16]; /* addr[dir] = the sender of direction dir; addr[0] the client */
     uint16_t port[2];
@@ -187,6 +187,9 @@ typedef struct msp_tcp_config {
     uint64_t hash_key; /* any value; vary it to make hash collisions unpredictable */
     size_t max_closed; /* connections closed by FIN or RST remembered, <= MSP_TCP_MAX_CLOSED; 0: none */
     uint64_t late_us;  /* for how long (capture time) their late segments are recognised; 0: not at all */
+    /* flow ids are id_first, id_first + id_step, ... (0 counts as 1): tables fed side by side (one per worker
+     * of msp_ets_workers, ets_workers.h) give ids unique among them */
+    uint64_t id_first, id_step;
 } msp_tcp_config_t;
 
 MSP_API void msp_tcp_config_default(msp_tcp_config_t *cfg);

@@ -544,3 +544,25 @@ void *msp_ets_passive_flow_user(const msp_ets_passive_flow_t *f)
 {
     return f->user;
 }
+
+/* Both structs are uint64_t counters only (checked below), so a new counter is summed without a change here. */
+static void add_u64s(uint64_t *into, const uint64_t *from, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        into[k] += from[k];
+    }
+}
+
+_Static_assert(sizeof(msp_ets_passive_counts_t) % sizeof(uint64_t) == 0, "counts are uint64_t");
+_Static_assert(sizeof(msp_tcp_stats_t) % sizeof(uint64_t) == 0, "TCP statistics are uint64_t");
+
+void msp_ets_passive_add_counts(msp_ets_passive_t *into, const msp_ets_passive_t *from)
+{
+    add_u64s((uint64_t *)&into->n, (const uint64_t *)&from->n, sizeof into->n / sizeof(uint64_t));
+    /* the table's statistics are its own; into's table is only summed into, never fed by this */
+    msp_tcp_stats_t *st = (msp_tcp_stats_t *)msp_tcp_stats(into->tcp);
+    add_u64s((uint64_t *)st, (const uint64_t *)msp_tcp_stats(from->tcp), sizeof *st / sizeof(uint64_t));
+    if (into->err.code == MSP_OK) {
+        into->err = from->err;
+    }
+}

@@ -91,6 +91,12 @@ typedef struct cur {
     uint32_t wlen;
 } cur_t;
 
+/* The id of the n-th flow opened (n >= 1). */
+static uint64_t flow_id(const msp_tcp_config_t *cfg, uint64_t n)
+{
+    return (cfg->id_first != 0 ? cfg->id_first : 1) + (n - 1) * (cfg->id_step != 0 ? cfg->id_step : 1);
+}
+
 void msp_tcp_config_default(msp_tcp_config_t *cfg)
 {
     cfg->max_flows = MSP_TCP_MAX_FLOWS_DEFAULT;
@@ -101,6 +107,8 @@ void msp_tcp_config_default(msp_tcp_config_t *cfg)
     cfg->hash_key = 0;
     cfg->max_closed = MSP_TCP_CLOSED_DEFAULT;
     cfg->late_us = MSP_TCP_LATE_DEFAULT_US;
+    cfg->id_first = 1;
+    cfg->id_step = 1;
 }
 
 const char *msp_tcp_close_reason_name(msp_tcp_close_reason_t r)
@@ -586,7 +594,7 @@ static msp_tcp_flow_t *open_flow(msp_tcp_t *t, const msp_tcp_pkt_t *pkt, size_t 
     size_t alen = alen_of(pkt->ip_version);
     int c = sender_is_client ? 0 : 1;
     f->bucket = bucket;
-    f->info.id = ++t->st.flows;
+    f->info.id = flow_id(&t->cfg, ++t->st.flows);
     f->info.ip_version = pkt->ip_version;
     memcpy(f->info.addr[c], pkt->src, alen);
     memcpy(f->info.addr[1 - c], pkt->dst, alen);

@@ -2,6 +2,7 @@
 /* libpcap's headers use the BSD u_char/u_int types. */
 #define _DEFAULT_SOURCE
 #include "msp/ets_pcap.h"
+#include "pcap_in.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -121,6 +122,12 @@ int msp_pcap_in_open_live(const char *ifname, const char *filter, int promisc, m
     return finish_open(in, filter, out, err);
 }
 
+int msp_pcap_in_set_filter(msp_pcap_in_t *in, const char *filter, msp_error_t *err)
+{
+    /* "" compiles to a filter that keeps everything: it replaces one set before */
+    return set_filter(in, filter != NULL && filter[0] != '\0' ? filter : " ", err);
+}
+
 int msp_pcap_in_link(const msp_pcap_in_t *in)
 {
     return in->link;
@@ -195,4 +202,16 @@ void msp_pcap_in_close(msp_pcap_in_t *in)
         pcap_close(in->p);
     }
     free(in);
+}
+
+/* ---- inside the library (pcap_in.h) ---- */
+
+pcap_t *pcap_in_pcap(msp_pcap_in_t *in)
+{
+    return in->p;
+}
+
+const char *pcap_in_name(const msp_pcap_in_t *in)
+{
+    return in->name;
 }

@@ -24,11 +24,14 @@
 #include "msp/ets.h"
 #include "msp/ets_passive.h"
 #include "msp/ets_pcap.h"
+#include "msp/ets_shard.h"
+#include "msp/ets_workers.h"
 
 static const char usage[] =
     "usage: msp ets decrypt (--key KEY | --key-dir DIR)... (--pcap FILE | --interface IF)\n"
     "                       [--out DIR] [--events FILE] [--keylog-out FILE] [--out-pcap FILE]\n"
     "                       [--filter BPF] [--promisc] [--count N] [--max-flows N] [--tickets N]\n"
+    "                       [--workers N] [--shard K/N]\n"
     "\n"
     "Decrypts TLS 1.3 connections passively, knowing only the servers' static ETS keys (PEM private\n"
     "keys, X25519 or P-256: msp ets keygen, the key manager, or openssl genpkey; --key-dir loads every\n"
@@ -44,6 +47,11 @@ static const char usage[] =
     "  --keylog-out FILE  an NSS key log (Wireshark, tshark -o tls.keylog_file:FILE)\n"
     "  --out-pcap FILE    each decrypted flow again as plain TCP, with its addresses and ports\n"
     "  --max-flows N      flows tracked at once (default 65536); --tickets N PSKs kept (65536)\n"
+    "  --workers N        decrypt on N threads, each given the flows of its share of the IP address\n"
+    "                     pairs (an interface: one socket each in a PACKET_FANOUT group); flow ids stay\n"
+    "                     unique, no longer consecutive\n"
+    "  --shard K/N        keep only shard K (0 .. N-1) of N: the flows one of N hosts decrypts when\n"
+    "                     each runs msp with its own K on the same traffic (docs/ets-deploy.md)\n"
     "\n"
     "Every connection that cannot be decrypted is reported with its reason (no static key for its\n"
     "key share, resumption of a connection not seen, gap in the capture, truncated, ...).\n"
@@ -60,6 +68,8 @@ typedef struct dec_args {
     const char *pcap, *iface, *filter, *out_dir, *events, *keylog, *out_pcap;
     int promisc;
     uint64_t count, max_flows, tickets;
+    uint64_t workers;          /* --workers; 0 or 1: this thread alone */
+    unsigned shard_k, shard_n; /* --shard K/N; shard_n 0: all */
 } dec_args_t;
 
 typedef struct dec_run dec_run_t;
@@ -79,6 +89,10 @@ struct dec_run {
     msp_buf_t line;
     int io_error;
     char cut[512]; /* why the capture ended early, "" when it was read to its end */
+
+    /* --workers N: then pipe is their total, and each worker has a copy of this (worker_runs) */
+    msp_ets_workers_t *workers;
+    dec_run_t *worker_runs;
 };
 
 /* One line the library rendered (line.len 0: nothing to write) to the events file. */
@@ -88,6 +102,22 @@ static void write_line(dec_run_t *r, int rc)
         r->io_error = 1;
     }
     r->line.len = 0;
+}
+
+/* --workers: the plaintext capture is one for all the workers (the other outputs are written a whole line per
+ * fwrite, which stdio does under the stream's lock) */
+static void pout_lock(dec_run_t *r)
+{
+    if (r->workers != NULL) {
+        msp_ets_workers_lock(r->workers);
+    }
+}
+
+static void pout_unlock(dec_run_t *r)
+{
+    if (r->workers != NULL) {
+        msp_ets_workers_unlock(r->workers);
+    }
 }
 
 /* ---- per-flow files ---- */
@@ -127,12 +157,14 @@ static void on_plaintext(void *arg, msp_ets_passive_flow_t *pf, int dir, const u
     if (r->pout != NULL) {
         const msp_tcp_flow_info_t *info = msp_ets_passive_flow_info(pf);
         msp_error_t err = {0};
+        pout_lock(r);
         if (f->pout == NULL && msp_pcap_out_flow_begin(r->pout, info, info->first_ts_us, &f->pout, &err) != MSP_OK) {
             r->io_error = 1;
         }
         if (f->pout != NULL && msp_pcap_out_data(r->pout, f->pout, dir, p, n, ts_us, &err) != MSP_OK) {
             r->io_error = 1;
         }
+        pout_unlock(r);
     }
 }
 
@@ -178,9 +210,11 @@ static void on_close(void *arg, msp_ets_passive_flow_t *pf, msp_tcp_close_reason
         }
     }
     msp_error_t err = {0};
+    pout_lock(r);
     if (f->pout != NULL && msp_pcap_out_flow_end(r->pout, f->pout, info->last_ts_us, &err) != MSP_OK) {
         r->io_error = 1;
     }
+    pout_unlock(r);
     free(f);
     msp_ets_passive_flow_set_user(pf, NULL);
 }
@@ -200,6 +234,22 @@ static int parse_u64(const char *opt, const char *v, uint64_t lo, uint64_t hi, u
         return CLI_USAGE;
     }
     *out = n;
+    return CLI_OK;
+}
+
+/* --shard K/N: K from 0 to N-1, N from 1 to MSP_ETS_SHARD_MAX. */
+static int parse_shard(dec_args_t *a, const char *v)
+{
+    unsigned k, n;
+    char end;
+    if (sscanf(v, "%u/%u%c", &k, &n, &end) != 2 || v[0] == '-' || strchr(v, '-') != NULL || n == 0 ||
+        n > MSP_ETS_SHARD_MAX || k >= n) {
+        cli_error("msp ets decrypt", "error: --shard wants K/N with N from 1 to %d and K from 0 to N-1, not '%s'",
+                  MSP_ETS_SHARD_MAX, v);
+        return CLI_USAGE;
+    }
+    a->shard_k = k;
+    a->shard_n = n;
     return CLI_OK;
 }
 
@@ -245,6 +295,12 @@ static int parse_opt(dec_args_t *a, const char *o, const char *v)
     if (strcmp(o, "--tickets") == 0) {
         return parse_u64(o, v, 0, 1u << 24, &a->tickets);
     }
+    if (strcmp(o, "--workers") == 0) {
+        return parse_u64(o, v, 1, MSP_ETS_WORKERS_MAX, &a->workers);
+    }
+    if (strcmp(o, "--shard") == 0) {
+        return parse_shard(a, v);
+    }
     cli_error("msp ets decrypt", "error: unexpected argument '%s' (see 'msp ets decrypt --help')", o);
     return CLI_USAGE;
 }
@@ -285,7 +341,9 @@ static int add_key(dec_run_t *r, const char *path)
 {
     EVP_PKEY *key = ets_cli_load_key("msp ets decrypt", path);
     msp_error_t err = {0};
-    int rc = key != NULL ? msp_ets_passive_add_key(r->pipe, key, &err) : MSP_ERR_IO;
+    int rc = key == NULL          ? MSP_ERR_IO
+             : r->workers != NULL ? msp_ets_workers_add_key(r->workers, key, &err)
+                                  : msp_ets_passive_add_key(r->pipe, key, &err);
     EVP_PKEY_free(key);
     if (rc == MSP_ERR_ARGUMENT) {
         cli_error("msp ets decrypt",
@@ -323,6 +381,125 @@ static int add_key_dir(dec_run_t *r, const char *dir)
     return st;
 }
 
+/* ---- --workers ---- */
+
+/* One pipeline, or with --workers N one per worker (then r->pipe is their total: keys, counts, summary). */
+static int new_pipeline(dec_run_t *r, const msp_ets_passive_cfg_t *cfg)
+{
+    unsigned n = (unsigned)r->args->workers;
+    if (n <= 1) {
+        return msp_ets_passive_new(cfg, &r->pipe);
+    }
+    void *args[MSP_ETS_WORKERS_MAX];
+    if ((r->worker_runs = calloc(n, sizeof *r->worker_runs)) == NULL) {
+        return MSP_ERR_NO_MEMORY;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        args[k] = &r->worker_runs[k]; /* filled by run_workers, once the outputs are open */
+    }
+    msp_ets_workers_cfg_t wc = {.n = n, .passive = *cfg, .worker_arg = args};
+    int rc = msp_ets_workers_new(&wc, &r->workers);
+    r->pipe = rc == MSP_OK ? msp_ets_workers_total(r->workers) : NULL;
+    return rc;
+}
+
+static void free_pipeline(dec_run_t *r)
+{
+    if (r->workers != NULL) {
+        msp_ets_workers_free(r->workers);
+    } else {
+        msp_ets_passive_free(r->pipe);
+    }
+    free(r->worker_runs);
+}
+
+/* --shard K/N on a capture of this link type, with --filter if given: the expression of the shard's flows. */
+static int shard_filter(const dec_args_t *a, int link, char *out, size_t cap)
+{
+    char shard[MSP_ETS_SHARD_FILTER_MAX];
+    if (msp_ets_shard_filter(link, a->shard_k, a->shard_n, shard, sizeof shard) != MSP_OK) {
+        return MSP_ERR_ARGUMENT;
+    }
+    int n = a->filter != NULL && a->filter[0] != '\0' ? snprintf(out, cap, "(%s) and (%s)", a->filter, shard)
+                                                      : snprintf(out, cap, "%s", shard);
+    return n > 0 && (size_t)n < cap ? MSP_OK : MSP_ERR_LIMIT;
+}
+
+/* The link type of an interface, for the shard filter that the workers' sockets are opened with. */
+static int iface_link(const dec_args_t *a, int *link, msp_error_t *err)
+{
+    msp_pcap_in_t *in;
+    int rc = msp_pcap_in_open_live(a->iface, NULL, a->promisc, &in, err);
+    if (rc == MSP_OK) {
+        *link = msp_pcap_in_link(in);
+        msp_pcap_in_close(in);
+    }
+    return rc;
+}
+
+static msp_ets_workers_t *running_workers;
+
+/* Decrypts the file in, or (NULL) the interface already opened, on the workers; each writes through its own copy
+ * of r (its own line buffer and error flag). */
+static int run_workers(dec_run_t *r, msp_pcap_in_t *in, msp_error_t *err)
+{
+    unsigned n = msp_ets_workers_count(r->workers);
+    for (unsigned k = 0; k < n; k++) {
+        dec_run_t *wr = &r->worker_runs[k];
+        *wr = *r;
+        wr->worker_runs = NULL;
+        msp_buf_init(&wr->line, 1u << 20);
+    }
+    running_workers = r->workers;
+    int rc = in != NULL ? msp_ets_workers_run_file(r->workers, in, r->args->count, err)
+                        : msp_ets_workers_run_live(r->workers, r->args->count, err);
+    running_workers = NULL;
+    for (unsigned k = 0; k < n; k++) {
+        r->io_error |= r->worker_runs[k].io_error;
+        msp_buf_free(&r->worker_runs[k].line);
+    }
+    /* how the load was spread: an operator sizing workers or hosts reads it */
+    msp_ets_workers_stats_t st;
+    msp_ets_workers_stats(r->workers, &st);
+    fprintf(stderr, "msp ets decrypt: %u workers, packets per worker:", n);
+    for (unsigned k = 0; k < n; k++) {
+        fprintf(stderr, " %llu",
+                (unsigned long long)msp_ets_passive_tcp_stats(msp_ets_workers_pipe(r->workers, k))->packets);
+    }
+    if (in != NULL) {
+        fprintf(stderr, "; the reader waited %llu times\n", (unsigned long long)st.reader_waits);
+    } else {
+        fprintf(stderr, "; misrouted %llu, dropped by the kernel %llu\n", (unsigned long long)st.misrouted,
+                (unsigned long long)st.dropped);
+    }
+    return rc;
+}
+
+/* --workers N on an interface: N sockets in one PACKET_FANOUT group. */
+static int capture_workers_live(dec_run_t *r)
+{
+    const dec_args_t *a = r->args;
+    msp_error_t err = {0};
+    char filter[4096];
+    int link, rc = MSP_OK;
+    if (a->shard_n != 0 && (rc = iface_link(a, &link, &err)) == MSP_OK &&
+        shard_filter(a, link, filter, sizeof filter) != MSP_OK) {
+        rc = msp_error_set(&err, MSP_ERR_LIMIT, NULL, "capture %s: --filter is too long", a->iface);
+    }
+    if (rc == MSP_OK) {
+        rc = msp_ets_workers_open_live(r->workers, a->iface, a->shard_n != 0 ? filter : a->filter, a->promisc, &err);
+    }
+    if (rc != MSP_OK) {
+        cli_print_error("msp ets decrypt", &err);
+        return MSP_ERR_IO;
+    }
+    fprintf(stderr, "msp ets decrypt: capturing on %s\n", a->iface);
+    if (run_workers(r, NULL, &err) != MSP_OK) {
+        snprintf(r->cut, sizeof r->cut, "%s", err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));
+    }
+    return MSP_OK;
+}
+
 static int load_keys(dec_run_t *r)
 {
     msp_ets_passive_cfg_t cfg;
@@ -331,7 +508,7 @@ static int load_keys(dec_run_t *r)
     cfg.max_tickets = r->args->tickets;
     cfg.cb = &dec_callbacks;
     cfg.arg = r;
-    if (msp_ets_passive_new(&cfg, &r->pipe) != MSP_OK) {
+    if (new_pipeline(r, &cfg) != MSP_OK) {
         cli_error("msp ets decrypt", "error: out of memory");
         return CLI_USAGE;
     }
@@ -420,9 +597,14 @@ static msp_pcap_in_t *running_capture;
 static void on_signal(int sig)
 {
     (void)sig;
+    int saved = errno; /* a stop may write to an event descriptor */
     if (running_capture != NULL) {
         msp_pcap_in_stop(running_capture);
     }
+    if (running_workers != NULL) {
+        msp_ets_workers_stop(running_workers);
+    }
+    errno = saved;
 }
 
 /* MSP_OK; MSP_ERR_IO when the capture could not be opened; when it breaks off later (a file cut inside a
@@ -432,8 +614,24 @@ static int capture(dec_run_t *r)
     const dec_args_t *a = r->args;
     msp_pcap_in_t *in = NULL;
     msp_error_t err = {0};
+    if (r->workers != NULL && a->iface != NULL) {
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        return capture_workers_live(r);
+    }
     int rc = a->pcap != NULL ? msp_pcap_in_open_file(a->pcap, a->filter, &in, &err)
                              : msp_pcap_in_open_live(a->iface, a->filter, a->promisc, &in, &err);
+    char filter[4096];
+    if (rc == MSP_OK && a->shard_n != 0) {
+        rc = shard_filter(a, msp_pcap_in_link(in), filter, sizeof filter) == MSP_OK
+                 ? msp_pcap_in_set_filter(in, filter, &err)
+                 : msp_error_set(&err, MSP_ERR_LIMIT, NULL, "capture %s: --filter is too long",
+                                 a->pcap != NULL ? a->pcap : a->iface);
+        if (rc != MSP_OK) {
+            msp_pcap_in_close(in);
+        }
+    }
     if (rc != MSP_OK) {
         cli_print_error("msp ets decrypt", &err);
         return MSP_ERR_IO;
@@ -446,7 +644,9 @@ static int capture(dec_run_t *r)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (msp_pcap_in_run(in, msp_ets_passive_tcp(r->pipe), a->count, NULL, &err) != MSP_OK) {
+    rc = r->workers != NULL ? run_workers(r, in, &err)
+                            : msp_pcap_in_run(in, msp_ets_passive_tcp(r->pipe), a->count, NULL, &err);
+    if (rc != MSP_OK) {
         snprintf(r->cut, sizeof r->cut, "%s", err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));
     }
     running_capture = NULL;
@@ -508,6 +708,6 @@ int cmd_ets_decrypt(int argc, char **argv)
                   (unsigned long long)msp_ets_passive_counts(r.pipe)->flows);
     }
     msp_buf_free(&r.line);
-    msp_ets_passive_free(r.pipe);
+    free_pipeline(&r);
     return status;
 }

@@ -4,8 +4,11 @@
 #include "msp/ets_pcap.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
 
 #include <pcap/pcap.h>
 
@@ -19,6 +22,9 @@ struct msp_pcap_in {
     msp_tcp_t *tcp;
     uint64_t count, max;
     int ret;
+    uint64_t size; /* a regular capture file's size, else 0 */
+    void (*batch)(void *arg, msp_pcap_in_t *in);
+    void *batch_arg;
 };
 
 static int fail(msp_error_t *err, int code, const char *name, const char *why)
@@ -86,6 +92,11 @@ int msp_pcap_in_open_file(const char *path, const char *filter, msp_pcap_in_t **
         int ret = fail(err, MSP_ERR_IO, path, ebuf);
         free(in);
         return ret;
+    }
+    struct stat st;
+    FILE *fp = pcap_file(in->p);
+    if (fp != NULL && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)) {
+        in->size = (uint64_t)st.st_size;
     }
     return finish_open(in, filter, out, err);
 }
@@ -156,6 +167,9 @@ int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uin
         if (n == PCAP_ERROR || (n == 0 && !in->live)) {
             break; /* an error, or the end of the file */
         }
+        if (in->batch != NULL) {
+            in->batch(in->batch_arg, in);
+        }
     }
     if (count != NULL) {
         *count = in->count;
@@ -167,6 +181,24 @@ int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uin
     if (n == PCAP_ERROR) {
         return fail(err, MSP_ERR_IO, in->name, pcap_geterr(in->p));
     }
+    return MSP_OK;
+}
+
+void msp_pcap_in_on_batch(msp_pcap_in_t *in, void (*fn)(void *arg, msp_pcap_in_t *in), void *arg)
+{
+    in->batch = fn;
+    in->batch_arg = arg;
+}
+
+int msp_pcap_in_progress(const msp_pcap_in_t *in, uint64_t *done, uint64_t *total)
+{
+    FILE *fp = in->live ? NULL : pcap_file(in->p);
+    off_t at = fp != NULL ? ftello(fp) : -1;
+    if (in->size == 0 || at < 0) {
+        return MSP_ERR_IO;
+    }
+    *done = (uint64_t)at < in->size ? (uint64_t)at : in->size;
+    *total = in->size;
     return MSP_OK;
 }
 

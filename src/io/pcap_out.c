@@ -42,6 +42,7 @@ struct msp_pcap_out {
     char *path, *tmp; /* tmp: the file being written, renamed to its name when done (NULL when streaming) */
     size_t tmp_cap;
     int streaming; /* standard output, a FIFO or a device: written in place, flushed on request */
+    int werr;      /* errno of the first failed write (stdio keeps only a flag) */
     uint64_t rotate_bytes, rotate_us;
     uint64_t file;      /* files started so far (the current one's number is file - 1) */
     uint64_t file_len;  /* bytes in the current file */
@@ -60,7 +61,7 @@ static int out_error(msp_error_t *err, int code, const char *path, const char *w
 {
     const char *name = path == NULL || strcmp(path, "-") == 0 ? "standard output" : path;
     if (e == EPIPE) {
-        return msp_error_set(err, code, NULL, "output %s: the reader went away (%s)", name, strerror(e));
+        return msp_error_set(err, code, NULL, "the reader of %s went away (%s)", name, strerror(e));
     }
     return msp_error_set(err, code, NULL, "%s %s: %s", what, name, e != 0 ? strerror(e) : "failed");
 }
@@ -140,7 +141,7 @@ static int end_file(msp_pcap_out_t *o, msp_error_t *err)
     FILE *fp = pcap_dump_file(o->dump);
     errno = 0;
     if (pcap_dump_flush(o->dump) != 0 || ferror(fp) || (!o->streaming && fsync(fileno(fp)) != 0)) {
-        return out_error(err, MSP_ERR_IO, o->path, "cannot write output", errno);
+        return out_error(err, MSP_ERR_IO, o->path, "cannot write output", o->werr != 0 ? o->werr : errno);
     }
     close_dump(o);
     if (o->streaming) {
@@ -273,6 +274,9 @@ static int emit(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, int dir, uint8_t flag
     h.ts.tv_usec = (suseconds_t)(ts % 1000000u);
     h.caplen = h.len = (bpf_u_int32)b.len;
     pcap_dump((u_char *)o->dump, &h, o->frame);
+    if (o->werr == 0 && ferror(pcap_dump_file(o->dump))) {
+        o->werr = errno != 0 ? errno : EIO;
+    }
     o->file_len += REC_HDR + b.len;
     o->file_pkts++;
     f->seq[dir] += (uint32_t)n + ((flags & (MSP_TCP_SYN | MSP_TCP_FIN)) ? 1 : 0);
@@ -412,7 +416,7 @@ int msp_pcap_out_flush(msp_pcap_out_t *o, msp_error_t *err)
     }
     errno = 0;
     if (pcap_dump_flush(o->dump) != 0 || ferror(pcap_dump_file(o->dump))) {
-        int e = errno;
+        int e = o->werr != 0 ? o->werr : errno;
         close_dump(o); /* nothing more goes to a stream that failed (a reader gone does not come back) */
         return out_error(err, MSP_ERR_IO, o->path, "cannot write output", e);
     }

@@ -23,7 +23,7 @@ struct sockaddr;
 #define MSP_PCAP_BATCH 256                /* packets per pcap_dispatch */
 #define MSP_PCAP_OUT_MSS 16384            /* payload per written segment */
 #define MSP_PCAP_OUT_MAX_FLOWS (1u << 20) /* flows open at once in one output */
-#define MSP_PCAP_OUT_ROTATE_MIN 65536u    /* the smallest size a rotated output file may be given */
+#define MSP_PCAP_OUT_ROTATE_MIN 64000u    /* the smallest size a rotated output file may be given */
 
 /* ---- input ---- */
 

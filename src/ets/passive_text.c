@@ -73,7 +73,8 @@ int msp_ets_passive_summary_text(const msp_ets_passive_report_t *r, msp_buf_t *o
     put_size(out, n->plaintext);
     msp_buf_puts(out, " plaintext, ");
     put_size(out, r->captured);
-    msp_buf_printf(out, " captured in %.1f s", (double)r->elapsed_us / 1e6);
+    msp_buf_printf(out, r->elapsed_us < 1000000u ? " captured in %.2f s" : " captured in %.1f s",
+                   (double)r->elapsed_us / 1e6);
     if (r->elapsed_us != 0) {
         put_rate(out, " (", r->captured, r->elapsed_us);
         msp_buf_puts(out, ")");

@@ -87,13 +87,17 @@ int msp_pcap_in_open_file(const char *path, const char *filter, msp_pcap_in_t **
     if (in == NULL) {
         return fail(err, MSP_ERR_NO_MEMORY, path, "out of memory");
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+        free(in);
+        return fail(err, MSP_ERR_IO, path, "the file is empty"); /* libpcap would say "truncated dump file" */
+    }
     in->p = pcap_open_offline(path, ebuf);
     if (in->p == NULL) {
         int ret = fail(err, MSP_ERR_IO, path, ebuf);
         free(in);
         return ret;
     }
-    struct stat st;
     FILE *fp = pcap_file(in->p);
     if (fp != NULL && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)) {
         in->size = (uint64_t)st.st_size;

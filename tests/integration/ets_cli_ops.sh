@@ -71,7 +71,7 @@ wait $cap_pid 2>/dev/null
 run 0 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng --events all.json
 has all.json '"flows":4,"decrypted":4,"undecryptable":0'
 lines "$tmp/err" 1
-if grep -qE '^msp ets decrypt: 4 flows, 4 decrypted, 0 undecryptable, 45[0-9]\.[0-9] kB plaintext, [0-9.]+ [kM]B captured in [0-9]+\.[0-9] s( \([0-9.]+ [kMG]?B/s\))?$' "$tmp/err"; then ok; else
+if grep -qE '^msp ets decrypt: 4 flows, 4 decrypted, 0 undecryptable, 45[0-9]\.[0-9] kB plaintext, [0-9.]+ [kM]B captured in [0-9]+\.[0-9]+ s( \([0-9.]+ [kMG]?B/s\))?$' "$tmp/err"; then ok; else
     bad "summary line: $(cat "$tmp/err")"
 fi
 # undecryptable connections by reason, and the line saying the run failed after it
@@ -100,7 +100,7 @@ if ! grep -q $'\r' "$tmp/err"; then ok; else bad "progress on a pipe: $(cat -v "
 outs=(--events ev.json --out plain --keylog-out k.log --out-pcap p.pcap)
 : >empty.pcap
 run 2 "$msp" ets decrypt --key x25519.pem --pcap empty.pcap "${outs[@]}"
-lines "$tmp/err" 1
+same "$(cat "$tmp/err")" "msp ets decrypt: error: capture empty.pcap: the file is empty"
 nothing_made ev.json plain k.log p.pcap
 echo "not a capture at all, but long enough to have a header" >junk.pcap
 run 2 "$msp" ets decrypt --key x25519.pem --pcap junk.pcap "${outs[@]}"
@@ -136,6 +136,10 @@ lines "$tmp/err" 1
 has "$tmp/err" "--events FILE"
 if [ ! -s "$tmp/out" ]; then ok; else bad "--out-pcap - without --events wrote to stdout"; fi
 run 2 "$msp" ets decrypt --key x25519.pem --pcap cap.pcapng --out-pcap - --events -
+# nor onto a terminal
+script -qec "'$msp' ets decrypt --key x25519.pem --pcap cap.pcapng --out-pcap - --events tty.json" /dev/null \
+    </dev/null >ttyp.out 2>&1
+same "$?:$(tr -d '\r' <ttyp.out)" "2:msp ets decrypt: error: --out-pcap -: standard output is a terminal (pipe it into a reader: | tshark -r -)"
 # standard output to a reader: tshark dissects the plaintext HTTP as it comes
 "$msp" ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng --events st.json --out-pcap - 2>st.err |
     tshark -r - -Y http.request -T fields -e http.request.uri >st.uris 2>/dev/null

@@ -196,9 +196,11 @@ check_pieces() {
     for f in "$1".*; do
         n=$((n + 1))
         [ "$2" -eq 0 ] || [ "$(stat -c %s "$f")" -le "$2" ] || bad "$f is $(stat -c %s "$f") bytes"
-        lost=$(tshark -r "$f" -Y tcp.analysis.lost_segment 2>/dev/null | wc -l)
+        # one tshark per piece: each packet's payload length and whether it follows a segment not captured
+        tshark -r "$f" -T fields -e tcp.len -e tcp.analysis.lost_segment >piece.txt 2>/dev/null || bad "tshark -r $f"
+        lost=$(awk '$2 != "" {n++} END {print n + 0}' piece.txt)
         [ "$lost" -eq 0 ] || bad "$f: $lost segments after a gap"
-        total=$((total + $(tshark -r "$f" -T fields -e tcp.len 2>/dev/null | awk '{s += $1} END {print s + 0}')))
+        total=$((total + $(awk '{s += $1} END {print s + 0}' piece.txt)))
     done
     [ "$n" -ge 2 ] && ok || bad "$1: $n pieces"
     same "$total" "$(tshark -r whole.pcap -T fields -e tcp.len | awk '{s += $1} END {print s + 0}')"

@@ -146,18 +146,25 @@ same "$?:$(tr -d '\r' <ttyp.out)" "2:msp ets decrypt: error: --out-pcap -: stand
 same "$(sort st.uris | tr '\n' ' ')" "/big.bin /big.bin /big.bin /small.txt "
 # A reader already gone (the read end of the pipe closed): one line naming the stream, status 1, no death by
 # SIGPIPE (the child gets the default SIGPIPE disposition from python).
-python3 - "$msp" <<'EOF' >epipe.out 2>&1
+# closed_stdout OUT ARGS...: msp ARGS with a standard output nobody reads; OUT gets the status, then stderr
+closed_stdout() {
+    python3 - "$msp" "${@:2}" <<'EOF' >"$1" 2>&1
 import os, subprocess, sys
 r, w = os.pipe()
 os.close(r)
-p = subprocess.run([sys.argv[1], "ets", "decrypt", "--key", "x25519.pem", "--key", "p256.pem", "--pcap", "cap.pcapng",
-                    "--events", "epipe.json", "--out-pcap", "-"], stdout=w, stderr=subprocess.PIPE)
+p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)
 print(p.returncode)
 sys.stdout.write(p.stderr.decode())
 EOF
+}
+closed_stdout epipe.out ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng --events epipe.json --out-pcap -
 lines epipe.out 3 # the status, the summary of what was read, why the run ended
 same "$(sed -n '1p;3p' epipe.out)" "1
 msp ets decrypt: the reader of standard output went away (Broken pipe)"
+# the same for the events on standard output
+closed_stdout epipe2.out ets decrypt --key x25519.pem --key p256.pem --pcap cap.pcapng
+same "$(sed -n '1p;3p' epipe2.out)" "1
+msp ets decrypt: cannot write output standard output: Broken pipe"
 # Live: msp captures on lo into a FIFO tshark reads; tshark sees a request while msp is still capturing.
 mkfifo live.fifo
 tshark -l -r live.fifo -Y http.request -T fields -e http.request.uri >live.uris 2>tshark.err &

@@ -48,7 +48,7 @@ static const char usage[] =
     "                     - (standard output, then --events FILE is required) or a FIFO: a live\n"
     "                     stream for tshark -r -, Suricata, Zeek, flushed after every batch of packets\n"
     "  --rotate SPEC      --out-pcap FILE in pieces FILE.0, FILE.1, ..., each a capture of its own:\n"
-    "                     SIZE bytes with a k, M or G suffix (1000s, at least 65536 bytes: 100M), or\n"
+    "                     SIZE bytes with a k, M or G suffix (decimal, at least 64k: 100M), or\n"
     "                     SECONDS with an s suffix (60s), counted in capture time\n"
     "  --quiet            no progress line and no summary line on standard error\n"
     "  --max-flows N      flows tracked at once (default 65536); --tickets N PSKs kept (65536)\n"
@@ -97,6 +97,7 @@ struct dec_run {
     msp_ets_passive_report_t report;
     uint64_t t0_us, progress_us; /* run start and last progress line, wall clock */
     int progress;                /* a progress line is on the terminal */
+    int tty;                     /* progress lines wanted: standard error is a terminal, no --quiet */
     int args_events_stdout;      /* the events go to standard output */
     int events_made;             /* the events file was not there before */
 };
@@ -109,7 +110,7 @@ static void write_line(dec_run_t *r, int rc)
     if (rc != MSP_OK) {
         r->io_error = 1;
     } else if (fwrite(r->line.base, 1, r->line.len, r->events) != r->line.len) {
-        output_failed(r, "cannot write output", r->args->events, errno);
+        output_failed(r, "cannot write output", r->args_events_stdout ? "-" : r->args->events, errno);
     }
     r->line.len = 0;
 }
@@ -551,8 +552,7 @@ static uint64_t now_us(void)
 static void show_progress(dec_run_t *r, msp_pcap_in_t *in)
 {
     uint64_t done, total, t = now_us();
-    if (r->args->quiet || !isatty(STDERR_FILENO) || t - r->progress_us < PROGRESS_EVERY_US ||
-        msp_pcap_in_progress(in, &done, &total) != MSP_OK) {
+    if (!r->tty || t - r->progress_us < PROGRESS_EVERY_US || msp_pcap_in_progress(in, &done, &total) != MSP_OK) {
         return;
     }
     char mem[256];
@@ -654,6 +654,7 @@ static void capture(dec_run_t *r)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    r->tty = !a->quiet && isatty(STDERR_FILENO);
     msp_pcap_in_on_batch(in, on_batch, r);
     if (msp_pcap_in_run(in, msp_ets_passive_tcp(r->pipe), a->count, NULL, &err) != MSP_OK) {
         snprintf(r->cut, sizeof r->cut, "%s", err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));

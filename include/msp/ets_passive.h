@@ -205,6 +205,7 @@ typedef struct msp_ets_passive_report {
     uint64_t undecryptable[MSP_ETS_PASSIVE_REASONS]; /* flows per msp_ets_reason_t (msp_ets_passive_report_event) */
     uint64_t captured;                               /* captured bytes read (msp_tcp_stats_t.bytes) */
     uint64_t elapsed_us;                             /* how long the run took, by the caller's clock */
+    uint64_t dropped; /* packets lost before the pipeline saw them (a live capture's kernel drops) */
 } msp_ets_passive_report_t;
 
 /** Counts an UNDECRYPTABLE event's reason in r (other events: nothing); call it from the event callback. */
@@ -214,7 +215,8 @@ MSP_API void msp_ets_passive_report_event(msp_ets_passive_report_t *r, const msp
  * Appends one line and "\n": "408 flows, 400 decrypted, 8 undecryptable
  * (no_static_key 5, gap 3), 1.2 GB plaintext, 1.3 GB captured in 3.1 s
  * (419.4 MB/s)"; ", N without a TLS 1.3 handshake" after the reasons when
- * there were such flows. MSP_OK or out's (sticky) error.
+ * there were such flows; "; 12 packets dropped by the capture" at the end
+ * when dropped is not 0. MSP_OK or out's (sticky) error.
  */
 MSP_API int msp_ets_passive_summary_text(const msp_ets_passive_report_t *r, msp_buf_t *out);
 

@@ -79,6 +79,10 @@ int msp_ets_passive_summary_text(const msp_ets_passive_report_t *r, msp_buf_t *o
         put_rate(out, " (", r->captured, r->elapsed_us);
         msp_buf_puts(out, ")");
     }
+    if (r->dropped != 0) {
+        msp_buf_printf(out, "; %llu packet%s dropped by the capture", (unsigned long long)r->dropped,
+                       r->dropped == 1 ? "" : "s");
+    }
     msp_buf_puts(out, "\n");
     return msp_buf_error(out);
 }

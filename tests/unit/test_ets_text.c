@@ -59,6 +59,13 @@ static void test_summary(void **state)
                         "410 flows, 400 decrypted, 8 undecryptable (no_static_key 5, gap 3), 2 without a TLS 1.3 "
                         "handshake, 1.2 GB plaintext, 1.3 GB captured in 3.1 s (419.4 MB/s)\n");
 
+    /* a live capture's kernel drops are said at the end */
+    r.dropped = 12;
+    assert_string_equal(summary(&r, mem, sizeof(mem)),
+                        "410 flows, 400 decrypted, 8 undecryptable (no_static_key 5, gap 3), 2 without a TLS 1.3 "
+                        "handshake, 1.2 GB plaintext, 1.3 GB captured in 3.1 s (419.4 MB/s); 12 packets dropped by "
+                        "the capture\n");
+
     /* nothing at all, in no time: no rate */
     memset(&r, 0, sizeof(r));
     r.counts.flows = 1;

@@ -660,6 +660,9 @@ static void capture(dec_run_t *r)
         snprintf(r->cut, sizeof r->cut, "%s", err.detail[0] != '\0' ? err.detail : msp_error_name(err.code));
     }
     running_capture = NULL;
+    if (msp_pcap_in_dropped(in, &r->report.dropped) != MSP_OK) {
+        r->report.dropped = 0; /* a file: nothing dropped that we could know of */
+    }
     msp_pcap_in_close(in);
     r->in = NULL;
 }

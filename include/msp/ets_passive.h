@@ -216,4 +216,37 @@ MSP_API int msp_ets_passive_summary_json(const msp_ets_passive_t *p, const char 
  */
 MSP_API void msp_ets_passive_add_counts(msp_ets_passive_t *into, const msp_ets_passive_t *from);
 
+/* ---- the run in words, for an operator (what `msp ets decrypt` prints on stderr) ---- */
+
+#define MSP_ETS_PASSIVE_REASONS 32 /* room for every msp_ets_reason_t */
+
+/** What a run's summary says: the caller fills it (counts, bytes, its own clock) and tallies the reasons. */
+typedef struct msp_ets_passive_report {
+    msp_ets_passive_counts_t counts;                 /* msp_ets_passive_counts (summed over pipelines) */
+    uint64_t undecryptable[MSP_ETS_PASSIVE_REASONS]; /* flows per msp_ets_reason_t (msp_ets_passive_report_event) */
+    uint64_t captured;                               /* captured bytes read (msp_tcp_stats_t.bytes) */
+    uint64_t elapsed_us;                             /* how long the run took, by the caller's clock */
+    uint64_t dropped; /* packets lost before the pipeline saw them (a live capture's kernel drops) */
+} msp_ets_passive_report_t;
+
+/** Counts an UNDECRYPTABLE event's reason in r (other events: nothing); call it from the event callback. */
+MSP_API void msp_ets_passive_report_event(msp_ets_passive_report_t *r, const msp_ets_event_t *ev);
+
+/**
+ * Appends one line and "\n": "408 flows, 400 decrypted, 8 undecryptable
+ * (no_static_key 5, gap 3), 1.2 GB plaintext, 1.3 GB captured in 3.1 s
+ * (419.4 MB/s)"; ", N without a TLS 1.3 handshake" after the reasons when
+ * there were such flows; "; 12 packets dropped by the capture" at the end
+ * when dropped is not 0. MSP_OK or out's (sticky) error.
+ */
+MSP_API int msp_ets_passive_summary_text(const msp_ets_passive_report_t *r, msp_buf_t *out);
+
+/**
+ * Appends a progress line without newline: "512.0 MB of 1.3 GB (39 %),
+ * 410.2 MB/s, 120 flows" (done of total bytes, elapsed_us by the caller's
+ * clock, flows so far). MSP_OK or out's error.
+ */
+MSP_API int msp_ets_passive_progress_text(uint64_t done, uint64_t total, uint64_t elapsed_us, uint64_t flows,
+                                          msp_buf_t *out);
+
 #endif

@@ -23,6 +23,7 @@ struct sockaddr;
 #define MSP_PCAP_BATCH 256                /* packets per pcap_dispatch */
 #define MSP_PCAP_OUT_MSS 16384            /* payload per written segment */
 #define MSP_PCAP_OUT_MAX_FLOWS (1u << 20) /* flows open at once in one output */
+#define MSP_PCAP_OUT_ROTATE_MIN 64000u    /* the smallest size a rotated output file may be given */
 
 /* ---- input ---- */
 
@@ -64,6 +65,22 @@ MSP_API int msp_pcap_in_link(const msp_pcap_in_t *in);
  */
 MSP_API int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uint64_t *count, msp_error_t *err);
 
+/**
+ * fn(arg, in) runs inside msp_pcap_in_run after each batch of packets (at
+ * most MSP_PCAP_BATCH), and for an interface also after each read time-out
+ * (at least every MSP_PCAP_TIMEOUT_MS while nothing comes): where a program
+ * flushes its streams and shows progress. It may call msp_pcap_in_stop.
+ * fn NULL: none.
+ */
+MSP_API void msp_pcap_in_on_batch(msp_pcap_in_t *in, void (*fn)(void *arg, msp_pcap_in_t *in), void *arg);
+
+/**
+ * A capture file's progress: *done bytes of it read (up to libpcap's
+ * read-ahead), *total its size. MSP_ERR_IO for an interface or a capture
+ * that is not a regular file (a pipe: no size).
+ */
+MSP_API int msp_pcap_in_progress(const msp_pcap_in_t *in, uint64_t *done, uint64_t *total);
+
 /** Asks a running msp_pcap_in_run to return. Async-signal-safe: call it from a SIGINT/SIGTERM handler. */
 MSP_API void msp_pcap_in_stop(msp_pcap_in_t *in);
 
@@ -78,13 +95,53 @@ MSP_API void msp_pcap_in_close(msp_pcap_in_t *in);
 typedef struct msp_pcap_out msp_pcap_out_t;
 typedef struct msp_pcap_out_flow msp_pcap_out_flow_t;
 
+typedef struct msp_pcap_out_cfg {
+    /*
+     * Where it goes. A regular file (or a name not there yet) is written
+     * under a temporary name beside it and renamed to it when done: whole
+     * or not at all. "-" (standard output), a FIFO or a device is a
+     * stream: written in place as packets come (msp_pcap_out_flush), for a
+     * reader that dissects it live (tshark -r -, Suricata, Zeek); opening
+     * a FIFO waits for its reader.
+     */
+    const char *path;
+    /*
+     * Rotation (regular files only; 0: none). The output becomes PATH.0,
+     * PATH.1, ...: a file is closed and renamed into place, and the next
+     * begun, before a packet that would take it past rotate_bytes (at
+     * least MSP_PCAP_OUT_ROTATE_MIN), or once a packet's capture time is
+     * rotate_us or more past the file's first packet (capture time, never
+     * the clock: a quiet link keeps its file open). Each file is a capture
+     * of its own: pcap header, and every flow still open begins in it
+     * with a handshake carrying its current sequence numbers.
+     */
+    uint64_t rotate_bytes;
+    uint64_t rotate_us;
+} msp_pcap_out_cfg_t;
+
 /**
- * A pcap (Ethernet link type, microsecond timestamps) written under a
- * temporary name beside path and renamed to path by msp_pcap_out_close.
- * *out gets it. MSP_ERR_NO_MEMORY, MSP_ERR_IO (the temporary file cannot be
- * created or started); *out is NULL on failure.
+ * A plaintext capture (Ethernet link type, microsecond timestamps) as cfg
+ * says. *out gets it. MSP_ERR_ARGUMENT (no path, rotate_bytes too small,
+ * rotation of a stream), MSP_ERR_NO_MEMORY, MSP_ERR_IO (the file cannot be
+ * created or started; err->detail "cannot create output PATH: why"); *out
+ * is NULL on failure.
  */
+MSP_API int msp_pcap_out_new(const msp_pcap_out_cfg_t *cfg, msp_pcap_out_t **out, msp_error_t *err);
+
+/** msp_pcap_out_new with only a path: one file written under a temporary name and renamed, or a stream. */
 MSP_API int msp_pcap_out_open(const char *path, msp_pcap_out_t **out, msp_error_t *err);
+
+/**
+ * Hands what was written so far to the file or stream (call it after each
+ * batch of packets: a stream's reader sees them then). MSP_ERR_IO when the
+ * writing failed; err->detail names the output, "output PATH: the reader
+ * went away (...)" for a stream whose reader closed it (EPIPE: the caller
+ * ignores SIGPIPE). After a failure every write answers MSP_ERR_IO.
+ */
+MSP_API int msp_pcap_out_flush(msp_pcap_out_t *o, msp_error_t *err);
+
+/** Files begun so far (1 without rotation): the current one is PATH.(files - 1). */
+MSP_API uint64_t msp_pcap_out_files(const msp_pcap_out_t *o);
 
 /**
  * Starts a flow with the addresses and ports of info (addr[0]/port[0]: the
@@ -115,12 +172,17 @@ MSP_API int msp_pcap_out_flow_end(msp_pcap_out_t *o, msp_pcap_out_flow_t *flow, 
 
 /**
  * Ends the flows still open (at their last timestamp), writes everything
- * out and renames the file into place. Frees o, also on failure (the
- * temporary file is then removed). o NULL: MSP_OK, nothing done.
+ * out and renames the file into place (a stream is closed). Frees o, also
+ * on failure (the temporary file is then removed). o NULL: MSP_OK,
+ * nothing done.
  */
 MSP_API int msp_pcap_out_close(msp_pcap_out_t *o, msp_error_t *err);
 
-/** Frees o and removes the temporary file: nothing half-written stays. NULL is ignored. */
+/**
+ * Frees o and removes the temporary file: nothing half-written stays (files
+ * already rotated into place stay; a stream keeps what its reader got).
+ * NULL is ignored.
+ */
 MSP_API void msp_pcap_out_abort(msp_pcap_out_t *o);
 
 #endif

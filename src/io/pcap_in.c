@@ -5,8 +5,11 @@
 #include "pcap_in.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
 
 #include <pcap/pcap.h>
 
@@ -20,6 +23,9 @@ struct msp_pcap_in {
     msp_tcp_t *tcp;
     uint64_t count, max;
     int ret;
+    uint64_t size; /* a regular capture file's size, else 0 */
+    void (*batch)(void *arg, msp_pcap_in_t *in);
+    void *batch_arg;
 };
 
 static int fail(msp_error_t *err, int code, const char *name, const char *why)
@@ -82,11 +88,20 @@ int msp_pcap_in_open_file(const char *path, const char *filter, msp_pcap_in_t **
     if (in == NULL) {
         return fail(err, MSP_ERR_NO_MEMORY, path, "out of memory");
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+        free(in);
+        return fail(err, MSP_ERR_IO, path, "the file is empty"); /* libpcap would say "truncated dump file" */
+    }
     in->p = pcap_open_offline(path, ebuf);
     if (in->p == NULL) {
         int ret = fail(err, MSP_ERR_IO, path, ebuf);
         free(in);
         return ret;
+    }
+    FILE *fp = pcap_file(in->p);
+    if (fp != NULL && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)) {
+        in->size = (uint64_t)st.st_size;
     }
     return finish_open(in, filter, out, err);
 }
@@ -163,6 +178,9 @@ int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uin
         if (n == PCAP_ERROR || (n == 0 && !in->live)) {
             break; /* an error, or the end of the file */
         }
+        if (in->batch != NULL) {
+            in->batch(in->batch_arg, in);
+        }
     }
     if (count != NULL) {
         *count = in->count;
@@ -174,6 +192,24 @@ int msp_pcap_in_run(msp_pcap_in_t *in, msp_tcp_t *tcp, uint64_t max_packets, uin
     if (n == PCAP_ERROR) {
         return fail(err, MSP_ERR_IO, in->name, pcap_geterr(in->p));
     }
+    return MSP_OK;
+}
+
+void msp_pcap_in_on_batch(msp_pcap_in_t *in, void (*fn)(void *arg, msp_pcap_in_t *in), void *arg)
+{
+    in->batch = fn;
+    in->batch_arg = arg;
+}
+
+int msp_pcap_in_progress(const msp_pcap_in_t *in, uint64_t *done, uint64_t *total)
+{
+    FILE *fp = in->live ? NULL : pcap_file(in->p);
+    off_t at = fp != NULL ? ftello(fp) : -1;
+    if (in->size == 0 || at < 0) {
+        return MSP_ERR_IO;
+    }
+    *done = (uint64_t)at < in->size ? (uint64_t)at : in->size;
+    *total = in->size;
     return MSP_OK;
 }
 

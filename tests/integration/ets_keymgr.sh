@@ -119,6 +119,16 @@ fi
 for f in "$tmp"/k2/*-*.pem; do
     if cmp -s "$f" "$tmp/k1/$(basename "$f")"; then ok; else bad "$(basename "$f") differs"; fi
 done
+# --out-dir that does not exist yet is made (with the folders above it), for the owner alone; a file in the way is
+# an error naming it, status 2
+run 0 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --fingerprints "$fps" --out-dir "$tmp/new/keys"
+if [ "$(stat -c %a "$tmp/new/keys")" = 700 ] && [ "$(ls "$tmp"/new/keys/*-*.pem | wc -l)" -eq 2 ]; then ok; else
+    bad "fetch into a new folder: $(ls -lR "$tmp/new")"
+fi
+: >"$tmp/in-the-way"
+run 2 "$msp" ets keymgr fetch --url "$url" "${client[@]}" --fingerprints "$fps" --out-dir "$tmp/in-the-way/keys"
+if [ "$(cat "$tmp/err")" = "msp ets keymgr: fetch: error: cannot create output $tmp/in-the-way/keys: Not a directory" ]
+then ok; else bad "fetch into a file: $(cat "$tmp/err")"; fi
 
 # back-pressure: 64 idle connections (KM_MAX_CONNS) fill the manager, which stops accepting and says so; a client
 # that comes then waits in the listen backlog and is served once the idle ones reach the 5 s time-out

@@ -97,3 +97,48 @@ int cli_write_file(const char *cmd, const char *path, const void *p, size_t n, m
     }
     return CLI_OK;
 }
+
+int cli_mkdirs(const char *path, mode_t mode, int *created)
+{
+    char p[4096];
+    *created = 0;
+    if ((size_t)snprintf(p, sizeof p, "%s", path) >= sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') {
+            continue;
+        }
+        char c = *s;
+        *s = '\0';
+        struct stat st;
+        if (mkdir(p, mode) == 0) {
+            (*created)++;
+        } else if (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            errno = errno == EEXIST ? ENOTDIR : errno;
+            return -1;
+        }
+        *s = c;
+        if (c == '\0') {
+            return 0;
+        }
+    }
+}
+
+void cli_rmdirs(const char *path, int created)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') {
+        p[--n] = '\0';
+    }
+    for (; created > 0 && rmdir(p) == 0; created--) {
+        char *slash = strrchr(p, '/');
+        if (slash == NULL) {
+            break;
+        }
+        *slash = '\0';
+    }
+}

@@ -36,6 +36,16 @@ int cli_write_stdout(const char *cmd, msp_buf_t *b);
  */
 int cli_write_file(const char *cmd, const char *path, const void *p, size_t n, mode_t mode);
 
+/**
+ * mkdir -p: creates path and the folders above it that are missing, with
+ * mode. 0, or -1 with errno (ENOTDIR for a file in the way). *created gets
+ * how many levels were made (for cli_rmdirs), also on failure.
+ */
+int cli_mkdirs(const char *path, mode_t mode, int *created);
+
+/** Removes the created innermost levels of path again (as far as they are empty). */
+void cli_rmdirs(const char *path, int created);
+
 /** True when argv holds -h or --help before any "--". */
 int cli_wants_help(int argc, char **argv);
 

@@ -52,10 +52,11 @@ static const char usage[] =
     "fetch: pulls keys (--url) or, with --listen, accepts pushed packages until SIGINT/SIGTERM. Writes\n"
     "DIR/GROUP-FINGERPRINT.pem (PKCS#8), DIR/GROUP.pem (the newest valid key of a groups fetch or push) and\n"
     "DIR/cert-SCHEME.pem + DIR/cert-SCHEME.key.pem; prints one line per key: GROUP FINGERPRINT NOT-BEFORE\n"
-    "NOT-AFTER. --watch re-fetches every SECONDS. --cms: ask for a CMS-wrapped package, decrypt it with\n"
-    "--cert/--key and verify its signer against --trust-signer (PEM certificates: the key manager's own or its\n"
-    "CA; default --ca); anything else is refused and nothing written. --trust-signer implies --cms. With\n"
-    "--listen, --cms refuses plain pushes; a CMS-wrapped push is always verified.\n";
+    "NOT-AFTER. --watch re-fetches every SECONDS. DIR is created (mode 0700) when it is missing. --cms: ask for\n"
+    "a CMS-wrapped package, decrypt it with --cert/--key and verify its signer against --trust-signer (PEM\n"
+    "certificates: the key manager's own or its CA; default --ca); anything else is refused and nothing\n"
+    "written. --trust-signer implies --cms. With --listen, --cms refuses plain pushes; a CMS-wrapped push is\n"
+    "always verified.\n";
 
 static int fingerprint_of(EVP_PKEY *key, uint8_t fp[MSP_ETS_FINGERPRINT_LEN])
 {
@@ -801,11 +802,6 @@ static int fetch(int argc, char **argv)
         cli_error(CMD, "fetch: error: exactly one of --fingerprints, --groups is required");
         return CLI_USAGE;
     }
-    struct stat st;
-    if (stat(o.out_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        cli_error(CMD, "fetch: error: %s: not a directory", o.out_dir);
-        return CLI_USAGE;
-    }
     if (o.url != NULL && (build_target(&o, &tb) != 0 || (target = msp_buf_cstr(&tb)) == NULL)) {
         return CLI_USAGE;
     }
@@ -826,6 +822,14 @@ static int fetch(int argc, char **argv)
         if (o.keys != NULL) {
             free_cms_keys(o.keys);
         }
+        return CLI_USAGE;
+    }
+    /* the key folder, made once the arguments are known good (private keys: the owner's alone) */
+    int made = 0;
+    if (cli_mkdirs(o.out_dir, 0700, &made) != 0) {
+        cli_error(CMD, "fetch: error: cannot create output %s: %s", o.out_dir, strerror(errno));
+        cli_rmdirs(o.out_dir, made);
+        SSL_CTX_free(ctx);
         return CLI_USAGE;
     }
     int ret = CLI_OK;
@@ -850,6 +854,9 @@ static int fetch(int argc, char **argv)
         }
     } else {
         ret = fetch_once(ctx, &o, target);
+    }
+    if (ret != CLI_OK) {
+        cli_rmdirs(o.out_dir, made); /* a single fetch that failed leaves no empty folder behind */
     }
     SSL_CTX_free(ctx);
     if (o.keys != NULL) {

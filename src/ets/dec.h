@@ -140,6 +140,7 @@ struct msp_ets_conn {
     dec_suite_t suite_store;
     uint16_t group;
     EVP_MAC_CTX *hmac;              /* the suite's HMAC, re-keyed for every HKDF step */
+    const EVP_MAC_CTX *hmac_tmpl;   /* the template hmac is a copy of (a recycled connection keeps it) */
     uint8_t hmac_key[DEC_MAX_HASH]; /* its current key: the next step with it skips the key setup */
     size_t hmac_key_len;            /* 0: none */
     EVP_MD_CTX *th;                 /* transcript hash */
@@ -206,5 +207,11 @@ void dec_fail(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const char *f
     __attribute__((format(printf, 4, 5)));
 void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev);
 void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret);
+/*
+ * Makes c as msp_ets_conn_new made it (same keys, tickets, callbacks, arg) for the next connection, keeping
+ * its allocations: the passive pipeline reuses connections instead of allocating each one's buffers and
+ * OpenSSL contexts again.
+ */
+void dec_conn_recycle(msp_ets_conn_t *c);
 
 #endif

@@ -201,7 +201,9 @@ static int start_suite(msp_ets_conn_t *c, uint16_t id)
         dec_fail(c, 1, MSP_ETS_R_UNSUPPORTED, "cipher suite 0x%04x is not supported", id);
         return MSP_ERR_INVALID;
     }
-    c->th = EVP_MD_CTX_new();
+    if (c->th == NULL) {
+        c->th = EVP_MD_CTX_new(); /* a recycled connection has one */
+    }
     if (dec_kdf_start(c) != MSP_OK || c->th == NULL || EVP_DigestInit_ex(c->th, c->suite->md, NULL) != 1) {
         return internal(c, 1);
     }

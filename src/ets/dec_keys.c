@@ -253,7 +253,8 @@ void msp_ets_tickets_free(msp_ets_tickets_t *t)
     for (size_t i = 0; i < t->n; i++) {
         free(t->e[i].ticket);
     }
-    OPENSSL_cleanse(t->e, t->max * sizeof(*t->e));
+    /* entries from n on were never written: wiping them would only fault in pages calloc left untouched */
+    OPENSSL_cleanse(t->e, t->n * sizeof(*t->e));
     free(t->e);
     free(t->slot);
     free(t);

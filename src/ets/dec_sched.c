@@ -34,9 +34,13 @@ static int hmac(msp_ets_conn_t *c, const uint8_t *key, size_t key_len, const uin
 /* The suite's HMAC with its digest already set: a copy, not a fetch by name. */
 int dec_kdf_start(msp_ets_conn_t *c)
 {
-    EVP_MAC_CTX_free(c->hmac);
     c->hmac_key_len = 0;
+    if (c->hmac != NULL && c->hmac_tmpl == c->suite->hmac) {
+        return MSP_OK; /* a recycled connection's, same digest: the first step sets a key */
+    }
+    EVP_MAC_CTX_free(c->hmac);
     c->hmac = EVP_MAC_CTX_dup(c->suite->hmac);
+    c->hmac_tmpl = c->hmac != NULL ? c->suite->hmac : NULL;
     return c->hmac != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
 }
 
@@ -111,7 +115,9 @@ int dec_aead_set(msp_ets_conn_t *c, dec_aead_t *a, const uint8_t *secret)
         rc = MSP_ERR_NO_MEMORY;
     }
     if (rc == MSP_OK) {
-        int ok = EVP_DecryptInit_ex(a->ctx, s->cipher, NULL, NULL, NULL) == 1;
+        /* GCM and ChaCha20-Poly1305 keep their cipher across keys: only the key changes (no new provider context) */
+        int same = !s->ccm && EVP_CIPHER_CTX_get0_cipher(a->ctx) == s->cipher;
+        int ok = same || EVP_DecryptInit_ex(a->ctx, s->cipher, NULL, NULL, NULL) == 1;
         if (s->ccm) {
             /* CCM: nonce and tag sizes before the key */
             ok = ok && EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) == 1 &&

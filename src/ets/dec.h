@@ -26,6 +26,8 @@ typedef struct dec_crypto {
     EVP_MAC *hmac;
     EVP_MAC_CTX *hmac256, *hmac384;
     uint8_t empty256[32], empty384[48]; /* Hash(""), for Derive-Secret(., "derived", "") */
+    /* Derive-Secret(HKDF-Extract(0, 0), "derived", ""): the salt of every handshake without a PSK */
+    uint8_t derived256[32], derived384[48];
 } dec_crypto_t;
 
 typedef struct dec_key {
@@ -82,6 +84,7 @@ typedef struct dec_suite {
     const EVP_CIPHER *cipher;
     const EVP_MAC_CTX *hmac; /* digest set; duplicated per connection */
     const uint8_t *empty;    /* Hash("") */
+    const uint8_t *derived;  /* Derive-Secret(Early Secret without a PSK, "derived", "") */
     size_t hlen, keylen, taglen;
     int ccm;
 } dec_suite_t;
@@ -172,6 +175,8 @@ const dec_ticket_t *dec_tickets_get(msp_ets_tickets_t *t, const uint8_t *ticket,
 
 /* dec_sched.c */
 int dec_kdf_start(msp_ets_conn_t *c);
+/* out = Derive-Secret(HKDF-Extract(0, 0), "derived", "") with suite id's hash: the same for every connection. */
+int dec_kdf_no_psk(const dec_crypto_t *cr, uint16_t id, uint8_t *out);
 int dec_extract(msp_ets_conn_t *c, const uint8_t *salt, const uint8_t *ikm, size_t ikm_len, uint8_t *out);
 int dec_expand_label(msp_ets_conn_t *c, const uint8_t *secret, const char *label, const uint8_t *ctx, size_t ctx_len,
                      uint8_t *out, size_t len);

@@ -283,10 +283,12 @@ static int shared_secret(msp_ets_conn_t *c, const dec_server_hello_t *sh, uint8_
 {
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     c->group = sh->group;
-    if (msp_ets_fingerprint(sh->share, sh->share_len, c->fp) != MSP_OK) {
+    const dec_key_t *k = dec_key_find(c->keys, sh->group, sh->share, sh->share_len);
+    if (k != NULL) {
+        memcpy(c->fp, k->fp, sizeof(c->fp)); /* the same share: its fingerprint was taken with the key */
+    } else if (msp_ets_fingerprint(sh->share, sh->share_len, c->fp) != MSP_OK) {
         return internal(c, 1);
     }
-    const dec_key_t *k = dec_key_find(c->keys, sh->group, sh->share, sh->share_len);
     if (k == NULL) {
         msp_hex(fp, c->fp, MSP_ETS_FINGERPRINT_LEN);
         dec_fail(c, 1, MSP_ETS_R_NO_STATIC_KEY,
@@ -309,8 +311,13 @@ static int handshake_secrets(msp_ets_conn_t *c, const uint8_t *psk, const uint8_
     static const uint8_t zero[DEC_MAX_HASH];
     uint8_t es[DEC_MAX_HASH], h[DEC_MAX_HASH];
     size_t hl = c->suite->hlen;
-    int rc = dec_extract(c, NULL, psk != NULL ? psk : zero, hl, es);
-    rc = rc ? rc : dec_derive_next(c, es);
+    int rc = MSP_OK;
+    if (psk != NULL) {
+        rc = dec_extract(c, NULL, psk, hl, es);
+        rc = rc ? rc : dec_derive_next(c, es);
+    } else {
+        memcpy(es, c->suite->derived, hl); /* no PSK: the same for every connection */
+    }
     rc = rc ? rc : dec_extract(c, es, dh_len > 0 ? dh : zero, dh_len > 0 ? dh_len : hl, c->hs_secret);
     rc = rc ? rc : dec_transcript_hash(c, h);
     rc = rc ? rc : dec_derive_secret(c, c->hs_secret, "c hs traffic", h, c->chs);

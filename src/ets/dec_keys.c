@@ -50,7 +50,8 @@ static int crypto_fetch(dec_crypto_t *cr)
     cr->hmac384 = hmac_new(cr->hmac, "SHA384");
     return cr->sha256 && cr->sha384 && cr->aes128gcm && cr->aes256gcm && cr->chacha && cr->aes128ccm && cr->hmac256 &&
            cr->hmac384 && EVP_Digest("", 0, cr->empty256, NULL, cr->sha256, NULL) == 1 &&
-           EVP_Digest("", 0, cr->empty384, NULL, cr->sha384, NULL) == 1;
+           EVP_Digest("", 0, cr->empty384, NULL, cr->sha384, NULL) == 1 &&
+           dec_kdf_no_psk(cr, 0x1301, cr->derived256) == MSP_OK && dec_kdf_no_psk(cr, 0x1302, cr->derived384) == MSP_OK;
 }
 
 int msp_ets_keys_new(msp_ets_keys_t **out)
@@ -179,6 +180,7 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
     s->md = cr->sha256;
     s->hmac = cr->hmac256;
     s->empty = cr->empty256;
+    s->derived = cr->derived256;
     s->hlen = 32;
     s->keylen = 16;
     s->taglen = 16;
@@ -191,6 +193,7 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
         s->md = cr->sha384;
         s->hmac = cr->hmac384;
         s->empty = cr->empty384;
+        s->derived = cr->derived384;
         s->hlen = 48;
         s->keylen = 32;
         break;

@@ -44,6 +44,19 @@ int dec_kdf_start(msp_ets_conn_t *c)
     return c->hmac != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
 }
 
+int dec_kdf_no_psk(const dec_crypto_t *cr, uint16_t id, uint8_t *out)
+{
+    static const uint8_t zero[DEC_MAX_HASH];
+    msp_ets_conn_t c = {.cr = cr};
+    c.suite = dec_suite_find(cr, id, &c.suite_store);
+    int rc = c.suite != NULL ? dec_kdf_start(&c) : MSP_ERR_ARGUMENT;
+    rc = rc ? rc : dec_extract(&c, NULL, zero, c.suite->hlen, out);
+    rc = rc ? rc : dec_derive_next(&c, out);
+    EVP_MAC_CTX_free(c.hmac);
+    OPENSSL_cleanse(&c, sizeof(c));
+    return rc;
+}
+
 /* HKDF-Extract = HMAC(salt, ikm): also what Finished needs (RFC 8446 4.4.4), so it serves both. */
 int dec_extract(msp_ets_conn_t *c, const uint8_t *salt, const uint8_t *ikm, size_t ikm_len, uint8_t *out)
 {

@@ -121,16 +121,20 @@ static void on_keylog(void *arg, const char *label, const uint8_t client_random[
 {
     msp_ets_passive_flow_t *f = arg;
     msp_ets_passive_t *p = f->p;
-    char line[MSP_ETS_PASSIVE_MAX_KEYLOG], rnd[65], sec[2 * 64 + 1];
-    if (p->cb.keylog == NULL || len > 64) {
+    char line[MSP_ETS_PASSIVE_MAX_KEYLOG];
+    size_t ln = strlen(label);
+    /* "LABEL RANDOM SECRET\n", put together without printf: six lines per connection */
+    if (p->cb.keylog == NULL || len > 64 || ln + 1 + 64 + 1 + 2 * len + 2 > sizeof line) {
         return;
     }
-    msp_hex(rnd, client_random, 32);
-    msp_hex(sec, secret, len);
-    int n = snprintf(line, sizeof line, "%s %s %s\n", label, rnd, sec);
-    if (n > 0 && (size_t)n < sizeof line) {
-        p->cb.keylog(p->arg, f, line, (size_t)n);
-    }
+    memcpy(line, label, ln);
+    line[ln] = ' ';
+    msp_hex(line + ln + 1, client_random, 32);
+    line[ln + 65] = ' ';
+    msp_hex(line + ln + 66, secret, len);
+    size_t n = ln + 66 + 2 * len;
+    line[n++] = '\n';
+    p->cb.keylog(p->arg, f, line, n);
 }
 
 static void on_event(void *arg, const msp_ets_event_t *ev)

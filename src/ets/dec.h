@@ -55,9 +55,18 @@ struct msp_ets_keys {
 #define DEC_MAX_TICKETS (1u << 24) /* msp_ets_tickets_new refuses a larger store */
 #define DEC_NONE UINT32_MAX
 
+/*
+ * Tickets up to DEC_TICKET_INLINE bytes (OpenSSL's are about 200) are kept
+ * in blocks of the store, DEC_TICKET_BLOCK entries' worth each, made when
+ * first needed: a malloc per ticket cost more than the rest of storing it.
+ */
+#define DEC_TICKET_INLINE 256
+#define DEC_TICKET_BLOCK 1024
+
 typedef struct dec_ticket {
-    uint8_t *ticket;
+    uint8_t *ticket; /* in the entry's block slot, or its own allocation when longer */
     size_t ticket_len;
+    int own; /* ticket is an allocation of its own */
     uint32_t hash;
     uint16_t suite;
     uint8_t psk[DEC_MAX_HASH];
@@ -72,7 +81,8 @@ typedef struct dec_ticket {
  */
 struct msp_ets_tickets {
     dec_ticket_t *e;
-    uint32_t *slot; /* entry index + 1; 0 is empty */
+    uint8_t **block; /* max / DEC_TICKET_BLOCK rounded up; each NULL until an entry in it stores a ticket */
+    uint32_t *slot;  /* entry index + 1; 0 is empty */
     size_t n, max, mask;
     uint32_t newest, oldest;
 };

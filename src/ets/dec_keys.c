@@ -235,9 +235,11 @@ int msp_ets_tickets_new(size_t max, msp_ets_tickets_t **out)
     }
     t->e = calloc(max, sizeof(*t->e));
     t->slot = calloc(slots, sizeof(*t->slot));
-    if (t->e == NULL || t->slot == NULL) {
+    t->block = calloc((max + DEC_TICKET_BLOCK - 1) / DEC_TICKET_BLOCK, sizeof(*t->block));
+    if (t->e == NULL || t->slot == NULL || t->block == NULL) {
         free(t->e);
         free(t->slot);
+        free(t->block);
         free(t);
         return MSP_ERR_NO_MEMORY;
     }
@@ -254,8 +256,18 @@ void msp_ets_tickets_free(msp_ets_tickets_t *t)
         return;
     }
     for (size_t i = 0; i < t->n; i++) {
-        free(t->e[i].ticket);
+        if (t->e[i].own) {
+            free(t->e[i].ticket);
+        }
     }
+    for (size_t b = 0; b * DEC_TICKET_BLOCK < t->n; b++) {
+        size_t used = t->n - b * DEC_TICKET_BLOCK < DEC_TICKET_BLOCK ? t->n - b * DEC_TICKET_BLOCK : DEC_TICKET_BLOCK;
+        if (t->block[b] != NULL) {
+            OPENSSL_cleanse(t->block[b], used * DEC_TICKET_INLINE);
+        }
+        free(t->block[b]);
+    }
+    free(t->block);
     /* entries from n on were never written: wiping them would only fault in pages calloc left untouched */
     OPENSSL_cleanse(t->e, t->n * sizeof(*t->e));
     free(t->e);
@@ -268,14 +280,34 @@ size_t msp_ets_tickets_count(const msp_ets_tickets_t *t)
     return t != NULL ? t->n : 0;
 }
 
-/* FNV-1a: a cheap filter before memcmp over the ticket bytes. */
+/* FNV-1a over 64-bit words (tickets are ~200 bytes: a multiply per byte showed): a filter before memcmp. */
 static uint32_t ticket_hash(const uint8_t *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 16777619u;
+    uint64_t h = 14695981039346656037ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
     }
-    return h;
+    for (; i < n; i++) {
+        h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return (uint32_t)(h ^ h >> 32);
+}
+
+/* Where entry x keeps a ticket of len bytes: its block slot (the block made now if need be) or an allocation. */
+static uint8_t *ticket_storage(msp_ets_tickets_t *t, uint32_t x, size_t len, int *own)
+{
+    *own = len > DEC_TICKET_INLINE;
+    if (*own) {
+        return malloc(len);
+    }
+    uint8_t **b = &t->block[x / DEC_TICKET_BLOCK];
+    if (*b == NULL) {
+        *b = malloc((size_t)DEC_TICKET_BLOCK * DEC_TICKET_INLINE);
+    }
+    return *b != NULL ? *b + (size_t)(x % DEC_TICKET_BLOCK) * DEC_TICKET_INLINE : NULL;
 }
 
 /* The slot holding the ticket, or the empty slot where it would go. */
@@ -349,22 +381,27 @@ int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uin
         x = t->slot[i] - 1;
         lru_unlink(t, x);
     } else {
-        uint8_t *copy = malloc(len);
+        /* storage first: when there is none, nothing has changed yet */
+        x = t->n < t->max ? (uint32_t)t->n : t->oldest;
+        int own;
+        uint8_t *copy = ticket_storage(t, x, len, &own);
         if (copy == NULL) {
             return MSP_ERR_NO_MEMORY;
         }
-        memcpy(copy, ticket, len);
         if (t->n < t->max) {
-            x = (uint32_t)t->n++;
+            t->n++;
         } else {
-            x = t->oldest;
             dec_ticket_t *old = &t->e[x];
             slot_remove(t, find_slot(t, old->ticket, old->ticket_len, old->hash));
             lru_unlink(t, x);
-            free(old->ticket);
+            if (old->own) {
+                free(old->ticket);
+            }
             i = find_slot(t, ticket, len, h); /* removal may have moved the empty slot */
         }
+        memcpy(copy, ticket, len); /* may overwrite the evicted ticket in the same block slot: it is gone */
         t->e[x].ticket = copy;
+        t->e[x].own = own;
         t->e[x].ticket_len = len;
         t->e[x].hash = h;
         t->slot[i] = x + 1;

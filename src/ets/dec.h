@@ -141,6 +141,11 @@ typedef struct dec_psk_id {
     size_t off, len; /* within ch */
 } dec_psk_id_t;
 
+/*
+ * A field that owns an allocation must be freed in msp_ets_conn_free and,
+ * in dec_conn_recycle (dec_conn.c), either kept (listed there) or freed:
+ * recycling wipes every field it does not list.
+ */
 struct msp_ets_conn {
     const msp_ets_keys_t *keys;
     const dec_crypto_t *cr;

@@ -97,11 +97,16 @@ typedef struct dec_suite {
     const uint8_t *derived;  /* Derive-Secret(Early Secret without a PSK, "derived", "") */
     size_t hlen, keylen, taglen;
     int ccm;
+    int cipher_index; /* which of a direction's cipher contexts (dec_aead_t.by) */
 } dec_suite_t;
+
+#define DEC_CIPHERS 4 /* AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305, AES-128-CCM */
 
 /* One direction's record protection. */
 typedef struct dec_aead {
-    EVP_CIPHER_CTX *ctx;
+    EVP_CIPHER_CTX *ctx; /* the one of by in use */
+    /* one per cipher, made when first needed: a recycled connection of another suite keeps its own */
+    EVP_CIPHER_CTX *by[DEC_CIPHERS];
     uint8_t iv[12];
     uint64_t seq;
     int on;
@@ -157,8 +162,8 @@ struct msp_ets_conn {
     const dec_suite_t *suite;
     dec_suite_t suite_store;
     uint16_t group;
-    EVP_MAC_CTX *hmac;              /* the suite's HMAC, re-keyed for every HKDF step */
-    const EVP_MAC_CTX *hmac_tmpl;   /* the template hmac is a copy of (a recycled connection keeps it) */
+    EVP_MAC_CTX *hmac;              /* the suite's HMAC (one of hmac_by), re-keyed for every HKDF step */
+    EVP_MAC_CTX *hmac_by[2];        /* SHA-256, SHA-384; made when first needed, kept by a recycled connection */
     uint8_t hmac_key[DEC_MAX_HASH]; /* its current key: the next step with it skips the key setup */
     size_t hmac_key_len;            /* 0: none */
     EVP_MD_CTX *th;                 /* transcript hash */

@@ -119,11 +119,14 @@ void msp_ets_conn_free(msp_ets_conn_t *c)
     for (int i = 0; i < 2; i++) {
         msp_buf_free(&c->d[i].in);
         msp_buf_free(&c->d[i].hs);
-        EVP_CIPHER_CTX_free(c->d[i].aead.ctx);
+        for (int k = 0; k < DEC_CIPHERS; k++) {
+            EVP_CIPHER_CTX_free(c->d[i].aead.by[k]);
+        }
     }
     msp_buf_free(&c->ch);
     msp_buf_free(&c->cert);
-    EVP_MAC_CTX_free(c->hmac);
+    EVP_MAC_CTX_free(c->hmac_by[0]);
+    EVP_MAC_CTX_free(c->hmac_by[1]);
     EVP_MD_CTX_free(c->th);
     EVP_MD_CTX_free(c->th_tmp);
     OPENSSL_cleanse(c, sizeof(*c));
@@ -161,8 +164,7 @@ void dec_conn_recycle(msp_ets_conn_t *c)
                            .tickets = c->tickets,
                            .cb = c->cb,
                            .arg = c->arg,
-                           .hmac = c->hmac,
-                           .hmac_tmpl = c->hmac_tmpl,
+                           .hmac_by = {c->hmac_by[0], c->hmac_by[1]},
                            .th = c->th,
                            .th_tmp = c->th_tmp,
                            .ch = c->ch,
@@ -172,7 +174,7 @@ void dec_conn_recycle(msp_ets_conn_t *c)
     for (int i = 0; i < 2; i++) {
         keep.d[i].in = c->d[i].in;
         keep.d[i].hs = c->d[i].hs;
-        keep.d[i].aead.ctx = c->d[i].aead.ctx;
+        memcpy(keep.d[i].aead.by, c->d[i].aead.by, sizeof(keep.d[i].aead.by));
         buf_recycle(&keep.d[i].in);
         buf_recycle(&keep.d[i].hs);
     }

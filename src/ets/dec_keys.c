@@ -190,6 +190,7 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
         break;
     case 0x1302:
         s->cipher = cr->aes256gcm;
+        s->cipher_index = 1;
         s->md = cr->sha384;
         s->hmac = cr->hmac384;
         s->empty = cr->empty384;
@@ -199,11 +200,13 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
         break;
     case 0x1303:
         s->cipher = cr->chacha;
+        s->cipher_index = 2;
         s->keylen = 32;
         break;
     case 0x1304:
     case 0x1305:
         s->cipher = cr->aes128ccm;
+        s->cipher_index = 3;
         s->ccm = 1;
         s->taglen = id == 0x1305 ? 8 : 16;
         break;

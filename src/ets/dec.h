@@ -176,10 +176,13 @@ struct msp_ets_conn {
     size_t npsk;
     uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
     uint8_t early_secret[DEC_MAX_HASH]; /* client_early_traffic_secret */
-    uint8_t hs_secret[DEC_MAX_HASH];    /* Handshake Secret, then Master Secret */
-    uint8_t shs[DEC_MAX_HASH];          /* server_handshake_traffic_secret, for Finished */
-    uint8_t chs[DEC_MAX_HASH];          /* client_handshake_traffic_secret */
-    uint8_t res[DEC_MAX_HASH];          /* resumption_master_secret */
+    uint8_t hs_secret[DEC_MAX_HASH];    /* Handshake Secret, then (from the ServerHello on) Master Secret */
+    /* finished_key of each side (RFC 8446 4.4.4), derived while the HMAC holds that side's secret anyway */
+    uint8_t fin_key[2][DEC_MAX_HASH];
+    int have_fin_key[2];
+    uint8_t shs[DEC_MAX_HASH]; /* server_handshake_traffic_secret, for Finished */
+    uint8_t chs[DEC_MAX_HASH]; /* client_handshake_traffic_secret */
+    uint8_t res[DEC_MAX_HASH]; /* resumption_master_secret */
     int have_res;
     char sni[MSP_ETS_DEC_MAX_NAME + 1], alpn[MSP_ETS_DEC_MAX_NAME + 1];
     msp_buf_t cert; /* the server's end-entity certificate DER */

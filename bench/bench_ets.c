@@ -63,6 +63,8 @@
 #define FLOOR_SECONDS 0.4          /* each crypto floor is timed for this long */
 #define LINE_MAX_LEN 4096          /* the summary line of msp ets decrypt */
 #define TS_START 1700000000000000u /* capture time of the first packet, microseconds */
+#define LOSS_PER_MILLE 10          /* the lossy capture drops this many segments of 1000 */
+#define LOSS_SEED 0x9e3779b97f4a7c15ull
 
 static const char *const suites[3] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                                       "TLS_CHACHA20_POLY1305_SHA256"};
@@ -105,6 +107,7 @@ typedef struct opts {
 typedef struct capinfo {
     uint64_t conns, size, plaintext, records, bytes;
     uint64_t prefix_conns, prefix_bytes, prefix_plaintext, prefix_records;
+    uint64_t segments, dropped; /* the lossy capture: segments cut, segments left out */
 } capinfo_t;
 
 /* One child run: time and verdict. */
@@ -112,6 +115,7 @@ typedef struct run {
     int ok;
     double wall, cpu;
     char why[512];
+    uint64_t got[3]; /* msp: decrypted, undecryptable, plaintext; tshark: requests, responses, records */
 } run_t;
 
 static char workdir[4096];
@@ -123,6 +127,14 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* This process's CPU time: on a shared machine the floors and the children compare on it too. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -246,13 +258,50 @@ static void write_key(const char *path, EVP_PKEY *key)
 
 /* The capture being written: the full one and, for the first prefix connections, the prefix one. */
 typedef struct gen {
-    msp_pcap_out_t *out[2];
-    msp_pcap_out_flow_t *flow[2];
+    msp_pcap_out_t *out[4]; /* the capture, its prefix, the lossy capture, its prefix */
+    msp_pcap_out_flow_t *flow[4];
+    uint64_t rng; /* xorshift64: which segments the lossy capture leaves out */
+    uint64_t segments, dropped;
     uint64_t ts;
     FILE *keylog;
     uint64_t plaintext; /* application bytes written by both sides */
     uint64_t records;   /* application data records: one per write, since no write exceeds RECORD */
 } gen_t;
+
+static uint64_t next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/*
+ * The lossy capture: the segments msp_pcap_out_data would write, each one
+ * left out with probability LOSS_PER_MILLE / 1000 (a fixed seed: the same
+ * segments every time). A left-out segment still takes its sequence space,
+ * as a capture that missed it would show.
+ */
+static void lossy_data(gen_t *g, int dir, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        size_t k = n < MSP_PCAP_OUT_MSS ? n : MSP_PCAP_OUT_MSS;
+        int drop = next_rand(&g->rng) % 1000 < LOSS_PER_MILLE;
+        g->segments++;
+        g->dropped += (uint64_t)drop;
+        for (int j = 2; j < 4; j++) {
+            msp_error_t err = {0};
+            int rc = g->flow[j] == NULL ? MSP_OK
+                     : drop             ? msp_pcap_out_gap(g->out[j], g->flow[j], dir, k, &err)
+                                        : msp_pcap_out_data(g->out[j], g->flow[j], dir, p, k, g->ts, &err);
+            if (rc != MSP_OK) {
+                die("%s", err.detail);
+            }
+        }
+        p += k;
+        n -= k;
+    }
+}
 
 /* ets_pair's callback: what one side wrote goes into the capture(s) as it is written. */
 static void on_wire(void *arg, int dir, const uint8_t *bytes, size_t n)
@@ -263,6 +312,9 @@ static void on_wire(void *arg, int dir, const uint8_t *bytes, size_t n)
         if (g->flow[k] != NULL && msp_pcap_out_data(g->out[k], g->flow[k], dir, bytes, n, g->ts, &err) != MSP_OK) {
             die("%s", err.detail);
         }
+    }
+    if (g->flow[2] != NULL) {
+        lossy_data(g, dir, bytes, n);
     }
     g->ts += 5;
 }
@@ -317,10 +369,10 @@ static void one_connection(gen_t *g, SSL_CTX *sctx, SSL_CTX *cctx, uint64_t i, u
     info.addr[1][0] = 10, info.addr[1][3] = 1;
     info.port[0] = (uint16_t)(32768 + i % 28000);
     info.port[1] = 443;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         msp_error_t err = {0};
         g->flow[k] = NULL;
-        if ((k == 0 || in_prefix) && g->out[k] != NULL &&
+        if ((k % 2 == 0 || in_prefix) && g->out[k] != NULL &&
             msp_pcap_out_flow_begin(g->out[k], &info, g->ts, &g->flow[k], &err) != MSP_OK) {
             die("%s", err.detail);
         }
@@ -340,7 +392,7 @@ static void one_connection(gen_t *g, SSL_CTX *sctx, SSL_CTX *cctx, uint64_t i, u
         die("cannot write the key log");
     }
     ets_pair_free(&p);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         msp_error_t err = {0};
         if (g->flow[k] != NULL && msp_pcap_out_flow_end(g->out[k], g->flow[k], g->ts, &err) != MSP_OK) {
             die("%s", err.detail);
@@ -368,6 +420,10 @@ static void write_info(const char *path, capinfo_t *ci)
     for (size_t k = 0; ok && k < sizeof info_keys / sizeof info_keys[0]; k++) {
         ok = fprintf(f, "%s %llu\n", info_keys[k], (unsigned long long)*info_field(ci, k)) > 0;
     }
+    if (ok && ci->segments > 0) {
+        ok = fprintf(f, "segments %llu\ndropped %llu\n", (unsigned long long)ci->segments,
+                     (unsigned long long)ci->dropped) > 0;
+    }
     if (f == NULL || fclose(f) != 0 || !ok) {
         die("%s: cannot write", path);
     }
@@ -383,6 +439,11 @@ static void read_info(const char *path, capinfo_t *ci)
         ok = fscanf(f, "%63s %llu", name, &v) == 2 && strcmp(name, info_keys[k]) == 0;
         *info_field(ci, k) = v;
     }
+    unsigned long long segs, drops;
+    if (ok && fscanf(f, " segments %llu dropped %llu", &segs, &drops) == 2) {
+        ci->segments = segs;
+        ci->dropped = drops;
+    }
     if (f != NULL) {
         fclose(f);
     }
@@ -393,11 +454,17 @@ static void read_info(const char *path, capinfo_t *ci)
 
 /*
  * Writes DIR/NAME.pcap (and DIR/NAME-prefix.pcap with the first prefix connections when prefix > 0),
- * DIR/NAME.keylog and DIR/NAME.info.
+ * DIR/NAME.keylog and DIR/NAME.info; with lossy, also DIR/lossy.pcap (DIR/lossy-prefix.pcap) and
+ * DIR/lossy.info: the same connections with 1 % of the segments left out.
  */
-static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t size, uint64_t prefix, capinfo_t *ci)
+static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t size, uint64_t prefix, capinfo_t *ci,
+                     capinfo_t *lossy)
 {
     char path[4096], ppath[4096], kpath[4096], ipath[4096], tmp[512];
+    char lpath[4096], lppath[4096], lipath[4096];
+    path_in(lpath, sizeof lpath, workdir, "lossy.pcap");
+    path_in(lppath, sizeof lppath, workdir, "lossy-prefix.pcap");
+    path_in(lipath, sizeof lipath, workdir, "lossy.info");
     snprintf(tmp, sizeof tmp, "%s.pcap", name);
     path_in(path, sizeof path, workdir, tmp);
     snprintf(tmp, sizeof tmp, "%s-prefix.pcap", name);
@@ -412,7 +479,7 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
         die("client SSL_CTX");
     }
     SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_OFF);
-    gen_t g = {.ts = TS_START};
+    gen_t g = {.ts = TS_START, .rng = LOSS_SEED};
     if ((g.keylog = fopen(kpath, "w")) == NULL) {
         die("%s: %s", kpath, strerror(errno));
     }
@@ -425,7 +492,9 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
     }
     msp_error_t err = {0};
     if (msp_pcap_out_open(path, &g.out[0], &err) != MSP_OK ||
-        (prefix > 0 && msp_pcap_out_open(ppath, &g.out[1], &err) != MSP_OK)) {
+        (prefix > 0 && msp_pcap_out_open(ppath, &g.out[1], &err) != MSP_OK) ||
+        (lossy != NULL && msp_pcap_out_open(lpath, &g.out[2], &err) != MSP_OK) ||
+        (lossy != NULL && prefix > 0 && msp_pcap_out_open(lppath, &g.out[3], &err) != MSP_OK)) {
         die("%s", err.detail);
     }
     memset(ci, 0, sizeof *ci);
@@ -436,9 +505,10 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
             ci->prefix_records = g.records;
         }
     }
-    if (msp_pcap_out_close(g.out[0], &err) != MSP_OK ||
-        (g.out[1] != NULL && msp_pcap_out_close(g.out[1], &err) != MSP_OK)) {
-        die("%s", err.detail);
+    for (int k = 0; k < 4; k++) {
+        if (g.out[k] != NULL && msp_pcap_out_close(g.out[k], &err) != MSP_OK) {
+            die("%s", err.detail);
+        }
     }
     if (fclose(g.keylog) != 0) {
         die("%s: cannot write", kpath);
@@ -451,6 +521,14 @@ static void generate(const char *name, SSL_CTX *sctx, uint64_t conns, uint64_t s
     ci->prefix_conns = prefix;
     ci->prefix_bytes = prefix > 0 ? file_size(ppath) : 0;
     write_info(ipath, ci);
+    if (lossy != NULL) {
+        *lossy = *ci;
+        lossy->bytes = file_size(lpath);
+        lossy->prefix_bytes = prefix > 0 ? file_size(lppath) : 0;
+        lossy->segments = g.segments;
+        lossy->dropped = g.dropped;
+        write_info(lipath, lossy);
+    }
     free(body);
     SSL_CTX_free(cctx);
 }
@@ -547,9 +625,13 @@ static uint64_t json_u64(const char *line, const char *key)
     return p != NULL ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
 }
 
-/* msp ets decrypt on one capture; its summary must show every connection decrypted and all the plaintext. */
+/*
+ * msp ets decrypt on one capture; its summary must show every connection decrypted and all the plaintext.
+ * lossy: a capture with segments left out, where only the summary line is needed (exit 1 says some
+ * connections could not be decrypted) and r.got takes what it recovered.
+ */
 static run_t run_msp(const opts_t *o, const char *key, const char *cap, uint64_t conns, uint64_t plaintext,
-                     const char *out_dir)
+                     const char *out_dir, int lossy)
 {
     char ev[4096], errp[4096], line[LINE_MAX_LEN];
     path_in(ev, sizeof ev, workdir, "msp-events.json");
@@ -565,9 +647,18 @@ static run_t run_msp(const opts_t *o, const char *key, const char *cap, uint64_t
     int status;
     run_t r = run_child(argv, NULL, errp, &status);
     r.ok = 0;
-    if (!last_line(ev, "{\"event\":\"summary\"", line, sizeof line)) {
+    int found = last_line(ev, "{\"event\":\"summary\"", line, sizeof line);
+    if (found) {
+        r.got[0] = json_u64(line, "decrypted");
+        r.got[1] = json_u64(line, "undecryptable");
+        r.got[2] = json_u64(line, "plaintext");
+    }
+    if (!found) {
         first_line(errp, line, sizeof line);
         snprintf(r.why, sizeof r.why, "exit %d, no summary: %.300s", status, line);
+    } else if (lossy) {
+        r.ok = status == 0 || status == 1;
+        snprintf(r.why, sizeof r.why, "exit %d: %.300s", status, line);
     } else if (json_u64(line, "decrypted") != conns || json_u64(line, "undecryptable") != 0 ||
                json_u64(line, "flows") != conns || json_u64(line, "plaintext") != plaintext || status != 0) {
         snprintf(r.why, sizeof r.why, "exit %d, expected %llu flows decrypted and %llu plaintext bytes: %.300s", status,
@@ -591,7 +682,8 @@ static run_t run_msp(const opts_t *o, const char *key, const char *cap, uint64_t
  * does not also reassemble the bodies (as performance.md measured it); the
  * TLS layer still reassembles, decrypts and dissects every record.
  */
-static run_t run_tshark(const opts_t *o, const char *cap, const char *keylog, uint64_t conns, uint64_t records)
+static run_t run_tshark(const opts_t *o, const char *cap, const char *keylog, uint64_t conns, uint64_t records,
+                        int lossy)
 {
     char outp[4096], errp[4096], kl[4200], line[LINE_MAX_LEN];
     path_in(outp, sizeof outp, workdir, "tshark-out.txt");
@@ -626,9 +718,14 @@ static run_t run_tshark(const opts_t *o, const char *cap, const char *keylog, ui
     if (f != NULL) {
         fclose(f);
     }
+    r.got[0] = req;
+    r.got[1] = resp;
+    r.got[2] = rec;
     if (status != 0 || !found) {
         first_line(errp, line, sizeof line);
         snprintf(r.why, sizeof r.why, "exit %d, no statistics: %.300s", status, line);
+    } else if (lossy) {
+        r.ok = 1; /* what it dissected is the figure; nothing to expect */
     } else if (req != conns || resp != conns || rec != records) {
         snprintf(r.why, sizeof r.why,
                  "decrypted %llu requests, %llu responses, %llu application data records; expected %llu, %llu, %llu",
@@ -664,14 +761,14 @@ static EVP_PKEY *decode_share(EVP_PKEY *priv, const char *group, const uint8_t *
  * P-256 only the on-curve check of the decoding (cofactor 1), not OpenSSL's
  * default n * Q = O, a second scalar multiplication.
  */
-static double ecdh_rate(const char *group)
+static double ecdh_rate(const char *group, double *cpu_rate)
 {
     EVP_PKEY *priv = make_key(group), *client = make_key(group);
     uint8_t secret[66], *share = NULL;
     size_t share_len = EVP_PKEY_get1_encoded_public_key(client, &share);
     int validate = strcmp(group, "x25519") == 0;
     uint64_t n = 0;
-    double t0 = now(), t;
+    double t0 = now(), c0 = cpu_now(), t;
     do {
         for (int i = 0; i < 64; i++) {
             size_t len = sizeof secret;
@@ -687,6 +784,7 @@ static double ecdh_rate(const char *group)
         n += 64;
         t = now() - t0;
     } while (t < FLOOR_SECONDS);
+    *cpu_rate = (double)n / (cpu_now() - c0);
     OPENSSL_free(share);
     EVP_PKEY_free(priv);
     EVP_PKEY_free(client);
@@ -694,7 +792,7 @@ static double ecdh_rate(const char *group)
 }
 
 /* AEAD decryption (tag checked) of RECORD-byte records with a 5-byte header as AAD, bytes per second. */
-static double aead_rate(const EVP_CIPHER *cipher)
+static double aead_rate(const EVP_CIPHER *cipher, double *cpu_rate)
 {
     static uint8_t key[32], iv[12] = {1}, aad[5] = {23, 3, 3, 0x40, 0x11}, in[RECORD], ct[RECORD], pt[RECORD];
     uint8_t tag[16];
@@ -706,7 +804,7 @@ static double aead_rate(const EVP_CIPHER *cipher)
         die("AEAD set-up");
     }
     uint64_t iters = 0;
-    double t0 = now(), t;
+    double t0 = now(), c0 = cpu_now(), t;
     do {
         for (int i = 0; i < 64; i++) {
             if (!EVP_DecryptInit_ex(c, NULL, NULL, NULL, iv) || !EVP_DecryptUpdate(c, NULL, &n, aad, 5) ||
@@ -718,6 +816,7 @@ static double aead_rate(const EVP_CIPHER *cipher)
         iters += 64;
         t = now() - t0;
     } while (t < FLOOR_SECONDS);
+    *cpu_rate = (double)iters * RECORD / (cpu_now() - c0);
     EVP_CIPHER_CTX_free(c);
     return (double)iters * RECORD / t;
 }
@@ -843,22 +942,73 @@ static double cps(const row_t *x)
     return (double)x->conns / x->r.wall;
 }
 
-static void print_row(const row_t *x, const row_t *base, double floor_s)
+/* floor_s, floor_cpu_s: the floor's seconds per connection, in wall and in CPU time (0: no floor column) */
+static void print_row(const row_t *x, const row_t *base, double floor_s, double floor_cpu_s)
 {
     if (!x->r.ok) {
-        printf("%-26s %-11s %8s %8s %9s %9s %9s %8s  FAILED: %s\n", x->tool, x->capture, "-", "-", "-", "-", "-", "-",
-               x->r.why);
+        printf("%-26s %-11s %8s %8s %9s %9s %9s %8s %8s  FAILED: %s\n", x->tool, x->capture, "-", "-", "-", "-", "-",
+               "-", "-", x->r.why);
         return;
     }
-    char ratio[32] = "-", fl[32] = "-";
+    char ratio[32] = "-", fl[32] = "-", flc[32] = "-";
     if (base != NULL && base->r.ok) {
         snprintf(ratio, sizeof ratio, "%.2f", cps(x) / cps(base));
     }
     if (floor_s > 0) {
         snprintf(fl, sizeof fl, "%.2f", floor_s * (double)x->conns / x->r.wall);
+        snprintf(flc, sizeof flc, "%.2f", floor_cpu_s * (double)x->conns / x->r.cpu);
     }
-    printf("%-26s %-11s %8.2f %8.2f %9.1f %9.0f %9s %8s  %s\n", x->tool, x->capture, x->r.wall, x->r.cpu, mbps(x),
-           cps(x), ratio, fl, x->note != NULL ? x->note : "");
+    printf("%-26s %-11s %8.2f %8.2f %9.1f %9.0f %9s %8s %8s  %s\n", x->tool, x->capture, x->r.wall, x->r.cpu, mbps(x),
+           cps(x), ratio, fl, flc, x->note != NULL ? x->note : "");
+}
+
+/* What each tool made of the lossy capture: msp's plaintext, tshark's HTTP responses and records. */
+static void loss_lines(const capinfo_t *cl, const row_t *ml, const row_t *tl)
+{
+    printf(
+        "\nlossy capture: the bulk capture's connections with %llu of %llu segments left out (%.2f %%, fixed seed)\n",
+        (unsigned long long)cl->dropped, (unsigned long long)cl->segments,
+        cl->segments > 0 ? 100.0 * (double)cl->dropped / (double)cl->segments : 0.0);
+    if (ml->r.ok) {
+        printf("  msp:    %llu of %llu connections decrypted to the end, %llu undecryptable; plaintext %llu of %llu "
+               "bytes (%.1f %%)\n",
+               (unsigned long long)ml->r.got[0], (unsigned long long)cl->conns, (unsigned long long)ml->r.got[1],
+               (unsigned long long)ml->r.got[2], (unsigned long long)cl->plaintext,
+               100.0 * (double)ml->r.got[2] / (double)cl->plaintext);
+    }
+    if (tl != NULL && tl->r.ok) {
+        int pre = cl->prefix_conns > 0;
+        uint64_t conns = pre ? cl->prefix_conns : cl->conns, records = pre ? cl->prefix_records : cl->records;
+        printf("  tshark: %llu of %llu HTTP responses, %llu of %llu application data records dissected (%.1f %%)%s\n",
+               (unsigned long long)tl->r.got[1], (unsigned long long)conns, (unsigned long long)tl->r.got[2],
+               (unsigned long long)records, 100.0 * (double)tl->r.got[2] / (double)records,
+               pre ? " (prefix capture)" : "");
+    }
+}
+
+/*
+ * The issue's direction, per core, as PASS/FAIL lines: information, not the exit status. The verdict is on
+ * wall time, as the issue measures it; the CPU-time figure beside it is what a core of a shared machine did.
+ */
+static void direction_lines(const row_t *mb, const row_t *mh, double ecdh, double ecdh_cpu)
+{
+    if (mb->r.ok) {
+        printf("direction (issue) bulk, >= 1000 MB/s per core: %s (%.0f MB/s; in CPU time %.0f MB/s)\n",
+               mbps(mb) >= 1000 ? "PASS" : "FAIL", mbps(mb), (double)mb->bytes / mb->r.cpu / 1e6);
+    } else {
+        printf("direction (issue) bulk, >= 1000 MB/s per core: FAIL (the run failed)\n");
+    }
+    if (mh == NULL) {
+        printf("direction (issue) handshakes, >= 0.8 x the ECDH floor per core: not measured (--handshakes 0)\n");
+    } else if (mh->r.ok) {
+        double cpu_rate = (double)mh->conns / mh->r.cpu;
+        printf("direction (issue) handshakes, >= 0.8 x the ECDH floor per core: %s (%.0f/s = %.2f x %.0f/s; in CPU "
+               "time %.0f/s = %.2f x %.0f/s)\n",
+               cps(mh) >= 0.8 * ecdh ? "PASS" : "FAIL", cps(mh), cps(mh) / ecdh, ecdh, cpu_rate, cpu_rate / ecdh_cpu,
+               ecdh_cpu);
+    } else {
+        printf("direction (issue) handshakes, >= 0.8 x the ECDH floor per core: FAIL (the run failed)\n");
+    }
 }
 
 /* ---- main ---- */
@@ -923,7 +1073,10 @@ int main(int argc, char **argv)
     path_in(hs, sizeof hs, workdir, "handshakes.pcap");
     path_in(hs_pre, sizeof hs_pre, workdir, "handshakes-prefix.pcap");
     path_in(hs_kl, sizeof hs_kl, workdir, "handshakes.keylog");
-    capinfo_t cb = {0}, ch = {0};
+    char lossy[4096], lossy_pre[4096];
+    path_in(lossy, sizeof lossy, workdir, "lossy.pcap");
+    path_in(lossy_pre, sizeof lossy_pre, workdir, "lossy-prefix.pcap");
+    capinfo_t cb = {0}, ch = {0}, cl = {0};
     double gen_bulk = 0, gen_hs = 0;
     if (o.capture != NULL) {
         path_in(info, sizeof info, workdir, "bulk.info");
@@ -931,6 +1084,10 @@ int main(int argc, char **argv)
         path_in(info, sizeof info, workdir, "handshakes.info");
         if (access(info, R_OK) == 0) {
             read_info(info, &ch);
+        }
+        path_in(info, sizeof info, workdir, "lossy.info");
+        if (access(info, R_OK) == 0) {
+            read_info(info, &cl); /* a directory kept before the lossy capture existed has none */
         }
         if (access(key_path, R_OK) != 0) {
             die("%s: no static key for --group %s in %s", key_path, o.group, workdir);
@@ -957,12 +1114,12 @@ int main(int argc, char **argv)
             die("server certificate");
         }
         double t0 = now();
-        generate("bulk", sctx, o.conns, o.size, o.tshark_limit < o.conns ? o.tshark_limit : 0, &cb);
+        generate("bulk", sctx, o.conns, o.size, o.tshark_limit < o.conns ? o.tshark_limit : 0, &cb, &cl);
         gen_bulk = now() - t0;
         if (o.handshakes > 0) {
             t0 = now();
             generate("handshakes", sctx, o.handshakes, TINY_RESPONSE,
-                     o.tshark_limit < o.handshakes ? o.tshark_limit : 0, &ch);
+                     o.tshark_limit < o.handshakes ? o.tshark_limit : 0, &ch, NULL);
             gen_hs = now() - t0;
         }
         SSL_CTX_free(sctx);
@@ -982,20 +1139,28 @@ int main(int argc, char **argv)
     if (ch.prefix_conns > 0) {
         warm(hs_pre);
     }
+    if (cl.conns > 0) {
+        warm(lossy);
+    }
+    if (cl.prefix_conns > 0) {
+        warm(lossy_pre);
+    }
 
     /* the crypto floors, on the same core, before the runs so nothing else competes */
-    double ecdh = ecdh_rate(o.group);
-    double aead[3] = {aead_rate(EVP_aes_128_gcm()), aead_rate(EVP_aes_256_gcm()), aead_rate(EVP_chacha20_poly1305())};
+    double ecdh_cpu, aead_cpu[3];
+    double ecdh = ecdh_rate(o.group, &ecdh_cpu);
+    double aead[3] = {aead_rate(EVP_aes_128_gcm(), &aead_cpu[0]), aead_rate(EVP_aes_256_gcm(), &aead_cpu[1]),
+                      aead_rate(EVP_chacha20_poly1305(), &aead_cpu[2])};
 
     /* msp */
-    row_t rows[8];
+    row_t rows[12]; /* msp: bulk, handshakes, 2 with --workers, lossy, --out; tshark: 3 */
     size_t nrows = 0;
-    row_t *mb = &rows[nrows++], *mh = NULL, *mo = NULL, *tb = NULL, *th = NULL;
-    *mb = (row_t){"msp ets decrypt", "bulk",  NULL, run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, NULL),
+    row_t *mb = &rows[nrows++], *mh = NULL, *mo = NULL, *tb = NULL, *th = NULL, *ml = NULL, *tl = NULL;
+    *mb = (row_t){"msp ets decrypt", "bulk",  NULL, run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, NULL, 0),
                   cb.bytes,          cb.conns};
     if (ch.conns > 0) {
         mh = &rows[nrows++];
-        *mh = (row_t){"msp ets decrypt", "handshakes", NULL, run_msp(&o, key_path, hs, ch.conns, ch.plaintext, NULL),
+        *mh = (row_t){"msp ets decrypt", "handshakes", NULL, run_msp(&o, key_path, hs, ch.conns, ch.plaintext, NULL, 0),
                       ch.bytes,          ch.conns};
     }
     row_t *wb = NULL, *wh = NULL;
@@ -1006,14 +1171,23 @@ int main(int argc, char **argv)
         snprintf(wname, sizeof wname, "msp ets decrypt --workers %u", o.workers);
         run_workers = wnum, run_cpu = o.cpu, run_ncpu = (int)o.workers;
         wb = &rows[nrows++];
-        *wb =
-            (row_t){wname, "bulk", NULL, run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, NULL), cb.bytes, cb.conns};
+        *wb = (row_t){wname,    "bulk",  NULL, run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, NULL, 0),
+                      cb.bytes, cb.conns};
         if (ch.conns > 0) {
             wh = &rows[nrows++];
-            *wh = (row_t){wname,    "handshakes", NULL, run_msp(&o, key_path, hs, ch.conns, ch.plaintext, NULL),
+            *wh = (row_t){wname,    "handshakes", NULL, run_msp(&o, key_path, hs, ch.conns, ch.plaintext, NULL, 0),
                           ch.bytes, ch.conns};
         }
         run_workers = NULL, run_ncpu = 1;
+    }
+    if (cl.conns > 0) {
+        ml = &rows[nrows++];
+        *ml = (row_t){"msp ets decrypt",
+                      "lossy",
+                      "1 % of the segments left out",
+                      run_msp(&o, key_path, lossy, cl.conns, cl.plaintext, NULL, 1),
+                      cl.bytes,
+                      cl.conns};
     }
     if (o.with_out) {
         char od[4096];
@@ -1022,7 +1196,7 @@ int main(int argc, char **argv)
         *mo = (row_t){"msp ets decrypt --out DIR",
                       "bulk",
                       "plaintext files on the capture's file system",
-                      run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, od),
+                      run_msp(&o, key_path, bulk, cb.conns, cb.plaintext, od, 0),
                       cb.bytes,
                       cb.conns};
         remove_tree(od);
@@ -1040,7 +1214,7 @@ int main(int argc, char **argv)
                       "bulk",
                       pre_b ? note_b : NULL,
                       run_tshark(&o, pre_b ? bulk_pre : bulk, bulk_kl, pre_b ? cb.prefix_conns : cb.conns,
-                                 pre_b ? cb.prefix_records : cb.records),
+                                 pre_b ? cb.prefix_records : cb.records, 0),
                       pre_b ? cb.prefix_bytes : cb.bytes,
                       pre_b ? cb.prefix_conns : cb.conns};
         if (ch.conns > 0) {
@@ -1049,9 +1223,19 @@ int main(int argc, char **argv)
                           "handshakes",
                           pre_h ? note_h : NULL,
                           run_tshark(&o, pre_h ? hs_pre : hs, hs_kl, pre_h ? ch.prefix_conns : ch.conns,
-                                     pre_h ? ch.prefix_records : ch.records),
+                                     pre_h ? ch.prefix_records : ch.records, 0),
                           pre_h ? ch.prefix_bytes : ch.bytes,
                           pre_h ? ch.prefix_conns : ch.conns};
+        }
+        if (cl.conns > 0) {
+            int pre_l = cl.prefix_conns > 0;
+            tl = &rows[nrows++];
+            *tl = (row_t){"tshark -o tls.keylog_file",
+                          "lossy",
+                          pre_l ? note_b : "1 % of the segments left out",
+                          run_tshark(&o, pre_l ? lossy_pre : lossy, bulk_kl, 0, 0, 1),
+                          pre_l ? cl.prefix_bytes : cl.bytes,
+                          pre_l ? cl.prefix_conns : cl.conns};
         }
     }
 
@@ -1059,6 +1243,10 @@ int main(int argc, char **argv)
     double aead_mix = 3 / (1 / aead[0] + 1 / aead[1] + 1 / aead[2]);
     double fb = 1 / ecdh + (double)cb.plaintext / (double)cb.conns / aead_mix; /* seconds per connection */
     double fh = ch.conns > 0 ? 1 / ecdh + (double)ch.plaintext / (double)ch.conns / aead_mix : 0;
+    /* the same in CPU seconds, for the CPU columns */
+    double aead_mix_cpu = 3 / (1 / aead_cpu[0] + 1 / aead_cpu[1] + 1 / aead_cpu[2]);
+    double fb_cpu = 1 / ecdh_cpu + (double)cb.plaintext / (double)cb.conns / aead_mix_cpu;
+    double fh_cpu = ch.conns > 0 ? 1 / ecdh_cpu + (double)ch.plaintext / (double)ch.conns / aead_mix_cpu : 0;
 
     printf("bench_ets: one core (CPU %d), msp = %s\n", o.cpu, o.msp);
     printf("bulk capture:      %.1f MB, %llu TLS 1.3 connections, %llu-byte responses, %.1f MB plaintext%s\n",
@@ -1083,45 +1271,49 @@ int main(int argc, char **argv)
                "counts must\n"
                "        equal the connections and the application data records generated, so it decrypted every one\n");
     }
-    printf(
-        "MB/s: capture file bytes per wall second; x floor: the crypto floor's time for the capture / wall time\n\n");
-    printf("%-26s %-11s %8s %8s %9s %9s %9s %8s\n", "tool", "capture", "wall s", "CPU s", "MB/s", "conn/s", "x tshark",
-           "x floor");
-    print_row(mb, tb, fb);
+    printf("MB/s: capture file bytes per wall second; x floor: the crypto floor's time for the capture / wall time;\n"
+           "x fl CPU: the same in CPU time (the floor's CPU time / the run's), steadier on a shared machine\n\n");
+    printf("%-26s %-11s %8s %8s %9s %9s %9s %8s %8s\n", "tool", "capture", "wall s", "CPU s", "MB/s", "conn/s",
+           "x tshark", "x floor", "x fl CPU");
+    print_row(mb, tb, fb, fb_cpu);
     if (wb != NULL) {
-        print_row(wb, tb, fb);
+        print_row(wb, tb, fb, fb_cpu);
     }
     if (mo != NULL) {
-        print_row(mo, tb, fb);
+        print_row(mo, tb, fb, fb_cpu);
     }
     if (tb != NULL) {
-        print_row(tb, NULL, fb);
+        print_row(tb, NULL, fb, fb_cpu);
     }
     if (mh != NULL) {
-        print_row(mh, th, fh);
+        print_row(mh, th, fh, fh_cpu);
     }
     if (wh != NULL) {
-        print_row(wh, th, fh);
+        print_row(wh, th, fh, fh_cpu);
     }
     if (th != NULL) {
-        print_row(th, NULL, fh);
+        print_row(th, NULL, fh, fh_cpu);
     }
-    printf("%-26s %-11s %8.2f %8s %9.1f %9.0f %9s %8s\n", "crypto floor", "bulk", fb * (double)cb.conns, "-",
-           (double)cb.bytes / (fb * (double)cb.conns) / 1e6, 1 / fb, "-", "1.00");
+    if (ml != NULL) {
+        print_row(ml, tl, 0, 0);
+    }
+    if (tl != NULL) {
+        print_row(tl, NULL, 0, 0);
+    }
+    printf("%-26s %-11s %8.2f %8.2f %9.1f %9.0f %9s %8s %8s\n", "crypto floor", "bulk", fb * (double)cb.conns,
+           fb_cpu * (double)cb.conns, (double)cb.bytes / (fb * (double)cb.conns) / 1e6, 1 / fb, "-", "1.00", "1.00");
     if (ch.conns > 0) {
-        printf("%-26s %-11s %8.2f %8s %9.1f %9.0f %9s %8s\n", "crypto floor", "handshakes", fh * (double)ch.conns, "-",
-               (double)ch.bytes / (fh * (double)ch.conns) / 1e6, 1 / fh, "-", "1.00");
+        printf("%-26s %-11s %8.2f %8.2f %9.1f %9.0f %9s %8s %8s\n", "crypto floor", "handshakes", fh * (double)ch.conns,
+               fh_cpu * (double)ch.conns, (double)ch.bytes / (fh * (double)ch.conns) / 1e6, 1 / fh, "-", "1.00",
+               "1.00");
     }
     printf("\nfloors measured now (one core): %s ECDH %.0f/s (share decoded, fresh context, derive); decryption of "
            "%d-byte records: AES-128-GCM %.0f MB/s, AES-256-GCM %.0f MB/s, ChaCha20-Poly1305 %.0f MB/s\n",
            o.group, ecdh, RECORD, aead[0] / 1e6, aead[1] / 1e6, aead[2] / 1e6);
-    printf("direction (issue): >= 1000 MB/s on the bulk capture: %s; >= 15000 new connections/s: %s\n",
-           !mb->r.ok          ? "failed"
-           : mbps(mb) >= 1000 ? "met"
-                              : "NOT met",
-           mh == NULL || !mh->r.ok ? "not measured"
-           : cps(mh) >= 15000      ? "met"
-                                   : "NOT met");
+    if (ml != NULL) {
+        loss_lines(&cl, ml, tl);
+    }
+    direction_lines(mb, mh, ecdh, ecdh_cpu);
     if (wb != NULL && wb->r.ok && mb->r.ok) {
         printf("--workers %u on %u cores (CPU %d down): bulk x%.2f, handshakes ", o.workers, o.workers, o.cpu,
                mb->r.wall / wb->r.wall);

@@ -26,6 +26,8 @@ typedef struct dec_crypto {
     EVP_MAC *hmac;
     EVP_MAC_CTX *hmac256, *hmac384;
     uint8_t empty256[32], empty384[48]; /* Hash(""), for Derive-Secret(., "derived", "") */
+    /* Derive-Secret(HKDF-Extract(0, 0), "derived", ""): the salt of every handshake without a PSK */
+    uint8_t derived256[32], derived384[48];
 } dec_crypto_t;
 
 typedef struct dec_key {
@@ -53,9 +55,18 @@ struct msp_ets_keys {
 #define DEC_MAX_TICKETS (1u << 24) /* msp_ets_tickets_new refuses a larger store */
 #define DEC_NONE UINT32_MAX
 
+/*
+ * Tickets up to DEC_TICKET_INLINE bytes (OpenSSL's are about 200) are kept
+ * in blocks of the store, DEC_TICKET_BLOCK entries' worth each, made when
+ * first needed: a malloc per ticket cost more than the rest of storing it.
+ */
+#define DEC_TICKET_INLINE 256
+#define DEC_TICKET_BLOCK 1024
+
 typedef struct dec_ticket {
-    uint8_t *ticket;
+    uint8_t *ticket; /* in the entry's block slot, or its own allocation when longer */
     size_t ticket_len;
+    int own; /* ticket is an allocation of its own */
     uint32_t hash;
     uint16_t suite;
     uint8_t psk[DEC_MAX_HASH];
@@ -80,7 +91,8 @@ typedef struct dec_issuer {
  */
 struct msp_ets_tickets {
     dec_ticket_t *e;
-    uint32_t *slot; /* entry index + 1; 0 is empty */
+    uint8_t **block; /* max / DEC_TICKET_BLOCK rounded up; each NULL until an entry in it stores a ticket */
+    uint32_t *slot;  /* entry index + 1; 0 is empty */
     size_t n, max, mask;
     uint32_t newest, oldest;
 };
@@ -92,13 +104,19 @@ typedef struct dec_suite {
     const EVP_CIPHER *cipher;
     const EVP_MAC_CTX *hmac; /* digest set; duplicated per connection */
     const uint8_t *empty;    /* Hash("") */
+    const uint8_t *derived;  /* Derive-Secret(Early Secret without a PSK, "derived", "") */
     size_t hlen, keylen, taglen;
     int ccm;
+    int cipher_index; /* which of a direction's cipher contexts (dec_aead_t.by) */
 } dec_suite_t;
+
+#define DEC_CIPHERS 4 /* AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305, AES-128-CCM */
 
 /* One direction's record protection. */
 typedef struct dec_aead {
-    EVP_CIPHER_CTX *ctx;
+    EVP_CIPHER_CTX *ctx; /* the one of by in use */
+    /* one per cipher, made when first needed: a recycled connection of another suite keeps its own */
+    EVP_CIPHER_CTX *by[DEC_CIPHERS];
     uint8_t iv[12];
     uint64_t seq;
     int on;
@@ -143,6 +161,11 @@ typedef struct dec_psk_id {
     size_t off, len; /* within ch */
 } dec_psk_id_t;
 
+/*
+ * A field that owns an allocation must be freed in msp_ets_conn_free and,
+ * in dec_conn_recycle (dec_conn.c), either kept (listed there) or freed:
+ * recycling wipes every field it does not list.
+ */
 struct msp_ets_conn {
     const msp_ets_keys_t *keys;
     const dec_crypto_t *cr;
@@ -154,7 +177,8 @@ struct msp_ets_conn {
     const dec_suite_t *suite;
     dec_suite_t suite_store;
     uint16_t group;
-    EVP_MAC_CTX *hmac;              /* the suite's HMAC, re-keyed for every HKDF step */
+    EVP_MAC_CTX *hmac;              /* the suite's HMAC (one of hmac_by), re-keyed for every HKDF step */
+    EVP_MAC_CTX *hmac_by[2];        /* SHA-256, SHA-384; made when first needed, kept by a recycled connection */
     uint8_t hmac_key[DEC_MAX_HASH]; /* its current key: the next step with it skips the key setup */
     size_t hmac_key_len;            /* 0: none */
     EVP_MD_CTX *th;                 /* transcript hash */
@@ -167,10 +191,13 @@ struct msp_ets_conn {
     size_t npsk;
     uint8_t fp[MSP_ETS_FINGERPRINT_LEN];
     uint8_t early_secret[DEC_MAX_HASH]; /* client_early_traffic_secret */
-    uint8_t hs_secret[DEC_MAX_HASH];    /* Handshake Secret, then Master Secret */
-    uint8_t shs[DEC_MAX_HASH];          /* server_handshake_traffic_secret, for Finished */
-    uint8_t chs[DEC_MAX_HASH];          /* client_handshake_traffic_secret */
-    uint8_t res[DEC_MAX_HASH];          /* resumption_master_secret */
+    uint8_t hs_secret[DEC_MAX_HASH];    /* Handshake Secret, then (from the ServerHello on) Master Secret */
+    /* finished_key of each side (RFC 8446 4.4.4), derived while the HMAC holds that side's secret anyway */
+    uint8_t fin_key[2][DEC_MAX_HASH];
+    int have_fin_key[2];
+    uint8_t shs[DEC_MAX_HASH]; /* server_handshake_traffic_secret, for Finished */
+    uint8_t chs[DEC_MAX_HASH]; /* client_handshake_traffic_secret */
+    uint8_t res[DEC_MAX_HASH]; /* resumption_master_secret */
     int have_res;
     char sni[MSP_ETS_DEC_MAX_NAME + 1], alpn[MSP_ETS_DEC_MAX_NAME + 1];
     msp_buf_t cert;      /* the server's end-entity certificate DER */
@@ -192,6 +219,8 @@ const dec_ticket_t *dec_tickets_get(msp_ets_tickets_t *t, const uint8_t *ticket,
 
 /* dec_sched.c */
 int dec_kdf_start(msp_ets_conn_t *c);
+/* out = Derive-Secret(HKDF-Extract(0, 0), "derived", "") with suite id's hash: the same for every connection. */
+int dec_kdf_no_psk(const dec_crypto_t *cr, uint16_t id, uint8_t *out);
 int dec_extract(msp_ets_conn_t *c, const uint8_t *salt, const uint8_t *ikm, size_t ikm_len, uint8_t *out);
 int dec_expand_label(msp_ets_conn_t *c, const uint8_t *secret, const char *label, const uint8_t *ctx, size_t ctx_len,
                      uint8_t *out, size_t len);
@@ -240,5 +269,11 @@ void dec_fail_dir(msp_ets_conn_t *c, int dir, msp_ets_reason_t reason, const cha
     __attribute__((format(printf, 4, 5)));
 void dec_event(msp_ets_conn_t *c, msp_ets_event_t *ev);
 void dec_keylog(msp_ets_conn_t *c, const char *label, const uint8_t *secret);
+/*
+ * Makes c as msp_ets_conn_new made it (same keys, tickets, callbacks, arg) for the next connection, keeping
+ * its allocations: the passive pipeline reuses connections instead of allocating each one's buffers and
+ * OpenSSL contexts again.
+ */
+void dec_conn_recycle(msp_ets_conn_t *c);
 
 #endif

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "dec.h"
 
 #define REC_CCS 20
@@ -145,16 +147,69 @@ void msp_ets_conn_free(msp_ets_conn_t *c)
     for (int i = 0; i < 2; i++) {
         msp_buf_free(&c->d[i].in);
         msp_buf_free(&c->d[i].hs);
-        EVP_CIPHER_CTX_free(c->d[i].aead.ctx);
+        for (int k = 0; k < DEC_CIPHERS; k++) {
+            EVP_CIPHER_CTX_free(c->d[i].aead.by[k]);
+        }
         dec_resync_free(&c->d[i]);
     }
     msp_buf_free(&c->ch);
     msp_buf_free(&c->cert);
-    EVP_MAC_CTX_free(c->hmac);
+    EVP_MAC_CTX_free(c->hmac_by[0]);
+    EVP_MAC_CTX_free(c->hmac_by[1]);
     EVP_MD_CTX_free(c->th);
     EVP_MD_CTX_free(c->th_tmp);
     OPENSSL_cleanse(c, sizeof(*c));
     free(c);
+}
+
+/* Buffers a recycled connection keeps: up to this size they serve the next one without growing again. */
+#define DEC_KEEP_BUF (64 * 1024)
+
+static void buf_recycle(msp_buf_t *b)
+{
+    if (b->err != MSP_OK || b->cap > DEC_KEEP_BUF) {
+        size_t limit = b->limit;
+        msp_buf_free(b);
+        msp_buf_init(b, limit);
+        return;
+    }
+    if (b->base != NULL) {
+        OPENSSL_cleanse(b->base, b->cap); /* as msp_buf_free would: records are decrypted in place */
+    }
+    b->len = 0;
+}
+
+/*
+ * Every per-connection field is wiped; what is kept is what a new
+ * connection would allocate again: the buffers (their bytes wiped), the
+ * AEAD, HMAC and digest contexts (re-keyed or re-initialised before any
+ * use: aead.on and hmac_key_len are 0). The contexts still hold the last
+ * keys until then, as a freed one would until OpenSSL wipes it.
+ */
+void dec_conn_recycle(msp_ets_conn_t *c)
+{
+    msp_ets_conn_t keep = {.keys = c->keys,
+                           .cr = c->cr,
+                           .tickets = c->tickets,
+                           .cb = c->cb,
+                           .arg = c->arg,
+                           .hmac_by = {c->hmac_by[0], c->hmac_by[1]},
+                           .th = c->th,
+                           .th_tmp = c->th_tmp,
+                           .ch = c->ch,
+                           .cert = c->cert};
+    buf_recycle(&keep.ch);
+    buf_recycle(&keep.cert);
+    for (int i = 0; i < 2; i++) {
+        dec_resync_free(&c->d[i]); /* a search after a gap is the old connection's */
+        keep.d[i].in = c->d[i].in;
+        keep.d[i].hs = c->d[i].hs;
+        memcpy(keep.d[i].aead.by, c->d[i].aead.by, sizeof(keep.d[i].aead.by));
+        buf_recycle(&keep.d[i].in);
+        buf_recycle(&keep.d[i].hs);
+    }
+    OPENSSL_cleanse(c, sizeof(*c));
+    *c = keep;
 }
 
 int msp_ets_conn_failed(const msp_ets_conn_t *c)

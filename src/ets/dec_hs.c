@@ -201,7 +201,9 @@ static int start_suite(msp_ets_conn_t *c, uint16_t id)
         dec_fail(c, 1, MSP_ETS_R_UNSUPPORTED, "cipher suite 0x%04x is not supported", id);
         return MSP_ERR_INVALID;
     }
-    c->th = EVP_MD_CTX_new();
+    if (c->th == NULL) {
+        c->th = EVP_MD_CTX_new(); /* a recycled connection has one */
+    }
     if (dec_kdf_start(c) != MSP_OK || c->th == NULL || EVP_DigestInit_ex(c->th, c->suite->md, NULL) != 1) {
         return internal(c, 1);
     }
@@ -283,10 +285,12 @@ static int shared_secret(msp_ets_conn_t *c, const dec_server_hello_t *sh, uint8_
 {
     char fp[2 * MSP_ETS_FINGERPRINT_LEN + 1];
     c->group = sh->group;
-    if (msp_ets_fingerprint(sh->share, sh->share_len, c->fp) != MSP_OK) {
+    const dec_key_t *k = dec_key_find(c->keys, sh->group, sh->share, sh->share_len);
+    if (k != NULL) {
+        memcpy(c->fp, k->fp, sizeof(c->fp)); /* the same share: its fingerprint was taken with the key */
+    } else if (msp_ets_fingerprint(sh->share, sh->share_len, c->fp) != MSP_OK) {
         return internal(c, 1);
     }
-    const dec_key_t *k = dec_key_find(c->keys, sh->group, sh->share, sh->share_len);
     if (k == NULL) {
         msp_hex(fp, c->fp, MSP_ETS_FINGERPRINT_LEN);
         dec_fail(c, 1, MSP_ETS_R_NO_STATIC_KEY,
@@ -304,18 +308,39 @@ static int shared_secret(msp_ets_conn_t *c, const dec_server_hello_t *sh, uint8_
     return malformed(c, 1, "ServerHello key_share group was not offered by the client");
 }
 
+/* Side dir's finished_key, right after an AEAD key from its secret (the HMAC still keyed with it). */
+static int fin_key(msp_ets_conn_t *c, int dir, const uint8_t *secret)
+{
+    int rc = dec_expand_label(c, secret, "finished", NULL, 0, c->fin_key[dir], c->suite->hlen);
+    c->have_fin_key[dir] = rc == MSP_OK;
+    return rc;
+}
+
 static int handshake_secrets(msp_ets_conn_t *c, const uint8_t *psk, const uint8_t *dh, size_t dh_len)
 {
     static const uint8_t zero[DEC_MAX_HASH];
     uint8_t es[DEC_MAX_HASH], h[DEC_MAX_HASH];
     size_t hl = c->suite->hlen;
-    int rc = dec_extract(c, NULL, psk != NULL ? psk : zero, hl, es);
-    rc = rc ? rc : dec_derive_next(c, es);
+    int rc = MSP_OK;
+    if (psk != NULL) {
+        rc = dec_extract(c, NULL, psk, hl, es);
+        rc = rc ? rc : dec_derive_next(c, es);
+    } else {
+        memcpy(es, c->suite->derived, hl); /* no PSK: the same for every connection */
+    }
     rc = rc ? rc : dec_extract(c, es, dh_len > 0 ? dh : zero, dh_len > 0 ? dh_len : hl, c->hs_secret);
     rc = rc ? rc : dec_transcript_hash(c, h);
     rc = rc ? rc : dec_derive_secret(c, c->hs_secret, "c hs traffic", h, c->chs);
     rc = rc ? rc : dec_derive_secret(c, c->hs_secret, "s hs traffic", h, c->shs);
+    /*
+     * The Master Secret needs no transcript: derived now, while the HMAC is
+     * keyed with the Handshake Secret, rather than at the server Finished
+     * (a key set-up less). Nothing needs the Handshake Secret after this.
+     */
+    rc = rc ? rc : dec_derive_next(c, c->hs_secret);
+    rc = rc ? rc : dec_extract(c, c->hs_secret, zero, hl, c->hs_secret);
     rc = rc ? rc : dec_aead_set(c, &c->d[1].aead, c->shs);
+    rc = rc ? rc : fin_key(c, 1, c->shs);
     OPENSSL_cleanse(es, sizeof(es));
     if (rc != MSP_OK) {
         return internal(c, 1);
@@ -400,7 +425,8 @@ static int encrypted_extensions(msp_ets_conn_t *c, const uint8_t *msg, size_t le
     /* the client's next records: 0-RTT under the early key, or skipped 0-RTT, then its handshake key */
     c->ee = 1;
     c->early = accepted ? EARLY_ACCEPTED : c->early_offered && !c->hrr ? EARLY_SKIP : EARLY_NONE;
-    if (dec_aead_set(c, &c->d[0].aead, accepted ? c->early_secret : c->chs) != MSP_OK) {
+    if (dec_aead_set(c, &c->d[0].aead, accepted ? c->early_secret : c->chs) != MSP_OK ||
+        (!accepted && fin_key(c, 0, c->chs) != MSP_OK)) {
         return internal(c, 1);
     }
     return MSP_OK;
@@ -426,12 +452,12 @@ static int server_certificate(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
 }
 
 /* verify_data = HMAC(finished_key, Transcript-Hash) (RFC 8446 4.4.4); HKDF-Extract is that HMAC. */
-static int finished_ok(msp_ets_conn_t *c, const uint8_t *secret, const uint8_t *msg, size_t len)
+static int finished_ok(msp_ets_conn_t *c, int dir, const uint8_t *secret, const uint8_t *msg, size_t len)
 {
-    uint8_t key[DEC_MAX_HASH], h[DEC_MAX_HASH], mac[DEC_MAX_HASH];
+    uint8_t h[DEC_MAX_HASH], mac[DEC_MAX_HASH];
     size_t hl = c->suite->hlen;
-    if (dec_expand_label(c, secret, "finished", NULL, 0, key, hl) || dec_transcript_hash(c, h) ||
-        dec_extract(c, key, h, hl, mac)) {
+    if ((!c->have_fin_key[dir] && fin_key(c, dir, secret)) || dec_transcript_hash(c, h) ||
+        dec_extract(c, c->fin_key[dir], h, hl, mac)) {
         return -1;
     }
     return len == 4 + hl && CRYPTO_memcmp(mac, msg + 4, hl) == 0;
@@ -439,9 +465,8 @@ static int finished_ok(msp_ets_conn_t *c, const uint8_t *secret, const uint8_t *
 
 static int server_finished(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
 {
-    static const uint8_t zero[DEC_MAX_HASH];
     uint8_t h[DEC_MAX_HASH], exp[DEC_MAX_HASH];
-    int ok = finished_ok(c, c->shs, msg, len);
+    int ok = finished_ok(c, 1, c->shs, msg, len);
     if (ok < 0) {
         return internal(c, 1);
     }
@@ -449,10 +474,8 @@ static int server_finished(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
         dec_fail(c, 1, MSP_ETS_R_FINISHED, "server Finished does not verify (wrong key or transcript)");
         return MSP_ERR_INVALID;
     }
-    uint8_t *ms = c->hs_secret;
+    uint8_t *ms = c->hs_secret; /* the Master Secret since the ServerHello */
     int rc = add(c, msg, len);
-    rc = rc ? rc : dec_derive_next(c, ms);
-    rc = rc ? rc : dec_extract(c, ms, zero, c->suite->hlen, ms);
     rc = rc ? rc : dec_transcript_hash(c, h);
     rc = rc ? rc : dec_derive_secret(c, ms, "c ap traffic", h, c->d[0].secret);
     rc = rc ? rc : dec_derive_secret(c, ms, "s ap traffic", h, c->d[1].secret);
@@ -539,7 +562,8 @@ static int client_flight(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
         }
         c->early = EARLY_NONE;
         c->early_accepted = 1;
-        return add(c, msg, len) || dec_aead_set(c, &c->d[0].aead, c->chs) ? internal(c, 0) : MSP_OK;
+        return add(c, msg, len) || dec_aead_set(c, &c->d[0].aead, c->chs) || fin_key(c, 0, c->chs) ? internal(c, 0)
+                                                                                                   : MSP_OK;
     case HS_CERTIFICATE:
     case HS_CERTIFICATE_VERIFY:
         return add(c, msg, len) == MSP_OK ? MSP_OK : internal(c, 0);
@@ -551,7 +575,7 @@ static int client_flight(msp_ets_conn_t *c, const uint8_t *msg, size_t len)
     if (c->early == EARLY_ACCEPTED) {
         return malformed(c, 0, "client Finished before EndOfEarlyData");
     }
-    int ok = finished_ok(c, c->chs, msg, len);
+    int ok = finished_ok(c, 0, c->chs, msg, len);
     if (ok < 0 || add(c, msg, len) || dec_transcript_hash(c, h) ||
         dec_derive_secret(c, c->hs_secret, "res master", h, c->res) || dec_aead_set(c, &c->d[0].aead, c->d[0].secret)) {
         return internal(c, 0);

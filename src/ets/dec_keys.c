@@ -50,7 +50,8 @@ static int crypto_fetch(dec_crypto_t *cr)
     cr->hmac384 = hmac_new(cr->hmac, "SHA384");
     return cr->sha256 && cr->sha384 && cr->aes128gcm && cr->aes256gcm && cr->chacha && cr->aes128ccm && cr->hmac256 &&
            cr->hmac384 && EVP_Digest("", 0, cr->empty256, NULL, cr->sha256, NULL) == 1 &&
-           EVP_Digest("", 0, cr->empty384, NULL, cr->sha384, NULL) == 1;
+           EVP_Digest("", 0, cr->empty384, NULL, cr->sha384, NULL) == 1 &&
+           dec_kdf_no_psk(cr, 0x1301, cr->derived256) == MSP_OK && dec_kdf_no_psk(cr, 0x1302, cr->derived384) == MSP_OK;
 }
 
 int msp_ets_keys_new(msp_ets_keys_t **out)
@@ -179,6 +180,7 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
     s->md = cr->sha256;
     s->hmac = cr->hmac256;
     s->empty = cr->empty256;
+    s->derived = cr->derived256;
     s->hlen = 32;
     s->keylen = 16;
     s->taglen = 16;
@@ -188,19 +190,23 @@ const dec_suite_t *dec_suite_find(const dec_crypto_t *cr, uint16_t id, dec_suite
         break;
     case 0x1302:
         s->cipher = cr->aes256gcm;
+        s->cipher_index = 1;
         s->md = cr->sha384;
         s->hmac = cr->hmac384;
         s->empty = cr->empty384;
+        s->derived = cr->derived384;
         s->hlen = 48;
         s->keylen = 32;
         break;
     case 0x1303:
         s->cipher = cr->chacha;
+        s->cipher_index = 2;
         s->keylen = 32;
         break;
     case 0x1304:
     case 0x1305:
         s->cipher = cr->aes128ccm;
+        s->cipher_index = 3;
         s->ccm = 1;
         s->taglen = id == 0x1305 ? 8 : 16;
         break;
@@ -232,9 +238,11 @@ int msp_ets_tickets_new(size_t max, msp_ets_tickets_t **out)
     }
     t->e = calloc(max, sizeof(*t->e));
     t->slot = calloc(slots, sizeof(*t->slot));
-    if (t->e == NULL || t->slot == NULL) {
+    t->block = calloc((max + DEC_TICKET_BLOCK - 1) / DEC_TICKET_BLOCK, sizeof(*t->block));
+    if (t->e == NULL || t->slot == NULL || t->block == NULL) {
         free(t->e);
         free(t->slot);
+        free(t->block);
         free(t);
         return MSP_ERR_NO_MEMORY;
     }
@@ -251,9 +259,20 @@ void msp_ets_tickets_free(msp_ets_tickets_t *t)
         return;
     }
     for (size_t i = 0; i < t->n; i++) {
-        free(t->e[i].ticket);
+        if (t->e[i].own) {
+            free(t->e[i].ticket);
+        }
     }
-    OPENSSL_cleanse(t->e, t->max * sizeof(*t->e));
+    for (size_t b = 0; b * DEC_TICKET_BLOCK < t->n; b++) {
+        size_t used = t->n - b * DEC_TICKET_BLOCK < DEC_TICKET_BLOCK ? t->n - b * DEC_TICKET_BLOCK : DEC_TICKET_BLOCK;
+        if (t->block[b] != NULL) {
+            OPENSSL_cleanse(t->block[b], used * DEC_TICKET_INLINE);
+        }
+        free(t->block[b]);
+    }
+    free(t->block);
+    /* entries from n on were never written: wiping them would only fault in pages calloc left untouched */
+    OPENSSL_cleanse(t->e, t->n * sizeof(*t->e));
     free(t->e);
     free(t->slot);
     free(t);
@@ -264,14 +283,34 @@ size_t msp_ets_tickets_count(const msp_ets_tickets_t *t)
     return t != NULL ? t->n : 0;
 }
 
-/* FNV-1a: a cheap filter before memcmp over the ticket bytes. */
+/* FNV-1a over 64-bit words (tickets are ~200 bytes: a multiply per byte showed): a filter before memcmp. */
 static uint32_t ticket_hash(const uint8_t *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 16777619u;
+    uint64_t h = 14695981039346656037ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
     }
-    return h;
+    for (; i < n; i++) {
+        h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return (uint32_t)(h ^ h >> 32);
+}
+
+/* Where entry x keeps a ticket of len bytes: its block slot (the block made now if need be) or an allocation. */
+static uint8_t *ticket_storage(msp_ets_tickets_t *t, uint32_t x, size_t len, int *own)
+{
+    *own = len > DEC_TICKET_INLINE;
+    if (*own) {
+        return malloc(len);
+    }
+    uint8_t **b = &t->block[x / DEC_TICKET_BLOCK];
+    if (*b == NULL) {
+        *b = malloc((size_t)DEC_TICKET_BLOCK * DEC_TICKET_INLINE);
+    }
+    return *b != NULL ? *b + (size_t)(x % DEC_TICKET_BLOCK) * DEC_TICKET_INLINE : NULL;
 }
 
 /* The slot holding the ticket, or the empty slot where it would go. */
@@ -338,19 +377,27 @@ int dec_tickets_put(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uin
     return dec_tickets_put_from(t, ticket, len, suite, psk, psk_len, NULL);
 }
 
-/* The ticket bytes and the issuer's info in one allocation (info longer than the limit is not kept). */
-static uint8_t *ticket_copy(const uint8_t *ticket, size_t len, const dec_issuer_t *from, size_t *info_len)
+/* How much of the issuer's info is kept with a ticket (info longer than the limit is not). */
+static size_t issuer_info_len(const dec_issuer_t *from)
 {
-    *info_len =
-        from != NULL && from->info != NULL && from->info_len <= MSP_ETS_DEC_MAX_ISSUER_INFO ? from->info_len : 0;
-    uint8_t *copy = malloc(len + *info_len);
-    if (copy != NULL) {
-        memcpy(copy, ticket, len);
-        if (*info_len > 0) {
-            memcpy(copy + len, from->info, *info_len);
-        }
+    return from != NULL && from->info != NULL && from->info_len <= MSP_ETS_DEC_MAX_ISSUER_INFO ? from->info_len : 0;
+}
+
+/* Entry x, its index slot i the empty one for a new ticket: takes a free entry or evicts the oldest. Returns the
+ * slot to use (an eviction may move the empty slot). */
+static size_t entry_take(msp_ets_tickets_t *t, uint32_t x, const uint8_t *ticket, size_t len, uint32_t h, size_t i)
+{
+    if (t->n < t->max) {
+        t->n++;
+        return i;
     }
-    return copy;
+    dec_ticket_t *old = &t->e[x];
+    slot_remove(t, find_slot(t, old->ticket, old->ticket_len, old->hash));
+    lru_unlink(t, x);
+    if (old->own) {
+        free(old->ticket);
+    }
+    return find_slot(t, ticket, len, h);
 }
 
 int dec_tickets_put_from(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len, uint16_t suite, const uint8_t *psk,
@@ -361,36 +408,35 @@ int dec_tickets_put_from(msp_ets_tickets_t *t, const uint8_t *ticket, size_t len
     }
     uint32_t h = ticket_hash(ticket, len);
     size_t i = find_slot(t, ticket, len, h);
-    size_t info_len;
-    uint8_t *copy = ticket_copy(ticket, len, from, &info_len);
+    size_t info_len = issuer_info_len(from);
+    int known = t->slot[i] != 0;
+    uint32_t x = known ? t->slot[i] - 1 : t->n < t->max ? (uint32_t)t->n : t->oldest;
+    /* storage first: when there is none, nothing has changed yet (a known ticket's block slot is its own) */
+    int own;
+    uint8_t *copy = ticket_storage(t, x, len + info_len, &own);
     if (copy == NULL) {
         return MSP_ERR_NO_MEMORY;
     }
-    uint32_t x;
-    if (t->slot[i] != 0) {
-        x = t->slot[i] - 1;
-        lru_unlink(t, x);
-        free(t->e[x].ticket); /* the same bytes: the slot stays, the issuer may be new */
-        t->e[x].ticket = copy;
-    } else {
-        if (t->n < t->max) {
-            x = (uint32_t)t->n++;
-        } else {
-            x = t->oldest;
-            dec_ticket_t *old = &t->e[x];
-            slot_remove(t, find_slot(t, old->ticket, old->ticket_len, old->hash));
-            lru_unlink(t, x);
-            free(old->ticket);
-            i = find_slot(t, ticket, len, h); /* removal may have moved the empty slot */
+    dec_ticket_t *e = &t->e[x];
+    if (known) {
+        lru_unlink(t, x); /* the same bytes: the slot stays, the issuer may be new */
+        if (e->own && e->ticket != copy) {
+            free(e->ticket);
         }
-        t->e[x].ticket = copy;
-        t->e[x].ticket_len = len;
-        t->e[x].hash = h;
+    } else {
+        i = entry_take(t, x, ticket, len, h, i);
+        e->ticket_len = len;
+        e->hash = h;
         t->slot[i] = x + 1;
     }
-    dec_ticket_t *e = &t->e[x];
+    memcpy(copy, ticket, len); /* may overwrite an evicted ticket in the same block slot: it is gone */
+    if (info_len > 0) {
+        memcpy(copy + len, from->info, info_len);
+    }
+    e->ticket = copy;
+    e->own = own;
     e->tag = from != NULL ? from->tag : 0;
-    e->info = info_len > 0 ? e->ticket + len : NULL;
+    e->info = info_len > 0 ? copy + len : NULL;
     e->info_len = info_len;
     e->suite = suite;
     memcpy(e->psk, psk, psk_len);

@@ -34,10 +34,27 @@ static int hmac(msp_ets_conn_t *c, const uint8_t *key, size_t key_len, const uin
 /* The suite's HMAC with its digest already set: a copy, not a fetch by name. */
 int dec_kdf_start(msp_ets_conn_t *c)
 {
-    EVP_MAC_CTX_free(c->hmac);
-    c->hmac_key_len = 0;
-    c->hmac = EVP_MAC_CTX_dup(c->suite->hmac);
+    EVP_MAC_CTX **x = &c->hmac_by[c->suite->hlen == 48];
+    c->hmac_key_len = 0; /* a recycled connection's context: the first step sets a key */
+    if (*x == NULL) {
+        *x = EVP_MAC_CTX_dup(c->suite->hmac);
+    }
+    c->hmac = *x;
     return c->hmac != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
+}
+
+int dec_kdf_no_psk(const dec_crypto_t *cr, uint16_t id, uint8_t *out)
+{
+    static const uint8_t zero[DEC_MAX_HASH];
+    msp_ets_conn_t c = {.cr = cr};
+    c.suite = dec_suite_find(cr, id, &c.suite_store);
+    int rc = c.suite != NULL ? dec_kdf_start(&c) : MSP_ERR_ARGUMENT;
+    rc = rc ? rc : dec_extract(&c, NULL, zero, c.suite->hlen, out);
+    rc = rc ? rc : dec_derive_next(&c, out);
+    EVP_MAC_CTX_free(c.hmac_by[0]);
+    EVP_MAC_CTX_free(c.hmac_by[1]);
+    OPENSSL_cleanse(&c, sizeof(c));
+    return rc;
 }
 
 /* HKDF-Extract = HMAC(salt, ikm): also what Finished needs (RFC 8446 4.4.4), so it serves both. */
@@ -107,11 +124,15 @@ int dec_aead_set(msp_ets_conn_t *c, dec_aead_t *a, const uint8_t *secret)
     if (rc == MSP_OK) {
         rc = dec_expand_label(c, secret, "iv", NULL, 0, a->iv, sizeof(a->iv));
     }
-    if (rc == MSP_OK && a->ctx == NULL && (a->ctx = EVP_CIPHER_CTX_new()) == NULL) {
+    EVP_CIPHER_CTX **x = &a->by[s->cipher_index];
+    if (rc == MSP_OK && *x == NULL && (*x = EVP_CIPHER_CTX_new()) == NULL) {
         rc = MSP_ERR_NO_MEMORY;
     }
+    a->ctx = *x;
     if (rc == MSP_OK) {
-        int ok = EVP_DecryptInit_ex(a->ctx, s->cipher, NULL, NULL, NULL) == 1;
+        /* GCM and ChaCha20-Poly1305 keep their cipher across keys: only the key changes (no new provider context) */
+        int same = !s->ccm && EVP_CIPHER_CTX_get0_cipher(a->ctx) == s->cipher;
+        int ok = same || EVP_DecryptInit_ex(a->ctx, s->cipher, NULL, NULL, NULL) == 1;
         if (s->ccm) {
             /* CCM: nonce and tag sizes before the key */
             ok = ok && EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) == 1 &&

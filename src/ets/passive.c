@@ -10,6 +10,11 @@
 #include "msp/ets_passive.h"
 #include "reader.h"
 
+#include "dec.h"
+
+/* Ended flows kept with their decryptor for the next ones: enough for a capture's churn, bounded memory. */
+#define FLOW_POOL 64
+
 struct msp_ets_passive_flow {
     msp_ets_passive_t *p;
     msp_ets_passive_flow_t *prev, *next; /* the open flows, for msp_ets_passive_free */
@@ -29,7 +34,9 @@ struct msp_ets_passive {
     uint8_t share[MSP_ETS_DEC_MAX_KEYS][MSP_ETS_DEC_MAX_SHARE]; /* of each key held, to skip a key added twice */
     size_t share_len[MSP_ETS_DEC_MAX_KEYS];
     msp_ets_tickets_t *tickets;
-    msp_ets_passive_flow_t *flows; /* open */
+    msp_ets_passive_flow_t *flows;           /* open */
+    msp_ets_passive_flow_t *pool[FLOW_POOL]; /* ended, conn recycled (dec_conn_recycle) */
+    size_t npool;
     msp_ets_passive_counts_t n;
     uint64_t now_us; /* timestamp of the packet being fed */
     msp_error_t err; /* the first failure of the pipeline itself */
@@ -225,16 +232,20 @@ static void on_keylog(void *arg, const char *label, const uint8_t client_random[
 {
     msp_ets_passive_flow_t *f = arg;
     msp_ets_passive_t *p = f->p;
-    char line[MSP_ETS_PASSIVE_MAX_KEYLOG], rnd[65], sec[2 * 64 + 1];
-    if (p->cb.keylog == NULL || len > 64) {
+    char line[MSP_ETS_PASSIVE_MAX_KEYLOG];
+    size_t ln = strlen(label);
+    /* "LABEL RANDOM SECRET\n", put together without printf: six lines per connection */
+    if (p->cb.keylog == NULL || len > 64 || ln + 1 + 64 + 1 + 2 * len + 2 > sizeof line) {
         return;
     }
-    msp_hex(rnd, client_random, 32);
-    msp_hex(sec, secret, len);
-    int n = snprintf(line, sizeof line, "%s %s %s\n", label, rnd, sec);
-    if (n > 0 && (size_t)n < sizeof line) {
-        p->cb.keylog(p->arg, f, line, (size_t)n);
-    }
+    memcpy(line, label, ln);
+    line[ln] = ' ';
+    msp_hex(line + ln + 1, client_random, 32);
+    line[ln + 65] = ' ';
+    msp_hex(line + ln + 66, secret, len);
+    size_t n = ln + 66 + 2 * len;
+    line[n++] = '\n';
+    p->cb.keylog(p->arg, f, line, n);
 }
 
 /*
@@ -307,18 +318,40 @@ static void flow_free(msp_ets_passive_t *p, msp_ets_passive_flow_t *f)
     if (f->next != NULL) {
         f->next->prev = f->prev;
     }
+    if (p->npool < FLOW_POOL) {
+        dec_conn_recycle(f->conn);
+        p->pool[p->npool++] = f;
+        return;
+    }
     msp_ets_conn_free(f->conn);
     msp_buf_free(&f->verdict);
     free(f);
+}
+
+/* A flow with a fresh decryptor: a recycled one when there is one (no allocation), else a new one. */
+static msp_ets_passive_flow_t *flow_new(msp_ets_passive_t *p)
+{
+    if (p->npool > 0) {
+        msp_ets_passive_flow_t *f = p->pool[--p->npool];
+        msp_ets_conn_t *conn = f->conn;
+        memset(f, 0, sizeof *f);
+        f->conn = conn;
+        return f;
+    }
+    msp_ets_passive_flow_t *f = calloc(1, sizeof *f);
+    if (f == NULL || msp_ets_conn_new(p->keys, p->tickets, &conn_callbacks, f, &f->conn) != MSP_OK) {
+        free(f);
+        return NULL;
+    }
+    return f;
 }
 
 static void on_open(void *ctx, msp_tcp_flow_t *tcp, const msp_tcp_flow_info_t *info)
 {
     (void)info;
     msp_ets_passive_t *p = ctx;
-    msp_ets_passive_flow_t *f = calloc(1, sizeof *f);
-    if (f == NULL || msp_ets_conn_new(p->keys, p->tickets, &conn_callbacks, f, &f->conn) != MSP_OK) {
-        free(f);
+    msp_ets_passive_flow_t *f = flow_new(p);
+    if (f == NULL) {
         pipeline_error(p, MSP_ERR_NO_MEMORY, "no memory for a connection: it was not followed");
         msp_tcp_flow_ignore(tcp);
         return;
@@ -428,6 +461,11 @@ void msp_ets_passive_free(msp_ets_passive_t *p)
     msp_tcp_free(p->tcp); /* flows still open are dropped without callbacks: ours go here */
     while (p->flows != NULL) {
         flow_free(p, p->flows);
+    }
+    while (p->npool > 0) {
+        msp_ets_passive_flow_t *f = p->pool[--p->npool];
+        msp_ets_conn_free(f->conn);
+        free(f);
     }
     msp_ets_tickets_free(p->tickets);
     msp_ets_keys_free(p->keys);

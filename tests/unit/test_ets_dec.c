@@ -703,6 +703,51 @@ static void test_tickets_lru(void **state)
     msp_ets_tickets_free(t);
 }
 
+/* One ticket of len bytes, numbered i (its first bytes), the rest a pattern of i. */
+static void numbered_ticket(uint8_t *out, size_t len, uint32_t i)
+{
+    for (size_t k = 0; k < len; k++) {
+        out[k] = (uint8_t)(i * 31 + k);
+    }
+    memcpy(out, &i, sizeof i);
+}
+
+/*
+ * Tickets in the store's blocks (up to DEC_TICKET_INLINE bytes) and in
+ * allocations of their own (longer), over two blocks and through eviction
+ * in both directions (a long one's entry taken by a short one and the
+ * reverse): each lookup finds its own bytes and PSK, the evicted none.
+ */
+static void test_tickets_storage(void **state)
+{
+    (void)state;
+    const uint32_t max = DEC_TICKET_BLOCK + 100, total = max + 300;
+    msp_ets_tickets_t *t = tickets_new(max);
+    uint8_t ticket[DEC_TICKET_INLINE + 64], psk[32];
+    for (uint32_t i = 0; i < total; i++) {
+        size_t len = i % 7 == 0 ? DEC_TICKET_INLINE + 1 + i % 50 : 100 + i % (DEC_TICKET_INLINE - 99);
+        numbered_ticket(ticket, len, i);
+        memset(psk, (int)(i & 0xff), sizeof psk);
+        assert_int_equal(dec_tickets_put(t, ticket, len, 0x1301, psk, sizeof psk), MSP_OK);
+    }
+    assert_int_equal(msp_ets_tickets_count(t), max);
+    for (uint32_t i = 0; i < total; i++) {
+        size_t len = i % 7 == 0 ? DEC_TICKET_INLINE + 1 + i % 50 : 100 + i % (DEC_TICKET_INLINE - 99);
+        numbered_ticket(ticket, len, i);
+        const dec_ticket_t *e = dec_tickets_get(t, ticket, len);
+        if (i < total - max) {
+            assert_null(e); /* the oldest went */
+            continue;
+        }
+        assert_non_null(e);
+        assert_int_equal(e->ticket_len, len);
+        assert_memory_equal(e->ticket, ticket, len);
+        memset(psk, (int)(i & 0xff), sizeof psk);
+        assert_memory_equal(e->psk, psk, sizeof psk);
+    }
+    msp_ets_tickets_free(t);
+}
+
 /* The constructors' failures: the code, and *out NULL even when it held something. */
 static void test_constructors(void **state)
 {
@@ -1454,6 +1499,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schedule_constants),
         cmocka_unit_test(test_tickets_lru),
+        cmocka_unit_test(test_tickets_storage),
         cmocka_unit_test(test_constructors),
         cmocka_unit_test(test_keys_add),
         cmocka_unit_test(test_x25519_1301),

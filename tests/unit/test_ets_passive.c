@@ -340,6 +340,54 @@ static void test_wrong_key(void **state)
     ets_pair_free(&pair);
 }
 
+/*
+ * Connections one after the other reuse the decryptor of the one before
+ * (passive.c keeps ended flows): each must start clean, whatever the last
+ * one left: another suite (SHA-384 after SHA-256, ChaCha20 after AES),
+ * and a flow that failed half-way (its buffers dropped).
+ */
+static void test_recycled_flows(void **state)
+{
+    (void)state;
+    static const char *const suites[] = {"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256",
+                                         "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384"};
+    ets_pair_t pair[4], cut;
+    for (int i = 0; i < 4; i++) {
+        ets_pair_opts_t o = {.groups = "X25519", .ciphersuites = suites[i], .c2s = suites[i], .s2c = "recycled"};
+        if (ets_pair_run(&pair[i], W.sctx_vi, W.cctx, &o) != 0) {
+            fail_msg("connection: %s", pair[i].error);
+        }
+    }
+    run_pair(&cut, W.sctx_vi, NULL, NULL, NULL);
+    cut.nchunks = 2; /* ClientHello and the server's first flight: ends inside the handshake */
+    got_t *g;
+    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
+    put_on_wire(p, &pair[0], 41001);
+    put_on_wire(p, &cut, 41002);
+    for (int i = 1; i < 4; i++) {
+        put_on_wire(p, &pair[i], (uint16_t)(41002 + i));
+    }
+    msp_ets_passive_finish(p);
+    assert_int_equal(g->n, 5);
+    assert_int_equal(g->f[1].status, MSP_ETS_FLOW_UNDECRYPTABLE);
+    for (size_t i = 0; i < 5; i++) {
+        if (i != 1) {
+            const ets_pair_t *want = &pair[i == 0 ? 0 : i - 1];
+            assert_int_equal(g->f[i].status, MSP_ETS_FLOW_DECRYPTED);
+            assert_int_equal(g->f[i].handshakes, 1);
+            assert_plaintext(&g->f[i], want);
+        }
+    }
+    assert_int_equal(msp_ets_passive_counts(p)->decrypted, 4);
+    assert_int_equal(msp_ets_passive_error(p, NULL), MSP_OK);
+    msp_ets_passive_free(p);
+    got_free(g);
+    ets_pair_free(&cut);
+    for (int i = 0; i < 4; i++) {
+        ets_pair_free(&pair[i]);
+    }
+}
+
 /* Two connections to a server whose certificate carries a malformed entry: both decrypt, both say so (the second
  * from the remembered certificate), and neither takes it for "no visibility information". */
 static void test_malformed_visibility(void **state)
@@ -804,6 +852,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plaintext_and_keylog),
         cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_recycled_flows),
         cmocka_unit_test(test_malformed_visibility),
         cmocka_unit_test(test_flow_limit),
         cmocka_unit_test(test_free_open_flows),

@@ -318,13 +318,13 @@ static void flow_free(msp_ets_passive_t *p, msp_ets_passive_flow_t *f)
     if (f->next != NULL) {
         f->next->prev = f->prev;
     }
+    msp_buf_free(&f->verdict); /* flow_new wipes a pooled flow: nothing of it may own memory but its decryptor */
     if (p->npool < FLOW_POOL) {
         dec_conn_recycle(f->conn);
         p->pool[p->npool++] = f;
         return;
     }
     msp_ets_conn_free(f->conn);
-    msp_buf_free(&f->verdict);
     free(f);
 }
 

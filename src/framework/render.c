@@ -5,8 +5,8 @@
 
 int msp_fw_format_parse(const char *s)
 {
-    static const char *const names[] = {"text", "md", "json", "html"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"text", "md", "json", "html", "sarif"};
+    for (int i = 0; i < 5; i++) {
         if (strcmp(s, names[i]) == 0) {
             return i;
         }

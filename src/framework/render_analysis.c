@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fw.h"
 
@@ -64,6 +65,19 @@ static size_t assumption_len(const char *s)
     return i;
 }
 
+/*
+ * A number such as "6.1.3" is a clause of the present document when it has
+ * three parts or follows "clause"; "TLS 1.3" is a version, not a citation.
+ */
+static int bare_clause(const char *start, const char *s, size_t len)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        dots += s[i] == '.';
+    }
+    return dots >= 2 || (s - start >= 7 && strncasecmp(s - 7, "clause ", 7) == 0);
+}
+
 static int seen(const char *list, const char *item, size_t n)
 {
     for (const char *s = list; (s = strstr(s, item)) != NULL; s++) {
@@ -89,6 +103,9 @@ size_t fw_cited(const char *justification, char *out, size_t n)
             len = 6 + clause_len(s + 6);
         } else if ((len = assumption_len(s)) == 0) {
             len = clause_len(s);
+            if (len > 0 && isdigit((unsigned char)s[0]) && !bare_clause(justification, s, len)) {
+                len = 0;
+            }
         }
         char item[64];
         if (len == 0 || len >= sizeof(item)) {

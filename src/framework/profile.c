@@ -37,8 +37,8 @@ const char *msp_fw_row_text(const msp_fw_row_t *r)
     return r->fix_text != NULL ? r->fix_text : r->text;
 }
 
-static void add_v(msp_fw_profile_t *p, const char *rule, const char *ref, msp_fw_severity_t sev, const char *fmt,
-                  va_list ap)
+__attribute__((format(printf, 5, 0))) static void add_v(msp_fw_profile_t *p, const char *rule, const char *ref,
+                                                        msp_fw_severity_t sev, const char *fmt, va_list ap)
 {
     if (p->nfindings >= MSP_FW_MAX_FINDINGS) {
         p->dropped_findings++;

@@ -125,6 +125,12 @@ run 2 "$msp" framework report "$tmp/syntax.ucl"; empty out
 run 2 "$msp" framework check "$tmp/nonexistent.ucl"; lines err 1; has err "cannot open"
 run 2 "$msp" framework check no-such-profile; lines err 1; has err "not a shipped profile"
 
+# a met parent with an unmet Mandatory child contradicts clause 6.1.3 (a satisfied parent stands for its leaves)
+mk '/^requirement "E\.AC\.1\.1" {/,/^}/ s/met = true;/met = false;/' metparent
+run 1 "$msp" framework check "$tmp/metparent.ucl"
+has out "^$tmp/metparent\.ucl:E\.AC\.1: error: met, yet its Mandatory child E\.AC\.1\.1 is not met"
+grep -c ': error: ' "$tmp/out" | grep -qx 1 && ok || bad "metparent.ucl: not exactly one error"
+
 # JSON: unsuffixed fields after errata, _as_printed as the tables print them (E.AC.5: printed PR N, is PO Y)
 run 0 "$msp" framework report split-proxy --format json; cp "$tmp/out" "$tmp/sp.json"
 python3 - "$tmp/sp.json" <<'EOF' && ok || bad "split-proxy JSON fields"

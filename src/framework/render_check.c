@@ -91,6 +91,8 @@ static void render_json(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
         msp_json_int(&j, (int64_t)msp_fw_count(p, MSP_FW_ERRATUM));
         msp_json_key(&j, "findings");
         json_findings(p, &j);
+        msp_json_key(&j, "findings_not_shown");
+        msp_json_int(&j, (int64_t)p->dropped_findings);
         /* A profile with errors has no verdict: its values cannot be trusted. */
         msp_json_key(&j, "verdict");
         if (msp_fw_count(p, MSP_FW_ERROR) == 0) {
@@ -264,6 +266,13 @@ static void render_sarif(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t 
     for (size_t k = 0; k < n; k++) {
         for (size_t i = 0; i < ps[k]->nfindings; i++) {
             sarif_result(ps[k], &ps[k]->findings[i], &j);
+        }
+        if (ps[k]->dropped_findings > 0) {
+            /* Past MSP_FW_MAX_FINDINGS: one more result says how many, so CI does not pass a truncated log. */
+            msp_fw_finding_t more = {.severity = MSP_FW_ERROR, .rule = "format"};
+            snprintf(more.ref, sizeof(more.ref), "profile");
+            snprintf(more.message, sizeof(more.message), "%zu more findings not shown", ps[k]->dropped_findings);
+            sarif_result(ps[k], &more, &j);
         }
     }
     msp_json_array_end(&j);

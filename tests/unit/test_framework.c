@@ -862,8 +862,27 @@ static void test_render_check_formats(void **state)
     assert_int_equal(msp_fw_render_check(one, 1, MSP_FW_MD, &b), MSP_ERR_ARGUMENT);
     assert_int_equal(msp_fw_render_report(p, MSP_FW_SARIF, &b), MSP_ERR_ARGUMENT);
     assert_int_equal(msp_fw_format_parse("sarif"), MSP_FW_SARIF);
+    msp_fw_profile_free(p);
+    /* Findings past MSP_FW_MAX_FINDINGS are one more result, not silently missing. */
+    char *many = dup_text("");
+    for (int i = 0; i < 1100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "x%d = 1;\n", i);
+        many = appended(many, key);
+    }
+    p = checked(many);
+    assert_true(p->dropped_findings > 0);
+    one[0] = p;
+    b.len = 0;
+    assert_int_equal(msp_fw_render_check(one, 1, MSP_FW_SARIF, &b), MSP_OK);
+    assert_int_equal(msp_ucl_parse((const char *)b.base, b.len, NULL, &doc, NULL), MSP_OK);
+    run = msp_ucl_lookup(msp_ucl_root(doc), "runs")->v.kids.first;
+    assert_int_equal(msp_ucl_lookup(run, "results")->v.kids.count, MSP_FW_MAX_FINDINGS + 1);
+    assert_non_null(strstr((const char *)b.base, "more findings not shown"));
+    msp_ucl_free(doc);
     msp_buf_free(&b);
     msp_fw_profile_free(p);
+    free(many);
 }
 
 /* Finding 2: the clauses, tables and assumptions a justification cites; versions are not clauses. */

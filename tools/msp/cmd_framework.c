@@ -288,12 +288,23 @@ int cmd_framework(int argc, char **argv)
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *sub = argv[1];
-    static const char *const subs[] = {"catalog", "list", "new", "check", "report", "compare", NULL};
-    int known = 0;
-    for (int i = 0; subs[i] != NULL; i++) {
-        known |= strcmp(sub, subs[i]) == 0;
+    /* Each subcommand and the options it takes: --format values, --require-series, --no-errata. */
+    static const struct {
+        const char *name;
+        sub_opts_t opts;
+    } subs[] = {
+        {"catalog", {"text, md, json or html", 0, 0}},
+        {"list", {NULL, 0, 0}},
+        {"new", {NULL, 0, 0}},
+        {"check", {"text, json or sarif", 1, 1}},
+        {"report", {"text, md, json or html", 0, 1}},
+        {"compare", {"text, md, json or html", 0, 1}},
+    };
+    const sub_opts_t *opts = NULL;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        opts = strcmp(sub, subs[i].name) == 0 ? &subs[i].opts : opts;
     }
-    if (!known) {
+    if (opts == NULL) {
         cli_error(CMD, "unknown subcommand '%s' (see '%s --help')", sub, CMD);
         return CLI_USAGE;
     }
@@ -301,15 +312,8 @@ int cmd_framework(int argc, char **argv)
         fputs(usage, stdout);
         return CLI_OK;
     }
-    static const sub_opts_t report_opts = {"text, md, json or html", 0, 1};
-    static const sub_opts_t opts[] = {
-        {"text, md, json or html", 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}, {"text, json or sarif", 1, 1}};
-    int k = 0;
-    while (k < 4 && strcmp(sub, subs[k]) != 0) {
-        k++;
-    }
     args_t a;
-    if (parse_args(argc - 1, argv + 1, k < 4 ? &opts[k] : &report_opts, &a) != 0) {
+    if (parse_args(argc - 1, argv + 1, opts, &a) != 0) {
         return CLI_USAGE;
     }
     if (strcmp(sub, "list") == 0) {

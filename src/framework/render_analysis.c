@@ -127,16 +127,17 @@ size_t fw_cited(const char *justification, char *out, size_t n)
 
 /* ---- one requirement in its section ---- */
 
-static void label_met(const msp_fw_row_t *r, char *out, size_t n)
+/* "PR->PO, Met N->Y, corrected by an erratum"; arrow is "->" in text, " → " in Markdown and HTML. */
+static void label_met(const msp_fw_row_t *r, const char *arrow, char *out, size_t n)
 {
-    char label[16], met[16];
+    char label[24], met[24];
     if (r->fix_label != MSP_FW_NONE) {
-        snprintf(label, sizeof(label), "%s->%s", msp_fw_label_code(r->label), msp_fw_label_code(r->fix_label));
+        snprintf(label, sizeof(label), "%s%s%s", msp_fw_label_code(r->label), arrow, msp_fw_label_code(r->fix_label));
     } else {
         snprintf(label, sizeof(label), "%s", msp_fw_label_code(r->label));
     }
     if (r->fix_met >= 0) {
-        snprintf(met, sizeof(met), "%s->%s", fw_yn(r->met), fw_yn(r->fix_met));
+        snprintf(met, sizeof(met), "%s%s%s", fw_yn(r->met), arrow, fw_yn(r->fix_met));
     } else {
         snprintf(met, sizeof(met), "%s", fw_yn(r->met));
     }
@@ -163,7 +164,7 @@ static void cites_line(const msp_fw_row_t *r, char *out, size_t n)
 static void entry_text(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_t *b)
 {
     char lm[96], cites[600];
-    label_met(r, lm, sizeof(lm));
+    label_met(r, "->", lm, sizeof(lm));
     cites_line(r, cites, sizeof(cites));
     msp_buf_printf(b, "  %s (%s)\n    Justification: ", t->ref, lm);
     fw_put_wrapped(b, r->justification != NULL ? r->justification : "(none)", 19, 100);
@@ -173,7 +174,7 @@ static void entry_text(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_bu
 static void entry_md(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_t *b)
 {
     char lm[96], cites[600];
-    label_met(r, lm, sizeof(lm));
+    label_met(r, " → ", lm, sizeof(lm));
     cites_line(r, cites, sizeof(cites));
     msp_buf_printf(b, "- **%s** (", t->ref);
     fw_put_md(b, lm);
@@ -187,7 +188,7 @@ static void entry_md(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_
 static void entry_html(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_t *b)
 {
     char lm[96], cites[600];
-    label_met(r, lm, sizeof(lm));
+    label_met(r, " → ", lm, sizeof(lm));
     cites_line(r, cites, sizeof(cites));
     msp_buf_printf(b, "<li id=\"analysis-%s\"><b>%s</b> (", t->ref, t->ref);
     fw_put_html(b, lm);

@@ -76,7 +76,7 @@ static void deciding_note(const msp_fw_profile_t *p, msp_buf_t *b)
 {
     size_t n = msp_fw_deciding_errata(p);
     if (n == 0) {
-        msp_buf_puts(b, "no erratum changes a Mandatory requirement's Met.");
+        msp_buf_puts(b, "No erratum changes a Mandatory requirement's Met.");
         return;
     }
     if (msp_fw_in_series(p) != msp_fw_in_series_as_printed(p)) {

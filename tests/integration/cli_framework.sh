@@ -36,7 +36,7 @@ has out "^ets: verdict as printed: not part of the MSP series: 1 MSP-Mandatory r
 has out "^ets: verdict after errata: may be part of the MSP series: every MSP-Mandatory requirement is met \(clause 6.1.1\)\. 1 erratum decides it: M\.AC\.1\.$"
 run 0 "$msp" framework check split-proxy
 has out "^split-proxy:E\.DP\.2: erratum: "
-has out "^split-proxy: verdict after errata: not part of the MSP series: 11 MSP-Mandatory requirements are not met \(clause 6.1.1\): E.T.1, E.T.1.1, E.T.1.3, E.T.2, E.T.3, E.AC.2, E.AC.3, E.GC.1, E.GC.1.1, M.GC.1, M.GC.1.1. no erratum changes a Mandatory requirement's Met.$"
+has out "^split-proxy: verdict after errata: not part of the MSP series: 11 MSP-Mandatory requirements are not met \(clause 6.1.1\): E.T.1, E.T.1.1, E.T.1.3, E.T.2, E.T.3, E.AC.2, E.AC.3, E.GC.1, E.GC.1.1, M.GC.1, M.GC.1.1. No erratum changes a Mandatory requirement's Met.$"
 has out "^split-proxy: verdict as printed: not part of the MSP series: 11 MSP-Mandatory"
 hasnt out ": (error|warning): "
 run 1 "$msp" framework check split-proxy --require-series

@@ -1,6 +1,8 @@
 /*
  * The profile loader end to end: UCL text -> profile -> rule checks -> every
- * renderer. The catalog is the built-in one, parsed once.
+ * renderer, check's outputs (text, JSON, SARIF) included. The catalog is the
+ * built-in one, parsed once. An input whose length is odd is also taken as
+ * printed (msp_fw_ignore_errata), as `--no-errata` does.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,10 +21,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (msp_fw_profile_parse(cat, "fuzz", (const char *)data, size, &p, NULL) != MSP_OK) {
         return 0;
     }
+    if (size % 2 == 1) {
+        msp_fw_ignore_errata(p);
+    }
     msp_fw_check(p);
     msp_buf_t b;
     msp_buf_init(&b, 1u << 24);
     msp_fw_render_findings(p, &b);
+    msp_fw_render_verdicts(p, "fuzz: ", &b);
+    const msp_fw_profile_t *self[1] = {p};
+    static const msp_fw_format_t check_formats[] = {MSP_FW_TEXT, MSP_FW_JSON, MSP_FW_SARIF};
+    for (size_t f = 0; f < sizeof(check_formats) / sizeof(check_formats[0]); f++) {
+        b.len = 0;
+        msp_fw_render_check(self, 1, check_formats[f], &b);
+    }
+    b.len = 0;
     if (p->name != NULL) {
         for (int f = MSP_FW_TEXT; f <= MSP_FW_HTML; f++) {
             msp_fw_render_report(p, (msp_fw_format_t)f, &b);

@@ -119,6 +119,7 @@ typedef enum msp_fw_severity {
 typedef struct msp_fw_finding {
     char ref[32]; /* a requirement ref, a clause, or "profile" */
     msp_fw_severity_t severity;
+    const char *rule; /* the rule broken, a static string: "format", "label", ... (msp_fw_rule_describe) */
     char message[1024];
 } msp_fw_finding_t;
 
@@ -128,12 +129,15 @@ typedef struct msp_fw_profile {
     const char *name;      /* profile.name */
     const char *title;
     const char *source;
+    const char *annex;  /* the annex letter its analysis is numbered under ("B": B.3.1.2, Table B.1), or NULL */
     msp_fw_row_t *rows; /* cat->count rows, indexed like the catalog */
     msp_fw_clause_erratum_t *errata;
     size_t nerrata;
     msp_fw_finding_t *findings;
     size_t nfindings;
     size_t dropped_findings; /* past MSP_FW_MAX_FINDINGS */
+    int errata_ignored;      /* msp_fw_ignore_errata was called: everything is as printed */
+    int shipped;             /* loaded by name from the profiles compiled in (data/framework/profiles/) */
     msp_ucl_doc_t *doc;
 } msp_fw_profile_t;
 
@@ -159,8 +163,17 @@ MSP_API void msp_fw_profile_free(msp_fw_profile_t *p);
 /** The name of the i-th shipped profile (0-based), or NULL past the last. */
 MSP_API const char *msp_fw_shipped_name(size_t i);
 
+/**
+ * Forgets every erratum (row and clause), so that the checks, the verdict
+ * and the reports take the profile as printed. Call it before msp_fw_check.
+ */
+MSP_API void msp_fw_ignore_errata(msp_fw_profile_t *p);
+
 /** Applies the Selection Process and Conformance Analysis rules; adds findings. */
 MSP_API void msp_fw_check(msp_fw_profile_t *p);
+
+/** What a finding's rule checks, with the clause, as one sentence; NULL for an unknown rule. */
+MSP_API const char *msp_fw_rule_describe(const char *rule);
 
 /** Adds a finding (the message is printf-formatted). */
 MSP_API void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
@@ -171,6 +184,15 @@ MSP_API size_t msp_fw_count(const msp_fw_profile_t *p, msp_fw_severity_t sev);
 
 /** 1 when every MM requirement is met after errata (the profile may be in the MSP series). */
 MSP_API int msp_fw_in_series(const msp_fw_profile_t *p);
+
+/** 1 when every MM requirement is met as printed, errata aside. */
+MSP_API int msp_fw_in_series_as_printed(const msp_fw_profile_t *p);
+
+/**
+ * Number of row errata that change whether a Mandatory requirement is met:
+ * the errata the verdict after errata rests on.
+ */
+MSP_API size_t msp_fw_deciding_errata(const msp_fw_profile_t *p);
 
 /* ---- text rules --------------------------------------------------------- */
 
@@ -200,17 +222,41 @@ typedef enum msp_fw_format {
     MSP_FW_MD,
     MSP_FW_JSON,
     MSP_FW_HTML,
+    MSP_FW_SARIF, /* SARIF 2.1.0, for check only */
 } msp_fw_format_t;
 
-/** Parses "text", "md", "json", "html"; -1 otherwise. */
+/** Parses "text", "md", "json", "html", "sarif"; -1 otherwise. */
 MSP_API int msp_fw_format_parse(const char *s);
 
-/** The verdict as one sentence: "may be part of the MSP series: ..." or "not part of ...: REFS." */
+/** The verdict after errata as one sentence: "may be part of the MSP series: ..." or "not part of ...: REFS." */
 MSP_API void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *out);
+
+/** The verdict as printed (errata aside), as one sentence like msp_fw_render_verdict. */
+MSP_API void msp_fw_render_verdict_as_printed(const msp_fw_profile_t *p, msp_buf_t *out);
+
+/**
+ * Both verdicts, one line each, every line starting with prefix:
+ * "verdict as printed: ..." and "verdict after errata: ...; N errata decide
+ * it: REFS." (one line "verdict as printed (errata ignored): ..." after
+ * msp_fw_ignore_errata).
+ */
+MSP_API void msp_fw_render_verdicts(const msp_fw_profile_t *p, const char *prefix, msp_buf_t *out);
 
 /** Findings as lines "SOURCE:REF: severity: message\n". */
 MSP_API int msp_fw_render_findings(const msp_fw_profile_t *p, msp_buf_t *out);
-/** The four tables, verdict, errata and findings (clause 6.1.3, Annex B/C shape). */
+/**
+ * check's output for n profiles: MSP_FW_TEXT is each profile's findings
+ * (msp_fw_render_findings) and, without errors, its verdicts; MSP_FW_JSON
+ * one document; MSP_FW_SARIF a SARIF 2.1.0 log, a result per finding.
+ */
+MSP_API int msp_fw_render_check(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *out);
+
+/**
+ * The Conformance Analysis in the shape of Annex B: per principle the table
+ * (Table B.1 ...) and the MSP-Mandatory ... Profile-Rejected sections with
+ * each requirement's label, Met, justification and cited clauses; then both
+ * verdicts and the errata. MSP_FW_JSON gives the rows with both values.
+ */
 MSP_API int msp_fw_render_report(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *out);
 /** The template requirements (Tables 6.2-6.5). */
 MSP_API int msp_fw_render_catalog(const msp_fw_catalog_t *cat, msp_fw_format_t fmt, msp_buf_t *out);

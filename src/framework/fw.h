@@ -21,6 +21,16 @@ size_t fw_ref_parent_len(const char *ref);
 /** A short description of a UCL value's type for messages ("a string", ...). */
 const char *fw_type_article(msp_ucl_type_t t);
 
+/** Adds a finding of a check rule (msp_fw_add_finding's are rule "format"). rule is a static string. */
+void fw_add(msp_fw_profile_t *p, const char *rule, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/** 1 when s and tmpl have the same words but not the same spacing; where says where. */
+int fw_spacing_differs(const char *tmpl, const char *s, char *where, size_t where_len);
+
+/** The line a finding points at: its "(line N)" if it has one, else its row's or clause erratum's; 0 unknown. */
+uint32_t fw_finding_line(const msp_fw_profile_t *p, const msp_fw_finding_t *f);
+
 /** "Y" or "N". */
 const char *fw_yn(int met);
 
@@ -46,6 +56,23 @@ void fw_put_md(msp_buf_t *b, const char *s);
  * indent spaces. The first line is assumed to start at column indent.
  */
 void fw_put_wrapped(msp_buf_t *b, const char *s, size_t indent, size_t width);
+
+/* ---- the Conformance Analysis (render_analysis.c) ---- */
+
+/** "B.3.1" (k 0) or "B.3.1.2" for principle 0, k 2; "1", "1.2" without an annex. */
+void fw_section_number(const msp_fw_profile_t *p, int principle, int k, char *out, size_t n);
+
+/** "Table B.1", or "Table 1" without an annex. */
+void fw_table_number(const msp_fw_profile_t *p, int principle, char *out, size_t n);
+
+/** The clauses, tables and threat-model assumptions a justification cites, one per line, first use first. */
+size_t fw_cited(const char *justification, char *out, size_t n);
+
+/** The MSP-Mandatory ... Profile-Rejected sections of one principle (text, md or html). */
+void fw_render_sections(const msp_fw_profile_t *p, msp_fw_format_t fmt, int pr, msp_buf_t *b);
+
+/** The verdict object of the JSON outputs (report, check). */
+void fw_json_verdict(const msp_fw_profile_t *p, msp_json_t *j);
 
 /** Writes a complete HTML page head with the title, and the shared style. */
 void fw_html_begin(msp_buf_t *b, const char *title);

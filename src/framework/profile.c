@@ -37,7 +37,8 @@ const char *msp_fw_row_text(const msp_fw_row_t *r)
     return r->fix_text != NULL ? r->fix_text : r->text;
 }
 
-void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+__attribute__((format(printf, 5, 0))) static void add_v(msp_fw_profile_t *p, const char *rule, const char *ref,
+                                                        msp_fw_severity_t sev, const char *fmt, va_list ap)
 {
     if (p->nfindings >= MSP_FW_MAX_FINDINGS) {
         p->dropped_findings++;
@@ -46,9 +47,24 @@ void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t 
     msp_fw_finding_t *f = &p->findings[p->nfindings++];
     snprintf(f->ref, sizeof(f->ref), "%s", ref);
     f->severity = sev;
+    f->rule = rule;
+    vsnprintf(f->message, sizeof(f->message), fmt, ap);
+}
+
+/* The loader's findings are about the file's shape: rule "format". */
+void msp_fw_add_finding(msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->message, sizeof(f->message), fmt, ap);
+    add_v(p, "format", ref, sev, fmt, ap);
+    va_end(ap);
+}
+
+void fw_add(msp_fw_profile_t *p, const char *rule, const char *ref, msp_fw_severity_t sev, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_v(p, rule, ref, sev, fmt, ap);
     va_end(ap);
 }
 
@@ -222,7 +238,7 @@ static void read_clause_erratum(msp_fw_profile_t *p, const msp_ucl_t *e)
 
 static void read_header(msp_fw_profile_t *p, const msp_ucl_t *h)
 {
-    static const char *const keys[] = {"name", "title", "source", NULL};
+    static const char *const keys[] = {"name", "title", "source", "annex", NULL};
     if (!want_object(p, "profile", h)) {
         return;
     }
@@ -230,6 +246,12 @@ static void read_header(msp_fw_profile_t *p, const msp_ucl_t *h)
     p->name = get_string(p, "profile", h, "name");
     p->title = get_string(p, "profile", h, "title");
     p->source = get_string(p, "profile", h, "source");
+    p->annex = get_string(p, "profile", h, "annex");
+    if (p->annex != NULL && (strlen(p->annex) != 1 || p->annex[0] < 'A' || p->annex[0] > 'Z')) {
+        msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "annex is one capital letter, such as \"B\" (line %u)",
+                           (unsigned)msp_ucl_lookup(h, "annex")->line);
+        p->annex = NULL;
+    }
     if (p->name == NULL || p->name[0] == '\0' ||
         strspn(p->name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(p->name)) {
         msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "name must be given, in [a-z0-9-] (line %u)", (unsigned)h->line);
@@ -278,6 +300,11 @@ static void require_all(msp_fw_profile_t *p)
     }
 }
 
+static int is_empty(const msp_ucl_t *root)
+{
+    return root->type == MSP_UCL_OBJECT && root->v.kids.count == 0;
+}
+
 int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, const char *text, size_t len,
                          msp_fw_profile_t **out, msp_error_t *err)
 {
@@ -292,6 +319,10 @@ int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, c
     snprintf(p->source_name, sizeof(p->source_name), "%s", source_name);
     p->cat = cat;
     int ret = msp_ucl_parse(text, len, NULL, &p->doc, err);
+    if (ret == MSP_OK && is_empty(msp_ucl_root(p->doc))) {
+        /* Nothing to check: one line that says so beats 84 "missing" findings. */
+        ret = msp_error_set(err, MSP_ERR_INVALID, "1", "empty profile: no profile, requirement or erratum block");
+    }
     if (ret != MSP_OK) {
         msp_fw_profile_free(p);
         return ret;
@@ -316,6 +347,20 @@ int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, c
     require_all(p);
     *out = p;
     return MSP_OK;
+}
+
+void msp_fw_ignore_errata(msp_fw_profile_t *p)
+{
+    for (size_t i = 0; i < p->cat->count; i++) {
+        msp_fw_row_t *r = &p->rows[i];
+        r->has_erratum = 0;
+        r->fix_label = MSP_FW_NONE;
+        r->fix_met = -1;
+        r->fix_text = NULL;
+        r->why = NULL;
+    }
+    p->nerrata = 0;
+    p->errata_ignored = 1;
 }
 
 void msp_fw_profile_free(msp_fw_profile_t *p)
@@ -397,7 +442,11 @@ int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, msp_fw_pro
     int is_path = strchr(arg, '/') != NULL || (alen > 4 && strcmp(arg + alen - 4, ".ucl") == 0) || stat(arg, &st) == 0;
     const msp_embedded_t *e = is_path ? NULL : shipped(arg);
     if (e != NULL) {
-        return parse_named(cat, arg, e->data, e->len, out, err);
+        int ret = parse_named(cat, arg, e->data, e->len, out, err);
+        if (ret == MSP_OK) {
+            (*out)->shipped = 1;
+        }
+        return ret;
     }
     if (!is_path) {
         return msp_error_set(err, MSP_ERR_NOT_FOUND, arg,

@@ -5,8 +5,8 @@
 
 int msp_fw_format_parse(const char *s)
 {
-    static const char *const names[] = {"text", "md", "json", "html"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"text", "md", "json", "html", "sarif"};
+    for (int i = 0; i < 5; i++) {
         if (strcmp(s, names[i]) == 0) {
             return i;
         }
@@ -178,6 +178,20 @@ void fw_html_begin(msp_buf_t *b, const char *title)
                     "td.unmet{background:#f8d0d0;font-weight:bold}\n"
                     "td.erratum{background:#fff3c0}\n"
                     ".verdict-yes{color:#060}.verdict-no{color:#a00}\n"
+                    /* Printed (to PDF for an audit file) nothing may be cut or run off the page: tables take the
+                     * page width, long words break, rows and headings stay with what follows them. */
+                    "table{width:100%}\n"
+                    "th,td{overflow-wrap:anywhere}\n"
+                    "col.ref{width:7.5em}col.label{width:6.5em}col.met{width:4.5em}\n"
+                    "caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}\n"
+                    "thead{display:table-header-group}\n"
+                    "tr,li{break-inside:avoid}\n"
+                    "h2,h3,caption{break-after:avoid}\n"
+                    "ul.analysis li{margin-bottom:.5em;overflow-wrap:anywhere}\n"
+                    ".cites{color:#555;font-style:italic}\n"
+                    "@page{size:A4;margin:15mm}\n"
+                    "@media print{body{margin:0;max-width:none;font-size:10pt}h2{break-before:page}"
+                    "h2:first-of-type{break-before:auto}}\n"
                     "</style>\n</head>\n<body>\n");
 }
 

@@ -3,16 +3,15 @@
 
 #include "fw.h"
 
-/* "MM Y", with a '*' when an erratum changed the label or Met. */
+/* "MM Y", with a '*' when an erratum corrected the row (label, Met or text). */
 static void cell(const msp_fw_row_t *r, char *out, size_t n)
 {
     if (!r->present) {
         snprintf(out, n, "-");
         return;
     }
-    int fixed = r->fix_label != MSP_FW_NONE || r->fix_met >= 0;
     snprintf(out, n, "%s %s%s", msp_fw_label_code(msp_fw_row_label(r)), msp_fw_row_met(r) == 1 ? "Y" : "N",
-             fixed ? "*" : "");
+             r->has_erratum ? "*" : "");
 }
 
 static int unmet_mm(const msp_fw_row_t *r)

@@ -26,37 +26,102 @@ static void met_cell(const msp_fw_row_t *r, const char *arrow, char *out, size_t
     }
 }
 
-static void unmet_list(const msp_fw_profile_t *p, msp_buf_t *b, const char *sep)
+/* Whether row i counts as met for the verdict, as printed or after errata. */
+static int counts_met(const msp_fw_profile_t *p, size_t i, int printed)
 {
-    int first = 1;
-    for (size_t i = 0; i < p->cat->count; i++) {
-        const msp_fw_row_t *r = &p->rows[i];
-        if (p->cat->reqs[i].mandatory && msp_fw_row_met(r) != 1) {
-            msp_buf_printf(b, "%s%s", first ? "" : sep, p->cat->reqs[i].ref);
-            first = 0;
-        }
-    }
+    const msp_fw_row_t *r = &p->rows[i];
+    return r->present && (printed ? r->met : msp_fw_row_met(r)) == 1;
 }
 
-static size_t unmet_count(const msp_fw_profile_t *p)
+static size_t unmet_count(const msp_fw_profile_t *p, int printed)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->cat->count; i++) {
-        n += p->cat->reqs[i].mandatory && msp_fw_row_met(&p->rows[i]) != 1;
+        n += p->cat->reqs[i].mandatory && !counts_met(p, i, printed);
     }
     return n;
 }
 
-void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *b)
+static void verdict_sentence(const msp_fw_profile_t *p, int printed, msp_buf_t *b)
 {
-    if (msp_fw_in_series(p)) {
+    size_t n = unmet_count(p, printed);
+    if (n == 0) {
         msp_buf_puts(b, "may be part of the MSP series: every MSP-Mandatory requirement is met (clause 6.1.1).");
         return;
     }
-    msp_buf_printf(b, "not part of the MSP series: %zu MSP-Mandatory requirement%s not met (clause 6.1.1): ",
-                   unmet_count(p), unmet_count(p) == 1 ? " is" : "s are");
-    unmet_list(p, b, ", ");
+    msp_buf_printf(b, "not part of the MSP series: %zu MSP-Mandatory requirement%s not met (clause 6.1.1): ", n,
+                   n == 1 ? " is" : "s are");
+    const char *sep = "";
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->cat->reqs[i].mandatory && !counts_met(p, i, printed)) {
+            msp_buf_printf(b, "%s%s", sep, p->cat->reqs[i].ref);
+            sep = ", ";
+        }
+    }
     msp_buf_puts(b, ".");
+}
+
+void msp_fw_render_verdict(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    verdict_sentence(p, 0, b);
+}
+
+void msp_fw_render_verdict_as_printed(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    verdict_sentence(p, 1, b);
+}
+
+/* What the errata do to the verdict: "1 erratum decides it: M.AC.1." */
+static void deciding_note(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    size_t n = msp_fw_deciding_errata(p);
+    if (n == 0) {
+        msp_buf_puts(b, "No erratum changes a Mandatory requirement's Met.");
+        return;
+    }
+    if (msp_fw_in_series(p) != msp_fw_in_series_as_printed(p)) {
+        msp_buf_printf(b, "%zu errat%s decide%s it: ", n, n == 1 ? "um" : "a", n == 1 ? "s" : "");
+    } else {
+        msp_buf_printf(b, "%zu errat%s change%s a Mandatory requirement's Met, not the verdict: ", n,
+                       n == 1 ? "um" : "a", n == 1 ? "s" : "");
+    }
+    const char *sep = "";
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->cat->reqs[i].mandatory && counts_met(p, i, 1) != counts_met(p, i, 0)) {
+            msp_buf_printf(b, "%s%s", sep, p->cat->reqs[i].ref);
+            sep = ", ";
+        }
+    }
+    msp_buf_puts(b, ".");
+}
+
+/*
+ * The two verdict lines, each start "Verdict as printed:" mid SENTENCE end:
+ * start/mid/end make it a Markdown or HTML paragraph with a bold label; cap
+ * capitalises "Verdict".
+ */
+static void verdict_lines(const msp_fw_profile_t *p, const char *start, const char *mid, const char *end, int cap,
+                          msp_buf_t *b)
+{
+    const char *v = cap ? "Verdict" : "verdict";
+    if (p->errata_ignored) {
+        msp_buf_printf(b, "%s%s as printed (errata ignored):%s", start, v, mid);
+        verdict_sentence(p, 1, b);
+        msp_buf_printf(b, "%s", end);
+        return;
+    }
+    msp_buf_printf(b, "%s%s as printed:%s", start, v, mid);
+    verdict_sentence(p, 1, b);
+    msp_buf_printf(b, "%s%s%s after errata:%s", end, start, v, mid);
+    verdict_sentence(p, 0, b);
+    msp_buf_puts(b, " ");
+    deciding_note(p, b);
+    msp_buf_printf(b, "%s", end);
+}
+
+void msp_fw_render_verdicts(const msp_fw_profile_t *p, const char *prefix, msp_buf_t *b)
+{
+    verdict_lines(p, prefix, " ", "\n", 0, b);
 }
 
 static size_t erratum_count(const msp_fw_profile_t *p)
@@ -135,25 +200,61 @@ static void text_errata(const msp_fw_profile_t *p, msp_buf_t *b)
     }
 }
 
+static void text_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
+{
+    const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
+    char num[32], overview[32], table[32];
+    fw_section_number(p, pr, 0, num, sizeof(num));
+    fw_section_number(p, pr, 1, overview, sizeof(overview));
+    fw_table_number(p, pr, table, sizeof(table));
+    msp_buf_printf(b, "\n%s %s\n\n%s Overview\n%s: %s Profile Requirements\n%-*s%-*s  %-8s %s\n", num, name, overview,
+                   table, name, COL_TEXT, "Ref", COL_LABEL - COL_TEXT - 2, "Profile Requirement", "Label", "Met");
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
+            text_row(p, i, b);
+        }
+    }
+    fw_render_sections(p, MSP_FW_TEXT, pr, b);
+}
+
 static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
 {
     msp_buf_printf(b, "Profile %s: %s\nSource: %s\n", p->name, p->title ? p->title : "", p->source ? p->source : "");
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
-        msp_buf_printf(b, "\n%s\n%-*s%-*s  %-8s %s\n", msp_fw_principle_name((msp_fw_principle_t)pr), COL_TEXT, "Ref",
-                       COL_LABEL - COL_TEXT - 2, "Profile Requirement", "Label", "Met");
-        for (size_t i = 0; i < p->cat->count; i++) {
-            if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
-                text_row(p, i, b);
-            }
-        }
+        text_principle(p, pr, b);
     }
-    msp_buf_puts(b, "\nVerdict: ");
-    msp_fw_render_verdict(p, b);
     msp_buf_puts(b, "\n");
+    verdict_lines(p, "", " ", "\n", 1, b);
     text_errata(p, b);
 }
 
 /* ---- markdown ---- */
+
+static void md_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
+{
+    const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
+    char num[32], overview[32], table[32];
+    fw_section_number(p, pr, 0, num, sizeof(num));
+    fw_section_number(p, pr, 1, overview, sizeof(overview));
+    fw_table_number(p, pr, table, sizeof(table));
+    msp_buf_printf(b,
+                   "\n## %s %s\n\n### %s Overview\n\n**%s: %s Profile Requirements**\n\n"
+                   "| Ref | %s Profile Requirement | MM / PM / PO / PNA / PR | Met? |\n|---|---|---|---|\n",
+                   num, name, overview, table, name, name);
+    for (size_t i = 0; i < p->cat->count; i++) {
+        const msp_fw_row_t *r = &p->rows[i];
+        if (p->cat->reqs[i].principle != (msp_fw_principle_t)pr || !r->present) {
+            continue;
+        }
+        char label[16], met[16];
+        label_cell(r, " → ", label, sizeof(label));
+        met_cell(r, " → ", met, sizeof(met));
+        msp_buf_printf(b, "| %s | ", p->cat->reqs[i].ref);
+        fw_put_emphasised(b, MSP_FW_MD, p->cat->reqs[i].text, msp_fw_row_text(r));
+        msp_buf_printf(b, "%s | %s | %s |\n", r->fix_text != NULL ? " (text corrected)" : "", label, met);
+    }
+    fw_render_sections(p, MSP_FW_MD, pr, b);
+}
 
 static void render_md(const msp_fw_profile_t *p, msp_buf_t *b)
 {
@@ -163,27 +264,10 @@ static void render_md(const msp_fw_profile_t *p, msp_buf_t *b)
     fw_put_md(b, p->title ? p->title : "");
     msp_buf_puts(b, "\n\nSource: ");
     fw_put_md(b, p->source ? p->source : "");
-    msp_buf_puts(b, "\n\n**Verdict:** ");
-    msp_fw_render_verdict(p, b);
-    msp_buf_puts(b, "\n");
+    msp_buf_puts(b, "\n\n");
+    verdict_lines(p, "**", "** ", "\n\n", 1, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
-        const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
-        msp_buf_printf(b,
-                       "\n## %s\n\n| Ref | %s Profile Requirement | MM / PM / PO / PNA / PR | Met? |\n"
-                       "|---|---|---|---|\n",
-                       name, name);
-        for (size_t i = 0; i < p->cat->count; i++) {
-            const msp_fw_row_t *r = &p->rows[i];
-            if (p->cat->reqs[i].principle != (msp_fw_principle_t)pr || !r->present) {
-                continue;
-            }
-            char label[16], met[16];
-            label_cell(r, " → ", label, sizeof(label));
-            met_cell(r, " → ", met, sizeof(met));
-            msp_buf_printf(b, "| %s | ", p->cat->reqs[i].ref);
-            fw_put_emphasised(b, MSP_FW_MD, p->cat->reqs[i].text, msp_fw_row_text(r));
-            msp_buf_printf(b, "%s | %s | %s |\n", r->fix_text != NULL ? " (text corrected)" : "", label, met);
-        }
+        md_principle(p, pr, b);
     }
     if (erratum_count(p) > 0) {
         msp_buf_puts(b,
@@ -220,6 +304,28 @@ static void html_row(const msp_fw_profile_t *p, size_t i, msp_buf_t *b)
                    met);
 }
 
+static void html_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
+{
+    const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
+    char num[32], overview[32], table[32];
+    fw_section_number(p, pr, 0, num, sizeof(num));
+    fw_section_number(p, pr, 1, overview, sizeof(overview));
+    fw_table_number(p, pr, table, sizeof(table));
+    msp_buf_printf(b,
+                   "<h2 id=\"%s\">%s %s</h2>\n<h3 id=\"%s\">%s Overview</h3>\n<table>\n<caption>%s: %s Profile "
+                   "Requirements</caption>\n<colgroup><col class=\"ref\"><col><col class=\"label\"><col "
+                   "class=\"met\"></colgroup>\n<thead><tr><th>Ref</th><th>%s Profile Requirement</th>"
+                   "<th>MM / PM / PO / PNA / PR</th><th>Met?</th></tr></thead>\n<tbody>\n",
+                   num, num, name, overview, overview, table, name, name);
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
+            html_row(p, i, b);
+        }
+    }
+    msp_buf_puts(b, "</tbody>\n</table>\n");
+    fw_render_sections(p, MSP_FW_HTML, pr, b);
+}
+
 static void render_html(const msp_fw_profile_t *p, msp_buf_t *b)
 {
     char title[256];
@@ -231,21 +337,12 @@ static void render_html(const msp_fw_profile_t *p, msp_buf_t *b)
     fw_put_html(b, p->title ? p->title : "");
     msp_buf_puts(b, "</h1>\n<p>Source: ");
     fw_put_html(b, p->source ? p->source : "");
-    msp_buf_printf(b, "</p>\n<p class=\"verdict-%s\"><b>Verdict:</b> ", msp_fw_in_series(p) ? "yes" : "no");
-    msp_fw_render_verdict(p, b);
     msp_buf_puts(b, "</p>\n");
+    char start[64];
+    snprintf(start, sizeof(start), "<p class=\"verdict-%s\"><b>", msp_fw_in_series(p) ? "yes" : "no");
+    verdict_lines(p, start, "</b> ", "</p>\n", 1, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
-        const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
-        msp_buf_printf(b,
-                       "<h2>%s</h2>\n<table>\n<tr><th>Ref</th><th>%s Profile Requirement</th>"
-                       "<th>MM / PM / PO / PNA / PR</th><th>Met?</th></tr>\n",
-                       name, name);
-        for (size_t i = 0; i < p->cat->count; i++) {
-            if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
-                html_row(p, i, b);
-            }
-        }
-        msp_buf_puts(b, "</table>\n");
+        html_principle(p, pr, b);
     }
     if (erratum_count(p) > 0) {
         msp_buf_puts(b, "<h2>Errata</h2>\n<p>The printed value stays in the tables; the correction decides the "
@@ -279,16 +376,30 @@ static void json_row(const msp_fw_profile_t *p, size_t i, msp_json_t *j)
     msp_json_string(j, t->middlebox ? "middlebox" : "endpoint");
     msp_json_key(j, "template");
     msp_json_string(j, t->mandatory ? "M" : "O");
+    /* The unsuffixed fields are the values that count (after errata); the
+     * _as_printed ones are what the profile's tables print. */
     msp_json_key(j, "label");
-    msp_json_string(j, msp_fw_label_code(r->label));
+    msp_json_string(j, msp_fw_label_code(msp_fw_row_label(r)));
     msp_json_key(j, "text");
-    msp_json_string(j, r->text);
+    msp_json_string(j, msp_fw_row_text(r));
     msp_json_key(j, "met");
     msp_json_bool(j, msp_fw_row_met(r) == 1);
+    msp_json_key(j, "label_as_printed");
+    msp_json_string(j, msp_fw_label_code(r->label));
+    msp_json_key(j, "text_as_printed");
+    msp_json_string(j, r->text);
     msp_json_key(j, "met_as_printed");
     msp_json_bool(j, r->met == 1);
     msp_json_key(j, "justification");
     msp_json_string(j, r->justification);
+    msp_json_key(j, "cites");
+    msp_json_array_begin(j);
+    char cites[512];
+    fw_cited(r->justification, cites, sizeof(cites));
+    for (char *c = cites; *c != '\0'; c += strcspn(c, "\n") + 1) {
+        msp_json_string_n(j, c, strcspn(c, "\n"));
+    }
+    msp_json_array_end(j);
     msp_json_key(j, "erratum");
     if (r->has_erratum) {
         char what[1024];
@@ -297,11 +408,43 @@ static void json_row(const msp_fw_profile_t *p, size_t i, msp_json_t *j)
     } else {
         msp_json_null(j);
     }
-    msp_json_key(j, "label_corrected");
-    msp_json_string(j, msp_fw_label_code(msp_fw_row_label(r)));
-    msp_json_key(j, "text_corrected");
-    msp_json_string(j, msp_fw_row_text(r));
     msp_json_object_end(j);
+}
+
+static void json_refs(const msp_fw_profile_t *p, msp_json_t *j, int printed, int changed)
+{
+    msp_json_array_begin(j);
+    for (size_t i = 0; i < p->cat->count; i++) {
+        int met = counts_met(p, i, printed);
+        if (p->cat->reqs[i].mandatory && (changed ? met != counts_met(p, i, 0) : !met)) {
+            msp_json_string(j, p->cat->reqs[i].ref);
+        }
+    }
+    msp_json_array_end(j);
+}
+
+/* msp_series and unmet_mandatory after errata, the same as printed, and the errata that change them. */
+static void json_verdict(const msp_fw_profile_t *p, msp_json_t *j)
+{
+    msp_json_object_begin(j);
+    msp_json_key(j, "msp_series");
+    msp_json_bool(j, msp_fw_in_series(p));
+    msp_json_key(j, "unmet_mandatory");
+    json_refs(p, j, 0, 0);
+    msp_json_key(j, "msp_series_as_printed");
+    msp_json_bool(j, msp_fw_in_series_as_printed(p));
+    msp_json_key(j, "unmet_mandatory_as_printed");
+    json_refs(p, j, 1, 0);
+    msp_json_key(j, "deciding_errata");
+    json_refs(p, j, 1, 1);
+    msp_json_key(j, "errata_ignored");
+    msp_json_bool(j, p->errata_ignored);
+    msp_json_object_end(j);
+}
+
+void fw_json_verdict(const msp_fw_profile_t *p, msp_json_t *j)
+{
+    json_verdict(p, j);
 }
 
 static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
@@ -315,19 +458,10 @@ static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
     msp_json_string(&j, p->title);
     msp_json_key(&j, "source");
     msp_json_string(&j, p->source);
+    msp_json_key(&j, "annex");
+    msp_json_string(&j, p->annex);
     msp_json_key(&j, "verdict");
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "msp_series");
-    msp_json_bool(&j, msp_fw_in_series(p));
-    msp_json_key(&j, "unmet_mandatory");
-    msp_json_array_begin(&j);
-    for (size_t i = 0; i < p->cat->count; i++) {
-        if (p->cat->reqs[i].mandatory && msp_fw_row_met(&p->rows[i]) != 1) {
-            msp_json_string(&j, p->cat->reqs[i].ref);
-        }
-    }
-    msp_json_array_end(&j);
-    msp_json_object_end(&j);
+    json_verdict(p, &j);
     msp_json_key(&j, "requirements");
     msp_json_array_begin(&j);
     for (size_t i = 0; i < p->cat->count; i++) {
@@ -359,6 +493,8 @@ static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
         msp_json_string(&j, p->findings[i].ref);
         msp_json_key(&j, "severity");
         msp_json_string(&j, fw_severity_name(p->findings[i].severity));
+        msp_json_key(&j, "rule");
+        msp_json_string(&j, p->findings[i].rule);
         msp_json_key(&j, "message");
         msp_json_string(&j, p->findings[i].message);
         msp_json_object_end(&j);

@@ -84,3 +84,45 @@ msp_fw_textdiff_t msp_fw_text_diff(const char *tmpl, const char *text, msp_fw_wo
         mark(changed, i);
     }
 }
+
+/* Describes a spacing run for a message: "two spaces", "a line break", ... */
+static const char *spacing_name(const char *s, size_t n)
+{
+    if (n == 0) {
+        return "nothing";
+    }
+    if (memchr(s, '\n', n) != NULL || memchr(s, '\r', n) != NULL) {
+        return "a line break";
+    }
+    if (memchr(s, '\t', n) != NULL) {
+        return "a tab";
+    }
+    return n == 1 ? "a space" : "several spaces";
+}
+
+int fw_spacing_differs(const char *tmpl, const char *s, char *where, size_t where_len)
+{
+    for (size_t i = 0;; i++) {
+        size_t tg = strspn(tmpl, " \t\r\n"), sg = strspn(s, " \t\r\n");
+        if (tg != sg || memcmp(tmpl, s, tg) != 0) {
+            const char *pos = tmpl[tg] == '\0' ? "after the last word" : i == 0 ? "before the first word" : NULL;
+            if (where != NULL && where_len > 0) {
+                if (pos != NULL) {
+                    snprintf(where, where_len, "%s the template has %s, the profile %s", pos, spacing_name(tmpl, tg),
+                             spacing_name(s, sg));
+                } else {
+                    snprintf(where, where_len, "before word %zu the template has %s, the profile %s", i + 1,
+                             spacing_name(tmpl, tg), spacing_name(s, sg));
+                }
+            }
+            return 1;
+        }
+        tmpl += tg;
+        s += sg;
+        if (*tmpl == '\0' || *s == '\0') {
+            return 0; /* same spacing to the end, or a word missing: the word rule reports that */
+        }
+        tmpl += strcspn(tmpl, " \t\r\n");
+        s += strcspn(s, " \t\r\n");
+    }
+}

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "embedded.h"
+#include "fw.h"
 #include "msp/framework.h"
 
 static msp_fw_catalog_t *cat;
@@ -710,6 +711,253 @@ static void test_clause_errata_fill_the_array(void **state)
     msp_buf_free(&b);
 }
 
+/* ---- issue 14: the findings of the Part 1 audit ---- */
+
+/* Finding 1: a met parent stands for its leaves (clause 6.1.3), so an unmet Mandatory child contradicts it. */
+static void test_branch_rule_met_parent(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.AC.1.1", "met = true", "met = false");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.AC.1", MSP_FW_ERROR, "met, yet its Mandatory child E.AC.1.1 is not met");
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+    assert_string_equal(finding(p, "E.AC.1", MSP_FW_ERROR, "Mandatory child")->rule, "branch");
+    msp_fw_profile_free(p);
+    free(text);
+    /* An Optional child may stay unmet under a met parent: E.DP.3 is met, its E.DP.3.2 is PR. */
+    p = checked(shipped_text("ets"));
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 0);
+    msp_fw_profile_free(p);
+}
+
+/* Finding 4: an empty profile is one error, not a finding per missing requirement. */
+static void test_empty_profile(void **state)
+{
+    (void)state;
+    static const char *const empties[] = {"", "\n\n", "# nothing yet\n", "/* c */"};
+    for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
+        msp_fw_profile_t *p = (msp_fw_profile_t *)1;
+        msp_error_t err;
+        msp_error_clear(&err);
+        assert_int_equal(msp_fw_profile_parse(cat, "e.ucl", empties[i], strlen(empties[i]), &p, &err), MSP_ERR_INVALID);
+        assert_null(p);
+        assert_string_equal(err.where, "1");
+        assert_non_null(strstr(err.detail, "empty profile"));
+    }
+}
+
+/* Finding 4: a spacing change in a copied text is a warning (the words are compared), for MM and for PM. */
+static void test_spacing_is_a_warning(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.DP.1", "shall protect confidentiality",
+                            "shall protect\\n  confidentiality");
+    text = replace_in(text, "E.T.4.1", "The initiator endpoint shall", "The  initiator endpoint shall");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.DP.1", MSP_FW_WARNING, "before word 4 the template has a space, the profile a line break");
+    expect_finding(p, "E.T.4.1", MSP_FW_WARNING, "in spacing only");
+    assert_int_equal(msp_fw_count(p, MSP_FW_WARNING), 2);
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 0);
+    assert_string_equal(finding(p, "E.DP.1", MSP_FW_WARNING, "spacing")->rule, "text-spacing");
+    msp_fw_profile_free(p);
+    free(text);
+    char where[200];
+    assert_false(fw_spacing_differs("a may b.", "a shall b.", where, sizeof(where)));
+    assert_true(fw_spacing_differs("a b.", "a b. ", where, sizeof(where)));
+    assert_non_null(strstr(where, "after the last word"));
+    assert_true(fw_spacing_differs("a b.", " a b.", where, sizeof(where)));
+    assert_non_null(strstr(where, "before the first word"));
+}
+
+/* Finding 3: both verdicts, and what the errata decide. */
+static void test_verdict_as_printed_and_after_errata(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = checked(shipped_text("ets"));
+    assert_true(msp_fw_in_series(p));
+    assert_false(msp_fw_in_series_as_printed(p));
+    assert_int_equal(msp_fw_deciding_errata(p), 1);
+    msp_buf_t b;
+    msp_buf_init(&b, 1 << 16);
+    msp_fw_render_verdicts(p, "ets: ", &b);
+    const char *out = msp_buf_cstr(&b);
+    assert_non_null(strstr(out, "ets: verdict as printed: not part of the MSP series: 1 MSP-Mandatory requirement is "
+                                "not met (clause 6.1.1): M.AC.1.\n"));
+    assert_non_null(strstr(out, "ets: verdict after errata: may be part of the MSP series: every MSP-Mandatory "
+                                "requirement is met (clause 6.1.1). 1 erratum decides it: M.AC.1.\n"));
+    msp_buf_free(&b);
+    msp_fw_profile_free(p);
+    p = checked(shipped_text("split-proxy"));
+    assert_int_equal(msp_fw_deciding_errata(p), 0);
+    assert_int_equal(msp_fw_in_series(p), msp_fw_in_series_as_printed(p));
+    msp_fw_profile_free(p);
+}
+
+/* Finding 3: --no-errata takes the profile as printed. */
+static void test_ignore_errata(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p;
+    const char *text = shipped_text("ets");
+    assert_int_equal(msp_fw_profile_parse(cat, "ets", text, strlen(text), &p, NULL), MSP_OK);
+    msp_fw_ignore_errata(p);
+    msp_fw_check(p);
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERRATUM), 0);
+    expect_finding(p, "M.AC.3", MSP_FW_ERROR, "PNA is not claimed as met");
+    assert_false(msp_fw_in_series(p));
+    assert_int_equal(msp_fw_deciding_errata(p), 0);
+    msp_buf_t b;
+    msp_buf_init(&b, 1 << 16);
+    msp_fw_render_verdicts(p, "", &b);
+    assert_non_null(strstr(msp_buf_cstr(&b), "verdict as printed (errata ignored): not part"));
+    assert_null(strstr(msp_buf_cstr(&b), "after errata"));
+    msp_buf_free(&b);
+    msp_fw_profile_free(p);
+}
+
+/* Finding 4: every finding names a rule SARIF can list, and points at a line. */
+static void test_findings_have_rules_and_lines(void **state)
+{
+    (void)state;
+    char *text = replace_in(dup_text(shipped_text("ets")), "E.DP.1", "label = \"MM\"", "label = \"PO\"");
+    text = replace_in(text, "E.T.4", "met = true", "met = 3");
+    text = appended(text, "requirement \"E.DP.9\" { label = \"MM\"; }\n");
+    msp_fw_profile_t *p = checked(text);
+    assert_true(p->nfindings > 8);
+    for (size_t i = 0; i < p->nfindings; i++) {
+        assert_non_null(p->findings[i].rule);
+        assert_non_null(msp_fw_rule_describe(p->findings[i].rule));
+        assert_true(fw_finding_line(p, &p->findings[i]) > 0);
+    }
+    const msp_fw_finding_t *f = finding(p, "E.T.4", MSP_FW_ERROR, "must be true or false");
+    assert_non_null(f);
+    assert_string_equal(f->rule, "format");
+    assert_null(msp_fw_rule_describe("no-such-rule"));
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/* Finding 4: check's JSON and SARIF parse (JSON is UCL) and carry every finding. */
+static void test_render_check_formats(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = checked(shipped_text("ets"));
+    p->shipped = 1;
+    const msp_fw_profile_t *one[1] = {p};
+    msp_buf_t b;
+    msp_buf_init(&b, 1 << 22);
+    assert_int_equal(msp_fw_render_check(one, 1, MSP_FW_SARIF, &b), MSP_OK);
+    msp_ucl_doc_t *doc;
+    assert_int_equal(msp_ucl_parse((const char *)b.base, b.len, NULL, &doc, NULL), MSP_OK);
+    const msp_ucl_t *root = msp_ucl_root(doc);
+    assert_string_equal(msp_ucl_lookup(root, "version")->v.str.s, "2.1.0");
+    const msp_ucl_t *run = msp_ucl_lookup(root, "runs")->v.kids.first;
+    assert_int_equal(msp_ucl_lookup(run, "results")->v.kids.count, p->nfindings);
+    msp_ucl_free(doc);
+    b.len = 0;
+    assert_int_equal(msp_fw_render_check(one, 1, MSP_FW_JSON, &b), MSP_OK);
+    assert_int_equal(msp_ucl_parse((const char *)b.base, b.len, NULL, &doc, NULL), MSP_OK);
+    msp_ucl_free(doc);
+    b.len = 0;
+    assert_int_equal(msp_fw_render_check(one, 1, MSP_FW_MD, &b), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_fw_render_report(p, MSP_FW_SARIF, &b), MSP_ERR_ARGUMENT);
+    assert_int_equal(msp_fw_format_parse("sarif"), MSP_FW_SARIF);
+    msp_fw_profile_free(p);
+    /* Findings past MSP_FW_MAX_FINDINGS are one more result, not silently missing. */
+    char *many = dup_text("");
+    for (int i = 0; i < 1100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "x%d = 1;\n", i);
+        many = appended(many, key);
+    }
+    p = checked(many);
+    assert_true(p->dropped_findings > 0);
+    one[0] = p;
+    b.len = 0;
+    assert_int_equal(msp_fw_render_check(one, 1, MSP_FW_SARIF, &b), MSP_OK);
+    assert_int_equal(msp_ucl_parse((const char *)b.base, b.len, NULL, &doc, NULL), MSP_OK);
+    run = msp_ucl_lookup(msp_ucl_root(doc), "runs")->v.kids.first;
+    assert_int_equal(msp_ucl_lookup(run, "results")->v.kids.count, MSP_FW_MAX_FINDINGS + 1);
+    assert_non_null(strstr((const char *)b.base, "more findings not shown"));
+    msp_ucl_free(doc);
+    msp_buf_free(&b);
+    msp_fw_profile_free(p);
+    free(many);
+}
+
+/* Finding 2: the clauses, tables and assumptions a justification cites; versions are not clauses. */
+static void test_cited_clauses(void **state)
+{
+    (void)state;
+    char out[256];
+    assert_int_equal(fw_cited("Met (B.3.1.2; ETS.TM.0, Annex-C.TM.4) over TLS 1.3 V1.1.1; see clause 6.1 and "
+                              "Table B.3, and 6.1.2.3, B.3.1.2 again.",
+                              out, sizeof(out)),
+                     6);
+    assert_string_equal(out, "B.3.1.2\nETS.TM.0\nAnnex-C.TM.4\n6.1\nTable B.3\n6.1.2.3\n");
+    assert_int_equal(fw_cited(NULL, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+}
+
+/* Finding 2: the report renders every justification, in sections numbered as the annex. */
+static void test_report_has_analysis(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = checked(shipped_text("split-proxy"));
+    for (int fmt = MSP_FW_TEXT; fmt <= MSP_FW_HTML; fmt++) {
+        if (fmt == MSP_FW_JSON) {
+            continue;
+        }
+        msp_buf_t b;
+        msp_buf_init(&b, 1 << 22);
+        assert_int_equal(msp_fw_render_report(p, (msp_fw_format_t)fmt, &b), MSP_OK);
+        const char *out = msp_buf_cstr(&b);
+        assert_non_null(strstr(out, "C.3.2.6 Profile-Rejected Profile Requirements"));
+        assert_non_null(strstr(out, "Table C.4: Good Citizen Profile Requirements"));
+        /* The first few words of every justification (wrapping and escaping aside). */
+        for (size_t i = 0; i < cat->count; i++) {
+            char head[24];
+            snprintf(head, sizeof(head), "%.20s", p->rows[i].justification);
+            char *sp = strrchr(head, ' ');
+            if (sp != NULL) {
+                *sp = '\0';
+            }
+            if (strstr(out, head) == NULL) {
+                fail_msg("format %d: no justification of %s (\"%s\")", fmt, cat->reqs[i].ref, head);
+            }
+        }
+        msp_buf_free(&b);
+    }
+    /* Without an annex the sections are numbered from 1. */
+    char *text = replace_in(dup_text(shipped_text("split-proxy")), NULL, "    annex = \"C\";", "");
+    msp_fw_profile_free(p);
+    p = checked(text);
+    msp_buf_t b;
+    msp_buf_init(&b, 1 << 22);
+    assert_int_equal(msp_fw_render_report(p, MSP_FW_TEXT, &b), MSP_OK);
+    assert_non_null(strstr(msp_buf_cstr(&b), "\n2.6 Profile-Rejected Profile Requirements\n"));
+    assert_non_null(strstr(msp_buf_cstr(&b), "\nTable 4: Good Citizen"));
+    msp_buf_free(&b);
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/* Finding 5: compare marks a text-only erratum as it marks the others. */
+static void test_compare_marks_text_errata(void **state)
+{
+    (void)state;
+    msp_fw_profile_t *p = checked(shipped_text("split-proxy"));
+    const msp_fw_profile_t *one[1] = {p};
+    msp_buf_t b;
+    msp_buf_init(&b, 1 << 20);
+    assert_int_equal(msp_fw_render_compare(one, 1, MSP_FW_TEXT, &b), MSP_OK);
+    const char *row = strstr(msp_buf_cstr(&b), "\nM.AC.2.1 ");
+    assert_non_null(row);
+    assert_true(strncmp(row, "\nM.AC.2.1    O   PO Y* ", 23) == 0);
+    msp_buf_free(&b);
+    msp_fw_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -740,6 +988,16 @@ int main(void)
         cmocka_unit_test(test_text_messages_per_label),
         cmocka_unit_test(test_clause_erratum_needs_all_three),
         cmocka_unit_test(test_clause_errata_fill_the_array),
+        cmocka_unit_test(test_branch_rule_met_parent),
+        cmocka_unit_test(test_empty_profile),
+        cmocka_unit_test(test_spacing_is_a_warning),
+        cmocka_unit_test(test_verdict_as_printed_and_after_errata),
+        cmocka_unit_test(test_ignore_errata),
+        cmocka_unit_test(test_findings_have_rules_and_lines),
+        cmocka_unit_test(test_render_check_formats),
+        cmocka_unit_test(test_cited_clauses),
+        cmocka_unit_test(test_report_has_analysis),
+        cmocka_unit_test(test_compare_marks_text_errata),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

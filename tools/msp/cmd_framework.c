@@ -17,18 +17,24 @@ static const char usage[] =
     "  catalog [--format F]            the template requirements\n"
     "  list                            the shipped profiles\n"
     "  new NAME                        print a profile skeleton to fill in\n"
-    "  check PROFILE... [--require-series]\n"
+    "  check PROFILE... [--require-series] [--no-errata] [--format text|json|sarif]\n"
     "                                  check a profile against the rules of clause 6.1;\n"
-    "                                  one line per finding: PROFILE:REF: error|warning|erratum: ...\n"
-    "  report PROFILE [--format F]     the four tables, verdict and errata\n"
-    "  compare PROFILE... [--format F] one matrix, a column per profile\n"
+    "                                  one line per finding: PROFILE:REF: error|warning|erratum: ...,\n"
+    "                                  then the verdict as printed and after errata\n"
+    "  report PROFILE [--format F] [--no-errata]\n"
+    "                                  the Conformance Analysis: per principle the table and\n"
+    "                                  the MM/PM/PO/PNA/PR sections with justifications;\n"
+    "                                  both verdicts and the errata\n"
+    "  compare PROFILE... [--format F] [--no-errata]\n"
+    "                                  one matrix, a column per profile\n"
     "\n"
     "PROFILE is a path to a .ucl file or the name of a shipped profile (ets,\n"
-    "split-proxy). F is text (default), md, json or html.\n"
+    "split-proxy). F is text (default), md, json or html. --no-errata takes\n"
+    "every profile as printed: its errata are ignored by the rules and the verdict.\n"
     "\n"
     "exit status: 0 no error; 1 an error was found (check: a rule is broken, or\n"
-    "with --require-series an MSP-Mandatory requirement is not met); 2 bad\n"
-    "arguments or unreadable input.\n";
+    "with --require-series an MSP-Mandatory requirement is not met after errata,\n"
+    "or as printed with --no-errata); 2 bad arguments or unreadable input.\n";
 
 #define CMD "msp framework"
 
@@ -37,10 +43,39 @@ typedef struct args {
     int npositional;
     msp_fw_format_t format;
     int require_series;
+    int no_errata;
 } args_t;
 
+/* Which options a subcommand takes. */
+typedef struct sub_opts {
+    const char *formats; /* the --format values it takes, as a message fragment; NULL: no --format */
+    int series;          /* --require-series */
+    int no_errata;       /* --no-errata */
+} sub_opts_t;
+
+static int format_ok(const sub_opts_t *o, int f)
+{
+    static const char *const names[] = {"text", "md", "json", "html", "sarif"};
+    return f >= 0 && f < 5 && strstr(o->formats, names[f]) != NULL;
+}
+
+static int parse_format(const char *sub, const sub_opts_t *o, const char *v, args_t *a)
+{
+    if (o->formats == NULL) {
+        cli_error(CMD, "%s takes no --format", sub);
+        return -1;
+    }
+    int f = v != NULL ? msp_fw_format_parse(v) : -1;
+    if (!format_ok(o, f)) {
+        cli_error(CMD, "--format takes %s%s%s", o->formats, v ? ", not " : "", v ? v : "");
+        return -1;
+    }
+    a->format = (msp_fw_format_t)f;
+    return 0;
+}
+
 /* Options may come before or after the operands; "--" ends options. */
-static int parse_args(int argc, char **argv, int allow_series, args_t *a)
+static int parse_args(int argc, char **argv, const sub_opts_t *o, args_t *a)
 {
     memset(a, 0, sizeof(*a));
     int options = 1;
@@ -50,14 +85,13 @@ static int parse_args(int argc, char **argv, int allow_series, args_t *a)
             options = 0;
         } else if (options && (strcmp(s, "--format") == 0 || strncmp(s, "--format=", 9) == 0 || strcmp(s, "-f") == 0)) {
             const char *v = s[2] == 'f' && s[8] == '=' ? s + 9 : (i + 1 < argc ? argv[++i] : NULL);
-            int f = v != NULL ? msp_fw_format_parse(v) : -1;
-            if (f < 0) {
-                cli_error(CMD, "--format takes text, md, json or html%s%s", v ? ", not " : "", v ? v : "");
+            if (parse_format(argv[0], o, v, a) != 0) {
                 return -1;
             }
-            a->format = (msp_fw_format_t)f;
-        } else if (options && allow_series && strcmp(s, "--require-series") == 0) {
+        } else if (options && o->series && strcmp(s, "--require-series") == 0) {
             a->require_series = 1;
+        } else if (options && o->no_errata && strcmp(s, "--no-errata") == 0) {
+            a->no_errata = 1;
         } else if (options && s[0] == '-' && s[1] != '\0') {
             cli_error(CMD, "unknown option '%s' (see '%s %s --help')", s, CMD, argv[0]);
             return -1;
@@ -83,13 +117,16 @@ static int load_catalog(msp_fw_catalog_t **cat)
 }
 
 /* Loads and checks; CLI_USAGE when unreadable (already printed). */
-static int load_checked(const msp_fw_catalog_t *cat, const char *arg, msp_fw_profile_t **p)
+static int load_checked(const msp_fw_catalog_t *cat, const char *arg, int no_errata, msp_fw_profile_t **p)
 {
     msp_error_t err;
     msp_error_clear(&err);
     if (msp_fw_profile_load(cat, arg, p, &err) != MSP_OK) {
         cli_print_error(CMD, &err);
         return CLI_USAGE;
+    }
+    if (no_errata) {
+        msp_fw_ignore_errata(*p);
     }
     msp_fw_check(*p);
     return CLI_OK;
@@ -153,30 +190,10 @@ static int sub_new(const args_t *a, const msp_fw_catalog_t *cat)
     return ret;
 }
 
-static int check_one(const msp_fw_catalog_t *cat, const char *arg, int require_series)
+/* The verdict --require-series asks for: after errata, or as printed when they are ignored. */
+static int fails_series(const msp_fw_profile_t *p)
 {
-    msp_fw_profile_t *p;
-    int ret = load_checked(cat, arg, &p);
-    if (ret != CLI_OK) {
-        return ret;
-    }
-    msp_buf_t b;
-    msp_buf_init(&b, CLI_OUTPUT_LIMIT);
-    msp_fw_render_findings(p, &b);
-    size_t errors = msp_fw_count(p, MSP_FW_ERROR);
-    int series = msp_fw_in_series(p);
-    if (errors == 0) {
-        msp_buf_printf(&b, "%s: verdict: ", p->source_name);
-        msp_fw_render_verdict(p, &b);
-        msp_buf_puts(&b, "\n");
-    }
-    ret = cli_write_stdout(CMD, &b);
-    msp_buf_free(&b);
-    if (ret == CLI_OK && (errors > 0 || (require_series && !series))) {
-        ret = CLI_FAIL;
-    }
-    msp_fw_profile_free(p);
-    return ret;
+    return p->errata_ignored ? !msp_fw_in_series_as_printed(p) : !msp_fw_in_series(p);
 }
 
 static int sub_check(const args_t *a, const msp_fw_catalog_t *cat)
@@ -185,10 +202,31 @@ static int sub_check(const args_t *a, const msp_fw_catalog_t *cat)
         cli_error(CMD, "check needs at least one PROFILE");
         return CLI_USAGE;
     }
+    /* Unreadable profiles are reported on stderr and left out; the rest are checked and printed together. */
+    msp_fw_profile_t *ps[64] = {0};
+    size_t n = 0;
     int worst = CLI_OK;
     for (int i = 0; i < a->npositional; i++) {
-        int ret = check_one(cat, a->positional[i], a->require_series);
+        int ret = load_checked(cat, a->positional[i], a->no_errata, &ps[n]);
+        if (ret != CLI_OK) {
+            worst = ret > worst ? ret : worst;
+            continue;
+        }
+        if (msp_fw_count(ps[n], MSP_FW_ERROR) > 0 || (a->require_series && fails_series(ps[n]))) {
+            worst = worst > CLI_FAIL ? worst : CLI_FAIL;
+        }
+        n++;
+    }
+    if (n > 0) {
+        msp_buf_t b;
+        msp_buf_init(&b, CLI_OUTPUT_LIMIT);
+        msp_fw_render_check((const msp_fw_profile_t *const *)ps, n, a->format, &b);
+        int ret = cli_write_stdout(CMD, &b);
+        msp_buf_free(&b);
         worst = ret > worst ? ret : worst;
+    }
+    for (size_t i = 0; i < n; i++) {
+        msp_fw_profile_free(ps[i]);
     }
     return worst;
 }
@@ -200,7 +238,7 @@ static int sub_report(const args_t *a, const msp_fw_catalog_t *cat)
         return CLI_USAGE;
     }
     msp_fw_profile_t *p;
-    int ret = load_checked(cat, a->positional[0], &p);
+    int ret = load_checked(cat, a->positional[0], a->no_errata, &p);
     if (ret != CLI_OK) {
         return ret;
     }
@@ -225,7 +263,7 @@ static int sub_compare(const args_t *a, const msp_fw_catalog_t *cat)
     msp_fw_profile_t *ps[64] = {0};
     int ret = CLI_OK;
     for (int i = 0; i < a->npositional && ret == CLI_OK; i++) {
-        ret = load_checked(cat, a->positional[i], &ps[i]);
+        ret = load_checked(cat, a->positional[i], a->no_errata, &ps[i]);
         if (ret == CLI_OK) {
             ret = refuse_if_errors(ps[i]);
         }
@@ -250,12 +288,23 @@ int cmd_framework(int argc, char **argv)
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *sub = argv[1];
-    static const char *const subs[] = {"catalog", "list", "new", "check", "report", "compare", NULL};
-    int known = 0;
-    for (int i = 0; subs[i] != NULL; i++) {
-        known |= strcmp(sub, subs[i]) == 0;
+    /* Each subcommand and the options it takes: --format values, --require-series, --no-errata. */
+    static const struct {
+        const char *name;
+        sub_opts_t opts;
+    } subs[] = {
+        {"catalog", {"text, md, json or html", 0, 0}},
+        {"list", {NULL, 0, 0}},
+        {"new", {NULL, 0, 0}},
+        {"check", {"text, json or sarif", 1, 1}},
+        {"report", {"text, md, json or html", 0, 1}},
+        {"compare", {"text, md, json or html", 0, 1}},
+    };
+    const sub_opts_t *opts = NULL;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        opts = strcmp(sub, subs[i].name) == 0 ? &subs[i].opts : opts;
     }
-    if (!known) {
+    if (opts == NULL) {
         cli_error(CMD, "unknown subcommand '%s' (see '%s --help')", sub, CMD);
         return CLI_USAGE;
     }
@@ -264,7 +313,7 @@ int cmd_framework(int argc, char **argv)
         return CLI_OK;
     }
     args_t a;
-    if (parse_args(argc - 1, argv + 1, strcmp(sub, "check") == 0, &a) != 0) {
+    if (parse_args(argc - 1, argv + 1, opts, &a) != 0) {
         return CLI_USAGE;
     }
     if (strcmp(sub, "list") == 0) {

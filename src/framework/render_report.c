@@ -200,15 +200,26 @@ static void text_errata(const msp_fw_profile_t *p, msp_buf_t *b)
     }
 }
 
+/* The numbers a principle's heading, its overview and its table carry, the same in every format. */
+typedef struct {
+    char num[32], overview[32], table[32];
+} heads_t;
+
+static void principle_heads(const msp_fw_profile_t *p, int pr, heads_t *h)
+{
+    fw_section_number(p, pr, 0, h->num, sizeof(h->num));
+    fw_section_number(p, pr, 1, h->overview, sizeof(h->overview));
+    fw_table_number(p, pr, h->table, sizeof(h->table));
+}
+
 static void text_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
     const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
-    char num[32], overview[32], table[32];
-    fw_section_number(p, pr, 0, num, sizeof(num));
-    fw_section_number(p, pr, 1, overview, sizeof(overview));
-    fw_table_number(p, pr, table, sizeof(table));
-    msp_buf_printf(b, "\n%s %s\n\n%s Overview\n%s: %s Profile Requirements\n%-*s%-*s  %-8s %s\n", num, name, overview,
-                   table, name, COL_TEXT, "Ref", COL_LABEL - COL_TEXT - 2, "Profile Requirement", "Label", "Met");
+    heads_t h;
+    principle_heads(p, pr, &h);
+    msp_buf_printf(b, "\n%s %s\n\n%s Overview\n%s: %s Profile Requirements\n%-*s%-*s  %-8s %s\n", h.num, name,
+                   h.overview, h.table, name, COL_TEXT, "Ref", COL_LABEL - COL_TEXT - 2, "Profile Requirement", "Label",
+                   "Met");
     for (size_t i = 0; i < p->cat->count; i++) {
         if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
             text_row(p, i, b);
@@ -233,14 +244,12 @@ static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
 static void md_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
     const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
-    char num[32], overview[32], table[32];
-    fw_section_number(p, pr, 0, num, sizeof(num));
-    fw_section_number(p, pr, 1, overview, sizeof(overview));
-    fw_table_number(p, pr, table, sizeof(table));
+    heads_t h;
+    principle_heads(p, pr, &h);
     msp_buf_printf(b,
                    "\n## %s %s\n\n### %s Overview\n\n**%s: %s Profile Requirements**\n\n"
                    "| Ref | %s Profile Requirement | MM / PM / PO / PNA / PR | Met? |\n|---|---|---|---|\n",
-                   num, name, overview, table, name, name);
+                   h.num, name, h.overview, h.table, name, name);
     for (size_t i = 0; i < p->cat->count; i++) {
         const msp_fw_row_t *r = &p->rows[i];
         if (p->cat->reqs[i].principle != (msp_fw_principle_t)pr || !r->present) {
@@ -307,16 +316,14 @@ static void html_row(const msp_fw_profile_t *p, size_t i, msp_buf_t *b)
 static void html_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
     const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
-    char num[32], overview[32], table[32];
-    fw_section_number(p, pr, 0, num, sizeof(num));
-    fw_section_number(p, pr, 1, overview, sizeof(overview));
-    fw_table_number(p, pr, table, sizeof(table));
+    heads_t h;
+    principle_heads(p, pr, &h);
     msp_buf_printf(b,
                    "<h2 id=\"%s\">%s %s</h2>\n<h3 id=\"%s\">%s Overview</h3>\n<table>\n<caption>%s: %s Profile "
                    "Requirements</caption>\n<colgroup><col class=\"ref\"><col><col class=\"label\"><col "
                    "class=\"met\"></colgroup>\n<thead><tr><th>Ref</th><th>%s Profile Requirement</th>"
                    "<th>MM / PM / PO / PNA / PR</th><th>Met?</th></tr></thead>\n<tbody>\n",
-                   num, num, name, overview, overview, table, name, name);
+                   h.num, h.num, name, h.overview, h.overview, h.table, name, name);
     for (size_t i = 0; i < p->cat->count; i++) {
         if (p->cat->reqs[i].principle == (msp_fw_principle_t)pr && p->rows[i].present) {
             html_row(p, i, b);

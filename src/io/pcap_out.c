@@ -220,13 +220,9 @@ static int rotate_if_due(msp_pcap_out_t *o, uint64_t ts, size_t len, msp_error_t
 static int emit(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, int dir, uint8_t flags, const uint8_t *p, size_t n,
                 uint64_t ts, msp_error_t *err);
 
-/* A flow that began in an earlier file gets a handshake in this one too, with its current sequence numbers, so
- * that each file is a capture a reader follows on its own. */
-static int resume_flow(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, uint64_t ts, msp_error_t *err)
+/* The three-way handshake a reader needs to follow the flow, at ts. */
+static int handshake(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, uint64_t ts, msp_error_t *err)
 {
-    f->file = o->file;
-    f->seq[0]--;
-    f->seq[1]--;
     int ret = emit(o, f, 0, MSP_TCP_SYN, NULL, 0, ts, err);
     if (ret == MSP_OK) {
         ret = emit(o, f, 1, MSP_TCP_SYN | MSP_TCP_ACK, NULL, 0, ts, err);
@@ -235,6 +231,16 @@ static int resume_flow(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, uint64_t ts, m
         ret = emit(o, f, 0, MSP_TCP_ACK, NULL, 0, ts, err);
     }
     return ret;
+}
+
+/* A flow that began in an earlier file gets a handshake in this one too, with its current sequence numbers, so
+ * that each file is a capture a reader follows on its own. */
+static int resume_flow(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, uint64_t ts, msp_error_t *err)
+{
+    f->file = o->file;
+    f->seq[0]--;
+    f->seq[1]--;
+    return handshake(o, f, ts, err);
 }
 
 static int emit(msp_pcap_out_t *o, msp_pcap_out_flow_t *f, int dir, uint8_t flags, const uint8_t *p, size_t n,
@@ -310,13 +316,7 @@ int msp_pcap_out_flow_begin(msp_pcap_out_t *o, const msp_tcp_flow_info_t *info, 
     }
     o->flows = f;
     o->nflows++;
-    int ret = emit(o, f, 0, MSP_TCP_SYN, NULL, 0, ts_us, err);
-    if (ret == MSP_OK) {
-        ret = emit(o, f, 1, MSP_TCP_SYN | MSP_TCP_ACK, NULL, 0, ts_us, err);
-    }
-    if (ret == MSP_OK) {
-        ret = emit(o, f, 0, MSP_TCP_ACK, NULL, 0, ts_us, err);
-    }
+    int ret = handshake(o, f, ts_us, err);
     *flow = f;
     return ret;
 }

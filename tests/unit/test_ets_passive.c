@@ -574,6 +574,15 @@ static void test_inherited_too_large(void **state)
     ets_pair_free(&again);
 }
 
+/* A visibility server's connection, a pipeline that holds its key, and the SYN of its flow from cport. */
+static msp_ets_passive_t *opened_flow(ets_pair_t *pair, got_t **g, wire_t *w, uint16_t cport)
+{
+    run_pair(pair, W.sctx_vi, NULL, NULL, NULL);
+    msp_ets_passive_t *p = pipeline(g, 16, 16, W.x25519);
+    syn(w, p, cport);
+    return p;
+}
+
 /*
  * Issue 13, finding 1: a client that resets its connection after the
  * ClientHello (as `msp ets probe` does once it has the ServerHello); the
@@ -585,11 +594,9 @@ static void test_late_flight_after_rst(void **state)
 {
     (void)state;
     ets_pair_t pair;
-    run_pair(&pair, W.sctx_vi, NULL, NULL, NULL);
     got_t *g;
-    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
     wire_t w;
-    syn(&w, p, 40013);
+    msp_ets_passive_t *p = opened_flow(&pair, &g, &w, 40013);
     put_chunks(&w, &pair, 0, 1, 1); /* the ClientHello */
     packet(&w, 0, MSP_TCP_RST | MSP_TCP_ACK, NULL, 0);
     put_chunks(&w, &pair, 1, pair.nchunks, 2); /* everything the server sent, late */
@@ -658,11 +665,9 @@ static void test_not_midstream_with_syn(void **state)
 {
     (void)state;
     ets_pair_t pair;
-    run_pair(&pair, W.sctx_vi, NULL, NULL, NULL);
     got_t *g;
-    msp_ets_passive_t *p = pipeline(&g, 16, 16, W.x25519);
     wire_t w;
-    syn(&w, p, 40016);
+    msp_ets_passive_t *p = opened_flow(&pair, &g, &w, 40016);
     put_chunks(&w, &pair, 2, pair.nchunks, 3); /* the handshake's records are missing, not the SYN */
     msp_ets_passive_finish(p);
     assert_int_equal(g->n, 1);

@@ -206,6 +206,14 @@ typedef struct loss {
     size_t n;
 } loss_t;
 
+/* The losses of both directions, none yet; the caller frees them. */
+static loss_t *loss_new(void)
+{
+    loss_t *loss = calloc(2, sizeof(loss_t));
+    assert_non_null(loss);
+    return loss;
+}
+
 static void loss_add(loss_t *l, size_t from, size_t to)
 {
     if (l->n > 0 && l->to[l->n - 1] == from) {
@@ -405,8 +413,7 @@ static void random_drops(const char *suite, unsigned permille, uint32_t seed)
     rng_state = seed;
     ets_pair_t p;
     make_pair(&p, &(shape_t){.suite = suite, .records = 120, .max = 20000});
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    loss_t *loss = loss_new();
     size_t segs = random_loss(&p, permille, loss);
     assert_true(segs >= 4); /* the seed drops segments in both directions */
     assert_true(loss[0].n > 0 && loss[1].n > 0);
@@ -444,8 +451,7 @@ static void test_more_seeds(void **state)
 
 static void one_loss(const ets_pair_t *p, int dir, size_t from, size_t to)
 {
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    loss_t *loss = loss_new();
     loss_add(&loss[dir], from, to);
     size_t events = 0;
     check_loss(p, loss, &events);
@@ -484,8 +490,7 @@ static void test_gap_in_handshake(void **state)
     rng_state = 9;
     ets_pair_t p;
     make_pair(&p, &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 2, .max = 100});
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    loss_t *loss = loss_new();
     loss_add(&loss[1], 200, 300); /* the server's first flight */
     run_t got = {0};
     feed_lossy(&got, &p, loss);
@@ -518,8 +523,7 @@ static void test_key_update_in_gap(void **state)
     reference(&ref, &p);
     assert_int_equal(ref.key_updates, 1);
 
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    loss_t *loss = loss_new();
     loss_add(&loss[0], rs.off[ku - 1] + 20, rs.off[ku + 1] + 30); /* the end of one record, the KeyUpdate, a start */
     run_t got = {0};
     feed_lossy(&got, &p, loss);
@@ -561,23 +565,30 @@ static void test_key_update_in_gap(void **state)
     ets_pair_free(&p);
 }
 
+/* Seed 13's pair with two client KeyUpdates back to back, the client's records, and where the first of them is. */
+static size_t two_key_updates(ets_pair_t *p, recs_t *rs)
+{
+    rng_state = 13;
+    make_pair(
+        p,
+        &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 20, .max = 3000, .key_update = 10, .key_updates = 2});
+    *rs = parse_records(p, 0);
+    size_t ku = 0;
+    for (size_t i = rs->n / 3; i < rs->n && ku == 0; i++) {
+        ku = rs->len[i] == 5 + 5 + 1 + 16 && rs->len[i + 1] == rs->len[i] ? i : 0;
+    }
+    assert_true(ku > 0);
+    return ku;
+}
+
 /* Two KeyUpdates inside the gap: framing is found, no key of ours opens it: key_update_in_gap. */
 static void test_two_key_updates_in_gap(void **state)
 {
     (void)state;
-    rng_state = 13;
     ets_pair_t p;
-    make_pair(
-        &p,
-        &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 20, .max = 3000, .key_update = 10, .key_updates = 2});
-    recs_t rs = parse_records(&p, 0);
-    size_t ku = 0;
-    for (size_t i = rs.n / 3; i < rs.n && ku == 0; i++) {
-        ku = rs.len[i] == 5 + 5 + 1 + 16 && rs.len[i + 1] == rs.len[i] ? i : 0;
-    }
-    assert_true(ku > 0);
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    recs_t rs;
+    size_t ku = two_key_updates(&p, &rs);
+    loss_t *loss = loss_new();
     loss_add(&loss[0], rs.off[ku] - 4, rs.off[ku + 2] + 7);
     run_t got = {0};
     feed_lossy(&got, &p, loss);
@@ -610,8 +621,7 @@ static void test_gap_at_end(void **state)
     make_pair(&p, &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 6, .max = 500});
     recs_t rs = parse_records(&p, 1);
     size_t last = rs.off[rs.n - 1];
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    loss_t *loss = loss_new();
     loss_add(&loss[1], last + 2, p.len[1]); /* the close_notify record, after its first two bytes */
     run_t got = {0};
     feed_lossy(&got, &p, loss);
@@ -813,8 +823,7 @@ static void test_pipeline(void **state)
     rng_state = 21;
     ets_pair_t p;
     make_pair(&p, &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 40, .max = 9000});
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    loss_t *loss = loss_new();
     assert_true(random_loss(&p, 100, loss) > 0);
     run_t direct = {0};
     feed_lossy(&direct, &p, loss);
@@ -854,19 +863,10 @@ static void test_pipeline(void **state)
 static void test_pipeline_one_direction(void **state)
 {
     (void)state;
-    rng_state = 13;
     ets_pair_t p;
-    make_pair(
-        &p,
-        &(shape_t){.suite = "TLS_AES_128_GCM_SHA256", .records = 20, .max = 3000, .key_update = 10, .key_updates = 2});
-    recs_t rs = parse_records(&p, 0);
-    size_t ku = 0;
-    for (size_t i = rs.n / 3; i < rs.n && ku == 0; i++) {
-        ku = rs.len[i] == 5 + 5 + 1 + 16 && rs.len[i + 1] == rs.len[i] ? i : 0;
-    }
-    assert_true(ku > 0);
-    loss_t *loss = calloc(2, sizeof(loss_t));
-    assert_non_null(loss);
+    recs_t rs;
+    size_t ku = two_key_updates(&p, &rs);
+    loss_t *loss = loss_new();
     loss_add(&loss[0], rs.off[ku], rs.off[ku + 2]);
     run_t ref = {0};
     reference(&ref, &p);

@@ -200,13 +200,15 @@ static void text_errata(const msp_fw_profile_t *p, msp_buf_t *b)
     }
 }
 
-/* The numbers a principle's heading, its overview and its table carry, the same in every format. */
+/* A principle's name and the numbers its heading, its overview and its table carry, the same in every format. */
 typedef struct {
+    const char *name;
     char num[32], overview[32], table[32];
 } heads_t;
 
 static void principle_heads(const msp_fw_profile_t *p, int pr, heads_t *h)
 {
+    h->name = msp_fw_principle_name((msp_fw_principle_t)pr);
     fw_section_number(p, pr, 0, h->num, sizeof(h->num));
     fw_section_number(p, pr, 1, h->overview, sizeof(h->overview));
     fw_table_number(p, pr, h->table, sizeof(h->table));
@@ -214,9 +216,9 @@ static void principle_heads(const msp_fw_profile_t *p, int pr, heads_t *h)
 
 static void text_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
-    const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
     heads_t h;
     principle_heads(p, pr, &h);
+    const char *name = h.name;
     msp_buf_printf(b, "\n%s %s\n\n%s Overview\n%s: %s Profile Requirements\n%-*s%-*s  %-8s %s\n", h.num, name,
                    h.overview, h.table, name, COL_TEXT, "Ref", COL_LABEL - COL_TEXT - 2, "Profile Requirement", "Label",
                    "Met");
@@ -243,9 +245,9 @@ static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
 
 static void md_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
-    const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
     heads_t h;
     principle_heads(p, pr, &h);
+    const char *name = h.name;
     msp_buf_printf(b,
                    "\n## %s %s\n\n### %s Overview\n\n**%s: %s Profile Requirements**\n\n"
                    "| Ref | %s Profile Requirement | MM / PM / PO / PNA / PR | Met? |\n|---|---|---|---|\n",
@@ -315,9 +317,9 @@ static void html_row(const msp_fw_profile_t *p, size_t i, msp_buf_t *b)
 
 static void html_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
-    const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
     heads_t h;
     principle_heads(p, pr, &h);
+    const char *name = h.name;
     msp_buf_printf(b,
                    "<h2 id=\"%s\">%s %s</h2>\n<h3 id=\"%s\">%s Overview</h3>\n<table>\n<caption>%s: %s Profile "
                    "Requirements</caption>\n<colgroup><col class=\"ref\"><col><col class=\"label\"><col "

@@ -92,6 +92,7 @@ typedef struct msp_fw_row {
     int fix_met;              /* -1: met not corrected */
     const char *fix_text;     /* NULL: text not corrected */
     const char *why;
+    const msp_ucl_t *evidence; /* the 'evidence' array as given (entries checked by msp_fw_check), or NULL */
 } msp_fw_row_t;
 
 /** The label, met and text after errata. */
@@ -138,6 +139,7 @@ typedef struct msp_fw_profile {
     size_t dropped_findings; /* past MSP_FW_MAX_FINDINGS */
     int errata_ignored;      /* msp_fw_ignore_errata was called: everything is as printed */
     int shipped;             /* loaded by name from the profiles compiled in (data/framework/profiles/) */
+    int evidence_required;   /* profile.evidence_required: every met MM, PM and PO row lists its evidence */
     msp_ucl_doc_t *doc;
 } msp_fw_profile_t;
 
@@ -159,6 +161,17 @@ MSP_API int msp_fw_profile_load(const msp_fw_catalog_t *cat, const char *arg, ms
 
 /** NULL is ignored. */
 MSP_API void msp_fw_profile_free(msp_fw_profile_t *p);
+
+/**
+ * The evidence a requirement's met claim rests on (docs/profile-format.md):
+ * each entry is "TEST" (a CTest test name) or "TEST:CASE" (a case the
+ * test's output names). req_index is the catalog index, as for p->rows.
+ * The count is 0 for a row without evidence or an index past the catalog;
+ * an entry that is not a string is skipped (msp_fw_check reports it), and
+ * k past the count gives NULL.
+ */
+MSP_API size_t msp_fw_evidence_count(const msp_fw_profile_t *p, size_t req_index);
+MSP_API const char *msp_fw_evidence(const msp_fw_profile_t *p, size_t req_index, size_t k);
 
 /** The name of the i-th shipped profile (0-based), or NULL past the last. */
 MSP_API const char *msp_fw_shipped_name(size_t i);

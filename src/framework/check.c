@@ -106,6 +106,79 @@ static void check_justification(msp_fw_profile_t *p, const msp_fw_template_t *t,
     }
 }
 
+/* A test or case name: what CTest and cmocka print it as, and nothing a JUnit file would escape. */
+static int evidence_name_ok(const char *s, size_t n)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+    size_t i = 0;
+    while (i < n && s[i] != '\0' && strchr(ok, s[i]) != NULL) {
+        i++;
+    }
+    return n > 0 && i == n;
+}
+
+/* "TEST" or "TEST:CASE" (docs/profile-format.md, "Evidence"). */
+static int evidence_entry_ok(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL) {
+        return evidence_name_ok(s, strlen(s));
+    }
+    return evidence_name_ok(s, (size_t)(colon - s)) && evidence_name_ok(colon + 1, strlen(colon + 1));
+}
+
+static int evidence_repeated(const msp_ucl_t *ev, const msp_ucl_t *e)
+{
+    for (const msp_ucl_t *o = ev->v.kids.first; o != e; o = o->next) {
+        if (o->type == MSP_UCL_STRING && strcmp(o->v.str.s, e->v.str.s) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void check_evidence_entries(msp_fw_profile_t *p, const msp_fw_template_t *t, const msp_ucl_t *ev)
+{
+    if (ev->v.kids.first == NULL) {
+        fw_add(p, "evidence", t->ref, MSP_FW_ERROR, "the evidence list is empty (line %u); leave it out or name a test",
+               (unsigned)ev->line);
+    }
+    for (const msp_ucl_t *e = ev->v.kids.first; e != NULL; e = e->next) {
+        if (e->type != MSP_UCL_STRING) {
+            fw_add(p, "evidence", t->ref, MSP_FW_ERROR, "an evidence entry must be a string, not %s (line %u)",
+                   fw_type_article(e->type), (unsigned)e->line);
+        } else if (strlen(e->v.str.s) != e->v.str.len || !evidence_entry_ok(e->v.str.s)) {
+            fw_add(p, "evidence", t->ref, MSP_FW_ERROR,
+                   "evidence \"%.200s\" is not TEST or TEST:CASE, names of letters, digits, '_', '.' and '-' "
+                   "(line %u)",
+                   e->v.str.s, (unsigned)e->line);
+        } else if (evidence_repeated(ev, e)) {
+            fw_add(p, "evidence", t->ref, MSP_FW_ERROR, "evidence \"%.200s\" is listed twice (line %u)", e->v.str.s,
+                   (unsigned)e->line);
+        }
+    }
+}
+
+/* Evidence backs a claim: only a met MM, PM or PO row makes one, and with evidence_required each must. */
+static void check_evidence(msp_fw_profile_t *p, const msp_fw_template_t *t, const msp_fw_row_t *r, msp_fw_label_t l)
+{
+    int claims = (l == MSP_FW_MM || l == MSP_FW_PM || l == MSP_FW_PO) && msp_fw_row_met(r) == 1;
+    if (r->evidence != NULL) {
+        check_evidence_entries(p, t, r->evidence);
+        if (!claims) {
+            fw_add(p, "evidence", t->ref, MSP_FW_ERROR,
+                   "evidence on a row that claims nothing (%s, met %s, line %u); only a met MM, PM or PO row lists "
+                   "evidence",
+                   msp_fw_label_code(l), msp_fw_row_met(r) == 1 ? "true" : "false", (unsigned)r->evidence->line);
+        }
+    } else if (claims && p->evidence_required) {
+        fw_add(p, "evidence", t->ref, MSP_FW_ERROR,
+               "%s and met, but no evidence; the profile sets evidence_required, so every met MM, PM and PO row "
+               "names the tests that show it",
+               msp_fw_label_code(l));
+    }
+}
+
 /*
  * Clause 6.1.3: a parent is satisfied when all its leaves are (EXAMPLE 2),
  * and the seed's analyses satisfy a parent through its Mandatory children
@@ -185,6 +258,7 @@ void msp_fw_check(msp_fw_profile_t *p)
         check_met(p, t, l, msp_fw_row_met(r));
         check_justification(p, t, l, r->justification);
         check_branch(p, i);
+        check_evidence(p, t, r, l);
     }
     for (size_t e = 0; e < p->nerrata; e++) {
         const msp_fw_clause_erratum_t *c = &p->errata[e];
@@ -243,6 +317,8 @@ static const struct {
     {"justification", "The Conformance Analysis justifies every MM, PM and PO requirement (clause 6.1.3)."},
     {"branch", "A parent and its children agree: a parent whose children are met is met, and a met parent has no "
                "unmet Mandatory child (clause 6.1.3)."},
+    {"evidence", "A met MM, PM or PO row may name its evidence, CTest tests or cases in them, and must when the "
+                 "profile sets evidence_required; no other row lists evidence."},
     {"erratum", "A printed value is corrected by an erratum; the correction decides the verdict."},
 };
 

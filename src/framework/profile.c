@@ -122,6 +122,21 @@ static int get_bool(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, 
     return v->v.b != 0;
 }
 
+/* NULL: absent or wrong (wrong is reported). The entries are checked by msp_fw_check (rule "evidence"). */
+static const msp_ucl_t *get_array(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const char *key)
+{
+    const msp_ucl_t *v = msp_ucl_lookup(obj, key);
+    if (v == NULL || !field_once(p, ref, obj, v)) {
+        return NULL;
+    }
+    if (v->type != MSP_UCL_ARRAY) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "'%s' must be a list [ \"...\", ... ], not %s (line %u)", key,
+                           fw_type_article(v->type), (unsigned)v->line);
+        return NULL;
+    }
+    return v;
+}
+
 static msp_fw_label_t get_label(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *obj, const char *key)
 {
     const char *s = get_string(p, ref, obj, key);
@@ -187,7 +202,7 @@ static void read_erratum(msp_fw_profile_t *p, msp_fw_row_t *row, const char *ref
 
 static void read_requirement(msp_fw_profile_t *p, const msp_ucl_t *r)
 {
-    static const char *const keys[] = {"label", "met", "text", "justification", "erratum", NULL};
+    static const char *const keys[] = {"label", "met", "text", "justification", "erratum", "evidence", NULL};
     int i = msp_fw_catalog_find(p->cat, r->key);
     if (i < 0) {
         msp_fw_add_finding(p, r->key, MSP_FW_ERROR, "unknown requirement: not in Tables 6.2-6.5 (line %u)",
@@ -211,6 +226,7 @@ static void read_requirement(msp_fw_profile_t *p, const msp_ucl_t *r)
     row->met = get_bool(p, r->key, r, "met");
     row->text = get_string(p, r->key, r, "text");
     row->justification = get_string(p, r->key, r, "justification");
+    row->evidence = get_array(p, r->key, r, "evidence");
     const msp_ucl_t *e = msp_ucl_lookup(r, "erratum");
     if (e != NULL && field_once(p, r->key, r, e)) {
         read_erratum(p, row, r->key, e);
@@ -238,7 +254,7 @@ static void read_clause_erratum(msp_fw_profile_t *p, const msp_ucl_t *e)
 
 static void read_header(msp_fw_profile_t *p, const msp_ucl_t *h)
 {
-    static const char *const keys[] = {"name", "title", "source", "annex", NULL};
+    static const char *const keys[] = {"name", "title", "source", "annex", "evidence_required", NULL};
     if (!want_object(p, "profile", h)) {
         return;
     }
@@ -247,6 +263,7 @@ static void read_header(msp_fw_profile_t *p, const msp_ucl_t *h)
     p->title = get_string(p, "profile", h, "title");
     p->source = get_string(p, "profile", h, "source");
     p->annex = get_string(p, "profile", h, "annex");
+    p->evidence_required = get_bool(p, "profile", h, "evidence_required") == 1;
     if (p->annex != NULL && (strlen(p->annex) != 1 || p->annex[0] < 'A' || p->annex[0] > 'Z')) {
         msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "annex is one capital letter, such as \"B\" (line %u)",
                            (unsigned)msp_ucl_lookup(h, "annex")->line);
@@ -376,6 +393,34 @@ void msp_fw_profile_free(msp_fw_profile_t *p)
 }
 
 /* ---- loading by name or path ---- */
+
+/* The k-th string entry of a row's evidence (NULL past the last): non-strings are skipped, check reports them. */
+static const char *evidence_at(const msp_ucl_t *ev, size_t k)
+{
+    for (const msp_ucl_t *e = ev != NULL ? ev->v.kids.first : NULL; e != NULL; e = e->next) {
+        if (e->type == MSP_UCL_STRING && k-- == 0) {
+            return e->v.str.s;
+        }
+    }
+    return NULL;
+}
+
+size_t msp_fw_evidence_count(const msp_fw_profile_t *p, size_t req_index)
+{
+    if (req_index >= p->cat->count) {
+        return 0;
+    }
+    size_t n = 0;
+    while (evidence_at(p->rows[req_index].evidence, n) != NULL) {
+        n++;
+    }
+    return n;
+}
+
+const char *msp_fw_evidence(const msp_fw_profile_t *p, size_t req_index, size_t k)
+{
+    return req_index < p->cat->count ? evidence_at(p->rows[req_index].evidence, k) : NULL;
+}
 
 const char *msp_fw_shipped_name(size_t i)
 {

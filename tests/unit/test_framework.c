@@ -958,6 +958,174 @@ static void test_compare_marks_text_errata(void **state)
     msp_fw_profile_free(p);
 }
 
+/* ---- evidence (docs/profile-format.md, "Evidence") ---- */
+
+/* s with the first "find" replaced by "with"; free the result. */
+static char *replaced(const char *s, const char *find, const char *with)
+{
+    const char *at = strstr(s, find);
+    assert_non_null(at);
+    size_t head = (size_t)(at - s), flen = strlen(find), wlen = strlen(with);
+    char *out = malloc(strlen(s) - flen + wlen + 1);
+    assert_non_null(out);
+    memcpy(out, s, head);
+    memcpy(out + head, with, wlen);
+    strcpy(out + head + wlen, at + flen);
+    return out;
+}
+
+/* The clean profile with ref's row as given and the line "evidence = EV;" in it (EV NULL: none). */
+static char *evidence_profile(const char *ref, const char *label, int met, const char *ev)
+{
+    const char *tmpl = cat->reqs[msp_fw_catalog_find(cat, ref)].text;
+    char *text = clean_profile_with(ref, label, met, tmpl, "Because.");
+    if (ev == NULL) {
+        return text;
+    }
+    char find[64], with[1024];
+    snprintf(find, sizeof(find), "requirement \"%s\" {\n", ref);
+    snprintf(with, sizeof(with), "%s    evidence = %s;\n", find, ev);
+    char *out = replaced(text, find, with);
+    free(text);
+    return out;
+}
+
+static void test_evidence_parsed(void **state)
+{
+    (void)state;
+    char *text =
+        evidence_profile("E.DP.1", "MM", 1, "[ \"test_tlmsp_tamper\", \"test_tlmsp_forge:test_forged_writer_mac\" ]");
+    msp_fw_profile_t *p = checked(text);
+    expect_no_findings(p);
+    size_t i = (size_t)msp_fw_catalog_find(cat, "E.DP.1");
+    assert_int_equal(msp_fw_evidence_count(p, i), 2);
+    assert_string_equal(msp_fw_evidence(p, i, 0), "test_tlmsp_tamper");
+    assert_string_equal(msp_fw_evidence(p, i, 1), "test_tlmsp_forge:test_forged_writer_mac");
+    assert_null(msp_fw_evidence(p, i, 2));
+    assert_int_equal(msp_fw_evidence_count(p, i + 1), 0); /* a row without evidence */
+    assert_null(msp_fw_evidence(p, i + 1, 0));
+    assert_int_equal(msp_fw_evidence_count(p, cat->count), 0); /* past the catalog */
+    assert_null(msp_fw_evidence(p, cat->count, 0));
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/* Each entry is TEST or TEST:CASE, names of [A-Za-z0-9_.-], listed once; the list is a list and not empty. */
+static void test_evidence_syntax(void **state)
+{
+    (void)state;
+    const struct {
+        const char *ev, *rule, *part;
+    } bad[] = {
+        {"[ \"\" ]", "evidence", "evidence \"\" is not TEST or TEST:CASE"},
+        {"[ \"cli ets\" ]", "evidence", "evidence \"cli ets\" is not TEST or TEST:CASE"},
+        {"[ \"cli_ets:\" ]", "evidence", "is not TEST or TEST:CASE"},
+        {"[ \":test_x\" ]", "evidence", "is not TEST or TEST:CASE"},
+        {"[ \"a:b:c\" ]", "evidence", "is not TEST or TEST:CASE"},
+        {"[ \"a/b\" ]", "evidence", "is not TEST or TEST:CASE"},
+        {"[ 7 ]", "evidence", "an evidence entry must be a string, not a number"},
+        {"[ \"cli_ets\", \"cli_ets\" ]", "evidence", "evidence \"cli_ets\" is listed twice"},
+        {"[]", "evidence", "the evidence list is empty"},
+        {"\"cli_ets\"", "format", "'evidence' must be a list"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        print_message("evidence = %s\n", bad[k].ev);
+        char *text = evidence_profile("E.DP.1", "MM", 1, bad[k].ev);
+        msp_fw_profile_t *p = checked(text);
+        if (p->nfindings != 1 || strcmp(p->findings[0].rule, bad[k].rule) != 0 ||
+            strstr(p->findings[0].message, bad[k].part) == NULL || strcmp(p->findings[0].ref, "E.DP.1") != 0) {
+            dump(p);
+            fail_msg("expected one %s finding: %s", bad[k].rule, bad[k].part);
+        }
+        msp_fw_profile_free(p);
+        free(text);
+    }
+}
+
+/* Only a met MM, PM or PO row claims anything, so only such a row lists evidence. */
+static void test_evidence_only_on_claims(void **state)
+{
+    (void)state;
+    const struct {
+        const char *ref, *label;
+        int met;
+    } rows[] = {{"E.DP.2", "PR", 0}, {"E.DP.2", "PNA", 0}, {"M.GC.3", "PR", 0}};
+    for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+        char *text = evidence_profile(rows[k].ref, rows[k].label, rows[k].met, "[ \"cli_ets\" ]");
+        msp_fw_profile_t *p = checked(text);
+        char want[200];
+        snprintf(want, sizeof(want), "evidence on a row that claims nothing (%s, met false", rows[k].label);
+        expect_finding(p, rows[k].ref, MSP_FW_ERROR, want);
+        assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), 1);
+        msp_fw_profile_free(p);
+        free(text);
+    }
+    /* An unmet MM row (the verdict says so) has nothing to prove either; E.GC.1.1 is a leaf, E.GC.1 its parent. */
+    char *text = evidence_profile("E.GC.1.1", "MM", 0, "[ \"cli_ets\" ]");
+    msp_fw_profile_t *p = checked(text);
+    expect_finding(p, "E.GC.1.1", MSP_FW_ERROR, "evidence on a row that claims nothing (MM, met false");
+    msp_fw_profile_free(p);
+    free(text);
+}
+
+/* evidence_required: every met MM, PM and PO row names its evidence; without it, evidence is optional. */
+static void test_evidence_required(void **state)
+{
+    (void)state;
+    char *text = evidence_profile("E.DP.1", "MM", 1, "[ \"cli_ets\" ]");
+    msp_fw_profile_t *p = checked(text);
+    expect_no_findings(p);
+    assert_false(p->evidence_required);
+    msp_fw_profile_free(p);
+
+    char *req = replaced(text, "name = \"clean\";\n", "name = \"clean\";\n    evidence_required = true;\n");
+    p = checked(req);
+    assert_true(p->evidence_required);
+    /* every row but E.DP.1 is met (MM or PO) without evidence */
+    assert_int_equal(msp_fw_count(p, MSP_FW_ERROR), cat->count - 1);
+    expect_finding(p, "E.DP.2", MSP_FW_ERROR,
+                   "PO and met, but no evidence; the profile sets evidence_required, so every met MM, PM and PO row "
+                   "names the tests that show it");
+    expect_finding(p, "E.DP.3", MSP_FW_ERROR, "MM and met, but no evidence");
+    assert_null(finding(p, "E.DP.1", MSP_FW_ERROR, "evidence"));
+    assert_string_equal(p->findings[0].rule, "evidence");
+    msp_fw_profile_free(p);
+    free(req);
+
+    char *wrong = replaced(text, "name = \"clean\";\n", "name = \"clean\";\n    evidence_required = \"yes\";\n");
+    p = checked(wrong);
+    expect_only(p, "profile", MSP_FW_ERROR, "'evidence_required' must be true or false, not a string (line 3)");
+    msp_fw_profile_free(p);
+    free(wrong);
+    free(text);
+}
+
+/* msp's own profiles: clean, evidence required, and every claim backed (the names are checked against ctest -N by
+ * the framework_evidence test). */
+static void test_own_profiles_check_clean(void **state)
+{
+    (void)state;
+    const char *names[] = {"tlmsp", "msp-ets"};
+    for (size_t k = 0; k < 2; k++) {
+        msp_fw_profile_t *p = checked(shipped_text(names[k]));
+        if (p->nfindings != 0) {
+            dump(p);
+            fail_msg("%s has findings", names[k]);
+        }
+        assert_string_equal(p->name, names[k]);
+        assert_true(p->evidence_required);
+        assert_true(msp_fw_in_series(p));
+        for (size_t i = 0; i < cat->count; i++) {
+            const msp_fw_row_t *r = &p->rows[i];
+            int claims = msp_fw_row_met(r) == 1;
+            assert_int_equal(msp_fw_evidence_count(p, i) > 0, claims);
+            /* a row that falls short says why */
+            assert_true(claims || strlen(r->justification) > 20);
+        }
+        msp_fw_profile_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1166,11 @@ int main(void)
         cmocka_unit_test(test_cited_clauses),
         cmocka_unit_test(test_report_has_analysis),
         cmocka_unit_test(test_compare_marks_text_errata),
+        cmocka_unit_test(test_evidence_parsed),
+        cmocka_unit_test(test_evidence_syntax),
+        cmocka_unit_test(test_evidence_only_on_claims),
+        cmocka_unit_test(test_evidence_required),
+        cmocka_unit_test(test_own_profiles_check_clean),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -428,8 +428,10 @@ static void test_load_by_name_and_path(void **state)
     assert_int_equal(msp_fw_profile_load(cat, MSP_SOURCE_DIR "/data/framework/profiles/ets.ucl", &p, &err), MSP_OK);
     msp_fw_profile_free(p);
     assert_string_equal(msp_fw_shipped_name(0), "ets");
-    assert_string_equal(msp_fw_shipped_name(1), "split-proxy");
-    assert_null(msp_fw_shipped_name(2));
+    assert_string_equal(msp_fw_shipped_name(1), "msp-ets");
+    assert_string_equal(msp_fw_shipped_name(2), "split-proxy");
+    assert_string_equal(msp_fw_shipped_name(3), "tlmsp");
+    assert_null(msp_fw_shipped_name(4));
 }
 
 /* The skeleton from 'new' parses, lists every requirement, and check says what is missing. */

@@ -392,7 +392,7 @@ void msp_fw_profile_free(msp_fw_profile_t *p)
     free(p);
 }
 
-/* ---- loading by name or path ---- */
+/* ---- evidence: the entries as written, for msp_fw_check and the readers of a checked profile ---- */
 
 /* The k-th string entry of a row's evidence (NULL past the last): non-strings are skipped, check reports them. */
 static const char *evidence_at(const msp_ucl_t *ev, size_t k)
@@ -407,12 +407,10 @@ static const char *evidence_at(const msp_ucl_t *ev, size_t k)
 
 size_t msp_fw_evidence_count(const msp_fw_profile_t *p, size_t req_index)
 {
-    if (req_index >= p->cat->count) {
-        return 0;
-    }
+    const msp_ucl_t *ev = req_index < p->cat->count ? p->rows[req_index].evidence : NULL;
     size_t n = 0;
-    while (evidence_at(p->rows[req_index].evidence, n) != NULL) {
-        n++;
+    for (const msp_ucl_t *e = ev != NULL ? ev->v.kids.first : NULL; e != NULL; e = e->next) {
+        n += e->type == MSP_UCL_STRING;
     }
     return n;
 }
@@ -421,6 +419,8 @@ const char *msp_fw_evidence(const msp_fw_profile_t *p, size_t req_index, size_t 
 {
     return req_index < p->cat->count ? evidence_at(p->rows[req_index].evidence, k) : NULL;
 }
+
+/* ---- loading by name or path ---- */
 
 const char *msp_fw_shipped_name(size_t i)
 {

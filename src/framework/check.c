@@ -193,6 +193,7 @@ void msp_fw_check(msp_fw_profile_t *p)
                    c->should_be, c->why);
         }
     }
+    fw_check_citations(p);
 }
 
 int msp_fw_in_series(const msp_fw_profile_t *p)
@@ -244,6 +245,8 @@ static const struct {
     {"branch", "A parent and its children agree: a parent whose children are met is met, and a met parent has no "
                "unmet Mandatory child (clause 6.1.3)."},
     {"erratum", "A printed value is corrected by an erratum; the correction decides the verdict."},
+    {"citation", "Every threat-model item or assumption (NAME.TM.N, NAME.A.N) the analysis cites is declared in the "
+                 "profile (Annex B.2.1)."},
 };
 
 const char *msp_fw_rule_describe(const char *rule)

@@ -232,7 +232,10 @@ static void text_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 
 static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
 {
-    msp_buf_printf(b, "Profile %s: %s\nSource: %s\n", p->name, p->title ? p->title : "", p->source ? p->source : "");
+    msp_buf_printf(b, "Profile %s: %s\nSource: %s\nProvenance: ", p->name, p->title ? p->title : "",
+                   p->source ? p->source : "");
+    fw_provenance_line(p, b);
+    msp_buf_puts(b, "\n");
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         text_principle(p, pr, b);
     }
@@ -275,6 +278,8 @@ static void render_md(const msp_fw_profile_t *p, msp_buf_t *b)
     fw_put_md(b, p->title ? p->title : "");
     msp_buf_puts(b, "\n\nSource: ");
     fw_put_md(b, p->source ? p->source : "");
+    msp_buf_puts(b, "\n\nProvenance: ");
+    fw_provenance_buf_md(p, b);
     msp_buf_puts(b, "\n\n");
     verdict_lines(p, "**", "** ", "\n\n", 1, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
@@ -346,6 +351,8 @@ static void render_html(const msp_fw_profile_t *p, msp_buf_t *b)
     fw_put_html(b, p->title ? p->title : "");
     msp_buf_puts(b, "</h1>\n<p>Source: ");
     fw_put_html(b, p->source ? p->source : "");
+    msp_buf_puts(b, "</p>\n<p class=\"provenance\">Provenance: ");
+    fw_provenance_buf_html(p, b);
     msp_buf_puts(b, "</p>\n");
     char start[64];
     snprintf(start, sizeof(start), "<p class=\"verdict-%s\"><b>", msp_fw_in_series(p) ? "yes" : "no");
@@ -469,6 +476,7 @@ static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
     msp_json_string(&j, p->source);
     msp_json_key(&j, "annex");
     msp_json_string(&j, p->annex);
+    fw_json_provenance(p, &j);
     msp_json_key(&j, "verdict");
     json_verdict(p, &j);
     msp_json_key(&j, "requirements");

@@ -33,6 +33,7 @@ cat >"$tmp/junit.xml" <<'XML'
 </testsuite>
 XML
 
+section conform_claims
 # A profile whose every met claim names passing evidence: proven, exit 0.
 python3 - "$ets" "$tmp/proven.ucl" "$tmp/contra.ucl" <<'PY'
 import re, sys
@@ -75,6 +76,7 @@ PY
 has conform.html '<a href="#ev-t_fail">t_fail</a> failed'; has conform.html '<tr id="ev-t_fail">'
 has conform.html '<a href="#req-E.DP.1">E.DP.1</a>'; has conform.md '^\| E\.DP\.1 \| MM \| \*\*contradicted\*\* \| t\\_fail failed \|$'
 
+section conform_bad_input
 # Bad input: one line on stderr, exit 2, nothing on stdout.
 run 2 "$msp" framework conform ets; lines err 1; has err "conform takes one PROFILE and --results FILE"; empty out
 run 2 "$msp" framework conform ets --results; lines err 1; has err "--results needs a FILE"
@@ -87,6 +89,7 @@ head -c 70000000 /dev/zero >"$tmp/huge.xml"
 run 2 "$msp" framework conform ets --results "$tmp/huge.xml"; lines err 1; has err "larger than"; empty out
 run 2 "$msp" framework conform ets --results "$tmp/junit.xml" --format sarif; lines err 1
 
+section diff
 # diff: 0 when the same, 1 with the changes, 2 on bad input
 run 0 "$msp" framework diff ets "$ets"; has out "^0 changes$"; has out "^old: msp .*sha256 [0-9a-f]{64}, date 2026-12-08T00:00:00Z$"
 sed -e 's/^    label = "PR";$/    label = "PO";/' "$ets" >"$tmp/relabel.ucl"
@@ -106,6 +109,7 @@ run 2 "$msp" framework diff ets; lines err 1; has err "diff takes two profiles"
 run 2 "$msp" framework diff ets nosuch; lines err 1; has err "not a shipped profile"
 run 2 "$msp" framework diff ets ets --format html; lines err 1; has err "--format takes text, md or json, not html"
 
+section provenance
 # Provenance in report and compare, every format
 for f in text md html; do
     run 0 "$msp" framework report ets --format "$f"; has out "catalog ETSI TS 103 523-1 V1\.1\.1, profile ets sha256 [0-9a-f]{64}, date 2026-12-08T00:00:00Z"
@@ -114,6 +118,7 @@ done
 run 0 "$msp" framework report ets --format json; has out '"profile_sha256": "[0-9a-f]{64}"'
 run 0 "$msp" framework compare ets --format json; has out '"profile_sha256": "[0-9a-f]{64}"'
 
+section citations
 # check: the ETS.TM.5 Annex B cites is a finding; an undeclared id in a justification is an error
 run 0 "$msp" framework check ets; has out "^ets:B\.3\.2\.6: erratum: the printed text cites ETS\.TM\.5, which the profile does not define"
 sed -e '0,/^    justification = "/s//    justification = "(ETS.TM.9) /' "$ets" >"$tmp/tm9.ucl"

@@ -356,6 +356,18 @@ static void test_ets_threat_model(void **state)
     assert_non_null(f);
     assert_int_equal(f->severity, MSP_FW_ERRATUM);
     assert_non_null(msp_fw_rule_describe("citation"));
+    /* report prints them before the analysis */
+    msp_buf_t b;
+    msp_buf_init(&b, 1u << 22);
+    assert_int_equal(msp_fw_render_report(p, MSP_FW_TEXT, &b), MSP_OK);
+    const char *s = msp_buf_cstr(&b);
+    const char *tm4 = strstr(s, "  ETS.TM.4:\n    An ETS middlebox can see and verify the handshake");
+    assert_non_null(tm4);
+    assert_true(tm4 < strstr(s, "B.3.1 Data Protection"));
+    b.len = 0;
+    assert_int_equal(msp_fw_render_report(p, MSP_FW_JSON, &b), MSP_OK);
+    assert_non_null(strstr(msp_buf_cstr(&b), "\"threat_model\""));
+    msp_buf_free(&b);
     msp_fw_profile_free(p);
 }
 

@@ -194,6 +194,7 @@ void msp_fw_check(msp_fw_profile_t *p)
         }
     }
     fw_check_citations(p);
+    fw_check_evidence(p);
 }
 
 int msp_fw_in_series(const msp_fw_profile_t *p)

@@ -56,3 +56,48 @@ const char *msp_fw_evidence(const msp_fw_profile_t *p, size_t req_index, size_t 
     const msp_ucl_t *v = nth(evidence_list(p, req_index), k);
     return v != NULL ? v->v.str.s : NULL;
 }
+
+#define EVIDENCE_MAX 64
+
+/* Rule "format": evidence is a list of at most EVIDENCE_MAX strings "test" or "test:case", neither part empty. */
+static void check_one(msp_fw_profile_t *p, const char *ref, const msp_ucl_t *e)
+{
+    if (e->type != MSP_UCL_ARRAY) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR,
+                           "'evidence' must be a list [\"test\", \"test:case\"], not %s (line %u)",
+                           fw_type_article(e->type), (unsigned)e->line);
+        return;
+    }
+    if (e->v.kids.count > EVIDENCE_MAX) {
+        msp_fw_add_finding(p, ref, MSP_FW_ERROR, "more than %d evidence entries (line %u)", EVIDENCE_MAX,
+                           (unsigned)e->line);
+    }
+    for (const msp_ucl_t *v = e->v.kids.first; v != NULL; v = v->next) {
+        const char *s = v->type == MSP_UCL_STRING ? v->v.str.s : NULL;
+        const char *colon = s != NULL ? strchr(s, ':') : NULL;
+        if (s == NULL || strlen(s) != v->v.str.len || s[0] == '\0' || s[0] == ':' ||
+            (colon != NULL && colon[1] == '\0')) {
+            msp_fw_add_finding(p, ref, MSP_FW_ERROR, "an evidence entry is \"test\" or \"test:case\", not %s (line %u)",
+                               s != NULL ? "an empty name" : fw_type_article(v->type), (unsigned)v->line);
+        }
+    }
+}
+
+void fw_check_evidence(msp_fw_profile_t *p)
+{
+    const msp_ucl_t *root = p->doc != NULL ? msp_ucl_root(p->doc) : NULL;
+    if (root == NULL || root->type != MSP_UCL_OBJECT) {
+        return;
+    }
+    for (const msp_ucl_t *t = root->v.kids.first; t != NULL; t = t->next) {
+        if (strcmp(t->key, "requirement") != 0 || t->type != MSP_UCL_OBJECT) {
+            continue;
+        }
+        for (const msp_ucl_t *r = t->v.kids.first; r != NULL; r = r->next) {
+            const msp_ucl_t *e = r->type == MSP_UCL_OBJECT ? msp_ucl_lookup(r, "evidence") : NULL;
+            if (e != NULL) {
+                check_one(p, r->key, e);
+            }
+        }
+    }
+}

@@ -439,6 +439,29 @@ static void test_note_syntax(void **state)
     msp_fw_profile_free(p);
 }
 
+static void test_evidence_format(void **state)
+{
+    (void)state;
+    static const char text[] = "profile { name = \"x\"; }\n"
+                               "requirement \"E.DP.1\" { label = \"MM\"; met = true; text = \"t\"; "
+                               "evidence = \"t_pass\"; }\n"
+                               "requirement \"E.DP.2\" { label = \"PR\"; met = false; text = \"t\"; "
+                               "evidence = [\"ok\", \"ok:case\", 3, \"\", \":case\", \"test:\"]; }\n";
+    msp_fw_profile_t *p = checked(text);
+    size_t list = 0, entry = 0;
+    for (size_t i = 0; i < p->nfindings; i++) {
+        list += strcmp(p->findings[i].ref, "E.DP.1") == 0 && strstr(p->findings[i].message, "must be a list") != NULL;
+        entry +=
+            strcmp(p->findings[i].ref, "E.DP.2") == 0 && strstr(p->findings[i].message, "an evidence entry is") != NULL;
+    }
+    assert_int_equal(list, 1);
+    assert_int_equal(entry, 4);
+    size_t i2 = (size_t)msp_fw_catalog_find(cat, "E.DP.2");
+    assert_int_equal(msp_fw_evidence_count(p, i2), 5); /* the strings; 3 is not one */
+    assert_int_equal(msp_fw_evidence_count(p, (size_t)msp_fw_catalog_find(cat, "E.DP.1")), 0);
+    msp_fw_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_ets_threat_model),
         cmocka_unit_test(test_citation_rule),
         cmocka_unit_test(test_note_syntax),
+        cmocka_unit_test(test_evidence_format),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -85,7 +85,7 @@ printf '<testsuite>\n<testcase name="a">\n</testsuite>\n' >"$tmp/broken.xml"
 run 2 "$msp" framework conform ets --results "$tmp/broken.xml"; lines err 1; has err "broken\.xml:[0-9]+: .*not well-formed XML"; empty out
 echo '<html/>' >"$tmp/html.xml"
 run 2 "$msp" framework conform ets --results "$tmp/html.xml"; lines err 1; has err "not JUnit"; empty out
-printf '<!DOCTYPE t [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n<testsuite><testcase name="&e;"/></testsuite>\n' >"$tmp/dtd.xml"
+printf '<!DOCTYPE t [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n<testsuite><testcase name="a"><system-out>&e;</system-out></testcase></testsuite>\n' >"$tmp/dtd.xml"
 run 2 "$msp" framework conform ets --results "$tmp/dtd.xml"; lines err 1; has err "DOCTYPE"; empty out
 head -c 70000000 /dev/zero >"$tmp/huge.xml"
 run 2 "$msp" framework conform ets --results "$tmp/huge.xml"; lines err 1; has err "larger than"; empty out

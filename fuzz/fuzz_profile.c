@@ -43,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             msp_fw_render_compare(one, 1, (msp_fw_format_t)f, &b);
             b.len = 0;
         }
+        msp_fw_render_diff(p, p, MSP_FW_TEXT, &b, NULL);
     }
     msp_buf_free(&b);
     msp_fw_profile_free(p);

@@ -3,7 +3,7 @@
 # those that are missing. Run as root (or with sudo available).
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libssl-dev libcmocka-dev libpcap-dev libev-dev libevent-dev libc-ares-dev libpcre2-dev libipsec-mb-dev openssl clang-format tshark curl procps nginx python3 gcovr groff-base libhttp-parser-dev c-icap libc-icap-mod-virus-scan clamav clamav-daemon haproxy iproute2 python3-jsonschema chromium poppler-utils)
+packages=(build-essential cmake pkg-config libssl-dev libcmocka-dev libpcap-dev libev-dev libevent-dev libc-ares-dev libpcre2-dev libipsec-mb-dev openssl clang-format tshark curl procps nginx python3 gcovr groff-base libhttp-parser-dev c-icap libc-icap-mod-virus-scan clamav clamav-daemon haproxy iproute2 python3-jsonschema chromium poppler-utils libxml2-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,6 +22,17 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --output-junit junit.xml
 
+# Our own profiles' claims against that run: a met claim that no passing test backs (unproven) or that a failed
+# test contradicts fails the build (docs/profile-format.md, conform). A missing profile fails too.
+for profile in tlmsp msp-ets; do
+    if ! build-asan/tools/msp/msp framework conform "$profile" --results build-asan/junit.xml \
+        >"build-asan/conform-$profile.txt"; then
+        echo "msp: framework conform $profile: a claim is unproven or contradicted (build-asan/conform-$profile.txt):" >&2
+        grep -E ' (unproven|contradicted) |claims met' "build-asan/conform-$profile.txt" >&2
+        exit 1
+    fi
+done
+
 # The library as an application gets it: `cmake --install` of the optimised build into a scratch prefix, and
 # the examples built against that through pkg-config, then run.
 rm -rf build/prefix

@@ -124,6 +124,22 @@ typedef struct msp_fw_finding {
     char message[1024];
 } msp_fw_finding_t;
 
+/** A threat-model item, an assumption (B.2.1) or the Stage 3 notes (6.1.4) a profile declares. */
+typedef enum msp_fw_note_kind {
+    MSP_FW_THREAT,     /* threat "ETS.TM.1" { text = "..." } */
+    MSP_FW_ASSUMPTION, /* assumption "ETS.A.1" { text = "..." } */
+    MSP_FW_STAGE3,     /* stage3 { text = "..." }: id "stage3" */
+} msp_fw_note_kind_t;
+
+typedef struct msp_fw_note {
+    msp_fw_note_kind_t kind;
+    const char *id;
+    const char *text;
+    uint32_t line;
+} msp_fw_note_t;
+
+#define MSP_FW_MAX_NOTES 256
+
 typedef struct msp_fw_profile {
     const msp_fw_catalog_t *cat;
     char source_name[128]; /* what the user named it by: a path or a shipped name */
@@ -141,6 +157,11 @@ typedef struct msp_fw_profile {
     int shipped;             /* loaded by name from the profiles compiled in (data/framework/profiles/) */
     int evidence_required;   /* profile.evidence_required: every met MM, PM and PO row lists its evidence */
     msp_ucl_doc_t *doc;
+    char sha256[65];      /* of the profile's input bytes, lowercase hex */
+    char msp_version[32]; /* msp_fw_set_provenance; "" until set */
+    char date[32];        /* "2026-12-08T01:30:00Z"; "" until set */
+    msp_fw_note_t *notes; /* the threat model, assumptions and Stage 3 notes (B.2.1, 6.1.4) */
+    size_t nnotes;
 } msp_fw_profile_t;
 
 /**
@@ -277,5 +298,98 @@ MSP_API int msp_fw_render_catalog(const msp_fw_catalog_t *cat, msp_fw_format_t f
 MSP_API int msp_fw_render_compare(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *out);
 /** A profile skeleton with every requirement and its template text, labels to fill in. */
 MSP_API int msp_fw_render_new(const msp_fw_catalog_t *cat, const char *name, msp_buf_t *out);
+
+/* ---- provenance --------------------------------------------------------- */
+
+/** The catalog the built-in Tables 6.2-6.5 come from: "ETSI TS 103 523-1 V1.1.1". */
+MSP_API const char *msp_fw_catalog_version(void);
+
+/**
+ * Records what every report (report, compare, conform, diff) states about
+ * where it comes from: the msp version (msp_version(), passed in because the
+ * framework layer has no link to it) and the date, unix seconds (the library
+ * has no clock: the caller passes it in). The profile's SHA-256 is taken by
+ * msp_fw_profile_parse from its input bytes.
+ */
+MSP_API void msp_fw_set_provenance(msp_fw_profile_t *p, const char *msp_version, int64_t unix_time);
+
+/* ---- evidence (per-requirement `evidence = ["test", "test:case"]`) ------ */
+
+/** Number of evidence entries of requirement req_index (a catalog index). */
+MSP_API size_t msp_fw_evidence_count(const msp_fw_profile_t *p, size_t req_index);
+/** The k-th evidence entry: "test" (a CTest test) or "test:case" (a case in its output); NULL past the end. */
+MSP_API const char *msp_fw_evidence(const msp_fw_profile_t *p, size_t req_index, size_t k);
+
+/* ---- CTest results (`ctest --output-junit FILE`) ------------------------ */
+
+typedef struct msp_fw_junit msp_fw_junit_t;
+
+/** At most this many bytes of JUnit XML, and this many test cases. */
+#define MSP_FW_JUNIT_MAX_INPUT (64u << 20)
+#define MSP_FW_JUNIT_MAX_TESTS 100000u
+
+/**
+ * Reads CTest's JUnit XML. MSP_ERR_SYNTAX for XML that is not well formed
+ * or not a <testsuite> (err->where "LINE"), MSP_ERR_LIMIT past the limits.
+ * No network, no external entities.
+ */
+MSP_API int msp_fw_junit_parse(const char *xml, size_t len, msp_fw_junit_t **out, msp_error_t *err);
+/** Reads and parses a JUnit file; err->where is "PATH" or "PATH:LINE". */
+MSP_API int msp_fw_junit_load(const char *path, msp_fw_junit_t **out, msp_error_t *err);
+/** NULL is ignored. */
+MSP_API void msp_fw_junit_free(msp_fw_junit_t *j);
+/** Number of test cases read. */
+MSP_API size_t msp_fw_junit_count(const msp_fw_junit_t *j);
+
+typedef enum msp_fw_result {
+    MSP_FW_PASSED,
+    MSP_FW_FAILED,
+    MSP_FW_NOT_RUN, /* not in the results, skipped, disabled, or its case not in its output */
+} msp_fw_result_t;
+
+/** "passed", "failed", "not run". */
+MSP_API const char *msp_fw_result_name(msp_fw_result_t r);
+
+/**
+ * The result of one evidence entry: "test" is the CTest test's result;
+ * "test:case" is FAILED when the test failed or its output has
+ * "[  FAILED  ] case", PASSED when the test passed and its output has
+ * "[       OK ] case" (cmocka's lines; tests/integration/lib.sh prints the
+ * same), NOT_RUN otherwise.
+ */
+MSP_API msp_fw_result_t msp_fw_junit_result(const msp_fw_junit_t *j, const char *evidence);
+
+/* ---- conform: every met claim against the test results ------------------ */
+
+typedef enum msp_fw_claim {
+    MSP_FW_NO_CLAIM,     /* not claimed met: nothing to prove */
+    MSP_FW_PROVEN,       /* claimed met, all its evidence passed */
+    MSP_FW_UNPROVEN,     /* claimed met, no evidence or some not run */
+    MSP_FW_CONTRADICTED, /* claimed met, some evidence failed */
+} msp_fw_claim_t;
+
+/** "-", "proven", "unproven", "contradicted". */
+MSP_API const char *msp_fw_claim_name(msp_fw_claim_t c);
+
+/** The status of requirement i: a claim is a row met after errata (as printed after msp_fw_ignore_errata). */
+MSP_API msp_fw_claim_t msp_fw_claim(const msp_fw_profile_t *p, const msp_fw_junit_t *j, size_t i);
+
+/**
+ * Every requirement with its claim and each evidence entry's result; HTML
+ * links each requirement to its evidence. Returns the number of claims
+ * unproven or contradicted in *bad (may be NULL).
+ */
+MSP_API int msp_fw_render_conform(const msp_fw_profile_t *p, const msp_fw_junit_t *j, msp_fw_format_t fmt,
+                                  msp_buf_t *out, size_t *bad);
+
+/* ---- diff: what changed between two versions of a profile ---------------- */
+
+/**
+ * Per requirement what changed between old and new (label, met, text,
+ * justification, erratum, evidence), and the threat model and Stage 3 notes.
+ * *changes (may be NULL) receives the number of changes. fmt is text, md or json.
+ */
+MSP_API int msp_fw_render_diff(const msp_fw_profile_t *old_p, const msp_fw_profile_t *new_p, msp_fw_format_t fmt,
+                               msp_buf_t *out, size_t *changes);
 
 #endif

@@ -166,9 +166,11 @@ static void check_evidence(msp_fw_profile_t *p, const msp_fw_template_t *t, cons
     if (r->evidence != NULL) {
         check_evidence_entries(p, t, r->evidence);
         if (!claims) {
-            fw_add(p, "evidence", t->ref, MSP_FW_ERROR,
-                   "evidence on a row that claims nothing (%s, met %s, line %u); only a met MM, PM or PO row lists "
-                   "evidence",
+            /* a warning: nothing reads it (conform checks claims only), and a profile generated for every row
+             * stays usable */
+            fw_add(p, "evidence", t->ref, MSP_FW_WARNING,
+                   "evidence on a row that claims nothing (%s, met %s, line %u); only a met MM, PM or PO row's "
+                   "evidence is used",
                    msp_fw_label_code(l), msp_fw_row_met(r) == 1 ? "true" : "false", (unsigned)r->evidence->line);
         }
     } else if (claims && p->evidence_required) {
@@ -267,6 +269,7 @@ void msp_fw_check(msp_fw_profile_t *p)
                    c->should_be, c->why);
         }
     }
+    fw_check_citations(p);
 }
 
 int msp_fw_in_series(const msp_fw_profile_t *p)
@@ -320,6 +323,8 @@ static const struct {
     {"evidence", "A met MM, PM or PO row may name its evidence, CTest tests or cases in them, and must when the "
                  "profile sets evidence_required; no other row lists evidence."},
     {"erratum", "A printed value is corrected by an erratum; the correction decides the verdict."},
+    {"citation", "Every threat-model item or assumption (NAME.TM.N, NAME.A.N) the analysis cites is declared in the "
+                 "profile (Annex B.2.1)."},
 };
 
 const char *msp_fw_rule_describe(const char *rule)

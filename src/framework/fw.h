@@ -40,6 +40,27 @@ const char *fw_severity_name(msp_fw_severity_t s);
 /** What an erratum corrects and why, as one line ("Met printed N, should be Y; why"). */
 void fw_describe_erratum(const msp_fw_row_t *r, char *out, size_t n);
 
+/* ---- threat model, assumptions, Stage 3 (threat.c) ---- */
+
+/** 1 when id is NAME.TM.N (a threat-model item) or NAME.A.N (an assumption), as kind asks: [A-Z]+ . TM|A . [0-9]+. */
+int fw_note_id_ok(const char *id, msp_fw_note_kind_t kind);
+
+/** Rule "citation": every NAME.TM.N / NAME.A.N a justification or printed clause cites is declared. */
+void fw_check_citations(msp_fw_profile_t *p);
+
+
+/* ---- provenance (render.c) ---- */
+
+/** One line "msp VERSION, catalog ..., profile sha256 ..., date ..." (no newline). */
+void fw_provenance_line(const msp_fw_profile_t *p, msp_buf_t *b);
+
+/** The provenance line escaped for Markdown or HTML. */
+void fw_provenance_buf_md(const msp_fw_profile_t *p, msp_buf_t *b);
+void fw_provenance_buf_html(const msp_fw_profile_t *p, msp_buf_t *b);
+
+/** The "provenance" member of a JSON report (the key included). */
+void fw_json_provenance(const msp_fw_profile_t *p, msp_json_t *j);
+
 /* ---- rendering helpers (render.c) ---- */
 
 /** Appends text with the words that differ from tmpl emphasised in the format's way. */

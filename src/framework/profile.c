@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
 
 #include "embedded.h"
 #include "fw.h"
@@ -276,6 +279,56 @@ static void read_header(msp_fw_profile_t *p, const msp_ucl_t *h)
     }
 }
 
+static void add_note(msp_fw_profile_t *p, msp_fw_note_kind_t kind, const char *id, const msp_ucl_t *b)
+{
+    static const char *const keys[] = {"text", NULL};
+    if (!want_object(p, "profile", b)) {
+        return;
+    }
+    if (p->nnotes >= MSP_FW_MAX_NOTES) {
+        msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "more than %u threat, assumption and stage3 blocks (line %u)",
+                           MSP_FW_MAX_NOTES, (unsigned)b->line);
+        return;
+    }
+    for (size_t i = 0; i < p->nnotes; i++) {
+        if (strcmp(p->notes[i].id, id) == 0) {
+            msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "'%s' defined twice (lines %u and %u)", id,
+                               (unsigned)p->notes[i].line, (unsigned)b->line);
+            return;
+        }
+    }
+    only_keys(p, id, b, keys);
+    msp_fw_note_t *n = &p->notes[p->nnotes++];
+    n->kind = kind;
+    n->id = id;
+    n->line = b->line;
+    n->text = get_string(p, id, b, "text");
+    if (n->text == NULL || n->text[0] == '\0') {
+        msp_fw_add_finding(p, id, MSP_FW_ERROR, "'%s' without text (line %u)", id, (unsigned)b->line);
+    }
+}
+
+/* threat "ETS.TM.1" { text } and assumption "ETS.A.1" { text } (B.2.1); stage3 { text } (6.1.4). */
+static void read_notes(msp_fw_profile_t *p, const msp_ucl_t *t)
+{
+    if (t->key[0] == 's') {
+        add_note(p, MSP_FW_STAGE3, "stage3", t);
+        return;
+    }
+    if (!want_object(p, "profile", t)) {
+        return;
+    }
+    msp_fw_note_kind_t kind = t->key[0] == 't' ? MSP_FW_THREAT : MSP_FW_ASSUMPTION;
+    for (const msp_ucl_t *c = t->v.kids.first; c != NULL; c = c->next) {
+        if (!fw_note_id_ok(c->key, kind)) {
+            msp_fw_add_finding(p, "profile", MSP_FW_ERROR, "%s id '%s' is not of the form %s (line %u)", t->key, c->key,
+                               kind == MSP_FW_THREAT ? "NAME.TM.N" : "NAME.A.N", (unsigned)c->line);
+            continue;
+        }
+        add_note(p, kind, c->key, c);
+    }
+}
+
 /* Top-level blocks appear once each as a key (repeated sections merge), but a
  * repeated non-block key is an implicit array: visit every child. */
 static void read_top(msp_fw_profile_t *p, const msp_ucl_t *root)
@@ -292,14 +345,18 @@ static void read_top(msp_fw_profile_t *p, const msp_ucl_t *root)
                     read_clause_erratum(p, c);
                 }
             }
+        } else if (strcmp(t->key, "threat") == 0 || strcmp(t->key, "assumption") == 0 ||
+                   strcmp(t->key, "stage3") == 0) {
+            read_notes(p, t);
         } else if (strcmp(t->key, "profile") == 0) {
             if (field_once(p, "profile", root, t)) {
                 read_header(p, t);
             }
         } else {
             msp_fw_add_finding(p, "profile", MSP_FW_ERROR,
-                               "unknown top-level key '%s' (line %u); expected profile, requirement or erratum", t->key,
-                               (unsigned)t->line);
+                               "unknown top-level key '%s' (line %u); expected profile, requirement, erratum, threat, "
+                               "assumption or stage3",
+                               t->key, (unsigned)t->line);
         }
     }
 }
@@ -320,6 +377,31 @@ static void require_all(msp_fw_profile_t *p)
 static int is_empty(const msp_ucl_t *root)
 {
     return root->type == MSP_UCL_OBJECT && root->v.kids.count == 0;
+}
+
+static void sha256_hex(const char *text, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    out[0] = '\0';
+    if (EVP_Digest(text, len, md, &n, EVP_sha256(), NULL) == 1 && n == sizeof(md)) {
+        msp_hex(out, md, sizeof(md));
+    }
+}
+
+const char *msp_fw_catalog_version(void)
+{
+    return "ETSI TS 103 523-1 V1.1.1";
+}
+
+void msp_fw_set_provenance(msp_fw_profile_t *p, const char *msp_version, int64_t unix_time)
+{
+    snprintf(p->msp_version, sizeof(p->msp_version), "%s", msp_version != NULL ? msp_version : "");
+    time_t t = (time_t)unix_time;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(p->date, sizeof(p->date), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        p->date[0] = '\0';
+    }
 }
 
 int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, const char *text, size_t len,
@@ -344,10 +426,12 @@ int msp_fw_profile_parse(const msp_fw_catalog_t *cat, const char *source_name, c
         msp_fw_profile_free(p);
         return ret;
     }
+    sha256_hex(text, len, p->sha256);
+    p->notes = calloc(MSP_FW_MAX_NOTES, sizeof(*p->notes));
     p->rows = calloc(cat->count, sizeof(*p->rows));
     p->findings = calloc(MSP_FW_MAX_FINDINGS, sizeof(*p->findings));
     p->errata = calloc(MSP_FW_MAX_FINDINGS, sizeof(*p->errata));
-    if (p->rows == NULL || p->findings == NULL || p->errata == NULL) {
+    if (p->rows == NULL || p->findings == NULL || p->errata == NULL || p->notes == NULL) {
         msp_fw_profile_free(p);
         return msp_error_set(err, MSP_ERR_NO_MEMORY, NULL, "profile");
     }
@@ -388,6 +472,7 @@ void msp_fw_profile_free(msp_fw_profile_t *p)
     free(p->rows);
     free(p->findings);
     free(p->errata);
+    free(p->notes);
     msp_ucl_free(p->doc);
     free(p);
 }

@@ -199,3 +199,53 @@ void fw_html_end(msp_buf_t *b)
 {
     msp_buf_puts(b, "</body>\n</html>\n");
 }
+
+/* ---- provenance: what every report says about where it comes from ---- */
+
+static const char *or_unknown(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "unknown";
+}
+
+void fw_provenance_line(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    msp_buf_printf(b, "msp %s, catalog %s, profile %s sha256 %s, date %s", or_unknown(p->msp_version),
+                   msp_fw_catalog_version(), p->source_name, or_unknown(p->sha256), or_unknown(p->date));
+}
+
+void fw_json_provenance(const msp_fw_profile_t *p, msp_json_t *j)
+{
+    msp_json_key(j, "provenance");
+    msp_json_object_begin(j);
+    msp_json_key(j, "msp_version");
+    msp_json_string(j, or_unknown(p->msp_version));
+    msp_json_key(j, "catalog_version");
+    msp_json_string(j, msp_fw_catalog_version());
+    msp_json_key(j, "profile");
+    msp_json_string(j, p->source_name);
+    msp_json_key(j, "profile_sha256");
+    msp_json_string(j, or_unknown(p->sha256));
+    msp_json_key(j, "date");
+    msp_json_string(j, or_unknown(p->date));
+    msp_json_object_end(j);
+}
+
+/* The provenance line escaped for the format (a path may hold any character). */
+static void provenance_escaped(const msp_fw_profile_t *p, msp_buf_t *b, void (*put)(msp_buf_t *, const char *))
+{
+    char line[512];
+    msp_buf_t tmp;
+    msp_buf_init_fixed(&tmp, line, sizeof(line));
+    fw_provenance_line(p, &tmp);
+    put(b, msp_buf_cstr(&tmp));
+}
+
+void fw_provenance_buf_md(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    provenance_escaped(p, b, fw_put_md);
+}
+
+void fw_provenance_buf_html(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    provenance_escaped(p, b, fw_put_html);
+}

@@ -45,6 +45,11 @@ static void render_text(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
         msp_buf_printf(b, " %-14s", msp_fw_in_series(ps[k]) ? "yes" : "NO");
     }
     msp_buf_puts(b, "\n\n!! an MSP-Mandatory requirement that is not met; * corrected by an erratum\n");
+    for (size_t k = 0; k < n; k++) {
+        msp_buf_puts(b, "Provenance: ");
+        fw_provenance_line(ps[k], b);
+        msp_buf_puts(b, "\n");
+    }
 }
 
 static void render_md(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
@@ -78,6 +83,11 @@ static void render_md(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
         msp_buf_printf(b, " %s |", msp_fw_in_series(ps[k]) ? "yes" : "**no**");
     }
     msp_buf_puts(b, "\n\nBold: an MSP-Mandatory requirement that is not met. \\* corrected by an erratum.\n");
+    for (size_t k = 0; k < n; k++) {
+        msp_buf_puts(b, "\nProvenance: ");
+        fw_provenance_buf_md(ps[k], b);
+        msp_buf_puts(b, "\n");
+    }
 }
 
 static void render_html(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
@@ -109,6 +119,11 @@ static void render_html(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
     }
     msp_buf_puts(b, "</tr>\n</table>\n<p>Red: an MSP-Mandatory requirement that is not met. "
                     "* corrected by an erratum.</p>\n");
+    for (size_t k = 0; k < n; k++) {
+        msp_buf_puts(b, "<p class=\"provenance\">Provenance: ");
+        fw_provenance_buf_html(ps[k], b);
+        msp_buf_puts(b, "</p>\n");
+    }
     fw_html_end(b);
 }
 
@@ -126,6 +141,7 @@ static void render_json(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
         msp_json_string(&j, ps[k]->name);
         msp_json_key(&j, "msp_series");
         msp_json_bool(&j, msp_fw_in_series(ps[k]));
+        fw_json_provenance(ps[k], &j);
         msp_json_object_end(&j);
     }
     msp_json_array_end(&j);

@@ -230,9 +230,80 @@ static void text_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
     fw_render_sections(p, MSP_FW_TEXT, pr, b);
 }
 
+/* ---- the threat model, assumptions and Stage 3 notes (B.2.1, 6.1.4) ---- */
+
+static const char *note_kind(msp_fw_note_kind_t k)
+{
+    return k == MSP_FW_THREAT ? "threat" : k == MSP_FW_ASSUMPTION ? "assumption" : "stage3";
+}
+
+static void text_notes(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    if (p->nnotes > 0) {
+        msp_buf_puts(b, "\nThreat model, assumptions and further analysis\n");
+    }
+    for (size_t i = 0; i < p->nnotes; i++) {
+        const msp_fw_note_t *n = &p->notes[i];
+        msp_buf_printf(b, "  %s:\n    ", n->kind == MSP_FW_STAGE3 ? "Stage 3" : n->id);
+        fw_put_wrapped(b, n->text ? n->text : "", 4, 78);
+        msp_buf_puts(b, "\n");
+    }
+}
+
+static void md_notes(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    if (p->nnotes > 0) {
+        msp_buf_puts(b, "## Threat model, assumptions and further analysis\n\n");
+    }
+    for (size_t i = 0; i < p->nnotes; i++) {
+        const msp_fw_note_t *n = &p->notes[i];
+        msp_buf_printf(b, "- **%s**: ", n->kind == MSP_FW_STAGE3 ? "Stage 3" : n->id);
+        fw_put_md(b, n->text ? n->text : "");
+        msp_buf_puts(b, i + 1 == p->nnotes ? "\n\n" : "\n");
+    }
+}
+
+static void html_notes(const msp_fw_profile_t *p, msp_buf_t *b)
+{
+    if (p->nnotes == 0) {
+        return;
+    }
+    msp_buf_puts(b, "<h2>Threat model, assumptions and further analysis</h2>\n<ul>\n");
+    for (size_t i = 0; i < p->nnotes; i++) {
+        const msp_fw_note_t *n = &p->notes[i];
+        msp_buf_puts(b, "<li><b>");
+        fw_put_html(b, n->kind == MSP_FW_STAGE3 ? "Stage 3" : n->id);
+        msp_buf_puts(b, "</b>: ");
+        fw_put_html(b, n->text ? n->text : "");
+        msp_buf_puts(b, "</li>\n");
+    }
+    msp_buf_puts(b, "</ul>\n");
+}
+
+static void json_notes(const msp_fw_profile_t *p, msp_json_t *j)
+{
+    msp_json_key(j, "threat_model");
+    msp_json_array_begin(j);
+    for (size_t i = 0; i < p->nnotes; i++) {
+        msp_json_object_begin(j);
+        msp_json_key(j, "id");
+        msp_json_string(j, p->notes[i].id);
+        msp_json_key(j, "kind");
+        msp_json_string(j, note_kind(p->notes[i].kind));
+        msp_json_key(j, "text");
+        msp_json_string(j, p->notes[i].text);
+        msp_json_object_end(j);
+    }
+    msp_json_array_end(j);
+}
+
 static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
 {
-    msp_buf_printf(b, "Profile %s: %s\nSource: %s\n", p->name, p->title ? p->title : "", p->source ? p->source : "");
+    msp_buf_printf(b, "Profile %s: %s\nSource: %s\nProvenance: ", p->name, p->title ? p->title : "",
+                   p->source ? p->source : "");
+    fw_provenance_line(p, b);
+    msp_buf_puts(b, "\n");
+    text_notes(p, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         text_principle(p, pr, b);
     }
@@ -275,8 +346,11 @@ static void render_md(const msp_fw_profile_t *p, msp_buf_t *b)
     fw_put_md(b, p->title ? p->title : "");
     msp_buf_puts(b, "\n\nSource: ");
     fw_put_md(b, p->source ? p->source : "");
+    msp_buf_puts(b, "\n\nProvenance: ");
+    fw_provenance_buf_md(p, b);
     msp_buf_puts(b, "\n\n");
     verdict_lines(p, "**", "** ", "\n\n", 1, b);
+    md_notes(p, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         md_principle(p, pr, b);
     }
@@ -346,10 +420,13 @@ static void render_html(const msp_fw_profile_t *p, msp_buf_t *b)
     fw_put_html(b, p->title ? p->title : "");
     msp_buf_puts(b, "</h1>\n<p>Source: ");
     fw_put_html(b, p->source ? p->source : "");
+    msp_buf_puts(b, "</p>\n<p class=\"provenance\">Provenance: ");
+    fw_provenance_buf_html(p, b);
     msp_buf_puts(b, "</p>\n");
     char start[64];
     snprintf(start, sizeof(start), "<p class=\"verdict-%s\"><b>", msp_fw_in_series(p) ? "yes" : "no");
     verdict_lines(p, start, "</b> ", "</p>\n", 1, b);
+    html_notes(p, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         html_principle(p, pr, b);
     }
@@ -469,6 +546,8 @@ static void render_json(const msp_fw_profile_t *p, msp_buf_t *b)
     msp_json_string(&j, p->source);
     msp_json_key(&j, "annex");
     msp_json_string(&j, p->annex);
+    fw_json_provenance(p, &j);
+    json_notes(p, &j);
     msp_json_key(&j, "verdict");
     json_verdict(p, &j);
     msp_json_key(&j, "requirements");

@@ -157,7 +157,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert [p["source"] for p in d["profiles"]] == ["ets", "split-proxy"]
 ets = d["profiles"][0]
-assert ets["errors"] == 0 and ets["errata"] == 6, ets["errata"]
+assert ets["errors"] == 0 and ets["errata"] == 7, ets["errata"]
+tm5 = [x for x in ets["findings"] if x["rule"] == "citation"]
+assert len(tm5) == 1 and tm5[0]["ref"] == "B.3.2.6" and "ETS.TM.5" in tm5[0]["message"], tm5
 assert ets["verdict"]["msp_series"] is True and ets["verdict"]["msp_series_as_printed"] is False
 assert ets["verdict"]["deciding_errata"] == ["M.AC.1"]
 f = [x for x in ets["findings"] if x["ref"] == "M.AC.1"][0]

@@ -23,8 +23,22 @@ run() {
     if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
 }
 
+# section NAME: names the checks that follow, up to the next section or finish; each ends with a line in
+# cmocka's format, "[       OK ] NAME" or "[  FAILED  ] NAME", so that a profile's evidence "SCRIPT:NAME" can
+# name it (msp framework conform). Scripts without sections print no such lines.
+section_name=""
+section_failed=0
+section() {
+    if [ -n "$section_name" ]; then
+        if [ "$failed" -eq "$section_failed" ]; then echo "[       OK ] $section_name"; else echo "[  FAILED  ] $section_name"; fi
+    fi
+    section_name=$1
+    section_failed=$failed
+}
+
 # finish NAME: the summary line, and the script's status
 finish() {
+    section ""
     echo "$1: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }

@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "msp/framework.h"
+#include "msp/version.h"
 
 static const char usage[] =
     "usage: msp framework SUBCOMMAND [OPTIONS]\n"
@@ -27,14 +29,26 @@ static const char usage[] =
     "                                  both verdicts and the errata\n"
     "  compare PROFILE... [--format F] [--no-errata]\n"
     "                                  one matrix, a column per profile\n"
+    "  conform PROFILE --results FILE [--format F] [--no-errata]\n"
+    "                                  every met claim against CTest's JUnit results\n"
+    "                                  (ctest --output-junit FILE): proven (all its evidence\n"
+    "                                  passed), unproven (no evidence, or evidence not run) or\n"
+    "                                  contradicted (evidence failed)\n"
+    "  diff OLD NEW [--format text|md|json]\n"
+    "                                  what changed between two versions of a profile: per\n"
+    "                                  requirement label, met, text, justification, erratum,\n"
+    "                                  evidence; the threat model and Stage 3 notes\n"
     "\n"
     "PROFILE is a path to a .ucl file or the name of a shipped profile (ets,\n"
     "split-proxy). F is text (default), md, json or html. --no-errata takes\n"
     "every profile as printed: its errata are ignored by the rules and the verdict.\n"
+    "Reports carry their provenance: msp version, catalog version, SHA-256 of the\n"
+    "profile input and the date (SOURCE_DATE_EPOCH when set, else now).\n"
     "\n"
     "exit status: 0 no error; 1 an error was found (check: a rule is broken, or\n"
     "with --require-series an MSP-Mandatory requirement is not met after errata,\n"
-    "or as printed with --no-errata); 2 bad arguments or unreadable input.\n";
+    "or as printed with --no-errata; conform: a claim is unproven or contradicted;\n"
+    "diff: the profiles differ); 2 bad arguments or unreadable input.\n";
 
 #define CMD "msp framework"
 
@@ -44,6 +58,7 @@ typedef struct args {
     msp_fw_format_t format;
     int require_series;
     int no_errata;
+    const char *results;
 } args_t;
 
 /* Which options a subcommand takes. */
@@ -51,6 +66,7 @@ typedef struct sub_opts {
     const char *formats; /* the --format values it takes, as a message fragment; NULL: no --format */
     int series;          /* --require-series */
     int no_errata;       /* --no-errata */
+    int results;         /* --results FILE */
 } sub_opts_t;
 
 static int format_ok(const sub_opts_t *o, int f)
@@ -92,6 +108,12 @@ static int parse_args(int argc, char **argv, const sub_opts_t *o, args_t *a)
             a->require_series = 1;
         } else if (options && o->no_errata && strcmp(s, "--no-errata") == 0) {
             a->no_errata = 1;
+        } else if (options && o->results && strcmp(s, "--results") == 0) {
+            if (i + 1 >= argc) {
+                cli_error(CMD, "--results needs a FILE");
+                return -1;
+            }
+            a->results = argv[++i];
         } else if (options && s[0] == '-' && s[1] != '\0') {
             cli_error(CMD, "unknown option '%s' (see '%s %s --help')", s, CMD, argv[0]);
             return -1;
@@ -116,6 +138,15 @@ static int load_catalog(msp_fw_catalog_t **cat)
     return CLI_OK;
 }
 
+/* The date a report states: SOURCE_DATE_EPOCH (reproducible builds) when set and valid, else now. */
+static int64_t report_time(void)
+{
+    const char *s = getenv("SOURCE_DATE_EPOCH");
+    char *end = NULL;
+    long long v = s != NULL && s[0] != '\0' ? strtoll(s, &end, 10) : -1;
+    return end != NULL && *end == '\0' && v >= 0 ? (int64_t)v : (int64_t)time(NULL);
+}
+
 /* Loads and checks; CLI_USAGE when unreadable (already printed). */
 static int load_checked(const msp_fw_catalog_t *cat, const char *arg, int no_errata, msp_fw_profile_t **p)
 {
@@ -129,6 +160,7 @@ static int load_checked(const msp_fw_catalog_t *cat, const char *arg, int no_err
         msp_fw_ignore_errata(*p);
     }
     msp_fw_check(*p);
+    msp_fw_set_provenance(*p, msp_version(), report_time());
     return CLI_OK;
 }
 
@@ -281,6 +313,63 @@ static int sub_compare(const args_t *a, const msp_fw_catalog_t *cat)
     return ret;
 }
 
+static int sub_conform(const args_t *a, const msp_fw_catalog_t *cat)
+{
+    if (a->npositional != 1 || a->results == NULL) {
+        cli_error(CMD, "conform takes one PROFILE and --results FILE");
+        return CLI_USAGE;
+    }
+    msp_error_t err;
+    msp_error_clear(&err);
+    msp_fw_junit_t *j;
+    if (msp_fw_junit_load(a->results, &j, &err) != MSP_OK) {
+        cli_print_error(CMD, &err);
+        return CLI_USAGE;
+    }
+    msp_fw_profile_t *p;
+    int ret = load_checked(cat, a->positional[0], a->no_errata, &p);
+    if (ret == CLI_OK) {
+        ret = refuse_if_errors(p);
+    }
+    if (ret == CLI_OK) {
+        msp_buf_t b;
+        msp_buf_init(&b, CLI_OUTPUT_LIMIT);
+        size_t bad = 0;
+        msp_fw_render_conform(p, j, a->format, &b, &bad);
+        ret = cli_write_stdout(CMD, &b);
+        ret = ret == CLI_OK && bad > 0 ? CLI_FAIL : ret;
+        msp_buf_free(&b);
+    }
+    msp_fw_profile_free(p);
+    msp_fw_junit_free(j);
+    return ret;
+}
+
+static int sub_diff(const args_t *a, const msp_fw_catalog_t *cat)
+{
+    if (a->npositional != 2) {
+        cli_error(CMD, "diff takes two profiles: OLD NEW");
+        return CLI_USAGE;
+    }
+    msp_fw_profile_t *ps[2] = {NULL, NULL};
+    int ret = CLI_OK;
+    for (int i = 0; i < 2 && ret == CLI_OK; i++) {
+        ret = load_checked(cat, a->positional[i], 0, &ps[i]);
+    }
+    if (ret == CLI_OK) {
+        msp_buf_t b;
+        msp_buf_init(&b, CLI_OUTPUT_LIMIT);
+        size_t changes = 0;
+        msp_fw_render_diff(ps[0], ps[1], a->format, &b, &changes);
+        ret = cli_write_stdout(CMD, &b);
+        ret = ret == CLI_OK && changes > 0 ? CLI_FAIL : ret;
+        msp_buf_free(&b);
+    }
+    msp_fw_profile_free(ps[0]);
+    msp_fw_profile_free(ps[1]);
+    return ret;
+}
+
 int cmd_framework(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -293,12 +382,14 @@ int cmd_framework(int argc, char **argv)
         const char *name;
         sub_opts_t opts;
     } subs[] = {
-        {"catalog", {"text, md, json or html", 0, 0}},
-        {"list", {NULL, 0, 0}},
-        {"new", {NULL, 0, 0}},
-        {"check", {"text, json or sarif", 1, 1}},
-        {"report", {"text, md, json or html", 0, 1}},
-        {"compare", {"text, md, json or html", 0, 1}},
+        {"catalog", {"text, md, json or html", 0, 0, 0}},
+        {"list", {NULL, 0, 0, 0}},
+        {"new", {NULL, 0, 0, 0}},
+        {"check", {"text, json or sarif", 1, 1, 0}},
+        {"report", {"text, md, json or html", 0, 1, 0}},
+        {"compare", {"text, md, json or html", 0, 1, 0}},
+        {"conform", {"text, md, json or html", 0, 1, 1}},
+        {"diff", {"text, md or json", 0, 0, 0}},
     };
     const sub_opts_t *opts = NULL;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
@@ -323,11 +414,13 @@ int cmd_framework(int argc, char **argv)
     if (load_catalog(&cat) != CLI_OK) {
         return CLI_FAIL;
     }
-    int ret = strcmp(sub, "catalog") == 0  ? sub_catalog(&a, cat)
-              : strcmp(sub, "new") == 0    ? sub_new(&a, cat)
-              : strcmp(sub, "check") == 0  ? sub_check(&a, cat)
-              : strcmp(sub, "report") == 0 ? sub_report(&a, cat)
-                                           : sub_compare(&a, cat);
+    int ret = strcmp(sub, "catalog") == 0   ? sub_catalog(&a, cat)
+              : strcmp(sub, "new") == 0     ? sub_new(&a, cat)
+              : strcmp(sub, "check") == 0   ? sub_check(&a, cat)
+              : strcmp(sub, "report") == 0  ? sub_report(&a, cat)
+              : strcmp(sub, "conform") == 0 ? sub_conform(&a, cat)
+              : strcmp(sub, "diff") == 0    ? sub_diff(&a, cat)
+                                            : sub_compare(&a, cat);
     msp_fw_catalog_free(cat);
     return ret;
 }

@@ -265,4 +265,68 @@ MSP_API int msp_fw_render_compare(const msp_fw_profile_t *const *ps, size_t n, m
 /** A profile skeleton with every requirement and its template text, labels to fill in. */
 MSP_API int msp_fw_render_new(const msp_fw_catalog_t *cat, const char *name, msp_buf_t *out);
 
+/* ---- OSCAL export (docs/oscal.md) ---------------------------------------- */
+
+/*
+ * OSCAL 1.1 JSON documents for compliance tools (NIST OSCAL, e.g.
+ * compliance-trestle). Every UUID is derived (version 5, SHA-1) from a fixed
+ * namespace and the ids it stands for, so one input gives the same bytes on
+ * every run; when is the document's last-modified time (seconds since the
+ * epoch, UTC), passed in because the library has no clock.
+ */
+
+/** The OSCAL version the documents declare. */
+#define MSP_FW_OSCAL_VERSION "1.1.3"
+
+/** The namespace of msp's own properties (label, met, obligation, ...). */
+#define MSP_FW_OSCAL_NS "urn:msp:oscal:ts-103-523-1"
+
+/** The catalog: the template requirements as controls, grouped by principle, then by role. */
+MSP_API int msp_fw_oscal_catalog(const msp_fw_catalog_t *cat, int64_t when, msp_buf_t *out);
+
+/**
+ * A profile's selection as an OSCAL profile: it imports the catalog, selects
+ * the MM, PM and PO requirements, and alters each with its label as a
+ * property and, where the profile's text differs from the template's (may ->
+ * shall/should), the changed statement. Values are after errata unless
+ * msp_fw_ignore_errata was called.
+ */
+MSP_API int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out);
+
+/**
+ * A profile's Conformance Analysis as an OSCAL component-definition: one
+ * component, an implemented-requirement per requirement with its label and
+ * Met as properties and its justification as the description.
+ */
+MSP_API int msp_fw_oscal_component(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out);
+
+/** One piece of evidence behind a verdict: what was checked, and whether it passed. */
+typedef struct msp_fw_evidence {
+    const char *description;
+    int pass;
+} msp_fw_evidence_t;
+
+typedef enum msp_fw_verdict_state {
+    MSP_FW_VERDICT_PASS,  /* satisfied */
+    MSP_FW_VERDICT_FAIL,  /* not satisfied */
+    MSP_FW_VERDICT_OTHER, /* not decided (not tested, inconclusive): not satisfied, reason "other" */
+} msp_fw_verdict_state_t;
+
+/** A verdict on one requirement, as a conformance run gives it. */
+typedef struct msp_fw_verdict {
+    const char *ref; /* a catalog ref */
+    msp_fw_verdict_state_t state;
+    const msp_fw_evidence_t *evidence;
+    size_t nevidence;
+} msp_fw_verdict_t;
+
+/**
+ * Verdicts as OSCAL assessment-results: one result, a finding per verdict
+ * (its target the requirement's statement) and an observation per piece of
+ * evidence. start and end bound the run. MSP_ERR_INVALID (err->where the
+ * ref) for a ref the profile's catalog does not have.
+ */
+MSP_API int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, size_t n, int64_t start,
+                                 int64_t end, msp_buf_t *out, msp_error_t *err);
+
 #endif

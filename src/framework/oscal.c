@@ -15,7 +15,6 @@
 #include <openssl/evp.h>
 
 #include "fw.h"
-#include "msp/version.h"
 
 /*
  * The namespace of every UUID we derive: 0f3e1d1c-2ae4-5580-a4b6-6259d4417f8e,
@@ -26,6 +25,9 @@ static const uint8_t uuid_ns[16] = {0x0f, 0x3e, 0x1d, 0x1c, 0x2a, 0xe4, 0x55, 0x
                                     0xa4, 0xb6, 0x62, 0x59, 0xd4, 0x41, 0x7f, 0x8e};
 
 #define UUID_LEN 37
+
+/* The edition of ETSI TS 103 523-1 data/framework/catalog.ucl transcribes. */
+#define MSP_FW_OSCAL_TS_EDITION "V1.1.1"
 
 /* RFC 9562 5.5: SHA-1 over namespace || name, version 5, variant 10. */
 static void uuid5(char out[UUID_LEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,14 +55,20 @@ static void uuid5(char out[UUID_LEN], const char *fmt, ...)
 }
 
 /* RFC 3339 in UTC, as OSCAL's date-time-with-timezone wants. */
-static void put_time(msp_json_t *j, int64_t when)
+static void format_time(char out[40], int64_t when)
 {
     time_t t = (time_t)when;
     struct tm tm;
-    char s[40] = "1970-01-01T00:00:00Z";
+    snprintf(out, 40, "1970-01-01T00:00:00Z");
     if (gmtime_r(&t, &tm) != NULL) {
-        strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
+}
+
+static void put_time(msp_json_t *j, int64_t when)
+{
+    char s[40];
+    format_time(s, when);
     msp_json_string(j, s);
 }
 
@@ -82,14 +90,16 @@ static void prop(msp_json_t *j, const char *name, const char *value, int ours)
     msp_json_object_end(j);
 }
 
-static void metadata(msp_json_t *j, const char *title, int64_t when)
+/* The catalog's version is the edition of the TS it transcribes; a profile's documents are versioned by their time. */
+static void metadata(msp_json_t *j, const char *title, const char *version, int64_t when)
 {
+    char t[40];
+    format_time(t, when);
     msp_json_key(j, "metadata");
     msp_json_object_begin(j);
     kv(j, "title", title);
-    msp_json_key(j, "last-modified");
-    put_time(j, when);
-    kv(j, "version", msp_version());
+    kv(j, "last-modified", t);
+    kv(j, "version", version != NULL ? version : t);
     kv(j, "oscal-version", MSP_FW_OSCAL_VERSION);
     msp_json_object_end(j);
 }
@@ -263,7 +273,7 @@ int msp_fw_oscal_catalog(const msp_fw_catalog_t *cat, int64_t when, msp_buf_t *o
     msp_json_object_begin(&j);
     uuid5(u, "catalog");
     kv(&j, "uuid", u);
-    metadata(&j, "ETSI TS 103 523-1 MSP Template Requirements (Tables 6.2-6.5)", when);
+    metadata(&j, "ETSI TS 103 523-1 MSP Template Requirements (Tables 6.2-6.5)", MSP_FW_OSCAL_TS_EDITION, when);
     msp_json_key(&j, "groups");
     msp_json_array_begin(&j);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
@@ -354,7 +364,7 @@ int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out
     msp_json_object_begin(&j);
     uuid5(u, "profile/%s", name_of(p));
     kv(&j, "uuid", u);
-    metadata(&j, title_of(p), when);
+    metadata(&j, title_of(p), NULL, when);
     msp_json_key(&j, "imports");
     msp_json_array_begin(&j);
     msp_json_object_begin(&j);
@@ -473,7 +483,7 @@ int msp_fw_oscal_component(const msp_fw_profile_t *p, int64_t when, msp_buf_t *o
     uuid5(u, "component-definition/%s", name_of(p));
     kv(&j, "uuid", u);
     snprintf(title, sizeof(title), "%s: Conformance Analysis", title_of(p));
-    metadata(&j, title, when);
+    metadata(&j, title, NULL, when);
     msp_json_key(&j, "components");
     msp_json_array_begin(&j);
     msp_json_object_begin(&j);
@@ -619,7 +629,7 @@ int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, s
     uuid5(u, "assessment-results/%s", name_of(p));
     kv(&j, "uuid", u);
     snprintf(title, sizeof(title), "%s: conformance results", title_of(p));
-    metadata(&j, title, end);
+    metadata(&j, title, NULL, end);
     msp_json_key(&j, "import-ap");
     msp_json_object_begin(&j);
     resource_href(&j, "href", &plan_res);

@@ -324,7 +324,9 @@ typedef struct msp_fw_verdict {
  * Verdicts as OSCAL assessment-results: one result, a finding per verdict
  * (its target the requirement's statement) and an observation per piece of
  * evidence. start and end bound the run. MSP_ERR_INVALID (err->where the
- * ref) for a ref the profile's catalog does not have.
+ * ref) for a ref the profile's catalog does not have, or one given twice.
+ * The input a conformance run fills in (msp framework conform); the CLI has
+ * no flag for it yet.
  */
 MSP_API int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, size_t n, int64_t start,
                                  int64_t end, msp_buf_t *out, msp_error_t *err);

@@ -619,6 +619,12 @@ int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, s
             return msp_error_set(err, MSP_ERR_INVALID, v[i].ref != NULL ? v[i].ref : "verdict",
                                  "not a requirement of the catalog, or an unusable verdict");
         }
+        /* one finding per requirement: a second would share its UUIDs */
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(v[k].ref, v[i].ref) == 0) {
+                return msp_error_set(err, MSP_ERR_INVALID, v[i].ref, "two verdicts on one requirement");
+            }
+        }
     }
     msp_json_t j;
     char u[UUID_LEN], title[256];

@@ -274,6 +274,11 @@ static void test_results(void **state)
     assert_int_equal(msp_fw_oscal_results(p, unknown, 1, WHEN, WHEN, &b, &err), MSP_ERR_INVALID);
     assert_string_equal(err.where, "E.DP.99");
     assert_int_equal(b.len, 0);
+    const msp_fw_verdict_t twice[] = {{"E.DP.1", MSP_FW_VERDICT_PASS, NULL, 0},
+                                      {"E.DP.1", MSP_FW_VERDICT_FAIL, NULL, 0}};
+    assert_int_equal(msp_fw_oscal_results(p, twice, 2, WHEN, WHEN, &b, &err), MSP_ERR_INVALID);
+    assert_string_equal(err.where, "E.DP.1");
+    assert_int_equal(b.len, 0);
     msp_buf_free(&b);
     msp_fw_profile_free(p);
 }

@@ -278,8 +278,12 @@ MSP_API int msp_fw_render_new(const msp_fw_catalog_t *cat, const char *name, msp
 /** The OSCAL version the documents declare. */
 #define MSP_FW_OSCAL_VERSION "1.1.3"
 
-/** The namespace of msp's own properties (label, met, obligation, ...). */
-#define MSP_FW_OSCAL_NS "urn:msp:oscal:ts-103-523-1"
+/**
+ * The namespace of msp's own properties (profile-label, met, obligation, ...):
+ * an https URI because tools (compliance-trestle) read ns as a URL, under the
+ * reserved .invalid (RFC 2606) so that it cannot name anyone else's.
+ */
+#define MSP_FW_OSCAL_NS "https://msp.invalid/ns/oscal/ts-103-523-1"
 
 /** The catalog: the template requirements as controls, grouped by principle, then by role. */
 MSP_API int msp_fw_oscal_catalog(const msp_fw_catalog_t *cat, int64_t when, msp_buf_t *out);

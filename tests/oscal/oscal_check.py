@@ -14,7 +14,7 @@ import sys
 
 import jsonschema
 
-NS = "urn:msp:oscal:ts-103-523-1"
+NS = "https://msp.invalid/ns/oscal/ts-103-523-1"
 problems = []
 
 

@@ -353,9 +353,32 @@ static void alter(msp_json_t *j, const msp_fw_profile_t *p, size_t i)
     msp_json_object_end(j);
 }
 
+/* The one import: the catalog, and by id the requirements the profile selects. */
+static void imports(msp_json_t *j, const msp_fw_profile_t *p)
+{
+    msp_json_key(j, "imports");
+    msp_json_array_begin(j);
+    msp_json_object_begin(j);
+    resource_href(j, "href", &catalog_res);
+    msp_json_key(j, "include-controls");
+    msp_json_array_begin(j);
+    msp_json_object_begin(j);
+    msp_json_key(j, "with-ids");
+    msp_json_array_begin(j);
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (selected(msp_fw_row_label(&p->rows[i]))) {
+            msp_json_string(j, p->cat->reqs[i].ref);
+        }
+    }
+    msp_json_array_end(j);
+    msp_json_object_end(j);
+    msp_json_array_end(j);
+    msp_json_object_end(j);
+    msp_json_array_end(j);
+}
+
 int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out)
 {
-    const msp_fw_catalog_t *cat = p->cat;
     msp_json_t j;
     char u[UUID_LEN];
     msp_json_init(&j, out, 1);
@@ -365,25 +388,7 @@ int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out
     uuid5(u, "profile/%s", name_of(p));
     kv(&j, "uuid", u);
     metadata(&j, title_of(p), NULL, when);
-    msp_json_key(&j, "imports");
-    msp_json_array_begin(&j);
-    msp_json_object_begin(&j);
-    resource_href(&j, "href", &catalog_res);
-    msp_json_key(&j, "include-controls");
-    msp_json_array_begin(&j);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "with-ids");
-    msp_json_array_begin(&j);
-    for (size_t i = 0; i < cat->count; i++) {
-        if (selected(msp_fw_row_label(&p->rows[i]))) {
-            msp_json_string(&j, cat->reqs[i].ref);
-        }
-    }
-    msp_json_array_end(&j);
-    msp_json_object_end(&j);
-    msp_json_array_end(&j);
-    msp_json_object_end(&j);
-    msp_json_array_end(&j);
+    imports(&j, p);
     msp_json_key(&j, "merge");
     msp_json_object_begin(&j);
     msp_json_key(&j, "as-is");
@@ -393,7 +398,7 @@ int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out
     msp_json_object_begin(&j);
     msp_json_key(&j, "alters");
     msp_json_array_begin(&j);
-    for (size_t i = 0; i < cat->count; i++) {
+    for (size_t i = 0; i < p->cat->count; i++) {
         if (selected(msp_fw_row_label(&p->rows[i]))) {
             alter(&j, p, i);
         }

@@ -32,6 +32,7 @@ for round in 1 2; do
     for p in ets split-proxy; do
         run 0 "$msp" framework export "$p" --format oscal; cp "$tmp/out" "$tmp/$round/$p-profile.json"
         run 0 "$msp" framework export "$p" --format oscal --kind profile; same "$tmp/out" "$tmp/$round/$p-profile.json"
+        run 0 "$msp" framework export --kind=profile --format=oscal "$p"; same "$tmp/out" "$tmp/$round/$p-profile.json"
         run 0 "$msp" framework export "$p" --format oscal --kind component-definition
         cp "$tmp/out" "$tmp/$round/$p-component.json"
     done

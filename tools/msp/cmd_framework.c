@@ -103,8 +103,9 @@ static int parse_args(int argc, char **argv, const sub_opts_t *o, args_t *a)
             a->require_series = 1;
         } else if (options && o->no_errata && strcmp(s, "--no-errata") == 0) {
             a->no_errata = 1;
-        } else if (options && o->formats != NULL && strcmp(o->formats, "oscal") == 0 && strcmp(s, "--kind") == 0) {
-            a->kind = i + 1 < argc ? argv[++i] : "";
+        } else if (options && o->formats != NULL && strcmp(o->formats, "oscal") == 0 &&
+                   (strcmp(s, "--kind") == 0 || strncmp(s, "--kind=", 7) == 0)) {
+            a->kind = s[6] == '=' ? s + 7 : i + 1 < argc ? argv[++i] : "";
         } else if (options && s[0] == '-' && s[1] != '\0') {
             cli_error(CMD, "unknown option '%s' (see '%s %s --help')", s, CMD, argv[0]);
             return -1;
@@ -331,9 +332,13 @@ static int sub_export(const args_t *a, const msp_fw_catalog_t *cat)
     if (ret == CLI_OK) {
         msp_buf_t b;
         msp_buf_init(&b, CLI_OUTPUT_LIMIT);
-        is_cat                         ? msp_fw_oscal_catalog(cat, when, &b)
-        : strcmp(kind, "profile") == 0 ? msp_fw_oscal_profile(p, when, &b)
-                                       : msp_fw_oscal_component(p, when, &b);
+        if (is_cat) {
+            msp_fw_oscal_catalog(cat, when, &b);
+        } else if (strcmp(kind, "profile") == 0) {
+            msp_fw_oscal_profile(p, when, &b);
+        } else {
+            msp_fw_oscal_component(p, when, &b);
+        }
         ret = cli_write_stdout(CMD, &b);
         msp_buf_free(&b);
     }

@@ -411,12 +411,6 @@ int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out
 
 /* ---- component-definition --------------------------------------------- */
 
-/* OSCAL's implementation-status, where one applies: an unmet requirement gets none. */
-static const char *impl_status(msp_fw_label_t l, int met)
-{
-    return l == MSP_FW_PNA ? "not-applicable" : met == 1 ? "implemented" : NULL;
-}
-
 static void implemented(msp_json_t *j, const msp_fw_profile_t *p, size_t i)
 {
     const msp_fw_row_t *r = &p->rows[i];
@@ -436,12 +430,6 @@ static void implemented(msp_json_t *j, const msp_fw_profile_t *p, size_t i)
     }
     if (met >= 0) {
         prop(j, "met", met ? "yes" : "no", 1);
-    }
-    if (impl_status(l, met) != NULL) {
-        msp_json_object_begin(j);
-        kv(j, "name", "implementation-status");
-        kv(j, "value", impl_status(l, met));
-        msp_json_object_end(j);
     }
     if (r->has_erratum && !p->errata_ignored) {
         char why[512];

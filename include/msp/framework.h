@@ -392,4 +392,74 @@ MSP_API int msp_fw_render_conform(const msp_fw_profile_t *p, const msp_fw_junit_
 MSP_API int msp_fw_render_diff(const msp_fw_profile_t *old_p, const msp_fw_profile_t *new_p, msp_fw_format_t fmt,
                                msp_buf_t *out, size_t *changes);
 
+/* ---- OSCAL export (docs/oscal.md) ---------------------------------------- */
+
+/*
+ * OSCAL 1.1 JSON documents for compliance tools (NIST OSCAL, e.g.
+ * compliance-trestle). Every UUID is derived (version 5, SHA-1) from a fixed
+ * namespace and the ids it stands for, so one input gives the same bytes on
+ * every run; when is the document's last-modified time (seconds since the
+ * epoch, UTC), passed in because the library has no clock.
+ */
+
+/** The OSCAL version the documents declare. */
+#define MSP_FW_OSCAL_VERSION "1.1.3"
+
+/**
+ * The namespace of msp's own properties (profile-label, met, obligation, ...):
+ * an https URI because tools (compliance-trestle) read ns as a URL, under the
+ * reserved .invalid (RFC 2606) so that it cannot name anyone else's.
+ */
+#define MSP_FW_OSCAL_NS "https://msp.invalid/ns/oscal/ts-103-523-1"
+
+/** The catalog: the template requirements as controls, grouped by principle, then by role. */
+MSP_API int msp_fw_oscal_catalog(const msp_fw_catalog_t *cat, int64_t when, msp_buf_t *out);
+
+/**
+ * A profile's selection as an OSCAL profile: it imports the catalog, selects
+ * the MM, PM and PO requirements, and alters each with its label as a
+ * property and, where the profile's text differs from the template's (may ->
+ * shall/should), the changed statement. Values are after errata unless
+ * msp_fw_ignore_errata was called.
+ */
+MSP_API int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out);
+
+/**
+ * A profile's Conformance Analysis as an OSCAL component-definition: one
+ * component, an implemented-requirement per requirement with its label and
+ * Met as properties and its justification as the description.
+ */
+MSP_API int msp_fw_oscal_component(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out);
+
+/** One piece of evidence behind a verdict: what was checked, and whether it passed. */
+typedef struct msp_fw_evidence {
+    const char *description;
+    int pass;
+} msp_fw_evidence_t;
+
+typedef enum msp_fw_verdict_state {
+    MSP_FW_VERDICT_PASS,  /* satisfied */
+    MSP_FW_VERDICT_FAIL,  /* not satisfied */
+    MSP_FW_VERDICT_OTHER, /* not decided (not tested, inconclusive): not satisfied, reason "other" */
+} msp_fw_verdict_state_t;
+
+/** A verdict on one requirement, as a conformance run gives it. */
+typedef struct msp_fw_verdict {
+    const char *ref; /* a catalog ref */
+    msp_fw_verdict_state_t state;
+    const msp_fw_evidence_t *evidence;
+    size_t nevidence;
+} msp_fw_verdict_t;
+
+/**
+ * Verdicts as OSCAL assessment-results: one result, a finding per verdict
+ * (its target the requirement's statement) and an observation per piece of
+ * evidence. start and end bound the run. MSP_ERR_INVALID (err->where the
+ * ref) for a ref the profile's catalog does not have, or one given twice.
+ * The input a conformance run fills in (msp framework conform); the CLI has
+ * no flag for it yet.
+ */
+MSP_API int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, size_t n, int64_t start,
+                                 int64_t end, msp_buf_t *out, msp_error_t *err);
+
 #endif

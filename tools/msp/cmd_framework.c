@@ -38,6 +38,12 @@ static const char usage[] =
     "                                  what changed between two versions of a profile: per\n"
     "                                  requirement label, met, text, justification, erratum,\n"
     "                                  evidence; the threat model and Stage 3 notes\n"
+    "  export (catalog | PROFILE) --format oscal [--kind K] [--no-errata]\n"
+    "                                  an OSCAL 1.1 JSON document (docs/oscal.md): K is catalog\n"
+    "                                  (for catalog), profile (the default for a PROFILE: its\n"
+    "                                  selection, labels, may->shall/should alterations) or\n"
+    "                                  component-definition (its Conformance Analysis);\n"
+    "                                  last-modified is $SOURCE_DATE_EPOCH, else now\n"
     "\n"
     "PROFILE is a path to a .ucl file or the name of a shipped profile (ets,\n"
     "split-proxy). F is text (default), md, json or html. --no-errata takes\n"
@@ -59,6 +65,7 @@ typedef struct args {
     int require_series;
     int no_errata;
     const char *results;
+    const char *kind; /* export --kind */
 } args_t;
 
 /* Which options a subcommand takes. */
@@ -82,7 +89,10 @@ static int parse_format(const char *sub, const sub_opts_t *o, const char *v, arg
         return -1;
     }
     int f = v != NULL ? msp_fw_format_parse(v) : -1;
-    if (!format_ok(o, f)) {
+    if (strcmp(o->formats, "oscal") == 0) { /* export: one format, OSCAL JSON */
+        f = v != NULL && strcmp(v, "oscal") == 0 ? MSP_FW_JSON : -1;
+    }
+    if (f < 0 || (strcmp(o->formats, "oscal") != 0 && !format_ok(o, f))) {
         cli_error(CMD, "--format takes %s%s%s", o->formats, v ? ", not " : "", v ? v : "");
         return -1;
     }
@@ -114,6 +124,9 @@ static int parse_args(int argc, char **argv, const sub_opts_t *o, args_t *a)
                 return -1;
             }
             a->results = argv[++i];
+        } else if (options && o->formats != NULL && strcmp(o->formats, "oscal") == 0 &&
+                   (strcmp(s, "--kind") == 0 || strncmp(s, "--kind=", 7) == 0)) {
+            a->kind = s[6] == '=' ? s + 7 : i + 1 < argc ? argv[++i] : "";
         } else if (options && s[0] == '-' && s[1] != '\0') {
             cli_error(CMD, "unknown option '%s' (see '%s %s --help')", s, CMD, argv[0]);
             return -1;
@@ -370,6 +383,57 @@ static int sub_diff(const args_t *a, const msp_fw_catalog_t *cat)
     return ret;
 }
 
+/* The documents' time: $SOURCE_DATE_EPOCH for reproducible builds, else now. -1 when it is not a number. */
+static int64_t export_time(void)
+{
+    const char *e = getenv("SOURCE_DATE_EPOCH");
+    if (e == NULL || e[0] == '\0') {
+        return (int64_t)time(NULL);
+    }
+    char *end;
+    long long v = strtoll(e, &end, 10);
+    return *end == '\0' && e[0] != '-' && v < 253402300800LL ? (int64_t)v : -1;
+}
+
+static int sub_export(const args_t *a, const msp_fw_catalog_t *cat)
+{
+    if (a->npositional != 1 || a->format != MSP_FW_JSON) {
+        cli_error(CMD, "export takes one operand, catalog or a PROFILE, and --format oscal");
+        return CLI_USAGE;
+    }
+    int is_cat = strcmp(a->positional[0], "catalog") == 0;
+    const char *kind = a->kind != NULL ? a->kind : is_cat ? "catalog" : "profile";
+    if (is_cat ? strcmp(kind, "catalog") != 0
+               : strcmp(kind, "profile") != 0 && strcmp(kind, "component-definition") != 0) {
+        cli_error(CMD, "--kind takes %s, not '%s'",
+                  is_cat ? "catalog for the catalog" : "profile or component-definition", kind);
+        return CLI_USAGE;
+    }
+    int64_t when = export_time();
+    if (when < 0) {
+        cli_error(CMD, "SOURCE_DATE_EPOCH: not a number of seconds since 1970");
+        return CLI_USAGE;
+    }
+    msp_fw_profile_t *p = NULL;
+    int ret = is_cat ? CLI_OK : load_checked(cat, a->positional[0], a->no_errata, &p);
+    ret = ret == CLI_OK && p != NULL ? refuse_if_errors(p) : ret;
+    if (ret == CLI_OK) {
+        msp_buf_t b;
+        msp_buf_init(&b, CLI_OUTPUT_LIMIT);
+        if (is_cat) {
+            msp_fw_oscal_catalog(cat, when, &b);
+        } else if (strcmp(kind, "profile") == 0) {
+            msp_fw_oscal_profile(p, when, &b);
+        } else {
+            msp_fw_oscal_component(p, when, &b);
+        }
+        ret = cli_write_stdout(CMD, &b);
+        msp_buf_free(&b);
+    }
+    msp_fw_profile_free(p);
+    return ret;
+}
+
 int cmd_framework(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -390,6 +454,7 @@ int cmd_framework(int argc, char **argv)
         {"compare", {"text, md, json or html", 0, 1, 0}},
         {"conform", {"text, md, json or html", 0, 1, 1}},
         {"diff", {"text, md or json", 0, 0, 0}},
+        {"export", {"oscal", 0, 1, 0}}, /* and --kind */
     };
     const sub_opts_t *opts = NULL;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
@@ -420,6 +485,7 @@ int cmd_framework(int argc, char **argv)
               : strcmp(sub, "report") == 0  ? sub_report(&a, cat)
               : strcmp(sub, "conform") == 0 ? sub_conform(&a, cat)
               : strcmp(sub, "diff") == 0    ? sub_diff(&a, cat)
+              : strcmp(sub, "export") == 0  ? sub_export(&a, cat)
                                             : sub_compare(&a, cat);
     msp_fw_catalog_free(cat);
     return ret;

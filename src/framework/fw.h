@@ -48,7 +48,6 @@ int fw_note_id_ok(const char *id, msp_fw_note_kind_t kind);
 /** Rule "citation": every NAME.TM.N / NAME.A.N a justification or printed clause cites is declared. */
 void fw_check_citations(msp_fw_profile_t *p);
 
-
 /* ---- provenance (render.c) ---- */
 
 /** One line "msp VERSION, catalog ..., profile sha256 ..., date ..." (no newline). */

@@ -98,7 +98,10 @@ MSP_API int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_
  */
 MSP_API void msp_io_ep_pause(msp_io_ep_t *ep, int paused);
 
-/** True while a send would be taken (the output queue is below its high-water mark). */
+/**
+ * True while a send would be taken (the output queue is below its high-water
+ * mark). When false, the drained event follows once the queue empties.
+ */
 MSP_API int msp_io_ep_writable(const msp_io_ep_t *ep);
 
 /** Replaces the time-outs (t copied; the running phase's deadline counts from when it began). */
@@ -209,7 +212,8 @@ MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const ui
  */
 MSP_API void msp_io_mb_set_drained(msp_io_mb_t *mb, msp_io_mb_drained_fn drained);
 
-/** True while a send toward the server (to_server = 1) or the client would be taken. */
+/** True while a send toward the server (to_server = 1) or the client would be taken; when false, the drained event
+ * follows. */
 MSP_API int msp_io_mb_writable(const msp_io_mb_t *mb, int to_server);
 
 /** Replaces the time-outs (as msp_io_ep_set_timeouts); connect bounds the connection to the next hop. */

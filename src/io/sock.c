@@ -121,9 +121,21 @@ size_t sock_pending(const sock_t *s)
 }
 
 /* Writes what the kernel takes; the rest waits for EV_WRITE. MSP_ERR_IO (s->err set) when the peer is gone. */
+/*
+ * A queue left at its high-water mark: whoever asks (a refused send, or a writable() that said no) waits for the
+ * drained event, so it must come even when a flush after input empties the queue with no write event to follow.
+ */
+static void mark_full(sock_t *s)
+{
+    if (sock_pending(s) >= SOCK_HIGH_WATER) {
+        s->refused = 1;
+    }
+}
+
 int sock_flush(sock_t *s)
 {
     if (s->fd < 0) {
+        mark_full(s);
         return MSP_OK; /* not connected yet: the queue waits */
     }
     while (s->off < s->out.len) {
@@ -132,6 +144,7 @@ int sock_flush(sock_t *s)
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN)) {
+            mark_full(s);
             ev_io_start(s->loop, &s->wr);
             return MSP_OK;
         }

@@ -23,7 +23,7 @@ typedef struct sock {
     int reading;
     int up;       /* the connection is established (a byte went either way, or the connect completed) */
     int answered; /* a byte came in */
-    int refused;  /* a sender got MSP_ERR_AGAIN: report when the queue drains */
+    int refused;  /* a send was refused, or the queue was left full: report when it drains */
     int err;      /* errno of the failure that ended it, 0 */
 } sock_t;
 

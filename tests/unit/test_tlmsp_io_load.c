@@ -297,6 +297,44 @@ static void test_full_queue_refuses_and_pause_stops_reading(void **state)
     rig_close(&r);
 }
 
+static void no_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+/*
+ * A queue left at its mark by a flush, with no send refused (writable() said no): the drained event must still
+ * come, even when a later flush after input empties it with no write event to follow (a script client that stopped
+ * at writable() then waited for ever, once in three runs of tlmsp_io under ASan).
+ */
+static void test_queue_left_full_is_reported(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    int sv[2];
+    pair(sv);
+    sock_t s;
+    sock_init(&s, loop, sv[0], no_io, NULL);
+    static uint8_t chunk[MIB];
+    /* a little: written at once, nothing to report */
+    assert_int_equal(msp_buf_put(sock_out(&s), chunk, 4096), MSP_OK);
+    assert_int_equal(sock_flush(&s), MSP_OK);
+    assert_int_equal(sock_pending(&s), 0);
+    assert_false(s.refused);
+    /* past the mark: the peer reads nothing, the flush leaves it queued */
+    for (size_t n = 0; n < SOCK_HIGH_WATER + MIB; n += MIB) {
+        assert_int_equal(msp_buf_put(sock_out(&s), chunk, MIB), MSP_OK);
+    }
+    assert_int_equal(sock_flush(&s), MSP_OK);
+    assert_true(sock_pending(&s) >= SOCK_HIGH_WATER);
+    assert_true(s.refused);
+    sock_close(&s);
+    close(sv[1]);
+    ev_loop_destroy(loop);
+}
+
 /* ---- 4. time-outs ---- */
 
 static void test_ep_handshake_timeout(void **state)
@@ -777,6 +815,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_all_or_nothing),
         cmocka_unit_test(test_full_queue_refuses_and_pause_stops_reading),
+        cmocka_unit_test(test_queue_left_full_is_reported),
         cmocka_unit_test(test_ep_handshake_timeout),
         cmocka_unit_test(test_ep_idle_timeout),
         cmocka_unit_test(test_timeouts_off),

@@ -192,9 +192,16 @@ static void pause_input(act_set_t *set)
     }
 }
 
-/* The actions the matcher decided, once the input that caused them is done. */
+static void arm(act_set_t *set);
+
+/*
+ * The actions the matcher decided, once the input that caused them is done. A timer that fired while the queue was
+ * full ran nothing: when room comes back here (input ran the actions, before any drained event), it is armed again,
+ * else the periodic activities and the timed shutdown would never run.
+ */
 static void run_actions(act_set_t *set)
 {
+    int was_blocked = set->blocked;
     msp_tlmsp_action_t x;
     /* blocked: the next action waits in the matcher until the queue drains (act_drained) */
     while (!file_pump(set) && !(set->blocked = !writable(set)) && msp_tlmsp_activity_next(set->m, &x)) {
@@ -230,6 +237,9 @@ static void run_actions(act_set_t *set)
             }
             break;
         }
+    }
+    if (was_blocked && !set->blocked) {
+        arm(set);
     }
     pause_input(set);
 }

@@ -313,13 +313,6 @@ MSP_API const char *msp_fw_catalog_version(void);
  */
 MSP_API void msp_fw_set_provenance(msp_fw_profile_t *p, const char *msp_version, int64_t unix_time);
 
-/* ---- evidence (per-requirement `evidence = ["test", "test:case"]`) ------ */
-
-/** Number of evidence entries of requirement req_index (a catalog index). */
-MSP_API size_t msp_fw_evidence_count(const msp_fw_profile_t *p, size_t req_index);
-/** The k-th evidence entry: "test" (a CTest test) or "test:case" (a case in its output); NULL past the end. */
-MSP_API const char *msp_fw_evidence(const msp_fw_profile_t *p, size_t req_index, size_t k);
-
 /* ---- CTest results (`ctest --output-junit FILE`) ------------------------ */
 
 typedef struct msp_fw_junit msp_fw_junit_t;
@@ -456,10 +449,18 @@ typedef struct msp_fw_verdict {
  * (its target the requirement's statement) and an observation per piece of
  * evidence. start and end bound the run. MSP_ERR_INVALID (err->where the
  * ref) for a ref the profile's catalog does not have, or one given twice.
- * The input a conformance run fills in (msp framework conform); the CLI has
- * no flag for it yet.
  */
 MSP_API int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, size_t n, int64_t start,
                                  int64_t end, msp_buf_t *out, msp_error_t *err);
+
+/**
+ * A conformance run (msp_fw_claim) as assessment-results: a verdict per
+ * claim, proven -> satisfied, contradicted -> not satisfied, unproven ->
+ * not satisfied with reason "other"; each evidence entry an observation
+ * ("TEST: passed", "TEST:CASE: not run", ...). Rows that claim nothing have
+ * no finding. MSP_ERR_NO_MEMORY, else as msp_fw_oscal_results.
+ */
+MSP_API int msp_fw_oscal_conform(const msp_fw_profile_t *p, const msp_fw_junit_t *j, int64_t start, int64_t end,
+                                 msp_buf_t *out, msp_error_t *err);
 
 #endif

@@ -5,6 +5,7 @@
  * when it names none or one did not run.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fw.h"
@@ -292,4 +293,90 @@ int msp_fw_render_conform(const msp_fw_profile_t *p, const msp_fw_junit_t *j, ms
     }
     render[fmt](p, j, &t, out);
     return msp_buf_error(out);
+}
+
+/* ---- OSCAL assessment-results: the claims as verdicts ---- */
+
+/* The verdicts of a conformance run, and the memory their evidence lines take. */
+typedef struct run {
+    msp_fw_verdict_t *v;
+    msp_fw_evidence_t *ev;
+    char *text; /* the evidence descriptions, one after another */
+    size_t n;
+} run_t;
+
+static void run_free(run_t *r)
+{
+    free(r->v);
+    free(r->ev);
+    free(r->text);
+}
+
+static msp_fw_verdict_state_t verdict_of(msp_fw_claim_t c)
+{
+    return c == MSP_FW_PROVEN         ? MSP_FW_VERDICT_PASS
+           : c == MSP_FW_CONTRADICTED ? MSP_FW_VERDICT_FAIL
+                                      : MSP_FW_VERDICT_OTHER;
+}
+
+/* Sizes first, so that every pointer into ev and text is taken after the last allocation. */
+static int run_alloc(const msp_fw_profile_t *p, const msp_fw_junit_t *j, run_t *r)
+{
+    size_t nev = 0, ntext = 0;
+    for (size_t i = 0; i < p->cat->count; i++) {
+        if (msp_fw_claim(p, j, i) == MSP_FW_NO_CLAIM) {
+            continue;
+        }
+        r->n++;
+        for (size_t k = 0; k < msp_fw_evidence_count(p, i); k++) {
+            nev++;
+            ntext += strlen(msp_fw_evidence(p, i, k)) + sizeof(": not run");
+        }
+    }
+    r->v = calloc(r->n + 1, sizeof(*r->v));
+    r->ev = calloc(nev + 1, sizeof(*r->ev));
+    r->text = malloc(ntext + 1);
+    return r->v != NULL && r->ev != NULL && r->text != NULL ? MSP_OK : MSP_ERR_NO_MEMORY;
+}
+
+/* Each claim a verdict: proven passes, contradicted fails, unproven is undecided ("other"). */
+static void run_fill(const msp_fw_profile_t *p, const msp_fw_junit_t *j, run_t *r)
+{
+    msp_fw_evidence_t *ev = r->ev;
+    char *t = r->text;
+    size_t n = 0;
+    for (size_t i = 0; i < p->cat->count; i++) {
+        msp_fw_claim_t c = msp_fw_claim(p, j, i);
+        if (c == MSP_FW_NO_CLAIM) {
+            continue;
+        }
+        r->v[n] = (msp_fw_verdict_t){p->cat->reqs[i].ref, verdict_of(c), ev, msp_fw_evidence_count(p, i)};
+        for (size_t k = 0; k < r->v[n].nevidence; k++) {
+            const char *e = msp_fw_evidence(p, i, k);
+            msp_fw_result_t res = msp_fw_junit_result(j, e);
+            int len = sprintf(t, "%s: %s", e, msp_fw_result_name(res));
+            *ev++ = (msp_fw_evidence_t){t, res == MSP_FW_PASSED};
+            t += len + 1;
+        }
+        n++;
+    }
+}
+
+int msp_fw_oscal_conform(const msp_fw_profile_t *p, const msp_fw_junit_t *j, int64_t start, int64_t end, msp_buf_t *out,
+                         msp_error_t *err)
+{
+    run_t r = {0};
+    int ret = run_alloc(p, j, &r);
+    if (ret != MSP_OK) {
+        run_free(&r);
+        return msp_error_set(err, ret, "conform", "out of memory");
+    }
+    run_fill(p, j, &r);
+    if (r.n == 0) {
+        run_free(&r);
+        return msp_error_set(err, MSP_ERR_INVALID, p->name, "no requirement is claimed met: nothing to assess");
+    }
+    ret = msp_fw_oscal_results(p, r.v, r.n, start, end, out, err);
+    run_free(&r);
+    return ret;
 }

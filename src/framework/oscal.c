@@ -591,8 +591,14 @@ static void result(msp_json_t *j, const msp_fw_profile_t *p, const msp_fw_verdic
     msp_json_object_end(j);
     msp_json_array_end(j);
     msp_json_object_end(j);
-    if (n > 0) {
+    size_t nev = 0;
+    for (size_t i = 0; i < n; i++) {
+        nev += v[i].nevidence;
+    }
+    if (nev > 0) { /* an empty list is not valid OSCAL: none when no verdict has evidence */
         observations(j, p, v, n, end);
+    }
+    if (n > 0) {
         msp_json_key(j, "findings");
         msp_json_array_begin(j);
         for (size_t i = 0; i < n; i++) {
@@ -606,6 +612,9 @@ static void result(msp_json_t *j, const msp_fw_profile_t *p, const msp_fw_verdic
 int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, size_t n, int64_t start, int64_t end,
                          msp_buf_t *out, msp_error_t *err)
 {
+    if (n == 0) { /* the reviewed controls would be an empty list, which OSCAL does not allow */
+        return msp_error_set(err, MSP_ERR_INVALID, "verdicts", "no verdict to report");
+    }
     for (size_t i = 0; i < n; i++) {
         if (v[i].ref == NULL || msp_fw_catalog_find(p->cat, v[i].ref) < 0 ||
             (unsigned)v[i].state > MSP_FW_VERDICT_OTHER || (v[i].nevidence > 0 && v[i].evidence == NULL)) {

@@ -18,12 +18,15 @@ run 0 "$msp" framework export --help; has out "export \(catalog \| PROFILE\) --f
 run 2 "$msp" framework export catalog; lines err 1; has err "^msp framework: export takes one operand"
 run 2 "$msp" framework export catalog --format json; lines err 1; has err "--format takes oscal, not json"
 run 2 "$msp" framework export catalog --format oscal --kind profile; lines err 1; has err "--kind takes catalog"
-run 2 "$msp" framework export ets --format oscal --kind catalog; lines err 1; has err "--kind takes profile or component-definition"
+run 2 "$msp" framework export ets --format oscal --kind catalog; lines err 1; has err "--kind takes profile, component-definition or assessment-results"
 run 2 "$msp" framework export ets --format oscal --kind; lines err 1
 run 2 "$msp" framework export ets split-proxy --format oscal; lines err 1
 run 2 "$msp" framework export nosuch --format oscal; lines err 1
 run 2 "$msp" framework report ets --kind profile; lines err 1; has err "unknown option '--kind'"
 SOURCE_DATE_EPOCH=yesterday run 2 "$msp" framework export catalog --format oscal; lines err 1; has err "SOURCE_DATE_EPOCH"
+run 2 "$msp" framework export tlmsp --format oscal --kind assessment-results; lines err 1; has err "needs --results FILE"
+run 2 "$msp" framework export tlmsp --format oscal --results "$tmp/none.xml"; lines err 1; has err "--results goes with --kind assessment-results"
+run 2 "$msp" framework export tlmsp --format oscal --kind assessment-results --results "$tmp/none.xml"; lines err 1; has err "none\.xml"
 
 # the documents, twice: byte for byte the same; the time is SOURCE_DATE_EPOCH's
 for round in 1 2; do
@@ -74,6 +77,45 @@ if python3 -c 'import jsonschema' 2>/dev/null; then
         "$tmp/catalog-plain.json" "$tmp/1/catalog.json" \
         "$tmp/ets-report.json" "$tmp/bad-profile.json" "$tmp/1/ets-component.json"
     has err "E\.DP\.99"
+    # assessment-results: conform's verdicts on a JUnit file, a finding per claim with the same status
+    cat >"$tmp/junit.xml" <<'XML'
+<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="msp" tests="4" failures="1" disabled="0" skipped="0" hostname="" time="1" timestamp="2026-12-08T00:00:00">
+	<testcase name="tlmsp_stream" classname="tlmsp_stream" time="0.1" status="run"/>
+	<testcase name="test_tlmsp_session" classname="test_tlmsp_session" time="0.1" status="run">
+		<system-out>[ RUN      ] test_matrix
+[       OK ] test_matrix
+</system-out>
+	</testcase>
+	<testcase name="test_tlmsp_certs" classname="test_tlmsp_certs" time="0.1" status="run">
+		<system-out>[       OK ] test_session_server_cert
+</system-out>
+	</testcase>
+	<testcase name="test_tlmsp_tamper" classname="test_tlmsp_tamper" time="0.1" status="run">
+		<failure message="Failed"/>
+	</testcase>
+</testsuite>
+XML
+    for p in tlmsp msp-ets; do
+        run 1 "$msp" framework conform "$p" --results "$tmp/junit.xml" --format json; cp "$tmp/out" "$tmp/$p-conform.json"
+        run 0 "$msp" framework export "$p" --format oscal --kind assessment-results --results "$tmp/junit.xml"
+        cp "$tmp/out" "$tmp/$p-results.json"
+        run 0 "$msp" framework export "$p" --format oscal --kind assessment-results --results "$tmp/junit.xml"
+        same "$tmp/out" "$tmp/$p-results.json"
+        run 0 python3 "$src/tests/oscal/oscal_check.py" "$src/tests/oscal/oscal-subset.schema.json" \
+            --results "$tmp/$p-conform.json" "$tmp/$p-results.json"
+        cat "$tmp/out"
+        has out "^oscal_check: $p: [1-9][0-9]* findings, [1-9][0-9]* observations; 0 problems$"
+    done
+    # the fixture passes, fails and leaves out evidence: all three states are there
+    has tlmsp-results.json '"reason": "pass"'
+    has tlmsp-results.json '"reason": "fail"'
+    has tlmsp-results.json '"reason": "other"'
+    # the checker catches a finding whose status is not conform's
+    sed '0,/"reason": "fail"/s//"reason": "pass"/' "$tmp/tlmsp-results.json" >"$tmp/bad-results.json"
+    run 1 python3 "$src/tests/oscal/oscal_check.py" "$src/tests/oscal/oscal-subset.schema.json" \
+        --results "$tmp/tlmsp-conform.json" "$tmp/bad-results.json"
+    has err "for a claim contradicted"
 elif [ "${CI:-}" = true ]; then
     bad "python3-jsonschema is missing (scripts/deps.sh installs it)"
 else

@@ -2,11 +2,13 @@
 """Validates msp's OSCAL exports and reads them back.
 
 usage: oscal_check.py SCHEMA CATALOG_JSON CATALOG_OSCAL [PROFILE_REPORT_JSON PROFILE_OSCAL COMPONENT_OSCAL]...
+       oscal_check.py SCHEMA --results CONFORM_JSON RESULTS_OSCAL
 
 SCHEMA is tests/oscal/oscal-subset.schema.json (ours: a subset of OSCAL 1.1, not
 NIST's schema). CATALOG_JSON is `msp framework catalog --format json`,
-PROFILE_REPORT_JSON `msp framework report P --format json`: the read-back
-compares each OSCAL document with them field by field. Prints one line per
+PROFILE_REPORT_JSON `msp framework report P --format json`, CONFORM_JSON
+`msp framework conform P --results J --format json`: the read-back compares
+each OSCAL document with them field by field. Prints one line per
 problem and exits 1 if there was any.
 """
 import json
@@ -120,7 +122,43 @@ def check_component(path, report, schema):
             bad(f"{path}: {ir['control-id']}: justification differs")
 
 
+STATE = {"proven": ("satisfied", "pass"), "contradicted": ("not-satisfied", "fail"),
+         "unproven": ("not-satisfied", "other")}
+
+
+def check_results(path, conform, schema):
+    """A finding per claim with conform's status; an observation per evidence entry with its result."""
+    result = load(path, schema)["assessment-results"]["results"][0]
+    obs = {o["uuid"]: o for o in result.get("observations", [])}
+    findings = {f["title"]: f for f in result["findings"]}
+    reviewed = [c["control-id"] for c in result["reviewed-controls"]["control-selections"][0]["include-controls"]]
+    claims = conform["claims"]
+    if reviewed != [c["ref"] for c in claims] or set(findings) != set(reviewed):
+        bad(f"{path}: {len(findings)} findings, {len(claims)} claims")
+    for c in claims:
+        f = findings.get(c["ref"])
+        if f is None:
+            continue
+        st = f["target"]["status"]
+        if (st["state"], st.get("reason")) != STATE[c["status"]]:
+            bad(f"{path}: {c['ref']}: {st} for a claim {c['status']}")
+        related = [obs.get(r["observation-uuid"]) for r in f.get("related-observations", [])]
+        want = [(e["id"] + ": " + e["result"], "pass" if e["result"] == "passed" else "fail") for e in c["evidence"]]
+        got = [(o["description"], props(o).get(("result", NS))) if o else None for o in related]
+        if got != want:
+            bad(f"{path}: {c['ref']}: observations {got}, evidence {want}")
+    return len(findings), len(obs)
+
+
 def main(argv):
+    if len(argv) == 5 and argv[2] == "--results":
+        with open(argv[1], encoding="utf-8") as f:
+            schema = json.load(f)
+        with open(argv[3], encoding="utf-8") as f:
+            conform = json.load(f)
+        n, nobs = check_results(argv[4], conform, schema)
+        print(f"oscal_check: {conform['profile']}: {n} findings, {nobs} observations; {len(problems)} problems")
+        return 1 if problems else 0
     if len(argv) < 4 or (len(argv) - 4) % 3 != 0:
         print(__doc__, file=sys.stderr)
         return 2

@@ -279,6 +279,9 @@ static void test_results(void **state)
     assert_int_equal(msp_fw_oscal_results(p, twice, 2, WHEN, WHEN, &b, &err), MSP_ERR_INVALID);
     assert_string_equal(err.where, "E.DP.1");
     assert_int_equal(b.len, 0);
+    /* no verdict: the reviewed controls would be an empty list, which OSCAL does not allow */
+    assert_int_equal(msp_fw_oscal_results(p, twice, 0, WHEN, WHEN, &b, &err), MSP_ERR_INVALID);
+    assert_int_equal(b.len, 0);
     msp_buf_free(&b);
     msp_fw_profile_free(p);
 }

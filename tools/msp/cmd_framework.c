@@ -38,12 +38,15 @@ static const char usage[] =
     "                                  what changed between two versions of a profile: per\n"
     "                                  requirement label, met, text, justification, erratum,\n"
     "                                  evidence; the threat model and Stage 3 notes\n"
-    "  export (catalog | PROFILE) --format oscal [--kind K] [--no-errata]\n"
+    "  export (catalog | PROFILE) --format oscal [--kind K] [--results FILE] [--no-errata]\n"
     "                                  an OSCAL 1.1 JSON document (docs/oscal.md): K is catalog\n"
     "                                  (for catalog), profile (the default for a PROFILE: its\n"
-    "                                  selection, labels, may->shall/should alterations) or\n"
-    "                                  component-definition (its Conformance Analysis);\n"
-    "                                  last-modified is $SOURCE_DATE_EPOCH, else now\n"
+    "                                  selection, labels, may->shall/should alterations),\n"
+    "                                  component-definition (its Conformance Analysis) or\n"
+    "                                  assessment-results (conform's verdicts on the JUnit\n"
+    "                                  results of --results FILE: a finding per claim, its\n"
+    "                                  evidence as observations); last-modified is\n"
+    "                                  $SOURCE_DATE_EPOCH, else now\n"
     "\n"
     "PROFILE is a path to a .ucl file or the name of a shipped profile (ets,\n"
     "split-proxy). F is text (default), md, json or html. --no-errata takes\n"
@@ -403,15 +406,28 @@ static int sub_export(const args_t *a, const msp_fw_catalog_t *cat)
     }
     int is_cat = strcmp(a->positional[0], "catalog") == 0;
     const char *kind = a->kind != NULL ? a->kind : is_cat ? "catalog" : "profile";
+    int is_ar = strcmp(kind, "assessment-results") == 0;
     if (is_cat ? strcmp(kind, "catalog") != 0
-               : strcmp(kind, "profile") != 0 && strcmp(kind, "component-definition") != 0) {
+               : strcmp(kind, "profile") != 0 && strcmp(kind, "component-definition") != 0 && !is_ar) {
         cli_error(CMD, "--kind takes %s, not '%s'",
-                  is_cat ? "catalog for the catalog" : "profile or component-definition", kind);
+                  is_cat ? "catalog for the catalog" : "profile, component-definition or assessment-results", kind);
+        return CLI_USAGE;
+    }
+    if (is_ar != (a->results != NULL)) {
+        cli_error(CMD, is_ar ? "--kind assessment-results needs --results FILE"
+                             : "--results goes with --kind assessment-results");
         return CLI_USAGE;
     }
     int64_t when = export_time();
     if (when < 0) {
         cli_error(CMD, "SOURCE_DATE_EPOCH: not a number of seconds since 1970");
+        return CLI_USAGE;
+    }
+    msp_error_t err;
+    msp_error_clear(&err);
+    msp_fw_junit_t *j = NULL;
+    if (is_ar && msp_fw_junit_load(a->results, &j, &err) != MSP_OK) {
+        cli_print_error(CMD, &err);
         return CLI_USAGE;
     }
     msp_fw_profile_t *p = NULL;
@@ -420,17 +436,27 @@ static int sub_export(const args_t *a, const msp_fw_catalog_t *cat)
     if (ret == CLI_OK) {
         msp_buf_t b;
         msp_buf_init(&b, CLI_OUTPUT_LIMIT);
+        int rc = MSP_OK;
         if (is_cat) {
-            msp_fw_oscal_catalog(cat, when, &b);
+            rc = msp_fw_oscal_catalog(cat, when, &b);
         } else if (strcmp(kind, "profile") == 0) {
-            msp_fw_oscal_profile(p, when, &b);
+            rc = msp_fw_oscal_profile(p, when, &b);
+        } else if (!is_ar) {
+            rc = msp_fw_oscal_component(p, when, &b);
         } else {
-            msp_fw_oscal_component(p, when, &b);
+            rc = msp_fw_oscal_conform(p, j, when, when, &b, &err); /* the run's time is the export's */
         }
-        ret = cli_write_stdout(CMD, &b);
+        if (rc != MSP_OK) {
+            err.code = rc;
+            cli_print_error(CMD, &err);
+            ret = CLI_FAIL;
+        } else {
+            ret = cli_write_stdout(CMD, &b);
+        }
         msp_buf_free(&b);
     }
     msp_fw_profile_free(p);
+    msp_fw_junit_free(j);
     return ret;
 }
 
@@ -454,7 +480,7 @@ int cmd_framework(int argc, char **argv)
         {"compare", {"text, md, json or html", 0, 1, 0}},
         {"conform", {"text, md, json or html", 0, 1, 1}},
         {"diff", {"text, md or json", 0, 0, 0}},
-        {"export", {"oscal", 0, 1, 0}}, /* and --kind */
+        {"export", {"oscal", 0, 1, 1}}, /* and --kind */
     };
     const sub_opts_t *opts = NULL;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {

@@ -31,6 +31,14 @@ for profile in tlmsp msp-ets; do
         grep -E ' (unproven|contradicted) |claims met' "build-asan/conform-$profile.txt" >&2
         exit 1
     fi
+    # the same verdicts as OSCAL assessment-results, kept beside the JUnit file, valid and read back (docs/oscal.md)
+    m=build-asan/tools/msp/msp
+    $m framework conform "$profile" --results build-asan/junit.xml --format json >"build-asan/conform-$profile.json"
+    $m framework export "$profile" --format oscal --kind assessment-results --results build-asan/junit.xml \
+        >"build-asan/oscal-results-$profile.json" &&
+        python3 tests/oscal/oscal_check.py tests/oscal/oscal-subset.schema.json --results \
+            "build-asan/conform-$profile.json" "build-asan/oscal-results-$profile.json" ||
+        { echo "msp: OSCAL assessment-results of $profile: not written or not valid" >&2; exit 1; }
 done
 
 # The library as an application gets it: `cmake --install` of the optimised build into a scratch prefix, and

@@ -8,6 +8,7 @@
  * one passed in, and the order is the catalog's.
  */
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -79,11 +80,32 @@ static void kv(msp_json_t *j, const char *key, const char *value)
 }
 
 /* One property; ours carry our namespace, OSCAL's own (label) none. */
+/*
+ * A property value is OSCAL's `string`: no leading or trailing whitespace and no line break (^\S(.*\S)?$).
+ * Runs of whitespace become one space, the ends are trimmed (an erratum's reason may be written over lines).
+ */
+static void one_line(const char *in, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *s = in; *s != '\0' && k + 1 < n; s++) {
+        int space = isspace((unsigned char)*s);
+        if (!space || (k > 0 && out[k - 1] != ' ')) {
+            out[k++] = space ? ' ' : *s;
+        }
+    }
+    while (k > 0 && out[k - 1] == ' ') {
+        k--;
+    }
+    out[k] = '\0';
+}
+
 static void prop(msp_json_t *j, const char *name, const char *value, int ours)
 {
+    char v[1024];
+    one_line(value, v, sizeof(v));
     msp_json_object_begin(j);
     kv(j, "name", name);
-    kv(j, "value", value);
+    kv(j, "value", v[0] != '\0' ? v : "-");
     if (ours) {
         kv(j, "ns", MSP_FW_OSCAL_NS);
     }

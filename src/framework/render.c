@@ -29,17 +29,23 @@ void fw_describe_erratum(const msp_fw_row_t *r, char *out, size_t n)
 {
     msp_buf_t b;
     msp_buf_init_fixed(&b, out, n);
+    const char *sep = ""; /* between the parts, none after the last: "; " at the end read as if something were cut */
     if (r->fix_label != MSP_FW_NONE) {
-        msp_buf_printf(&b, "label printed %s, should be %s; ", msp_fw_label_code(r->label),
+        msp_buf_printf(&b, "label printed %s, should be %s", msp_fw_label_code(r->label),
                        msp_fw_label_code(r->fix_label));
+        sep = "; ";
     }
     if (r->fix_met >= 0) {
-        msp_buf_printf(&b, "Met printed %s, should be %s; ", fw_yn(r->met), fw_yn(r->fix_met));
+        msp_buf_printf(&b, "%sMet printed %s, should be %s", sep, fw_yn(r->met), fw_yn(r->fix_met));
+        sep = "; ";
     }
     if (r->fix_text != NULL) {
-        msp_buf_printf(&b, "text printed \"%s\", should be \"%s\"; ", r->text != NULL ? r->text : "", r->fix_text);
+        msp_buf_printf(&b, "%stext printed \"%s\", should be \"%s\"", sep, r->text != NULL ? r->text : "", r->fix_text);
+        sep = "; ";
     }
-    msp_buf_puts(&b, r->why != NULL ? r->why : "");
+    if (r->why != NULL && r->why[0] != '\0') {
+        msp_buf_printf(&b, "%s%s", sep, r->why);
+    }
     /* A fixed buffer that overflowed keeps what fitted; end it there. */
     size_t end = b.len < n ? b.len : n - 1;
     if (b.err != MSP_OK && n > 4) {

@@ -235,7 +235,7 @@ void fw_json_provenance(const msp_fw_profile_t *p, msp_json_t *j)
     msp_json_object_end(j);
 }
 
-/* Markdown and HTML escape the line (a path may hold any character). */
+/* Escaped for Markdown and HTML: the profile's path may hold any character. */
 void fw_provenance(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *b)
 {
     if (fmt != MSP_FW_MD && fmt != MSP_FW_HTML) {

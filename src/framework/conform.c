@@ -69,13 +69,35 @@ static void evidence_list(const msp_fw_profile_t *p, const msp_fw_junit_t *j, si
     for (size_t k = 0; k < n; k++) {
         const char *e = msp_fw_evidence(p, i, k);
         msp_buf_puts(b, k > 0 ? ", " : "");
-        if (fmt == MSP_FW_MD) {
-            fw_put_md(b, e);
-        } else {
-            msp_buf_puts(b, e);
-        }
+        fw_put_escaped(b, fmt, e);
         msp_buf_printf(b, " %s", msp_fw_result_name(msp_fw_junit_result(j, e)));
     }
+}
+
+/* A row per claim, then the summary: columns in text, a table in Markdown with a claim not proven in bold. */
+static void claim_rows(const msp_fw_profile_t *p, const msp_fw_junit_t *j, const tally_t *t, msp_fw_format_t fmt,
+                       msp_buf_t *b)
+{
+    int md = fmt == MSP_FW_MD;
+    for (size_t i = 0; i < p->cat->count; i++) {
+        msp_fw_claim_t c = msp_fw_claim(p, j, i);
+        if (c == MSP_FW_NO_CLAIM) {
+            continue;
+        }
+        const char *ref = p->cat->reqs[i].ref;
+        const char *label = msp_fw_label_code(msp_fw_row_label(&p->rows[i]));
+        const char *bold = c == MSP_FW_PROVEN ? "" : "**";
+        if (md) {
+            msp_buf_printf(b, "| %s | %s | %s%s%s | ", ref, label, bold, msp_fw_claim_name(c), bold);
+        } else {
+            msp_buf_printf(b, "%-11s %-3s %-12s ", ref, label, msp_fw_claim_name(c));
+        }
+        evidence_list(p, j, i, fmt, b);
+        msp_buf_puts(b, md ? " |\n" : "\n");
+    }
+    msp_buf_puts(b, "\n");
+    summary(t, b);
+    msp_buf_puts(b, "\n");
 }
 
 static void render_text(const msp_fw_profile_t *p, const msp_fw_junit_t *j, const tally_t *t, msp_buf_t *b)
@@ -83,18 +105,7 @@ static void render_text(const msp_fw_profile_t *p, const msp_fw_junit_t *j, cons
     msp_buf_printf(b, "Conformance of profile %s to %zu test results\nProvenance: ", p->name, msp_fw_junit_count(j));
     fw_provenance_line(p, b);
     msp_buf_puts(b, "\n\n");
-    for (size_t i = 0; i < p->cat->count; i++) {
-        msp_fw_claim_t c = msp_fw_claim(p, j, i);
-        if (c != MSP_FW_NO_CLAIM) {
-            msp_buf_printf(b, "%-11s %-3s %-12s ", p->cat->reqs[i].ref,
-                           msp_fw_label_code(msp_fw_row_label(&p->rows[i])), msp_fw_claim_name(c));
-            evidence_list(p, j, i, MSP_FW_TEXT, b);
-            msp_buf_puts(b, "\n");
-        }
-    }
-    msp_buf_puts(b, "\n");
-    summary(t, b);
-    msp_buf_puts(b, "\n");
+    claim_rows(p, j, t, MSP_FW_TEXT, b);
 }
 
 static void render_md(const msp_fw_profile_t *p, const msp_fw_junit_t *j, const tally_t *t, msp_buf_t *b)
@@ -102,21 +113,9 @@ static void render_md(const msp_fw_profile_t *p, const msp_fw_junit_t *j, const 
     msp_buf_puts(b, "# Conformance of profile ");
     fw_put_md(b, p->name);
     msp_buf_printf(b, " to %zu test results\n\nProvenance: ", msp_fw_junit_count(j));
-    fw_provenance_buf_md(p, b);
+    fw_provenance(p, MSP_FW_MD, b);
     msp_buf_puts(b, "\n\n| Ref | Label | Claim | Evidence |\n|---|---|---|---|\n");
-    for (size_t i = 0; i < p->cat->count; i++) {
-        msp_fw_claim_t c = msp_fw_claim(p, j, i);
-        if (c != MSP_FW_NO_CLAIM) {
-            msp_buf_printf(b, "| %s | %s | %s%s%s | ", p->cat->reqs[i].ref,
-                           msp_fw_label_code(msp_fw_row_label(&p->rows[i])), c == MSP_FW_PROVEN ? "" : "**",
-                           msp_fw_claim_name(c), c == MSP_FW_PROVEN ? "" : "**");
-            evidence_list(p, j, i, MSP_FW_MD, b);
-            msp_buf_puts(b, " |\n");
-        }
-    }
-    msp_buf_puts(b, "\n");
-    summary(t, b);
-    msp_buf_puts(b, "\n");
+    claim_rows(p, j, t, MSP_FW_MD, b);
 }
 
 /* ---- html: each requirement links to its evidence, each test back to the requirements it proves ---- */
@@ -216,7 +215,7 @@ static void render_html(const msp_fw_profile_t *p, const msp_fw_junit_t *j, cons
     msp_buf_puts(b, "<h1>");
     fw_put_html(b, title);
     msp_buf_printf(b, "</h1>\n<p>%zu test results.</p>\n<p class=\"provenance\">Provenance: ", msp_fw_junit_count(j));
-    fw_provenance_buf_html(p, b);
+    fw_provenance(p, MSP_FW_HTML, b);
     msp_buf_printf(b, "</p>\n<p class=\"verdict-%s\"><b>", t->claims == t->proven ? "yes" : "no");
     summary(t, b);
     msp_buf_puts(b, "</b></p>\n");

@@ -171,9 +171,9 @@ static void head(diff_out_t *d, const msp_fw_profile_t *a, const msp_fw_profile_
     }
     const char *pre = d->fmt == MSP_FW_MD ? "- " : "";
     msp_buf_printf(d->b, "%s%sold: ", d->fmt == MSP_FW_MD ? "# Profile changes\n\n" : "", pre);
-    d->fmt == MSP_FW_MD ? fw_provenance_buf_md(a, d->b) : fw_provenance_line(a, d->b);
+    fw_provenance(a, d->fmt, d->b);
     msp_buf_printf(d->b, "\n%snew: ", pre);
-    d->fmt == MSP_FW_MD ? fw_provenance_buf_md(b, d->b) : fw_provenance_line(b, d->b);
+    fw_provenance(b, d->fmt, d->b);
     msp_buf_puts(d->b, d->fmt == MSP_FW_MD ? "\n\n| Ref | Field | Old | New |\n|---|---|---|---|\n" : "\n\n");
 }
 

@@ -53,9 +53,8 @@ void fw_check_citations(msp_fw_profile_t *p);
 /** One line "msp VERSION, catalog ..., profile sha256 ..., date ..." (no newline). */
 void fw_provenance_line(const msp_fw_profile_t *p, msp_buf_t *b);
 
-/** The provenance line escaped for Markdown or HTML. */
-void fw_provenance_buf_md(const msp_fw_profile_t *p, msp_buf_t *b);
-void fw_provenance_buf_html(const msp_fw_profile_t *p, msp_buf_t *b);
+/** The provenance line in the format: escaped for Markdown or HTML, else as fw_provenance_line() writes it. */
+void fw_provenance(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *b);
 
 /** The "provenance" member of a JSON report (the key included). */
 void fw_json_provenance(const msp_fw_profile_t *p, msp_json_t *j);
@@ -70,6 +69,9 @@ void fw_put_html(msp_buf_t *b, const char *s);
 
 /** Appends s escaped for a Markdown table cell. */
 void fw_put_md(msp_buf_t *b, const char *s);
+
+/** Appends s escaped for the format: fw_put_html() for HTML, fw_put_md() for Markdown, else as it is. */
+void fw_put_escaped(msp_buf_t *b, msp_fw_format_t fmt, const char *s);
 
 /**
  * Appends s word-wrapped to width columns; continuation lines start with

@@ -126,6 +126,27 @@ static void metadata(msp_json_t *j, const char *title, const char *version, int6
     msp_json_object_end(j);
 }
 
+/*
+ * Opens a document, {"KIND": {"uuid": ..., "metadata": ...; finish() closes it.
+ * Its UUID's name is KIND, or KIND/NAME for a profile's documents.
+ */
+static void document_begin(msp_json_t *j, msp_buf_t *out, const char *kind, const char *name, const char *title,
+                           const char *version, int64_t when)
+{
+    char u[UUID_LEN];
+    if (name != NULL) {
+        uuid5(u, "%s/%s", kind, name);
+    } else {
+        uuid5(u, "%s", kind);
+    }
+    msp_json_init(j, out, 1);
+    msp_json_object_begin(j);
+    msp_json_key(j, kind);
+    msp_json_object_begin(j);
+    kv(j, "uuid", u);
+    metadata(j, title, version, when);
+}
+
 /* A back-matter resource the document points at ("#uuid"): the named file, and how msp writes it. */
 typedef struct resource {
     const char *id; /* the UUID's name */
@@ -175,6 +196,7 @@ static void resource_href(msp_json_t *j, const char *key, const resource_t *r)
     kv(j, key, href);
 }
 
+/* Closes what document_begin() opened. */
 static int finish(msp_json_t *j, msp_buf_t *out)
 {
     msp_json_object_end(j);
@@ -288,14 +310,8 @@ static void principle_group(msp_json_t *j, const msp_fw_catalog_t *cat, msp_fw_p
 int msp_fw_oscal_catalog(const msp_fw_catalog_t *cat, int64_t when, msp_buf_t *out)
 {
     msp_json_t j;
-    char u[UUID_LEN];
-    msp_json_init(&j, out, 1);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "catalog");
-    msp_json_object_begin(&j);
-    uuid5(u, "catalog");
-    kv(&j, "uuid", u);
-    metadata(&j, "ETSI TS 103 523-1 MSP Template Requirements (Tables 6.2-6.5)", MSP_FW_OSCAL_TS_EDITION, when);
+    document_begin(&j, out, "catalog", NULL, "ETSI TS 103 523-1 MSP Template Requirements (Tables 6.2-6.5)",
+                   MSP_FW_OSCAL_TS_EDITION, when);
     msp_json_key(&j, "groups");
     msp_json_array_begin(&j);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
@@ -402,14 +418,7 @@ static void imports(msp_json_t *j, const msp_fw_profile_t *p)
 int msp_fw_oscal_profile(const msp_fw_profile_t *p, int64_t when, msp_buf_t *out)
 {
     msp_json_t j;
-    char u[UUID_LEN];
-    msp_json_init(&j, out, 1);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "profile");
-    msp_json_object_begin(&j);
-    uuid5(u, "profile/%s", name_of(p));
-    kv(&j, "uuid", u);
-    metadata(&j, title_of(p), NULL, when);
+    document_begin(&j, out, "profile", name_of(p), title_of(p), NULL, when);
     imports(&j, p);
     msp_json_key(&j, "merge");
     msp_json_object_begin(&j);
@@ -491,14 +500,8 @@ int msp_fw_oscal_component(const msp_fw_profile_t *p, int64_t when, msp_buf_t *o
 {
     msp_json_t j;
     char u[UUID_LEN], title[256];
-    msp_json_init(&j, out, 1);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "component-definition");
-    msp_json_object_begin(&j);
-    uuid5(u, "component-definition/%s", name_of(p));
-    kv(&j, "uuid", u);
     snprintf(title, sizeof(title), "%s: Conformance Analysis", title_of(p));
-    metadata(&j, title, NULL, when);
+    document_begin(&j, out, "component-definition", name_of(p), title, NULL, when);
     msp_json_key(&j, "components");
     msp_json_array_begin(&j);
     msp_json_object_begin(&j);
@@ -651,15 +654,9 @@ int msp_fw_oscal_results(const msp_fw_profile_t *p, const msp_fw_verdict_t *v, s
         }
     }
     msp_json_t j;
-    char u[UUID_LEN], title[256];
-    msp_json_init(&j, out, 1);
-    msp_json_object_begin(&j);
-    msp_json_key(&j, "assessment-results");
-    msp_json_object_begin(&j);
-    uuid5(u, "assessment-results/%s", name_of(p));
-    kv(&j, "uuid", u);
+    char title[256];
     snprintf(title, sizeof(title), "%s: conformance results", title_of(p));
-    metadata(&j, title, NULL, end);
+    document_begin(&j, out, "assessment-results", name_of(p), title, NULL, end);
     msp_json_key(&j, "import-ap");
     msp_json_object_begin(&j);
     resource_href(&j, "href", &plan_res);

@@ -104,6 +104,17 @@ void fw_put_md(msp_buf_t *b, const char *s)
     }
 }
 
+void fw_put_escaped(msp_buf_t *b, msp_fw_format_t fmt, const char *s)
+{
+    if (fmt == MSP_FW_HTML) {
+        fw_put_html(b, s);
+    } else if (fmt == MSP_FW_MD) {
+        fw_put_md(b, s);
+    } else {
+        msp_buf_puts(b, s);
+    }
+}
+
 static void put_word(msp_buf_t *b, msp_fw_format_t fmt, const char *w, size_t n, int emphasise)
 {
     static const char *const open[] = {"*", "**", "", "<b>"};
@@ -113,13 +124,7 @@ static void put_word(msp_buf_t *b, msp_fw_format_t fmt, const char *w, size_t n,
     if (emphasise) {
         msp_buf_puts(b, open[fmt]);
     }
-    if (fmt == MSP_FW_HTML) {
-        fw_put_html(b, word);
-    } else if (fmt == MSP_FW_MD) {
-        fw_put_md(b, word);
-    } else {
-        msp_buf_puts(b, word);
-    }
+    fw_put_escaped(b, fmt, word);
     if (emphasise) {
         msp_buf_puts(b, close[fmt]);
     }
@@ -236,22 +241,16 @@ void fw_json_provenance(const msp_fw_profile_t *p, msp_json_t *j)
     msp_json_object_end(j);
 }
 
-/* The provenance line escaped for the format (a path may hold any character). */
-static void provenance_escaped(const msp_fw_profile_t *p, msp_buf_t *b, void (*put)(msp_buf_t *, const char *))
+/* Escaped for Markdown and HTML: the profile's path may hold any character. */
+void fw_provenance(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *b)
 {
+    if (fmt != MSP_FW_MD && fmt != MSP_FW_HTML) {
+        fw_provenance_line(p, b);
+        return;
+    }
     char line[512];
     msp_buf_t tmp;
     msp_buf_init_fixed(&tmp, line, sizeof(line));
     fw_provenance_line(p, &tmp);
-    put(b, msp_buf_cstr(&tmp));
-}
-
-void fw_provenance_buf_md(const msp_fw_profile_t *p, msp_buf_t *b)
-{
-    provenance_escaped(p, b, fw_put_md);
-}
-
-void fw_provenance_buf_html(const msp_fw_profile_t *p, msp_buf_t *b)
-{
-    provenance_escaped(p, b, fw_put_html);
+    fw_put_escaped(b, fmt, msp_buf_cstr(&tmp));
 }

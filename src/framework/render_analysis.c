@@ -171,32 +171,24 @@ static void entry_text(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_bu
     msp_buf_printf(b, "\n    Cites: %s\n", cites[0] != '\0' ? cites : "(no clause)");
 }
 
-static void entry_md(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_t *b)
+/* Markdown a list item, HTML one with an anchor; the same words in both. */
+static void entry_marked(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_fw_format_t fmt, msp_buf_t *b)
 {
+    int html = fmt == MSP_FW_HTML;
     char lm[96], cites[600];
     label_met(r, " → ", lm, sizeof(lm));
     cites_line(r, cites, sizeof(cites));
-    msp_buf_printf(b, "- **%s** (", t->ref);
-    fw_put_md(b, lm);
+    if (html) {
+        msp_buf_printf(b, "<li id=\"analysis-%s\"><b>%s</b> (", t->ref, t->ref);
+    } else {
+        msp_buf_printf(b, "- **%s** (", t->ref);
+    }
+    fw_put_escaped(b, fmt, lm);
     msp_buf_puts(b, "): ");
-    fw_put_md(b, r->justification != NULL ? r->justification : "(no justification)");
-    msp_buf_puts(b, " *Cites: ");
-    fw_put_md(b, cites[0] != '\0' ? cites : "(no clause)");
-    msp_buf_puts(b, "*\n");
-}
-
-static void entry_html(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_t *b)
-{
-    char lm[96], cites[600];
-    label_met(r, " → ", lm, sizeof(lm));
-    cites_line(r, cites, sizeof(cites));
-    msp_buf_printf(b, "<li id=\"analysis-%s\"><b>%s</b> (", t->ref, t->ref);
-    fw_put_html(b, lm);
-    msp_buf_puts(b, "): ");
-    fw_put_html(b, r->justification != NULL ? r->justification : "(no justification)");
-    msp_buf_puts(b, " <span class=\"cites\">Cites: ");
-    fw_put_html(b, cites[0] != '\0' ? cites : "(no clause)");
-    msp_buf_puts(b, "</span></li>\n");
+    fw_put_escaped(b, fmt, r->justification != NULL ? r->justification : "(no justification)");
+    msp_buf_puts(b, html ? " <span class=\"cites\">Cites: " : " *Cites: ");
+    fw_put_escaped(b, fmt, cites[0] != '\0' ? cites : "(no clause)");
+    msp_buf_puts(b, html ? "</span></li>\n" : "*\n");
 }
 
 /* ---- the label sections of one principle ---- */
@@ -239,10 +231,8 @@ void fw_render_sections(const msp_fw_profile_t *p, msp_fw_format_t fmt, int pr, 
                 msp_buf_puts(b, "<ul class=\"analysis\">\n");
             }
             any = 1;
-            if (fmt == MSP_FW_MD) {
-                entry_md(t, r, b);
-            } else if (fmt == MSP_FW_HTML) {
-                entry_html(t, r, b);
+            if (fmt == MSP_FW_MD || fmt == MSP_FW_HTML) {
+                entry_marked(t, r, fmt, b);
             } else {
                 entry_text(t, r, b);
             }

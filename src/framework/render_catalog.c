@@ -21,46 +21,46 @@ static void render_text(const msp_fw_catalog_t *cat, msp_buf_t *b)
     }
 }
 
-static void render_md(const msp_fw_catalog_t *cat, msp_buf_t *b)
+/* A table per principle, in Markdown or HTML. */
+static void marked_tables(const msp_fw_catalog_t *cat, msp_fw_format_t fmt, msp_buf_t *b)
 {
-    msp_buf_puts(b, "# MSP Template Requirements (ETSI TS 103 523-1, clause 6)\n");
+    int html = fmt == MSP_FW_HTML;
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
         msp_buf_printf(b,
-                       "\n## %s (Table 6.%d)\n\n| Ref | %s Template Requirement | Mandatory / Optional |\n"
-                       "|---|---|---|\n",
+                       html ? "<h2>%s (Table 6.%d)</h2>\n<table>\n<tr><th>Ref</th><th>%s Template Requirement</th>"
+                              "<th>Mandatory / Optional</th></tr>\n"
+                            : "\n## %s (Table 6.%d)\n\n| Ref | %s Template Requirement | Mandatory / Optional |\n"
+                              "|---|---|---|\n",
                        name, pr + 2, name);
         for (size_t i = 0; i < cat->count; i++) {
             const msp_fw_template_t *t = &cat->reqs[i];
-            if (t->principle == (msp_fw_principle_t)pr) {
-                msp_buf_printf(b, "| %s | ", t->ref);
-                fw_put_md(b, t->text);
-                msp_buf_printf(b, " | %s |\n", t->mandatory ? "Mandatory" : "Optional");
+            if (t->principle != (msp_fw_principle_t)pr) {
+                continue;
             }
+            if (html) {
+                msp_buf_printf(b, "<tr id=\"%s\"><td>%s</td><td>", t->ref, t->ref);
+            } else {
+                msp_buf_printf(b, "| %s | ", t->ref);
+            }
+            fw_put_escaped(b, fmt, t->text);
+            msp_buf_printf(b, html ? "</td><td>%s</td></tr>\n" : " | %s |\n", t->mandatory ? "Mandatory" : "Optional");
         }
+        msp_buf_puts(b, html ? "</table>\n" : "");
     }
+}
+
+static void render_md(const msp_fw_catalog_t *cat, msp_buf_t *b)
+{
+    msp_buf_puts(b, "# MSP Template Requirements (ETSI TS 103 523-1, clause 6)\n");
+    marked_tables(cat, MSP_FW_MD, b);
 }
 
 static void render_html(const msp_fw_catalog_t *cat, msp_buf_t *b)
 {
     fw_html_begin(b, "MSP Template Requirements");
     msp_buf_puts(b, "<h1>MSP Template Requirements (ETSI TS 103 523-1, clause 6)</h1>\n");
-    for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
-        const char *name = msp_fw_principle_name((msp_fw_principle_t)pr);
-        msp_buf_printf(b,
-                       "<h2>%s (Table 6.%d)</h2>\n<table>\n<tr><th>Ref</th><th>%s Template Requirement</th>"
-                       "<th>Mandatory / Optional</th></tr>\n",
-                       name, pr + 2, name);
-        for (size_t i = 0; i < cat->count; i++) {
-            const msp_fw_template_t *t = &cat->reqs[i];
-            if (t->principle == (msp_fw_principle_t)pr) {
-                msp_buf_printf(b, "<tr id=\"%s\"><td>%s</td><td>", t->ref, t->ref);
-                fw_put_html(b, t->text);
-                msp_buf_printf(b, "</td><td>%s</td></tr>\n", t->mandatory ? "Mandatory" : "Optional");
-            }
-        }
-        msp_buf_puts(b, "</table>\n");
-    }
+    marked_tables(cat, MSP_FW_HTML, b);
     fw_html_end(b);
 }
 

@@ -69,6 +69,17 @@ static void json_findings(const msp_fw_profile_t *p, msp_json_t *j)
     msp_json_array_end(j);
 }
 
+/* A profile with errors has no verdict: its values cannot be trusted. */
+static void json_verdict_or_null(const msp_fw_profile_t *p, msp_json_t *j)
+{
+    msp_json_key(j, "verdict");
+    if (msp_fw_count(p, MSP_FW_ERROR) == 0) {
+        fw_json_verdict(p, j);
+    } else {
+        msp_json_null(j);
+    }
+}
+
 static void render_json(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
 {
     msp_json_t j;
@@ -93,13 +104,7 @@ static void render_json(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
         json_findings(p, &j);
         msp_json_key(&j, "findings_not_shown");
         msp_json_int(&j, (int64_t)p->dropped_findings);
-        /* A profile with errors has no verdict: its values cannot be trusted. */
-        msp_json_key(&j, "verdict");
-        if (msp_fw_count(p, MSP_FW_ERROR) == 0) {
-            fw_json_verdict(p, &j);
-        } else {
-            msp_json_null(&j);
-        }
+        json_verdict_or_null(p, &j);
         msp_json_object_end(&j);
     }
     msp_json_array_end(&j);
@@ -225,12 +230,7 @@ static void sarif_verdicts(const msp_fw_profile_t *const *ps, size_t n, msp_json
         msp_json_object_begin(j);
         msp_json_key(j, "source");
         msp_json_string(j, ps[k]->source_name);
-        msp_json_key(j, "verdict");
-        if (msp_fw_count(ps[k], MSP_FW_ERROR) == 0) {
-            fw_json_verdict(ps[k], j);
-        } else {
-            msp_json_null(j);
-        }
+        json_verdict_or_null(ps[k], j);
         msp_json_object_end(j);
     }
     msp_json_array_end(j);

@@ -19,6 +19,28 @@ static int unmet_mm(const msp_fw_row_t *r)
     return r->present && msp_fw_row_label(r) == MSP_FW_MM && msp_fw_row_met(r) != 1;
 }
 
+/* A column heading per profile, in Markdown or HTML. */
+static void name_cells(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *b)
+{
+    for (size_t k = 0; k < n; k++) {
+        msp_buf_puts(b, fmt == MSP_FW_HTML ? "<th>" : " ");
+        fw_put_escaped(b, fmt, ps[k]->name);
+        msp_buf_puts(b, fmt == MSP_FW_HTML ? "</th>" : " |");
+    }
+}
+
+/* A provenance line per profile, under the matrix (text, md or html). */
+static void provenance_lines(const msp_fw_profile_t *const *ps, size_t n, msp_fw_format_t fmt, msp_buf_t *b)
+{
+    static const char *const open[] = {"Provenance: ", "\nProvenance: ", "", "<p class=\"provenance\">Provenance: "};
+    static const char *const close[] = {"\n", "\n", "", "</p>\n"};
+    for (size_t k = 0; k < n; k++) {
+        msp_buf_puts(b, open[fmt]);
+        fw_provenance(ps[k], fmt, b);
+        msp_buf_puts(b, close[fmt]);
+    }
+}
+
 static void render_text(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
 {
     const msp_fw_catalog_t *cat = ps[0]->cat;
@@ -45,22 +67,14 @@ static void render_text(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
         msp_buf_printf(b, " %-14s", msp_fw_in_series(ps[k]) ? "yes" : "NO");
     }
     msp_buf_puts(b, "\n\n!! an MSP-Mandatory requirement that is not met; * corrected by an erratum\n");
-    for (size_t k = 0; k < n; k++) {
-        msp_buf_puts(b, "Provenance: ");
-        fw_provenance_line(ps[k], b);
-        msp_buf_puts(b, "\n");
-    }
+    provenance_lines(ps, n, MSP_FW_TEXT, b);
 }
 
 static void render_md(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
 {
     const msp_fw_catalog_t *cat = ps[0]->cat;
     msp_buf_puts(b, "| Ref | M/O |");
-    for (size_t k = 0; k < n; k++) {
-        msp_buf_puts(b, " ");
-        fw_put_md(b, ps[k]->name);
-        msp_buf_puts(b, " |");
-    }
+    name_cells(ps, n, MSP_FW_MD, b);
     msp_buf_puts(b, "\n|---|---|");
     for (size_t k = 0; k < n; k++) {
         msp_buf_puts(b, "---|");
@@ -83,11 +97,7 @@ static void render_md(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
         msp_buf_printf(b, " %s |", msp_fw_in_series(ps[k]) ? "yes" : "**no**");
     }
     msp_buf_puts(b, "\n\nBold: an MSP-Mandatory requirement that is not met. \\* corrected by an erratum.\n");
-    for (size_t k = 0; k < n; k++) {
-        msp_buf_puts(b, "\nProvenance: ");
-        fw_provenance_buf_md(ps[k], b);
-        msp_buf_puts(b, "\n");
-    }
+    provenance_lines(ps, n, MSP_FW_MD, b);
 }
 
 static void render_html(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *b)
@@ -95,11 +105,7 @@ static void render_html(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
     const msp_fw_catalog_t *cat = ps[0]->cat;
     fw_html_begin(b, "MSP profiles compared");
     msp_buf_puts(b, "<h1>MSP profiles compared</h1>\n<table>\n<tr><th>Ref</th><th>M/O</th>");
-    for (size_t k = 0; k < n; k++) {
-        msp_buf_puts(b, "<th>");
-        fw_put_html(b, ps[k]->name);
-        msp_buf_puts(b, "</th>");
-    }
+    name_cells(ps, n, MSP_FW_HTML, b);
     msp_buf_puts(b, "</tr>\n");
     for (size_t i = 0; i < cat->count; i++) {
         msp_buf_printf(b, "<tr><td title=\"");
@@ -119,11 +125,7 @@ static void render_html(const msp_fw_profile_t *const *ps, size_t n, msp_buf_t *
     }
     msp_buf_puts(b, "</tr>\n</table>\n<p>Red: an MSP-Mandatory requirement that is not met. "
                     "* corrected by an erratum.</p>\n");
-    for (size_t k = 0; k < n; k++) {
-        msp_buf_puts(b, "<p class=\"provenance\">Provenance: ");
-        fw_provenance_buf_html(ps[k], b);
-        msp_buf_puts(b, "</p>\n");
-    }
+    provenance_lines(ps, n, MSP_FW_HTML, b);
     fw_html_end(b);
 }
 

@@ -250,34 +250,30 @@ static void text_notes(const msp_fw_profile_t *p, msp_buf_t *b)
     }
 }
 
-static void md_notes(const msp_fw_profile_t *p, msp_buf_t *b)
+/* A list item in Markdown or HTML: "- **NAME**: WHAT" or "<li><b>NAME</b>: WHAT</li>", escaped. */
+static void marked_item(msp_buf_t *b, msp_fw_format_t fmt, const char *name, const char *what)
 {
-    if (p->nnotes > 0) {
-        msp_buf_puts(b, "## Threat model, assumptions and further analysis\n\n");
-    }
-    for (size_t i = 0; i < p->nnotes; i++) {
-        const msp_fw_note_t *n = &p->notes[i];
-        msp_buf_printf(b, "- **%s**: ", n->kind == MSP_FW_STAGE3 ? "Stage 3" : n->id);
-        fw_put_md(b, n->text ? n->text : "");
-        msp_buf_puts(b, i + 1 == p->nnotes ? "\n\n" : "\n");
-    }
+    int html = fmt == MSP_FW_HTML;
+    msp_buf_puts(b, html ? "<li><b>" : "- **");
+    fw_put_escaped(b, fmt, name);
+    msp_buf_puts(b, html ? "</b>: " : "**: ");
+    fw_put_escaped(b, fmt, what);
+    msp_buf_puts(b, html ? "</li>\n" : "\n");
 }
 
-static void html_notes(const msp_fw_profile_t *p, msp_buf_t *b)
+static void marked_notes(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *b)
 {
+    int html = fmt == MSP_FW_HTML;
     if (p->nnotes == 0) {
         return;
     }
-    msp_buf_puts(b, "<h2>Threat model, assumptions and further analysis</h2>\n<ul>\n");
+    msp_buf_puts(b, html ? "<h2>Threat model, assumptions and further analysis</h2>\n<ul>\n"
+                         : "## Threat model, assumptions and further analysis\n\n");
     for (size_t i = 0; i < p->nnotes; i++) {
         const msp_fw_note_t *n = &p->notes[i];
-        msp_buf_puts(b, "<li><b>");
-        fw_put_html(b, n->kind == MSP_FW_STAGE3 ? "Stage 3" : n->id);
-        msp_buf_puts(b, "</b>: ");
-        fw_put_html(b, n->text ? n->text : "");
-        msp_buf_puts(b, "</li>\n");
+        marked_item(b, fmt, n->kind == MSP_FW_STAGE3 ? "Stage 3" : n->id, n->text ? n->text : "");
     }
-    msp_buf_puts(b, "</ul>\n");
+    msp_buf_puts(b, html ? "</ul>\n" : "\n");
 }
 
 static void json_notes(const msp_fw_profile_t *p, msp_json_t *j)
@@ -312,7 +308,40 @@ static void render_text(const msp_fw_profile_t *p, msp_buf_t *b)
     text_errata(p, b);
 }
 
-/* ---- markdown ---- */
+/* ---- markdown and html ---- */
+
+/* The profile's name and title, its source and the provenance. */
+static void marked_head(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *b)
+{
+    int html = fmt == MSP_FW_HTML;
+    msp_buf_puts(b, html ? "<h1>Profile " : "# Profile ");
+    fw_put_escaped(b, fmt, p->name);
+    msp_buf_puts(b, ": ");
+    fw_put_escaped(b, fmt, p->title ? p->title : "");
+    msp_buf_puts(b, html ? "</h1>\n<p>Source: " : "\n\nSource: ");
+    fw_put_escaped(b, fmt, p->source ? p->source : "");
+    msp_buf_puts(b, html ? "</p>\n<p class=\"provenance\">Provenance: " : "\n\nProvenance: ");
+    fw_provenance(p, fmt, b);
+    msp_buf_puts(b, html ? "</p>\n" : "\n\n");
+}
+
+static void marked_errata(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_buf_t *b)
+{
+    int html = fmt == MSP_FW_HTML;
+    if (erratum_count(p) == 0) {
+        return;
+    }
+    msp_buf_puts(
+        b, html ? "<h2>Errata</h2>\n<p>The printed value stays in the tables; the correction decides the "
+                  "verdict.</p>\n<ul>\n"
+                : "\n## Errata\n\nThe printed value stays in the tables; the correction decides the verdict.\n\n");
+    const char *ref;
+    char what[1024];
+    for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
+        marked_item(b, fmt, ref, what);
+    }
+    msp_buf_puts(b, html ? "</ul>\n" : "");
+}
 
 static void md_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 {
@@ -340,33 +369,13 @@ static void md_principle(const msp_fw_profile_t *p, int pr, msp_buf_t *b)
 
 static void render_md(const msp_fw_profile_t *p, msp_buf_t *b)
 {
-    msp_buf_puts(b, "# Profile ");
-    fw_put_md(b, p->name);
-    msp_buf_puts(b, ": ");
-    fw_put_md(b, p->title ? p->title : "");
-    msp_buf_puts(b, "\n\nSource: ");
-    fw_put_md(b, p->source ? p->source : "");
-    msp_buf_puts(b, "\n\nProvenance: ");
-    fw_provenance_buf_md(p, b);
-    msp_buf_puts(b, "\n\n");
+    marked_head(p, MSP_FW_MD, b);
     verdict_lines(p, "**", "** ", "\n\n", 1, b);
-    md_notes(p, b);
+    marked_notes(p, MSP_FW_MD, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         md_principle(p, pr, b);
     }
-    if (erratum_count(p) > 0) {
-        msp_buf_puts(b,
-                     "\n## Errata\n\nThe printed value stays in the tables; the correction decides the verdict.\n\n");
-        const char *ref;
-        char what[1024];
-        for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
-            msp_buf_puts(b, "- **");
-            fw_put_md(b, ref);
-            msp_buf_puts(b, "**: ");
-            fw_put_md(b, what);
-            msp_buf_puts(b, "\n");
-        }
-    }
+    marked_errata(p, MSP_FW_MD, b);
 }
 
 /* ---- html ---- */
@@ -414,36 +423,15 @@ static void render_html(const msp_fw_profile_t *p, msp_buf_t *b)
     char title[256];
     snprintf(title, sizeof(title), "MSP profile %s", p->name);
     fw_html_begin(b, title);
-    msp_buf_puts(b, "<h1>Profile ");
-    fw_put_html(b, p->name);
-    msp_buf_puts(b, ": ");
-    fw_put_html(b, p->title ? p->title : "");
-    msp_buf_puts(b, "</h1>\n<p>Source: ");
-    fw_put_html(b, p->source ? p->source : "");
-    msp_buf_puts(b, "</p>\n<p class=\"provenance\">Provenance: ");
-    fw_provenance_buf_html(p, b);
-    msp_buf_puts(b, "</p>\n");
+    marked_head(p, MSP_FW_HTML, b);
     char start[64];
     snprintf(start, sizeof(start), "<p class=\"verdict-%s\"><b>", msp_fw_in_series(p) ? "yes" : "no");
     verdict_lines(p, start, "</b> ", "</p>\n", 1, b);
-    html_notes(p, b);
+    marked_notes(p, MSP_FW_HTML, b);
     for (int pr = 0; pr < MSP_FW_PRINCIPLES; pr++) {
         html_principle(p, pr, b);
     }
-    if (erratum_count(p) > 0) {
-        msp_buf_puts(b, "<h2>Errata</h2>\n<p>The printed value stays in the tables; the correction decides the "
-                        "verdict.</p>\n<ul>\n");
-        const char *ref;
-        char what[1024];
-        for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
-            msp_buf_puts(b, "<li><b>");
-            fw_put_html(b, ref);
-            msp_buf_puts(b, "</b>: ");
-            fw_put_html(b, what);
-            msp_buf_puts(b, "</li>\n");
-        }
-        msp_buf_puts(b, "</ul>\n");
-    }
+    marked_errata(p, MSP_FW_HTML, b);
     fw_html_end(b);
 }
 

@@ -8,46 +8,9 @@
 
 #include <cmocka.h>
 
-#include "embedded.h"
 #include "fw.h"
+#include "fwtest.h"
 #include "msp/framework.h"
-
-static msp_fw_catalog_t *cat;
-
-static int setup(void **state)
-{
-    (void)state;
-    return msp_fw_catalog_builtin(&cat, NULL) == MSP_OK ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    msp_fw_catalog_free(cat);
-    return 0;
-}
-
-static const char *shipped_text(const char *name)
-{
-    for (const msp_embedded_t *e = msp_fw_profile_data; e->name != NULL; e++) {
-        if (strcmp(e->name, name) == 0) {
-            return e->data;
-        }
-    }
-    fail_msg("no shipped profile %s", name);
-    return NULL;
-}
-
-static msp_fw_profile_t *checked(const char *text)
-{
-    msp_fw_profile_t *p;
-    msp_error_t err;
-    if (msp_fw_profile_parse(cat, "t.ucl", text, strlen(text), &p, &err) != MSP_OK) {
-        fail_msg("parse failed: %s: %s", err.where, err.detail);
-    }
-    msp_fw_check(p);
-    return p;
-}
 
 /* The finding for ref with this severity whose message contains part, or NULL. */
 static const msp_fw_finding_t *finding(const msp_fw_profile_t *p, const char *ref, msp_fw_severity_t sev,
@@ -1174,5 +1137,5 @@ int main(void)
         cmocka_unit_test(test_evidence_required),
         cmocka_unit_test(test_own_profiles_check_clean),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fwtest_setup, fwtest_teardown);
 }

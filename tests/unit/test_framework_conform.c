@@ -9,35 +9,9 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "embedded.h"
 #include "fw.h"
+#include "fwtest.h"
 #include "msp/framework.h"
-
-static msp_fw_catalog_t *cat;
-
-static int setup(void **state)
-{
-    (void)state;
-    return msp_fw_catalog_builtin(&cat, NULL) == MSP_OK ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    msp_fw_catalog_free(cat);
-    return 0;
-}
-
-static const char *ets_text(void)
-{
-    for (const msp_embedded_t *e = msp_fw_profile_data; e->name != NULL; e++) {
-        if (strcmp(e->name, "ets") == 0) {
-            return e->data;
-        }
-    }
-    fail_msg("no shipped profile ets");
-    return NULL;
-}
 
 /* base with insert put right after the first occurrence of after (malloc'ed). */
 static char *with(const char *base, const char *after, const char *insert)
@@ -51,17 +25,6 @@ static char *with(const char *base, const char *after, const char *insert)
     strcpy(s + head, insert);
     strcat(s, base + head);
     return s;
-}
-
-static msp_fw_profile_t *checked(const char *text)
-{
-    msp_fw_profile_t *p;
-    msp_error_t err;
-    if (msp_fw_profile_parse(cat, "t.ucl", text, strlen(text), &p, &err) != MSP_OK) {
-        fail_msg("parse failed: %s: %s", err.where, err.detail);
-    }
-    msp_fw_check(p);
-    return p;
 }
 
 static const char junit[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -162,7 +125,8 @@ static void test_junit_no_dtd(void **state)
  * evidence), M.DP.3.1 contradicted (case failed), E.DP.2 (PR, not met) no claim (check refuses evidence there). */
 static char *with_evidence(void)
 {
-    char *a = with(ets_text(), "requirement \"E.DP.1\" {", "\n    evidence = [\"t_pass\", \"t_pass:case_ok\"];");
+    char *a =
+        with(shipped_text("ets"), "requirement \"E.DP.1\" {", "\n    evidence = [\"t_pass\", \"t_pass:case_ok\"];");
     char *b = with(a, "requirement \"E.DP.3.1\" {", "\n    evidence = [\"t_pass\", \"t_fail\"];");
     char *c = with(b, "requirement \"M.DP.1\" {", "\n    evidence = [\"t_pass:case_none\"];");
     char *d = with(c, "requirement \"M.DP.3.1\" {", "\n    evidence = [\"t_pass:case_bad\"];");
@@ -248,7 +212,7 @@ static void test_render_conform(void **state)
 static void test_provenance(void **state)
 {
     (void)state;
-    const char *text = ets_text();
+    const char *text = shipped_text("ets");
     msp_fw_profile_t *p = checked(text);
     unsigned char md[32];
     unsigned int n;
@@ -293,13 +257,13 @@ static size_t diff_count(const msp_fw_profile_t *a, const msp_fw_profile_t *b, m
 static void test_diff(void **state)
 {
     (void)state;
-    msp_fw_profile_t *a = checked(ets_text());
-    msp_fw_profile_t *same = checked(ets_text());
+    msp_fw_profile_t *a = checked(shipped_text("ets"));
+    msp_fw_profile_t *same = checked(shipped_text("ets"));
     char *out;
     assert_int_equal(diff_count(a, same, MSP_FW_TEXT, &out), 0);
     assert_non_null(strstr(out, "0 changes\n"));
     free(out);
-    char *t1 = with(ets_text(), "requirement \"E.DP.1\" {", "\n    evidence = [\"t_pass\"];");
+    char *t1 = with(shipped_text("ets"), "requirement \"E.DP.1\" {", "\n    evidence = [\"t_pass\"];");
     char *t2 = with(t1, "threat \"ETS.TM.4\" {\n    text = \"", "Also: ");
     char *t3 = with(t2, "requirement \"M.DP.1\" {\n    label = \"MM\";\n    met = ", "false; #");
     msp_fw_profile_t *b = checked(t3);
@@ -351,7 +315,7 @@ static size_t citations(const msp_fw_profile_t *p)
 static void test_ets_threat_model(void **state)
 {
     (void)state;
-    msp_fw_profile_t *p = checked(ets_text());
+    msp_fw_profile_t *p = checked(shipped_text("ets"));
     assert_int_equal(p->nnotes, 5);
     assert_string_equal(p->notes[4].id, "ETS.TM.4");
     assert_int_equal(p->notes[4].kind, MSP_FW_THREAT);
@@ -452,5 +416,5 @@ int main(void)
         cmocka_unit_test(test_diff),           cmocka_unit_test(test_ets_threat_model),
         cmocka_unit_test(test_citation_rule),  cmocka_unit_test(test_note_syntax),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fwtest_setup, fwtest_teardown);
 }

@@ -9,24 +9,10 @@
 #include <cmocka.h>
 
 #include "fw.h"
+#include "fwtest.h"
 #include "msp/framework.h"
 
 #define WHEN 1765152000 /* 2025-12-08T00:00:00Z */
-
-static msp_fw_catalog_t *cat;
-
-static int setup(void **state)
-{
-    (void)state;
-    return msp_fw_catalog_builtin(&cat, NULL) == MSP_OK ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    msp_fw_catalog_free(cat);
-    return 0;
-}
 
 static size_t count(const char *s, const char *needle)
 {
@@ -304,5 +290,5 @@ int main(void)
         cmocka_unit_test(test_component_ets), cmocka_unit_test(test_component_split_proxy),
         cmocka_unit_test(test_results),       cmocka_unit_test(test_limit),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fwtest_setup, fwtest_teardown);
 }

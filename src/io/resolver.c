@@ -270,16 +270,14 @@ static int is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* An IP literal: getaddrinfo with AI_NUMERICHOST never asks the network. */
-static int connect_literal(const char *host, uint16_t port, int *fd, msp_error_t *err)
+/* A connection to host:port, the addresses from getaddrinfo in order; flags AI_NUMERICHOST: an IP literal, no
+ * question to the network. */
+static int connect_gai(const char *host, uint16_t port, int flags, int *fd, msp_error_t *err)
 {
-    struct addrinfo hints, *res = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = flags}, *res = NULL;
     char svc[8];
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST;
     snprintf(svc, sizeof(svc), "%u", port);
+    *fd = -1;
     int rc = getaddrinfo(host, svc, &hints, &res);
     if (rc != 0) {
         return msp_error_set(err, MSP_ERR_NOT_FOUND, NULL, "%s:%u: %s", host, port, gai_strerror(rc));
@@ -321,7 +319,7 @@ int msp_io_resolver_connect(msp_io_resolver_t *r, const char *host, uint16_t por
     *fd = -1;
     *lookup = NULL;
     if (is_ip_literal(host)) {
-        return connect_literal(host, port, fd, err);
+        return connect_gai(host, port, AI_NUMERICHOST, fd, err);
     }
     if (r == NULL || done == NULL || strlen(host) >= sizeof(((msp_io_resolver_lookup_t *)0)->host)) {
         return msp_error_set(err, MSP_ERR_ARGUMENT, NULL, "next hop %.255s:%u: cannot look the name up", host, port);
@@ -379,21 +377,5 @@ void msp_io_resolver_cancel(msp_io_resolver_lookup_t *l)
 
 int msp_io_connect(const char *host, uint16_t port, int *fd, msp_error_t *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    char svc[8];
-    snprintf(svc, sizeof(svc), "%u", port);
-    *fd = -1;
-    int rc = getaddrinfo(host, svc, &hints, &res);
-    if (rc != 0) {
-        return msp_error_set(err, MSP_ERR_NOT_FOUND, NULL, "%s:%u: %s", host, port, gai_strerror(rc));
-    }
-    for (struct addrinfo *ai = res; ai != NULL && *fd < 0; ai = ai->ai_next) {
-        *fd = connect_to(ai->ai_family, ai->ai_addr, ai->ai_addrlen);
-    }
-    int e = errno;
-    freeaddrinfo(res);
-    if (*fd < 0) {
-        return msp_error_set(err, MSP_ERR_IO, NULL, "cannot connect to %s:%u: %s", host, port, strerror(e));
-    }
-    return MSP_OK;
+    return connect_gai(host, port, 0, fd, err);
 }

@@ -257,7 +257,7 @@ int data_replace(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c, const
 int data_delete(hop_t *out, uint8_t type, const msp_tlmsp_container_t *c, uint8_t source);
 
 /* ---- handshake helpers shared by the roles (conn_hs.c) ---- */
-int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, msp_buf_t *msg);
+int hs_close(msp_buf_t *msg, size_t mark, int ret);
 int hs_mbox_msg(sess_t *s, uint8_t type, const uint8_t *body, size_t len, uint8_t *index);
 int hs_key_material(sess_t *s, uint8_t target, msp_buf_t *msg);
 int hs_endpoint_masters(sess_t *s);

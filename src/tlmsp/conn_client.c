@@ -243,9 +243,7 @@ static int key_exchange(msp_tlmsp_conn_t *c)
     msp_buf_init_fixed(&msg, store, sizeof(store));
     size_t mark;
     msp_tls12_hs_begin(&msg, MSP_TLMSP_HT_CLIENT_KEY_EXCHANGE, &mark);
-    int ret = msp_tls12_client_kex_build(point, point_len, &msg);
-    msp_tls12_hs_end(&msg, mark);
-    MSP_GUARD(ret);
+    MSP_GUARD(hs_close(&msg, mark, msp_tls12_client_kex_build(point, point_len, &msg)));
     MSP_GUARD(ep_send_msg(c, msg.base, msg.len));
     MSP_GUARD(hs_endpoint_masters(s));
     return ep_key_materials(c);

@@ -12,11 +12,13 @@
 #include "tlmsp_mbox_msg.h"
 #include "tlmsp_tls12.h"
 
-int hs_build(uint8_t type, int (*body)(void *arg, msp_buf_t *out), void *arg, msp_buf_t *msg)
+/*
+ * Closes the handshake message begun at mark (msp_tls12_hs_begin) once its
+ * body is written; ret is the body builder's result, which comes first: its
+ * alert says more than the buffer's error.
+ */
+int hs_close(msp_buf_t *msg, size_t mark, int ret)
 {
-    size_t mark;
-    msp_tls12_hs_begin(msg, type, &mark);
-    int ret = body(arg, msg);
     msp_tls12_hs_end(msg, mark);
     MSP_GUARD(ret);
     return msp_buf_error(msg);
@@ -213,7 +215,5 @@ int hs_key_material(sess_t *s, uint8_t target, msp_buf_t *msg)
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_MIDDLEBOX_KEY_MATERIAL, &mark);
     int ret = msp_tlmsp_key_material_seal(&s->g, key, target, s->self, suffix,
                                           s->self == MSP_TLMSP_ID_CLIENT ? s->cc : s->sc, access, msg);
-    msp_tls12_hs_end(msg, mark);
-    MSP_GUARD(ret);
-    return msp_buf_error(msg);
+    return hs_close(msg, mark, ret);
 }

@@ -186,10 +186,7 @@ static int certificate_msg(sess_t *s, msp_buf_t *msg)
     }
     size_t mark;
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_CERTIFICATE, &mark);
-    int ret = msp_tls12_certificate_build(&m, msg);
-    msp_tls12_hs_end(msg, mark);
-    MSP_GUARD(ret);
-    return msp_buf_error(msg);
+    return hs_close(msg, mark, msp_tls12_certificate_build(&m, msg));
 }
 
 static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)
@@ -206,10 +203,7 @@ static int server_kex_msg(sess_t *s, uint16_t sigalg, msp_buf_t *msg)
     msp_tls12_server_kex_t k = {p.base, p.len, s->group, point, point_len, sigalg, sig, sig_len};
     size_t mark;
     msp_tls12_hs_begin(msg, MSP_TLMSP_HT_SERVER_KEY_EXCHANGE, &mark);
-    int ret = msp_tls12_server_kex_build(&k, msg);
-    msp_tls12_hs_end(msg, mark);
-    MSP_GUARD(ret);
-    return msp_buf_error(msg);
+    return hs_close(msg, mark, msp_tls12_server_kex_build(&k, msg));
 }
 
 static int send_server_hello(msp_tlmsp_conn_t *c, const offer_t *o, msp_buf_t *msg)

@@ -5,6 +5,7 @@
  */
 #include "reader.h"
 #include "msp/tlmsp_hello.h"
+#include "tlmsp_tls12.h"
 
 #include <string.h>
 
@@ -230,11 +231,8 @@ int msp_tlmsp_context_list_parse(const uint8_t *p, size_t len, msp_tlmsp_context
 
 static void put_address(msp_buf_t *b, const msp_tlmsp_address_t *a)
 {
-    size_t mark;
     msp_buf_put_u8(b, a->type);
-    msp_buf_block_begin(b, 2, &mark);
-    msp_buf_put(b, a->bytes, a->len);
-    msp_buf_block_end(b, 2, mark);
+    msp_tls12_put_vec(b, 2, a->bytes, a->len);
 }
 
 /* 3.2 writer rules: entries in list order, access entries in ascending context id, empty ticket. */
@@ -280,11 +278,8 @@ int msp_tlmsp_ext_client_build(const msp_tlmsp_ext_client_t *e, msp_buf_t *out)
     msp_buf_put_u8(out, e->discovery_ack);
     put_list(out, &e->middleboxes);
     if (e->discovery_ack) {
-        size_t mark;
         msp_buf_put_u32(out, e->sid);
-        msp_buf_block_begin(out, 1, &mark);
-        msp_buf_put(out, e->handshake_hash, e->handshake_hash_len);
-        msp_buf_block_end(out, 1, mark);
+        msp_tls12_put_vec(out, 1, e->handshake_hash, e->handshake_hash_len);
         put_list(out, &e->discovered);
     }
     return msp_buf_error(out);
@@ -311,13 +306,10 @@ int msp_tlmsp_context_list_build(const msp_tlmsp_context_list_t *c, msp_buf_t *o
         if (!c->present[id]) {
             continue;
         }
-        size_t pm;
         msp_buf_put_u8(out, (uint8_t)id);
         msp_buf_put_u8(out, c->audit[id]);
         msp_buf_put_u8(out, 0); /* origin_verification: always 0 in the reference */
-        msp_buf_block_begin(out, 1, &pm);
-        msp_buf_put(out, c->purpose[id], c->purpose_len[id]);
-        msp_buf_block_end(out, 1, pm);
+        msp_tls12_put_vec(out, 1, c->purpose[id], c->purpose_len[id]);
     }
     msp_buf_block_end(out, 2, mark);
     return msp_buf_error(out);

@@ -152,22 +152,15 @@ int msp_tlmsp_mbox_kex_parse(const uint8_t *p, size_t len, msp_tlmsp_mbox_kex_t 
 /* ServerECDHParams: curve_type | group | v8<point>, the bytes that are also signed. */
 static void put_params(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
 {
-    size_t mark;
-    msp_buf_put_u8(out, CURVE_TYPE_NAMED);
-    msp_buf_put_u16(out, h->group);
-    msp_buf_block_begin(out, 1, &mark);
-    msp_buf_put(out, h->point, h->point_len);
-    msp_buf_block_end(out, 1, mark);
+    msp_tls12_ecdh_params(h->group, h->point, h->point_len, out);
 }
 
+/* A half as a ServerKeyExchange body: params | sigalg | v16<signature>. */
 static void put_half(msp_buf_t *out, const msp_tlmsp_kex_half_t *h)
 {
-    size_t mark;
     put_params(out, h);
     msp_buf_put_u16(out, h->sigalg);
-    msp_buf_block_begin(out, 2, &mark);
-    msp_buf_put(out, h->signature, h->signature_len);
-    msp_buf_block_end(out, 2, mark);
+    msp_tls12_put_vec(out, 2, h->signature, h->signature_len);
 }
 
 int msp_tlmsp_mbox_kex_build(const msp_tlmsp_mbox_kex_t *m, msp_buf_t *out)

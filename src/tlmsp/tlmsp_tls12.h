@@ -186,4 +186,7 @@ int msp_tls12_choose_sigalg(EVP_PKEY *key, const uint8_t *peer_list, size_t peer
 int msp_tls12_hs_begin(msp_buf_t *out, uint8_t type, size_t *mark);
 int msp_tls12_hs_end(msp_buf_t *out, size_t mark);
 
+/** Appends a vector: its length in prefix bytes (1-3, big-endian), then its len bytes; an error stays in out. */
+void msp_tls12_put_vec(msp_buf_t *out, size_t prefix, const uint8_t *p, size_t len);
+
 #endif

@@ -123,7 +123,7 @@ int msp_tls12_server_hello_parse(const uint8_t *p, size_t len, msp_tls12_server_
     return read_extensions(&r, m->ext, &m->next);
 }
 
-static void put_vec(msp_buf_t *out, size_t prefix, const uint8_t *p, size_t len)
+void msp_tls12_put_vec(msp_buf_t *out, size_t prefix, const uint8_t *p, size_t len)
 {
     size_t mark;
     msp_buf_block_begin(out, prefix, &mark);
@@ -135,7 +135,7 @@ static void put_head(msp_buf_t *out, uint16_t version, const uint8_t random[32],
 {
     msp_buf_put_u16(out, version);
     msp_buf_put(out, random, 32);
-    put_vec(out, 1, sid, sid_len);
+    msp_tls12_put_vec(out, 1, sid, sid_len);
 }
 
 static void put_extensions(msp_buf_t *out, const msp_tls12_ext_t *ext, size_t n)
@@ -147,7 +147,7 @@ static void put_extensions(msp_buf_t *out, const msp_tls12_ext_t *ext, size_t n)
     msp_buf_block_begin(out, 2, &mark);
     for (size_t i = 0; i < n; i++) {
         msp_buf_put_u16(out, ext[i].type);
-        put_vec(out, 2, ext[i].data, ext[i].len);
+        msp_tls12_put_vec(out, 2, ext[i].data, ext[i].len);
     }
     msp_buf_block_end(out, 2, mark);
 }
@@ -155,8 +155,8 @@ static void put_extensions(msp_buf_t *out, const msp_tls12_ext_t *ext, size_t n)
 int msp_tls12_client_hello_build(const msp_tls12_client_hello_t *m, msp_buf_t *out)
 {
     put_head(out, m->version, m->random, m->session_id, m->session_id_len);
-    put_vec(out, 2, m->cipher_suites, m->cipher_suites_len);
-    put_vec(out, 1, m->compression, m->compression_len);
+    msp_tls12_put_vec(out, 2, m->cipher_suites, m->cipher_suites_len);
+    msp_tls12_put_vec(out, 1, m->compression, m->compression_len);
     put_extensions(out, m->ext, m->next);
     return msp_buf_error(out);
 }

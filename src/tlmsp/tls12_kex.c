@@ -39,12 +39,10 @@ int msp_tls12_certificate_parse(const uint8_t *p, size_t len, msp_tls12_certific
 
 int msp_tls12_certificate_build(const msp_tls12_certificate_t *m, msp_buf_t *out)
 {
-    size_t list, cert;
+    size_t list;
     msp_buf_block_begin(out, 3, &list);
     for (size_t i = 0; i < m->ncerts; i++) {
-        msp_buf_block_begin(out, 3, &cert);
-        msp_buf_put(out, m->der[i], m->der_len[i]);
-        msp_buf_block_end(out, 3, cert);
+        msp_tls12_put_vec(out, 3, m->der[i], m->der_len[i]);
     }
     msp_buf_block_end(out, 3, list);
     return msp_buf_error(out);
@@ -106,23 +104,17 @@ int msp_tls12_server_kex_parse(const uint8_t *p, size_t len, msp_tls12_server_ke
 
 int msp_tls12_ecdh_params(uint16_t group, const uint8_t *point, size_t point_len, msp_buf_t *out)
 {
-    size_t mark;
     msp_buf_put_u8(out, CURVE_TYPE_NAMED);
     msp_buf_put_u16(out, group);
-    msp_buf_block_begin(out, 1, &mark);
-    msp_buf_put(out, point, point_len);
-    msp_buf_block_end(out, 1, mark);
+    msp_tls12_put_vec(out, 1, point, point_len);
     return msp_buf_error(out);
 }
 
 int msp_tls12_server_kex_build(const msp_tls12_server_kex_t *m, msp_buf_t *out)
 {
-    size_t mark;
     msp_tls12_ecdh_params(m->group, m->point, m->point_len, out);
     msp_buf_put_u16(out, m->sigalg);
-    msp_buf_block_begin(out, 2, &mark);
-    msp_buf_put(out, m->signature, m->signature_len);
-    msp_buf_block_end(out, 2, mark);
+    msp_tls12_put_vec(out, 2, m->signature, m->signature_len);
     return msp_buf_error(out);
 }
 
@@ -152,10 +144,7 @@ int msp_tls12_client_kex_parse(const uint8_t *p, size_t len, const uint8_t **poi
 
 int msp_tls12_client_kex_build(const uint8_t *point, size_t point_len, msp_buf_t *out)
 {
-    size_t mark;
-    msp_buf_block_begin(out, 1, &mark);
-    msp_buf_put(out, point, point_len);
-    msp_buf_block_end(out, 1, mark);
+    msp_tls12_put_vec(out, 1, point, point_len);
     return msp_buf_error(out);
 }
 

@@ -242,12 +242,7 @@ static int activity_visit(cfg_ld_t *ld, const msp_ucl_t *item, void *arg)
 
 int cfg_activities(cfg_ld_t *ld, const msp_ucl_t *root)
 {
-    size_t n = cfg_count_items(root, "activity");
-    if (n == 0) {
-        return MSP_OK;
-    }
-    size_t cap = n < MSP_TLMSP_CFG_MAX_ACTIVITIES ? n : MSP_TLMSP_CFG_MAX_ACTIVITIES;
-    int rc = cfg_new(ld, root, cap, sizeof(msp_tlmsp_cfg_activity_t), &ld->cfg->activities);
     act_walk_t w = {0};
-    return rc == MSP_OK ? cfg_each(ld, root, "activity", "the configuration", activity_visit, &w) : rc;
+    return cfg_list(ld, root, "activity", MSP_TLMSP_CFG_MAX_ACTIVITIES, sizeof(msp_tlmsp_cfg_activity_t),
+                    &ld->cfg->activities, activity_visit, &w);
 }

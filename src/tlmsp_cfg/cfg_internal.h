@@ -36,6 +36,8 @@ bool cfg_key_is(const msp_ucl_t *node, const char *key);
 const msp_ucl_t *cfg_find(const msp_ucl_t *obj, const char *key);
 size_t cfg_count_items(const msp_ucl_t *obj, const char *key);
 int cfg_each(cfg_ld_t *ld, const msp_ucl_t *obj, const char *key, const char *in, cfg_visit_fn fn, void *arg);
+int cfg_list(cfg_ld_t *ld, const msp_ucl_t *root, const char *key, size_t max, size_t size, void *out, cfg_visit_fn fn,
+             void *arg);
 int cfg_check_keys(cfg_ld_t *ld, const msp_ucl_t *obj, const cfg_key_t *keys, size_t n, const char *in);
 int cfg_need_object(cfg_ld_t *ld, const msp_ucl_t *node, const char *key, const char *in);
 int cfg_get_string(cfg_ld_t *ld, const msp_ucl_t *node, const char *key, const char *in, const char **out);

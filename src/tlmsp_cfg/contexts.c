@@ -131,17 +131,12 @@ static int context_visit(cfg_ld_t *ld, const msp_ucl_t *item, void *arg)
 
 int cfg_contexts(cfg_ld_t *ld, const msp_ucl_t *root)
 {
-    size_t n = cfg_count_items(root, "context");
-    if (n == 0) {
+    if (cfg_count_items(root, "context") == 0) {
         return cfg_fail(ld, MSP_ERR_INVALID, root, "at least one context must be defined");
     }
-    size_t cap = n < MSP_TLMSP_CFG_MAX_CONTEXTS ? n : MSP_TLMSP_CFG_MAX_CONTEXTS;
-    int rc = cfg_new(ld, root, cap, sizeof(msp_tlmsp_cfg_context_t), &ld->cfg->contexts);
-    if (rc != MSP_OK) {
-        return rc;
-    }
     ctx_walk_t w = {.i = 0, .user_line = first_user_line(root)};
-    return cfg_each(ld, root, "context", "the configuration", context_visit, &w);
+    return cfg_list(ld, root, "context", MSP_TLMSP_CFG_MAX_CONTEXTS, sizeof(msp_tlmsp_cfg_context_t),
+                    &ld->cfg->contexts, context_visit, &w);
 }
 
 static const msp_tlmsp_cfg_context_t *by_tag(const msp_tlmsp_cfg_t *cfg, const char *tag, size_t *count)

@@ -231,12 +231,7 @@ static int mbox_visit(cfg_ld_t *ld, const msp_ucl_t *node, void *arg)
 
 int cfg_middleboxes(cfg_ld_t *ld, const msp_ucl_t *root)
 {
-    size_t n = cfg_count_items(root, "middlebox");
-    if (n == 0) {
-        return MSP_OK;
-    }
-    size_t cap = n < MSP_TLMSP_CFG_MAX_MIDDLEBOXES ? n : MSP_TLMSP_CFG_MAX_MIDDLEBOXES;
-    int rc = cfg_new(ld, root, cap, sizeof(msp_tlmsp_cfg_entity_t), &ld->cfg->middleboxes);
     mbox_walk_t w = {0};
-    return rc == MSP_OK ? cfg_each(ld, root, "middlebox", "the configuration", mbox_visit, &w) : rc;
+    return cfg_list(ld, root, "middlebox", MSP_TLMSP_CFG_MAX_MIDDLEBOXES, sizeof(msp_tlmsp_cfg_entity_t),
+                    &ld->cfg->middleboxes, mbox_visit, &w);
 }

@@ -73,6 +73,22 @@ int cfg_each(cfg_ld_t *ld, const msp_ucl_t *obj, const char *key, const char *in
     return rc;
 }
 
+/*
+ * A top-level repeatable key (context, activity, middlebox): an array of its
+ * items, at most max of `size` bytes (fn refuses the one past max), each
+ * visited in file order. None: *out is left as it is.
+ */
+int cfg_list(cfg_ld_t *ld, const msp_ucl_t *root, const char *key, size_t max, size_t size, void *out, cfg_visit_fn fn,
+             void *arg)
+{
+    size_t n = cfg_count_items(root, key);
+    if (n == 0) {
+        return MSP_OK;
+    }
+    int rc = cfg_new(ld, root, n < max ? n : max, size, out);
+    return rc == MSP_OK ? cfg_each(ld, root, key, "the configuration", fn, arg) : rc;
+}
+
 static const cfg_key_t *known_key(const msp_ucl_t *node, const cfg_key_t *keys, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

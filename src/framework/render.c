@@ -200,6 +200,7 @@ void fw_html_begin(msp_buf_t *b, const char *title)
                     "h2,h3,caption{break-after:avoid}\n"
                     "ul.analysis li{margin-bottom:.5em;overflow-wrap:anywhere}\n"
                     ".cites{color:#555;font-style:italic}\n"
+                    ".evidence{color:#555;font-size:90%}\n"
                     "@page{size:A4;margin:15mm}\n"
                     "@media print{body{margin:0;max-width:none;font-size:10pt}h2{break-before:page}"
                     "h2:first-of-type{break-before:auto}}\n"

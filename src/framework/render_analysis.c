@@ -161,19 +161,53 @@ static void cites_line(const msp_fw_row_t *r, char *out, size_t n)
     out[b.len < n ? b.len : n - 1] = '\0';
 }
 
-static void entry_text(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_buf_t *b)
+/*
+ * The tests a met claim names as its evidence (docs/profile-format.md), in text, Markdown or HTML: an auditor reads
+ * the proof beside the claim. Nothing for a row without evidence (Annexes B and C name none).
+ */
+static void evidence_part(const msp_fw_profile_t *p, size_t i, msp_fw_format_t fmt, msp_buf_t *b)
 {
+    size_t n = msp_fw_evidence_count(p, i);
+    if (n == 0) {
+        return;
+    }
+    msp_buf_t list;
+    msp_buf_init(&list, 1u << 16);
+    for (size_t k = 0; k < n; k++) {
+        msp_buf_puts(&list, k > 0 ? ", " : "");
+        msp_buf_puts(&list, msp_fw_evidence(p, i, k));
+    }
+    msp_buf_put_u8(&list, 0);
+    const char *text = msp_buf_error(&list) == MSP_OK ? (const char *)list.base : "(too long to list)";
+    if (fmt == MSP_FW_TEXT) {
+        msp_buf_puts(b, "    Evidence: ");
+        fw_put_wrapped(b, text, 14, 100);
+        msp_buf_puts(b, "\n");
+    } else {
+        msp_buf_puts(b, fmt == MSP_FW_HTML ? " <span class=\"evidence\">Evidence: " : " Evidence: ");
+        fw_put_escaped(b, fmt, text);
+        msp_buf_puts(b, fmt == MSP_FW_HTML ? "</span>" : "");
+    }
+    msp_buf_free(&list);
+}
+
+static void entry_text(const msp_fw_profile_t *p, size_t i, msp_buf_t *b)
+{
+    const msp_fw_row_t *r = &p->rows[i];
     char lm[96], cites[600];
     label_met(r, "->", lm, sizeof(lm));
     cites_line(r, cites, sizeof(cites));
-    msp_buf_printf(b, "  %s (%s)\n    Justification: ", t->ref, lm);
+    msp_buf_printf(b, "  %s (%s)\n    Justification: ", p->cat->reqs[i].ref, lm);
     fw_put_wrapped(b, r->justification != NULL ? r->justification : "(none)", 19, 100);
     msp_buf_printf(b, "\n    Cites: %s\n", cites[0] != '\0' ? cites : "(no clause)");
+    evidence_part(p, i, MSP_FW_TEXT, b);
 }
 
 /* Markdown a list item, HTML one with an anchor; the same words in both. */
-static void entry_marked(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_fw_format_t fmt, msp_buf_t *b)
+static void entry_marked(const msp_fw_profile_t *p, size_t i, msp_fw_format_t fmt, msp_buf_t *b)
 {
+    const msp_fw_template_t *t = &p->cat->reqs[i];
+    const msp_fw_row_t *r = &p->rows[i];
     int html = fmt == MSP_FW_HTML;
     char lm[96], cites[600];
     label_met(r, " → ", lm, sizeof(lm));
@@ -188,7 +222,9 @@ static void entry_marked(const msp_fw_template_t *t, const msp_fw_row_t *r, msp_
     fw_put_escaped(b, fmt, r->justification != NULL ? r->justification : "(no justification)");
     msp_buf_puts(b, html ? " <span class=\"cites\">Cites: " : " *Cites: ");
     fw_put_escaped(b, fmt, cites[0] != '\0' ? cites : "(no clause)");
-    msp_buf_puts(b, html ? "</span></li>\n" : "*\n");
+    msp_buf_puts(b, html ? "</span>" : "*");
+    evidence_part(p, i, fmt, b);
+    msp_buf_puts(b, html ? "</li>\n" : "\n");
 }
 
 /* ---- the label sections of one principle ---- */
@@ -232,9 +268,9 @@ void fw_render_sections(const msp_fw_profile_t *p, msp_fw_format_t fmt, int pr, 
             }
             any = 1;
             if (fmt == MSP_FW_MD || fmt == MSP_FW_HTML) {
-                entry_marked(t, r, fmt, b);
+                entry_marked(p, i, fmt, b);
             } else {
-                entry_text(t, r, b);
+                entry_text(p, i, b);
             }
         }
         if (!any) {

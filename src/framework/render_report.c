@@ -474,6 +474,12 @@ static void json_row(const msp_fw_profile_t *p, size_t i, msp_json_t *j)
         msp_json_string_n(j, c, strcspn(c, "\n"));
     }
     msp_json_array_end(j);
+    msp_json_key(j, "evidence"); /* the tests the claim names ([] for none): conform says whether they passed */
+    msp_json_array_begin(j);
+    for (size_t k = 0; k < msp_fw_evidence_count(p, i); k++) {
+        msp_json_string(j, msp_fw_evidence(p, i, k));
+    }
+    msp_json_array_end(j);
     msp_json_key(j, "erratum");
     if (r->has_erratum) {
         char what[1024];

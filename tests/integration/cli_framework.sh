@@ -244,4 +244,11 @@ run 1 "$msp" framework check "$tmp/flipped.ucl" --require-series --no-errata
 if [ "$st" -eq 1 ]; then ok; else bad "writing to /dev/full exited $st"; fi
 has err "cannot write to standard output"
 
+# The evidence a claim names is in every report, beside its justification (none in Annexes B and C)
+run 0 "$msp" framework report tlmsp; has out "^    Evidence: test_tlmsp_tamper:test_matrix, test_tlmsp_container:test_tamper_each_field$"
+run 0 "$msp" framework report tlmsp --format md; has out "\\*Cites: [^*]*\\* Evidence: test\\\\_tlmsp\\\\_tamper:test\\\\_matrix"
+run 0 "$msp" framework report tlmsp --format html; has out "<span class=\"evidence\">Evidence: test_tlmsp_tamper:test_matrix"
+run 0 "$msp" framework report tlmsp --format json; has out '"evidence": \[$'
+run 0 "$msp" framework report ets; if grep -q "Evidence:" "$tmp/out"; then bad "ets names evidence"; else ok; fi
+
 finish cli_framework

@@ -104,6 +104,24 @@ for p in sys.argv[1:]:
     done
 }
 
+# listening PID...: until each process listens on some TCP port (at most 10 s each, or until it exits), in place of
+# a fixed sleep before a client connects (0.5 s was too short on a loaded machine). ss shows the owners only to root:
+# otherwise a fixed second.
+listening() {
+    local pid
+    if [ "$(id -u)" -ne 0 ]; then
+        sleep 1
+        return
+    fi
+    for pid in "$@"; do
+        for _ in $(seq 100); do
+            ss -ltnpH 2>/dev/null | grep -q "pid=$pid," && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    done
+}
+
 # wait_listen PORT PID NAME LOG: until something listens on PORT (ok), the process PID staying alive meanwhile;
 # else a failure quoting the end of LOG
 wait_listen() {

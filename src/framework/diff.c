@@ -98,7 +98,7 @@ static void diff_row(diff_out_t *d, const msp_fw_profile_t *a, const msp_fw_prof
     field(d, ref, "met", met_word(x->met), met_word(y->met));
     field(d, ref, "text", x->text, y->text);
     field(d, ref, "justification", x->justification, y->justification);
-    char ea[1024], eb[1024];
+    char ea[FW_ERRATUM_LEN], eb[FW_ERRATUM_LEN];
     erratum_text(x, ea, sizeof(ea));
     erratum_text(y, eb, sizeof(eb));
     field(d, ref, "erratum", ea[0] ? ea : NULL, eb[0] ? eb : NULL);

@@ -38,6 +38,8 @@ const char *fw_yn(int met);
 const char *fw_severity_name(msp_fw_severity_t s);
 
 /** What an erratum corrects and why, as one line ("Met printed N, should be Y; why"). */
+/* Room for an erratum's description: what it corrects and why, whole (a longer one ends in "..."). */
+#define FW_ERRATUM_LEN 1024
 void fw_describe_erratum(const msp_fw_row_t *r, char *out, size_t n);
 
 /* ---- threat model, assumptions, Stage 3 (threat.c) ---- */

@@ -101,7 +101,7 @@ static void one_line(const char *in, char *out, size_t n)
 
 static void prop(msp_json_t *j, const char *name, const char *value, int ours)
 {
-    char v[1024];
+    char v[FW_ERRATUM_LEN]; /* the longest value is an erratum's description */
     one_line(value, v, sizeof(v));
     msp_json_object_begin(j);
     kv(j, "name", name);
@@ -463,7 +463,7 @@ static void implemented(msp_json_t *j, const msp_fw_profile_t *p, size_t i)
         prop(j, "met", met ? "yes" : "no", 1);
     }
     if (r->has_erratum && !p->errata_ignored) {
-        char why[512];
+        char why[FW_ERRATUM_LEN];
         fw_describe_erratum(r, why, sizeof(why));
         prop(j, "erratum", why, 1);
     }

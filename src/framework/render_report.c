@@ -192,7 +192,7 @@ static void text_errata(const msp_fw_profile_t *p, msp_buf_t *b)
     }
     msp_buf_printf(b, "\nErrata (the printed value stays in the tables; the correction decides the verdict)\n");
     const char *ref;
-    char what[1024];
+    char what[FW_ERRATUM_LEN];
     for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
         msp_buf_printf(b, "  %-10s ", ref);
         fw_put_wrapped(b, what, 13, TEXT_WIDTH);
@@ -336,7 +336,7 @@ static void marked_errata(const msp_fw_profile_t *p, msp_fw_format_t fmt, msp_bu
                   "verdict.</p>\n<ul>\n"
                 : "\n## Errata\n\nThe printed value stays in the tables; the correction decides the verdict.\n\n");
     const char *ref;
-    char what[1024];
+    char what[FW_ERRATUM_LEN];
     for (size_t k = 0; erratum_at(p, k, &ref, what, sizeof(what)); k++) {
         marked_item(b, fmt, ref, what);
     }
@@ -482,7 +482,7 @@ static void json_row(const msp_fw_profile_t *p, size_t i, msp_json_t *j)
     msp_json_array_end(j);
     msp_json_key(j, "erratum");
     if (r->has_erratum) {
-        char what[1024];
+        char what[FW_ERRATUM_LEN];
         fw_describe_erratum(r, what, sizeof(what));
         msp_json_string(j, what);
     } else {

@@ -120,6 +120,10 @@ def check_component(path, report, schema):
             bad(f"{path}: {ir['control-id']}: met {pr.get(('met', NS))}, the report says {met}")
         if r["justification"] is not None and ir["description"] != r["justification"]:
             bad(f"{path}: {ir['control-id']}: justification differs")
+        # the erratum whole, on one line (OSCAL's string type): nothing cut
+        erratum = " ".join(r["erratum"].split()) if r.get("erratum") else None
+        if pr.get(("erratum", NS)) != erratum:
+            bad(f"{path}: {ir['control-id']}: erratum {pr.get(('erratum', NS))!r}, the report says {erratum!r}")
 
 
 STATE = {"proven": ("satisfied", "pass"), "contradicted": ("not-satisfied", "fail"),

@@ -167,7 +167,7 @@ typedef struct msp_io_mb_events {
     void (*closed)(void *user, msp_io_mb_t *mb, int err);
 } msp_io_mb_events_t;
 
-/* The queue toward the server (to_server = 1) or the client, which refused a send with MSP_ERR_AGAIN, went empty. */
+/* The queue toward the server (to_server = 1) or the client, which refused a send or was left full, went empty. */
 typedef void (*msp_io_mb_drained_fn)(void *user, msp_io_mb_t *mb, int to_server);
 
 /** Drives a middlebox for the accepted client socket fd (owned, with m, from now on). */
@@ -206,7 +206,7 @@ MSP_API int msp_io_mb_connecting(const msp_io_mb_t *mb);
 MSP_API int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p, size_t len);
 
 /**
- * Sets the event for a queue that refused a send and drained (user: the
+ * Sets the event for a queue that refused a send (or was left full) and drained (user: the
  * events' user); NULL: none. Apart from msp_io_mb_events_t so that programs
  * that list those events keep compiling.
  */

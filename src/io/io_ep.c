@@ -162,13 +162,14 @@ static int settle(msp_io_ep_t *ep, int ret)
 }
 
 /*
- * A queue that refused a send (MSP_ERR_AGAIN) and is empty now: the sender hears it (the drained event), whichever
- * flush emptied it. A flush after input empties it with no write event to follow: the sender would wait for ever.
+ * A queue that refused a send (MSP_ERR_AGAIN) or was left full, and is empty now: the sender hears it (the drained
+ * event), whichever flush emptied it. A flush after input empties it with no write event to follow: the sender would
+ * wait for ever.
  */
 static void report_drained(msp_io_ep_t *ep)
 {
-    if (ep->s.refused && sock_pending(&ep->s) == 0 && ep->ev.drained != NULL) {
-        ep->s.refused = 0;
+    if (ep->s.owe_drained && sock_pending(&ep->s) == 0 && ep->ev.drained != NULL) {
+        ep->s.owe_drained = 0;
         ep->ev.drained(ep->ev.user, ep); /* may send, or free ep: nothing follows */
     }
 }
@@ -232,7 +233,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
             sock_timer_touch(&ep->tm);
         }
         if (sock_pending(&ep->s) == 0 && ep->ev.drained != NULL) {
-            ep->s.refused = 0;
+            ep->s.owe_drained = 0;
             ep->ev.drained(ep->ev.user, ep); /* may send, or free ep: nothing follows */
             return;
         }
@@ -326,7 +327,7 @@ int msp_io_ep_writable(const msp_io_ep_t *ep)
 int msp_io_ep_send(msp_io_ep_t *ep, uint8_t ctx, const uint8_t *p, size_t len)
 {
     if (sock_pending(&ep->s) >= SOCK_HIGH_WATER) {
-        ep->s.refused = 1;
+        ep->s.owe_drained = 1;
         return MSP_ERR_AGAIN;
     }
     int ret = msp_tlmsp_conn_send(ep->conn, ctx, p, len, sock_out(&ep->s));

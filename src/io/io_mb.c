@@ -181,14 +181,14 @@ static void hung_up(msp_io_mb_t *mb, sock_t *s)
     sock_timer_arm(&mb->tm);
 }
 
-/* Report a queue that refused a send and is empty now, after whichever flush emptied it. Nonzero when mb may be
- * gone. */
+/* Report a queue that refused a send or was left full, and is empty now, after whichever flush emptied it. Nonzero when
+ * mb may be gone. */
 static int drained(msp_io_mb_t *mb, sock_t *s)
 {
-    if (!s->refused || sock_pending(s) > 0 || mb->on_drained == NULL) {
+    if (!s->owe_drained || sock_pending(s) > 0 || mb->on_drained == NULL) {
         return 0;
     }
-    s->refused = 0;
+    s->owe_drained = 0;
     mb->on_drained(mb->ev.user, mb, s == &mb->b);
     return 1;
 }
@@ -355,7 +355,7 @@ int msp_io_mb_send(msp_io_mb_t *mb, int to_server, uint8_t ctx, const uint8_t *p
 {
     sock_t *s = to_server ? &mb->b : &mb->a;
     if (sock_pending(s) >= SOCK_HIGH_WATER) {
-        s->refused = 1;
+        s->owe_drained = 1;
         return MSP_ERR_AGAIN;
     }
     int ret = msp_tlmsp_mbox_send(mb->m, to_server, ctx, p, len, sock_out(s));

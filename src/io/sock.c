@@ -120,7 +120,6 @@ size_t sock_pending(const sock_t *s)
     return s->out.len - s->off;
 }
 
-/* Writes what the kernel takes; the rest waits for EV_WRITE. MSP_ERR_IO (s->err set) when the peer is gone. */
 /*
  * A queue left at its high-water mark: whoever asks (a refused send, or a writable() that said no) waits for the
  * drained event, so it must come even when a flush after input empties the queue with no write event to follow.
@@ -128,10 +127,11 @@ size_t sock_pending(const sock_t *s)
 static void mark_full(sock_t *s)
 {
     if (sock_pending(s) >= SOCK_HIGH_WATER) {
-        s->refused = 1;
+        s->owe_drained = 1;
     }
 }
 
+/* Writes what the kernel takes; the rest waits for EV_WRITE. MSP_ERR_IO (s->err set) when the peer is gone. */
 int sock_flush(sock_t *s)
 {
     if (s->fd < 0) {

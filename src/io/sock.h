@@ -21,10 +21,10 @@ typedef struct sock {
     msp_buf_t out; /* released whenever it empties: an idle session holds no queue */
     size_t off;    /* bytes of out already written */
     int reading;
-    int up;       /* the connection is established (a byte went either way, or the connect completed) */
-    int answered; /* a byte came in */
-    int refused;  /* a send was refused, or the queue was left full: report when it drains */
-    int err;      /* errno of the failure that ended it, 0 */
+    int up;          /* the connection is established (a byte went either way, or the connect completed) */
+    int answered;    /* a byte came in */
+    int owe_drained; /* a send was refused, or the queue was left full: report when it drains */
+    int err;         /* errno of the failure that ended it, 0 */
 } sock_t;
 
 void sock_init(sock_t *s, struct ev_loop *loop, int fd, void (*cb)(struct ev_loop *, ev_io *, int), void *owner);

@@ -322,14 +322,14 @@ static void test_queue_left_full_is_reported(void **state)
     assert_int_equal(msp_buf_put(sock_out(&s), chunk, 4096), MSP_OK);
     assert_int_equal(sock_flush(&s), MSP_OK);
     assert_int_equal(sock_pending(&s), 0);
-    assert_false(s.refused);
+    assert_false(s.owe_drained);
     /* past the mark: the peer reads nothing, the flush leaves it queued */
     for (size_t n = 0; n < SOCK_HIGH_WATER + MIB; n += MIB) {
         assert_int_equal(msp_buf_put(sock_out(&s), chunk, MIB), MSP_OK);
     }
     assert_int_equal(sock_flush(&s), MSP_OK);
     assert_true(sock_pending(&s) >= SOCK_HIGH_WATER);
-    assert_true(s.refused);
+    assert_true(s.owe_drained);
     sock_close(&s);
     close(sv[1]);
     ev_loop_destroy(loop);

@@ -77,15 +77,6 @@ static void erratum_text(const msp_fw_row_t *r, char *out, size_t n)
     }
 }
 
-static void evidence_text(const msp_fw_profile_t *p, size_t i, char *out, size_t n)
-{
-    out[0] = '\0';
-    for (size_t k = 0; k < msp_fw_evidence_count(p, i); k++) {
-        size_t len = strlen(out);
-        snprintf(out + len, n - len, "%s%s", k > 0 ? ", " : "", msp_fw_evidence(p, i, k));
-    }
-}
-
 static void diff_row(diff_out_t *d, const msp_fw_profile_t *a, const msp_fw_profile_t *b, size_t i)
 {
     const char *ref = a->cat->reqs[i].ref;
@@ -102,10 +93,12 @@ static void diff_row(diff_out_t *d, const msp_fw_profile_t *a, const msp_fw_prof
     erratum_text(x, ea, sizeof(ea));
     erratum_text(y, eb, sizeof(eb));
     field(d, ref, "erratum", ea[0] ? ea : NULL, eb[0] ? eb : NULL);
-    char va[2048], vb[2048];
-    evidence_text(a, i, va, sizeof(va));
-    evidence_text(b, i, vb, sizeof(vb));
-    field(d, ref, "evidence", va[0] ? va : NULL, vb[0] ? vb : NULL);
+    msp_buf_t va, vb;
+    const char *ov = fw_evidence_join(a, i, &va) == MSP_OK ? (const char *)va.base : "";
+    const char *nv = fw_evidence_join(b, i, &vb) == MSP_OK ? (const char *)vb.base : "";
+    field(d, ref, "evidence", ov[0] ? ov : NULL, nv[0] ? nv : NULL);
+    msp_buf_free(&va);
+    msp_buf_free(&vb);
 }
 
 static const msp_fw_note_t *note(const msp_fw_profile_t *p, const char *id)

@@ -80,6 +80,12 @@ void fw_put_escaped(msp_buf_t *b, msp_fw_format_t fmt, const char *s);
  * indent spaces. The first line is assumed to start at column indent.
  */
 void fw_put_wrapped(msp_buf_t *b, const char *s, size_t indent, size_t width);
+/*
+ * Requirement i's evidence entries joined by ", " and NUL-terminated, in out (initialised here, freed by the caller);
+ * "" for none. The list is never longer than the profile it was read from (each entry costs at least its quotes and
+ * a comma there), so only a failed allocation makes it fail.
+ */
+int fw_evidence_join(const msp_fw_profile_t *p, size_t i, msp_buf_t *out);
 
 /* ---- the Conformance Analysis (render_analysis.c) ---- */
 

@@ -153,6 +153,17 @@ void fw_put_emphasised(msp_buf_t *b, msp_fw_format_t fmt, const char *tmpl, cons
     }
 }
 
+int fw_evidence_join(const msp_fw_profile_t *p, size_t i, msp_buf_t *out)
+{
+    msp_buf_init(out, FW_MAX_INPUT + 1);
+    for (size_t k = 0; k < msp_fw_evidence_count(p, i); k++) {
+        msp_buf_puts(out, k > 0 ? ", " : "");
+        msp_buf_puts(out, msp_fw_evidence(p, i, k));
+    }
+    msp_buf_put_u8(out, 0);
+    return msp_buf_error(out);
+}
+
 void fw_put_wrapped(msp_buf_t *b, const char *s, size_t indent, size_t width)
 {
     size_t col = indent;

@@ -167,18 +167,11 @@ static void cites_line(const msp_fw_row_t *r, char *out, size_t n)
  */
 static void evidence_part(const msp_fw_profile_t *p, size_t i, msp_fw_format_t fmt, msp_buf_t *b)
 {
-    size_t n = msp_fw_evidence_count(p, i);
-    if (n == 0) {
+    if (msp_fw_evidence_count(p, i) == 0) {
         return;
     }
     msp_buf_t list;
-    msp_buf_init(&list, 1u << 16);
-    for (size_t k = 0; k < n; k++) {
-        msp_buf_puts(&list, k > 0 ? ", " : "");
-        msp_buf_puts(&list, msp_fw_evidence(p, i, k));
-    }
-    msp_buf_put_u8(&list, 0);
-    const char *text = msp_buf_error(&list) == MSP_OK ? (const char *)list.base : "(too long to list)";
+    const char *text = fw_evidence_join(p, i, &list) == MSP_OK ? (const char *)list.base : "(out of memory)";
     if (fmt == MSP_FW_TEXT) {
         msp_buf_puts(b, "    Evidence: ");
         fw_put_wrapped(b, text, 14, 100);

@@ -66,7 +66,7 @@ sed '/tag = client-sees-pong/,/^}/ s/action {/action { shutdown = yes/' "$tmp/pp
 pids+=($!)
 "$msp" middlebox -c "$tmp/pp2.ucl" -p "$shift_by" -a -P >"$tmp/mb" 2>&1 &
 pids+=($!)
-listening "${pids[@]: -2}"
+wait_listening "${pids[@]: -2}"
 timeout 8 "$msp" client -c "$tmp/pp2c.ucl" -p "$shift_by" -P -v >"$tmp/cli" 2>&1
 exited 0 $? "$tmp/cli"
 has "$tmp/cli" "handshake complete, 2 middlebox"
@@ -81,7 +81,7 @@ sed 's/tag = report-pong\(.*\)action { }/tag = report-pong\1action { shutdown = 
 pids+=($!)
 "$msp" middlebox -c "$tmp/disc.ucl" -p "$shift_by" -a >"$tmp/dmb" 2>&1 &
 pids+=($!)
-listening "${pids[@]: -2}"
+wait_listening "${pids[@]: -2}"
 timeout 8 "$msp" client -c "$tmp/discc.ucl" -p "$shift_by" -P -v >"$tmp/dcli" 2>&1
 exited 0 $? "$tmp/dcli"
 has "$tmp/dcli" "middleboxes discovered; connecting again to tlmsp://localhost:10002"
@@ -104,7 +104,7 @@ sed 's/discovered = yes/discovered = no; forbidden = yes/' "$tmp/disc.ucl" >"$tm
 fpid=$!
 "$msp" middlebox -c "$tmp/forbid.ucl" -p "$shift_by" -a >"$tmp/fmb" 2>&1 &
 fmpid=$!
-listening $fpid $fmpid
+wait_listening $fpid $fmpid
 run 1 timeout 5 "$msp" client -c "$tmp/forbid.ucl" -p "$shift_by"
 has "$tmp/err" "middlebox_authorization_failure"
 kill $fpid $fmpid 2>/dev/null
@@ -119,7 +119,7 @@ pids=()
 pids+=($!)
 "$msp" middlebox -c "$tmp/pp2.ucl" -p "$shift_by" -a --trust "$tmp/trust.pem" >"$tmp/tmb" 2>&1 &
 pids+=($!)
-listening "${pids[@]: -2}"
+wait_listening "${pids[@]: -2}"
 timeout 8 "$msp" client -c "$tmp/pp2c.ucl" -p "$shift_by" -P -v --trust "$tmp/trust.pem" >"$tmp/tcli" 2>&1
 exited 0 $? "$tmp/tcli"
 has "$tmp/tcli" "client-sees-pong matched 11 bytes in context 2"
@@ -186,7 +186,7 @@ fi
 pids+=($!)
 "${mbox_cmd[@]}" >"$tmp/nmb" 2>&1 &
 pids+=($!)
-listening "${pids[@]: -2}"
+wait_listening "${pids[@]: -2}"
 timeout 10 "$msp" client -c "$tmp/pp1bad.ucl" -p "$shift_by" >"$tmp/ncli-bad" 2>&1 &
 bad_pid=$!
 if [ $stub = yes ]; then
@@ -260,7 +260,7 @@ EOF
 pids+=($!)
 "$msp" middlebox -c "$tmp/split.ucl" -p "$shift_by" -a -P >"$tmp/smb" 2>&1 &
 pids+=($!)
-listening "${pids[@]: -2}"
+wait_listening "${pids[@]: -2}"
 timeout 8 "$msp" client -c "$tmp/split.ucl" -p "$shift_by" -P >"$tmp/scli" 2>&1
 exited 0 $? "$tmp/scli"
 # the middlebox's log line may trail the data it concerns by a loop turn: give it a moment before looking
@@ -279,7 +279,7 @@ sed -e 's/data = "pi" } send { context = ctx-ping; data = "ng" }/data = "pi" }/'
 pids+=($!)
 "$msp" middlebox -c "$tmp/half.ucl" -p "$shift_by" -a -P >"$tmp/hmb" 2>&1 &
 pids+=($!)
-listening "${pids[@]: -2}"
+wait_listening "${pids[@]: -2}"
 timeout 8 "$msp" client -c "$tmp/half.ucl" -p "$shift_by" -P >"$tmp/hcli" 2>&1
 exited 0 $? "$tmp/hcli"
 has "$tmp/hsrv" "server-pong matched 2 bytes in context 1: \"pi\""

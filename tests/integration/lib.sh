@@ -104,21 +104,38 @@ for p in sys.argv[1:]:
     done
 }
 
-# listening PID...: until each process listens on some TCP port (at most 10 s each, or until it exits), in place of
-# a fixed sleep before a client connects (0.5 s was too short on a loaded machine). ss shows the owners only to root:
-# otherwise a fixed second.
-listening() {
-    local pid
+# pid_listens PID [PORT]: process PID, or a child of it (--workers), listens on TCP PORT (on any TCP port without
+# PORT). Not merely "something listens there": a port another test holds would pass that while our process failed
+# to bind it. ss names a socket's owner only to root; otherwise any listener on PORT counts (and, without PORT, a
+# fixed second stands in).
+pid_listens() {
     if [ "$(id -u)" -ne 0 ]; then
-        sleep 1
+        [ -n "${2:-}" ] || { sleep 1; return 0; }
+        ss -ltnH "sport = :$2" 2>/dev/null | grep -q .
         return
     fi
+    local owners p
+    owners="pid=$1,"
+    for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do owners="$owners|pid=$p,"; done
+    if [ -n "${2:-}" ]; then ss -ltnpH "sport = :$2"; else ss -ltnpH; fi 2>/dev/null | grep -qE "$owners"
+}
+
+# wait_pid_listens PID [PORT]: until pid_listens (true; at most 10 s), or until PID exits (false)
+wait_pid_listens() {
+    for _ in $(seq 100); do
+        pid_listens "$@" && return 0
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_listening PID...: until each process listens on some TCP port, in place of a fixed sleep before a client
+# connects (0.5 s was too short on a loaded machine)
+wait_listening() {
+    local pid
     for pid in "$@"; do
-        for _ in $(seq 100); do
-            ss -ltnpH 2>/dev/null | grep -q "pid=$pid," && break
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
+        wait_pid_listens "$pid"
     done
 }
 

@@ -46,14 +46,6 @@ pp0=$tmp/pingpong.ucl pp0c=$tmp/pingpongc.ucl pp1=$tmp/pingpong-1mbox.ucl pp1c=$
 sed 's/at = 2000/at = 600000/' "$src/data/tlmsp/pingpong.ucl" >"$tmp/idle.ucl"
 sed 's/at = 2000/at = 600000/' "$src/data/tlmsp/pingpong-1mbox.ucl" >"$tmp/idle1.ucl"
 
-# listening PORT: something listens on 127.0.0.1:PORT or [::1]:PORT (at most 10 s)
-listening() {
-    for _ in $(seq 100); do
-        ss -Hltn "sport = :$1" | grep -q . && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # start LOG CMD...: runs `msp CMD... -p SHIFT` in the background with a port shift that puts the configuration's
 # port 10455 (the server's; a middlebox's is 10401) on a free port; sets $shift, $sport, $bpid. Retried elsewhere
 # when the port is taken.
@@ -65,7 +57,7 @@ start() {
         shift=$((sport - 10455))
         "$msp" "$@" -p "$shift" >"$log" 2>&1 &
         bpid=$!
-        if listening "$sport" && kill -0 "$bpid" 2>/dev/null; then
+        if wait_pid_listens "$bpid" "$sport"; then
             pids+=("$bpid")
             return 0
         fi
@@ -129,7 +121,7 @@ s1=$bpid
 "$msp" middlebox -c "$pp1" -a -p "$shift" --log-format json >"$tmp/mb1" 2>&1 &
 m1=$!
 pids+=("$m1")
-listening $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/mb1")"
+wait_pid_listens "$m1" $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/mb1")"
 timeout 20 "$msp" client -c "$pp1c" -p "$shift" >"$tmp/cli1" 2>&1
 exited 0 $? "$tmp/cli1"
 waitfor "$tmp/srv1" "session" && waitfor "$tmp/mb1" '"event":"session"'
@@ -146,7 +138,7 @@ waitfor "$tmp/mb1" '"id":2' &&
 start "$tmp/srv1" server -c "$pp1" # another shift: the middlebox is restarted with it
 "$msp" middlebox -c "$pp1" -a -p "$shift" >"$tmp/mb2" 2>&1 &
 m2=$!
-listening $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/mb2")"
+wait_pid_listens "$m2" $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/mb2")"
 timeout 20 "$msp" client -c "$tmp/idle1.ucl" -p "$shift" -v >"$tmp/cli2" 2>&1 &
 c2=$!
 waitfor "$tmp/cli2" "handshake complete"
@@ -192,7 +184,7 @@ for _ in 1 2 3 4 5 6; do
     shift=$((sport - 10455))
     bash -c 'ulimit -n 40 && exec "$0" "$@"' "$msp" server -c "$pp0" -p "$shift" >"$tmp/fd" 2>&1 &
     fdpid=$!
-    listening "$sport" && kill -0 "$fdpid" 2>/dev/null && break
+    wait_pid_listens "$fdpid" "$sport" && break
     stop "$fdpid"
 done
 pids+=("$fdpid")
@@ -341,7 +333,7 @@ wks=$bpid
 "$msp" middlebox -c "$pp1" -a -p "$shift" --workers 2 --log-format json >"$tmp/wkm" 2>&1 &
 wkm=$!
 pids+=("$wkm")
-listening $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/wkm")"
+wait_pid_listens "$wkm" $((10401 + shift)) || bad "the middlebox did not start: $(cat "$tmp/wkm")"
 cpids=()
 for i in $(seq 16); do
     timeout 60 "$msp" client -c "$pp1c" -p "$shift" >/dev/null 2>&1 &

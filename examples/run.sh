@@ -45,18 +45,19 @@ run 2 "$tmp/profile_check" "$tmp/missing.ucl"
 # ---- TLMSP client against msp server ----
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/server-key.pem" -out "$tmp/server-cert.pem" -days 2 \
     -subj "/CN=server" >/dev/null 2>&1
-shift_by=$((20000 + $$ % 20000))
+# The port from free_shift (below the ephemeral range, free now), and the client starts only once the server
+# itself listens there: a fixed 5 s of polling with a port in the ephemeral range failed CI once.
+shift_by=$(free_shift)
 cp "$here/../data/tlmsp/pingpong.ucl" "$tmp/pp.ucl"
 "$msp" server -c "$tmp/pp.ucl" -p "$shift_by" >"$tmp/srv" 2>&1 &
-pids+=($!)
+srv_pid=$!
+pids+=($srv_pid)
 port=$((10455 + shift_by))
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
+if wait_pid_listens "$srv_pid" "$port"; then ok; else bad "msp server is not listening on $port: $(tail -c 400 "$tmp/srv")"; fi
 run 0 timeout 20 "$tmp/tlmsp_client" 127.0.0.1 "$port" "tlmsp://localhost:$port" 1 client-ping
 has "$tmp/out" "^context 1: server-pong$"
-run 1 timeout 20 "$tmp/tlmsp_client" 127.0.0.1 "$((port + 1))" "tlmsp://localhost:$port" 1 client-ping
+closed=$(free_port)
+run 1 timeout 20 "$tmp/tlmsp_client" 127.0.0.1 "$closed" "tlmsp://localhost:$port" 1 client-ping
 has "$tmp/err" "cannot connect"
 
 # ---- ETS: capture to plaintext ----

@@ -13,8 +13,9 @@ has() { if grep -qE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 60
 exited() { if [ "$2" -eq "$1" ]; then ok; else bad "exited $2, expected $1: $(tail -c 400 "$3")"; fi; }
 lines() { local n; n=$(wc -l <"$1"); if [ "$n" -eq "$2" ]; then ok; else bad "$1 has $n lines, expected $2: $(head -c 400 "$1")"; fi; }
 
-# A port shift of our own, so that parallel runs do not collide.
-shift_by=$((20000 + $$ % 20000))
+# A port shift of our own (free_shift: free now, and below the ephemeral range, where a client's source port
+# could hold one of ours), so that parallel runs do not collide.
+shift_by=$(free_shift)
 
 # ---- help and usage ----
 for c in client server middlebox demo; do

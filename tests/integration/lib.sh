@@ -89,7 +89,7 @@ free_port() {
     done
 }
 
-# free_shift: a port shift (-p) that puts a TLMSP configuration's middlebox (10401) and server (10455) on free ports
+# free_shift: a port shift (-p) that puts a TLMSP configuration's middleboxes (10401, 10402) and server (10455) on free ports
 # from port_candidate.
 free_shift() {
     local s
@@ -97,7 +97,7 @@ free_shift() {
         s=$(($(port_candidate) - 10455))
         if python3 -c 'import socket,sys
 for p in sys.argv[1:]:
-    socket.socket().bind(("127.0.0.1", int(p)))' $((10401 + s)) $((10455 + s)) 2>/dev/null; then
+    socket.socket().bind(("127.0.0.1", int(p)))' $((10401 + s)) $((10402 + s)) $((10455 + s)) 2>/dev/null; then
             echo "$s"
             return
         fi

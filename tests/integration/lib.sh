@@ -23,6 +23,17 @@ run() {
     if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
 }
 
+# eventually FILE REGEX: a check that FILE (a log a background process is still writing) comes to hold a line
+# matching REGEX within 10 s, in place of a fixed sleep before reading it, which a loaded machine overran
+eventually() {
+    for _ in $(seq 100); do
+        if grep -qE -- "$2" "$1" 2>/dev/null; then ok; return 0; fi
+        sleep 0.1
+    done
+    bad "$1 lacks /$2/ after 10 s: $(tail -c 600 "$1" 2>/dev/null)"
+    return 1
+}
+
 # section NAME: names the checks that follow, up to the next section or finish; each ends with a line in
 # cmocka's format, "[       OK ] NAME" or "[  FAILED  ] NAME", so that a profile's evidence "SCRIPT:NAME" can
 # name it (msp framework conform). Scripts without sections print no such lines.

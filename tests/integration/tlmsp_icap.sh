@@ -141,12 +141,19 @@ run 1 timeout 20 "$msp" middlebox -c base.ucl -t mbox1 -p "$shift_by" --icap "ic
 has "$tmp/err" "^msp middlebox: --icap: icap://127.0.0.1:$dead/avscan: cannot connect"
 
 # ---- server and middlebox ----
+# serving SHIFT SRV_PID SRV_LOG MB_PID MB_LOG: the server and the middlebox each listen on their own port (a check),
+# before any client starts
+serving() {
+    if wait_pid_listens "$2" $((10455 + $1)); then ok; else bad "msp server is not listening: $(tail -c 400 "$3")"; fi
+    if wait_pid_listens "$4" $((10401 + $1)); then ok; else bad "msp middlebox is not listening: $(tail -c 400 "$5")"; fi
+}
 "$msp" server -c base.ucl -p "$shift_by" -r -P >srv.log 2>&1 &
-pids+=($!)
+srv_pid=$!
+pids+=("$srv_pid")
 "$msp" middlebox -c base.ucl -t mbox1 -p "$shift_by" --icap "$url" >mb.log 2>&1 &
 mb_pid=$!
 pids+=("$mb_pid")
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((10401 + shift_by))") 2>/dev/null && break; sleep 0.1; done
+serving "$shift_by" "$srv_pid" srv.log "$mb_pid" mb.log
 
 # client NAME FUNCTIONS: runs a client with these activities; its output in NAME.log, its status in $st
 client() {
@@ -165,8 +172,7 @@ has srv.log "srv-clean matched $clean_len bytes"
 client eicar_ro "send-eicar-ro"
 exited 1 $st eicar_ro.log
 has eicar_ro.log "fatal alert access_denied \\(49\\)"
-sleep 0.3
-has mb.log "mbox1: 127.0.0.1:[0-9]+ -> 127.0.0.1:$((10455 + shift_by)): blocked client->server data in context 1: ICAP 200 HTTP 403, X-Infection-Found: .*Threat=(eicar.com|msp-eicar-body).UNOFFICIAL.* from icap://"
+eventually mb.log "mbox1: 127.0.0.1:[0-9]+ -> 127.0.0.1:$((10455 + shift_by)): blocked client->server data in context 1: ICAP 200 HTTP 403, X-Infection-Found: .*Threat=(eicar.com|msp-eicar-body).UNOFFICIAL.* from icap://"
 hasnt srv.log "srv-eicar matched"
 has srv.log "fatal alert access_denied"
 
@@ -174,8 +180,7 @@ has srv.log "fatal alert access_denied"
 client down_ro "ask-ro"
 exited 1 $st down_ro.log
 has down_ro.log "fatal alert access_denied \\(49\\)"
-sleep 0.3
-has mb.log "blocked server->client data in context 1: ICAP 200 HTTP 403, X-Infection-Found: .*Threat=(eicar.com|msp-eicar-body).UNOFFICIAL"
+eventually mb.log "blocked server->client data in context 1: ICAP 200 HTTP 403, X-Infection-Found: .*Threat=(eicar.com|msp-eicar-body).UNOFFICIAL"
 hasnt down_ro.log "EICAR"
 
 # EICAR toward the server in the writable context: the client gets the service's page, from the middlebox
@@ -197,8 +202,7 @@ cat eicar.com >>big.bin
 client big "send-big"
 exited 1 $st big.log
 has big.log "fatal alert access_denied \\(49\\)"
-sleep 0.3
-has mb.log "client->server data over 1048576 bytes \\(or 1024 containers\\) without a pause: scanned in parts"
+eventually mb.log "client->server data over 1048576 bytes \\(or 1024 containers\\) without a pause: scanned in parts"
 has mb.log "blocked client->server data in context 1: ICAP 200 HTTP 403"
 hasnt srv.log "srv-eicar matched"
 
@@ -248,10 +252,12 @@ EOF
 sed 's/CLIENT/got-fine/' http.tmpl >http.ucl
 hshift=$(free_shift)
 "$msp" server -c http.ucl -p "$hshift" -P >hsrv.log 2>&1 &
-pids+=($!)
+hsrv_pid=$!
+pids+=("$hsrv_pid")
 "$msp" middlebox -c http.ucl -t mbox1 -p "$hshift" --icap "$url" >hmb.log 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((10401 + hshift))") 2>/dev/null && break; sleep 0.1; done
+hmb_pid=$!
+pids+=("$hmb_pid")
+serving "$hshift" "$hsrv_pid" hsrv.log "$hmb_pid" hmb.log
 sed 's/CLIENT/post-clean, got-fine/' http.tmpl >hclean.ucl
 timeout 20 "$msp" client -c hclean.ucl -p "$hshift" -P >hclean.log 2>&1
 exited 0 $? hclean.log
@@ -265,8 +271,7 @@ has heicar.log "got-403 matched 13 bytes in context 3"
 has heicar.log "got-length matched 16 bytes in context 3"
 has heicar.log "got-page matched 11 bytes in context 4"
 hasnt hsrv.log "srv-eicar matched"
-sleep 0.3
-has hmb.log "client->server data in context 3 replaced by the ICAP answer \\([0-9]+ bytes, X-Infection-Found: .*Threat="
+eventually hmb.log "client->server data in context 3 replaced by the ICAP answer \\([0-9]+ bytes, X-Infection-Found: .*Threat="
 
 # ---- stream mode, real applications: curl -> msp client --accept -> middlebox --icap -> msp server --forward -> nginx
 if command -v nginx >/dev/null && command -v curl >/dev/null; then
@@ -329,14 +334,12 @@ EOF
     code=$(curl -sS --max-time 20 -o got-up -w '%{http_code}' --data-binary @eicar.com "http://127.0.0.1:$a_port/up")
     if [ "$code" = 403 ]; then ok; else bad "stream: an EICAR upload answered $code, expected the service's 403"; fi
     has got-up "VIRUS FOUND"
-    sleep 0.3
-    has rw-mb.log "server->client data in context 1 replaced by the ICAP answer"
+    eventually rw-mb.log "server->client data in context 1 replaced by the ICAP answer"
     has rw-mb.log "client->server data in context 1 replaced by the ICAP answer .*sent back to the client"
     gateway ro r
     curl -sS --max-time 20 -o got-ro "http://127.0.0.1:$a_port/eicar.txt" >curl-ro.log 2>&1
     if grep -q EICAR got-ro 2>/dev/null; then bad "stream: EICAR passed a read-only middlebox"; else ok; fi
-    sleep 0.3
-    has ro-mb.log "blocked server->client data in context 1: ICAP 200 HTTP 403"
+    eventually ro-mb.log "blocked server->client data in context 1: ICAP 200 HTTP 403"
     curl -sS --max-time 20 -o got-ro-clean "http://127.0.0.1:$a_port/clean.txt"
     if cmp -s got-ro-clean www/clean.txt; then ok; else bad "stream: clean.txt differs after a read-only middlebox"; fi
 else
@@ -349,8 +352,7 @@ wait "$icap_pid" 2>/dev/null
 client gone "send-clean, got-clean"
 exited 1 $st gone.log
 has gone.log "fatal alert internal_error"
-sleep 0.3
-has mb.log "ICAP: icap://127.0.0.1:$icap_port/.*cannot connect.*session ended \\(fail closed\\)"
+eventually mb.log "ICAP: icap://127.0.0.1:$icap_port/.*cannot connect.*session ended \\(fail closed\\)"
 hasnt gone.log "got-clean matched"
 
 [ -n "${KEEP:-}" ] && cp -r "$tmp" "$KEEP"

@@ -52,11 +52,13 @@ run 2 "$msp" middlebox -c mb.ucl -t mbox1 --out-pcap "$tmp/no/such/dir/x.pcap"
 has "$tmp/err" "^msp middlebox: --out-pcap: "
 
 "$msp" server -c mb.ucl -p "$shift_by" -r >srv.log 2>&1 &
-pids+=($!)
+srv_pid=$!
+pids+=("$srv_pid")
 "$msp" middlebox -c mb.ucl -t mbox1 -p "$shift_by" --out-pcap "$tmp/mb.pcap" >mb.log 2>&1 &
 mb_pid=$!
 pids+=("$mb_pid")
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((10401 + shift_by))") 2>/dev/null && break; sleep 0.1; done
+if wait_pid_listens "$srv_pid" $((10455 + shift_by)); then ok; else bad "msp server is not listening: $(tail -c 400 srv.log)"; fi
+if wait_pid_listens "$mb_pid" $((10401 + shift_by)); then ok; else bad "msp middlebox is not listening: $(tail -c 400 mb.log)"; fi
 for round in 1 2; do
     timeout 20 "$msp" client -c mb.ucl -p "$shift_by" >"cli$round.log" 2>&1
     st=$?

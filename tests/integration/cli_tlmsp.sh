@@ -176,7 +176,7 @@ while True:
 PY
     python3 "$tmp/dns.py" "$tmp/dns.log" "$tmp/dns.release" &
     pids+=($!)
-    for _ in $(seq 50); do grep -q listening "$tmp/dns.log" 2>/dev/null && break; sleep 0.1; done
+    waitfor "$tmp/dns.log" listening
     if grep -q listening "$tmp/dns.log" 2>/dev/null; then
         stub=yes
         echo "nameserver 127.0.0.83" >"$tmp/resolv.conf"
@@ -191,7 +191,7 @@ wait_listening "${pids[@]: -2}"
 timeout 10 "$msp" client -c "$tmp/pp1bad.ucl" -p "$shift_by" >"$tmp/ncli-bad" 2>&1 &
 bad_pid=$!
 if [ $stub = yes ]; then
-    for _ in $(seq 50); do grep -q query "$tmp/dns.log" && break; sleep 0.1; done
+    waitfor "$tmp/dns.log" query
     has "$tmp/dns.log" "query"
 fi
 timeout 8 "$msp" client -c "$tmp/pp1c.ucl" -p "$shift_by" -P >"$tmp/ncli" 2>&1
@@ -265,7 +265,7 @@ wait_listening "${pids[@]: -2}"
 timeout 8 "$msp" client -c "$tmp/split.ucl" -p "$shift_by" -P >"$tmp/scli" 2>&1
 exited 0 $? "$tmp/scli"
 # the middlebox's log line may trail the data it concerns by a loop turn: give it a moment before looking
-for _ in $(seq 50); do grep -q "mbox-ping matched" "$tmp/smb" && break; sleep 0.1; done
+waitfor "$tmp/smb" "mbox-ping matched"
 has "$tmp/smb" "mbox-ping matched 4 bytes in context 1: \"ping\""
 has "$tmp/ssrv" "server-pong matched 4 bytes in context 1: \"PING\""
 has "$tmp/scli" "client-sees-pong matched 11 bytes in context 1: \"server-pong\""

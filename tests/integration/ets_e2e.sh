@@ -236,7 +236,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout pla
 openssl s_server -accept "127.0.0.1:$((www_port + 1))" -tls1_3 -cert plain.crt -key plain.key -www \
     >plainsrv.log 2>&1 </dev/null &
 pids+=($!)
-for _ in $(seq 50); do grep -q ACCEPT plainsrv.log && break; sleep 0.1; done
+waitfor plainsrv.log ACCEPT
 run 0 "$msp" ets probe "127.0.0.1:$((www_port + 1))" --refuse-ets --format json
 has "$tmp/out" '"static_key_share":false'
 

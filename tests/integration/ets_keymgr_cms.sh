@@ -158,7 +158,7 @@ s_server www.log ets.cnf X25519:P-256 -cert ets.crt -key ets.key -www
 dumpcap -q -i lo -f "tcp port $port" -w cap.pcapng >dumpcap.log 2>&1 &
 cap_pid=$!
 pids+=($cap_pid)
-for _ in $(seq 100); do grep -q "Capturing on" dumpcap.log 2>/dev/null && break; sleep 0.1; done
+waitfor dumpcap.log "Capturing on"
 for g in X25519 P-256; do
     (printf 'GET /cms-%s HTTP/1.0\r\n\r\n' $g; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$port" \
         -servername ets.test -CAfile ca.pem -groups $g -ign_eof >s_client.out 2>&1 || true

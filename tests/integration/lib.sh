@@ -23,15 +23,19 @@ run() {
     if [ "$got" -eq "$want" ]; then ok; else bad "$* exited $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
 }
 
-# eventually FILE REGEX: a check that FILE (a log a background process is still writing) comes to hold a line
-# matching REGEX within 10 s, in place of a fixed sleep before reading it, which a loaded machine overran
-eventually() {
-    for _ in $(seq 100); do
-        if grep -qE -- "$2" "$1" 2>/dev/null; then ok; return 0; fi
+# waitfor FILE REGEX [N]: until N (1) lines of FILE (a log a background process is still writing) match REGEX, at
+# most 60 s; 1 if they never do. In place of a fixed sleep before reading a log, which a loaded machine overran.
+waitfor() {
+    for _ in $(seq 600); do
+        [ "$(grep -caE -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
         sleep 0.1
     done
-    bad "$1 lacks /$2/ after 10 s: $(tail -c 600 "$1" 2>/dev/null)"
     return 1
+}
+
+# eventually FILE REGEX: waitfor as a check
+eventually() {
+    if waitfor "$1" "$2"; then ok; else bad "$1 lacks /$2/ after 60 s: $(tail -c 600 "$1" 2>/dev/null)"; fi
 }
 
 # section NAME: names the checks that follow, up to the next section or finish; each ends with a line in

@@ -94,7 +94,7 @@ chain() {
     has "$tmp/srv.log" "server-pong matched $((4 + k)) bytes in context 1: \"ping$pings\""
     for i in $(seq "$k"); do
         # a middlebox's log line may trail the data by a loop turn
-        for _ in $(seq 50); do grep -q "mbox$i-pong matched" "$tmp/mb$i.log" && break; sleep 0.1; done
+        waitfor "$tmp/mb$i.log" "mbox$i-pong matched"
         has "$tmp/mb$i.log" "handshake complete"
         has "$tmp/mb$i.log" "mbox$i-ping matched $((3 + i)) bytes"
         has "$tmp/mb$i.log" "mbox$i-pong matched $((4 + k - i)) bytes"
@@ -158,7 +158,7 @@ fan() {
         n=$(count "$tmp/srv-${servers[i]}.log" "server-pong matched 4 bytes")
         if [ "$n" -eq 2 ]; then ok; else bad "server ${servers[i]} answered $n clients, expected 2"; fi
     done
-    for _ in $(seq 50); do [ "$(count "$tmp/mb.log" "mbox-saw-ping matched")" -ge 6 ] && break; sleep 0.1; done
+    waitfor "$tmp/mb.log" "mbox-saw-ping matched" 6
     n=$(count "$tmp/mb.log" "handshake complete")
     if [ "$n" -eq 6 ]; then ok; else bad "the middlebox completed $n handshakes, expected 6: $(head -c 600 "$tmp/mb.log")"; fi
     n=$(count "$tmp/mb.log" "mbox-saw-ping matched 4 bytes")

@@ -17,14 +17,6 @@ count() {
     n=$(grep -cE -- "$2" "$1")
     if [ "$n" -eq "$3" ]; then ok; else bad "$1 has $n lines /$2/, expected $3: $(tail -c 600 "$1")"; fi
 }
-# waitfor FILE RE [N]: until N (1) lines of FILE match RE, at most 60 s; 1 if they never do
-waitfor() {
-    for _ in $(seq 600); do
-        [ "$(grep -cE -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 exited() { if [ "$2" -eq "$1" ]; then ok; else bad "exited $2, expected $1: $(tail -c 400 "$3")"; fi; }
 for t in ss openssl timeout; do
     command -v $t >/dev/null || { bad "$t is missing (scripts/deps.sh)"; finish tlmsp_ops; exit 1; }

@@ -11,7 +11,6 @@ tmp=$(mktemp -d)
 cd "$tmp" || exit 1
 has() { if grep -aqE -- "$2" "$1"; then ok; else bad "$1 lacks /$2/: $(head -c 800 "$1")"; fi; }
 same() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
-waitfor() { for _ in $(seq 100); do grep -aqE -- "$2" "$1" && return 0; sleep 0.1; done; return 1; }
 
 for tool in python3 openssl ss; do
     command -v "$tool" >/dev/null || { bad "$tool is not installed (scripts/deps.sh)"; finish tlmsp_stream_ops; exit; }

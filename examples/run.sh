@@ -53,7 +53,7 @@ cp "$here/../data/tlmsp/pingpong.ucl" "$tmp/pp.ucl"
 srv_pid=$!
 pids+=($srv_pid)
 port=$((10455 + shift_by))
-if wait_pid_listens "$srv_pid" "$port"; then ok; else bad "msp server is not listening on $port: $(tail -c 400 "$tmp/srv")"; fi
+wait_listen "$port" "$srv_pid" "msp server" "$tmp/srv"
 run 0 timeout 20 "$tmp/tlmsp_client" 127.0.0.1 "$port" "tlmsp://localhost:$port" 1 client-ping
 has "$tmp/out" "^context 1: server-pong$"
 closed=$(free_port)

@@ -154,14 +154,10 @@ wait_listening() {
     done
 }
 
-# wait_listen PORT PID NAME LOG: until something listens on PORT (ok), the process PID staying alive meanwhile;
-# else a failure quoting the end of LOG
+# wait_listen PORT PID NAME LOG: wait_pid_listens PID PORT as a check: PID (or its child) owns PORT (ok), else a
+# failure quoting the end of LOG
 wait_listen() {
-    for _ in $(seq 100); do
-        if [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; then ok; return 0; fi
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
+    if wait_pid_listens "$2" "$1"; then ok; return 0; fi
     bad "$3 is not listening on $1: $(tail -c 400 "$4")"
     return 1
 }

@@ -144,8 +144,8 @@ has "$tmp/err" "^msp middlebox: --icap: icap://127.0.0.1:$dead/avscan: cannot co
 # serving SHIFT SRV_PID SRV_LOG MB_PID MB_LOG: the server and the middlebox each listen on their own port (a check),
 # before any client starts
 serving() {
-    if wait_pid_listens "$2" $((10455 + $1)); then ok; else bad "msp server is not listening: $(tail -c 400 "$3")"; fi
-    if wait_pid_listens "$4" $((10401 + $1)); then ok; else bad "msp middlebox is not listening: $(tail -c 400 "$5")"; fi
+    wait_listen $((10455 + $1)) "$2" "msp server" "$3"
+    wait_listen $((10401 + $1)) "$4" "msp middlebox" "$5"
 }
 "$msp" server -c base.ucl -p "$shift_by" -r -P >srv.log 2>&1 &
 srv_pid=$!

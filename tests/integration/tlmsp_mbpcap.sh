@@ -57,8 +57,8 @@ pids+=("$srv_pid")
 "$msp" middlebox -c mb.ucl -t mbox1 -p "$shift_by" --out-pcap "$tmp/mb.pcap" >mb.log 2>&1 &
 mb_pid=$!
 pids+=("$mb_pid")
-if wait_pid_listens "$srv_pid" $((10455 + shift_by)); then ok; else bad "msp server is not listening: $(tail -c 400 srv.log)"; fi
-if wait_pid_listens "$mb_pid" $((10401 + shift_by)); then ok; else bad "msp middlebox is not listening: $(tail -c 400 mb.log)"; fi
+wait_listen $((10455 + shift_by)) "$srv_pid" "msp server" srv.log
+wait_listen $((10401 + shift_by)) "$mb_pid" "msp middlebox" mb.log
 for round in 1 2; do
     timeout 20 "$msp" client -c mb.ucl -p "$shift_by" >"cli$round.log" 2>&1
     st=$?
